@@ -1,0 +1,57 @@
+"""Errors of our own, each saying what is wrong and what to do about it.
+
+Every error the workbench raises on bad input is a :class:`WorkbenchError`. It carries two
+parts: ``problem`` (what was found, naming the file, column, gene or pair) and ``fix``
+(what the user can do). ``str(err)`` joins them so that a traceback reads as advice.
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class: a problem with the user's input or Study, and how to fix it."""
+
+    def __init__(self, problem: str, fix: str | None = None):
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem if not fix else f"{problem}\n  How to fix: {fix}")
+
+
+class StudyNotFoundError(WorkbenchError):
+    """The path is not a Study (no ``study.json``) or does not exist."""
+
+
+class SchemaVersionError(WorkbenchError):
+    """The Study was written by a newer workbench than this one."""
+
+
+class StudyCorruptError(WorkbenchError):
+    """``study.json`` or an artefact cannot be read (truncated, corrupted, half-written)."""
+
+
+class ValidationError(WorkbenchError):
+    """Data that can be read but breaks the Study contract (columns, dtypes, NaNs, controls)."""
+
+
+class MissingArtefactError(WorkbenchError):
+    """A step needs an artefact that the Study does not hold yet; ``fix`` names the step."""
+
+
+class InputFormatError(WorkbenchError):
+    """A file given to a reader is not in the format the reader expects."""
+
+
+class UnknownGeneError(ValidationError):
+    """A gene or perturbation name that the data does not contain."""
+
+
+__all__ = [
+    "WorkbenchError",
+    "StudyNotFoundError",
+    "SchemaVersionError",
+    "StudyCorruptError",
+    "ValidationError",
+    "MissingArtefactError",
+    "InputFormatError",
+    "UnknownGeneError",
+]
