@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import sys
 
 #: Subcommands in the order ``workbench --help`` lists them. A module that is not present
@@ -20,9 +21,15 @@ COMMANDS = [
 ]
 
 
+def module_name(command: str) -> str:
+    """``plan-pairs`` -> ``workbench.commands.plan_pairs``; ``import`` -> ``...import_``."""
+    name = command.replace("-", "_")
+    return f"workbench.commands.{name}_" if keyword.iskeyword(name) else f"workbench.commands.{name}"
+
+
 def _module(name: str):
     try:
-        return importlib.import_module(f"workbench.commands.{name.replace('-', '_')}")
+        return importlib.import_module(module_name(name))
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("workbench.commands"):
             return None
