@@ -1,0 +1,463 @@
+"""Do two perturbations interact? Disjointness and separability tests, batched over pairs.
+
+The setting (Xu et al. 2024, "Automated Discovery of Pairwise Interactions from
+Unstructured Data", arXiv 2409.07594): for a pair of perturbations A and B we hold samples
+of four conditions, control (P0), A (Pa), B (Pb) and the double A+B (Pab), as embeddings
+x in R^d. Two null hypotheses say "no interaction" in two different ways:
+
+**Disjointness.** A and B act on disjoint parts of the observation (different coordinates
+or groups of coordinates). For a kernel that is *additive over those parts* the kernel mean
+embeddings then satisfy ``mu(Pab) + mu(P0) = mu(Pa) + mu(Pb)``, i.e. the mixture
+``(Pab + P0)/2`` equals the mixture ``(Pa + Pb)/2``. :func:`disjointness_test` tests this as
+an ordinary two-sample test between the pooled sample ``{x_ab} U {x_0}`` and the pooled
+sample ``{x_a} U {x_b}`` with the unbiased MMD^2 statistic (Gretton et al. 2012), calibrated
+by permuting the pooled labels. The kernel is part of the null hypothesis: with
+``kernel="additive_rbf"`` (a sum of one Gaussian kernel per part, by default one part per
+coordinate) the test rejects when effects share coordinates, even if they add up there;
+with ``kernel="linear"`` only the means enter, and the test becomes an additivity-in-the-
+mean test that is invariant to rotations of the embedding.
+
+**Separability.** A and B act on disjoint sets of independent latent variables. Then the
+density ratios to control multiply, ``r_ab = r_a * r_b``, so the KL divergences to control
+add: ``KL(Pab||P0) = KL(Pa||P0) + KL(Pb||P0)``. :func:`separability_score` estimates each KL
+from a density ratio learned by a probabilistic classifier (logistic regression on
+quadratic features, so that the log-ratio of two diagonal Gaussians is in the model class),
+with the *same* estimator and sample sizes for every term, cross-fitted (train on one half,
+average the logit on the other), and bootstrap standard errors.
+
+Where our version differs from the paper (whose method section we could not read; see
+``notes/methods-core.md`` section 3):
+
+- Sample sizes: every condition is subsampled to one common ``n`` per pair *before* testing
+  (:func:`equalize_groups`), so the pooled groups have equal sizes 2n and 2n; we never pool
+  unequal groups silently.
+- Bandwidths are chosen on a *reference* sample (by default the controls pooled over all
+  tested pairs), never on the tested pair itself: per-part median heuristic.
+- One set of permutations is shared by all pairs of a call. Each pair's p-value is an exact
+  permutation p-value; p-values of different pairs are then positively dependent, under
+  which Benjamini-Hochberg still controls the FDR.
+- Separability bias correction: classifier-based KL estimates are biased, and the bias of
+  ``KL_ab - KL_a - KL_b`` does not cancel (one positive term, two negative). We add a fourth
+  term, the KL of a held-out control half against the reference control half (true value 0),
+  so that the score ``S = KL_ab + KL_00 - KL_a - KL_b`` is balanced. Interval and p-value of
+  the score use a normal approximation with the bootstrap standard error (S +- 1.96 se;
+  p = 2 Phi(-|S|/se)); the paper treats S as a graded score. Classifier KL estimates are
+  noisy at small n: treat the separability p-value as approximate (see the tests for its
+  measured false-positive rate) and the disjointness p-value as exact.
+- Both tests run in torch on many pairs at once ("auto" device), chunked over pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.models._device import resolve_device, to_numpy
+
+__all__ = [
+    "InteractionTestResult",
+    "equalize_groups",
+    "disjointness_test",
+    "separability_score",
+    "benjamini_hochberg",
+    "interaction_shift",
+]
+
+
+@dataclass
+class InteractionTestResult:
+    """Per-pair outcome of one test; arrays have one entry per pair.
+
+    Attributes
+    ----------
+    test : "disjointness" or "separability".
+    statistic : the test statistic (unbiased MMD^2, or the separability score S).
+    p_value : permutation (disjointness) or bootstrap (separability) p-value.
+    effect_size : statistic divided by the spread of its null (disjointness: permutation
+        standard deviation; separability: bootstrap standard error).
+    ci_low, ci_high : 95% interval (separability: bootstrap percentiles; disjointness: NaN).
+    terms : extra per-pair arrays (e.g. the four KL estimates).
+    params : kernel, bandwidth rule and bandwidths, sample sizes, permutations, seed.
+    """
+
+    test: str
+    statistic: np.ndarray
+    p_value: np.ndarray
+    effect_size: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    terms: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- helpers
+def equalize_groups(groups: list[dict[str, np.ndarray]], n: int | None = None, *,
+                    seed: int = 0, need: dict[str, int] | None = None,
+                    names: list[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """Subsample every condition of every pair to one common size and stack them.
+
+    Parameters
+    ----------
+    groups : one dict per pair mapping condition name ("ctrl", "a", "b", "ab") to an
+        ``(n_i, d)`` array.
+    n : the common size; default the smallest group size over all pairs, divided by the
+        multiplier in ``need`` (e.g. ``need={"ctrl": 2}`` asks for 2n controls).
+    need : multiplier of n per condition (default 1 each).
+    names : pair names, used in the error when a group is too small.
+
+    Returns
+    -------
+    stacked : condition -> ``(P, k*n, d)`` float32 array.
+    n : the common size used.
+    """
+    need = need or {}
+    rng = np.random.default_rng(seed)
+    names = names or [f"pair {i}" for i in range(len(groups))]
+    if n is None:
+        n = min(len(g[c]) // need.get(c, 1) for g in groups for c in g)
+    out: dict[str, list] = {c: [] for c in groups[0]}
+    for name, g in zip(names, groups):
+        for c, x in g.items():
+            k = need.get(c, 1) * n
+            if len(x) < k:
+                raise ValueError(f"{name}: condition {c!r} has {len(x)} samples, needs {k}")
+            out[c].append(np.asarray(x, np.float32)[rng.choice(len(x), k, replace=False)])
+    return {c: np.stack(v) for c, v in out.items()}, int(n)
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values) for a vector of p-values.
+
+    NaNs are ignored and stay NaN. q_(i) = min_{j>=i} p_(j) m / j, capped at 1.
+    """
+    p = np.asarray(p, float)
+    q = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return q
+    pv = p[ok]
+    order = np.argsort(pv)
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    qv = np.empty(m)
+    qv[order] = np.minimum(ranked, 1.0)
+    q[ok] = qv
+    return q
+
+
+def interaction_shift(ctrl: np.ndarray, a: np.ndarray, b: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Mean-embedding interaction ``mean(ab) + mean(ctrl) - mean(a) - mean(b)`` per pair.
+
+    Inputs are ``(P, n, d)``; returns ``(P, d)``. Zero in expectation when the effects of A
+    and B add up in the mean (linear-kernel version of the disjointness identity).
+    """
+    return ab.mean(1) + ctrl.mean(1) - a.mean(1) - b.mean(1)
+
+
+def _as_tensor(x, device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, np.float32), device=device)
+
+
+def _parts_matrix(d: int, parts) -> np.ndarray:
+    """(d, n_parts) 0/1 assignment of coordinates to the disjoint parts of the kernel."""
+    if parts is None:
+        return np.eye(d, dtype=np.float32)
+    if isinstance(parts, int):
+        labels = np.arange(d) * parts // d
+    else:
+        labels = np.asarray(parts)
+        if labels.shape != (d,):
+            raise ValueError(f"parts must label each of the {d} coordinates, got {labels.shape}")
+    uniq = np.unique(labels)
+    return (labels[:, None] == uniq[None, :]).astype(np.float32)
+
+
+def median_bandwidths(reference: np.ndarray, assign: np.ndarray, max_n: int = 2000,
+                      seed: int = 0) -> np.ndarray:
+    """Median heuristic per part: sigma_p^2 = median squared distance within part p / 2."""
+    ref = np.asarray(reference, np.float32)
+    if len(ref) > max_n:
+        ref = ref[np.random.default_rng(seed).choice(len(ref), max_n, replace=False)]
+    i, j = np.triu_indices(len(ref), 1)
+    if len(i) > 200_000:
+        sel = np.random.default_rng(seed).choice(len(i), 200_000, replace=False)
+        i, j = i[sel], j[sel]
+    sq = ((ref[i] - ref[j]) ** 2) @ assign  # (pairs, parts)
+    med = np.median(sq, axis=0)
+    med[med <= 0] = 1.0
+    return (med / 2.0).astype(np.float32)
+
+
+def _gram(z: torch.Tensor, kernel: str, assign: torch.Tensor | None,
+          sigma2: torch.Tensor | None) -> torch.Tensor:
+    """Gram matrices (c, N, N) of pooled samples z (c, N, d)."""
+    if kernel == "linear":
+        return z @ z.transpose(1, 2) / z.shape[-1]
+    if kernel == "rbf":
+        d2 = torch.cdist(z, z).pow(2)
+        return torch.exp(-d2 / (2 * sigma2))
+    # additive over parts: sum_p exp(-||x_p - y_p||^2 / (2 sigma_p^2)) / n_parts
+    diff2 = (z[:, :, None, :] - z[:, None, :, :]).pow(2)  # (c, N, N, d)
+    per_part = diff2 @ assign  # (c, N, N, parts)
+    return torch.exp(-per_part / (2 * sigma2)).mean(-1)
+
+
+def _mmd_from_indicators(k0: torch.Tensor, u: torch.Tensor, m: int) -> torch.Tensor:
+    """Unbiased MMD^2 for each pair (c) and labelling (B) given zero-diagonal Gram k0.
+
+    ``u`` (B, N) marks group X with 1 (m ones); group Y is the rest (also m).
+    """
+    total = k0.sum((1, 2))  # (c,)
+    rows = k0.sum(2)  # (c, N)
+    ku = torch.einsum("cij,bj->cbi", k0, u)  # (c, B, N)
+    uku = (ku * u[None]).sum(-1)  # (c, B)
+    ur = rows @ u.T  # (c, B)
+    vkv = total[:, None] - 2 * ur + uku
+    ukv = ur - uku
+    return (uku + vkv) / (m * (m - 1)) - 2 * ukv / (m * m)
+
+
+# ---------------------------------------------------------------------------- disjointness
+def disjointness_test(ctrl, a, b, ab, *, kernel: str = "additive_rbf", parts=None,
+                      reference=None, n_permutations: int = 1000, seed: int = 0,
+                      device: str = "auto", chunk_pairs: int | None = None) -> InteractionTestResult:
+    """Kernel two-sample test of ``{ab, ctrl}`` pooled against ``{a, b}`` pooled, per pair.
+
+    Parameters
+    ----------
+    ctrl, a, b, ab : ``(P, n, d)`` arrays, the same ``n`` for all four (use
+        :func:`equalize_groups`). Controls should come from the batches of the pair.
+    kernel : "additive_rbf" (sum of Gaussian kernels, one per part; valid null for effects
+        on disjoint parts), "linear" (mean additivity; rotation invariant), or "rbf" (one
+        Gaussian on the whole vector: *not* additive, so the null need not hold even for
+        disjoint effects; offered for comparison only).
+    parts : None (one part per coordinate), an int (that many contiguous blocks) or a label
+        per coordinate.
+    reference : samples for the bandwidth (median heuristic per part), held out from the
+        tests; default the controls of all pairs pooled.
+    n_permutations : number of random relabellings of the pooled sample.
+
+    Returns
+    -------
+    InteractionTestResult with ``statistic`` the unbiased MMD^2 (``D_ab = 4 MMD^2`` is the
+    squared norm of ``mu_ab + mu_0 - mu_a - mu_b``), exact permutation p-values
+    ``(1 + #{T_perm >= T}) / (1 + B)`` and ``effect_size = (T - mean_null) / sd_null``.
+    """
+    if kernel not in ("additive_rbf", "linear", "rbf"):
+        raise ValueError(f"unknown kernel {kernel!r}; use 'additive_rbf', 'linear' or 'rbf'")
+    ctrl, a, b, ab = (np.asarray(x, np.float32) for x in (ctrl, a, b, ab))
+    shapes = {x.shape for x in (ctrl, a, b, ab)}
+    if len(shapes) != 1 or ctrl.ndim != 3:
+        raise ValueError(f"ctrl, a, b, ab must share one (pairs, n, d) shape, got {shapes}")
+    n_pairs, n, d = ctrl.shape
+    if n < 2:
+        raise ValueError(f"the test needs at least 2 samples per condition, got {n}")
+    dev = resolve_device(device)
+    m = 2 * n
+    big_n = 4 * n
+    assign = _parts_matrix(d, parts)
+    ref = ctrl.reshape(-1, d) if reference is None else np.asarray(reference, np.float32)
+    if kernel == "additive_rbf":
+        sig = median_bandwidths(ref, assign, seed=seed)
+    elif kernel == "rbf":
+        sig = median_bandwidths(ref, np.ones((d, 1), np.float32), seed=seed)
+    else:
+        sig = np.zeros(0, np.float32)
+    assign_t = _as_tensor(assign, dev)
+    sig_t = _as_tensor(sig, dev)
+    # permutations shared by all pairs; row 0 is the observed labelling
+    gen = torch.Generator().manual_seed(int(seed))
+    perms = torch.argsort(torch.rand(n_permutations, big_n, generator=gen), dim=1)
+    u = torch.zeros(n_permutations + 1, big_n)
+    u[0, :m] = 1.0
+    u[1:].scatter_(1, perms[:, :m], 1.0)
+    u = u.to(dev)
+    if chunk_pairs is None:
+        per_pair = big_n * big_n * (d if kernel == "additive_rbf" else 1) + (n_permutations + 1) * big_n
+        chunk_pairs = max(1, int(2e8 // (4 * per_pair)))
+    stats = torch.empty(n_pairs, n_permutations + 1)
+    for s in range(0, n_pairs, chunk_pairs):
+        sl = slice(s, s + chunk_pairs)
+        z = torch.cat([_as_tensor(ab[sl], dev), _as_tensor(ctrl[sl], dev),
+                       _as_tensor(a[sl], dev), _as_tensor(b[sl], dev)], dim=1)
+        k = _gram(z, kernel, assign_t, sig_t)
+        k = k - torch.diag_embed(torch.diagonal(k, dim1=1, dim2=2))
+        stats[sl] = _mmd_from_indicators(k, u, m).cpu()
+    obs = stats[:, 0]
+    null = stats[:, 1:]
+    p = (1 + (null >= obs[:, None] - 1e-12).sum(1)).double() / (1 + n_permutations)
+    sd = null.std(1).clamp_min(1e-12)
+    eff = (obs - null.mean(1)) / sd
+    nan = np.full(n_pairs, np.nan)
+    params = {
+        "kernel": kernel,
+        "bandwidth_rule": "none (linear)" if kernel == "linear" else
+        "median heuristic per part on the reference sample (controls pooled over pairs "
+        "unless given)",
+        "bandwidths_sigma2": sig.tolist() if len(sig) <= 64 else
+        {"min": float(sig.min()), "median": float(np.median(sig)), "max": float(sig.max())},
+        "n_parts": int(assign.shape[1]) if kernel == "additive_rbf" else 1,
+        "n_per_condition": int(n), "n_per_pooled_group": int(m),
+        "n_permutations": int(n_permutations), "seed": int(seed), "dim": int(d),
+        "statistic": "unbiased MMD^2 of {ab, ctrl} vs {a, b}",
+        "device": str(dev),
+    }
+    return InteractionTestResult("disjointness", to_numpy(obs).astype(float), to_numpy(p),
+                                 to_numpy(eff).astype(float), nan.copy(), nan.copy(),
+                                 {"null_mean": to_numpy(null.mean(1)).astype(float),
+                                  "null_sd": to_numpy(sd).astype(float)}, params)
+
+
+# ---------------------------------------------------------------------------- separability
+def _features(x: torch.Tensor) -> torch.Tensor:
+    """Quadratic features [1, x, x^2]: the log-ratio of diagonal Gaussians is linear in them."""
+    ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
+    return torch.cat([ones, x, x * x - 1.0], dim=-1)
+
+
+def _fit_logistic(feat: torch.Tensor, y: torch.Tensor, l2: float, iters: int = 15) -> torch.Tensor:
+    """Batched ridge logistic regression by Newton's method.
+
+    feat (M, n, f), y (M, n) in {0, 1}; returns weights (M, f). The intercept is penalised
+    lightly too (tiny), which keeps separable problems finite.
+    """
+    mm, _, f = feat.shape
+    w = torch.zeros(mm, f, dtype=feat.dtype, device=feat.device)
+    eye = torch.eye(f, dtype=feat.dtype, device=feat.device)
+    pen = eye * l2
+    pen[0, 0] = 1e-4
+    for _ in range(iters):
+        eta = torch.einsum("mnf,mf->mn", feat, w)
+        prob = torch.sigmoid(eta)
+        grad = torch.einsum("mnf,mn->mf", feat, prob - y) + w @ pen
+        wt = (prob * (1 - prob)).clamp_min(1e-6)
+        hess = torch.einsum("mnf,mn,mng->mfg", feat, wt, feat) + pen
+        step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)
+        w = w - step
+    return w
+
+
+def _kl_crossfit(x: torch.Tensor, ref: torch.Tensor, l2: float) -> torch.Tensor:
+    """Cross-fitted classifier estimate of KL(P_x || P_ref) for a batch (M, n, d) of problems.
+
+    Halves h of both samples: train on one half, average the learned logit (the log
+    density ratio) over the other half of x, and swap.
+    """
+    n = x.shape[1]
+    h = n // 2
+    kls = []
+    for tr, te in ((slice(0, h), slice(h, 2 * h)), (slice(h, 2 * h), slice(0, h))):
+        feat = _features(torch.cat([x[:, tr], ref[:, tr]], 1))
+        y = torch.cat([torch.ones(x.shape[0], h, device=x.device),
+                       torch.zeros(x.shape[0], h, device=x.device)], 1)
+        w = _fit_logistic(feat, y, l2)
+        kls.append(torch.einsum("mnf,mf->mn", _features(x[:, te]), w).mean(1))
+    return (kls[0] + kls[1]) / 2
+
+
+def separability_score(ctrl, a, b, ab, *, n_bootstrap: int = 100, l2: float = 1.0,
+                       n_components: int | None = 16, reference=None, seed: int = 0,
+                       device: str = "auto", chunk_fits: int = 4096) -> InteractionTestResult:
+    """Separability score ``S = KL_ab + KL_00 - KL_a - KL_b`` with bootstrap intervals.
+
+    Parameters
+    ----------
+    ctrl : ``(P, 2n, d)`` controls of each pair: the first n are the reference P0 against
+        which every classifier is trained; the last n act as a pseudo-condition whose true
+        KL to P0 is zero (bias correction; see the module docstring).
+    a, b, ab : ``(P, n, d)`` samples of the singles and the double.
+    n_bootstrap : resamples (with replacement, within each condition) for the standard
+        error behind the interval and the two-sided p-value of ``S = 0``.
+    l2 : ridge penalty of the logistic regressions (features standardised on P0).
+    n_components : project onto this many principal components of the reference sample
+        first (None keeps all d); quadratic features grow as 2d + 1.
+    reference : sample for the standardisation and the PCA; default all controls pooled.
+
+    Returns
+    -------
+    InteractionTestResult; ``terms`` holds the four KL estimates and ``S_raw = KL_ab - KL_a
+    - KL_b`` (the paper's signed difference; the paper scores its absolute value).
+    """
+    ctrl, a, b, ab = (np.asarray(x, np.float32) for x in (ctrl, a, b, ab))
+    n_pairs, n, d = a.shape
+    if ctrl.shape[1] < 2 * n or b.shape != a.shape or ab.shape != a.shape:
+        raise ValueError("separability needs ctrl (P, 2n, d) and a, b, ab (P, n, d); got "
+                         f"{ctrl.shape}, {a.shape}, {b.shape}, {ab.shape}")
+    if n < 4:
+        raise ValueError(f"separability needs at least 4 samples per condition, got {n}")
+    dev = resolve_device(device)
+    ref = ctrl[:, :n].reshape(-1, d) if reference is None else np.asarray(reference, np.float32)
+    mu = ref.mean(0)
+    centred = ref - mu
+    if n_components is not None and n_components < d:
+        _, _, vt = np.linalg.svd(centred[: min(len(centred), 5000)], full_matrices=False)
+        proj = vt[:n_components].T
+    else:
+        proj = np.eye(d, dtype=np.float32)
+    sd = (centred @ proj).std(0) + 1e-6
+    proj = (proj / sd).astype(np.float32)
+
+    def prep(x):
+        return _as_tensor((x - mu) @ proj, dev)
+
+    c_ref, c_pseudo = prep(ctrl[:, :n]), prep(ctrl[:, n:2 * n])
+    conds = torch.stack([prep(ab), c_pseudo, prep(a), prep(b)], 1)  # (P, 4, n, k)
+    k = conds.shape[-1]
+    gen = torch.Generator().manual_seed(int(seed))
+    n_rep = n_bootstrap + 1
+    # resampling indices: replicate 0 is the data; others resample within each condition
+    idx = torch.randint(0, n, (n_rep, n_pairs, 5, n), generator=gen)
+    idx[0] = torch.arange(n)
+    # order of samples inside a condition is random, so the cross-fit halves are random too
+    idx = idx.to(dev)
+    kl = torch.empty(n_rep, n_pairs, 4)
+    per_rep = max(1, chunk_fits // (4 * n_pairs)) if n_pairs * 4 <= chunk_fits else 1
+    pair_chunk = max(1, min(n_pairs, chunk_fits // 4))
+    for r0 in range(0, n_rep, per_rep):
+        rs = slice(r0, min(n_rep, r0 + per_rep))
+        for p0 in range(0, n_pairs, pair_chunk):
+            ps = slice(p0, min(n_pairs, p0 + pair_chunk))
+            ii = idx[rs, ps]  # (r, p, 5, n)
+            r, p = ii.shape[:2]
+            xc = conds[ps].unsqueeze(0).expand(r, -1, -1, -1, -1)
+            xs = torch.gather(xc, 3, ii[:, :, :4, :, None].expand(-1, -1, -1, -1, k))
+            rr = c_ref[ps].unsqueeze(0).expand(r, -1, -1, -1)
+            rs_ = torch.gather(rr, 2, ii[:, :, 4, :, None].expand(-1, -1, -1, k))
+            rs_ = rs_.unsqueeze(2).expand(-1, -1, 4, -1, -1)
+            est = _kl_crossfit(xs.reshape(-1, n, k), rs_.reshape(-1, n, k), l2)
+            kl[rs, ps] = est.reshape(r, p, 4).cpu()
+    s_all = kl[..., 0] + kl[..., 1] - kl[..., 2] - kl[..., 3]  # (rep, P)
+    s = s_all[0]
+    boot = s_all[1:]
+    if n_bootstrap > 1:
+        # normal approximation with the bootstrap standard error: the percentile bootstrap
+        # of this cross-fitted estimator is shifted (duplicated samples land in both halves)
+        se = boot.std(0).clamp_min(1e-12)
+        lo, hi = s - 1.959964 * se, s + 1.959964 * se
+        p = torch.special.erfc((s.abs() / se).double() / math.sqrt(2.0))
+        eff = s / se
+    else:
+        lo = hi = torch.full((n_pairs,), float("nan"))
+        p = torch.full((n_pairs,), float("nan"), dtype=torch.float64)
+        eff = torch.full((n_pairs,), float("nan"))
+    kl0 = to_numpy(kl[0]).astype(float)
+    terms = {"kl_ab": kl0[:, 0], "kl_ctrl_ctrl": kl0[:, 1], "kl_a": kl0[:, 2],
+             "kl_b": kl0[:, 3], "S_raw": kl0[:, 0] - kl0[:, 2] - kl0[:, 3]}
+    params = {
+        "kernel": "none (classifier density ratio: ridge logistic regression on "
+                  "quadratic features, cross-fitted over halves)",
+        "bandwidth_rule": "n/a",
+        "l2": float(l2), "n_components": int(k), "n_per_condition": int(n),
+        "n_controls": int(2 * n), "n_bootstrap": int(n_bootstrap), "seed": int(seed),
+        "statistic": "KL_ab + KL_ctrl_ctrl - KL_a - KL_b", "device": str(dev),
+    }
+    return InteractionTestResult("separability", to_numpy(s).astype(float),
+                                 to_numpy(p).astype(float), to_numpy(eff).astype(float),
+                                 to_numpy(lo).astype(float), to_numpy(hi).astype(float),
+                                 terms, params)
+
