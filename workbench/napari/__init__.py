@@ -1,0 +1,70 @@
+"""napari plugin: open Studies, browse crops by perturbation, pair and concept.
+
+The plugin is declared in ``workbench/napari.yaml`` (npe2) and contributes
+
+* a reader for ``NAME.study`` folders and for folders of TIFF fields with CellProfiler
+  masks (:mod:`workbench.napari._reader`);
+* sample data: a small demo Study built on the fly (:mod:`workbench.napari._sample`);
+* the Study browser dock widget (:class:`workbench.napari._widget.StudyBrowser`), which can
+  follow the selection the Panel dashboards write into the Study
+  (:mod:`workbench.napari._follow`).
+
+``import workbench.napari`` stays light: Qt and napari load only when the widget or
+:func:`view_study` is used.
+"""
+
+from __future__ import annotations
+
+__all__ = ["view_study", "StudyBrowser"]
+
+
+def view_study(study, *, perturbation: str | None = None, concept: str | None = None,
+               pair: str | None = None, follow: bool = False, viewer=None, show: bool = True):
+    """Open a napari viewer on a Study with the Study browser docked.
+
+    Parameters
+    ----------
+    study
+        Path of the ``NAME.study`` folder.
+    perturbation, concept, pair
+        At most one: what the browser shows first (otherwise an overview of the Study).
+    follow
+        Follow the dashboards' selection (``selection.json``).
+    viewer
+        An existing viewer; a new one is made when None.
+
+    Returns
+    -------
+    (viewer, browser)
+    """
+    import napari
+
+    from workbench.napari._widget import StudyBrowser
+
+    viewer = viewer or napari.Viewer(show=show, title="workbench")
+    browser = StudyBrowser(viewer)
+    viewer.window.add_dock_widget(browser, name="Study browser", area="right")
+    if browser.open_study(study):
+        chosen = [(k, v) for k, v in (("perturbation", perturbation), ("concept", concept),
+                                      ("pair", pair)) if v]
+        if chosen:
+            browser.load(*chosen[0])
+        else:
+            from workbench.napari._source import StudySource
+
+            src = browser.source if isinstance(browser.source, StudySource) else None
+            if src is not None:
+                for arr, kw, kind in src.overview_layers():
+                    added = getattr(viewer, f"add_{kind}")(arr, **kw)
+                    browser.layers.extend(added if isinstance(added, list) else [added])
+        if follow:
+            browser.set_follow(True)
+    return viewer, browser
+
+
+def __getattr__(name: str):
+    if name == "StudyBrowser":
+        from workbench.napari._widget import StudyBrowser
+
+        return StudyBrowser
+    raise AttributeError(f"module 'workbench.napari' has no attribute {name!r}")

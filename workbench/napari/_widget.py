@@ -1,0 +1,274 @@
+"""The Study browser: a napari dock widget to look at the crops behind a result.
+
+Pick a Study, then a perturbation, a pair or a concept; the browser loads a comparison grid
+(controls beside the perturbation; control, A, B and A+B side by side for a pair; exemplars
+at activation quantiles for a concept) as one image layer per channel with the channel's
+name and colormap, contrast limits set on the controls, and the condition names written
+above each block. Moving the mouse over a crop shows its metadata (crop id, perturbation,
+plate, well...) in the widget. With "Follow the dashboard" ticked, the browser polls the
+Study's ``selection.json`` and shows whatever the Panel dashboards select.
+
+Problems (a folder that is not a Study, a Study without images, an unknown gene) are shown
+in the widget and as a napari notification, with the fix, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.errors import WorkbenchError
+from workbench.napari import _crops
+from workbench.napari._follow import SelectionWatcher, start_polling
+
+log = logging.getLogger(__name__)
+KINDS = ("perturbation", "pair", "concept")
+
+
+class StudyBrowser(QWidget):
+    """Dock widget that browses one Study's crops (see module docstring).
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer to draw into (napari passes it when it docks the widget).
+    study
+        Optional Study folder to open straight away.
+    """
+
+    def __init__(self, napari_viewer, study: str | Path | None = None, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.source = None
+        self.layers: list = []
+        self._timer = None
+        self._watcher: SelectionWatcher | None = None
+
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("path/to/NAME.study")
+        self.path_edit.returnPressed.connect(lambda: self.open_study(self.path_edit.text()))
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse)
+        open_btn = QPushButton("Open")
+        open_btn.clicked.connect(lambda: self.open_study(self.path_edit.text()))
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit)
+        row.addWidget(browse)
+        row.addWidget(open_btn)
+
+        self.kind_box = QComboBox()
+        self.kind_box.addItems(KINDS)
+        self.kind_box.currentTextChanged.connect(self._fill_choices)
+        self.choice_box = QComboBox()
+        self.choice_box.setEditable(True)
+        self.n_box = QSpinBox()
+        self.n_box.setRange(1, 64)
+        self.n_box.setValue(9)
+        self.n_box.setToolTip("crops per condition")
+        show_btn = QPushButton("Show")
+        show_btn.clicked.connect(
+            lambda: self.load(self.kind_box.currentText(), self.choice_box.currentText()))
+        self.follow_box = QCheckBox("Follow the dashboard (selection.json)")
+        self.follow_box.toggled.connect(self.set_follow)
+
+        self.message = QLabel("Open a Study to browse its crops.")
+        self.message.setWordWrap(True)
+        self.cursor_label = QLabel("")
+        self.cursor_label.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Study", row)
+        form.addRow("Browse by", self.kind_box)
+        form.addRow("Choice", self.choice_box)
+        form.addRow("Crops per condition", self.n_box)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(show_btn)
+        lay.addWidget(self.follow_box)
+        lay.addWidget(self.message)
+        lay.addWidget(QLabel("Under the cursor:"))
+        lay.addWidget(self.cursor_label)
+        lay.addStretch(1)
+
+        self.viewer.cursor.events.position.connect(self._on_cursor)
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        if study is not None:
+            self.open_study(study)
+        else:
+            for layer in list(self.viewer.layers):
+                if self._adopt_from(layer):
+                    break
+
+    # ------------------------------------------------------------------ messages
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #ff6b6b;" if error else "")
+        if error:
+            try:
+                from napari.utils.notifications import show_warning
+
+                show_warning(text)
+            except Exception:  # pragma: no cover - notification manager gone at teardown
+                log.warning(text)
+
+    def _fail(self, exc: Exception) -> bool:
+        if isinstance(exc, WorkbenchError):
+            self._say(str(exc), error=True)
+        else:  # a bug of ours: say so briefly, keep the details in the log
+            log.exception("Study browser failed")
+            self._say(f"unexpected error: {type(exc).__name__}: {exc}", error=True)
+        return False
+
+    # ------------------------------------------------------------------ opening
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a Study folder")
+        if path:
+            self.open_study(path)
+
+    def open_study(self, path: str | Path) -> bool:
+        """Open the Study at ``path``; False (and a message) when it cannot be browsed."""
+        from workbench.napari._source import open_source
+
+        self.path_edit.setText(str(path))
+        try:
+            if not str(path).strip():
+                raise WorkbenchError("no Study folder given.", "type or browse to a NAME.study "
+                                     "folder.")
+            source = open_source(path)
+            source.require_images()
+            perts, pairs = source.perturbations(), source.pairs()
+            concepts = source.concept_names()
+        except Exception as exc:
+            self.source = None
+            self.choice_box.clear()
+            return self._fail(exc)
+        self.source = source
+        self._choices = {"perturbation": perts, "pair": pairs, "concept": concepts}
+        self._fill_choices(self.kind_box.currentText())
+        self._say(f"{source.study.title}: {len(source.store)} crops, {len(perts)} "
+                  f"perturbations, {len(pairs)} pairs, {len(concepts)} concepts.")
+        if self.follow_box.isChecked():
+            self.set_follow(True)
+        return True
+
+    def _fill_choices(self, kind: str) -> None:
+        self.choice_box.clear()
+        if self.source is not None:
+            self.choice_box.addItems(self._choices.get(kind, []))
+
+    def _adopt_from(self, layer) -> bool:
+        info = (getattr(layer, "metadata", None) or {}).get(_crops.META_KEY) or {}
+        if self.source is None and info.get("study"):
+            return self.open_study(info["study"])
+        return False
+
+    def _on_layer_inserted(self, event) -> None:
+        if self.source is None:
+            self._adopt_from(event.value)
+
+    # ------------------------------------------------------------------ showing
+    def load(self, kind: str, value: str, n: int | None = None) -> bool:
+        """Load the comparison grid for ``kind`` ("perturbation", "pair" or "concept") and
+        ``value``; replaces what the browser showed before. False (and a message) on error."""
+        if self.source is None:
+            return self._fail(WorkbenchError("no Study is open.",
+                                             "open a NAME.study folder first."))
+        if kind not in KINDS:
+            return self._fail(WorkbenchError(f"cannot browse by {kind!r}.",
+                                             f"use one of {', '.join(KINDS)}."))
+        try:
+            data = self.source.layers(kind, str(value), n=n or self.n_box.value())
+        except Exception as exc:
+            return self._fail(exc)
+        self.clear()
+        for item in data:
+            arr, kwargs, layer_type = item
+            added = getattr(self.viewer, f"add_{layer_type}")(arr, **kwargs)
+            self.layers.extend(added if isinstance(added, list) else [added])
+        self.viewer.reset_view()
+        self.kind_box.setCurrentText(kind)
+        self.choice_box.setCurrentText(str(value))
+        conds = data[0][1]["metadata"][_crops.META_KEY]["conditions"]
+        self._say(f"{kind} {value}: " + "; ".join(f"{c['title']} ({c['note']})" for c in conds))
+        return True
+
+    def show_perturbation(self, name: str, n: int | None = None) -> bool:
+        return self.load("perturbation", name, n)
+
+    def show_pair(self, pair: str, n: int | None = None) -> bool:
+        return self.load("pair", pair, n)
+
+    def show_concept(self, concept, n: int | None = None) -> bool:
+        return self.load("concept", str(concept), n)
+
+    def clear(self) -> None:
+        """Remove the layers the browser added last."""
+        for layer in self.layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.layers = []
+
+    # ------------------------------------------------------------------ cursor
+    def crop_under(self, world_position) -> dict | None:
+        """The crop at a world position of the viewer, with its metadata line."""
+        for layer in list(self.layers) + list(self.viewer.layers):
+            info = (layer.metadata or {}).get(_crops.META_KEY) if hasattr(layer, "metadata") \
+                else None
+            if not info or info.get("kind") != "crops":
+                continue
+            hit = _crops.crop_at(layer.metadata, layer.world_to_data(world_position))
+            if hit is not None:
+                obs = self.source.obs if self.source is not None else None
+                hit["text"] = (_crops.describe_crop(obs, hit["crop_id"], hit["condition"])
+                               if obs is not None else f"crop {hit['crop_id']}")
+                return hit
+            return None
+        return None
+
+    def _on_cursor(self, event=None) -> None:
+        try:
+            hit = self.crop_under(self.viewer.cursor.position)
+        except Exception:  # never let a mouse move raise into napari
+            hit = None
+        self.cursor_label.setText(hit["text"] if hit else "")
+
+    # ------------------------------------------------------------------ following
+    def set_follow(self, on: bool) -> None:
+        """Start or stop following the dashboard's ``selection.json``."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if on and self.source is not None:
+            self._watcher = SelectionWatcher(self.source.path, self.source.study.id)
+            self._timer = start_polling(self._watcher, self._follow, parent=self)
+            self.poll_selection()
+        if self.follow_box.isChecked() != bool(on):
+            self.follow_box.setChecked(bool(on))
+
+    def poll_selection(self) -> bool:
+        """Look at ``selection.json`` now; True when it changed what is shown."""
+        if self._watcher is None:
+            return False
+        choice = self._watcher.poll()
+        return self._follow(*choice) if choice else False
+
+    def _follow(self, kind: str, value: str) -> bool:
+        return self.load(kind, value)
+
+    def closeEvent(self, event):  # noqa: N802 - Qt's name
+        self.set_follow(False)
+        super().closeEvent(event)
