@@ -1,0 +1,225 @@
+"""Which double perturbations to run next: a Bayesian low-rank model of the pair matrix.
+
+The object is the symmetric n x n matrix R of a pair statistic (an interaction score such as
+the disjointness statistic, or |GI| of a growth screen). Only the singles are measured up
+front; every double costs an experiment. Following Xu et al. 2024 (arXiv 2409.07594,
+section "active pair selection"; reconstructed in ``notes/methods-core.md`` 3.3) we model R
+as low rank with Gaussian priors and choose the next batch of pairs with an acquisition
+rule that trades finding large entries against learning about them.
+
+Model (:class:`LowRankPairModel`)::
+
+    R_ij = mu + b_i + b_j + <u_i, u_j> + eps,      eps ~ N(0, sigma^2)
+    b_i ~ N(s_i . w, tau_b^2),  u_i ~ N(s_i W, tau_u^2 I),  w, W ~ N(0, 1)
+
+``s_i`` are side features of perturbation i (e.g. its single-perturbation profile): they
+let the model guess a row before any of its pairs is measured. The gene offsets ``b_i``
+carry "hub" genes whose pairs are all large; the low-rank part carries module structure.
+
+Posterior samples come from *randomised-prior ensemble sampling* (Osband et al. 2018; Lu &
+Van Roy 2017): each of E members is the MAP fit to targets perturbed with noise of the
+likelihood's scale, regularised towards its own draw from the prior. For a linear-Gaussian
+model this gives exact posterior samples; for the bilinear model here it is the usual
+approximation, and all members are fitted at once as one batched torch problem.
+This is where we differ from the paper, which uses Bayesian matrix factorisation with
+(as far as the reviews tell) Gibbs or variational inference.
+
+Acquisitions (:func:`select_batch`), all over the *unrevealed* candidates, batches
+without repeats:
+
+- ``"greedy"``: posterior mean;
+- ``"ucb"``: mean + beta * sd;
+- ``"thompson"``: each slot takes the argmax of one posterior sample;
+- ``"ids"``: information-directed sampling (Russo & Van Roy 2018), variance form: expected
+  shortfall ``Delta(a) = E[max_a' R_a'] - E[R_a]``, information ``g(a)`` = variance of
+  ``E[R_a | A*]`` over the posterior of the best candidate ``A*``; pick smallest
+  ``Delta^2 / g``. Batches take the best ratios in turn (no posterior update inside a batch).
+- ``"random"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from workbench.models._device import resolve_device, to_numpy
+
+ACQUISITIONS = ("ids", "thompson", "ucb", "greedy", "random")
+
+__all__ = ["LowRankPairModel", "select_batch", "ACQUISITIONS"]
+
+
+class LowRankPairModel:
+    """Bayesian low-rank model of a symmetric pair matrix with side information.
+
+    Parameters
+    ----------
+    rank : dimension k of the factors ``u_i``.
+    n_samples : ensemble size E (number of posterior samples).
+    noise : likelihood sd ``sigma`` in units of the standardised targets; None estimates it
+        from the residuals of a first fit (floor 0.05).
+    prior_scale_bias, prior_scale_factors : ``tau_b`` and ``tau_u``.
+    steps : Adam steps of the first fit; later calls of :meth:`fit` with ``warm_start`` use
+        ``steps // 3``.
+    lr : Adam learning rate.
+    device, seed : as everywhere in ``workbench.models``.
+
+    Attributes (after :meth:`fit`)
+    ------------------------------
+    params_ : dict of tensors (E, ...) of the ensemble.
+    y_mean_, y_scale_ : standardisation of the targets.
+    noise_ : the sd used.
+    """
+
+    def __init__(self, rank: int = 4, n_samples: int = 32, noise: float | None = None,
+                 prior_scale_bias: float = 1.0, prior_scale_factors: float = 0.5,
+                 steps: int = 300, lr: float = 0.05, device: str = "auto", seed: int = 0):
+        self.rank = rank
+        self.n_samples = n_samples
+        self.noise = noise
+        self.prior_scale_bias = prior_scale_bias
+        self.prior_scale_factors = prior_scale_factors
+        self.steps = steps
+        self.lr = lr
+        self.device = device
+        self.seed = seed
+
+    # ------------------------------------------------------------------ fitting
+    def _init(self, n_items: int, side: torch.Tensor, gen: torch.Generator):
+        e, k, p = self.n_samples, self.rank, side.shape[1]
+        dev = side.device
+
+        def rn(*shape):
+            return torch.randn(*shape, generator=gen).to(dev)
+
+        prior = {"w": rn(e, p), "W": rn(e, p, k) / np.sqrt(max(p, 1)),
+                 "b": rn(e, n_items) * self.prior_scale_bias,
+                 "U": rn(e, n_items, k) * self.prior_scale_factors, "mu": rn(e) * 0.0}
+        return prior
+
+    def fit(self, i, j, y, side=None, n_items: int | None = None, warm_start: bool = False):
+        """Fit the ensemble to observed entries ``R[i, j] = y`` (i != j; order ignored).
+
+        ``side`` is an (n_items, p) array of side features (None: no side information).
+        """
+        dev = resolve_device(self.device)
+        i = torch.as_tensor(np.asarray(i), dtype=torch.long, device=dev)
+        j = torch.as_tensor(np.asarray(j), dtype=torch.long, device=dev)
+        y = np.asarray(y, np.float64)
+        if n_items is None:
+            n_items = int(max(i.max().item(), j.max().item())) + 1 if len(y) else 0
+        if side is None:
+            side_np = np.zeros((n_items, 0), np.float32)
+        else:
+            side_np = np.asarray(side, np.float64)
+            sd = side_np.std(0)
+            side_np = ((side_np - side_np.mean(0)) / np.where(sd > 0, sd, 1)).astype(np.float32)
+        side_t = torch.as_tensor(side_np, device=dev)
+        self.y_mean_ = float(y.mean()) if len(y) else 0.0
+        self.y_scale_ = float(y.std()) if len(y) > 1 and y.std() > 0 else 1.0
+        yt = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=dev)
+        gen = torch.Generator().manual_seed(int(self.seed))
+        first = not (warm_start and hasattr(self, "params_"))
+        if first:
+            self.prior_ = self._init(n_items, side_t, gen)
+            self.params_ = {k: v.clone().requires_grad_(True) for k, v in self.prior_.items()}
+            self.noise_ = self.noise if self.noise is not None else 0.5
+        # perturbed targets: one noise draw per member and observation (fixed per fit)
+        eps = torch.randn(self.n_samples, len(yt), generator=gen).to(dev)
+        steps = self.steps if first else max(20, self.steps // 3)
+        self._optimise(i, j, yt, eps, side_t, steps)
+        if first and self.noise is None and len(yt) > 4:
+            with torch.no_grad():
+                res = (self._predict(i, j) - yt).std().item()
+            self.noise_ = max(0.05, res)
+            self._optimise(i, j, yt, eps, side_t, max(20, self.steps // 3))
+        self.side_ = side_t
+        self.n_items_ = n_items
+        return self
+
+    def _predict(self, i, j, params=None):
+        p = params or self.params_
+        u = p["U"]
+        inter = (u[:, i] * u[:, j]).sum(-1)
+        return p["mu"][:, None] + p["b"][:, i] + p["b"][:, j] + inter
+
+    def _optimise(self, i, j, yt, eps, side, steps):
+        p = self.params_
+        prior = self.prior_
+        opt = torch.optim.Adam(list(p.values()), lr=self.lr)
+        target = yt[None] + self.noise_ * eps
+        tb, tu = self.prior_scale_bias, self.prior_scale_factors
+        for _ in range(steps):
+            opt.zero_grad()
+            pred = self._predict(i, j)
+            loss = ((pred - target) ** 2).sum(1) / (2 * self.noise_ ** 2)
+            # randomised prior: pull each member towards its own prior draw
+            mb = side @ p["w"].T  # (n, E) -> prior mean of b from side info
+            mu_ = torch.einsum("np,epk->enk", side, p["W"])
+            loss = loss + ((p["b"] - prior["b"] - mb.T) ** 2).sum(1) / (2 * tb ** 2)
+            loss = loss + ((p["U"] - prior["U"] - mu_) ** 2).sum((1, 2)) / (2 * tu ** 2)
+            loss = loss + ((p["w"] - prior["w"]) ** 2).sum(1) / 2
+            loss = loss + ((p["W"] - prior["W"]) ** 2).sum((1, 2)) / 2
+            loss = loss + (p["mu"] ** 2) / 2
+            loss.sum().backward()
+            opt.step()
+
+    # ------------------------------------------------------------------ posterior
+    def sample(self, i, j) -> np.ndarray:
+        """Posterior samples (E, m) of ``R[i, j]`` in the units of the targets."""
+        dev = resolve_device(self.device)
+        i = torch.as_tensor(np.asarray(i), dtype=torch.long, device=dev)
+        j = torch.as_tensor(np.asarray(j), dtype=torch.long, device=dev)
+        with torch.no_grad():
+            f = self._predict(i, j)
+        return to_numpy(f).astype(np.float64) * self.y_scale_ + self.y_mean_
+
+    def predict(self, i, j) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and sd of ``R[i, j]``."""
+        s = self.sample(i, j)
+        return s.mean(0), s.std(0)
+
+
+def select_batch(samples: np.ndarray, acquisition: str, batch_size: int, *,
+                 beta: float = 2.0, seed: int = 0) -> np.ndarray:
+    """Choose ``batch_size`` distinct candidates (column indices of ``samples``).
+
+    Parameters
+    ----------
+    samples : (E, m) posterior samples of the candidates' values (larger is better); for
+        ``"random"`` only ``m`` is used.
+    acquisition : one of :data:`ACQUISITIONS`.
+    beta : UCB width.
+    """
+    samples = np.asarray(samples, float)
+    m = samples.shape[1]
+    batch_size = min(batch_size, m)
+    rng = np.random.default_rng(seed)
+    if acquisition == "random":
+        return rng.choice(m, batch_size, replace=False)
+    mean, sd = samples.mean(0), samples.std(0)
+    if acquisition == "greedy":
+        return np.argsort(-mean, kind="stable")[:batch_size]
+    if acquisition == "ucb":
+        return np.argsort(-(mean + beta * sd), kind="stable")[:batch_size]
+    if acquisition == "thompson":
+        chosen: list[int] = []
+        taken = np.zeros(m, bool)
+        order = rng.permutation(len(samples))
+        for t in range(batch_size):
+            s = samples[order[t % len(order)]].copy()
+            s[taken] = -np.inf
+            a = int(np.argmax(s))
+            chosen.append(a)
+            taken[a] = True
+        return np.asarray(chosen)
+    if acquisition == "ids":
+        best = samples.argmax(1)  # A* per posterior sample
+        shortfall = samples.max(1).mean() - mean  # Delta(a) >= 0
+        gain = np.zeros(m)
+        for a_star in np.unique(best):
+            sel = best == a_star
+            gain += sel.mean() * (samples[sel].mean(0) - mean) ** 2
+        ratio = shortfall ** 2 / np.maximum(gain, 1e-12)
+        return np.argsort(ratio, kind="stable")[:batch_size]
+    raise ValueError(f"unknown acquisition {acquisition!r}; use one of {ACQUISITIONS}")
