@@ -141,6 +141,8 @@ def read_gi_matrix(
         singles = singles or _find(folder, NORMAN_FILES["singles"])
         doubles = doubles or _find(folder, NORMAN_FILES["doubles"])
     m = read_square_matrix(path)
+    order = sorted(m.index)
+    m = m.loc[order, order]  # so that gene_a < gene_b in every row
     if m.shape[0] < 2:
         raise ValidationError(f"GI matrix {path.name} has {m.shape[0]} gene(s).",
                               "give a matrix over at least two genes.")
