@@ -131,7 +131,8 @@ class ImageFields:
 
     def read_labels(self, i: int) -> dict[str, np.ndarray]:
         """Label images of field ``i`` by kind (e.g. ``{"nuclei": ..., "cells": ...}``);
-        binary masks are split into objects by connected components (8-connected)."""
+        binary masks are split into objects by connected components (8-connected). Labels are
+        uint16 when they fit, else int32."""
         from scipy import ndimage as ndi
 
         out = {}
@@ -140,12 +141,12 @@ class ImageFields:
             if m.shape != self.shape:
                 raise ValidationError(f"mask {path.name} is {m.shape}, its field {self.shape}.",
                                       "give masks of the same size as the images.")
-            values = np.unique(m)
-            if values.size <= 2:  # binary: 0 / 255 or 0 / 1
+            top = m.max(initial=0)
+            if not np.any((m != 0) & (m != top)):  # binary: 0 / 255 or 0 / 1
                 lab, _ = ndi.label(m > 0, structure=np.ones((3, 3), bool))
             else:
                 lab = m
-            out[kind] = lab.astype(np.int32)
+            out[kind] = lab.astype(np.uint16 if lab.max(initial=0) < 65535 else np.int32)
         return out
 
 

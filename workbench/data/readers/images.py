@@ -45,7 +45,7 @@ class ImageCrops:
     """Crops of a set of fields, in memory (see :func:`read_images`)."""
 
     crops: np.ndarray            # (n, C, h, w)
-    masks: np.ndarray | None     # (n, h, w) int32 labels, or None
+    masks: np.ndarray | None     # (n, h, w) integer labels, or None
     obs: pd.DataFrame            # one row per crop
     channel_names: list[str]
     fields: ImageFields
@@ -58,8 +58,6 @@ def plan_crops(labels: np.ndarray | None, shape: tuple[int, int], crop_size: int
     With ``labels``: one crop per object of at least ``min_area`` pixels, centred on its
     centroid and shifted inside the field; without: a centred regular grid.
     """
-    from scipy import ndimage as ndi
-
     h, w = shape
     if crop_size > min(h, w):
         raise ValidationError(f"crop size {crop_size} px is larger than the field "
@@ -74,13 +72,14 @@ def plan_crops(labels: np.ndarray | None, shape: tuple[int, int], crop_size: int
             "y0": ys.ravel(), "x0": xs.ravel(), "nucleus_label": np.zeros(n, int),
             "nucleus_area": np.zeros(n, int), "nucleus_y": np.full(n, np.nan),
             "nucleus_x": np.full(n, np.nan), "shifted": np.zeros(n, bool)})
-    ids = np.unique(labels)
+    flat = labels.ravel().astype(np.int64)
+    areas_all = np.bincount(flat)
+    yy, xx = np.divmod(np.arange(flat.size), w)
+    sum_y, sum_x = np.bincount(flat, weights=yy), np.bincount(flat, weights=xx)
+    ids = np.flatnonzero(areas_all >= max(min_area, 1))
     ids = ids[ids > 0]
-    areas = ndi.sum_labels(np.ones_like(labels), labels, ids).astype(int) if ids.size else \
-        np.zeros(0, int)
-    keep = areas >= min_area
-    ids, areas = ids[keep], areas[keep]
-    cents = np.array(ndi.center_of_mass(np.ones_like(labels), labels, ids)).reshape(-1, 2)
+    areas = areas_all[ids].astype(int)
+    cents = np.stack([sum_y[ids] / areas, sum_x[ids] / areas], axis=1).reshape(-1, 2)
     half = crop_size // 2
     y0 = np.round(cents[:, 0]).astype(int) - half
     x0 = np.round(cents[:, 1]).astype(int) - half
@@ -268,7 +267,9 @@ def _write_fields(tx, fields: ImageFields, pixel_size_um) -> None:
     if kinds:
         group = zarr.open_group(str(p), mode="a")
         labels = group.require_group("labels")
-        arrays = {k: labels.create_array(k, shape=(len(fields), *fields.shape), dtype="int32",
+        first = fields.read_labels(0)
+        arrays = {k: labels.create_array(k, shape=(len(fields), *fields.shape),
+                                         dtype=first[k].dtype if k in first else "int32",
                                          chunks=(1, *fields.shape)) for k in kinds}
         for i in range(len(fields)):
             for k, lab in fields.read_labels(i).items():
