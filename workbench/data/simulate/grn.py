@@ -5,6 +5,10 @@ is a directed cycle (feedback loop) and a few target genes that the core drives.
 of extra edges cross modules, a few genes activate themselves (self-loops), and the
 planted no-effect genes hang off the cores as leaves (they regulate nothing that matters).
 
+Within a module every edge is activating, so that knocking out any member lowers the
+module and its effect points the module's way; the cross-module edges, the no-effect genes'
+edges and the self-loops carry the repressions and the variety.
+
 Dynamics (one ODE per gene, child-major weights: ``W[i, j]`` is the effect of gene ``j``
 on the velocity of gene ``i``)::
 
@@ -79,6 +83,9 @@ class GRN:
 
     def ancestors(self) -> np.ndarray:
         """``R[i, j]`` is True when gene ``j`` is upstream of gene ``i`` (path j -> ... -> i)."""
+        cached = getattr(self, "_ancestors", None)
+        if cached is not None:
+            return cached
         a = self.adjacency.astype(bool)
         reach = a.copy()
         for _ in range(self.n_genes):
@@ -86,6 +93,7 @@ class GRN:
             if (new == reach).all():
                 break
             reach = new
+        self._ancestors = reach
         return reach
 
     def knockout_response(self, targets: list[int] | tuple[int, ...]) -> np.ndarray:
@@ -129,8 +137,9 @@ def make_grn(rng: np.random.Generator, module_sizes: list[int], n_no_effect: int
         n_core = max(2, size - 2)
         core, targets = idx[:n_core], idx[n_core:]
         for k, c in enumerate(core):  # the feedback loop c0 -> c1 -> ... -> c0
-            nxt = core[(k + 1) % n_core]
-            w[nxt, c] = weight(1.0 if k < n_core - 1 else -1.0)  # negative feedback closes it
+            # a positive loop (a self-sustaining switch): losing any core gene lowers the
+            # whole core, so the module's genes share the direction of their effect
+            w[core[(k + 1) % n_core], c] = weight(1.0)
         for t in targets:
             parents = rng.choice(core, size=min(len(core), rng.integers(1, 3)), replace=False)
             for p in parents:

@@ -15,7 +15,7 @@ expression of the genes downstream of it (:meth:`GRN.knockout_response`, relativ
 
 with entries below :data:`EFFECT_TOL` set to exactly zero so that "disjoint" is exact. A
 double knockout clamps both genes in the network; when neither gene is upstream of the other
-this gives exactly ``effect(a) + effect(b)``: an *additive* pair, on disjoint or on shared
+the linear response is additive, and the double's shift is exactly ``effect(a) + effect(b)``: an *additive* pair, on disjoint or on shared
 properties. Planted *interacting* pairs replace the additive double by
 
 * ``buffering``: the double equals the stronger single (the other effect is masked);
@@ -45,7 +45,7 @@ PROPERTIES: list[str] = [
 #: Channels (Cell Painting order) and which properties show in which channel.
 CHANNELS: list[str] = ["DNA", "ER", "RNA", "AGP", "Mito"]
 CHANNEL_EFFECTS: dict[str, list[str]] = {
-    "nucleus_size": ["DNA", "RNA"],
+    "nucleus_size": ["DNA", "ER", "RNA", "Mito"],  # a larger nucleus leaves less cytoplasm
     "dna_intensity": ["DNA"],
     "er_intensity": ["ER"],
     "er_texture": ["ER"],
@@ -53,7 +53,7 @@ CHANNEL_EFFECTS: dict[str, list[str]] = {
     "mito_intensity": ["Mito"],
     "mito_texture": ["Mito"],
     "cell_area": ["ER", "RNA", "AGP", "Mito"],
-    "cell_elongation": ["ER", "AGP", "Mito"],
+    "cell_elongation": ["ER", "RNA", "AGP", "Mito"],
     "actin_intensity": ["AGP"],
     "cell_count": ["DNA", "ER", "RNA", "AGP", "Mito"],
 }
@@ -112,6 +112,10 @@ class Morphology:
             return np.zeros(len(PROPERTIES))
         if len(idx) == 1:
             return self.effects[idx[0]].copy()
+        anc = self.grn.ancestors()
+        a, b = idx
+        if not (anc[a, b] or anc[b, a]):  # unlinked: the network response is additive
+            return self.effects[a] + self.effects[b]
         r = self.grn.knockout_response(list(idx))
         shift = (-r) @ self.programs
         shift[np.abs(shift) < EFFECT_TOL] = 0.0
@@ -173,7 +177,7 @@ def make_morphology(grn: GRN, rng: np.random.Generator, module_templates: list[i
     for module, t in zip(grn.modules, module_templates):
         name, support = MODULE_TEMPLATES[t]
         cols = [PROPERTIES.index(p) for p in support]
-        direction = rng.choice([-1.0, 1.0], len(cols)) * rng.uniform(1.0, 1.6, len(cols))
+        direction = rng.choice([-1.0, 1.0], len(cols)) * rng.uniform(0.8, 1.3, len(cols))
         for g in module:
             programs[g, cols] = rng.uniform(0.7, 1.3) * direction + rng.normal(0, 0.15, len(cols))
         names.append(name)

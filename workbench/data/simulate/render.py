@@ -78,19 +78,19 @@ def _fibres(rng: np.random.Generator, k: int, size: int) -> np.ndarray:
 def physical_parameters(z: np.ndarray) -> dict[str, np.ndarray]:
     """Map latent properties (sd units) to drawing parameters (frame units: half-width 1)."""
     p = {name: z[:, i] for i, name in enumerate(PROPERTIES)}
-    area = np.exp(0.16 * p["cell_area"])
-    elong = np.exp(0.25 + 0.18 * p["cell_elongation"])
+    area = np.exp(0.22 * p["cell_area"])
+    elong = np.exp(0.25 + 0.3 * p["cell_elongation"])
     return {
         "cell_a": np.clip(0.58 * np.sqrt(area * elong), 0.25, 0.98),
         "cell_b": np.clip(0.58 * np.sqrt(area / elong), 0.2, 0.98),
-        "nuc_r": np.clip(0.26 * np.exp(0.13 * p["nucleus_size"]), 0.08, 0.6),
-        "dna": np.exp(0.2 * p["dna_intensity"]),
-        "er": 0.55 * np.exp(0.2 * p["er_intensity"]),
-        "er_contrast": 0.45 * np.exp(0.3 * p["er_texture"]),
-        "rna": 0.5 * np.exp(0.2 * p["rna_intensity"]),
-        "mito": 0.5 * np.exp(0.2 * p["mito_intensity"]),
+        "nuc_r": np.clip(0.26 * np.exp(0.16 * p["nucleus_size"]), 0.08, 0.6),
+        "dna": np.exp(0.28 * p["dna_intensity"]),
+        "er": 0.55 * np.exp(0.28 * p["er_intensity"]),
+        "er_contrast": 0.45 * np.exp(0.4 * p["er_texture"]),
+        "rna": 0.5 * np.exp(0.28 * p["rna_intensity"]),
+        "mito": 0.5 * np.exp(0.28 * p["mito_intensity"]),
         "mito_punctate": 1.0 / (1.0 + np.exp(-0.9 * p["mito_texture"])),
-        "actin": 0.6 * np.exp(0.2 * p["actin_intensity"]),
+        "actin": 0.6 * np.exp(0.28 * p["actin_intensity"]),
         "neighbours": 0.9 * np.exp(0.45 * p["cell_count"]),
     }
 
@@ -202,13 +202,13 @@ def _add_neighbours(img, rng, bank, rate, xx, yy, edge, slots: int = 3) -> None:
             break
         m = active.size
         ang = rng.uniform(0, 2 * np.pi, m)
-        dist = rng.uniform(1.25, 1.6, m)
+        dist = rng.uniform(1.05, 1.45, m)
         ncx = (dist * np.cos(ang)).astype(np.float32)[:, None, None]
         ncy = (dist * np.sin(ang)).astype(np.float32)[:, None, None]
         r = rng.uniform(0.45, 0.65, m).astype(np.float32)[:, None, None]
         d = np.sqrt((xx - ncx) ** 2 + (yy - ncy) ** 2) / r
         cell = _soft(d, edge * 2)
-        nuc = _soft(d / 0.45, edge * 1.5)
+        nuc = _soft(d / 0.5, edge * 1.5)
         cyto = cell * (1 - nuc)
         tex = bank.mito_dense[rng.integers(0, bank.k, m)]
         img[active, 0] += 0.9 * nuc
