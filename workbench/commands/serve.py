@@ -1,0 +1,39 @@
+"""``workbench serve STUDY``: the linked dashboards of a Study in the browser."""
+
+from __future__ import annotations
+
+HELP = "serve the linked dashboards of a Study (embeddings, concepts, interactions, GRN)"
+DESCRIPTION = (
+    "Serve the Panel dashboards of a Study at http://ADDRESS:PORT/. Binds 127.0.0.1 unless "
+    "--address says otherwise; when exposing it to a lab, give --allow-websocket-origin "
+    "(the host:port browsers will use) and --basic-auth."
+)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("study", help="the NAME.study folder")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=5006, help="port (default 5006)")
+    parser.add_argument("--allow-websocket-origin", action="append", default=None,
+                        metavar="HOST[:PORT]",
+                        help="host:port browsers use to reach the server (repeatable)")
+    parser.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE.json",
+                        help="require a password, or user/password pairs from a JSON file")
+    parser.add_argument("--cookie-secret", default=None,
+                        help="secret for auth cookies (default: $WORKBENCH_COOKIE_SECRET or random)")
+    parser.add_argument("--views", default=None,
+                        help="comma-separated views to open with (2-4 of embeddings, "
+                             "interactions, concepts, grn, perturbation_map, images)")
+    parser.add_argument("--show", action="store_true", help="open a browser tab")
+
+
+def run(args) -> int:
+    from workbench.dashboards.serve import serve_study
+
+    views = [v.strip() for v in args.views.split(",")] if args.views else None
+    print(f"serving {args.study} at http://{args.address}:{args.port}/  (Ctrl+C to stop)")
+    serve_study(args.study, address=args.address, port=args.port, show=args.show,
+                allow_websocket_origin=args.allow_websocket_origin,
+                basic_auth=args.basic_auth, cookie_secret=args.cookie_secret, views=views)
+    return 0

@@ -1,0 +1,114 @@
+"""What every dashboard view shares: the Study, the session's Selection, exports, and a
+polite placeholder when an artefact it needs has not been computed yet.
+
+A view is a :class:`panel.viewable.Viewer` (STYLE item 4): its state lives in ``param``
+parameters, ``__panel__`` lays out widgets made with ``from_param`` and plots whose data
+come through ``param.depends``. Each view names the artefacts it ``needs``; when one is
+missing, the view shows the problem and the command that makes it (from
+:data:`workbench.data.study.MAKERS`) instead of failing.
+"""
+
+from __future__ import annotations
+
+import io
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from workbench.dashboards.state import Selection
+from workbench.errors import MissingArtefactError, WorkbenchError
+
+#: Bokeh tools every plot carries; ``save`` downloads the figure as PNG (or SVG when the
+#: view's ``svg`` switch is on).
+BASE_TOOLS = ["save", "reset", "pan", "wheel_zoom"]
+
+
+def missing_artefacts(study, names) -> list[MissingArtefactError]:
+    """The :class:`MissingArtefactError` for each of ``names`` that the Study lacks."""
+    errors = []
+    for name in names:
+        try:
+            study.require(name, why="this view shows it")
+        except MissingArtefactError as exc:
+            errors.append(exc)
+    return errors
+
+
+def error_pane(exc: Exception, kind: str = "warning") -> pn.pane.Alert:
+    if isinstance(exc, WorkbenchError):
+        text = f"**{exc.problem}**" + (f"\n\nTo make it: {exc.fix}" if exc.fix else "")
+    else:
+        text = f"**{type(exc).__name__}**: {exc}"
+    return pn.pane.Alert(text, alert_type=kind, css_classes=["wb-missing"], sizing_mode="stretch_width")
+
+
+def csv_bytes(df: pd.DataFrame) -> io.BytesIO:
+    buf = io.BytesIO(df.to_csv(index=True).encode())
+    buf.seek(0)
+    return buf
+
+
+class StudyView(pn.viewable.Viewer):
+    """Base class of the dashboard views (one Study, one Selection per session)."""
+
+    study = param.Parameter(doc="The open Study (workbench.data.study.Study).")
+    selection = param.ClassSelector(class_=Selection, doc="The session's shared selection.")
+    svg = param.Boolean(default=False, doc="Draw plots as SVG, so that the save tool writes SVG.")
+    height = param.Integer(default=380, bounds=(150, 2000), doc="Plot height in pixels.")
+    width = param.Integer(default=520, bounds=(200, 3000), doc="Plot width in pixels.")
+
+    #: Artefacts without which the view cannot draw anything.
+    needs: tuple[str, ...] = ()
+    #: Short name used in file names and CSS classes.
+    key = "view"
+    label = "View"
+
+    def __init__(self, study=None, selection: Selection | None = None, **params):
+        super().__init__(study=study, selection=selection or Selection(), **params)
+
+    # ------------------------------------------------------------------ helpers for views
+    @property
+    def missing(self) -> list[MissingArtefactError]:
+        return missing_artefacts(self.study, self.needs)
+
+    def opts(self, **extra):
+        """Common Bokeh plot options."""
+        return dict(tools=list(BASE_TOOLS), width=self.width, height=self.height,
+                    backend_opts={"plot.output_backend": "svg" if self.svg else "canvas"},
+                    **extra)
+
+    def table(self) -> pd.DataFrame:
+        """The table behind the view (exported as CSV). Subclasses override."""
+        return pd.DataFrame()
+
+    def _csv(self):
+        return csv_bytes(self.table())
+
+    def export_widget(self) -> pn.widgets.FileDownload:
+        return pn.widgets.FileDownload(
+            callback=self._csv, filename=f"{self.key}.csv", label=f"{self.label} table (CSV)",
+            css_classes=[f"wb-export-{self.key}"], width=220, height=34, embed=False)
+
+    def body(self) -> pn.viewable.Viewable:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __panel__(self):
+        missing = self.missing
+        header = pn.pane.Markdown(f"### {self.label}", margin=(0, 10))
+        if missing:
+            return pn.Column(header, *(error_pane(m) for m in missing),
+                             css_classes=[f"wb-view", f"wb-view-{self.key}"])
+        try:
+            body = self.body()
+        except WorkbenchError as exc:
+            body = error_pane(exc)
+        tools = pn.Row(self.export_widget(),
+                       pn.widgets.Checkbox.from_param(self.param.svg, name="SVG figures"))
+        return pn.Column(header, body, tools, css_classes=["wb-view", f"wb-view-{self.key}"])
+
+
+def no_data(text: str, **opts) -> hv.Text:
+    """An empty plot carrying a message (used inside DynamicMaps)."""
+    return hv.Text(0.5, 0.5, text).opts(xaxis=None, yaxis=None, toolbar=None, **opts)

@@ -1,0 +1,44 @@
+"""A small read cache keyed on Study id and artefact version (STYLE item 9).
+
+Dashboards read the same artefacts for every session and every click. Keying on object
+identity (what ``pn.cache`` does for an AnnData) returns stale results after a step
+rewrites an artefact, so here the key is ``study.cache_key(*artefacts)``: the Study id
+plus the version of each artefact the value was computed from. Cached values are treated
+as read-only by every caller: sessions share them, but never mutate them, so no mutable
+state is shared between sessions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+MAX_ENTRIES = 128
+_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_LOCK = threading.RLock()
+
+
+def cached(study, artefacts: Sequence[str], label: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(study, *args)``, remembered under ``(label, study.cache_key(*artefacts), args)``."""
+    key = (label, study.cache_key(*artefacts), args)
+    with _LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    value = fn(study, *args)
+    with _LOCK:
+        _CACHE[key] = value
+        while len(_CACHE) > MAX_ENTRIES:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def clear() -> None:
+    with _LOCK:
+        _CACHE.clear()
+
+
+def size() -> int:
+    return len(_CACHE)

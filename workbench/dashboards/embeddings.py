@@ -1,0 +1,355 @@
+"""Embedding view: every sample (or perturbation) as a point of the UMAP or PCA map.
+
+Small maps are drawn as glyphs with hover. Above :attr:`EmbeddingsView.datashade_above`
+points the map is rasterised on the server with datashader, so the browser receives an
+image of a few hundred kilobytes whatever the number of points (STYLE item 9); box and
+lasso selections are then computed on the server against every point, so the selection is
+exact, not a selection of pixels. The samples of the selected perturbation are drawn on
+top, and the view also shows which transformer block the linear probe chose and the
+benchmark numbers of the map.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from workbench.dashboards.base import StudyView, no_data
+from workbench.dashboards.cache import cached
+from workbench.errors import ValidationError
+
+#: Above this many points the scatter is rasterised with datashader.
+DATASHADE_ABOVE = 20_000
+#: At most this many highlighted points are drawn as glyphs on top of the map.
+MAX_OVERLAY = 5_000
+HOVER_COLS = ("perturbation", "batch", "plate", "well")
+
+
+# ---------------------------------------------------------------------- data (no widgets)
+def _pca2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(0)
+    _, vecs = np.linalg.eigh(x.T @ x)
+    return (x @ vecs[:, ::-1][:, :2]).astype(np.float32)
+
+
+def _points(study, level: str, basis: str) -> pd.DataFrame:
+    name = "profiles" if level == "samples" else "perturbations"
+    adata = study.read(name)
+    key = f"X_{basis}"
+    if key in adata.obsm:
+        xy = np.asarray(adata.obsm[key])[:, :2]
+    elif basis == "pca" or "X_pca" not in adata.obsm:
+        xy = _pca2(adata.X if not hasattr(adata.X, "toarray") else adata.X.toarray())
+    else:
+        xy = np.asarray(adata.obsm["X_pca"])[:, :2]
+    df = adata.obs.copy()
+    if "perturbation" not in df:
+        df["perturbation"] = df.index.astype(str)
+    df.insert(0, "id", df.index.astype(str))
+    df.insert(0, "y", xy[:, 1].astype(np.float32))
+    df.insert(0, "x", xy[:, 0].astype(np.float32))
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].astype(str).astype("category")
+    return df.reset_index(drop=True)
+
+
+def points(study, level: str = "samples", basis: str = "umap") -> pd.DataFrame:
+    """x, y, id and the obs columns of ``profiles`` (samples) or ``perturbations``."""
+    name = "profiles" if level == "samples" else "perturbations"
+    return cached(study, [name], "embedding-points", _points, level, basis)
+
+
+def bases(study, level: str = "samples") -> list[str]:
+    name = "profiles" if level == "samples" else "perturbations"
+    obsm = study.summary()["artefacts"].get(name, {}).get("obsm", [])
+    found = [k[2:] for k in obsm if k in ("X_umap", "X_pca", "X_tsne")]
+    return found + (["pca"] if "pca" not in found else [])
+
+
+def concept_runs(study) -> list[str]:
+    obsm = study.summary()["artefacts"].get("profiles", {}).get("obsm", [])
+    return [k for k in obsm if k.startswith("concepts_")]
+
+
+def _activation(study, key: str, k: int) -> np.ndarray:
+    arr = study.read("profiles").obsm[key]
+    col = arr[:, k]
+    return np.asarray(col.toarray() if hasattr(col, "toarray") else col).ravel()
+
+
+def concept_activation(study, concept: str) -> np.ndarray | None:
+    """Activation of a concept (``"c3"`` or ``"3"``) on every sample, if profiles hold codes."""
+    runs = concept_runs(study)
+    if not runs or not concept:
+        return None
+    digits = "".join(ch for ch in concept if ch.isdigit())
+    if not digits:
+        return None
+    return cached(study, ["profiles"], "activation", _activation, runs[0], int(digits))
+
+
+def highlight_mask(df: pd.DataFrame, gene: str) -> np.ndarray:
+    """Rows whose perturbation is ``gene`` or a double perturbation containing it."""
+    if not gene:
+        return np.zeros(len(df), dtype=bool)
+    pert = df["perturbation"].astype(str)
+    mask = (pert == gene).to_numpy()
+    if "genes" in df:
+        parts = df["genes"].astype(str).str.split("+")
+        mask |= parts.map(lambda g: gene in g).to_numpy(dtype=bool)
+    mask |= pert.str.split("+").map(lambda g: gene in g).to_numpy(dtype=bool)
+    return mask
+
+
+def ids_in_box(df: pd.DataFrame, bounds) -> list[str]:
+    """Exact box selection over all points: ``bounds = (x0, y0, x1, y1)``."""
+    x0, y0, x1, y1 = bounds
+    x, y = df["x"].to_numpy(), df["y"].to_numpy()
+    inside = (x >= min(x0, x1)) & (x <= max(x0, x1)) & (y >= min(y0, y1)) & (y <= max(y0, y1))
+    return df["id"].to_numpy()[inside].astype(str).tolist()
+
+
+def ids_in_polygon(df: pd.DataFrame, xs, ys) -> list[str]:
+    """Exact lasso selection (even-odd ray casting, vectorised over the points)."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    if len(xs) < 3:
+        return []
+    x, y = df["x"].to_numpy(float), df["y"].to_numpy(float)
+    inside = np.zeros(len(df), dtype=bool)
+    # candidates: inside the polygon's bounding box only
+    cand = np.flatnonzero((x >= xs.min()) & (x <= xs.max()) & (y >= ys.min()) & (y <= ys.max()))
+    px, py = x[cand], y[cand]
+    hit = np.zeros(len(cand), dtype=bool)
+    j = len(xs) - 1
+    for i in range(len(xs)):
+        xi, yi, xj, yj = xs[i], ys[i], xs[j], ys[j]
+        crosses = ((yi > py) != (yj > py)) & (px < (xj - xi) * (py - yi) / ((yj - yi) or 1e-300) + xi)
+        hit ^= crosses
+        j = i
+    inside[cand] = hit
+    return df["id"].to_numpy()[inside].astype(str).tolist()
+
+
+def block_probe(study) -> pd.DataFrame | None:
+    """The linear-probe score of each transformer block, from ``profiles.uns['workbench']``."""
+    if not study.has("profiles"):
+        return None
+
+    def _read(study):
+        import zarr
+        from anndata.io import read_elem
+
+        group = zarr.open_group(study.artefact_path("profiles"), mode="r")
+        if "uns" not in group or "workbench" not in group["uns"]:
+            return None
+        wb = read_elem(group["uns"]["workbench"])
+        curve = wb.get("block_probe") or wb.get("block_scores")
+        if curve is None:
+            return None
+        if isinstance(curve, pd.DataFrame):
+            df = curve
+        elif isinstance(curve, dict) and all(np.ndim(v) == 1 for v in curve.values()):
+            df = pd.DataFrame({k: np.asarray(v) for k, v in curve.items()})
+        elif isinstance(curve, dict):
+            df = pd.DataFrame({"block": [int(k) for k in curve], "score": list(curve.values())})
+        else:
+            return None
+        df.attrs["best_block"] = wb.get("best_block")
+        return df
+
+    return cached(study, ["profiles"], "block-probe", _read)
+
+
+def flat_numbers(d, prefix: str = "") -> dict[str, float]:
+    """Scalar numbers of a nested dict, with dotted keys."""
+    out: dict[str, float] = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_numbers(v, key + "."))
+        elif np.ndim(v) == 0 and isinstance(v, int | float | np.number) and not isinstance(v, bool):
+            out[key] = float(v)
+    return out
+
+
+def benchmark_numbers(study) -> pd.DataFrame:
+    """Benchmark results of the perturbation map (``perturbations.uns['workbench']``)."""
+    if not study.has("perturbations"):
+        return pd.DataFrame(columns=["metric", "value"])
+
+    def _read(study):
+        import zarr
+        from anndata.io import read_elem
+
+        group = zarr.open_group(study.artefact_path("perturbations"), mode="r")
+        wb = read_elem(group["uns"]["workbench"]) if "uns" in group and "workbench" in group["uns"] else {}
+        nums = flat_numbers(wb.get("benchmark", wb))
+        return pd.DataFrame({"metric": list(nums), "value": list(nums.values())})
+
+    return cached(study, ["perturbations"], "benchmarks", _read)
+
+
+def scatter(df: pd.DataFrame, color: str | None, *, threshold: int = DATASHADE_ABOVE,
+            width: int = 520, height: int = 380, tools=()) -> hv.Element:
+    """The base map: glyphs with hover when small, a datashader raster when large."""
+    vdims = [c for c in (*HOVER_COLS, "id") if c in df] + (
+        [color] if color and color in df and color not in HOVER_COLS else [])
+    pts = hv.Points(df, ["x", "y"], vdims)
+    common = dict(width=width, height=height, tools=list(tools))
+    if len(df) <= threshold:
+        opts = dict(size=5, alpha=0.8, **common)
+        opts["tools"] = opts["tools"] + ["hover", "box_select", "lasso_select", "tap"]
+        if color and color in df:
+            opts.update(color=color, cmap="Category20" if not _numeric(df[color]) else "viridis")
+            if _numeric(df[color]):
+                opts["colorbar"] = True
+        return pts.opts(**opts)
+    import datashader as ds
+    from holoviews.operation.datashader import datashade, dynspread, rasterize
+
+    common["tools"] = common["tools"] + ["box_select", "lasso_select", "tap"]
+    if color and color in df and not _numeric(df[color]):
+        return dynspread(datashade(pts, aggregator=ds.count_cat(color))).opts(**common)
+    agg = ds.mean(color) if color and color in df else ds.count()
+    return rasterize(pts, aggregator=agg).opts(cmap="viridis", cnorm="eq_hist", colorbar=True,
+                                               **{**common, "tools": common["tools"] + ["hover"]})
+
+
+def _numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+# ---------------------------------------------------------------------- the view
+class EmbeddingsView(StudyView):
+    """Scatter of samples or perturbations, linked to the selection."""
+
+    level = param.Selector(default="samples", objects=["samples", "perturbations"],
+                           doc="Draw one point per sample (crop) or per perturbation.")
+    basis = param.Selector(default="umap", objects=["umap", "pca"], doc="2-D coordinates.")
+    color_by = param.Selector(default="perturbation", objects=["perturbation"],
+                              doc="Colour points by an obs column or a concept's activation.")
+    datashade_above = param.Integer(default=DATASHADE_ABOVE, bounds=(100, None),
+                                    doc="Rasterise the map above this many points.")
+
+    needs = ("profiles",)
+    key = "embeddings"
+    label = "Embeddings"
+
+    def __init__(self, study=None, selection=None, **params):
+        super().__init__(study, selection, **params)
+        if not self.missing:
+            self.param.basis.objects = bases(self.study) or ["pca"]
+            if self.basis not in self.param.basis.objects:
+                self.basis = self.param.basis.objects[0]
+            cols = [c for c in self.data().columns if c not in ("x", "y", "id")]
+            self.param.color_by.objects = ["none", *cols, "concept activation"]
+
+    def data(self) -> pd.DataFrame:
+        if self.level == "perturbations" and not self.study.has("perturbations"):
+            self.study.require("perturbations", why="the perturbation-level map needs it")
+        return points(self.study, self.level, self.basis)
+
+    def _colored(self) -> pd.DataFrame:
+        df = self.data()
+        if self.color_by == "concept activation" and self.level == "samples":
+            act = concept_activation(self.study, self.selection.concept)
+            if act is not None:
+                df = df.assign(activation=act)
+        return df
+
+    def highlighted(self) -> pd.DataFrame:
+        """Points of the selected perturbation (the overlay)."""
+        df = self.data()
+        return df[highlight_mask(df, self.selection.perturbation)]
+
+    def selected(self) -> pd.DataFrame:
+        df = self.data()
+        return df[df["id"].isin(set(self.selection.samples))]
+
+    def table(self) -> pd.DataFrame:
+        sel = self.selected()
+        return (sel if len(sel) else self.highlighted()).set_index("id")
+
+    # -- plot pieces
+    @param.depends("level", "basis", "color_by", "selection.concept", "width", "height", "svg")
+    def _base(self):
+        df = self._colored()
+        color = {"none": None, "concept activation": "activation"}.get(self.color_by, self.color_by)
+        return scatter(df, color, threshold=self.datashade_above, width=self.width,
+                       height=self.height, tools=["save", "reset", "wheel_zoom", "pan"]).opts(
+            backend_opts={"plot.output_backend": "svg" if self.svg else "canvas"},
+            title=f"{len(df):,} {self.level} ({self.basis.upper()})")
+
+    def _overlay(self, perturbation, samples):
+        df = self.data()
+        hi = df[highlight_mask(df, perturbation)].head(MAX_OVERLAY)
+        sel = df[df["id"].isin(set(samples))].head(MAX_OVERLAY)
+        a = hv.Points(hi, ["x", "y"], ["id", "perturbation"], label="selected perturbation").opts(
+            color="red", size=8, line_color="black", alpha=0.9)
+        b = hv.Points(sel, ["x", "y"], ["id", "perturbation"], label="selected samples").opts(
+            color="orange", marker="square", size=6, alpha=0.9)
+        return a * b
+
+    def plot(self):
+        base = hv.DynamicMap(self._base)
+        overlay = hv.DynamicMap(self._overlay, streams=[hv.streams.Params(
+            self.selection, ["perturbation", "samples"])])
+        box = hv.streams.BoundsXY(source=base)
+        lasso = hv.streams.Lasso(source=base)
+        tap = hv.streams.Tap(source=base)
+        box.add_subscriber(lambda bounds=None, **kw: bounds and self.selection.choose_samples(
+            ids_in_box(self.data(), bounds)))
+        lasso.add_subscriber(lambda geometry=None, **kw: geometry is not None and len(geometry) > 2
+                             and self.selection.choose_samples(
+                                 ids_in_polygon(self.data(), geometry[:, 0], geometry[:, 1])))
+        tap.add_subscriber(lambda x=None, y=None, **kw: self._tap(x, y))
+        self._streams = dict(box=box, lasso=lasso, tap=tap)
+        return (base * overlay).opts(hv.opts.Overlay(legend_position="bottom_right"))
+
+    def _tap(self, x, y):
+        if x is None or y is None:
+            return
+        df = self.data()
+        d = (df["x"].to_numpy() - x) ** 2 + (df["y"].to_numpy() - y) ** 2
+        i = int(np.argmin(d))
+        span = max(float(np.ptp(df["x"])), float(np.ptp(df["y"])), 1e-9)
+        if d[i] <= (0.03 * span) ** 2:
+            self.selection.choose_gene(str(df["perturbation"].iloc[i]))
+
+    @param.depends("selection.perturbation", "selection.samples")
+    def _status(self):
+        gene = self.selection.perturbation
+        n_hi = int(highlight_mask(self.data(), gene).sum()) if gene else 0
+        text = (f"Highlighted: {n_hi} {self.level} of **{gene}**" if gene
+                else "Highlighted: none (choose a gene)")
+        text += f" · selected: {len(self.selection.samples)}"
+        return pn.pane.Markdown(text, css_classes=["wb-emb-status"], margin=(0, 10))
+
+    def probe_plot(self):
+        curve = block_probe(self.study)
+        if curve is None or curve.empty:
+            return no_data("no block-probe curve in profiles", width=240, height=160)
+        x, y = curve.columns[0], curve.columns[1]
+        best = curve.attrs.get("best_block")
+        plot = hv.Curve(curve, x, y).opts(width=260, height=180, title="Linear probe by block",
+                                          tools=["hover"]) * hv.Scatter(curve, x, y).opts(size=6)
+        if best is not None:
+            plot = plot * hv.VLine(float(best)).opts(color="red", line_dash="dashed")
+        return plot
+
+    def body(self):
+        controls = pn.Row(pn.widgets.Select.from_param(self.param.level, width=120),
+                          pn.widgets.Select.from_param(self.param.basis, width=90),
+                          pn.widgets.Select.from_param(self.param.color_by, width=160))
+        bench = benchmark_numbers(self.study)
+        side = pn.Column(pn.pane.HoloViews(self.probe_plot(), linked_axes=False),
+                         pn.widgets.Tabulator(bench, show_index=False, disabled=True, width=260,
+                                              height=150) if len(bench) else pn.pane.Markdown(
+                             "No benchmark numbers yet (`workbench benchmark STUDY`)."))
+        return pn.Column(controls, self._status,
+                         pn.Row(pn.pane.HoloViews(self.plot(), linked_axes=False), side))

@@ -1,0 +1,258 @@
+"""GRN view: the posterior over regulatory networks, around the selected gene.
+
+DynGFN (Atanackovic et al., NeurIPS 2023) samples whole graphs, cycles included, so the
+view shows the posterior rather than one network: the edge-probability matrix
+(``grn.varp["edge_probability"]``, child-major: entry ``[i, j]`` is the probability that
+gene ``j`` regulates gene ``i``), the subgraph of likely edges around the selected gene
+(breadth-first, capped at :attr:`GRNView.max_nodes`, drawn with one layout computed per
+artefact version and centred on the gene), single posterior samples from ``grn_samples``,
+the most frequent cycles, and the agreement with a reference network when the Study has one
+(the simulator's ground truth, or metrics the GRN step stored).
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from workbench.dashboards.base import StudyView, no_data
+from workbench.dashboards.cache import cached
+from workbench.dashboards.concepts import _uns
+from workbench.dashboards.embeddings import flat_numbers
+
+
+def _posterior(study):
+    g = study.read("grn")
+    names = g.var_names.astype(str).tolist()
+    prob = g.varp["edge_probability"]
+    prob = np.asarray(prob.toarray() if hasattr(prob, "toarray") else prob, dtype=np.float32)
+    return names, prob
+
+
+def posterior(study) -> tuple[list[str], np.ndarray]:
+    """Gene names and the edge-probability matrix (child-major)."""
+    return cached(study, ["grn"], "grn-posterior", _posterior)
+
+
+def edges(study, threshold: float = 0.5) -> pd.DataFrame:
+    """Edges ``source -> target`` with probability at least ``threshold``."""
+    names, prob = posterior(study)
+    i, j = np.nonzero(prob >= threshold)
+    keep = i != j
+    return pd.DataFrame({"source": np.asarray(names)[j[keep]], "target": np.asarray(names)[i[keep]],
+                         "probability": prob[i[keep], j[keep]]}).sort_values(
+        "probability", ascending=False, ignore_index=True)
+
+
+def _layout(study):
+    import networkx as nx
+
+    names, prob = posterior(study)
+    stored = _uns(study, "grn").get("layout")
+    if stored is not None:
+        if isinstance(stored, dict):
+            return {str(k): tuple(map(float, v)) for k, v in stored.items()}
+        arr = np.asarray(stored, dtype=float)
+        if arr.shape == (len(names), 2):
+            return {n: tuple(p) for n, p in zip(names, arr, strict=True)}
+    graph = nx.Graph()
+    graph.add_nodes_from(names)
+    sym = np.maximum(prob, prob.T)
+    for a, b in zip(*np.nonzero(np.triu(sym, 1) >= 0.2), strict=True):
+        graph.add_edge(names[a], names[b], weight=float(sym[a, b]))
+    pos = nx.spring_layout(graph, seed=0, weight="weight")
+    return {n: (float(p[0]), float(p[1])) for n, p in pos.items()}
+
+
+def layout(study) -> dict[str, tuple[float, float]]:
+    """Node positions for the whole network: stored by the GRN step, else a spring layout
+    computed once per artefact version."""
+    return cached(study, ["grn"], "grn-layout", _layout)
+
+
+def subgraph(study, gene: str, threshold: float = 0.5, max_nodes: int = 25,
+             hops: int = 2) -> tuple[list[str], pd.DataFrame]:
+    """Nodes within ``hops`` likely edges of ``gene`` (strongest first, at most
+    ``max_nodes``) and the likely edges among them."""
+    names, prob = posterior(study)
+    if gene not in names:
+        return [], pd.DataFrame(columns=["source", "target", "probability"])
+    idx = {n: k for k, n in enumerate(names)}
+    sym = np.maximum(prob, prob.T)
+    nodes, frontier = [gene], [gene]
+    for _ in range(hops):
+        nxt = []
+        for n in frontier:
+            k = idx[n]
+            for m in np.argsort(-sym[k]):
+                if sym[k, m] < threshold or len(nodes) >= max_nodes:
+                    break
+                if names[m] not in nodes and m != k:
+                    nodes.append(names[m])
+                    nxt.append(names[m])
+        frontier = nxt
+    e = edges(study, threshold)
+    e = e[e["source"].isin(nodes) & e["target"].isin(nodes)].reset_index(drop=True)
+    return nodes, e
+
+
+def cycles(study) -> pd.DataFrame:
+    """Cycles with their posterior frequency: stored by the GRN step, else counted in the
+    posterior samples."""
+    def _read(study):
+        stored = _uns(study, "grn").get("cycles")
+        rows = []
+        if stored is not None:
+            for c in (stored if isinstance(stored, list) else list(stored)):
+                if isinstance(c, dict):
+                    rows.append({"cycle": " → ".join(map(str, c.get("cycle", []))),
+                                 "length": c.get("length", len(c.get("cycle", []))),
+                                 "frequency": c.get("frequency", np.nan)})
+                else:
+                    c = [str(x) for x in np.ravel(c)]
+                    rows.append({"cycle": " → ".join(c), "length": len(c), "frequency": np.nan})
+        elif study.has("grn_samples"):
+            from workbench.tools.grn_metrics import cycle_frequencies
+
+            names, _ = posterior(study)
+            samples = np.asarray(study.read("grn_samples")[:200])
+            for c in cycle_frequencies(samples, names):
+                rows.append({"cycle": " → ".join(c["cycle"]), "length": c["length"],
+                             "frequency": c["frequency"]})
+        return pd.DataFrame(rows, columns=["cycle", "length", "frequency"])
+
+    return cached(study, ["grn", "grn_samples"], "grn-cycles", _read)
+
+
+def agreement(study) -> pd.DataFrame:
+    """Agreement with a reference: the GRN step's metrics, and AUROC/AUPRC of the edge
+    probabilities against the ground-truth adjacency of a simulated Study."""
+    def _read(study):
+        rows = {f"stored.{k}": v for k, v in flat_numbers(_uns(study, "grn").get("metrics", {})).items()}
+        if study.has("ground_truth"):
+            truth = study.read("ground_truth")
+            names, prob = posterior(study)
+            if "adjacency" in truth and list(truth.get("genes", [])) == names:
+                from workbench.tools.grn_metrics import edge_auc
+
+                adj = np.asarray(truth["adjacency"])
+                mask = ~np.eye(len(names), dtype=bool)
+                rows.update({f"ground_truth.{k}": v for k, v in edge_auc(prob, adj, mask).items()})
+        return pd.DataFrame({"metric": list(rows), "value": list(rows.values())})
+
+    return cached(study, ["grn", "ground_truth"], "grn-agreement", _read)
+
+
+class GRNView(StudyView):
+    """Edge probabilities, the subgraph around the selected gene, samples, cycles."""
+
+    threshold = param.Number(default=0.5, bounds=(0.0, 1.0), step=0.05,
+                             doc="Draw edges at least this probable.")
+    max_nodes = param.Integer(default=25, bounds=(2, 200), doc="Cap on subgraph size.")
+    sample = param.Integer(default=0, bounds=(0, None), doc="Posterior sample shown.")
+
+    needs = ("grn",)
+    key = "grn"
+    label = "GRN posterior"
+
+    def __init__(self, study=None, selection=None, **params):
+        super().__init__(study, selection, **params)
+        if not self.missing and self.study.has("grn_samples"):
+            self.param.sample.bounds = (0, int(self.study.read("grn_samples").shape[0]) - 1)
+
+    def centre(self) -> str:
+        names, _ = posterior(self.study)
+        g = self.selection.perturbation
+        return g if g in names else ""
+
+    def table(self) -> pd.DataFrame:
+        g = self.centre()
+        return subgraph(self.study, g, self.threshold, self.max_nodes)[1] if g else \
+            edges(self.study, self.threshold)
+
+    def matrix(self):
+        names, prob = posterior(self.study)
+        n = len(names)
+        df = pd.DataFrame({"regulator": np.tile(names, n), "target": np.repeat(names, n),
+                           "probability": prob.ravel()})
+        hm = hv.HeatMap(df, ["regulator", "target"], "probability").opts(
+            width=self.width - 160, height=self.height - 60, cmap="Blues", clim=(0, 1),
+            colorbar=True, tools=["hover", "tap", "save"], xrotation=90, invert_yaxis=True,
+            title="P(regulator → target)")
+        tap = hv.streams.Tap(source=hm)
+        tap.add_subscriber(lambda x=None, y=None, **kw: isinstance(x, str)
+                           and self.selection.choose_gene(x))
+        self._tap_stream = tap
+        return hm
+
+    @param.depends("selection.perturbation", "threshold", "max_nodes")
+    def graph(self):
+        gene = self.centre()
+        if not gene:
+            return pn.pane.Markdown("Choose a gene of the network to centre the subgraph on it "
+                                    f"({len(posterior(self.study)[0])} genes).",
+                                    css_classes=["wb-grn-centre"])
+        nodes, e = subgraph(self.study, gene, self.threshold, self.max_nodes)
+        pos = layout(self.study)
+        cx, cy = pos[gene]
+        nd = pd.DataFrame({"x": [pos[n][0] - cx for n in nodes], "y": [pos[n][1] - cy for n in nodes],
+                           "gene": nodes, "role": ["centre" if n == gene else "neighbour" for n in nodes]})
+        g = hv.Graph(((e["source"], e["target"], e["probability"]),
+                      hv.Nodes(nd, ["x", "y", "gene"], ["role"])), vdims="probability").opts(
+            directed=True, arrowhead_length=0.03, node_color="role", cmap={"centre": "red",
+                                                                          "neighbour": "lightblue"},
+            edge_color="probability", edge_cmap="Greys", edge_line_width=2, node_size=18,
+            width=self.width - 160, height=self.height - 60, tools=["hover", "save"],
+            xaxis=None, yaxis=None, title=f"Around {gene} (p ≥ {self.threshold:g})")
+        labels = hv.Labels(nd, ["x", "y"], "gene").opts(text_font_size="9pt", yoffset=0.06)
+        return pn.Column(pn.pane.Markdown(f"Subgraph centred on **{gene}**: {len(nodes)} genes, "
+                                          f"{len(e)} edges", css_classes=["wb-grn-centre"]),
+                         pn.pane.HoloViews(g * labels, linked_axes=False))
+
+    @param.depends("sample", "selection.perturbation")
+    def sample_view(self):
+        if not self.study.has("grn_samples"):
+            return pn.pane.Markdown("No posterior samples stored (`workbench grn STUDY`).")
+        names, _ = posterior(self.study)
+        arr = self.study.read("grn_samples")
+        s = np.asarray(arr[int(self.sample)])
+        gene = self.centre()
+        txt = f"Sample {self.sample} of {arr.shape[0]}: {int((s > 0).sum())} edges"
+        if gene:
+            k = names.index(gene)
+            regs = [names[j] for j in np.flatnonzero(s[k]) if j != k]
+            tgts = [names[i] for i in np.flatnonzero(s[:, k]) if i != k]
+            txt += f"; regulators of {gene}: {', '.join(regs) or '-'}; targets: {', '.join(tgts) or '-'}"
+        img = hv.Image(s[::-1].astype(float), bounds=(0, 0, len(names), len(names))).opts(
+            cmap="Greys", width=220, height=200, xaxis=None, yaxis=None, toolbar=None)
+        return pn.Row(pn.pane.HoloViews(img, linked_axes=False), pn.pane.Markdown(txt, width=260))
+
+    @param.depends("selection.perturbation")
+    def cycle_table(self):
+        df = cycles(self.study)
+        g = self.centre()
+        if g and len(df):
+            df = df[df["cycle"].str.split(" → ").map(lambda c: g in c)]
+        if df.empty:
+            return pn.pane.Markdown("No cycles" + (f" through {g}." if g else "."))
+        return pn.widgets.Tabulator(df.head(20), show_index=False, disabled=True, height=150,
+                                    width=340)
+
+    def body(self):
+        agree = agreement(self.study)
+        return pn.Column(
+            pn.Row(pn.widgets.FloatSlider.from_param(self.param.threshold, width=180),
+                   pn.widgets.IntSlider.from_param(self.param.max_nodes, width=160)),
+            pn.Tabs(("Subgraph", self.graph),
+                    ("Edge probabilities", pn.pane.HoloViews(self.matrix(), linked_axes=False)),
+                    ("Samples", pn.Column(pn.widgets.IntSlider.from_param(self.param.sample,
+                                                                          width=240),
+                                          self.sample_view)),
+                    ("Cycles", self.cycle_table),
+                    ("Reference", pn.widgets.Tabulator(agree, show_index=False, disabled=True,
+                                                       width=320, height=160) if len(agree)
+                     else pn.pane.Markdown("No reference network in this Study.")),
+                    dynamic=True))

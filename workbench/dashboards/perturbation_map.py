@@ -1,0 +1,169 @@
+"""Perturbation map: how alike the perturbations' profiles are, and which of them are known
+to belong together.
+
+The heatmap shows ``perturbations.obsp["cosine"]`` with rows and columns in the order of an
+average-linkage clustering on cosine distance (computed once per artefact version and
+cached), so that complexes and pathways appear as blocks. The table lists the nearest
+neighbours of the selected perturbation and marks the pairs that a relationship database
+(the Study's ``relationships`` artefact, EFAAR format ``entity1, entity2``) already knows:
+the recall benchmark in one glance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from workbench.dashboards.base import StudyView
+from workbench.dashboards.cache import cached
+
+#: Above this many perturbations the heatmap is drawn as an image (no per-cell glyphs).
+MAX_HEATMAP_CELLS = 120
+
+
+def _labels(study) -> list[str]:
+    obs = study.read_obs("perturbations")
+    return (obs["perturbation"].astype(str) if "perturbation" in obs else obs.index.astype(str)).tolist()
+
+
+def _clustered(study):
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    adata = study.read("perturbations")
+    labels = _labels(study)
+    if "cosine" in adata.obsp:
+        cos = np.asarray(adata.obsp["cosine"].toarray() if hasattr(adata.obsp["cosine"], "toarray")
+                         else adata.obsp["cosine"], dtype=np.float32)
+    else:
+        x = np.asarray(adata.X, dtype=np.float64)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        cos = (x @ x.T).astype(np.float32)
+    if len(labels) > 2:
+        dist = np.clip(1 - (cos + cos.T) / 2, 0, 2)
+        np.fill_diagonal(dist, 0)
+        order = leaves_list(linkage(squareform(dist, checks=False), method="average"))
+    else:
+        order = np.arange(len(labels))
+    return [labels[i] for i in order], cos[np.ix_(order, order)]
+
+
+def similarity(study) -> tuple[list[str], np.ndarray]:
+    """Perturbation labels in clustered order and their cosine-similarity matrix."""
+    return cached(study, ["perturbations"], "similarity", _clustered)
+
+
+def _relationships(study) -> pd.DataFrame:
+    obj = study.read("relationships")
+    if isinstance(obj, pd.DataFrame):
+        df = obj
+    else:
+        path = Path(obj)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix in (".csv", ".tsv", ".txt"))
+            path = files[0]
+        df = pd.read_csv(path, sep=None, engine="python")
+    cols = {c.lower(): c for c in df.columns}
+    a = cols.get("entity1") or df.columns[0]
+    b = cols.get("entity2") or df.columns[1]
+    out = pd.DataFrame({"entity1": df[a].astype(str), "entity2": df[b].astype(str)})
+    src = cols.get("source") or cols.get("database")
+    out["source"] = df[src].astype(str) if src else "relationships"
+    return out
+
+
+def known_pairs(study) -> dict[frozenset, str]:
+    """Known relationships as ``{frozenset({a, b}): source}`` (empty when none)."""
+    if not study.has("relationships"):
+        return {}
+
+    def _pairs(study):
+        df = _relationships(study)
+        return {frozenset((a, b)): s for a, b, s in df[["entity1", "entity2", "source"]].itertuples(
+            index=False)}
+
+    return cached(study, ["relationships"], "known-pairs", _pairs)
+
+
+def neighbours(study, perturbation: str, k: int = 10) -> pd.DataFrame:
+    """The ``k`` most similar perturbations, with known relationships marked."""
+    labels, cos = similarity(study)
+    if perturbation not in labels:
+        return pd.DataFrame(columns=["perturbation", "cosine", "known", "source"])
+    i = labels.index(perturbation)
+    order = [j for j in np.argsort(-cos[i]) if j != i][:k]
+    known = known_pairs(study)
+    rows = []
+    for j in order:
+        src = known.get(frozenset((perturbation, labels[j])), "")
+        rows.append({"perturbation": labels[j], "cosine": round(float(cos[i, j]), 4),
+                     "known": bool(src), "source": src})
+    return pd.DataFrame(rows)
+
+
+class PerturbationMapView(StudyView):
+    """Clustered similarity heatmap and nearest neighbours of the selected perturbation."""
+
+    k = param.Integer(default=10, bounds=(1, 100), doc="Number of nearest neighbours listed.")
+
+    needs = ("perturbations",)
+    key = "perturbation_map"
+    label = "Perturbation map"
+
+    def table(self) -> pd.DataFrame:
+        if self.selection.perturbation:
+            return neighbours(self.study, self.selection.perturbation, self.k)
+        labels, cos = similarity(self.study)
+        return pd.DataFrame(cos, index=labels, columns=labels)
+
+    def heatmap(self):
+        labels, cos = similarity(self.study)
+        n = len(labels)
+        opts = dict(width=self.width, height=self.height, cmap="RdBu_r", clim=(-1, 1),
+                    colorbar=True, tools=["save", "reset", "tap", "hover"],
+                    title="Cosine similarity (clustered)")
+        if n <= MAX_HEATMAP_CELLS:
+            df = pd.DataFrame({"a": np.repeat(labels, n), "b": np.tile(labels, n),
+                               "cosine": cos.ravel()})
+            hm = hv.HeatMap(df, ["b", "a"], "cosine").opts(xrotation=90, invert_yaxis=True, **opts)
+        else:
+            hm = hv.Image(cos[::-1], bounds=(0, 0, n, n), vdims="cosine").opts(**opts)
+        tap = hv.streams.Tap(source=hm)
+        tap.add_subscriber(lambda x=None, y=None, **kw: self._tap(x, y, labels))
+        self._tap_stream = tap
+        return hm
+
+    def _tap(self, x, y, labels):
+        if y is None:
+            return
+        if isinstance(y, str):
+            self.selection.choose_gene(y)
+        else:
+            i = len(labels) - 1 - int(y)
+            if 0 <= i < len(labels):
+                self.selection.choose_gene(labels[i])
+
+    @param.depends("selection.perturbation", "k")
+    def _neighbours(self):
+        gene = self.selection.perturbation
+        if not gene:
+            return pn.pane.Markdown("Choose a perturbation to list its nearest neighbours.")
+        df = neighbours(self.study, gene, self.k)
+        if df.empty:
+            return pn.pane.Markdown(f"**{gene}** is not in the perturbation map.")
+        n_known = int(df["known"].sum())
+        return pn.Column(
+            pn.pane.Markdown(f"Nearest to **{gene}** ({n_known} known relationship(s) ★)",
+                             css_classes=["wb-neighbours-title"]),
+            pn.widgets.Tabulator(df.assign(known=df["known"].map({True: "★", False: ""})),
+                                 show_index=False, disabled=True, height=260, width=340))
+
+    def body(self):
+        return pn.Column(pn.Row(pn.pane.HoloViews(self.heatmap(), linked_axes=False),
+                                self._neighbours),
+                         pn.widgets.IntSlider.from_param(self.param.k, width=200))

@@ -1,0 +1,248 @@
+"""The one selection that every dashboard view reads and writes.
+
+A biologist follows one gene through the workbench: its images, the concepts it drives, the
+pairs it was tested in and its regulators. The :class:`Selection` holds that thread as plain
+values (a perturbation name, a concept id, a pair "A+B", a list of sample ids); each view
+watches it and redraws, and writes to it when the user clicks. Because it is a
+:class:`param.Parameterized` that imports nothing from Panel, the linking logic is tested
+without a browser (STYLE item 4), and the same object travels three ways:
+
+* the URL query string (``?gene=G03&concept=c7&pair=G03%2BG05&samples=[...]``), so a page
+  can be bookmarked and shared (:data:`URL_KEYS`, :meth:`Selection.to_query`);
+* ``selection.json`` in the Study folder, written atomically on every change, which the
+  napari plugin follows (:meth:`Selection.save`, :func:`read_selection_file`);
+* CSV export (:mod:`workbench.dashboards.export`).
+
+``selection.json`` keys (schema ``workbench.selection``, version 1)
+------------------------------------------------------------------
+``schema``        always ``"workbench.selection"``
+``version``       integer schema version (1)
+``study_id``      the ``study_id`` of the Study the selection refers to
+``perturbation``  the selected perturbation or gene name, ``""`` for none
+``concept``       the selected concept id (an ``obs_name`` of the ``concepts`` artefact), or ``""``
+``pair``          the selected pair as ``"A+B"`` (genes sorted as in the interactions table), or ``""``
+``samples``       list of selected sample ids (``obs_names`` of ``profiles`` / crop ids of ``images``)
+``updated``       ISO-8601 UTC time of the write
+``source``        who wrote it (``"dashboard"``, ``"napari"``, ...)
+
+Unknown keys are ignored on reading; a file with a newer ``version`` is ignored with a
+warning rather than misread.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import param
+
+SELECTION_FILE = "selection.json"
+SCHEMA = "workbench.selection"
+VERSION = 1
+#: Selection parameter -> URL query key.
+URL_KEYS = {"perturbation": "gene", "concept": "concept", "pair": "pair", "samples": "samples"}
+#: The views a dashboard can show, in their default order.
+VIEW_NAMES = ("embeddings", "interactions", "concepts", "grn", "perturbation_map", "images")
+DEFAULT_VIEWS = ("embeddings", "interactions", "concepts", "grn")
+#: At most this many sample ids go into a URL (the rest stay in the session and the file).
+MAX_URL_SAMPLES = 200
+
+
+def split_pair(pair: str) -> tuple[str, str] | None:
+    """``"A+B"`` -> ``("A", "B")``; ``None`` for anything that is not a pair."""
+    if not pair or "+" not in pair:
+        return None
+    a, _, b = pair.partition("+")
+    return (a, b) if a and b else None
+
+
+def make_pair(a: str, b: str) -> str:
+    """The canonical pair name: the two genes sorted, joined by ``+``."""
+    a, b = sorted((str(a), str(b)))
+    return f"{a}+{b}"
+
+
+class Selection(param.Parameterized):
+    """What the user is looking at, shared by every view of one dashboard session.
+
+    Each session owns its own ``Selection``: two browser tabs never see each other's clicks.
+    Views call the ``choose_*`` methods (or set the parameters) and watch the parameters
+    they depend on.
+    """
+
+    perturbation = param.String(default="", doc="Selected perturbation or gene name.")
+    concept = param.String(default="", doc="Selected concept id (row of the concepts table).")
+    pair = param.String(default="", doc='Selected pair of perturbations, written "A+B".')
+    samples = param.List(default=[], item_type=str,
+                         doc="Ids of the samples selected by box or lasso (profiles obs_names).")
+
+    # ------------------------------------------------------------------ choosing
+    def choose_gene(self, gene: str | None) -> None:
+        """Select a perturbation/gene; clears a pair that does not contain it."""
+        gene = "" if gene is None else str(gene)
+        pair = split_pair(self.pair)
+        with param.parameterized.batch_call_watchers(self):
+            if pair and gene and gene not in pair:
+                self.pair = ""
+            self.perturbation = gene
+
+    def choose_pair(self, a: str, b: str | None = None) -> None:
+        """Select a pair (``choose_pair("A+B")`` or ``choose_pair("A", "B")``); the first
+        gene becomes the selected perturbation."""
+        if b is None:
+            ab = split_pair(a)
+            if ab is None:
+                self.pair = ""
+                return
+            a, b = ab
+        with param.parameterized.batch_call_watchers(self):
+            self.pair = make_pair(a, b)
+            self.perturbation = str(a)
+
+    def choose_concept(self, concept: str | None) -> None:
+        self.concept = "" if concept is None else str(concept)
+
+    def choose_samples(self, ids) -> None:
+        """Select samples by id (a box or lasso selection)."""
+        self.samples = [str(i) for i in ids]
+
+    def clear(self) -> None:
+        self.update(perturbation="", concept="", pair="", samples=[])
+
+    @property
+    def pair_genes(self) -> tuple[str, str] | None:
+        return split_pair(self.pair)
+
+    # ------------------------------------------------------------------ round trips
+    def to_dict(self) -> dict[str, Any]:
+        return {"perturbation": self.perturbation, "concept": self.concept,
+                "pair": self.pair, "samples": list(self.samples)}
+
+    def update(self, values: dict[str, Any] | None = None, **kw: Any) -> None:
+        """Set several fields at once (one redraw); unknown keys are ignored."""
+        values = {**(values or {}), **kw}
+        clean: dict[str, Any] = {}
+        for key in ("perturbation", "concept", "pair"):
+            if key in values and values[key] is not None:
+                clean[key] = str(values[key])
+        if "samples" in values and values["samples"] is not None:
+            clean["samples"] = [str(s) for s in values["samples"]]
+        if clean:
+            self.param.update(**clean)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Selection:
+        sel = cls()
+        sel.update(values)
+        return sel
+
+    def to_query(self) -> dict[str, str]:
+        """URL query parameters (empty fields are left out)."""
+        q: dict[str, str] = {}
+        for attr, key in URL_KEYS.items():
+            value = getattr(self, attr)
+            if attr == "samples":
+                if value:
+                    q[key] = json.dumps(list(value)[:MAX_URL_SAMPLES])
+            elif value:
+                q[key] = value
+        return q
+
+    def update_from_query(self, query: dict[str, Any]) -> None:
+        """Apply URL query parameters (values may be strings or lists of strings)."""
+        values: dict[str, Any] = {}
+        for attr, key in URL_KEYS.items():
+            if key not in query:
+                continue
+            v = query[key]
+            if isinstance(v, list | tuple) and attr != "samples":
+                v = v[0] if v else ""
+            if isinstance(v, bytes):
+                v = v.decode()
+            if attr == "samples":
+                values[attr] = parse_samples(v)
+            else:
+                values[attr] = v
+        self.update(values)
+
+    # ------------------------------------------------------------------ the Study file
+    def to_file_dict(self, study_id: str = "", source: str = "dashboard") -> dict[str, Any]:
+        return {"schema": SCHEMA, "version": VERSION, "study_id": study_id, **self.to_dict(),
+                "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "source": source}
+
+    def save(self, study_path: str | os.PathLike, study_id: str = "",
+             source: str = "dashboard") -> Path:
+        """Write ``selection.json`` into the Study folder atomically."""
+        return write_selection_file(study_path, self.to_file_dict(study_id, source))
+
+    def load(self, study_path: str | os.PathLike) -> bool:
+        """Apply ``selection.json`` from the Study folder; False when there is none."""
+        data = read_selection_file(study_path)
+        if data is None:
+            return False
+        self.update(data)
+        return True
+
+
+def parse_samples(value: Any) -> list[str]:
+    """Sample ids from a URL value: a JSON list, a comma-separated string, or a list."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple):
+        if len(value) == 1 and isinstance(value[0], str | bytes):
+            return parse_samples(value[0].decode() if isinstance(value[0], bytes) else value[0])
+        return [str(v) for v in value]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            return [str(v) for v in json.loads(text)]
+        except json.JSONDecodeError:
+            pass
+    return [s for s in text.split(",") if s]
+
+
+def write_selection_file(study_path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """Write ``selection.json`` atomically (temporary file, fsync, rename)."""
+    path = Path(study_path) / SELECTION_FILE
+    tmp = path.with_name(f".{SELECTION_FILE}.tmp-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_selection_file(study_path: str | os.PathLike) -> dict[str, Any] | None:
+    """Read ``selection.json``; None when absent, unreadable or of a newer version."""
+    path = Path(study_path) / SELECTION_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return None
+    if int(data.get("version", 0)) > VERSION:
+        warnings.warn(f"{path} has selection schema version {data['version']}, newer than "
+                      f"{VERSION}; it is ignored.", stacklevel=2)
+        return None
+    return data
+
+
+class Layout(param.Parameterized):
+    """Which views a session shows side by side (two to four of :data:`VIEW_NAMES`)."""
+
+    views = param.ListSelector(default=list(DEFAULT_VIEWS), objects=list(VIEW_NAMES),
+                               doc="The views shown side by side, in order (two to four).")
+    columns = param.Integer(default=2, bounds=(1, 4), doc="Views per row.")
+
+    @param.depends("views", watch=True)
+    def _cap(self):
+        if len(self.views) > 4:
+            self.views = list(self.views)[:4]
