@@ -9,9 +9,10 @@ x in R^d. Two null hypotheses say "no interaction" in two different ways:
 or groups of coordinates). For a kernel that is *additive over those parts* the kernel mean
 embeddings then satisfy ``mu(Pab) + mu(P0) = mu(Pa) + mu(Pb)``, i.e. the mixture
 ``(Pab + P0)/2`` equals the mixture ``(Pa + Pb)/2``. :func:`disjointness_test` tests this as
-an ordinary two-sample test between the pooled sample ``{x_ab} U {x_0}`` and the pooled
-sample ``{x_a} U {x_b}`` with the unbiased MMD^2 statistic (Gretton et al. 2012), calibrated
-by permuting the pooled labels. The kernel is part of the null hypothesis: with
+a two-sample test between the pooled sample ``{x_ab} U {x_0}`` and the pooled sample
+``{x_a} U {x_b}``: its statistic is the unbiased estimate of
+``D = ||mu_ab + mu_0 - mu_a - mu_b||^2 = 4 MMD^2`` (Gretton et al. 2012), calibrated by
+permuting labels. The kernel is part of the null hypothesis: with
 ``kernel="additive_rbf"`` (a sum of one Gaussian kernel per part, by default one part per
 coordinate) the test rejects when effects share coordinates, even if they add up there;
 with ``kernel="linear"`` only the means enter, and the test becomes an additivity-in-the-
@@ -33,9 +34,16 @@ Where our version differs from the paper (whose method section we could not read
   unequal groups silently.
 - Bandwidths are chosen on a *reference* sample (by default the controls pooled over all
   tested pairs), never on the tested pair itself: per-part median heuristic.
-- One set of permutations is shared by all pairs of a call. Each pair's p-value is an exact
-  permutation p-value; p-values of different pairs are then positively dependent, under
-  which Benjamini-Hochberg still controls the FDR.
+- Calibration by *restricted* permutations. Permuting all pooled labels assumes the 4n
+  samples are exchangeable, but each pooled group is a stratified sample (exactly n from
+  each of its two conditions), and the unrestricted permutation null is too wide: we
+  measured a false-positive rate of 0.009 at alpha 0.05 on 322 null pairs of the demo world.
+  We instead form random quadruples (ab_i, ctrl_i, a_i, b_i), write D as a U-statistic over
+  ``psi_i = phi(ab_i) + phi(ctrl_i) - phi(a_i) - phi(b_i)``, and swap the two halves of
+  each quadruple at random (``psi_i -> -psi_i``): the Rademacher wild bootstrap of a
+  degenerate U-statistic (Chwialkowski et al. 2014), which respects the stratification.
+- One set of sign flips is shared by all pairs of a call; p-values of different pairs are
+  then positively dependent, under which Benjamini-Hochberg still controls the FDR.
 - Separability bias correction: classifier-based KL estimates are biased, and the bias of
   ``KL_ab - KL_a - KL_b`` does not cancel (one positive term, two negative). We add a fourth
   term, the KL of a held-out control half against the reference control half (true value 0),
@@ -75,7 +83,7 @@ class InteractionTestResult:
     Attributes
     ----------
     test : "disjointness" or "separability".
-    statistic : the test statistic (unbiased MMD^2, or the separability score S).
+    statistic : the test statistic (unbiased D = 4 MMD^2, or the separability score S).
     p_value : permutation (disjointness) or bootstrap (separability) p-value.
     effect_size : statistic divided by the spread of its null (disjointness: permutation
         standard deviation; separability: bootstrap standard error).
@@ -207,19 +215,14 @@ def _gram(z: torch.Tensor, kernel: str, assign: torch.Tensor | None,
     return torch.exp(-per_part / (2 * sigma2)).mean(-1)
 
 
-def _mmd_from_indicators(k0: torch.Tensor, u: torch.Tensor, m: int) -> torch.Tensor:
-    """Unbiased MMD^2 for each pair (c) and labelling (B) given zero-diagonal Gram k0.
+def _quadruple_gram(k: torch.Tensor, n: int) -> torch.Tensor:
+    """H (c, n, n): inner products of psi_i = phi(ab_i) + phi(0_i) - phi(a_i) - phi(b_i).
 
-    ``u`` (B, N) marks group X with 1 (m ones); group Y is the rest (also m).
+    ``k`` is the Gram matrix of the pooled sample ordered [ab, ctrl, a, b] (n each).
     """
-    total = k0.sum((1, 2))  # (c,)
-    rows = k0.sum(2)  # (c, N)
-    ku = torch.einsum("cij,bj->cbi", k0, u)  # (c, B, N)
-    uku = (ku * u[None]).sum(-1)  # (c, B)
-    ur = rows @ u.T  # (c, B)
-    vkv = total[:, None] - 2 * ur + uku
-    ukv = ur - uku
-    return (uku + vkv) / (m * (m - 1)) - 2 * ukv / (m * m)
+    sign = torch.tensor([1.0, 1.0, -1.0, -1.0], dtype=k.dtype, device=k.device)
+    k4 = k.reshape(k.shape[0], 4, n, 4, n)
+    return torch.einsum("a,b,caibj->cij", sign, sign, k4)
 
 
 # ---------------------------------------------------------------------------- disjointness
@@ -240,13 +243,14 @@ def disjointness_test(ctrl, a, b, ab, *, kernel: str = "additive_rbf", parts=Non
         per coordinate.
     reference : samples for the bandwidth (median heuristic per part), held out from the
         tests; default the controls of all pairs pooled.
-    n_permutations : number of random relabellings of the pooled sample.
+    n_permutations : number of random within-quadruple swaps (sign-flip vectors).
 
     Returns
     -------
-    InteractionTestResult with ``statistic`` the unbiased MMD^2 (``D_ab = 4 MMD^2`` is the
-    squared norm of ``mu_ab + mu_0 - mu_a - mu_b``), exact permutation p-values
-    ``(1 + #{T_perm >= T}) / (1 + B)`` and ``effect_size = (T - mean_null) / sd_null``.
+    InteractionTestResult with ``statistic`` the unbiased estimate of
+    ``D = ||mu_ab + mu_0 - mu_a - mu_b||^2`` (= 4 MMD^2 of the pooled groups), p-values
+    ``(1 + #{T_perm >= T}) / (1 + B)`` over B restricted permutations (sign flips of the
+    quadruples) and ``effect_size = (T - mean_null) / sd_null``.
     """
     if kernel not in ("additive_rbf", "linear", "rbf"):
         raise ValueError(f"unknown kernel {kernel!r}; use 'additive_rbf', 'linear' or 'rbf'")
@@ -270,24 +274,24 @@ def disjointness_test(ctrl, a, b, ab, *, kernel: str = "additive_rbf", parts=Non
         sig = np.zeros(0, np.float32)
     assign_t = _as_tensor(assign, dev)
     sig_t = _as_tensor(sig, dev)
-    # permutations shared by all pairs; row 0 is the observed labelling
+    # restricted permutations shared by all pairs: eps_i = -1 swaps the roles of
+    # (ab_i, ctrl_i) and (a_i, b_i) inside quadruple i; row 0 is the observed labelling
     gen = torch.Generator().manual_seed(int(seed))
-    perms = torch.argsort(torch.rand(n_permutations, big_n, generator=gen), dim=1)
-    u = torch.zeros(n_permutations + 1, big_n)
-    u[0, :m] = 1.0
-    u[1:].scatter_(1, perms[:, :m], 1.0)
-    u = u.to(dev)
+    eps = torch.randint(0, 2, (n_permutations + 1, n), generator=gen).float() * 2 - 1
+    eps[0] = 1.0
+    eps = eps.to(dev)
     if chunk_pairs is None:
-        per_pair = big_n * big_n * (d if kernel == "additive_rbf" else 1) + (n_permutations + 1) * big_n
+        per_pair = big_n * big_n * (d if kernel == "additive_rbf" else 1) + (n_permutations + 1) * n
         chunk_pairs = max(1, int(2e8 // (4 * per_pair)))
     stats = torch.empty(n_pairs, n_permutations + 1)
     for s in range(0, n_pairs, chunk_pairs):
         sl = slice(s, s + chunk_pairs)
         z = torch.cat([_as_tensor(ab[sl], dev), _as_tensor(ctrl[sl], dev),
                        _as_tensor(a[sl], dev), _as_tensor(b[sl], dev)], dim=1)
-        k = _gram(z, kernel, assign_t, sig_t)
-        k = k - torch.diag_embed(torch.diagonal(k, dim1=1, dim2=2))
-        stats[sl] = _mmd_from_indicators(k, u, m).cpu()
+        h = _quadruple_gram(_gram(z, kernel, assign_t, sig_t), n)
+        h = h - torch.diag_embed(torch.diagonal(h, dim1=1, dim2=2))
+        he = torch.einsum("cij,bj->cbi", h, eps)
+        stats[sl] = ((he * eps[None]).sum(-1) / (n * (n - 1))).cpu()
     obs = stats[:, 0]
     null = stats[:, 1:]
     p = (1 + (null >= obs[:, None] - 1e-12).sum(1)).double() / (1 + n_permutations)
@@ -304,7 +308,11 @@ def disjointness_test(ctrl, a, b, ab, *, kernel: str = "additive_rbf", parts=Non
         "n_parts": int(assign.shape[1]) if kernel == "additive_rbf" else 1,
         "n_per_condition": int(n), "n_per_pooled_group": int(m),
         "n_permutations": int(n_permutations), "seed": int(seed), "dim": int(d),
-        "statistic": "unbiased MMD^2 of {ab, ctrl} vs {a, b}",
+        "statistic": "D = unbiased ||mu_ab + mu_0 - mu_a - mu_b||^2 = 4 MMD^2 of {ab, ctrl} "
+                     "vs {a, b} (U-statistic over quadruples)",
+        "calibration": "restricted permutations: swaps of (ab_i, ctrl_i) with (a_i, b_i) "
+                       "within random quadruples (Rademacher wild bootstrap of the "
+                       "degenerate U-statistic)",
         "device": str(dev),
     }
     return InteractionTestResult("disjointness", to_numpy(obs).astype(float), to_numpy(p),
