@@ -34,7 +34,7 @@ def control_features():
 def test_property_changes_its_channels_and_only_them(prop, control_features):
     bank, f0 = control_features
     z = np.random.default_rng(2).standard_normal((300, len(PROPERTIES)))
-    z[:, PROPERTIES.index(prop)] += 2.0
+    z[:, PROPERTIES.index(prop)] += 2.5
     f1 = _features(render_cells(z, np.random.default_rng(3), bank))
     t = (f1.mean(0) - f0.mean(0)) / np.sqrt(f1.var(0) / len(f1) + f0.var(0) / len(f0))
     touched = [CHANNELS.index(c) for c in CHANNEL_EFFECTS[prop]]

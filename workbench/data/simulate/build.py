@@ -59,7 +59,7 @@ def render_screen(world: World, seed: int, crop_size: int | None = None, batch_s
             sl = slice(s, s + batch_size)
             yield render_cells(z[sl], render_rng, bank, gain=tech["gain"][sl],
                                background=tech["background"][sl],
-                               illumination=tech["illumination"][sl], batch_size=batch_size)
+                               illumination=tech["illumination"][sl])
 
     return obs, z, tech, batches
 

@@ -74,7 +74,7 @@ def technical_effects(obs: pd.DataFrame, rng: np.random.Generator) -> dict[str, 
     c = len(CHANNELS)
     batches = sorted(obs["batch"].astype(str).unique())
     plates = sorted(obs["plate"].astype(str).unique())
-    b_gain = {b: np.exp(rng.normal(0, 0.15, c)) for b in batches}
+    b_gain = {b: np.exp(rng.normal(0, 0.2, c)) for b in batches}
     b_bg = {b: 0.03 * np.exp(rng.normal(0, 0.3, c)) for b in batches}
     p_gain = {p: np.exp(rng.normal(0, 0.05, c)) for p in plates}
     p_vig = {p: (rng.normal(0, 0.3, 2), rng.uniform(0.2, 0.45)) for p in plates}

@@ -35,7 +35,7 @@ SIZES: dict[str, dict] = {
                       n_cross=2, n_self_loops=3,
                       pairs={"buffering": 3, "synergy": 3, "synthetic_lethal": 3},
                       n_additive=(6, 6), crop_size=64, batches=2, plates_per_batch=2,
-                      cells_per_well=24, control_wells=8, trajectories=24,
+                      cells_per_well=32, control_wells=8, trajectories=24,
                       cells_per_trajectory=100),
 }
 
