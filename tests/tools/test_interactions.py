@@ -1,0 +1,104 @@
+"""The interaction step on a small hand-made screen with planted pair types."""
+
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.data.study import Study
+from workbench.errors import ValidationError
+from workbench.tools.interactions import find_doubles, plan_pairs, run_interactions
+
+D = 6
+SHIFT = {"G1": [1.5, 0, 0, 0, 0, 0], "G2": [0, 1.5, 0, 0, 0, 0], "G3": [0, 0, 1.5, 0, 0, 0],
+         "G4": [0, 0, 0, 1.5, 0, 0]}
+DOUBLE = {"G1+G2": [1.5, 1.5, 0, 0, 0, 0],        # additive on disjoint coordinates
+          "G3+G4": [0, 0, 1.5, 1.5, 2.5, 0],      # synergy on a new coordinate
+          "G1+G3": [1.5, 0, 1.5, 0, 0, 0]}        # additive, disjoint
+
+
+def _screen(n=24, drop=(), seed=0, ctrl_batches=("B1", "B2")):
+    rng = np.random.default_rng(seed)
+    rows, xs = [], []
+    conds = {"control": np.zeros(D), **{k: np.array(v, float) for k, v in SHIFT.items()},
+             **{k: np.array(v, float) for k, v in DOUBLE.items()}}
+    for batch in ("B1", "B2"):
+        off = rng.normal(0, 0.3, D)
+        for cond, mu in conds.items():
+            if cond in drop or (cond == "control" and batch not in ctrl_batches):
+                continue
+            k = 2 * n if cond == "control" else n // 2
+            xs.append(mu + off + rng.normal(size=(k, D)))
+            kind = "control" if cond == "control" else ("double" if "+" in cond else "single")
+            for i in range(k):
+                rows.append({"perturbation": cond, "is_control": cond == "control",
+                             "batch": batch, "plate": f"P{batch}", "well": f"{cond}-{i % 3}",
+                             "genes": "" if cond == "control" else cond,
+                             "perturbation_type": kind})
+    obs = pd.DataFrame(rows)
+    obs.index = [f"c{i:05d}" for i in range(len(obs))]
+    return ad.AnnData(np.concatenate(xs).astype(np.float32), obs=obs)
+
+
+def _study(tmp_path, adata):
+    s = Study.create(tmp_path / "t.study", control_label="control")
+    with s.step("import", params={}) as tx:
+        tx.write_anndata("profiles", adata)
+    return s
+
+
+def test_step_writes_tables_and_finds_planted_pair(tmp_path):
+    s = _study(tmp_path, _screen())
+    table = run_interactions(s, n_permutations=300, n_bootstrap=20, seed=0)
+    assert {"pair", "gene_a", "gene_b", "test", "statistic", "p", "q", "effect_size",
+            "n_ctrl", "n_a", "n_b", "n_ab", "kernel", "bandwidth_rule", "seed",
+            "params"} <= set(table.columns)
+    dis = table[table.test == "disjointness"].set_index("pair")
+    assert dis.loc["G3+G4", "q"] < 0.05
+    assert dis.loc["G1+G2", "p"] > 0.05 and dis.loc["G1+G3", "p"] > 0.05
+    assert json.loads(dis.loc["G3+G4", "params"])["kernel"] == "additive_rbf"
+    stored = s.read("interactions")
+    assert len(stored) == 6 and set(stored.test) == {"disjointness", "separability"}
+    details = s.read("pair_details")["pairs"]["G3+G4"]
+    assert set(details["exemplars"]) == {"control", "A", "B", "A+B"}
+    inter = np.array(details["shifts"]["interaction"])
+    assert np.argmax(np.abs(inter)) == 4  # the synergy coordinate
+    plan = plan_pairs(s, budget=3, seed=0)
+    prop = plan[plan.status == "proposed"]
+    assert len(prop) == 3 and prop.pair.is_unique
+    measured = {frozenset(p.split("+")) for p in plan[plan.status == "measured"].pair}
+    assert not measured & {frozenset((a, b)) for a, b in zip(prop.gene_a, prop.gene_b)}
+    assert s.read("pair_selection").shape[0] == len(plan)
+
+
+def test_double_without_single_names_the_pair(tmp_path):
+    s = _study(tmp_path, _screen(drop=("G4",)))
+    with pytest.raises(ValidationError, match=r"G3\+G4.*'G4'"):
+        run_interactions(s, n_permutations=50, n_bootstrap=5)
+
+
+def test_too_few_samples_names_the_pair(tmp_path):
+    s = _study(tmp_path, _screen(n=6))
+    with pytest.raises(ValidationError, match=r"too few samples.*G1\+G2"):
+        run_interactions(s, n_permutations=50, n_bootstrap=5, min_samples=8)
+
+
+def test_no_controls_in_batch_names_the_pair():
+    from workbench.tools.interactions import test_pairs
+
+    adata = _screen(ctrl_batches=("B1",))
+    obs = adata.obs[adata.obs.batch == "B2"]
+    X = adata.X[(adata.obs.batch == "B2").to_numpy()]
+    with pytest.raises(ValidationError, match=r"pair G1\+G2: no control samples"):
+        test_pairs(X, obs, n_permutations=20, n_bootstrap=5)
+
+
+def test_find_doubles_rejects_bad_labels():
+    obs = pd.DataFrame({"perturbation": ["A+B+C"], "genes": ["A+B+C"],
+                        "perturbation_type": ["double"]})
+    with pytest.raises(ValidationError, match="A\\+B\\+C"):
+        find_doubles(obs)
