@@ -66,3 +66,23 @@ def test_gain_background_and_illumination_act_on_images():
     illum = np.tile([1.0, 0.4, 0.0], (200, 1))  # brighter to the right
     img = render_cells(z, np.random.default_rng(0), bank, illumination=illum).astype(float)
     assert img[..., -4:].mean() > img[..., :4].mean() * 1.1
+
+
+def test_background_noise_is_shot_plus_read_noise():
+    """Far from any cell a pixel holds background photons: its variance across crops is
+    photons + read noise squared (Poisson in its Gaussian limit), and pixels of different
+    crops are uncorrelated."""
+    from workbench.data.simulate.render import PHOTONS_PER_UNIT, READ_NOISE
+
+    bank = TextureBank(32, seed=0)
+    z = np.zeros((800, len(PROPERTIES)))
+    z[:, PROPERTIES.index("cell_count")] = -20  # no neighbours
+    z[:, PROPERTIES.index("cell_area")] = -3  # a small cell, far from the corners
+    bg = np.full((800, 5), 0.05)
+    x = render_cells(z, np.random.default_rng(0), bank, background=bg).astype(float)
+    corner = x[:, :, :3, :3].reshape(800, -1)
+    photons = 0.05 * PHOTONS_PER_UNIT
+    assert abs(corner.mean() - (CAMERA_OFFSET + photons)) < 1.0
+    assert corner.var() == pytest.approx(photons + READ_NOISE ** 2, rel=0.1)
+    r = np.corrcoef(corner[:-1, 0], corner[1:, 0])[0, 1]
+    assert abs(r) < 0.15

@@ -13,7 +13,8 @@ vectorised array operations over a ``(n, H, W)`` stack. The latent properties of
 :mod:`workbench.data.simulate.morphology` set sizes, intensities and texture contrasts (see
 :func:`physical_parameters`). The acquisition then adds what real screens have: a smooth
 illumination gradient per plate, per-batch and per-plate channel gains and backgrounds,
-photon shot noise and camera read noise, and 16-bit quantisation.
+photon shot noise and camera read noise (Gaussian limit, read from a pool of pre-drawn
+normals at random offsets, which is much cheaper than fresh draws), and 16-bit quantisation.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ class TextureBank:
         self.mito_dense = _spots(rng, k, size, 0.06 / s ** 2, 0.7 * s)
         self.mito_sparse = _spots(rng, k, size, 0.012 / s ** 2, 1.1 * s)
         self.fibres = _fibres(rng, k, size)
+        # a pool of standard normals; each crop channel reads a window at a random offset
+        # (drawing fresh normals was 40% of the rendering time)
+        self.noise = rng.standard_normal(max(1 << 22, 64 * size * size), dtype=np.float32)
+
+    def noise_fields(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Standard-normal fields of ``shape`` (..., H, W): windows of the pool."""
+        hw = self.size * self.size
+        windows = np.lib.stride_tricks.sliding_window_view(self.noise, hw)[:: 7]
+        starts = rng.integers(0, len(windows), int(np.prod(shape[:-2])))
+        return windows[starts].reshape(shape)
 
 
 def _fibres(rng: np.random.Generator, k: int, size: int) -> np.ndarray:
@@ -200,8 +211,8 @@ def _render_batch(z, rng, bank, gain, background, illumination) -> np.ndarray:
     photons = np.clip(img, 0, None) * f32(PHOTONS_PER_UNIT)
     # shot noise (Poisson, in its Gaussian limit) and read noise in one draw
     noise_sd = np.sqrt(photons + f32(READ_NOISE ** 2))
-    noisy = photons + f32(CAMERA_OFFSET) + noise_sd * rng.standard_normal(photons.shape, dtype=f32)
-    return np.clip(np.rint(noisy), 0, 65535).astype(np.uint16)
+    noisy = photons + f32(CAMERA_OFFSET + 0.5) + noise_sd * bank.noise_fields(rng, photons.shape)
+    return np.clip(noisy, 0, 65535, out=noisy).astype(np.uint16)  # +0.5 then floor: rounding
 
 
 def _add_neighbours(img, rng, bank, rate, xx, yy, edge, slots: int = 3) -> None:
