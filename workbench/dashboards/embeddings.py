@@ -276,7 +276,6 @@ class EmbeddingsView(StudyView):
         return (sel if len(sel) else self.highlighted()).set_index("id")
 
     # -- plot pieces
-    @param.depends("level", "basis", "color_by", "selection.concept", "width", "height", "svg")
     def _base(self):
         df = self._colored()
         color = {"none": None, "concept activation": "activation"}.get(self.color_by, self.color_by)
@@ -296,7 +295,8 @@ class EmbeddingsView(StudyView):
         return a * b
 
     def plot(self):
-        base = hv.DynamicMap(self._base)
+        """The map with the selection overlay; its streams write the Selection."""
+        base = self._base()
         overlay = hv.DynamicMap(self._overlay, streams=[hv.streams.Params(
             self.selection, ["perturbation", "samples"])])
         box = hv.streams.BoundsXY(source=base)
@@ -310,6 +310,17 @@ class EmbeddingsView(StudyView):
         tap.add_subscriber(lambda x=None, y=None, **kw: self._tap(x, y))
         self._streams = dict(box=box, lasso=lasso, tap=tap)
         return (base * overlay).opts(hv.opts.Overlay(legend_position="bottom_right"))
+
+    @param.depends("level", "basis", "color_by", "selection.concept", "width", "height", "svg")
+    def _plot_pane(self):
+        # a new plot when the colouring changes (a categorical colour mapper cannot become a
+        # linear one in place); selection changes only redraw the overlay
+        key = (self.level, self.basis, self.color_by, self.width, self.height, self.svg,
+               self.selection.concept if self.color_by == "concept activation" else None)
+        if getattr(self, "_pane_key", None) != key:
+            self._pane_key = key
+            self._pane = pn.pane.HoloViews(self.plot(), linked_axes=False)
+        return self._pane
 
     def _tap(self, x, y):
         if x is None or y is None:
@@ -352,4 +363,4 @@ class EmbeddingsView(StudyView):
                                               height=150) if len(bench) else pn.pane.Markdown(
                              "No benchmark numbers yet (`workbench benchmark STUDY`)."))
         return pn.Column(controls, self._status,
-                         pn.Row(pn.pane.HoloViews(self.plot(), linked_axes=False), side))
+                         pn.Row(self._plot_pane, side))
