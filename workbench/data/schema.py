@@ -33,7 +33,9 @@ OPTIONAL_OBS: tuple[str, ...] = ("site", "cell_id", "dose", "perturbation_type",
 
 
 def _suggest(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=3, cutoff=0.6)
+    by_lower = {str(c).lower(): str(c) for c in candidates}
+    close = [by_lower[c] for c in
+             difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)]
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 

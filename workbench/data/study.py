@@ -23,6 +23,7 @@ Example
 from __future__ import annotations
 
 import contextlib
+import warnings
 import datetime as _dt
 import fcntl
 import hashlib
@@ -46,6 +47,15 @@ from workbench.errors import (
     ValidationError,
     WorkbenchError,
 )
+
+
+@contextlib.contextmanager
+def quiet_zarr():
+    """Silence zarr's notices about its future defaults (the Study pins its own formats)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="zarr v3 autosharding")
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        yield
 
 SCHEMA_VERSION = 1
 STUDY_FILE = "study.json"
@@ -110,6 +120,11 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def _swap(src: Path, dst: Path) -> None:
+    """Move one artefact (file or folder) into place; a rename, atomic on one filesystem."""
+    os.replace(src, dst)
 
 
 def _remove(path: Path) -> None:
@@ -254,7 +269,8 @@ class Study:
             if kind == "anndata":
                 import anndata as ad
 
-                return ad.read_zarr(p)
+                with quiet_zarr():
+                    return ad.read_zarr(p)
             if kind == "table":
                 return pd.read_parquet(p)
             if kind == "array":
@@ -411,6 +427,15 @@ class Transaction:
         import anndata as ad
 
         screen = name in SCREEN_ARTEFACTS if screen is None else screen
+        for frame, label in ((adata.obs, "obs"), (adata.var, "var")):
+            lowered = pd.Index([str(c).lower() for c in frame.columns])
+            dups = sorted({str(c) for c, d in zip(frame.columns, lowered.duplicated(keep=False))
+                           if d})
+            if dups:
+                raise ValidationError(
+                    f"{name}.{label} has columns that differ only in case: {dups}; such an "
+                    "AnnData is written to Zarr but cannot be read back.",
+                    "drop or rename one of each pair before writing.")
         if screen:
             validate_screen_obs(adata.obs, self.study.control_label, where=f"{name}.obs")
         if adata.n_vars:
@@ -420,7 +445,8 @@ class Transaction:
                 validate_matrix(val, where=f"{name}.obsm[{key!r}]")
         p = self.stage_path(name, "anndata")
         ad.settings.zarr_write_format = 3
-        adata.write_zarr(p)
+        with quiet_zarr():
+            adata.write_zarr(p)
         self.describe(name, n_obs=int(adata.n_obs), n_vars=int(adata.n_vars),
                       obsm=sorted(adata.obsm.keys()), layers=sorted(adata.layers.keys()))
         if description:
@@ -444,9 +470,10 @@ class Transaction:
 
         arr = np.asarray(arr)
         p = self.stage_path(name, "array")
-        z = zarr.create_array(store=str(p), shape=arr.shape, dtype=arr.dtype,
-                              chunks=chunks or "auto")
-        z[...] = arr
+        with quiet_zarr():
+            z = zarr.create_array(store=str(p), shape=arr.shape, dtype=arr.dtype,
+                                  chunks=chunks or "auto")
+            z[...] = arr
         if attrs:
             z.attrs.update(json.loads(json.dumps(attrs, default=_json_default)))
         self.describe(name, shape=list(arr.shape), dtype=str(arr.dtype))
@@ -468,7 +495,8 @@ class Transaction:
         from workbench.data.images import write_image_store
 
         p = self.stage_path(name, "images")
-        info = write_image_store(p, crops, obs, channel_names, **kw)
+        with quiet_zarr():
+            info = write_image_store(p, crops, obs, channel_names, **kw)
         self.describe(name, **info)
         return p
 
@@ -514,10 +542,11 @@ class Transaction:
                 if item["old_path"]:
                     cur = root / item["old_path"]
                     if cur.exists():
-                        os.replace(cur, self.dir / "old" / item["old_path"])
+                        _swap(cur, self.dir / "old" / item["old_path"])
                 if item["path"]:
-                    os.replace(self.dir / "new" / item["path"], root / item["path"])
+                    _swap(self.dir / "new" / item["path"], root / item["path"])
             # study.json last: the commit point
+            inputs = {n: meta["artefacts"].get(n, {}).get("sha256") for n in self.inputs}
             outputs = {}
             for name, entry in self.staged.items():
                 digest = checksum(root / entry["path"])
@@ -528,7 +557,6 @@ class Transaction:
                 outputs[name] = digest
             for name in self.removed:
                 meta["artefacts"].pop(name, None)
-            inputs = {n: meta["artefacts"].get(n, {}).get("sha256") for n in self.inputs}
             meta["provenance"].append({
                 "tool": self.tool, "params": self.params, "seed": self.seed,
                 "workbench_version": _version(), "inputs": inputs, "outputs": outputs,

@@ -1,0 +1,51 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11, pip, Debian's apt):
+#   make demo   - system packages, virtual environment, install, build the demo Study, serve it
+#   make test   - the same set-up, then the whole test suite (unit, browser, napari, notebooks)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   ?= demo.study
+SIZE   ?= realistic
+PIP_QUIET := 2> >(grep -v 'is ignored' >&2)
+SHELL  := /bin/bash
+
+.PHONY: demo demo-quick test test-fast system venv bench clean help
+
+help:
+	@echo "make demo   build the demo Study ($(DEMO)) and serve its dashboards"
+	@echo "make test   run the whole test suite"
+	@echo "make bench  run the benchmarks (quick sizes)"
+
+system:
+	bash .ci/system-deps.sh
+
+# torch first: on Linux, pip's plain `torch` would pick a multi-GB CUDA build; the range in
+# pyproject keeps it on the CPU build where one is provided. A GPU user installs the CUDA
+# wheel of their choice into the venv before `make`.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q 'torch>=2.4,<2.14' $(PIP_QUIET)
+	$(BIN)/pip install -q -e '.[test]' $(PIP_QUIET)
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: system $(STAMP)
+	$(BIN)/workbench demo --size $(SIZE) --out $(DEMO) --overwrite
+
+demo-quick: SIZE = quick
+demo-quick: demo
+
+test: system $(STAMP)
+	env -u QT_QPA_PLATFORM -u DISPLAY MPLBACKEND=Agg PYTHONFAULTHANDLER=1 \
+	  $(BIN)/python -m pytest -p no:cacheprovider -ra --nbmake tests notebooks
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -q -m "not browser and not napari and not slow" tests
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO) test-results

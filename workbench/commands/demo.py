@@ -1,0 +1,109 @@
+"""``workbench demo``: build the demo world end to end, then serve its dashboards.
+
+The demo Study is a simulated screen in which the same genes appear in all four views
+(images and embeddings, concepts, pairwise interactions, GRN posterior), with the planted
+truth saved beside the results. Steps that are already in the Study are skipped, so an
+interrupted build resumes where it stopped (``--overwrite`` starts again).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+HELP = "build the demo Study (simulated screen + every analysis step) and serve it"
+DESCRIPTION = __doc__
+
+#: (step name, module with ``demo_step(study, size, seed)``, artefact that marks it done)
+DEMO_STEPS = [
+    ("embed", "workbench.tools.embed", "perturbations"),
+    ("concepts", "workbench.tools.concepts", "concepts"),
+    ("interactions", "workbench.tools.interactions", "interactions"),
+    ("grn", "workbench.tools.grn", "grn"),
+]
+SIZES = ("tiny", "quick", "realistic")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", default="demo.study", help="where to write the Study "
+                        "(default: demo.study)")
+    parser.add_argument("--size", choices=SIZES, default="realistic",
+                        help="quick: seconds, for tests; realistic (default): thousands of "
+                             "crops per plate")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the demo world")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="rebuild from scratch instead of resuming")
+    parser.add_argument("--steps", default="all",
+                        help="comma-separated subset of: simulate,"
+                             + ",".join(s[0] for s in DEMO_STEPS))
+    parser.add_argument("--no-serve", action="store_true", help="build only, do not serve")
+    parser.add_argument("--address", default="127.0.0.1", help="address to serve on")
+    parser.add_argument("--port", type=int, default=5006, help="port to serve on")
+    parser.add_argument("--show", action="store_true", help="open a browser tab")
+
+
+def build_demo(out, size: str = "quick", seed: int = 0, overwrite: bool = False,
+               steps: str | list[str] = "all", log=print):
+    """Build (or resume) the demo Study at ``out`` and return it."""
+    from pathlib import Path
+
+    from workbench.data.study import Study
+    from workbench.errors import WorkbenchError
+
+    out = Path(out)
+    wanted = (["simulate"] + [s[0] for s in DEMO_STEPS]) if steps == "all" else (
+        steps.split(",") if isinstance(steps, str) else list(steps))
+    study = None
+    if out.exists() and (out / "study.json").exists() and not overwrite:
+        study = Study.open(out)
+        made = study.meta.get("demo", {})
+        if made and (made.get("size"), made.get("seed")) != (size, seed):
+            raise WorkbenchError(
+                f"{out} holds a demo of size {made.get('size')!r}, seed {made.get('seed')}; "
+                f"you asked for size {size!r}, seed {seed}.",
+                "pass --overwrite to rebuild it, or --out another path.",
+            )
+        log(f"resuming the demo Study at {out}")
+    if study is None or not study.has("images"):
+        if "simulate" in wanted:
+            from workbench.data.simulate import build_demo_study
+
+            t0 = time.perf_counter()
+            log(f"[simulate] building the demo world (size {size}, seed {seed}) ...")
+            study = build_demo_study(out, size=size, seed=seed, overwrite=True)
+            log(f"[simulate] done in {time.perf_counter() - t0:.1f} s")
+    if study is None:
+        raise WorkbenchError(f"{out} has no demo world yet.", "include 'simulate' in --steps.")
+    for name, module, marker in DEMO_STEPS:
+        if name not in wanted:
+            continue
+        if study.has(marker):
+            log(f"[{name}] already done ({marker!r} present)")
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            log(f"[{name}] skipped: {exc.name} is not installed")
+            continue
+        t0 = time.perf_counter()
+        log(f"[{name}] running ...")
+        mod.demo_step(study, size=size, seed=seed)
+        study.refresh()
+        log(f"[{name}] done in {time.perf_counter() - t0:.1f} s")
+    return study
+
+
+def run(args) -> int:
+    from workbench.commands.info import format_summary
+
+    study = build_demo(args.out, size=args.size, seed=args.seed, overwrite=args.overwrite,
+                       steps=args.steps)
+    print()
+    print(format_summary(study.summary()))
+    if args.no_serve:
+        print(f"\nServe it with:  workbench serve {study.path}")
+        return 0
+    from workbench.dashboards import serve_study
+
+    serve_study(study.path, address=args.address, port=args.port, show=args.show)
+    return 0
