@@ -21,7 +21,7 @@ import param
 from workbench.dashboards.base import StudyView, no_data
 from workbench.dashboards.cache import cached
 
-TOP_COLUMNS = ("top_perturbations", "top_perturbation", "driving_perturbations", "perturbations")
+TOP_COLUMNS = ("drivers", "top_perturbations", "top_perturbation", "driving_perturbations", "perturbations")
 
 
 def _uns(study, name: str) -> dict:
@@ -50,7 +50,9 @@ def _split(value) -> list[str]:
         return []
     if isinstance(value, list | tuple | np.ndarray):
         return [str(v) for v in value]
-    return [s.strip() for s in re.split(r"[;,|]", str(value)) if s.strip()]
+    # "A (0.52); B (0.31)" -> ["A", "B"]: the concepts step writes drivers with selectivity
+    parts = (re.sub(r"\s*\([^)]*\)\s*$", "", s.strip()) for s in re.split(r"[;,|]", str(value)))
+    return [p for p in parts if p]
 
 
 def top_perturbations(study) -> dict[str, list[str]]:
@@ -80,12 +82,38 @@ def concepts_of(study, gene: str) -> list[str]:
 def concept_page(study, concept: str) -> dict:
     """Exemplar crop ids, activation histogram and driving perturbations of a concept."""
     def _read(study, concept):
-        pages = _uns(study, "concepts").get("pages", {})
-        page = dict(pages.get(concept, {}))
+        wb = _uns(study, "concepts")
+        pages = wb.get("pages", {})
+        page = dict(pages.get(concept, {})) if isinstance(pages.get(concept), dict) else {}
         page.setdefault("top_perturbations", top_perturbations(study).get(concept, []))
+        if "exemplars" not in page and concept in (wb.get("exemplars") or {}):
+            page["exemplars"] = _split(wb["exemplars"][concept])
+        if "hist_counts" not in page or "exemplars" not in page:
+            page.update(_from_obsm(study, concept, need_exemplars="exemplars" not in page))
         return page
 
     return cached(study, ["concepts"], "concept-page", _read, concept)
+
+
+def _from_obsm(study, concept: str, need_exemplars: bool) -> dict:
+    """Histogram and exemplars stored per concept in ``concepts.obsm`` (the concepts step's
+    layout: ``activation_hist``, ``activation_hist_edges``, ``exemplar_top_index``)."""
+    import zarr
+    from anndata.io import read_elem
+
+    group = zarr.open_group(study.artefact_path("concepts"), mode="r")
+    if "obsm" not in group:
+        return {}
+    row = int(concept_table(study).index.get_loc(concept))
+    obsm, out = group["obsm"], {}
+    if "activation_hist" in obsm and "activation_hist_edges" in obsm:
+        out["hist_counts"] = np.asarray(obsm["activation_hist"][row])
+        out["hist_edges"] = np.asarray(obsm["activation_hist_edges"][row])
+    if need_exemplars and "exemplar_top_index" in obsm and study.has("profiles"):
+        rows = np.asarray(obsm["exemplar_top_index"][row])
+        ids = study.read_obs("profiles").index.astype(str)
+        out["exemplars"] = ids[rows[rows >= 0]].tolist()
+    return out
 
 
 class ConceptsView(StudyView):

@@ -149,6 +149,13 @@ def block_probe(study) -> pd.DataFrame | None:
             return None
         wb = read_elem(group["uns"]["workbench"])
         curve = wb.get("block_probe") or wb.get("block_scores")
+        probe = (wb.get("embedding") or {}).get("probe")
+        if curve is None and isinstance(probe, dict) and "blocks" in probe:
+            score = next((k for k in ("balanced_accuracy", "score", "accuracy") if k in probe), None)
+            if score is None:
+                return None
+            curve = {"block": probe["blocks"], score: probe[score]}
+            wb = {**wb, "best_block": probe.get("best_block")}
         if curve is None:
             return None
         if isinstance(curve, pd.DataFrame):
@@ -188,7 +195,7 @@ def benchmark_numbers(study) -> pd.DataFrame:
 
         group = zarr.open_group(study.artefact_path("perturbations"), mode="r")
         wb = read_elem(group["uns"]["workbench"]) if "uns" in group and "workbench" in group["uns"] else {}
-        nums = flat_numbers(wb.get("benchmark", wb))
+        nums = flat_numbers(wb.get("benchmarks") or wb.get("benchmark") or wb)
         return pd.DataFrame({"metric": list(nums), "value": list(nums.values())})
 
     return cached(study, ["perturbations"], "benchmarks", _read)
