@@ -69,6 +69,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     sizes = ["tiny", "quick"] if args.quick else ["tiny", "quick", "realistic"]
+    with tempfile.TemporaryDirectory() as tmp:  # warm-up: imports and first-call costs
+        build_demo_study(Path(tmp) / "w.study", size="tiny")
     print(f"# bench_simulate ({dt.date.today()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})\n")
     print("| size | crop | renderer crops/s (wall / CPU) | one-at-a-time crops/s (wall / CPU) "

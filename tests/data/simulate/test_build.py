@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from workbench.data.schema import validate_screen_obs
-from workbench.data.simulate import CHANNEL_EFFECTS, CHANNELS, PROPERTIES, build_demo_study
+from workbench.data.simulate import CHANNELS, PROPERTIES, build_demo_study
 from workbench.data.simulate.render import CAMERA_OFFSET
 from workbench.data.study import Study
 from workbench.errors import ValidationError, WorkbenchError

@@ -66,7 +66,8 @@ def test_knockout_of_unlinked_genes_is_additive_and_linked_is_not(realistic_worl
     grn = realistic_world.grn
     anc = grn.ancestors()
     n = grn.n_genes
-    unlinked = [(a, b) for a in range(n) for b in range(a + 1, n) if not anc[a, b] and not anc[b, a]]
+    unlinked = [(a, b) for a in range(n) for b in range(a + 1, n)
+                if not anc[a, b] and not anc[b, a]]
     linked = [(a, b) for a in range(n) for b in range(a + 1, n) if anc[a, b] and anc[b, a]]
     assert unlinked and linked
     for a, b in unlinked[:20]:

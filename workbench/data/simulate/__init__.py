@@ -30,9 +30,10 @@ Entry points
       directions, every pair within a gene group);
     * ``"ground_truth"``: the JSON document below; and ``study.json`` gets ``simulated: true``.
 
-    Sizes: ``"tiny"`` (10 genes, 32 px), ``"quick"`` (14 genes, 32 px, ~18 crops per
-    perturbation, 12 doubles; a few seconds), ``"realistic"`` (26 genes, 64 px, 4 plates in
-    2 batches, ~1,500 crops per plate, 21 doubles).
+    Sizes: ``"tiny"`` (10 genes, 32 px, ~200 crops), ``"quick"`` (14 genes, 32 px, 2
+    batches of 1 plate, ~18 crops per perturbation, 12 doubles, ~490 crops; a few seconds),
+    ``"realistic"`` (26 genes, 64 px, 4 plates in 2 batches, ~64 crops per perturbation,
+    ~1,900 crops per plate, 21 doubles; ~11 s of CPU).
 ``make_world(seed=0, size="quick") -> World``
     The world without rendering (fast): ``world.genes``, ``world.grn``,
     ``world.morphology``, ``world.doubles``, ``world.ground_truth()``,
@@ -62,7 +63,8 @@ Ground-truth JSON keys (``study.read("ground_truth")``)
     genes x genes 0/1 list of lists; ``adjacency[i][j] = 1`` iff gene ``j`` regulates the
     velocity of gene ``i`` (child-major). Asymmetric, with cycles and a few self-loops
     (non-zero diagonal). Decay is not an edge. ``adjacency_convention`` says this in words.
-``grn_weights``, ``grn_bias``, ``grn_alpha``, ``grn_gamma``, ``grn_beta``, ``fixed_point``, ``dynamics``
+``grn_weights``, ``grn_bias``, ``grn_alpha``, ``grn_gamma``, ``grn_beta``, ``fixed_point``,
+``dynamics``
     The ODE ``dx_i/dt = alpha_i sigmoid(sum_j W[i][j] x_j + bias_i) - gamma_i x_i``
     (``W`` = ``grn_weights``, same orientation as ``adjacency``), splicing rates and the
     stable fixed point.

@@ -15,8 +15,8 @@ expression of the genes downstream of it (:meth:`GRN.knockout_response`, relativ
 
 with entries below :data:`EFFECT_TOL` set to exactly zero so that "disjoint" is exact. A
 double knockout clamps both genes in the network; when neither gene is upstream of the other
-the linear response is additive, and the double's shift is exactly ``effect(a) + effect(b)``: an *additive* pair, on disjoint or on shared
-properties. Planted *interacting* pairs replace the additive double by
+the linear response is additive, and the double's shift is exactly
+``effect(a) + effect(b)``: an *additive* pair, on disjoint or on shared properties. Planted *interacting* pairs replace the additive double by
 
 * ``buffering``: the double equals the stronger single (the other effect is masked);
 * ``synergy``: the double is :data:`SYNERGY_GAIN` times the additive sum;

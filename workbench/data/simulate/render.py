@@ -207,7 +207,8 @@ def _render_batch(z, rng, bank, gain, background, illumination) -> np.ndarray:
 
     level, gx, gy = (illumination[:, i].astype(f32)[:, None, None] for i in range(3))
     illum = (level + gx * xx + gy * yy)[:, None]
-    img = img * gain.astype(f32)[:, :, None, None] * illum + background.astype(f32)[:, :, None, None]
+    img = img * gain.astype(f32)[:, :, None, None] * illum
+    img += background.astype(f32)[:, :, None, None]
     photons = np.clip(img, 0, None) * f32(PHOTONS_PER_UNIT)
     # shot noise (Poisson, in its Gaussian limit) and read noise in one draw
     noise_sd = np.sqrt(photons + f32(READ_NOISE ** 2))
