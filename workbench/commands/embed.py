@@ -1,0 +1,66 @@
+"""``workbench embed STUDY``: images -> ViT-MAE features -> best block -> TVN -> map."""
+
+from __future__ import annotations
+
+HELP = "embed a Study's images (ViT-MAE), pick the best block, normalise (TVN) and map"
+DESCRIPTION = (
+    "Pretrain (or load) a ViT masked autoencoder, embed every crop of the Study's image "
+    "store with all blocks' features, choose the block by a linear probe with folds "
+    "grouped by batch/plate/field, normalise on controls (TVN) and aggregate to a "
+    "perturbation map with cosine similarities. A Study with precomputed profiles and no "
+    "images (e.g. an imported CellProfiler table) is normalised and mapped directly.")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("study", help="path of the Study (NAME.study)")
+    parser.add_argument("--weights", help="encoder weights to use instead of training "
+                        "(safetensors, timm / MAE / HuggingFace ViTMAE checkpoints)")
+    parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base", "large"],
+                        help="encoder size when training (default tiny: CPU friendly)")
+    parser.add_argument("--steps", type=int, default=200, help="pretraining steps")
+    parser.add_argument("--train-batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256, help="crops per embedding batch")
+    parser.add_argument("--label", default="perturbation",
+                        help="obs column the block probe predicts (default perturbation)")
+    parser.add_argument("--block", type=int, help="use this block (1-based); skips the probe")
+    parser.add_argument("--map-label", help="obs column kept on the map for retrieval mAP "
+                        "(e.g. moa)")
+    parser.add_argument("--coral", action="store_true",
+                        help="add the per-batch covariance (CORAL) step to TVN")
+    parser.add_argument("--no-batch-center", action="store_true",
+                        help="centre/scale on all controls together instead of per batch")
+    parser.add_argument("--scheduler", help="dask.distributed scheduler address: embed on "
+                        "that cluster (workers must see the Study's path)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    from workbench.data.study import Study
+
+    study = Study.open(args.study)
+    tvn_kw = {"coral": args.coral}
+    if args.no_batch_center:
+        tvn_kw["batch_center"] = False
+    if not study.has("images") and study.has("profiles"):
+        from workbench.tools.embed import normalize_study
+
+        res = normalize_study(study, label_key=args.map_label, tvn_kw=tvn_kw, seed=args.seed)
+        print(f"normalised precomputed profiles ({res['source']}) and mapped "
+              f"{res['n_perturbations']} perturbations")
+        return 0
+    from workbench.tools.embed import embed_study
+
+    res = embed_study(study, encoder=args.weights, size=args.size, train_steps=args.steps,
+                      train_batch_size=args.train_batch_size, label=args.label,
+                      block=args.block, scheduler=args.scheduler, batch_size=args.batch_size,
+                      device=args.device, seed=args.seed, tvn_kw=tvn_kw,
+                      label_key=args.map_label)
+    probe = res["probe"]
+    if probe:
+        curve = ", ".join(f"b{b}={a:.3f}" for b, a in zip(probe["blocks"],
+                                                           probe["balanced_accuracy"]))
+        print(f"probe ({probe['label']}, folds by {probe['group_key']}; chance "
+              f"{probe['chance']:.3f}): {curve}")
+    print(f"block {res['block']} chosen; profiles and perturbations written to {study.path}")
+    return 0

@@ -1,0 +1,685 @@
+"""A Vision Transformer masked autoencoder (ViT-MAE) for multi-channel microscopy crops.
+
+The idea (He et al. 2022, "Masked Autoencoders Are Scalable Vision Learners", CVPR): cut a
+crop into square patches, hide most of them (75 %), encode only the visible ones with a
+ViT, and ask a small decoder to paint the hidden patches back. A model that can do this has
+learned what cells look like, without any labels. Kraus et al. 2024 ("Masked autoencoders
+for microscopy are scalable learners of cellular biology", CVPR) and Kenyon-Dean et al.
+2024 ("ViTally Consistent", arXiv 2411.02572) train such models on Cell Painting crops and
+find that the best features for biology often come from an *intermediate* block, so
+:meth:`MAEEncoder.extract` returns every block's features in one forward pass: the mean of
+the patch tokens and the class token, per block.
+
+Sizes go from ``tiny`` (trains on a laptop CPU in seconds) to the ViT-S/B/L shapes used on
+GPUs. Module names follow timm's ViT (``patch_embed.proj``, ``blocks.N.attn.qkv`` ...), so
+timm and facebookresearch/mae checkpoints load directly; HuggingFace ``ViTMAE`` names are
+mapped (:func:`remap_state_dict`). Outside weights load only through safetensors or
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.errors import InputFormatError, ValidationError
+from workbench.models._checkpoint import load_checkpoint, save_checkpoint
+from workbench.models._device import autocast, resolve_device, seed_everything, to_numpy
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """Architecture of the encoder and its MAE decoder."""
+
+    in_chans: int = 5
+    img_size: int = 64
+    patch_size: int = 8
+    embed_dim: int = 64
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    decoder_dim: int = 64
+    decoder_depth: int = 1
+    decoder_heads: int = 4
+
+    @property
+    def grid(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid ** 2
+
+
+#: Size presets. ``tiny`` is for CPUs and tests; ``small``/``base``/``large`` are the ViT-S/16,
+#: B/16 and L/16 shapes with the standard MAE decoder (512 wide, 8 blocks).
+PRESETS: dict[str, dict] = {
+    "tiny": dict(patch_size=8, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0,
+                 decoder_dim=64, decoder_depth=1, decoder_heads=4),
+    "small": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6,
+                  decoder_dim=512, decoder_depth=8, decoder_heads=16),
+    "base": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12,
+                 decoder_dim=512, decoder_depth=8, decoder_heads=16),
+    "large": dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16,
+                  decoder_dim=512, decoder_depth=8, decoder_heads=16),
+}
+
+
+def make_config(size: str = "tiny", in_chans: int = 5, img_size: int = 64, **overrides) -> ViTConfig:
+    """A :class:`ViTConfig` from a preset name, channel count and crop size."""
+    if size not in PRESETS:
+        raise ValidationError(f"unknown encoder size {size!r}.", f"use one of {sorted(PRESETS)}.")
+    cfg = ViTConfig(in_chans=in_chans, img_size=img_size, **{**PRESETS[size], **overrides})
+    if img_size % cfg.patch_size:
+        raise ValidationError(
+            f"crop size {img_size} is not a multiple of the patch size {cfg.patch_size}.",
+            "crop or pad the images to a multiple of the patch size, or pass patch_size=...")
+    return cfg
+
+
+def sincos_pos_embed(dim: int, grid: int, cls: bool = True) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position codes (as in MAE), with a zero row for the class token."""
+    quarter = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / max(quarter, 1))
+    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64),
+                            torch.arange(grid, dtype=torch.float64), indexing="ij")
+    parts = []
+    for coord in (ys.reshape(-1), xs.reshape(-1)):
+        out = coord[:, None] * omega[None]
+        parts += [torch.sin(out), torch.cos(out)]
+    emb = torch.cat(parts, 1)
+    emb = F.pad(emb, (0, dim - emb.shape[1]))
+    if cls:
+        emb = torch.cat([torch.zeros(1, dim, dtype=emb.dtype), emb], 0)
+    return emb.float()[None]
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (timm layout)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.proj = nn.Conv2d(cfg.in_chans, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class MaskedAutoencoderViT(nn.Module):
+    """ViT encoder plus a light decoder that reconstructs masked patches."""
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, dd = cfg.embed_dim, cfg.decoder_dim
+        self.patch_embed = PatchEmbed(cfg)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(sincos_pos_embed(d, cfg.grid), requires_grad=False)
+        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        self.decoder_embed = nn.Linear(d, dd)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
+        self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(dd, cfg.grid), requires_grad=False)
+        self.decoder_blocks = nn.ModuleList(
+            Block(dd, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth))
+        self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
+        self.decoder_pred = nn.Linear(dd, cfg.patch_size ** 2 * cfg.in_chans)
+        # per-channel pixel normalisation, fitted on the training crops (part of the model)
+        self.register_buffer("pixel_mean", torch.zeros(cfg.in_chans))
+        self.register_buffer("pixel_std", torch.ones(cfg.in_chans))
+        self._init_weights()
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    # -- pieces
+    def normalize(self, x):
+        return (x - self.pixel_mean[None, :, None, None]) / self.pixel_std[None, :, None, None]
+
+    def patchify(self, x):
+        p, g = self.cfg.patch_size, self.cfg.grid
+        b, c = x.shape[:2]
+        x = x.reshape(b, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
+        return x.reshape(b, g * g, p * p * c)
+
+    def tokens(self, x):
+        """Patch tokens with position codes (no class token yet)."""
+        return self.patch_embed(self.normalize(x)) + self.pos_embed[:, 1:]
+
+    def _with_cls(self, x):
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        return torch.cat([cls, x], 1)
+
+    # -- pretraining
+    def forward_loss(self, x, mask_ratio: float, generator: torch.Generator | None = None):
+        """Masked-reconstruction loss: MSE on the hidden patches, per-patch normalised target."""
+        tok = self.tokens(x)
+        b, n, d = tok.shape
+        keep = max(1, int(round(n * (1 - mask_ratio))))
+        noise = torch.rand(b, n, generator=generator).to(x.device)
+        order = noise.argsort(1)
+        restore = order.argsort(1)
+        visible = torch.gather(tok, 1, order[:, :keep, None].expand(-1, -1, d))
+        h = self._with_cls(visible)
+        for blk in self.blocks:
+            h = blk(h)
+        h = self.decoder_embed(self.norm(h))
+        filler = self.mask_token.expand(b, n - keep, -1)
+        y = torch.cat([h[:, 1:], filler], 1)
+        y = torch.gather(y, 1, restore[:, :, None].expand(-1, -1, y.shape[2]))
+        y = torch.cat([h[:, :1], y], 1) + self.decoder_pos_embed
+        for blk in self.decoder_blocks:
+            y = blk(y)
+        pred = self.decoder_pred(self.decoder_norm(y))[:, 1:].float()
+        target = self.patchify(self.normalize(x)).float()
+        target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
+        mask = torch.ones(b, n, device=x.device)
+        mask[:, :keep] = 0
+        mask = torch.gather(mask, 1, restore)
+        per_patch = ((pred - target) ** 2).mean(-1)
+        return (per_patch * mask).sum() / mask.sum()
+
+    # -- features
+    def block_features(self, x, max_block: int | None = None):
+        """Run the encoder once; per block, the mean patch token and the class token.
+
+        Returns two tensors of shape ``(batch, n_blocks, embed_dim)``; blocks after
+        ``max_block`` (1-based) are not computed ("trimming").
+        """
+        h = self._with_cls(self.tokens(x))
+        means, clss = [], []
+        for i, blk in enumerate(self.blocks):
+            if max_block is not None and i >= max_block:
+                break
+            h = blk(h)
+            means.append(h[:, 1:].mean(1).float())
+            clss.append(h[:, 0].float())
+        return torch.stack(means, 1), torch.stack(clss, 1)
+
+
+# ---------------------------------------------------------------------- data helpers
+class cpu_threads:
+    """Run small models single-threaded on CPU: for a tiny ViT the cost of waking OpenMP
+    threads exceeds the work (20x slower on a loaded 2-core machine), so ``n`` threads are
+    used inside the block and the previous setting is restored after it."""
+
+    def __init__(self, device: torch.device, cfg: ViTConfig, n: int | None = None):
+        small = cfg.embed_dim * cfg.n_patches <= 64 * 256
+        self.n = n if n is not None else (1 if small and device.type == "cpu" else None)
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        if self.n:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)
+        return False
+
+
+
+def take(crops, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` (sorted) of a numpy, zarr or dask array of crops, as float32 numpy."""
+    if hasattr(crops, "get_orthogonal_selection"):
+        out = crops.get_orthogonal_selection((idx,))
+    elif hasattr(crops, "compute"):
+        out = crops[idx].compute()
+    else:
+        out = np.asarray(crops)[idx]
+    return np.asarray(out, dtype=np.float32)
+
+
+def in_memory(crops, limit_bytes: float = 2e9):
+    """Load a lazy (zarr/dask) crop stack into RAM when it is small; else keep it lazy."""
+    if isinstance(crops, np.ndarray):
+        return crops
+    nbytes = int(np.prod(crops.shape)) * np.dtype(crops.dtype).itemsize
+    if nbytes > limit_bytes:
+        return crops
+    return np.asarray(crops.compute() if hasattr(crops, "compute") else crops[...])
+
+
+def _check_crops(crops, cfg: ViTConfig | None):
+    shape = tuple(crops.shape)
+    if len(shape) != 4:
+        raise ValidationError(f"crops have shape {shape}; expected (n, channels, height, width).",
+                              "stack crops as n x C x H x W.")
+    if shape[2] != shape[3]:
+        raise ValidationError(f"crops are {shape[2]}x{shape[3]} pixels; the encoder needs squares.",
+                              "crop square tiles from the fields.")
+    if cfg is not None and (shape[1] != cfg.in_chans or shape[2] != cfg.img_size):
+        raise ValidationError(
+            f"crops are {shape[1]} channels x {shape[2]} px but the encoder was built for "
+            f"{cfg.in_chans} channels x {cfg.img_size} px.",
+            "use an encoder made for these crops (MAEEncoder(in_chans=..., img_size=...)), or "
+            "resize the crops.")
+
+
+# ---------------------------------------------------------------------- estimator
+class MAEEncoder:
+    """Masked-autoencoder pretraining and block-wise feature extraction, sklearn style.
+
+    Parameters
+    ----------
+    size : {"tiny", "small", "base", "large"}
+        Architecture preset; ``in_chans`` and ``img_size`` default to the data's.
+    mask_ratio : float
+        Fraction of patches hidden during pretraining (0.75 as in MAE).
+    steps, batch_size, grad_accum : int
+        Optimiser steps; crops per micro-batch; micro-batches summed per step.
+    lr, weight_decay, warmup : float, float, int
+        AdamW with linear warm-up then cosine decay to zero.
+    checkpoint_dir, checkpoint_every : path or None, int
+        Where and how often to checkpoint; a later ``fit`` with the same folder resumes and
+        reaches the same weights as an uninterrupted run.
+    device : str
+        "auto" (CUDA, then MPS, then CPU) or a torch device name.
+    bf16 : bool
+        bf16 autocast where the device supports it.
+    """
+
+    def __init__(self, size: str = "tiny", *, in_chans: int | None = None,
+                 img_size: int | None = None, patch_size: int | None = None,
+                 mask_ratio: float = 0.75, steps: int = 200, batch_size: int = 32,
+                 grad_accum: int = 1, lr: float = 1e-3, weight_decay: float = 0.05,
+                 warmup: int = 10, checkpoint_dir: str | os.PathLike | None = None,
+                 checkpoint_every: int = 50, device: str = "auto", bf16: bool = True,
+                 seed: int = 0, progress: bool = True, callbacks=None):
+        self.size = size
+        self.in_chans = in_chans
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.mask_ratio = mask_ratio
+        self.steps = steps
+        self.batch_size = batch_size
+        self.grad_accum = grad_accum
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup = warmup
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.device = device
+        self.bf16 = bf16
+        self.seed = seed
+        self.progress = progress
+        self.callbacks = callbacks
+
+    # -- building
+    def _config(self, crops=None) -> ViTConfig:
+        c = self.in_chans or (crops.shape[1] if crops is not None else 5)
+        s = self.img_size or (crops.shape[2] if crops is not None else 64)
+        extra = {"patch_size": self.patch_size} if self.patch_size else {}
+        return make_config(self.size, in_chans=int(c), img_size=int(s), **extra)
+
+    def build(self, crops=None) -> MAEEncoder:
+        """Create a randomly initialised model (no training): ``model_`` and ``config_``."""
+        cfg = self._config(crops)
+        seed_everything(self.seed)
+        self.config_ = cfg
+        self.device_ = resolve_device(self.device)
+        self.model_ = MaskedAutoencoderViT(cfg).to(self.device_)
+        self.n_steps_ = 0
+        self.loss_history_ = []
+        return self
+
+    # -- pretraining
+    def fit(self, crops, y=None) -> MAEEncoder:
+        """Pretrain by masked reconstruction on ``crops`` (numpy, zarr or dask, ``(n,C,H,W)``).
+
+        Batches are drawn from a seeded generator, so the run is reproducible and resumable.
+        KeyboardInterrupt writes a checkpoint first (when ``checkpoint_dir`` is set).
+        """
+        from tqdm.auto import tqdm
+
+        _check_crops(crops, None)
+        crops = in_memory(crops)
+        self.build(crops)
+        model, dev = self.model_, self.device_
+        gen = seed_everything(self.seed)
+        n = int(crops.shape[0])
+        stats = take(crops, np.sort(np.random.default_rng(self.seed).choice(
+            n, size=min(n, 512), replace=False)))
+        model.pixel_mean.copy_(torch.from_numpy(stats.mean((0, 2, 3))))
+        model.pixel_std.copy_(torch.from_numpy(stats.std((0, 2, 3)) + 1e-6))
+        params = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=self.lr, betas=(0.9, 0.95))
+        total, warm = max(self.steps, 1), max(self.warmup, 0)
+
+        def schedule(step):
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        ckpt = Path(self.checkpoint_dir) / "mae_pretrain.pt" if self.checkpoint_dir else None
+        mods = {"model": model, "opt": opt, "sched": sched}
+        start = 0
+        if ckpt is not None and ckpt.exists():
+            info = load_checkpoint(ckpt, modules=mods, generators={"data": gen}, map_location=dev)
+            start = info["step"]
+            self.loss_history_ = list(info["extra"].get("loss_history", []))
+        step = start
+        bar = tqdm(total=self.steps, initial=start, desc="MAE pretraining",
+                   disable=not self.progress, leave=False)
+        model.train()
+        threads = cpu_threads(dev, self.config_)
+        threads.__enter__()
+        try:
+            while step < self.steps:
+                opt.zero_grad(set_to_none=True)
+                total_loss = 0.0
+                for _ in range(self.grad_accum):
+                    idx = torch.randint(0, n, (min(self.batch_size, n),), generator=gen).numpy()
+                    x = torch.from_numpy(take(crops, np.sort(idx))).to(dev)
+                    with autocast(dev, self.bf16):
+                        loss = model.forward_loss(x, self.mask_ratio, generator=gen)
+                    (loss / self.grad_accum).backward()
+                    total_loss += float(loss.detach()) / self.grad_accum
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                step += 1
+                self.loss_history_.append(total_loss)
+                bar.update(1)
+                bar.set_postfix(loss=f"{total_loss:.4f}")
+                if ckpt is not None and (step % self.checkpoint_every == 0 or step == self.steps):
+                    self._save_ckpt(ckpt, step, mods, gen)
+                for cb in self.callbacks or []:
+                    cb(step, total_loss)
+        except KeyboardInterrupt:
+            if ckpt is not None:
+                self._save_ckpt(ckpt, step, mods, gen)
+            raise
+        finally:
+            bar.close()
+            threads.__exit__()
+        model.eval()
+        self.n_steps_ = step
+        return self
+
+    def _save_ckpt(self, ckpt, step, mods, gen):
+        save_checkpoint(ckpt, step=step, modules=mods, generators={"data": gen},
+                        extra={"loss_history": list(self.loss_history_),
+                               "config": asdict(self.config_)})
+
+    # -- features
+    def extract(self, crops, *, batch_size: int = 64, max_block: int | None = None,
+                progress: bool = False) -> dict[str, np.ndarray]:
+        """Every block's features in one pass: ``{"mean": (n, L, D), "cls": (n, L, D)}``.
+
+        ``mean`` is the average of the patch tokens after block ``l`` (the OpenPhenom
+        convention), ``cls`` the class token. ``max_block`` stops the forward pass early.
+        """
+        from tqdm.auto import tqdm
+
+        self._require_model()
+        _check_crops(crops, self.config_)
+        model, dev = self.model_.eval(), self.device_
+        n = int(crops.shape[0])
+        means, clss = [], []
+        with torch.inference_mode(), cpu_threads(dev, self.config_):
+            for start in tqdm(range(0, n, batch_size), disable=not progress, desc="embedding"):
+                x = np.asarray(crops[start: start + batch_size], dtype=np.float32)
+                x = torch.from_numpy(x).to(dev)
+                with autocast(dev, self.bf16 and dev.type != "cpu"):
+                    m, c = model.block_features(x, max_block)
+                means.append(to_numpy(m))
+                clss.append(to_numpy(c))
+        return {"mean": np.concatenate(means), "cls": np.concatenate(clss)}
+
+    def transform(self, crops, block: int | None = None, **kw) -> np.ndarray:
+        """Mean-token features of one block (1-based; default the last): ``(n, D)``."""
+        block = block or self.config_.depth
+        return self.extract(crops, max_block=block, **kw)["mean"][:, block - 1]
+
+    def _require_model(self):
+        if not hasattr(self, "model_"):
+            raise ValidationError("this encoder has no weights yet.",
+                                  "call fit(crops), build(crops) or load(path) first.")
+
+    # -- persistence
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The weights as plain numpy arrays (cheap to ship to dask workers)."""
+        self._require_model()
+        return {k: v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the weights as ``.safetensors`` with the architecture in its metadata."""
+        import json
+
+        from safetensors.torch import save_file
+
+        self._require_model()
+        path = Path(path)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model_.state_dict().items()}
+        save_file(state, str(path), metadata={"workbench_vit_config": json.dumps(asdict(self.config_)),
+                                              "size": self.size})
+        return path
+
+    @classmethod
+    def load(cls, path_or_state, *, device: str = "auto", bf16: bool = True, in_chans=None,
+             img_size=None, num_heads: int | None = None, strict_decoder: bool = False,
+             config: ViTConfig | dict | None = None, **kw) -> MAEEncoder:
+        """An encoder from outside weights (ours, timm, facebook MAE or HuggingFace ViTMAE).
+
+        The architecture is read from the weights; ``in_chans``/``img_size`` override it
+        (position codes are resized to a new crop size; a channel mismatch is an error).
+        Plain state dicts do not record the number of attention heads: it is taken as
+        ``embed_dim // 64`` (true of ViT-S/B/L) unless ``num_heads`` is given.
+        """
+        state, meta_cfg = read_weights(path_or_state)
+        if isinstance(config, dict):
+            config = ViTConfig(**config)
+        cfg = config or meta_cfg or config_from_state_dict(state)
+        if num_heads:
+            cfg = replace(cfg, num_heads=int(num_heads))
+        if img_size:
+            cfg = replace(cfg, img_size=int(img_size))
+        if in_chans and in_chans != cfg.in_chans:
+            raise ValidationError(
+                f"the weights were trained on {cfg.in_chans}-channel crops, not {in_chans}.",
+                "use crops with the channels the model was trained on, or pretrain a new "
+                "encoder (workbench embed --train).")
+        enc = cls(size="custom", in_chans=cfg.in_chans, img_size=cfg.img_size,
+                  device=device, bf16=bf16, **kw)
+        enc.config_ = cfg
+        enc.device_ = resolve_device(device)
+        enc.model_ = MaskedAutoencoderViT(cfg)
+        load_into(enc.model_, state, strict_decoder=strict_decoder)
+        enc.model_.to(enc.device_).eval()
+        enc.n_steps_, enc.loss_history_ = 0, []
+        return enc
+
+
+# ---------------------------------------------------------------------- outside weights
+def read_weights(path_or_state) -> tuple[dict[str, torch.Tensor], ViTConfig | None]:
+    """Read a state dict safely: safetensors, or ``torch.load(weights_only=True)``."""
+    import json
+
+    meta_cfg = None
+    if isinstance(path_or_state, dict):
+        state = path_or_state
+    else:
+        path = Path(path_or_state)
+        if not path.is_file():
+            raise InputFormatError(f"weights file {path} does not exist.", "check the path.")
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as fh:
+                state = {k: fh.get_tensor(k) for k in fh.keys()}
+                meta = fh.metadata() or {}
+            if "workbench_vit_config" in meta:
+                meta_cfg = ViTConfig(**json.loads(meta["workbench_vit_config"]))
+        else:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise InputFormatError(
+                    f"{path.name} cannot be loaded as plain weights ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:200]}).",
+                    "only tensors are read (weights_only=True); re-save the checkpoint as "
+                    "safetensors or as a plain state dict from a trusted environment.") from exc
+    for key in ("model", "state_dict", "module"):   # common wrappers
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    state = {k: torch.as_tensor(v) for k, v in state.items() if hasattr(v, "shape")}
+    return remap_state_dict(state), meta_cfg
+
+
+_HF = [  # HuggingFace ViTMAE -> timm names (after the "vit."/"encoder." prefixes are gone)
+    ("embeddings.patch_embeddings.projection.", "patch_embed.proj."),
+    ("embeddings.cls_token", "cls_token"), ("embeddings.position_embeddings", "pos_embed"),
+    ("layernorm.", "norm."), ("layernorm_before.", "norm1."), ("layernorm_after.", "norm2."),
+    ("attention.output.dense.", "attn.proj."), ("intermediate.dense.", "mlp.fc1."),
+    ("output.dense.", "mlp.fc2."), ("decoder.decoder_layers.", "decoder_blocks."),
+    ("decoder.decoder_embed.", "decoder_embed."), ("decoder.decoder_norm.", "decoder_norm."),
+    ("decoder.decoder_pred.", "decoder_pred."), ("decoder.mask_token", "mask_token"),
+    ("decoder.decoder_pos_embed", "decoder_pos_embed"),
+]
+
+
+def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Bring timm / MAE / HuggingFace ViTMAE key names to this module's (timm) names."""
+    out = {}
+    for k, v in state.items():
+        for prefix in ("module.", "model.", "backbone.", "vit.", "encoder."):
+            if k.startswith(prefix) and not k.startswith("encoder.layer."):
+                k = k[len(prefix):]
+        if k.startswith("encoder.layer.") or k.startswith("layer."):
+            k = "blocks." + k.split("layer.", 1)[1]
+        for old, new in _HF:
+            k = k.replace(old, new)
+        out[k] = v
+    # HuggingFace keeps q, k, v apart: fuse them into timm's qkv
+    for name in [k for k in out if k.endswith("attention.attention.query.weight")]:
+        base = name[: -len("attention.attention.query.weight")]
+        for part in ("weight", "bias"):
+            q, kk, vv = (out.pop(f"{base}attention.attention.{w}.{part}") for w in ("query", "key", "value"))
+            out[f"{base}attn.qkv.{part}"] = torch.cat([q, kk, vv], 0)
+    return out
+
+
+def config_from_state_dict(state: dict[str, torch.Tensor], img_size: int | None = None) -> ViTConfig:
+    """Infer the architecture (channels, patch, width, depth, heads, decoder) from weights."""
+    w = state.get("patch_embed.proj.weight")
+    if w is None or w.ndim != 4:
+        raise ValidationError(
+            "the weights hold no ViT patch embedding (patch_embed.proj.weight).",
+            "give a ViT / MAE checkpoint (timm, facebookresearch/mae, HuggingFace ViTMAE "
+            "or one saved by MAEEncoder.save).")
+    d, c, p = int(w.shape[0]), int(w.shape[1]), int(w.shape[2])
+    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    hidden = int(state["blocks.0.mlp.fc1.weight"].shape[0])
+    n_pos = int(state["pos_embed"].shape[1]) if "pos_embed" in state else 64
+    grid = int(round(math.sqrt(n_pos - 1 if math.isqrt(n_pos - 1) ** 2 == n_pos - 1 else n_pos)))
+    heads = max(1, d // 64)
+    dec = {}
+    if "decoder_embed.weight" in state:
+        dd = int(state["decoder_embed.weight"].shape[0])
+        ddepth = 1 + max([int(k.split(".")[1]) for k in state if k.startswith("decoder_blocks.")] or [0])
+        dec = dict(decoder_dim=dd, decoder_depth=ddepth, decoder_heads=max(1, dd // 32))
+    return ViTConfig(in_chans=c, img_size=img_size or grid * p, patch_size=p, embed_dim=d,
+                     depth=depth, num_heads=heads, mlp_ratio=hidden / d, **dec)
+
+
+def _resize_pos(pos: torch.Tensor, n_target: int) -> torch.Tensor:
+    """Interpolate a (1, [1+]g*g, D) position table to another grid (bicubic)."""
+    has_cls = math.isqrt(pos.shape[1] - 1) ** 2 == pos.shape[1] - 1
+    cls, grid_part = (pos[:, :1], pos[:, 1:]) if has_cls else (torch.zeros_like(pos[:, :1]), pos)
+    g_old, g_new = math.isqrt(grid_part.shape[1]), math.isqrt(n_target - 1)
+    if g_old != g_new:
+        img = grid_part.reshape(1, g_old, g_old, -1).permute(0, 3, 1, 2).float()
+        img = F.interpolate(img, size=(g_new, g_new), mode="bicubic", align_corners=False)
+        grid_part = img.permute(0, 2, 3, 1).reshape(1, g_new * g_new, -1)
+    return torch.cat([cls, grid_part.to(pos.dtype)], 1)
+
+
+def load_into(model: MaskedAutoencoderViT, state: dict[str, torch.Tensor],
+              strict_decoder: bool = False) -> None:
+    """Copy ``state`` into ``model``; a clear error naming the keys that do not fit.
+
+    Encoder weights must all be present with matching shapes. Decoder weights are optional
+    (a timm classifier checkpoint has none: the decoder stays random), and heads such as
+    ``head.*`` or ``fc_norm.*`` are ignored.
+    """
+    own = model.state_dict()
+    state = dict(state)
+    for key in ("pos_embed", "decoder_pos_embed"):
+        if key in state and state[key].shape != own[key].shape:
+            state[key] = _resize_pos(state[key], own[key].shape[1])
+    missing, wrong = [], []
+    for k, v in own.items():
+        decoderish = k.startswith(("decoder", "mask_token")) or k.startswith("pixel_")
+        if k not in state:
+            if not decoderish or (strict_decoder and not k.startswith("pixel_")):
+                missing.append(k)
+            continue
+        if tuple(state[k].shape) != tuple(v.shape):
+            wrong.append(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}")
+    if missing or wrong:
+        shown = "; ".join(wrong[:4] + [f"{k}: missing" for k in missing[:4]])
+        raise ValidationError(
+            f"the weights do not fit this encoder ({len(wrong)} shape mismatch(es), "
+            f"{len(missing)} missing key(s)): {shown}.",
+            "build the encoder from the weights (MAEEncoder.load(path) reads the architecture), "
+            "or choose the matching size preset and crop channels.")
+    model.load_state_dict({k: state[k] for k in own if k in state}, strict=False)

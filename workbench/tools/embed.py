@@ -1,0 +1,385 @@
+"""The embedding step: images -> per-block features -> best block -> TVN -> perturbation map.
+
+This is the EFAAR pipeline (Embed, Filter, Align, Aggregate, Relate; Celik et al. 2024)
+with the block choice of ViTally Consistent (Kenyon-Dean et al. 2024):
+
+1. **Embed.** A ViT masked autoencoder (:mod:`workbench.models.vit_mae`) reads the Study's
+   chunked image store batch by batch and returns, in one forward pass, every block's mean
+   patch token and class token. On a ``dask.distributed`` cluster (``scheduler=`` an
+   address or a ``Client``) each worker embeds whole chunks of the store, which it reads
+   itself, with the same code and batch boundaries as the local run.
+2. **Choose the block.** A linear probe per block (:mod:`workbench.models.probe`), folds
+   grouped by batch/plate (by ``field_id`` when that is all there is).
+3. **Align.** TVN fitted on the controls (:mod:`workbench.tools.normalize`) gives ``X``.
+4. **Aggregate and relate.** One profile per perturbation and their cosine similarities,
+   written as ``"perturbations"``; :mod:`workbench.tools.map_benchmarks` scores the map.
+
+Precomputed profiles (a ``"profiles"`` artefact with features in ``X`` and no images, e.g. a
+CellProfiler table) enter at step 3 through :func:`normalize_study`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import MissingArtefactError, ValidationError
+
+ENCODER = "mae"
+#: Training settings of :func:`demo_step` per demo size (quick: well under a minute on CPU).
+DEMO_TRAINING = {"tiny": dict(steps=40, batch_size=32), "quick": dict(steps=150, batch_size=64),
+                 "realistic": dict(steps=400, batch_size=64)}
+
+
+# ---------------------------------------------------------------------- encoder
+def train_encoder(crops, *, size: str = "tiny", steps: int = 200, batch_size: int = 64,
+                  device: str = "auto", seed: int = 0, checkpoint_dir=None,
+                  progress: bool = True, **kw):
+    """Pretrain a :class:`~workbench.models.vit_mae.MAEEncoder` on ``crops`` (n, C, H, W)."""
+    from workbench.models.vit_mae import MAEEncoder
+
+    return MAEEncoder(size, steps=steps, batch_size=batch_size, device=device, seed=seed,
+                      checkpoint_dir=checkpoint_dir, progress=progress, **kw).fit(crops)
+
+
+_WORKER_CACHE: dict = {}
+
+
+def _embed_range(store_path: str, start: int, stop: int, config: dict, weights, token: str,
+                 batch_size: int, max_block: int | None, bf16: bool, device: str):
+    """Embed crops ``start:stop`` of an image store (runs locally or on a dask worker)."""
+    import zarr
+
+    from workbench.models.vit_mae import MAEEncoder, ViTConfig
+
+    enc = _WORKER_CACHE.get(token)
+    if enc is None:
+        import torch
+
+        state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+        enc = MAEEncoder.load(state, device=device, bf16=bf16, config=ViTConfig(**config))
+        _WORKER_CACHE.clear()
+        _WORKER_CACHE[token] = enc
+    crops = zarr.open_group(store_path, mode="r")["crops"]
+    out = {"mean": [], "cls": []}
+    for s in range(start, stop, batch_size):     # same batch boundaries everywhere
+        f = enc.extract(crops[s: min(s + batch_size, stop)], batch_size=batch_size,
+                        max_block=max_block)
+        out["mean"].append(f["mean"])
+        out["cls"].append(f["cls"])
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def extract_features(images, encoder, *, batch_size: int = 256, scheduler=None,
+                     max_block: int | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+    """Per-block features of every crop of an image store: ``{"mean", "cls"}`` (n, L, D).
+
+    ``images`` is an :class:`~workbench.data.images.ImageStore`. Crops stream chunk by
+    chunk; with ``scheduler`` (address or ``distributed.Client``) the chunks are spread over
+    the cluster's workers, which need to see the store's path (shared file system).
+    """
+    import uuid
+    from dataclasses import asdict
+
+    from tqdm.auto import tqdm
+
+    n = len(images)
+    chunk = int(images.group["crops"].chunks[0])
+    step = max(batch_size, chunk) // batch_size * batch_size   # whole batches per task
+    ranges = [(s, min(s + step, n)) for s in range(0, n, step)]
+    cfg = asdict(encoder.config_)
+    weights = encoder.state_arrays()
+    token = uuid.uuid4().hex
+    args = (cfg, weights, token, batch_size, max_block, encoder.bf16, str(encoder.device))
+    path = str(images.path)
+    if scheduler is None:
+        _WORKER_CACHE.clear()
+        _WORKER_CACHE[token] = encoder
+        parts = [_embed_range(path, s, e, *args)
+                 for s, e in tqdm(ranges, desc="embedding", disable=not progress, leave=False)]
+    else:
+        from distributed import Client
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        try:
+            w = client.scatter(weights, broadcast=True)
+            futures = [client.submit(_embed_range, path, s, e, cfg, w, token, batch_size,
+                                     max_block, encoder.bf16, "cpu" if encoder.device == "cpu"
+                                     else encoder.device, pure=False) for s, e in ranges]
+            parts = client.gather(futures)
+        finally:
+            if not isinstance(scheduler, Client):
+                client.close()
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("mean", "cls")}
+
+
+# ---------------------------------------------------------------------- block choice
+def probe_groups(obs: pd.DataFrame) -> tuple[str, np.ndarray]:
+    """The grouping of probe folds: batch, else plate, else field_id (>= 2 groups)."""
+    for key in ("batch", "plate", "field_id"):
+        if key in obs.columns and obs[key].astype(str).nunique() >= 2:
+            return key, obs[key].astype(str).to_numpy()
+    raise ValidationError(
+        "the probe needs at least two batches, plates or fields to group its folds by.",
+        "add a 'field_id' column (fields of view) or data from a second plate.")
+
+
+def choose_block(features: np.ndarray, obs: pd.DataFrame, *, label: str = "perturbation",
+                 max_samples: int = 4000, n_splits: int = 5, seed: int = 0,
+                 tvn_kw: dict | None = None) -> dict:
+    """Linear-probe every block (TVN first) and return the curve and the best block."""
+    from workbench.models.probe import probe_blocks
+
+    if label not in obs.columns:
+        raise ValidationError(f"probe label {label!r} is not a column of the profiles' obs.",
+                              f"choose one of {list(obs.columns)[:12]}.")
+    key, groups = probe_groups(obs)
+    rng = np.random.default_rng(seed)
+    idx = np.arange(len(obs))
+    if len(idx) > max_samples:
+        idx = np.sort(rng.choice(idx, max_samples, replace=False))
+    sub = obs.iloc[idx]
+    ctrl = sub["is_control"].to_numpy(bool)
+    batch = sub["batch"].astype(str).to_numpy() if "batch" in sub else None
+
+    def prepare(X):
+        return normalized(X, ctrl, batch, **(tvn_kw or {}))
+
+    res = probe_blocks(features[idx], sub[label].astype(str).to_numpy(), groups[idx],
+                       prepare=prepare, n_splits=n_splits, seed=seed)
+    return {"label": label, "group_key": key, "n_samples": int(len(idx)),
+            "blocks": res["blocks"].tolist(), "balanced_accuracy": res["balanced_accuracy"].tolist(),
+            "best_block": res["best_block"], "chance": res["chance"]}
+
+
+def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarray:
+    """TVN of ``X`` on its controls, or (``tvn=False``) the raw features as float32."""
+    from workbench.tools.normalize import TVN
+
+    if not tvn:
+        return np.asarray(X, dtype=np.float32)
+    return TVN(batch_center=batch is not None, **kw).fit_transform(X, is_control, batch)
+
+
+# ---------------------------------------------------------------------- maps
+def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str | None = None):
+    """AnnData of one mean profile per perturbation (controls dropped) with ``obsp["cosine"]``."""
+    import anndata as ad
+
+    from workbench.tools.normalize import aggregate, cosine_matrix
+
+    names, P, counts = aggregate(X, obs["perturbation"].astype(str).to_numpy(),
+                                 drop=[control_label])
+    if len(names) < 2:
+        raise ValidationError("fewer than two non-control perturbations: there is no map.",
+                              "check the perturbation column and the control label.")
+    first = obs.assign(_p=obs["perturbation"].astype(str)).drop_duplicates("_p").set_index("_p")
+    pobs = pd.DataFrame(index=pd.Index(names, name="perturbation"))
+    pobs["n_profiles"] = counts.astype(int)
+    for col in ("perturbation_type", "genes", label_key):
+        if col and col in first.columns:
+            pobs[col] = first.loc[names, col].astype(str).to_numpy()
+    if "well" in obs.columns:
+        pobs["n_wells"] = obs.groupby(obs["perturbation"].astype(str), observed=True)["well"] \
+            .nunique().reindex(names).to_numpy().astype(int)
+    adata = ad.AnnData(X=P, obs=pobs)
+    adata.obsp["cosine"] = cosine_matrix(P)
+    return adata
+
+
+def clean_uns(obj):
+    """Make nested results storable in AnnData ``uns`` (no None, no tuples, str keys)."""
+    if isinstance(obj, dict):
+        return {str(k): clean_uns(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        vals = [clean_uns(v) for v in obj]
+        if vals and all(isinstance(v, (int, float, bool, np.number)) for v in vals):
+            return np.asarray(vals)
+        if vals and all(isinstance(v, str) for v in vals):
+            return np.asarray(vals, dtype=object)
+        return {str(i): v for i, v in enumerate(vals)} if vals else np.asarray([])
+    if obj is None:
+        return "none"
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+# ---------------------------------------------------------------------- steps on a Study
+def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 200,
+                train_batch_size: int = 64, label: str = "perturbation", block: int | None = None,
+                scheduler=None, batch_size: int = 256, device: str = "auto", seed: int = 0,
+                tvn_kw: dict | None = None, label_key: str | None = None,
+                checkpoint_dir=None, progress: bool = True) -> dict:
+    """Embed the Study's images and write ``profiles`` and ``perturbations``.
+
+    Parameters
+    ----------
+    encoder
+        An :class:`~workbench.models.vit_mae.MAEEncoder`, a weights file (safetensors,
+        timm / MAE / HuggingFace checkpoints) or ``None`` to pretrain a new ``size`` encoder
+        on the Study's crops for ``train_steps`` steps (resumable from ``checkpoint_dir``).
+    label, block
+        Probe label for the block choice; ``block`` (1-based) skips the choice.
+    scheduler
+        dask.distributed scheduler address or Client: embed on the cluster.
+    """
+    from workbench.models.vit_mae import MAEEncoder
+
+    study.require("images", why="the embedding step reads the crops")
+    images = study.read("images")
+    t0 = time.perf_counter()
+    trained = False
+    if encoder is None:
+        ckpt = checkpoint_dir or (study.path / "checkpoints")
+        encoder = train_encoder(images.crops, size=size, steps=train_steps,
+                                batch_size=train_batch_size, device=device, seed=seed,
+                                checkpoint_dir=ckpt, progress=progress)
+        trained = True
+    elif not isinstance(encoder, MAEEncoder):
+        encoder = MAEEncoder.load(encoder, device=device, img_size=images.shape[2])
+    t_train = time.perf_counter() - t0
+    feats = extract_features(images, encoder, batch_size=batch_size, scheduler=scheduler,
+                             progress=progress)
+    t_embed = time.perf_counter() - t0 - t_train
+    obs = images.obs.copy()
+    probe = None
+    if block is None:
+        probe = choose_block(feats["mean"], obs, label=label, seed=seed, tvn_kw=tvn_kw)
+        block = probe["best_block"]
+    adata = profiles_from_features(feats, obs, block, study.control_label, tvn_kw=tvn_kw)
+    info = {"encoder": ENCODER, "block": int(block), "n_blocks": int(feats["mean"].shape[1]),
+            "embed_dim": int(feats["mean"].shape[2]), "source": f"X_{ENCODER}_b{block}",
+            "normalization": "TVN on controls", "tvn": dict(tvn_kw or {}),
+            "config": _cfg_dict(encoder), "trained_steps": int(getattr(encoder, "n_steps_", 0)),
+            "probe": probe or "block given"}
+    adata.uns["workbench"] = clean_uns({"embedding": info})
+    pert = perturbation_map(adata.X, obs, study.control_label, label_key=label_key)
+    pert.uns["workbench"] = clean_uns({"source": info["source"], "normalization": "TVN",
+                                       "control_label": study.control_label,
+                                       "label_key": label_key or ""})
+    params = {"encoder": "trained" if trained else "given", "size": size,
+              "train_steps": train_steps, "label": label, "block": int(block),
+              "distributed": scheduler is not None, "batch_size": batch_size, "tvn": tvn_kw or {}}
+    with study.step("embed", params=params, seed=seed, inputs=["images"]) as tx:
+        tx.write_anndata("profiles", adata, description=f"{ENCODER} per-block features; X = "
+                         f"TVN of block {block}")
+        tx.write_anndata("perturbations", pert, screen=False,
+                         description="mean TVN profile per perturbation, obsp['cosine']")
+        weights = tx.stage_path("encoder", "file", "encoder.safetensors")
+        encoder.save(weights)
+        tx.note(best_block=int(block), seconds_train=round(t_train, 2),
+                seconds_embed=round(t_embed, 2), n_crops=int(len(obs)),
+                probe_curve=(probe or {}).get("balanced_accuracy"))
+    return {"block": int(block), "probe": probe, "encoder": encoder,
+            "seconds_train": t_train, "seconds_embed": t_embed}
+
+
+def _cfg_dict(encoder) -> dict:
+    from dataclasses import asdict
+
+    return asdict(encoder.config_)
+
+
+def profiles_from_features(feats: dict, obs: pd.DataFrame, block: int, control_label: str,
+                           *, tvn_kw: dict | None = None):
+    """AnnData ``profiles``: every block in ``obsm``, ``X`` = TVN of the chosen block."""
+    import anndata as ad
+
+    from workbench.data.schema import coerce_screen_obs
+
+    obs = coerce_screen_obs(obs, control_label)
+    ctrl = obs["is_control"].to_numpy(bool)
+    batch = obs["batch"].astype(str).to_numpy()
+    X = normalized(feats["mean"][:, block - 1], ctrl, batch, **(tvn_kw or {}))
+    adata = ad.AnnData(X=X, obs=obs)
+    for b in range(feats["mean"].shape[1]):
+        adata.obsm[f"X_{ENCODER}_b{b + 1}"] = feats["mean"][:, b].astype(np.float32)
+        adata.obsm[f"X_{ENCODER}_cls_b{b + 1}"] = feats["cls"][:, b].astype(np.float32)
+    return adata
+
+
+def normalize_study(study, *, source: str | None = None, label_key: str | None = None,
+                    tvn_kw: dict | None = None, seed: int = 0) -> dict:
+    """TVN + aggregation for profiles that are already features (no images needed).
+
+    ``source`` is an ``obsm`` key of ``profiles`` (e.g. ``X_mae_b3``); by default the
+    untouched input features: ``obsm["X_features"]`` if present, else ``X`` (which is then
+    kept as ``obsm["X_features"]``). Writes ``X`` and the ``perturbations`` map.
+    """
+    study.require("profiles", why="normalisation reads the per-sample profiles")
+    prof = study.read("profiles")
+    if source is None:
+        source = "X_features"
+        if "X_features" not in prof.obsm:
+            prof.obsm["X_features"] = np.asarray(prof.X, dtype=np.float32)
+    if source not in prof.obsm:
+        raise MissingArtefactError(f"profiles has no obsm[{source!r}].",
+                                   f"use one of {sorted(prof.obsm.keys())}.")
+    obs = prof.obs
+    ctrl = obs["is_control"].to_numpy(bool)
+    batch = obs["batch"].astype(str).to_numpy()
+    X = normalized(prof.obsm[source], ctrl, batch, **(tvn_kw or {}))
+    import anndata as ad
+
+    out = ad.AnnData(X=X, obs=obs, obsm=dict(prof.obsm), uns=dict(prof.uns))
+    wb = dict(out.uns.get("workbench", {}))
+    wb["normalization"] = clean_uns({"source": source, "method": "TVN on controls",
+                                     "tvn": tvn_kw or {}})
+    out.uns["workbench"] = wb
+    pert = perturbation_map(X, obs, study.control_label, label_key=label_key)
+    pert.uns["workbench"] = clean_uns({"source": source, "normalization": "TVN",
+                                       "control_label": study.control_label,
+                                       "label_key": label_key or ""})
+    with study.step("normalize", params={"source": source, "tvn": tvn_kw or {},
+                                         "label_key": label_key}, seed=seed,
+                    inputs=["profiles"]) as tx:
+        tx.write_anndata("profiles", out)
+        tx.write_anndata("perturbations", pert, screen=False)
+    return {"source": source, "n_perturbations": int(pert.n_obs)}
+
+
+# ---------------------------------------------------------------------- demo
+def no_tvn_comparison(study, seed: int = 0) -> dict:
+    """The benchmarks of the same block without TVN (raw features), beside the TVN ones."""
+    from workbench.tools.map_benchmarks import _groups_from_truth, map_benchmarks, summary
+
+    prof = study.read("profiles")
+    info = prof.uns["workbench"]["embedding"]
+    raw = prof.copy()
+    raw.X = np.asarray(prof.obsm[str(info["source"])], dtype=np.float32)
+    pert = perturbation_map(raw.X, raw.obs, study.control_label)
+    groups = _groups_from_truth(study.read("ground_truth")) if study.has("ground_truth") else None
+    return summary(map_benchmarks(pert, raw, study.control_label, groups=groups, seed=seed,
+                                  n_perm=200))
+
+
+def demo_step(study, size: str = "quick", seed: int = 0) -> None:
+    """Embedding view of the demo: train a tiny MAE, embed, probe, TVN, map, benchmarks.
+
+    ``size`` follows the demo Study ("tiny", "quick" < ~40 s on CPU, "realistic"). The
+    benchmarks, with the no-TVN comparison, land in ``perturbations.uns["workbench"]``.
+    """
+    from workbench.tools.map_benchmarks import run_benchmarks
+
+    train = DEMO_TRAINING.get(size, DEMO_TRAINING["quick"])
+    embed_study(study, size="tiny", train_steps=train["steps"],
+                train_batch_size=train["batch_size"], seed=seed, progress=False)
+    res = run_benchmarks(study, seed=seed, n_perm=200, write=False)
+    res["without_tvn"] = no_tvn_comparison(study, seed=seed)
+    pert = study.read("perturbations")
+    pert.uns.setdefault("workbench", {})["benchmarks"] = clean_uns(res)
+    from workbench.tools.map_benchmarks import summary
+
+    with study.step("benchmark", params={"n_perm": 200, "demo": size}, seed=seed,
+                    inputs=["perturbations", "profiles"]) as tx:
+        tx.write_anndata("perturbations", pert, screen=False)
+        tx.note(**summary(res), **{f"without_tvn_{k}": v for k, v in res["without_tvn"].items()})
+
+
+def read_encoder_weights(study) -> Path:
+    """Path of the encoder weights the embed step saved (``encoder.safetensors``)."""
+    return study.artefact_path("encoder")

@@ -1,0 +1,349 @@
+"""Benchmarks of a perturbation map: is it consistent, and does it know known biology?
+
+Three questions, following the EFAAR benchmarks (Celik et al. 2024, PLoS Comput Biol;
+code `recursionpharma/EFAAR_benchmarking`) and ViTally Consistent (Kenyon-Dean et al. 2024):
+
+* **Replicate consistency.** Replicates of one perturbation (wells, plates) should look
+  more alike than profiles of two different perturbations. Per perturbation, the cosine
+  similarities among its replicates are compared with a null of random pairs of different
+  perturbations: a one-sided two-sample Kolmogorov-Smirnov statistic and p-value, and a
+  permutation p-value for the mean replicate cosine. Overall: the same KS on all pairs.
+* **Known-relationship recall.** Take every pairwise cosine between perturbations (upper
+  triangle) as the null; a known pair (same complex, pathway ...) is "recalled" when its
+  cosine falls in either tail (at most the 5th or at least the 95th percentile: related
+  genes can also be anti-correlated). Random recall is 10 % at (0.05, 0.95).
+* **Retrieval mAP.** Each perturbation with a label shared by another (e.g. the same
+  mechanism of action) ranks all others by cosine; average precision over its same-label
+  hits, averaged over queries. The p-value comes from shuffling the labels.
+
+:func:`run_benchmarks` reads a Study (``perturbations``, ``profiles``, ``ground_truth``
+and relationship files) and writes the results under ``perturbations.uns["workbench"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import ValidationError
+from workbench.tools.normalize import aggregate, cosine_matrix
+
+#: Percentile thresholds (lower, upper) of the recall benchmark, as in EFAAR.
+RECALL_THRESHOLDS = ((0.05, 0.95), (0.1, 0.9))
+
+
+# ---------------------------------------------------------------------- relationships
+def read_relationships(path: str | os.PathLike) -> pd.DataFrame:
+    """Read an EFAAR-format annotation file (pairs CSV or cluster TSV, gzip allowed) into
+    unique undirected pairs (reading is :func:`workbench.data.readers.relationships.read_relationships`)."""
+    from workbench.data.readers.relationships import read_relationships as _read
+
+    df = _read(path)
+    return undirected_pairs(df["entity1"], df["entity2"])
+
+
+def undirected_pairs(a, b) -> pd.DataFrame:
+    """Sort each pair, drop self-pairs and duplicates."""
+    a, b = np.asarray(a).astype(str), np.asarray(b).astype(str)
+    swap = a > b
+    lo, hi = np.where(swap, b, a), np.where(swap, a, b)
+    df = pd.DataFrame({"entity1": lo, "entity2": hi})
+    return df[df.entity1 != df.entity2].drop_duplicates().reset_index(drop=True)
+
+
+def pairs_from_groups(groups: dict[str, list[str]]) -> pd.DataFrame:
+    """All within-group pairs of a ``{group: [genes]}`` mapping, undirected and unique."""
+    a, b = [], []
+    for genes in groups.values():
+        genes = sorted(set(map(str, genes)))
+        for i, g in enumerate(genes):
+            for h in genes[i + 1:]:
+                a.append(g)
+                b.append(h)
+    return undirected_pairs(a, b)
+
+
+def relationship_recall(cos, names, pairs: pd.DataFrame,
+                        thresholds=RECALL_THRESHOLDS) -> dict:
+    """Recall of known pairs in the tails of the map's cosine distribution (two-sided)."""
+    cos = np.asarray(cos, dtype=np.float64)
+    names = np.asarray(names).astype(str)
+    if cos.shape != (len(names), len(names)):
+        raise ValidationError(f"cosine matrix {cos.shape} does not match {len(names)} names.")
+    pos = {n: i for i, n in enumerate(names)}
+    iu = np.triu_indices(len(names), 1)
+    null = np.sort(cos[iu])
+    ok = pairs.entity1.isin(pos) & pairs.entity2.isin(pos)
+    found = pairs[ok]
+    out = {"n_pairs_given": int(len(pairs)), "n_pairs_in_map": int(len(found)),
+           "n_null": int(null.size), "recall": {}, "random_baseline": {}}
+    if len(found) == 0 or null.size == 0:
+        return out
+    q = cos[found.entity1.map(pos).to_numpy(), found.entity2.map(pos).to_numpy()]
+    # ties count in the query's favour: left tail uses the right rank and vice versa
+    left = np.searchsorted(null, q, side="right") / null.size
+    right = np.searchsorted(null, q, side="left") / null.size
+    for lo, hi in thresholds:
+        key = f"{lo:g}_{hi:g}"
+        out["recall"][key] = float(np.mean((left <= lo) | (right >= hi)))
+        out["random_baseline"][key] = float(lo + 1 - hi)
+    return out
+
+
+# ---------------------------------------------------------------------- consistency
+def replicate_consistency(R, perturbation, *, exclude=(), distinct=None, n_null: int = 20000,
+                          n_perm: int = 1000, seed: int = 0):
+    """Per-perturbation replicate consistency of replicate-level profiles ``R``.
+
+    Returns ``(table, overall)``: the table has one row per perturbation with at least two
+    replicates (``n_replicates``, ``mean_cosine``, ``ks``, ``ks_p``, ``perm_p``); ``overall``
+    holds the KS of all replicate pairs against the null and the fraction consistent
+    (permutation p < 0.05). With ``distinct`` (e.g. the well of each profile) only pairs
+    from different groups count: cells of one well are not independent replicates.
+    """
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(seed)
+    pert = np.asarray(perturbation).astype(str)
+    keep = ~np.isin(pert, [str(e) for e in exclude])
+    R, pert = np.asarray(R)[keep], pert[keep]
+    bat = np.asarray(distinct).astype(str)[keep] if distinct is not None else None
+    cos = cosine_matrix(R).astype(np.float64)
+    m = len(pert)
+    if m < 3:
+        raise ValidationError(f"only {m} replicate profiles; consistency needs more.")
+    i, j = rng.integers(0, m, (2, n_null * 2))
+    diff = pert[i] != pert[j]
+    null = cos[i[diff], j[diff]][:n_null]
+    rows, all_rep = [], []
+    codes, uniq = pd.factorize(pert)
+    for k, p in enumerate(uniq):
+        idx = np.flatnonzero(codes == k)
+        if len(idx) < 2:
+            continue
+        a, b = np.triu_indices(len(idx), 1)
+        if bat is not None:
+            sel = bat[idx[a]] != bat[idx[b]]
+            a, b = a[sel], b[sel]
+            if len(a) == 0:
+                continue
+        rep = cos[idx[a], idx[b]]
+        all_rep.append(rep)
+        ks = ks_2samp(rep, null, alternative="less")
+        others = np.flatnonzero(codes != k)
+        # permutation null: mean cosine among len(idx) random profiles of other perturbations
+        draws = np.stack([rng.choice(others, len(idx), replace=False) for _ in range(n_perm)])
+        sub = cos[draws[:, :, None], draws[:, None, :]][:, a, b].mean(1)
+        obs = rep.mean()
+        rows.append({"perturbation": p, "n_replicates": int(len(idx)), "mean_cosine": float(obs),
+                     "ks": float(ks.statistic), "ks_p": float(ks.pvalue),
+                     "perm_p": float((1 + np.sum(sub >= obs)) / (1 + n_perm))})
+    table = pd.DataFrame(rows)
+    overall = {"n_perturbations": int(len(table)), "null_mean_cosine": float(null.mean())}
+    if len(all_rep):
+        rep = np.concatenate(all_rep)
+        ks = ks_2samp(rep, null, alternative="less")
+        overall.update({"ks": float(ks.statistic), "ks_p": float(ks.pvalue),
+                        "replicate_mean_cosine": float(rep.mean()),
+                        "fraction_consistent_p05": float((table.perm_p < 0.05).mean())})
+    return table, overall
+
+
+# ---------------------------------------------------------------------- retrieval
+def retrieval_map(profiles, labels, *, n_perm: int = 1000, seed: int = 0, sep: str | None = None,
+                  cos=None) -> dict:
+    """Mean average precision for retrieving same-label items, with a permutation p-value.
+
+    ``labels`` may hold missing values (those items are ranked but never queried or
+    counted as hits). With ``sep`` (e.g. "|"), labels are sets and sharing any member
+    counts as a hit. The null shuffles the labels among the labelled items.
+    """
+    rng = np.random.default_rng(seed)
+    labels = pd.Series(list(labels), dtype=object)
+    cos = cosine_matrix(profiles) if cos is None else np.asarray(cos)
+    n = len(labels)
+    has = labels.notna().to_numpy() & (labels.astype(str) != "").to_numpy()
+    sets = [str(v).split(sep) if sep else [str(v)] for v in labels]
+    vocab = {t: k for k, t in enumerate(sorted({t for i in np.flatnonzero(has) for t in sets[i]}))}
+    M = np.zeros((n, max(len(vocab), 1)), dtype=np.float32)
+    for i in np.flatnonzero(has):
+        M[i, [vocab[t] for t in sets[i]]] = 1
+    order = np.argsort(-(cos - np.eye(n) * 1e9), axis=1)[:, : n - 1]   # self ranked last, cut
+    ranks = np.arange(1, n)[None]
+
+    def score(M):
+        rel = (M @ M.T) > 0
+        np.fill_diagonal(rel, False)
+        hits = np.take_along_axis(rel, order, 1)
+        q = hits.any(1) & has
+        if not q.any():
+            return np.nan, q, np.full(n, np.nan)
+        prec = np.cumsum(hits, 1) / ranks
+        ap = np.where(hits, prec, 0).sum(1) / np.maximum(hits.sum(1), 1)
+        return float(ap[q].mean()), q, np.where(q, ap, np.nan)
+
+    obs, queries, ap = score(M)
+    if np.isnan(obs):
+        raise ValidationError("no item shares its label with another, so retrieval is undefined.",
+                              "give labels (e.g. MOA) that at least two perturbations share.")
+    lab_idx = np.flatnonzero(has)
+    null = np.empty(n_perm)
+    for t in range(n_perm):
+        P = M.copy()
+        P[lab_idx] = M[rng.permutation(lab_idx)]
+        null[t] = score(P)[0]
+    return {"map": obs, "n_queries": int(queries.sum()), "n_items": int(n),
+            "null_mean": float(np.nanmean(null)), "null_sd": float(np.nanstd(null)),
+            "p_value": float((1 + np.sum(null >= obs)) / (1 + n_perm)), "n_perm": int(n_perm),
+            "ap": ap}
+
+
+# ---------------------------------------------------------------------- batch effect
+def batch_effect(R, perturbation, batch, *, exclude=()) -> dict:
+    """Same-batch minus cross-batch cosine between profiles of *different* perturbations.
+
+    Two unrelated perturbations should be no more alike when they sit in the same batch;
+    a positive ``gap`` is the batch effect left in the map (0 when it is gone). Use it on
+    replicate-level (well) profiles. Controls are excluded: per-batch normalisation centres
+    them by construction.
+    """
+    pert = np.asarray(perturbation).astype(str)
+    batch = np.asarray(batch).astype(str)
+    keep = ~np.isin(pert, [str(e) for e in exclude])
+    cos = cosine_matrix(np.asarray(R)[keep]).astype(np.float64)
+    pert, batch = pert[keep], batch[keep]
+    iu = np.triu_indices(len(pert), 1)
+    diff = pert[iu[0]] != pert[iu[1]]
+    same = (batch[iu[0]] == batch[iu[1]]) & diff
+    cross = (batch[iu[0]] != batch[iu[1]]) & diff
+    c = cos[iu]
+    if not same.any() or not cross.any():
+        return {"same_batch_cosine": float("nan"), "cross_batch_cosine": float("nan"),
+                "gap": float("nan"), "n_batches": int(len(np.unique(batch)))}
+    return {"same_batch_cosine": float(c[same].mean()), "cross_batch_cosine": float(c[cross].mean()),
+            "gap": float(c[same].mean() - c[cross].mean()), "n_batches": int(len(np.unique(batch)))}
+
+
+# ---------------------------------------------------------------------- on a Study
+def map_benchmarks(perturbations, profiles, control_label: str, *, relationships=None,
+                   groups: dict | None = None, known: dict | None = None,
+                   replicate_key: str = "well", max_profiles: int = 5000,
+                   label_key: str | None = None, n_perm: int = 1000, seed: int = 0) -> dict:
+    """All benchmarks for AnnData ``perturbations`` (X, obsp["cosine"]) and ``profiles``.
+
+    ``groups`` ({name: genes}) and ``known`` ({source: pair table}) are relationship sets
+    given in memory, ``relationships`` annotation files; replicates are ``replicate_key``
+    aggregates (wells) of ``profiles.X``; ``label_key`` names a ``perturbations.obs``
+    column for retrieval mAP (e.g. ``moa``).
+    """
+    names = np.asarray(perturbations.obs_names).astype(str)
+    cos = perturbations.obsp["cosine"] if "cosine" in perturbations.obsp else cosine_matrix(
+        perturbations.X)
+    out: dict = {"n_perturbations": int(len(names))}
+    obs = profiles.obs
+    X = np.asarray(profiles.X)
+    pert = obs["perturbation"].astype(str).to_numpy()
+    if replicate_key in obs.columns:
+        key = pert + "|" + obs[replicate_key].astype(str).to_numpy()
+        keys, R, _ = aggregate(X, key)
+        rep_pert = np.array([k.rsplit("|", 1)[0] for k in keys])
+        lookup = pd.Series(obs["batch"].astype(str).to_numpy() if "batch" in obs else "all",
+                           index=key)
+        rep_batch = lookup[~lookup.index.duplicated()].loc[keys].to_numpy()
+        n_rep = pd.Series(rep_pert[rep_pert != control_label]).value_counts()
+        if len(n_rep) and n_rep.median() >= 3:      # enough wells: wells are the replicates
+            table, overall = replicate_consistency(R, rep_pert, exclude=[control_label],
+                                                   seed=seed, n_perm=n_perm)
+            overall["replicate_unit"] = replicate_key
+        else:                                       # few wells: cells from different wells
+            rng = np.random.default_rng(seed)
+            idx = np.arange(len(X)) if len(X) <= max_profiles else np.sort(
+                rng.choice(len(X), max_profiles, replace=False))
+            table, overall = replicate_consistency(X[idx], pert[idx], exclude=[control_label],
+                                                   distinct=obs[replicate_key].astype(str)
+                                                   .to_numpy()[idx], seed=seed, n_perm=n_perm)
+            overall["replicate_unit"] = f"profile (pairs across {replicate_key}s)"
+        out["replicate_consistency"] = {**overall, "per_perturbation": table.to_dict("list")}
+        if len(np.unique(rep_batch)) > 1:
+            out["batch_effect"] = batch_effect(R, rep_pert, rep_batch, exclude=[control_label])
+    rel = {}
+    if groups:
+        rel["planted_groups"] = relationship_recall(cos, names, pairs_from_groups(groups))
+    for src, pairs in (known or {}).items():
+        rel[src] = relationship_recall(cos, names, pairs)
+    for path in relationships or []:
+        rel[Path(path).name.split(".")[0]] = relationship_recall(cos, names, read_relationships(path))
+    if rel:
+        out["relationship_recall"] = rel
+    if label_key and label_key in perturbations.obs.columns:
+        res = retrieval_map(perturbations.X, perturbations.obs[label_key], n_perm=n_perm,
+                            seed=seed, cos=cos)
+        res.pop("ap")
+        out["retrieval_map"] = {"label": label_key, **res}
+    return out
+
+
+def run_benchmarks(study, *, relationships=None, label_key: str | None = None,
+                   n_perm: int = 1000, seed: int = 0, write: bool = True) -> dict:
+    """Benchmark the Study's map and store the results in ``perturbations.uns``.
+
+    Planted gene groups of a simulated Study (``ground_truth``) are used automatically, as
+    is a ``relationships`` artefact; extra annotation files come from ``relationships``.
+    """
+    study.require("perturbations", why="the benchmarks score the perturbation map")
+    study.require("profiles", why="replicate consistency needs per-sample profiles")
+    pert = study.read("perturbations")
+    prof = study.read("profiles")
+    groups = None
+    if study.has("ground_truth"):
+        groups = _groups_from_truth(study.read("ground_truth"))
+    files = list(relationships or [])
+    known = {}
+    if study.has("relationships"):
+        from workbench.data.readers.relationships import load_relationships
+
+        rel = load_relationships(study)
+        parts = rel.groupby("source") if "source" in rel.columns else [("relationships", rel)]
+        for src, df in parts:
+            known[str(src)] = undirected_pairs(df["entity1"], df["entity2"])
+    label_key = label_key or pert.uns.get("workbench", {}).get("label_key") or None
+    res = map_benchmarks(pert, prof, study.control_label, relationships=files, groups=groups,
+                         known=known, label_key=label_key, n_perm=n_perm, seed=seed)
+    if write:
+        from workbench.tools.embed import clean_uns
+
+        pert.uns.setdefault("workbench", {})["benchmarks"] = clean_uns(res)
+        with study.step("benchmark", params={"relationships": [str(f) for f in files],
+                                             "label_key": label_key, "n_perm": n_perm},
+                        seed=seed, inputs=["perturbations", "profiles"]) as tx:
+            tx.write_anndata("perturbations", pert, screen=False)
+            tx.note(**summary(res))
+    return res
+
+
+def _groups_from_truth(truth: dict) -> dict | None:
+    for key in ("gene_groups", "groups", "complexes"):
+        if isinstance(truth.get(key), dict):
+            return {str(k): list(v) for k, v in truth[key].items()}
+    return None
+
+
+def summary(res: dict) -> dict:
+    """The headline numbers of :func:`map_benchmarks` as a flat dict."""
+    out = {}
+    rc = res.get("replicate_consistency", {})
+    for k in ("ks", "ks_p", "fraction_consistent_p05"):
+        if k in rc:
+            out[f"replicate_{k}"] = rc[k]
+    for src, r in res.get("relationship_recall", {}).items():
+        for thr, v in r.get("recall", {}).items():
+            out[f"recall_{src}_{thr}"] = v
+    if "retrieval_map" in res:
+        out["map"] = res["retrieval_map"]["map"]
+        out["map_p"] = res["retrieval_map"]["p_value"]
+    if "batch_effect" in res:
+        out["batch_gap"] = res["batch_effect"]["gap"]
+    return out

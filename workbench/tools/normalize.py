@@ -1,0 +1,198 @@
+"""Normalisation on controls (TVN), aggregation to perturbations, and cosine maps.
+
+The idea: plates and batches shift every profile a little, and the only samples whose
+biology we know to be "nothing happened" are the controls. So every normaliser here is
+*fitted on controls only* and then applied to all samples (Ando et al. 2017, "Improving
+phenotypic measurements in high-content imaging screens", the Typical Variation
+Normalisation; Celik et al. 2024, "Building, benchmarking, and exploring perturbative maps",
+PLoS Comput Biol, the EFAAR pipeline):
+
+1. centre and scale each feature on the controls (per batch by default, so that an offset
+   of a whole batch is removed; ``batch_center=False`` gives EFAAR's global version);
+2. rotate onto the principal axes of the controls and divide each axis by its control
+   standard deviation: controls now have identity covariance (a whitening). When controls
+   are fewer than features, the control covariance is rank deficient, so a ridge ``reg``
+   is added to its eigenvalues instead of dropping the unseen directions;
+3. optionally, per batch, multiply by ``(C_b + reg I)^(-1/2)`` where ``C_b`` is that batch's
+   control covariance (the "CORAL" step of EFAAR), which aligns batch-specific spreads.
+
+Then profiles are averaged per perturbation (controls dropped) and compared by cosine.
+Only numpy here; every function takes arrays and returns arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.errors import ValidationError
+
+
+def _as_float(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValidationError(f"profiles have shape {X.shape}; expected (samples, features).")
+    return X
+
+
+def _check_controls(is_control, n: int, min_count: int = 2, where: str = "") -> np.ndarray:
+    mask = np.asarray(is_control, dtype=bool)
+    if mask.shape != (n,):
+        raise ValidationError(f"is_control has {mask.size} values for {n} profiles.")
+    if mask.sum() < min_count:
+        raise ValidationError(
+            f"only {int(mask.sum())} control profile(s){where}; normalisation on controls "
+            f"needs at least {min_count}.",
+            "mark more control samples (is_control=True), or merge batches so that each has "
+            "controls.")
+    return mask
+
+
+class TVN:
+    """Typical Variation Normalisation fitted on controls (see the module docstring).
+
+    Parameters
+    ----------
+    batch_center : bool
+        Centre/scale each batch on its own controls (needs ``batch`` in fit/transform).
+    coral : bool
+        Add the per-batch covariance alignment after the whitening.
+    reg : float or None
+        Ridge added to the control-covariance eigenvalues. ``None``: 0.5 when controls
+        are fewer than twice the feature count, else a tiny 1e-6 guard.
+    """
+
+    def __init__(self, batch_center: bool = True, coral: bool = False, reg: float | None = None,
+                 coral_reg: float = 0.5):
+        self.batch_center = batch_center
+        self.coral = coral
+        self.reg = reg
+        self.coral_reg = coral_reg
+
+    def _centre_scale(self, X, batch, fit: bool, is_control=None):
+        if not self.batch_center or batch is None:
+            if fit:
+                c = X[is_control]
+                self.mean_ = {None: c.mean(0)}
+                self.std_ = {None: _safe_std(c)}
+            return (X - self.mean_[None]) / self.std_[None]
+        batch = np.asarray(batch).astype(str)
+        out = np.empty_like(X)
+        if fit:
+            self.mean_, self.std_ = {}, {}
+            glob_std = _safe_std(X[is_control])
+            for b in np.unique(batch):
+                c = X[(batch == b) & is_control]
+                if len(c) == 0:
+                    raise ValidationError(
+                        f"batch {b!r} has no controls, so it cannot be centred on them.",
+                        "add its control samples, merge it into a batch with controls, or "
+                        "normalise with batch_center=False.")
+                self.mean_[b] = c.mean(0)
+                self.std_[b] = _safe_std(c) if len(c) >= 3 else glob_std
+        for b in np.unique(batch):
+            if b not in self.mean_:
+                raise ValidationError(f"batch {b!r} was not seen when the normaliser was fitted.")
+            m = batch == b
+            out[m] = (X[m] - self.mean_[b]) / self.std_[b]
+        return out
+
+    def fit(self, X, is_control, batch=None) -> TVN:
+        X = _as_float(X)
+        ctrl = _check_controls(is_control, len(X))
+        Z = self._centre_scale(X, batch, True, ctrl)
+        C = Z[ctrl]
+        self.center_ = C.mean(0)
+        cov = np.cov(C - self.center_, rowvar=False).reshape(X.shape[1], X.shape[1])
+        ev, vec = np.linalg.eigh(cov)
+        ev, vec = ev[::-1].clip(min=0), vec[:, ::-1]
+        reg = self.reg
+        if reg is None:
+            reg = 0.5 * float(ev.mean()) if ctrl.sum() < 2 * X.shape[1] else 1e-6 * float(ev.max())
+        self.reg_ = float(reg)
+        self.components_ = vec
+        self.scale_ = np.sqrt(ev + self.reg_ + 1e-12)
+        if self.coral:
+            if batch is None:
+                raise ValidationError("the CORAL step aligns batches, but no batch was given.",
+                                      "pass the batch labels, or coral=False.")
+            W = self._whiten(Z)
+            batch = np.asarray(batch).astype(str)
+            self.coral_ = {}
+            for b in np.unique(batch):
+                c = W[(batch == b) & ctrl]
+                cb = np.cov(c, rowvar=False) if len(c) > 1 else np.zeros((W.shape[1],) * 2)
+                e, v = np.linalg.eigh(cb + self.coral_reg * np.eye(W.shape[1]))
+                self.coral_[b] = (v / np.sqrt(e)) @ v.T
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _whiten(self, Z):
+        return ((Z - self.center_) @ self.components_) / self.scale_
+
+    def transform(self, X, batch=None) -> np.ndarray:
+        X = _as_float(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValidationError(f"profiles have {X.shape[1]} features; the normaliser was "
+                                  f"fitted on {self.n_features_in_}.")
+        W = self._whiten(self._centre_scale(X, batch, False))
+        if self.coral:
+            batch = np.asarray(batch).astype(str)
+            out = np.empty_like(W)
+            for b in np.unique(batch):
+                m = batch == b
+                out[m] = W[m] @ self.coral_[b]
+            W = out
+        return W.astype(np.float32)
+
+    def fit_transform(self, X, is_control, batch=None) -> np.ndarray:
+        return self.fit(X, is_control, batch).transform(X, batch)
+
+
+def _safe_std(C: np.ndarray) -> np.ndarray:
+    s = C.std(0, ddof=1) if len(C) > 1 else np.ones(C.shape[1])
+    floor = max(float(np.median(s)) * 1e-3, 1e-8)
+    return np.where(s > floor, s, 1.0)
+
+
+def tvn(X, is_control, batch=None, **kw) -> np.ndarray:
+    """Fit :class:`TVN` on the controls of ``X`` and return all profiles normalised."""
+    return TVN(**kw).fit_transform(X, is_control, batch)
+
+
+def standardize_on_controls(X, is_control, batch=None) -> np.ndarray:
+    """Only step 1 of TVN (centre/scale on controls, per batch when given)."""
+    t = TVN(batch_center=batch is not None)
+    X = _as_float(X)
+    ctrl = _check_controls(is_control, len(X))
+    return t._centre_scale(X, batch, True, ctrl).astype(np.float32)
+
+
+def aggregate(X, keys, *, how: str = "mean", drop=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One profile per key (mean or median); returns ``(keys, profiles, counts)``.
+
+    Keys in ``drop`` (e.g. the control label) are left out.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    keys = np.asarray(keys).astype(str)
+    uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    if how == "mean":
+        out = np.zeros((len(uniq), X.shape[1]))
+        np.add.at(out, inv, X)
+        out /= counts[:, None]
+    elif how == "median":
+        out = np.stack([np.median(X[inv == i], 0) for i in range(len(uniq))])
+    else:
+        raise ValidationError(f"unknown aggregation {how!r}.", "use 'mean' or 'median'.")
+    keep = ~np.isin(uniq, [str(d) for d in drop])
+    return uniq[keep], out[keep].astype(np.float32), counts[keep]
+
+
+def cosine_matrix(A, B=None) -> np.ndarray:
+    """Cosine similarity between the rows of ``A`` (and ``B``); zero rows give 0."""
+    def unit(M):
+        M = np.asarray(M, dtype=np.float64)
+        n = np.linalg.norm(M, axis=1, keepdims=True)
+        return M / np.where(n > 0, n, 1.0)
+
+    a = unit(A)
+    return (a @ (a if B is None else unit(B)).T).astype(np.float32)
