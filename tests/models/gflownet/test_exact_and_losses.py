@@ -1,0 +1,117 @@
+"""Exact log Q(G) against Monte Carlo sampling, and the balance losses at their optimum."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.models.gflownet.env import ParentSetEnv
+from workbench.models.gflownet.estimators import ForwardPolicy
+from workbench.models.gflownet.exact import log_prob_graphs, log_prob_parent_set
+from workbench.models.gflownet.losses import detailed_balance_loss, trajectory_balance_loss
+from workbench.models.gflownet.sampler import Trajectories, rollout, sample_graphs
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: extra threads only spin on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+def test_exact_log_q_matches_sampling_frequencies():
+    torch.manual_seed(1)
+    d = 3
+    env, pol = ParentSetEnv(d), ForwardPolicy(d, hidden=16)
+    gen = torch.Generator().manual_seed(0)
+    graphs = sample_graphs(pol, env, 6000, gen).numpy()
+    # every parent set of node 0: the exact probabilities sum to one ...
+    sets = [tuple(np.flatnonzero([(m >> b) & 1 for b in range(d)])) for m in range(2 ** d)]
+    q = np.array([math.exp(log_prob_parent_set(pol, env, 0, s)) for s in sets])
+    assert abs(q.sum() - 1.0) < 1e-5
+    # ... and match the sampled frequencies
+    keys = [tuple(np.flatnonzero(g[0])) for g in graphs]
+    freq = np.array([keys.count(s) / len(keys) for s in sets])
+    assert np.abs(freq - q).max() < 0.025
+    # whole graphs: log Q(G) is the sum over nodes
+    g = graphs[:3]
+    total = sum(log_prob_parent_set(pol, env, i, np.flatnonzero(g[0][i])) for i in range(d))
+    assert abs(log_prob_graphs(pol, env, g)[0] - total) < 1e-9
+
+
+def test_exact_sum_over_orders_equals_brute_force_enumeration():
+    import itertools
+
+    torch.manual_seed(2)
+    d = 4
+    env, pol = ParentSetEnv(d), ForwardPolicy(d, hidden=8)
+    parents = (0, 2, 3)
+    total = -np.inf
+    torch.set_grad_enabled(False)
+    for order in itertools.permutations(parents):
+        s = torch.zeros(1, d)
+        lp = 0.0
+        for j in order:
+            logp = pol.log_probs_rows(torch.tensor([1]), s, env.forward_mask(s))
+            lp += float(logp[0, j])
+            s = s.clone()
+            s[0, j] = 1.0
+        lp += float(pol.log_probs_rows(torch.tensor([1]), s, env.forward_mask(s))[0, d])
+        total = np.logaddexp(total, lp)
+    torch.set_grad_enabled(True)
+    assert abs(log_prob_parent_set(pol, env, 1, parents) - total) < 1e-6
+
+
+def _tiny_traj():
+    # one graph, one node (d = 1 would be degenerate): d = 2, node 0 adds 1 then stops,
+    # node 1 stops at once
+    s0 = torch.zeros(1, 2, 2)
+    s1 = s0.clone()
+    s1[0, 0, 1] = 1
+    states = torch.stack([s0, s1, s1])
+    actions = torch.tensor([[[1, 2]], [[2, -1]]])
+    return Trajectories(states, actions)
+
+
+def test_detailed_balance_is_zero_for_the_exact_policy_and_keeps_both_stop_terms():
+    traj = _tiny_traj()
+    # rewards: R(empty) = 1, R({1}) = 3 for node 0. An exact policy has
+    # P(stop|{})/P(add 1|{}) = R({})/(R({1}) P(stop|{1}) / P_B) -> choose P(stop|{1}) = 1/2
+    # (the other action, add 0, has 1/2); then P(add1|{}) ∝ 3 * 1 / (1/2) = 6 vs stop 1
+    # at {} (add 0 gets the rest of the mass, unconstrained here).
+    log_r = torch.log(torch.tensor([[[1.0, 1.0]], [[3.0, 1.0]], [[3.0, 1.0]]]))
+    lp = torch.full((3, 1, 2, 3), -1e9)
+    p_stop0, p_add1 = 0.1, 0.6
+    lp[0, 0, 0] = torch.log(torch.tensor([1 - p_stop0 - p_add1, p_add1, p_stop0]))
+    lp[1:, 0, 0] = torch.log(torch.tensor([0.5, 1e-30, 0.5]))
+    lp[:, 0, 1] = torch.log(torch.tensor([0.3, 0.3, 0.4]))
+    loss = detailed_balance_loss(traj, lp, log_r)
+    assert float(loss) < 1e-10
+    # changing only the stop probability at the *next* state breaks balance
+    lp2 = lp.clone()
+    lp2[1:, 0, 0] = torch.log(torch.tensor([0.8, 1e-30, 0.2]))
+    assert float(detailed_balance_loss(traj, lp2, log_r)) > 0.1
+
+
+def test_trajectory_balance_zero_when_log_z_matches():
+    traj = _tiny_traj()
+    lp = torch.log(torch.full((3, 1, 2, 3), 1 / 3))
+    log_r_final = torch.tensor([[math.log(5.0), math.log(2.0)]])
+    # node 0: P = 1/3 * 1/3, P_B = 1 -> log Z = log R - log P; node 1: P = 1/3
+    log_z = torch.tensor([math.log(5.0 * 9), math.log(2.0 * 3)])
+    assert float(trajectory_balance_loss(traj, lp, log_r_final, log_z)) < 1e-10
+
+
+def test_rollout_respects_masks_and_tempering_changes_lengths():
+    torch.manual_seed(0)
+    env, pol = ParentSetEnv(5, max_parents=2), ForwardPolicy(5, hidden=8)
+    traj = rollout(pol, env, 64, torch.Generator().manual_seed(0), epsilon=0.5)
+    assert traj.final.sum(-1).max() <= 2
+    assert set(np.unique(traj.final.numpy())) <= {0.0, 1.0}
+    # actions are -1 exactly after the stop
+    a = traj.actions
+    stopped = torch.cumsum((a == 5).int(), 0) - (a == 5).int()
+    assert ((a == -1) == (stopped > 0)).all()

@@ -1,0 +1,318 @@
+"""The DynGFN estimator: train per-node GFlowNets on a velocity reward, then sample graphs.
+
+Each training step (method card section 1.6):
+
+1. roll out ``n_envs`` graphs with the tempered behaviour policy (all ``d`` node
+   environments in parallel);
+2. score every visited parent set with the reward (linear: closed-form ridge; hyper: the
+   current hypernetwork on a mini-batch of cells);
+3. take one Adam step on the detailed-balance (or trajectory-balance) loss;
+4. for the hypernetwork variant, take ``hyper_steps`` Adam steps on its velocity MSE over
+   graphs drawn on-policy from the current ``Q`` (the hypernetwork is trained on the
+   posterior it is scoring, as in h-DynGFN).
+
+Training checkpoints every ``checkpoint_every`` steps (model, optimisers, random states,
+history) and resumes from the checkpoint when ``fit`` is called again with the same path;
+an interrupt (Ctrl-C) is honoured at the next step boundary and leaves a checkpoint, so an
+interrupted and resumed run gives the same posterior as an uninterrupted one with the same
+seed.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench.models._checkpoint import load_checkpoint, save_checkpoint
+from workbench.models._device import resolve_device, seed_everything
+from workbench.models.gflownet.env import ParentSetEnv
+from workbench.models.gflownet.estimators import ForwardPolicy
+from workbench.models.gflownet.exact import log_prob_graphs
+from workbench.models.gflownet.losses import detailed_balance_loss, trajectory_balance_loss
+from workbench.models.gflownet.sampler import rollout, sample_graphs, temper_schedule
+from workbench.models.grn_params import HyperVelocityModel, LinearVelocityReward
+
+
+class DynGFN:
+    """Posterior over (cyclic) regulatory graphs from states and velocities.
+
+    Parameters
+    ----------
+    reward
+        ``"linear"`` (l-DynGFN, closed-form ridge) or ``"hyper"`` (h-DynGFN, hypernetwork).
+    temperature, sparsity
+        ``T`` and ``lambda`` of the energy ``MSE / T^2 + lambda * |G_i| / d``.
+    ridge
+        Ridge penalty of the linear reward.
+    n_steps
+        Training steps (each one roll-out batch and one optimiser step).
+    n_envs
+        Graphs rolled out per step (each gives one trajectory per node).
+    lr, hidden
+        Adam learning rate and width of the policy networks.
+    loss
+        ``"db"`` (detailed balance with stop terms) or ``"tb"`` (trajectory balance).
+    huber_delta
+        Huber threshold on the residuals (``None``: squared error).
+    detach_next_stop
+        Treat ``log P_F(stop | s')`` as a target without gradient (the reference's choice).
+    temper_period, temper_min, epsilon
+        Exploration: inverse temperature on a cosine between ``temper_min`` and 1 with this
+        period (in steps), mixed with ``epsilon`` uniform random actions.
+    max_parents
+        Cap on parent-set size (``None``: no cap).
+    hyper_hidden, hyper_width, hyper_activation, hyper_steps, hyper_lr, batch_size
+        Hypernetwork variant: MLP sizes, per-gene network width and activation, updates
+        per step, learning rate, and cells per mini-batch.
+    checkpoint_path, checkpoint_every
+        Where and how often to checkpoint (``None``: no checkpoints).
+    progress
+        Show a tqdm progress bar.
+    device, seed
+        ``"auto"`` picks CUDA, MPS or CPU; ``seed`` fixes initialisation and sampling.
+    """
+
+    def __init__(self, reward: str = "linear", temperature: float = 0.01,
+                 sparsity: float = 100.0, ridge: float = 1e-4, n_steps: int = 500,
+                 n_envs: int = 128, lr: float = 1e-3, hidden: int = 64, loss: str = "db",
+                 huber_delta: float | None = 10.0, detach_next_stop: bool = False,
+                 temper_period: int = 50, temper_min: float = 0.2, epsilon: float = 0.05,
+                 max_parents: int | None = None, hyper_hidden: tuple[int, ...] = (64, 64),
+                 hyper_width: int = 12, hyper_activation: str | None = "tanh",
+                 hyper_steps: int = 1, hyper_lr: float = 1e-3, batch_size: int = 256,
+                 checkpoint_path: str | Path | None = None, checkpoint_every: int = 100,
+                 progress: bool = False, device: str = "auto", seed: int = 0):
+        self.reward = reward
+        self.temperature = temperature
+        self.sparsity = sparsity
+        self.ridge = ridge
+        self.n_steps = n_steps
+        self.n_envs = n_envs
+        self.lr = lr
+        self.hidden = hidden
+        self.loss = loss
+        self.huber_delta = huber_delta
+        self.detach_next_stop = detach_next_stop
+        self.temper_period = temper_period
+        self.temper_min = temper_min
+        self.epsilon = epsilon
+        self.max_parents = max_parents
+        self.hyper_hidden = hyper_hidden
+        self.hyper_width = hyper_width
+        self.hyper_activation = hyper_activation
+        self.hyper_steps = hyper_steps
+        self.hyper_lr = hyper_lr
+        self.batch_size = batch_size
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.progress = progress
+        self.device = device
+        self.seed = seed
+
+    # ------------------------------------------------------------------ set-up
+    def _build(self, d: int, x: np.ndarray, v: np.ndarray) -> None:
+        if self.reward not in ("linear", "hyper"):
+            raise ValueError(f"reward must be 'linear' or 'hyper', got {self.reward!r}")
+        if self.loss not in ("db", "tb"):
+            raise ValueError(f"loss must be 'db' or 'tb', got {self.loss!r}")
+        dev = resolve_device(self.device)
+        self.device_ = dev
+        seed_everything(self.seed)
+        self.env_ = ParentSetEnv(d, self.max_parents)
+        self.policy_ = ForwardPolicy(d, self.hidden).to(dev)
+        self.log_z_ = torch.nn.Parameter(torch.zeros(d, device=dev))
+        params = list(self.policy_.parameters()) + ([self.log_z_] if self.loss == "tb" else [])
+        self.optimizer_ = torch.optim.Adam(params, lr=self.lr)
+        self.generator_ = torch.Generator(device=dev)
+        self.generator_.manual_seed(self.seed)
+        self.x_ = torch.as_tensor(x, dtype=torch.float32, device=dev)
+        self.v_ = torch.as_tensor(v, dtype=torch.float32, device=dev)
+        self.linear_reward_ = LinearVelocityReward(
+            x, v, temperature=self.temperature, sparsity=self.sparsity, ridge=self.ridge,
+            device=dev)
+        self.hyper_ = None
+        if self.reward == "hyper":
+            self.hyper_ = HyperVelocityModel(d, tuple(self.hyper_hidden), self.hyper_width,
+                                             self.hyper_activation).to(dev)
+            self.hyper_optimizer_ = torch.optim.Adam(self.hyper_.parameters(), lr=self.hyper_lr)
+        self.history_ = {"loss": [], "mean_log_reward": [], "mean_edges": [], "hyper_mse": []}
+        self.step_ = 0
+
+    def _modules(self) -> dict:
+        mods = {"policy": self.policy_, "optimizer": self.optimizer_,
+                "log_z": _ParamHolder(self.log_z_)}
+        if self.hyper_ is not None:
+            mods["hyper"] = self.hyper_
+            mods["hyper_optimizer"] = self.hyper_optimizer_
+        return mods
+
+    def save(self, path: str | Path) -> Path:
+        """Checkpoint the current state (atomic)."""
+        return save_checkpoint(path, step=self.step_, modules=self._modules(),
+                               generators={"sampler": self.generator_},
+                               extra={"history": self.history_})
+
+    def _load(self, path: Path) -> None:
+        info = load_checkpoint(path, modules=self._modules(),
+                               generators={"sampler": self.generator_},
+                               map_location=self.device_)
+        self.step_ = int(info["step"])
+        self.history_ = {k: list(v) for k, v in info["extra"]["history"].items()}
+
+    # ------------------------------------------------------------------ training
+    def _batch(self):
+        n = self.x_.shape[0]
+        if n <= self.batch_size:
+            return self.x_, self.v_
+        idx = torch.randperm(n, generator=self.generator_, device=self.device_)[: self.batch_size]
+        return self.x_[idx], self.v_[idx]
+
+    def _log_reward(self, states, xb=None, vb=None):
+        if self.hyper_ is None:
+            return self.linear_reward_.log_reward(states)
+        with torch.no_grad():
+            return self.hyper_.log_reward(states, xb, vb, temperature=self.temperature,
+                                          sparsity=self.sparsity)
+
+    def _train_step(self) -> None:
+        c = temper_schedule(self.step_, self.temper_period, self.temper_min)
+        xb, vb = self._batch() if self.hyper_ is not None else (None, None)
+        tracker = self.linear_reward_.start(self.n_envs) if self.hyper_ is None else None
+        traj = rollout(self.policy_, self.env_, self.n_envs, self.generator_,
+                       inverse_temperature=c, epsilon=self.epsilon, device=self.device_,
+                       reward_tracker=tracker)
+        states = traj.states
+        if traj.log_rewards is not None:
+            log_r = traj.log_rewards if self.loss == "db" else traj.log_rewards[-1]
+        elif self.loss == "db":
+            log_r = self._log_reward(states, xb, vb)
+        else:
+            log_r = self._log_reward(traj.final, xb, vb)
+        log_pf = self.policy_.log_probs(states, self.env_.forward_mask(states))
+        if self.loss == "db":
+            loss = detailed_balance_loss(traj, log_pf, log_r, huber_delta=self.huber_delta,
+                                         detach_next_stop=self.detach_next_stop)
+        else:
+            loss = trajectory_balance_loss(traj, log_pf, log_r, self.log_z_,
+                                           huber_delta=self.huber_delta)
+        self.optimizer_.zero_grad()
+        loss.backward()
+        self.optimizer_.step()
+        hyper_mse = float("nan")
+        if self.hyper_ is not None:
+            for _ in range(self.hyper_steps):
+                graphs = rollout(self.policy_, self.env_, min(self.n_envs, 64), self.generator_,
+                                 device=self.device_).final
+                xh, vh = self._batch()
+                mse = self.hyper_.mse(graphs, xh, vh).mean()
+                self.hyper_optimizer_.zero_grad()
+                mse.backward()
+                self.hyper_optimizer_.step()
+                hyper_mse = float(mse.detach())
+        final_r = log_r[-1] if self.loss == "db" else log_r
+        self.history_["loss"].append(float(loss.detach()))
+        self.history_["mean_log_reward"].append(float(final_r.mean()))
+        self.history_["mean_edges"].append(float(traj.final.sum((-1, -2)).mean()))
+        self.history_["hyper_mse"].append(hyper_mse)
+        self.step_ += 1
+
+    def fit(self, x, v, *, resume: bool = True, callback=None) -> DynGFN:
+        """Train on states ``x`` and velocities ``v`` (``(n, d)`` arrays, already scaled).
+
+        With a ``checkpoint_path`` that holds a checkpoint and ``resume=True``, training
+        continues from it. ``callback(model)`` runs after every step; raising
+        ``KeyboardInterrupt`` there (or pressing Ctrl-C) stops at the step boundary after
+        writing a checkpoint.
+        """
+        x = np.asarray(x, np.float32)
+        v = np.asarray(v, np.float32)
+        if x.shape != v.shape or x.ndim != 2:
+            raise ValueError(f"x and v must be (n, d) arrays of one shape, got {x.shape}, {v.shape}")
+        self._build(x.shape[1], x, v)
+        ckpt = Path(self.checkpoint_path) if self.checkpoint_path else None
+        if ckpt is not None and resume and ckpt.exists():
+            self._load(ckpt)
+        stop_flag = {"hit": False}
+        previous = _install_sigint(stop_flag)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.n_steps, initial=self.step_, desc="DynGFN", leave=False)
+        try:
+            while self.step_ < self.n_steps:
+                self._train_step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{self.history_['loss'][-1]:.3g}",
+                                    edges=f"{self.history_['mean_edges'][-1]:.1f}")
+                if callback is not None:
+                    callback(self)
+                if stop_flag["hit"]:
+                    raise KeyboardInterrupt
+                if ckpt is not None and self.step_ % self.checkpoint_every == 0:
+                    self.save(ckpt)
+        except KeyboardInterrupt:
+            if ckpt is not None:
+                self.save(ckpt)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            _restore_sigint(previous)
+        if ckpt is not None:
+            self.save(ckpt)
+        return self
+
+    # ------------------------------------------------------------------ posterior
+    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
+        """``n`` graphs from ``Q``, ``(n, d, d)`` uint8 (``G[i, j] = 1``: ``j`` -> ``i``)."""
+        gen = torch.Generator(device=self.device_)
+        gen.manual_seed(self.seed if seed is None else seed)
+        return sample_graphs(self.policy_, self.env_, n, gen, device=self.device_).numpy()
+
+    def log_prob(self, graphs) -> np.ndarray:
+        """Exact ``log Q(G)`` of each graph (sum over all edge-addition orders)."""
+        return log_prob_graphs(self.policy_, self.env_, graphs, device=self.device_)
+
+    def log_prob_parent_set(self, node: int, parents) -> float:
+        """Exact ``log Q_node(S)`` of one parent set."""
+        from workbench.models.gflownet.exact import log_prob_parent_set
+
+        return log_prob_parent_set(self.policy_, self.env_, node, parents, self.device_)
+
+
+class _ParamHolder:
+    """Gives a bare parameter a ``state_dict`` so the checkpoint helper can store it."""
+
+    def __init__(self, p: torch.nn.Parameter):
+        self.p = p
+
+    def state_dict(self):
+        return {"value": self.p.detach().clone()}
+
+    def load_state_dict(self, state):
+        with torch.no_grad():
+            self.p.copy_(state["value"])
+
+
+def _install_sigint(flag: dict):
+    """Defer Ctrl-C to the next step boundary (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if flag["hit"]:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        flag["hit"] = True
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _restore_sigint(previous) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, previous)

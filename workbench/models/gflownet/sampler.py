@@ -1,0 +1,115 @@
+"""Roll-outs: tempered exploration for training, plain sampling of posterior graphs.
+
+Training trajectories come from a behaviour policy, not from ``P_F`` itself: detailed and
+trajectory balance are off-policy objectives, so any behaviour with full support is fine,
+and the reward of DynGFN is so peaked (``1 / T^2`` is ``10^4`` for ``T = 0.01``) that
+sampling from ``P_F`` alone collapses early onto whatever it found first. As in DynGFN the
+behaviour is a tempered policy ``softmax(c * log P_F)`` whose inverse temperature ``c``
+follows a cosine schedule between ``c_min`` and 1; we mix in an ``epsilon`` share of
+uniform random allowed actions as well.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from workbench.models.gflownet.env import ParentSetEnv
+from workbench.models.gflownet.estimators import ForwardPolicy
+
+
+@dataclass
+class Trajectories:
+    """A batch of ``B`` graphs built edge by edge, ``d`` node environments each.
+
+    Attributes
+    ----------
+    states
+        ``(T + 1, B, d, d)``: the parent sets before each step, then the final ones.
+    actions
+        ``(T, B, d)`` long: the action taken at step ``t``; ``-1`` where that environment
+        had already stopped.
+    final
+        ``(B, d, d)``: the terminal graphs (the last row of ``states``).
+    """
+
+    states: torch.Tensor
+    actions: torch.Tensor
+    log_rewards: torch.Tensor | None = None
+
+    @property
+    def final(self) -> torch.Tensor:
+        return self.states[-1]
+
+    @property
+    def active(self) -> torch.Tensor:
+        """``(T, B, d)`` bool: environment still running at step ``t``."""
+        return self.actions >= 0
+
+
+def temper_schedule(step: int, period: int, c_min: float = 0.05) -> float:
+    """Inverse temperature at ``step``: a cosine wave between ``c_min`` and 1 (period in steps)."""
+    if period <= 0:
+        return 1.0
+    mid, amp = (1.0 + c_min) / 2.0, (1.0 - c_min) / 2.0
+    return float(mid + amp * math.cos(2.0 * math.pi * step / period))
+
+
+@torch.no_grad()
+def rollout(
+    policy: ForwardPolicy,
+    env: ParentSetEnv,
+    n_graphs: int,
+    generator: torch.Generator,
+    *,
+    inverse_temperature: float = 1.0,
+    epsilon: float = 0.0,
+    device: torch.device | str = "cpu",
+    reward_tracker=None,
+) -> Trajectories:
+    """Build ``n_graphs`` graphs, every node's parent set in parallel.
+
+    With ``inverse_temperature = 1`` and ``epsilon = 0`` the graphs are exact samples from
+    the learned ``Q``; otherwise they come from the tempered behaviour policy. A
+    ``reward_tracker`` (see :class:`workbench.models.grn_params.IncrementalRidge`) scores
+    each visited state on the way; its values land in ``log_rewards`` ``(T + 1, B, d)``.
+    """
+    d = env.n_nodes
+    s = env.initial(n_graphs, device)
+    done = torch.zeros(n_graphs, d, dtype=torch.bool, device=device)
+    states, actions = [s], []
+    rewards = [reward_tracker.log_reward] if reward_tracker is not None else None
+    while not bool(done.all()):
+        mask = env.forward_mask(s)
+        logp = policy.log_probs(s, mask)
+        if inverse_temperature != 1.0:
+            logp = torch.log_softmax(inverse_temperature * logp, dim=-1)
+        probs = logp.exp()
+        if epsilon > 0:
+            uniform = mask.to(probs.dtype) / mask.sum(-1, keepdim=True)
+            probs = (1.0 - epsilon) * probs + epsilon * uniform
+        probs = torch.where(mask, probs, torch.zeros_like(probs))
+        flat = probs.reshape(-1, d + 1)
+        a = torch.multinomial(flat, 1, generator=generator).reshape(n_graphs, d)
+        a = torch.where(done, torch.full_like(a, -1), a)
+        if reward_tracker is not None:
+            reward_tracker.add(a, (a >= 0) & (a < d))
+            rewards.append(reward_tracker.log_reward)
+        s, done = env.step(s, a, done)
+        states.append(s)
+        actions.append(a)
+    return Trajectories(torch.stack(states), torch.stack(actions),
+                        torch.stack(rewards) if rewards is not None else None)
+
+
+@torch.no_grad()
+def sample_graphs(policy: ForwardPolicy, env: ParentSetEnv, n: int, generator: torch.Generator,
+                  *, batch: int = 1024, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n`` graphs drawn from ``Q`` (no tempering), ``(n, d, d)`` uint8 on the CPU."""
+    out = []
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        out.append(rollout(policy, env, m, generator, device=device).final.to("cpu", torch.uint8))
+    return torch.cat(out) if out else torch.zeros(0, env.n_nodes, env.n_nodes, dtype=torch.uint8)

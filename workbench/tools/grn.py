@@ -1,0 +1,266 @@
+"""The GRN step: a DynGFN posterior over regulatory graphs, with a bootstrap baseline.
+
+Reads the ``"velocity"`` artefact (cells x genes with layers ``spliced``, ``unspliced`` and
+optionally ``velocity``; ``obs["trajectory"]`` when the cells come in trajectories),
+chooses genes, computes steady-state velocity where none is given, scales the data
+(``x`` standardised; velocity divided by the same ``sigma_x`` and *not* centred, since a
+velocity is a rate of change of ``x``), trains :class:`~workbench.models.gflownet.DynGFN`
+with checkpoints, draws posterior samples, and runs a bootstrap sparse-regression
+ensemble on the same data as the baseline posterior. It writes:
+
+- ``"grn"``: AnnData cells x selected genes, layers ``spliced``/``unspliced``/``velocity``,
+  ``varp["edge_probability"]`` (DynGFN) and ``varp["baseline_edge_probability"]``
+  (bootstrap), and in ``uns["workbench"]`` the settings, metrics against the ground
+  truth or reference networks when available, and the most frequent cycles;
+- ``"grn_samples"``: Zarr array samples x genes x genes (uint8).
+
+Orientation: ``edge_probability[i, j]`` is the posterior probability that gene ``j``
+regulates the velocity of gene ``i``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import ValidationError
+
+#: Quick settings used by the demo and tests; "full" trains longer.
+PRESETS = {
+    "quick": dict(n_steps=150, n_envs=64, n_samples=500, n_boot=20),
+    "full": dict(n_steps=1500, n_envs=128, n_samples=2000, n_boot=100),
+}
+
+
+def scale_for_grn(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standardise ``x``; divide ``v`` by the same per-gene ``sigma_x`` (no centring)."""
+    x = np.asarray(x, np.float64)
+    v = np.asarray(v, np.float64)
+    sd = x.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return ((x - x.mean(0)) / sd).astype(np.float32), (v / sd).astype(np.float32), sd
+
+
+def auto_temperature(x: np.ndarray, v: np.ndarray, n_effective: float) -> float:
+    """Gaussian-likelihood temperature ``T = sqrt(2 s^2 / n_eff)``.
+
+    ``MSE / T^2`` equals the log-likelihood ``n_eff * MSE / (2 s^2)`` when ``s^2`` is the noise
+    variance; ``s^2`` is estimated as the median residual variance of a regression of each
+    gene's velocity on all genes. ``n_eff`` counts independent observations (trajectories,
+    or cells divided by the smoothing neighbourhood).
+    """
+    xc, vc = x - x.mean(0), v - v.mean(0)
+    coef, *_ = np.linalg.lstsq(xc, vc, rcond=None)
+    s2 = float(np.median(((vc - xc @ coef) ** 2).mean(0)))
+    return float(np.sqrt(2.0 * max(s2, 1e-12) / max(n_effective, 1.0)))
+
+
+def prepare(adata, *, genes=None, tf_list=None, n_top: int = 20, n_neighbors: int = 30,
+            seed: int = 0) -> dict:
+    """Select genes and get ``x`` (states) and ``v`` (velocity) from a velocity AnnData."""
+    from workbench.tools.velocity import select_genes, steady_state_velocity
+
+    for layer in ("spliced", "unspliced"):
+        if layer not in adata.layers:
+            raise ValidationError(f"the velocity data have no layers[{layer!r}].",
+                                  "import spliced and unspliced counts (`workbench import "
+                                  "velocity FILE`).")
+    spliced_all = adata.layers["spliced"]
+    names = select_genes(adata.var_names, genes=genes, tf_list=tf_list,
+                         counts=spliced_all, n_top=n_top)
+    if len(names) < 2:
+        raise ValidationError(f"only {len(names)} gene selected.", "select at least 2 genes.")
+    idx = [list(adata.var_names).index(g) for g in names]
+    dense = lambda m: np.asarray(m.toarray() if hasattr(m, "toarray") else m, np.float64)  # noqa: E731
+    if "velocity" in adata.layers:
+        x = dense(adata.layers["spliced"][:, idx])
+        v = dense(adata.layers["velocity"][:, idx])
+        source = "given"
+        s, u = x, dense(adata.layers["unspliced"][:, idx])
+    else:
+        # smooth on all genes' neighbourhoods, then keep the selected ones
+        vel = steady_state_velocity(adata.layers["spliced"], adata.layers["unspliced"],
+                                    n_neighbors=n_neighbors, seed=seed)
+        x, v = vel["Ms"][:, idx].astype(np.float64), vel["velocity"][:, idx].astype(np.float64)
+        s = dense(adata.layers["spliced"][:, idx])
+        u = dense(adata.layers["unspliced"][:, idx])
+        source = "steady_state"
+    traj = adata.obs["trajectory"].to_numpy() if "trajectory" in adata.obs else None
+    return {"genes": names, "x": x, "v": v, "spliced": s, "unspliced": u,
+            "trajectory": traj, "velocity_source": source}
+
+
+def truth_from_study(study, genes) -> np.ndarray | None:
+    """The demo world's dependency graph on ``genes``: its adjacency plus decay self-loops."""
+    if not study.has("ground_truth"):
+        return None
+    gt = study.read("ground_truth")
+    if "adjacency" not in gt or "genes" not in gt:
+        return None
+    order = {g: k for k, g in enumerate(gt["genes"])}
+    if not all(g in order for g in genes):
+        return None
+    idx = [order[g] for g in genes]
+    adj = (np.asarray(gt["adjacency"])[np.ix_(idx, idx)] > 0).astype(np.uint8)
+    return adj | np.eye(len(genes), dtype=np.uint8)  # decay makes x_i a parent of dx_i/dt
+
+
+def fit_posteriors(x, v, *, n_steps: int, n_envs: int, n_samples: int, n_boot: int,
+                   temperature: float, sparsity: float, reward: str = "linear",
+                   groups=None, seed: int = 0, device: str = "auto",
+                   checkpoint_path=None, progress: bool = False, **dyngfn_kw) -> dict:
+    """Train DynGFN and the bootstrap baseline on scaled ``x, v``; return both posteriors."""
+    from workbench.models.gflownet import DynGFN
+    from workbench.models.grn_params import BootstrapLassoPosterior
+
+    model = DynGFN(reward=reward, temperature=temperature, sparsity=sparsity, n_steps=n_steps,
+                   n_envs=n_envs, seed=seed, device=device, checkpoint_path=checkpoint_path,
+                   progress=progress, **dyngfn_kw)
+    model.fit(x, v)
+    samples = model.sample(n_samples, seed=seed + 1)
+    baseline = BootstrapLassoPosterior(n_boot=n_boot, seed=seed).fit(x, v, groups=groups)
+    return {"model": model, "samples": samples, "edge_probability": samples.mean(0),
+            "baseline": baseline}
+
+
+def evaluate(result: dict, truth: np.ndarray, groups=None) -> dict:
+    """Metrics of DynGFN and the baseline against a ground truth (same run, same data)."""
+    from workbench.tools.grn_metrics import (AdmissibleSet, bernoulli_row_log_prob,
+                                             posterior_metrics)
+
+    adm = AdmissibleSet.from_truth(truth, groups)
+    model, base = result["model"], result["baseline"]
+    dyn = posterior_metrics(result["samples"], adm,
+                            log_q_row=lambda i, p: model.log_prob_parent_set(i, p))
+    bl = posterior_metrics(base.samples_, adm,
+                           log_q_row=bernoulli_row_log_prob(base.edge_probability_,
+                                                            base.n_boot))
+    return {"dyngfn": dyn, "baseline": bl,
+            "kl_direction": "KL(P* || Q), P* uniform over the admissible graphs"}
+
+
+def reference_metrics(edge_probability, genes, references: dict, n_perm: int = 1000,
+                      seed: int = 0) -> dict:
+    """AUROC/AUPRC against named edge tables ``{name: DataFrame(source, target)}``."""
+    from workbench.tools.grn_metrics import reference_auc, reference_matrix
+
+    out = {}
+    for name, edges in references.items():
+        ref = reference_matrix(edges, genes)
+        out[name] = reference_auc(edge_probability, ref, n_perm=n_perm, seed=seed)
+    return out
+
+
+def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "quick",
+            n_steps: int | None = None, n_envs: int | None = None,
+            n_samples: int | None = None, n_boot: int | None = None,
+            temperature: float | str = "auto", sparsity: float = 20.0,
+            reward: str = "linear", references: dict | None = None, seed: int = 0,
+            device: str = "auto", checkpoint_dir=None, progress: bool = False) -> dict:
+    """Run the GRN step on a Study's ``"velocity"`` artefact; returns the metrics written.
+
+    ``temperature="auto"`` uses :func:`auto_temperature` with the number of trajectories
+    (or cells / 30) as the effective sample size. Training checkpoints go to
+    ``checkpoint_dir`` (default: ``<study>/.checkpoints/grn``); running the step again after
+    an interrupt resumes from there with the same settings.
+    """
+    from workbench.tools.grn_metrics import cycle_frequencies
+
+    study.require("velocity", why="the grn step reads it")
+    preset = dict(PRESETS[size])
+    for key, val in dict(n_steps=n_steps, n_envs=n_envs, n_samples=n_samples,
+                         n_boot=n_boot).items():
+        if val is not None:
+            preset[key] = val
+    adata = study.read("velocity")
+    data = prepare(adata, genes=genes, tf_list=tf_list, n_top=n_top, seed=seed)
+    x, v, sd = scale_for_grn(data["x"], data["v"])
+    traj = data["trajectory"]
+    n_eff = len(np.unique(traj)) if traj is not None else len(x) / 30.0
+    temp = auto_temperature(x, v, n_eff) if temperature == "auto" else float(temperature)
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else study.path / ".checkpoints" / "grn"
+    params = {"genes": data["genes"], "size": size, **preset, "temperature": temp,
+              "sparsity": sparsity, "reward": reward, "velocity_source": data["velocity_source"]}
+    ckpt = ckpt_dir / f"dyngfn-{_settings_key(params, seed)}.pt"
+    result = fit_posteriors(x, v, temperature=temp, sparsity=sparsity, reward=reward,
+                            groups=traj, seed=seed, device=device, checkpoint_path=ckpt,
+                            progress=progress, **preset)
+    genes_sel = data["genes"]
+    info = {"settings": params, "orientation": "edge_probability[i, j]: gene j regulates the "
+            "velocity of gene i", "kl_direction": "KL(P* || Q)",
+            "cycles": cycle_frequencies(result["samples"], genes_sel),
+            "self_loop_probability": np.diag(result["edge_probability"]).tolist(),
+            "history": {k: [float(a) for a in vals[-50:]]
+                        for k, vals in result["model"].history_.items()}}
+    truth = truth_from_study(study, genes_sel)
+    if truth is not None:
+        info["metrics"] = evaluate(result, truth)
+    if references:
+        info["reference_metrics"] = {
+            "dyngfn": reference_metrics(result["edge_probability"], genes_sel, references,
+                                        seed=seed),
+            "baseline": reference_metrics(result["baseline"].edge_probability_, genes_sel,
+                                          references, seed=seed)}
+    out = _grn_anndata(adata, data, x, v, sd, result, info)
+    with study.step("grn", params=params, seed=seed, inputs=["velocity"]) as tx:
+        tx.write_anndata("grn", out, screen=False,
+                         description="DynGFN posterior over regulatory graphs")
+        tx.write_array("grn_samples", result["samples"],
+                       attrs={"genes": genes_sel, "orientation": info["orientation"]})
+        tx.note(**_flat_metrics(info))
+    return info
+
+
+def _grn_anndata(adata, data, x, v, sd, result, info):
+    import anndata as ad
+    import pandas as pd
+
+    genes = data["genes"]
+    obs = adata.obs.copy()
+    var = pd.DataFrame({"sigma_x": sd}, index=pd.Index(genes, name="gene"))
+    out = ad.AnnData(X=np.asarray(data["x"], np.float32), obs=obs, var=var)
+    out.layers["spliced"] = np.asarray(data["spliced"], np.float32)
+    out.layers["unspliced"] = np.asarray(data["unspliced"], np.float32)
+    out.layers["velocity"] = np.asarray(data["v"], np.float32)
+    out.varp["edge_probability"] = result["edge_probability"].astype(np.float32)
+    out.varp["baseline_edge_probability"] = result["baseline"].edge_probability_.astype(np.float32)
+    out.uns["workbench"] = _jsonable(info)
+    return out
+
+
+def _flat_metrics(info: dict) -> dict:
+    flat = {}
+    for who, m in info.get("metrics", {}).items():
+        if isinstance(m, dict):
+            for k, val in m.items():
+                flat[f"{who}_{k}"] = val
+    return flat
+
+
+def _jsonable(obj):
+    """Make nested metrics storable in ``uns`` (no None, plain floats and strings)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        if obj and all(isinstance(o, dict) for o in obj):
+            return {str(k): _jsonable(o) for k, o in enumerate(obj)}
+        return [_jsonable(o) for o in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj)
+    if isinstance(obj, (np.integer, int)) and not isinstance(obj, bool):
+        return int(obj)
+    return obj
+
+
+def _settings_key(params: dict, seed: int) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps({**params, "seed": seed}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def demo_step(study, size: str = "quick", seed: int = 0) -> None:
+    """The GRN view of the demo world: all simulated genes, quick training, metrics vs truth."""
+    run_grn(study, size=size, seed=seed, device="cpu" if size == "quick" else "auto")
