@@ -1,0 +1,141 @@
+"""ICFL against scikit-learn's MiniBatchDictionaryLearning + OMP on a planted dictionary.
+
+The problem is the one of ``notes/peer-baselines.md`` section 2.3: ``M`` unit-norm Gaussian
+atoms in ``d`` dimensions; each sample is a combination of 5 distinct atoms with
+coefficients ``+-U[0.5, 1.5]`` plus N(0, 0.01^2) noise; 100,000 training and 10,000 held-out
+samples (``--quick``: d=128, M=256, 20,000 + 2,000).
+
+The peer is fitted for one full pass (``max_iter=1, tol=0``, ``fit_algorithm="cd"``, batch 256,
+alpha 0.1) and scored by OMP with 5 nonzeros on the held-out block. ICFL (5 rounds of 1 atom,
+absolute selection, a final joint least-squares re-fit) then trains until its own held-out R^2
+reaches the peer's, and the time it took is compared. Both dictionaries are also scored with
+the same coder (scikit-learn's OMP), the fraction of planted atoms recovered (|cos| > 0.9 and
+> 0.99) and the dead atoms (never used on the held-out block).
+
+Run: ``python benchmarks/bench_dictionary.py [--quick] [--threads 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore", message="Objective did not converge")
+
+
+def make_planted(d: int, m: int, n_train: int, n_test: int, k: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    atoms = rng.normal(size=(m, d))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+
+    def draw(n):
+        out = np.empty((n, d))
+        for s in range(0, n, 10000):
+            b = min(10000, n - s)
+            support = np.argpartition(rng.random((b, m)), k, axis=1)[:, :k]
+            coef = rng.choice([-1.0, 1.0], size=(b, k)) * rng.uniform(0.5, 1.5, size=(b, k))
+            out[s:s + b] = np.einsum("nk,nkd->nd", coef, atoms[support])
+        return out + 0.01 * rng.normal(size=(n, d))
+
+    return atoms, draw(n_train), draw(n_test)
+
+
+def r2(x, x_hat):
+    return 1.0 - ((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+
+
+def omp_r2_dead(dictionary, x_test, k, n_jobs):
+    from sklearn.decomposition import sparse_encode
+
+    codes = sparse_encode(x_test, dictionary, algorithm="omp", n_nonzero_coefs=k, n_jobs=n_jobs)
+    return r2(x_test, codes @ dictionary), int(((codes != 0).sum(0) == 0).sum())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="d=128, M=256, 20k samples")
+    ap.add_argument("--threads", type=int, default=2, help="BLAS/torch threads for both")
+    ap.add_argument("--max-steps", type=int, default=6000, help="ICFL step cap")
+    args = ap.parse_args(argv)
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from workbench.models.dictionary import atom_recovery
+    from workbench.models.icfl import ICFL
+
+    torch.set_num_threads(args.threads)
+    d, m, n, nt = (128, 256, 20_000, 2_000) if args.quick else (384, 1024, 100_000, 10_000)
+    k = 5
+    t0 = time.perf_counter()
+    planted, x, xt = make_planted(d, m, n, nt, k)
+    print(f"generated {n}+{nt} samples, d={d}, M={m} in {time.perf_counter() - t0:.1f} s",
+          flush=True)
+    rows = {}
+    # ---------------------------------------------------------------- scikit-learn
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+
+    with threadpool_limits(args.threads):
+        peer = MiniBatchDictionaryLearning(
+            n_components=m, alpha=0.1, batch_size=256, max_iter=1, fit_algorithm="cd",
+            n_jobs=1, random_state=0, transform_algorithm="omp", transform_n_nonzero_coefs=k,
+            tol=0, max_no_improvement=None)
+        t = time.perf_counter()
+        peer.fit(x)
+        peer_time = time.perf_counter() - t
+        peer_r2, peer_dead = omp_r2_dead(peer.components_, xt, k, 1)
+    rec9, _ = atom_recovery(peer.components_, planted, 0.9)
+    rec99, _ = atom_recovery(peer.components_, planted, 0.99)
+    rows["scikit-learn MBDL (cd, 1 pass) + OMP"] = dict(
+        time=peer_time, r2_own=peer_r2, r2_omp=peer_r2, rec9=rec9, rec99=rec99, dead=peer_dead,
+        steps=int(np.ceil(n / 256)))
+    print(f"peer: {peer_time:.1f} s, held-out R2 {peer_r2:.4f}, recovered {rec9:.3f}", flush=True)
+    # ---------------------------------------------------------------- ICFL
+    xt32 = xt.astype(np.float32)
+    spent = {"eval": 0.0}
+    t_start = [0.0]
+
+    def until_peer(step, model):
+        e = time.perf_counter()
+        score = model.score(xt32)
+        spent["eval"] += time.perf_counter() - e
+        print(f"  ICFL step {step}: held-out R2 {score:.4f} "
+              f"({time.perf_counter() - t_start[0] - spent['eval']:.1f} s)", flush=True)
+        return score >= peer_r2
+
+    model = ICFL(m, n_rounds=k, atoms_per_round=1, selection="abs", refit=True,
+                 batch_size=1024, lr=3e-3, max_steps=args.max_steps, resample_every=100,
+                 fit_bias=False, progress=False, seed=0)
+    t_start[0] = time.perf_counter()
+    model.fit(x.astype(np.float32), callback=until_peer, callback_every=50)
+    icfl_time = time.perf_counter() - t_start[0] - spent["eval"]
+    own = model.score(xt32)
+    codes = model.transform(xt32)
+    dead = int((np.asarray((codes != 0).sum(0)).ravel() == 0).sum())
+    with threadpool_limits(args.threads):
+        omp, _ = omp_r2_dead(model.components_.astype(np.float64), xt, k, 1)
+    rec9, _ = atom_recovery(model.components_, planted, 0.9)
+    rec99, _ = atom_recovery(model.components_, planted, 0.99)
+    rows["ICFL (J=5, L=1, abs, refit)"] = dict(time=icfl_time, r2_own=own, r2_omp=omp,
+                                              rec9=rec9, rec99=rec99, dead=dead,
+                                              steps=model.n_steps_)
+    # ---------------------------------------------------------------- table
+    print(f"\n{dt.date.today()} `python benchmarks/bench_dictionary.py"
+          f"{' --quick' if args.quick else ''} --threads {args.threads}`: d={d}, M={m}, "
+          f"n={n} train / {nt} held-out, k={k}, {args.threads} threads, CPU\n")
+    print("| method | fit time (s) | steps | held-out R2 (own coder) | held-out R2 (OMP k=5) "
+          "| planted recovered \\|cos\\|>0.9 | >0.99 | dead atoms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['time']:.1f} | {r['steps']} | {r['r2_own']:.4f} | "
+              f"{r['r2_omp']:.4f} | {r['rec9']:.3f} | {r['rec99']:.3f} | {r['dead']} |")
+    ratio = peer_time / icfl_time
+    print(f"\nspeed-up of ICFL to the peer's held-out R2: **{ratio:.1f}x**")
+
+
+if __name__ == "__main__":
+    main()
