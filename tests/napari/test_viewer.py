@@ -5,27 +5,49 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.napari._widget import StudyBrowser
-
 pytestmark = pytest.mark.napari
+
+
+def _browser(viewer, **kw):
+    """A Study browser docked in the viewer, so that it closes with it."""
+    from workbench.napari._widget import StudyBrowser
+
+    browser = StudyBrowser(viewer, **kw)
+    viewer.window.add_dock_widget(browser, name="Study browser")
+    return browser
 
 
 def _image_layers(viewer):
     return [lay for lay in viewer.layers if lay.__class__.__name__ == "Image"]
 
 
-def test_reader_opens_a_study(make_napari_viewer, toy_study):
+def test_reader_opens_the_demo_study(make_napari_viewer, demo_study):
+    from workbench.data.study import Study
+
+    store = Study.open(demo_study).read("images")
     viewer = make_napari_viewer()
-    viewer.open(str(toy_study), plugin="workbench")
+    viewer.open(str(demo_study), plugin="workbench")
     images = _image_layers(viewer)
-    assert [lay.name for lay in images] == ["toy screen: DNA", "toy screen: RNA",
-                                            "toy screen: Mito"]
-    assert [lay.blending for lay in images] == ["additive"] * 3
+    assert [lay.name.split(": ")[-1] for lay in images] == store.channel_names
+    assert [lay.colormap.name for lay in images] == store.channel_colors
+    assert [lay.blending for lay in images] == ["additive"] * len(images)
     info = images[0].metadata["workbench"]
-    assert [c["title"] for c in info["conditions"]] == ["control", "A", "B", "C", "A+B"]
+    assert info["conditions"][0]["title"] == "control"
+    # the pixels shown are the stored crops
+    y, x, _, cid = info["cells"][0]
+    h, w = info["crop_hw"]
+    np.testing.assert_array_equal(images[1].data[y:y + h, x:x + w], store.get([cid])[0, 1])
     # the browser docked afterwards picks the Study up from the layers
-    browser = StudyBrowser(viewer)
-    assert browser.source is not None and browser.source.path == toy_study
+    browser = _browser(viewer)
+    assert browser.source is not None and browser.source.path == demo_study
+    # and on the demo Study a planted pair loads its four conditions
+    pair = browser.source.pairs()[0]
+    a, b = pair.split("+")
+    assert browser.show_pair(pair, n=4)
+    info = _image_layers(viewer)[0].metadata["workbench"]
+    assert [c["title"] for c in info["conditions"]] == ["control", a, b, pair]
+    for _, _, ci, cid in info["cells"]:
+        assert store.obs.loc[cid, "perturbation"] == ["control", a, b, pair][ci]
 
 
 def test_widget_loads_a_perturbation(make_napari_viewer, toy_study):
@@ -58,7 +80,7 @@ def test_widget_loads_a_perturbation(make_napari_viewer, toy_study):
 
 def test_widget_loads_the_four_conditions_of_a_pair(make_napari_viewer, toy_study):
     viewer = make_napari_viewer()
-    browser = StudyBrowser(viewer, study=toy_study)
+    browser = _browser(viewer, study=toy_study)
     assert browser.show_pair("A+B", n=3)
     images = _image_layers(viewer)
     assert len(images) == 3
@@ -75,7 +97,7 @@ def test_widget_loads_the_four_conditions_of_a_pair(make_napari_viewer, toy_stud
 
 def test_widget_shows_concept_exemplars(make_napari_viewer, toy_study):
     viewer = make_napari_viewer()
-    browser = StudyBrowser(viewer, study=toy_study)
+    browser = _browser(viewer, study=toy_study)
     assert browser.show_concept(0, n=4)  # concept 0 is the Mito intensity
     info = _image_layers(viewer)[0].metadata["workbench"]
     assert [c["title"] for c in info["conditions"]] == ["q50", "q90", "q99", "top"]
@@ -91,7 +113,7 @@ def test_widget_follows_the_dashboard(make_napari_viewer, toy_study, tmp_path):
     study = tmp_path / "follow.study"
     shutil.copytree(toy_study, study)
     viewer = make_napari_viewer()
-    browser = StudyBrowser(viewer, study=study)
+    browser = _browser(viewer, study=study)
     browser.set_follow(True)
     assert browser._timer is not None and browser._timer.isActive()
     Selection(perturbation="C").save(study)
@@ -107,7 +129,7 @@ def test_widget_follows_the_dashboard(make_napari_viewer, toy_study, tmp_path):
 @pytest.mark.slow
 def test_screenshot_shows_the_channels(make_napari_viewer, toy_study):
     viewer = make_napari_viewer(show=True)
-    browser = StudyBrowser(viewer, study=toy_study)
+    browser = _browser(viewer, study=toy_study)
     assert browser.show_pair("A+B", n=4)
     shot = viewer.screenshot(canvas_only=True, flash=False)
     rgb = shot[..., :3].astype(int)
@@ -134,7 +156,7 @@ def test_screenshot_shows_the_channels(make_napari_viewer, toy_study):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_nf1_fields_open_with_masks_as_labels(make_napari_viewer, nf1_fields):
+def test_nf1_fields_open_with_masks_as_labels(make_napari_viewer, nf1_fields, tmp_path):
     viewer = make_napari_viewer()
     viewer.open(str(nf1_fields), plugin="workbench")
     images = _image_layers(viewer)
@@ -143,17 +165,39 @@ def test_nf1_fields_open_with_masks_as_labels(make_napari_viewer, nf1_fields):
     assert images[0].data.shape == (5, 904, 1224)
     labels = {lay.name: lay for lay in viewer.layers if lay.__class__.__name__ == "Labels"}
     assert {"nuclei mask", "cells mask"} <= set(labels)
-    nuc = labels["nuclei mask"].data
+    nuc = np.asarray(labels["nuclei mask"].data)
     assert nuc.shape == (5, 904, 1224)
     # one id per nucleus, and nuclei sit on bright DAPI
-    assert all(len(np.unique(nuc[i])) > 2 for i in range(5))
-    dapi = images[0].data
+    assert all(len(np.unique(nuc[i])) > 5 for i in range(5))
+    dapi = np.asarray(images[0].data)
     assert dapi[nuc > 0].mean() > 1.5 * dapi[nuc == 0].mean()
+    # the plate map beside the images names each field's genotype
+    assert sorted(set(images[0].metadata["workbench"]["perturbation"])) == ["Null", "WT"]
+
+    # the same plate imported into a Study opens as its fields, masks as labels layers
+    from workbench.data.readers.images import import_images
+
+    study = tmp_path / "nf1.study"
+    import_images(nf1_fields, study, nf1_fields / "platemap_NF1_plate2.csv")
+    viewer.layers.clear()
+    viewer.open(str(study), plugin="workbench")
+    assert [lay.name for lay in _image_layers(viewer)] == ["DAPI", "GFP", "RFP"]
+    labels = {lay.name: lay for lay in viewer.layers if lay.__class__.__name__ == "Labels"}
+    assert {"nuclei mask", "cells mask"} <= set(labels)
+    np.testing.assert_array_equal(np.asarray(labels["nuclei mask"].data[1]) > 0, nuc[1] > 0)
+    # and the browser shows its crops: WT controls beside NF1-null cells
+    browser = _browser(viewer, study=study)
+    assert browser.show_perturbation("Null", n=4)
+    assert len(_image_layers(viewer)) == 6  # the fields stay beside the crop grid
+    info = browser.layers[0].metadata["workbench"]
+    got = {ci: set(browser.source.obs.loc[[c[3] for c in info["cells"] if c[2] == ci],
+                                          "perturbation"]) for ci in (0, 1)}
+    assert got == {0: {"WT"}, 1: {"Null"}}
 
 
 def test_not_a_study_gives_a_message(make_napari_viewer, tmp_path, study_without_images):
     viewer = make_napari_viewer()
-    browser = StudyBrowser(viewer)
+    browser = _browser(viewer)
     assert not browser.open_study(tmp_path)
     assert "is not a Study" in browser.message.text()
     assert "How to fix" in browser.message.text()

@@ -6,77 +6,62 @@ A field folder holds one TIFF per field and channel (e.g. the Way Lab NF1 plate:
 the fields along a first axis (napari shows a slider to step through them), gives each
 channel its own image layer and colormap, and turns each mask kind into a labels layer.
 Binary masks (0/255, as CellProfiler saves them) are split into one label per connected
-object, so each nucleus or cell gets its own colour and id.
+object, so each nucleus or cell gets its own colour and id. Finding and decoding the files
+is the job of :mod:`workbench.data.readers.image_fields` (the same code that imports fields
+into a Study); this module only arranges them as layers.
 """
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import InputFormatError
-
-TIFF = (".tif", ".tiff")
-#: ``B7_01_1_3_DAPI_001``: well, field counter, channel number, site, channel name, z.
-_WAY = re.compile(r"^(?P<well>[A-Za-z]+\d+)_(?P<f>\d+)_(?P<c>\d+)_(?P<site>\d+)_"
-                  r"(?P<channel>[A-Za-z0-9]+)_(?P<z>\d+)$")
-#: ``r03c03f03p01-ch1sk1fk1fl1`` (Opera Phenix / Harmony export).
-_PHENIX = re.compile(r"^(?P<field>r\d+c\d+f\d+p\d+)-ch(?P<channel>\d+)\w*$")
-_MASK = re.compile(r"^(?P<stem>.+)_Mask(?P<kind>[A-Za-z]+)$")
+PRESET_ORDER = ("nf1", "jump")
 
 
-def _parse(stem: str) -> tuple[str, str] | None:
-    """(field key, channel) of an image file name, or None when it is not recognised."""
-    m = _WAY.match(stem)
-    if m:
-        return f"{m['well']}_s{m['site']}", m["channel"]
-    m = _PHENIX.match(stem)
-    if m:
-        return m["field"], f"ch{m['channel']}"
-    return None
+def _platemap(folder: Path) -> Path | None:
+    maps = sorted(p for p in folder.iterdir() if p.is_file() and "platemap" in p.name.lower()
+                  and p.suffix.lower() in (".csv", ".tsv", ".txt", ".parquet"))
+    return maps[0] if len(maps) == 1 else None
 
 
-def _tiffs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TIFF)
+def _has_tiffs(folder: Path) -> bool:
+    """TIFFs in the folder or one level down (cheap: a large tree is not walked)."""
+    try:
+        for p in folder.iterdir():
+            if p.is_file() and p.suffix.lower() in (".tif", ".tiff"):
+                return True
+            if p.is_dir() and not p.name.startswith("."):
+                if any(q.suffix.lower() in (".tif", ".tiff") for q in p.iterdir()):
+                    return True
+    except OSError:
+        return False
+    return False
 
 
-def scan_field_folder(path: str | Path) -> dict | None:
-    """Find the fields, channels and masks of a folder; None when it holds no such TIFFs.
+def scan_field_folder(path: str | Path):
+    """The fields of a folder as :class:`workbench.data.readers.image_fields.ImageFields`,
+    trying the known file-name layouts (NF1, JUMP/Phenix); None when none matches.
 
-    Returns ``{"fields": [key...], "channels": [name...], "images": {(field, channel):
-    path}, "masks": {kind: {field: path}}}``.
+    A plate map beside the images (``*platemap*.csv``) is joined when it fits, so each
+    field knows its perturbation; without one the fields are labelled "unknown".
     """
+    from workbench.data.readers.image_fields import scan_fields
+    from workbench.errors import WorkbenchError
+
     path = Path(path)
-    if not path.is_dir():
+    if not path.is_dir() or not _has_tiffs(path):
         return None
-    img_dir = path / "images" if (path / "images").is_dir() else path
-    images: dict[tuple[str, str], Path] = {}
-    for f in _tiffs(img_dir):
-        if _MASK.match(f.stem):
-            continue
-        parsed = _parse(f.stem)
-        if parsed:
-            images[parsed] = f
-    if not images:
-        return None
-    fields = sorted({k for k, _ in images})
-    channels = sorted({c for _, c in images}, key=_channel_order)
-    masks: dict[str, dict[str, Path]] = defaultdict(dict)
-    mask_dir = path / "masks" if (path / "masks").is_dir() else img_dir
-    for f in _tiffs(mask_dir):
-        m = _MASK.match(f.stem)
-        parsed = _parse(m["stem"]) if m else None
-        if parsed:
-            masks[m["kind"]][parsed[0]] = f
-    return {"fields": fields, "channels": channels, "images": images, "masks": dict(masks)}
-
-
-def _channel_order(name: str):
-    order = ["DAPI", "DNA", "Hoechst", "GFP", "ER", "RNA", "AGP", "RFP", "Mito"]
-    return (order.index(name) if name in order else len(order), name)
+    pm = _platemap(path)
+    for preset in PRESET_ORDER:
+        for platemap in ([pm, None] if pm is not None else [None]):
+            try:
+                return scan_fields(path, platemap, pattern=preset,
+                                   perturbation=None if platemap is not None else "unknown")
+            except WorkbenchError:
+                continue
+    return None
 
 
 #: Colours for the fluorophores of field folders (Cell Painting names: images.CHANNEL_COLORS).
@@ -93,81 +78,83 @@ def channel_colors(channels: list[str]) -> list[str]:
     return out
 
 
-def _read_tiff(path: Path) -> np.ndarray:
-    import tifffile
-
-    try:
-        return tifffile.imread(path)
-    except ValueError as exc:  # e.g. LZW without imagecodecs
-        try:
-            from PIL import Image
-
-            return np.asarray(Image.open(path))
-        except Exception:
-            raise InputFormatError(
-                f"{path.name} cannot be decoded: {exc}",
-                "install imagecodecs (pip install imagecodecs) to read compressed TIFFs.",
-            ) from exc
-
-
 def instance_labels(mask: np.ndarray) -> np.ndarray:
-    """Labels from a mask: binary masks become one id per connected object."""
+    """Labels from a mask: binary masks become one id per connected object (per plane)."""
     mask = np.asarray(mask)
     if np.unique(mask).size <= 2:
         from scipy import ndimage
 
+        if mask.ndim == 3:
+            return np.stack([instance_labels(m) for m in mask])
         lab, _ = ndimage.label(mask > 0)
         return lab.astype(np.int32)
     return mask.astype(np.int32)
 
 
-def field_layers(scan: dict, *, source: str = "") -> list[tuple]:
-    """Image layers (fields stacked on axis 0, one per channel) and one labels layer per
-    mask kind."""
-    fields, channels = scan["fields"], scan["channels"]
-    first = _read_tiff(next(iter(scan["images"].values())))
-    stack = np.zeros((len(fields), len(channels), *first.shape), first.dtype)
-    for (fk, ch), p in scan["images"].items():
-        stack[fields.index(fk), channels.index(ch)] = _read_tiff(p)
-    meta = {"workbench": {"kind": "fields", "source": str(source), "fields": fields}}
-    layers = []
-    lo = np.percentile(stack[:, :, ::4, ::4], 0.5, axis=(0, 2, 3))
-    hi = np.percentile(stack[:, :, ::4, ::4], 99.8, axis=(0, 2, 3))
-    layers.append((stack, {
-        "name": channels, "channel_axis": 1, "colormap": channel_colors(channels),
-        "blending": "additive", "metadata": meta,
-        "contrast_limits": [[float(a), float(max(b, a + 1))] for a, b in zip(lo, hi)],
-    }, "image"))
-    for kind in sorted(scan["masks"], key=lambda k: ["Nuclei", "Cells"].index(k)
-                       if k in ("Nuclei", "Cells") else 2):
-        lab = np.zeros((len(fields), *first.shape), np.int32)
-        for fk, p in scan["masks"][kind].items():
-            if fk in fields:
-                lab[fields.index(fk)] = instance_labels(_read_tiff(p))
-        layers.append((lab, {"name": f"{kind.lower()} mask", "opacity": 0.35,
-                             "visible": kind != "Cytoplasm", "metadata": meta}, "labels"))
+def _kind_order(kind: str):
+    order = ["nuclei", "cells", "cytoplasm"]
+    return (order.index(kind) if kind in order else len(order), kind)
+
+
+def _contrast(sample: np.ndarray) -> list[list[float]]:
+    """Display range per channel from a ``(n, C, H, W)`` sample (0.5 and 99.8 percentiles)."""
+    sample = np.asarray(sample)[:, :, ::4, ::4].astype(np.float32)
+    lo = np.percentile(sample, 0.5, axis=(0, 2, 3))
+    hi = np.percentile(sample, 99.8, axis=(0, 2, 3))
+    return [[float(a), float(max(b, a + 1))] for a, b in zip(lo, hi)]
+
+
+def field_layers(fields, *, source: str = "") -> list[tuple]:
+    """Image layers (fields stacked on axis 0, one layer per channel) and one labels layer
+    per mask kind, from an ``ImageFields`` (see :func:`scan_field_folder`)."""
+    n = len(fields)
+    stack = np.stack([fields.read_field(i) for i in range(n)])
+    names = list(fields.channel_names)
+    meta = {"workbench": {"kind": "fields", "source": str(source),
+                          "fields": fields.obs.index.astype(str).tolist(),
+                          "perturbation": fields.obs["perturbation"].astype(str).tolist()}}
+    layers = [(stack, {
+        "name": names, "channel_axis": 1, "colormap": channel_colors(names),
+        "blending": "additive", "metadata": meta, "contrast_limits": _contrast(stack),
+    }, "image")]
+    kinds = sorted(fields.mask_kinds, key=_kind_order)
+    if kinds:
+        labels = {k: np.zeros((n, *fields.shape), np.int32) for k in kinds}
+        for i in range(n):
+            for k, lab in fields.read_labels(i).items():
+                labels[k][i] = lab
+        for k in kinds:
+            layers.append((labels[k], {"name": f"{k} mask", "opacity": 0.35,
+                                       "visible": k != "cytoplasm", "metadata": meta},
+                           "labels"))
     return layers
 
 
 def study_field_layers(source) -> list[tuple]:
-    """Fields of a Study's ``fields`` artefact: an image store of whole fields (crops =
-    fields) with masks, or a folder reference written by the image import."""
-    study = source.study
-    obj = study.read("fields")
-    if hasattr(obj, "channel_names"):  # an ImageStore of whole fields
-        data = np.asarray(obj.crops)
-        meta = {"workbench": {"kind": "fields", "source": str(source.path),
-                              "fields": obj.obs.index.astype(str).tolist()}}
-        layers = [(data, {"name": obj.channel_names, "channel_axis": 1,
-                          "colormap": channel_colors(obj.channel_names),
-                          "blending": "additive", "metadata": meta}, "image")]
-        if obj.has_masks:
-            layers.append((instance_labels(obj.get_masks(np.arange(len(obj)))),
-                           {"name": "masks", "opacity": 0.35, "metadata": meta}, "labels"))
-        return layers
-    folder = obj.get("folder") if isinstance(obj, dict) else obj
-    scan = scan_field_folder(folder) if folder else None
-    if scan is None:
-        raise InputFormatError(f"the 'fields' artefact of {study.path.name} points to no "
-                               "readable TIFF fields.", "re-run the image import.")
-    return field_layers(scan, source=str(source.path))
+    """Fields of a Study's ``fields`` artefact (written by ``workbench import images``): an
+    image store whose items are whole fields, with a ``labels/{kind}`` array per mask kind.
+    Pixels stay lazy (dask), so a whole plate opens without loading it."""
+    import dask.array as da
+
+    store = source.study.read("fields")
+    data = store.crops
+    names = list(store.channel_names)
+    obs = store.obs
+    meta = {"workbench": {"kind": "fields", "study": str(source.path),
+                          "fields": obs.index.astype(str).tolist(),
+                          "perturbation": obs["perturbation"].astype(str).tolist()
+                          if "perturbation" in obs.columns else []}}
+    layers = [(data, {"name": names, "channel_axis": 1, "colormap": channel_colors(names),
+                      "blending": "additive", "metadata": meta,
+                      "contrast_limits": _contrast(store.get([0]))}, "image")]
+    group = store.group
+    kinds = list(group.attrs.get("label_kinds") or [])
+    if kinds and "labels" in group:
+        for k in sorted(kinds, key=_kind_order):
+            layers.append((da.from_zarr(group["labels"][k]),
+                           {"name": f"{k} mask", "opacity": 0.35,
+                            "visible": k != "cytoplasm", "metadata": meta}, "labels"))
+    elif store.has_masks:
+        layers.append((da.from_zarr(group["masks"]).astype(np.int32),
+                       {"name": "masks", "opacity": 0.35, "metadata": meta}, "labels"))
+    return layers

@@ -49,8 +49,10 @@ def get_reader(path):
 
 def read_study(path):
     """Layers of a Study (see module docstring); a clear message when it cannot be shown."""
+    from workbench.napari._qt_guard import protect_none
     from workbench.napari._source import open_source
 
+    protect_none()
     p = _single(path)
     try:
         return open_source(p).open_layers()
@@ -62,7 +64,9 @@ def read_study(path):
 def read_fields(path):
     """Layers of a TIFF field folder: one image layer per channel, masks as labels."""
     from workbench.napari._fields import field_layers, scan_field_folder
+    from workbench.napari._qt_guard import protect_none
 
+    protect_none()
     p = _single(path)
     try:
         return field_layers(scan_field_folder(p), source=str(p))

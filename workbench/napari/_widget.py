@@ -34,8 +34,10 @@ from qtpy.QtWidgets import (
 from workbench.errors import WorkbenchError
 from workbench.napari import _crops
 from workbench.napari._follow import SelectionWatcher, start_polling
+from workbench.napari._qt_guard import protect_none
 
 log = logging.getLogger(__name__)
+protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None; see _qt_guard
 KINDS = ("perturbation", "pair", "concept")
 
 
@@ -216,9 +218,11 @@ class StudyBrowser(QWidget):
         return self.load("concept", str(concept), n)
 
     def clear(self) -> None:
-        """Remove the layers the browser added last."""
-        for layer in self.layers:
-            if layer in self.viewer.layers:
+        """Remove the crop grids shown so far (the browser's own, and the overview the
+        reader opened), so that one comparison is on screen at a time."""
+        for layer in list(self.viewer.layers):
+            info = (layer.metadata or {}).get(_crops.META_KEY) or {}
+            if layer in self.layers or info.get("kind") == "crops":
                 self.viewer.layers.remove(layer)
         self.layers = []
 
