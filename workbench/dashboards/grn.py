@@ -188,70 +188,98 @@ class GRNView(StudyView):
         self._tap_stream = tap
         return hm
 
+    def _graph_element(self, perturbation=None, threshold=None, max_nodes=None):
+        """Graph and labels of the subgraph around the centre gene (empty without one)."""
+        gene = self.centre()
+        nodes, e = (subgraph(self.study, gene, self.threshold, self.max_nodes) if gene
+                    else ([], pd.DataFrame(columns=["source", "target", "probability"])))
+        pos = layout(self.study)
+        cx, cy = pos[gene] if gene else (0.0, 0.0)
+        nd = pd.DataFrame({"x": pd.Series([pos[n][0] - cx for n in nodes], dtype=float),
+                           "y": pd.Series([pos[n][1] - cy for n in nodes], dtype=float),
+                           "gene": pd.Series(nodes, dtype=object),
+                           "role": pd.Series(["centre" if n == gene else "neighbour"
+                                              for n in nodes], dtype=object)})
+        g = hv.Graph(((e["source"].astype(object), e["target"].astype(object),
+                       e["probability"].astype(float)),
+                      hv.Nodes(nd, ["x", "y", "gene"], ["role"])), vdims="probability")
+        g = g.opts(directed=True, arrowhead_length=0.03, node_color="role",
+                   cmap={"centre": "red", "neighbour": "lightblue"}, edge_color="probability",
+                   edge_cmap="Greys", edge_line_width=2, node_size=18, width=self.width - 160,
+                   height=self.height - 60, tools=["hover", "save"], xaxis=None, yaxis=None,
+                   title=f"Around {gene} (p ≥ {self.threshold:g})" if gene else "Subgraph")
+        labels = hv.Labels(nd, ["x", "y"], "gene").opts(text_font_size="9pt", yoffset=0.06)
+        return g * labels
+
     @param.depends("selection.perturbation", "threshold", "max_nodes")
-    def graph(self):
+    def _centre_text(self):
         gene = self.centre()
         if not gene:
             return pn.pane.Markdown("Choose a gene of the network to centre the subgraph on it "
                                     f"({len(posterior(self.study)[0])} genes).",
                                     css_classes=["wb-grn-centre"])
         nodes, e = subgraph(self.study, gene, self.threshold, self.max_nodes)
-        pos = layout(self.study)
-        cx, cy = pos[gene]
-        nd = pd.DataFrame({"x": [pos[n][0] - cx for n in nodes], "y": [pos[n][1] - cy for n in nodes],
-                           "gene": nodes, "role": ["centre" if n == gene else "neighbour" for n in nodes]})
-        g = hv.Graph(((e["source"], e["target"], e["probability"]),
-                      hv.Nodes(nd, ["x", "y", "gene"], ["role"])), vdims="probability").opts(
-            directed=True, arrowhead_length=0.03, node_color="role", cmap={"centre": "red",
-                                                                          "neighbour": "lightblue"},
-            edge_color="probability", edge_cmap="Greys", edge_line_width=2, node_size=18,
-            width=self.width - 160, height=self.height - 60, tools=["hover", "save"],
-            xaxis=None, yaxis=None, title=f"Around {gene} (p ≥ {self.threshold:g})")
-        labels = hv.Labels(nd, ["x", "y"], "gene").opts(text_font_size="9pt", yoffset=0.06)
-        return pn.Column(pn.pane.Markdown(f"Subgraph centred on **{gene}**: {len(nodes)} genes, "
-                                          f"{len(e)} edges", css_classes=["wb-grn-centre"]),
-                         pn.pane.HoloViews(g * labels, linked_axes=False))
+        return pn.pane.Markdown(f"Subgraph centred on **{gene}**: {len(nodes)} genes, "
+                                f"{len(e)} edges", css_classes=["wb-grn-centre"])
+
+    def graph(self):
+        """The subgraph, redrawn in place when the gene or the filters change."""
+        dmap = hv.DynamicMap(self._graph_element, streams=[
+            hv.streams.Params(self.selection, ["perturbation"]),
+            hv.streams.Params(self, ["threshold", "max_nodes"])])
+        return pn.Column(self._centre_text, pn.pane.HoloViews(dmap, linked_axes=False))
+
+    def _sample_image(self, sample=0):
+        s = np.asarray(self.study.read("grn_samples")[int(sample)])
+        n = s.shape[0]
+        return hv.Image(s[::-1].astype(float), bounds=(0, 0, n, n)).opts(
+            cmap="Greys", width=220, height=200, xaxis=None, yaxis=None, toolbar=None)
 
     @param.depends("sample", "selection.perturbation")
-    def sample_view(self):
-        if not self.study.has("grn_samples"):
-            return pn.pane.Markdown("No posterior samples stored (`workbench grn STUDY`).")
+    def _sample_text(self):
         names, _ = posterior(self.study)
         arr = self.study.read("grn_samples")
         s = np.asarray(arr[int(self.sample)])
         gene = self.centre()
         txt = f"Sample {self.sample} of {arr.shape[0]}: {int((s > 0).sum())} edges"
-        if gene:
+        if gene and s.shape[0] == len(names):
             k = names.index(gene)
             regs = [names[j] for j in np.flatnonzero(s[k]) if j != k]
             tgts = [names[i] for i in np.flatnonzero(s[:, k]) if i != k]
             txt += f"; regulators of {gene}: {', '.join(regs) or '-'}; targets: {', '.join(tgts) or '-'}"
-        img = hv.Image(s[::-1].astype(float), bounds=(0, 0, len(names), len(names))).opts(
-            cmap="Greys", width=220, height=200, xaxis=None, yaxis=None, toolbar=None)
-        return pn.Row(pn.pane.HoloViews(img, linked_axes=False), pn.pane.Markdown(txt, width=260))
+        return pn.pane.Markdown(txt, width=260)
 
-    @param.depends("selection.perturbation")
-    def cycle_table(self):
+    def sample_view(self):
+        if not self.study.has("grn_samples"):
+            return pn.pane.Markdown("No posterior samples stored (`workbench grn STUDY`).")
+        dmap = hv.DynamicMap(self._sample_image, streams=[hv.streams.Params(self, ["sample"])])
+        return pn.Row(pn.pane.HoloViews(dmap, linked_axes=False), self._sample_text)
+
+    def _cycles_for_gene(self) -> pd.DataFrame:
         df = cycles(self.study)
         g = self.centre()
         if g and len(df):
             df = df[df["cycle"].str.split(" → ").map(lambda c: g in c)]
-        if df.empty:
-            return pn.pane.Markdown("No cycles" + (f" through {g}." if g else "."))
-        return pn.widgets.Tabulator(df.head(20), show_index=False, disabled=True, height=150,
-                                    width=340)
+        return df.head(20).reset_index(drop=True)
+
+    def cycle_table(self):
+        tab = pn.widgets.Tabulator(self._cycles_for_gene(), show_index=False, disabled=True,
+                                   height=150, width=340)
+        self.selection.param.watch(lambda e: setattr(tab, "value", self._cycles_for_gene()),
+                                   "perturbation")
+        return tab
 
     def body(self):
         agree = agreement(self.study)
         return pn.Column(
             pn.Row(pn.widgets.FloatSlider.from_param(self.param.threshold, width=180),
                    pn.widgets.IntSlider.from_param(self.param.max_nodes, width=160)),
-            pn.Tabs(("Subgraph", self.graph),
+            pn.Tabs(("Subgraph", self.graph()),
                     ("Edge probabilities", pn.pane.HoloViews(self.matrix(), linked_axes=False)),
                     ("Samples", pn.Column(pn.widgets.IntSlider.from_param(self.param.sample,
                                                                           width=240),
-                                          self.sample_view)),
-                    ("Cycles", self.cycle_table),
+                                          self.sample_view())),
+                    ("Cycles", self.cycle_table()),
                     ("Reference", pn.widgets.Tabulator(agree, show_index=False, disabled=True,
                                                        width=320, height=160) if len(agree)
                      else pn.pane.Markdown("No reference network in this Study.")),

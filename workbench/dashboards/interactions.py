@@ -142,19 +142,30 @@ class InteractionsView(StudyView):
         if isinstance(x, str) and isinstance(y, str) and x != y:
             self.selection.choose_pair(y, x)
 
-    @param.depends("test", "selection.pair", "selection.perturbation")
-    def volcano(self):
+    def _volcano_base(self, test=None):
         df = interaction_table(self.study)
         df = df[df["test"] == self.test] if self.test else df
-        pts = hv.Points(df, ["effect", "neg_log10_p"], ["pair", "q"]).opts(
-            size=6, color="gray", alpha=0.6, tools=["hover", "tap", "save"], width=300,
+        return hv.Points(df, ["effect", "neg_log10_p"], ["pair", "q"]).opts(
+            size=6, color="gray", alpha=0.6, tools=["hover", "save"], width=300,
             height=240, title="Volcano", ylabel="-log10 p")
+
+    def _volcano_marks(self, perturbation=None, pair=None, test=None):
+        df = interaction_table(self.study)
+        df = df[df["test"] == self.test] if self.test else df
         g = self.selection.perturbation
         mine = df[(df["gene_a"] == g) | (df["gene_b"] == g)] if g else df.iloc[:0]
         chosen = df[df["pair"] == self.selection.pair]
-        return pts * hv.Points(mine, ["effect", "neg_log10_p"], ["pair"]).opts(
+        return hv.Points(mine, ["effect", "neg_log10_p"], ["pair"]).opts(
             color="red", size=7) * hv.Points(chosen, ["effect", "neg_log10_p"], ["pair"]).opts(
             color="orange", size=12, marker="star")
+
+    def volcano(self):
+        """Effect against -log10 p; the gene's pairs and the chosen pair drawn on top."""
+        test = hv.streams.Params(self, ["test"])
+        base = hv.DynamicMap(self._volcano_base, streams=[test])
+        marks = hv.DynamicMap(self._volcano_marks, streams=[
+            hv.streams.Params(self.selection, ["perturbation", "pair"]), test])
+        return pn.pane.HoloViews(base * marks, linked_axes=False)
 
     @param.depends("selection.pair")
     def pair_page(self):
@@ -208,5 +219,5 @@ class InteractionsView(StudyView):
                                          css_classes=["wb-gene-select"]),
             pn.widgets.Select.from_param(self.param.test, width=140),
             pn.widgets.Select.from_param(self.param.value, width=140))
-        return pn.Column(controls, pn.Row(self._matrix_pane(), self.volcano), self.pair_page,
+        return pn.Column(controls, pn.Row(self._matrix_pane(), self.volcano()), self.pair_page,
                          self.selection_panel())
