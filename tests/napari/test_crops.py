@@ -114,3 +114,30 @@ def test_selection_watcher_reports_new_choices(toy_study, tmp_path):
     assert w.poll() == ("perturbation", "C")
     write(4, perturbation="B", source="napari")
     assert w.poll() is None
+
+
+@pytest.mark.slow
+def test_concepts_step_exemplars_fill_the_top_block(toy_study, tmp_path):
+    """With the real concepts step, concept names, codes and exemplars come from it."""
+    import shutil
+    import warnings
+
+    from workbench.data.study import Study
+
+    concepts = pytest.importorskip("workbench.tools.concepts")
+    pytest.importorskip("torch")
+    study = tmp_path / "c.study"
+    shutil.copytree(toy_study, study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        concepts.run_concepts(Study.open(study), n_concepts=4, sparsity=1, max_steps=30,
+                              progress=False)
+    src = StudySource(study)
+    names = src.concept_names()
+    assert names == Study.open(study).read_obs("concepts").index.tolist()
+    uns = src._concepts_uns
+    assert src._activation_key() == uns["profiles_key"]
+    conds = src.conditions("concept", names[0], n=4)
+    assert [c.title for c in conds] == ["q50", "q90", "q99", "top"]
+    want = list(uns["exemplars"][names[0]])[:4]
+    assert src.obs.index[conds[-1].positions].tolist() == want

@@ -234,3 +234,15 @@ def test_sample_data_opens(make_napari_viewer, monkeypatch, toy_study):
     viewer = make_napari_viewer()
     viewer.open_sample("workbench", "demo_study")
     assert len(_image_layers(viewer)) == 3
+
+
+def test_view_study_docks_the_browser(make_napari_viewer, toy_study):
+    """What `workbench napari STUDY --pair A+B --follow` sets up, on a test viewer."""
+    from workbench.napari import view_study
+
+    viewer = make_napari_viewer()
+    _, browser = view_study(toy_study, pair="A+B", follow=True, viewer=viewer)
+    assert "Study browser" in viewer.window._dock_widgets
+    assert browser.layers[0].name == "pair A+B: DNA"
+    assert browser.follow_box.isChecked() and browser._timer.isActive()
+    browser.set_follow(False)

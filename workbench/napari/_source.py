@@ -120,20 +120,41 @@ class StudySource:
         return [str(i) for i in range(self._profiles_obsm_shape(acts)[1])]
 
     def _activation_key(self) -> str | None:
+        """The ``profiles.obsm`` key of the per-crop concept codes: the one the concepts step
+        names in ``uns["workbench"]["profiles_key"]``, else the first ``concepts_*``."""
         if not self.study.has("profiles"):
             return None
         import zarr
 
         group = zarr.open_group(self.study.artefact_path("profiles"), mode="r")
         keys = sorted(group["obsm"].keys()) if "obsm" in group else []
+        named = self._concepts_uns.get("profiles_key")
+        if named in keys:
+            return named
         keys = [k for k in keys if k.startswith("concepts")]
         return keys[0] if keys else None
 
     def _profiles_obsm_shape(self, key: str) -> tuple[int, ...]:
         import zarr
 
-        group = zarr.open_group(self.study.artefact_path("profiles"), mode="r")
-        return tuple(group["obsm"][key].shape)
+        node = zarr.open_group(self.study.artefact_path("profiles"), mode="r")["obsm"][key]
+        shape = node.shape if isinstance(node, zarr.Array) else node.attrs.get("shape")
+        return tuple(int(x) for x in shape)
+
+    @cached_property
+    def _concepts_uns(self) -> dict:
+        if not self.study.has("concepts"):
+            return {}
+        try:
+            import zarr
+            from anndata.io import read_elem
+
+            group = zarr.open_group(self.study.artefact_path("concepts"), mode="r")
+            uns = read_elem(group["uns"]["workbench"]) if "uns" in group \
+                and "workbench" in group["uns"] else {}
+        except Exception:  # an unreadable annotation should not block the crops
+            return {}
+        return uns if isinstance(uns, dict) else {}
 
     def concept_activations(self, concept: str | int) -> tuple[np.ndarray, np.ndarray, str]:
         """Activations of one concept over the crops, their image-store rows, and its name."""
@@ -160,27 +181,24 @@ class StudySource:
         from anndata.io import read_elem
 
         group = zarr.open_group(self.study.artefact_path("profiles"), mode="r")
-        acts = np.asarray(group["obsm"][key][:, k], dtype=float)
+        codes = group["obsm"][key]
+        if isinstance(codes, zarr.Array):
+            acts = np.asarray(codes[:, k], dtype=float)
+        else:  # sparse codes (CSR) for large screens
+            acts = np.asarray(read_elem(codes)[:, [k]].toarray(), dtype=float).ravel()
         crop_ids = read_elem(group["obs"]).index.astype(str)
         pos = pd.Index(self.obs.index.astype(str)).get_indexer(crop_ids)
         keep = pos >= 0
         return acts[keep], pos[keep], names[k]
 
-    def concept_exemplars(self) -> dict[str, Any]:
-        """Exemplar crop ids stored by the concepts step, by concept (may be empty)."""
-        if not self.study.has("concepts"):
-            return {}
-        try:
-            import zarr
-            from anndata.io import read_elem
-
-            group = zarr.open_group(self.study.artefact_path("concepts"), mode="r")
-            uns = read_elem(group["uns"]) if "uns" in group else {}
-        except Exception:
-            return {}
-        wb = uns.get("workbench", {}) if isinstance(uns, dict) else {}
-        ex = wb.get("exemplars", {})
-        return ex if isinstance(ex, dict) else {}
+    def concept_exemplars(self, name: str) -> np.ndarray:
+        """Image-store rows of the exemplars the concepts step chose for concept ``name``
+        (``concepts.uns["workbench"]["exemplars"]``), in its order; empty when none."""
+        ex = self._concepts_uns.get("exemplars") or {}
+        ids = [str(i) for i in np.atleast_1d(ex.get(name, []))]
+        pos = pd.Index(self.obs.index.astype(str)).get_indexer(ids) if ids else np.array([])
+        return np.asarray(pos, dtype=int)[np.asarray(pos) >= 0] if len(ids) else \
+            np.zeros(0, int)
 
     # ------------------------------------------------------------------ layers
     def conditions(self, kind: str, value: str, n: int = N_CROPS, seed: int = 0):
@@ -190,8 +208,13 @@ class StudySource:
         if kind == "pair":
             return _crops.pair_conditions(self.obs, value, n=n, seed=seed)
         if kind == "concept":
-            acts, pos, _ = self.concept_activations(value)
-            return _crops.concept_conditions(acts, pos, n=max(1, min(n, 8)))
+            acts, pos, name = self.concept_activations(value)
+            k = max(1, min(n, 8))
+            conds = _crops.concept_conditions(acts, pos, n=k)
+            stored = self.concept_exemplars(name)[:k]
+            if stored.size:  # the top block shows what the dashboards show
+                conds[-1] = _crops.Condition("top", stored, "exemplars of the concepts step")
+            return conds
         raise ValueError(f"unknown selection kind {kind!r}")
 
     def layers(self, kind: str, value: str, n: int = N_CROPS, seed: int = 0) -> list[tuple]:
