@@ -135,5 +135,7 @@ def test_equalize_and_bad_inputs():
 def test_benjamini_hochberg():
     p = np.array([0.01, 0.04, 0.03, 0.5, np.nan])
     q = benjamini_hochberg(p)
-    assert np.allclose(q[:4], [0.04, 0.04, 0.04, 0.5])
+    # sorted p 0.01, 0.03, 0.04, 0.5 -> p m / rank 0.04, 0.06, 0.0533, 0.5 -> running min
+    # from the right 0.04, 0.0533, 0.0533, 0.5
+    assert np.allclose(q[:4], [0.04, 0.16 / 3, 0.16 / 3, 0.5])
     assert np.isnan(q[4])

@@ -12,7 +12,7 @@ from workbench.models.gflownet.exact import log_prob_graphs, log_prob_parent_set
 from workbench.models.gflownet.losses import detailed_balance_loss, trajectory_balance_loss
 from workbench.models.gflownet.sampler import Trajectories, rollout, sample_graphs
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Small tensors: extra threads only spin on a shared machine."""
     n = torch.get_num_threads()
@@ -115,3 +115,28 @@ def test_rollout_respects_masks_and_tempering_changes_lengths():
     a = traj.actions
     stopped = torch.cumsum((a == 5).int(), 0) - (a == 5).int()
     assert ((a == -1) == (stopped > 0)).all()
+
+
+def test_backward_trajectories_rebuild_the_graphs_edge_by_edge():
+    from workbench.models.gflownet.sampler import backward_trajectories, perturb_graphs
+
+    gen = torch.Generator().manual_seed(0)
+    g = (torch.rand(16, 5, 5, generator=gen) < 0.4).float()
+    traj = backward_trajectories(g, gen)
+    assert torch.equal(traj.final, g)
+    assert torch.equal(traj.states[0], torch.zeros_like(g))
+    d = 5
+    # each step adds exactly the recorded parent, and the stop comes right after the last
+    for t in range(traj.actions.shape[0]):
+        a = traj.actions[t]
+        added = traj.states[t + 1] - traj.states[t]
+        is_edge = (a >= 0) & (a < d)
+        assert torch.equal(added.sum(-1), is_edge.float())
+        assert (added.argmax(-1)[is_edge] == a[is_edge]).all()
+    assert ((traj.actions == d).sum(0) == 1).all()
+    moved = perturb_graphs(g, gen, rate=1.0)
+    # a swap keeps the number of parents (unless the row was empty or full)
+    k, k2 = g.sum(-1), moved.sum(-1)
+    mid = (k > 0) & (k < d)
+    assert torch.equal(k[mid], k2[mid])
+    assert (moved != g).any(-1)[mid].all()

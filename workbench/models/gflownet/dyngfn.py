@@ -33,7 +33,8 @@ from workbench.models.gflownet.env import ParentSetEnv
 from workbench.models.gflownet.estimators import ForwardPolicy
 from workbench.models.gflownet.exact import log_prob_graphs
 from workbench.models.gflownet.losses import detailed_balance_loss, trajectory_balance_loss
-from workbench.models.gflownet.sampler import rollout, sample_graphs, temper_schedule
+from workbench.models.gflownet.sampler import (backward_trajectories, perturb_graphs, rollout,
+                                               sample_graphs, temper_schedule)
 from workbench.models.grn_params import HyperVelocityModel, LinearVelocityReward
 
 
@@ -63,6 +64,12 @@ class DynGFN:
     temper_period, temper_min, epsilon
         Exploration: inverse temperature on a cosine between ``temper_min`` and 1 with this
         period (in steps), mixed with ``epsilon`` uniform random actions.
+    local_search
+        Share of extra training trajectories (relative to ``n_envs``) that are built
+        backward from locally perturbed versions of the graphs just sampled (one parent
+        swapped per row with probability 1/2). They are off-policy DB transitions along
+        routes into graphs next to the current modes, such as a parent swapped for an
+        equivalent copy; ``0`` turns this off (pure DynGFN exploration). DB only.
     max_parents
         Cap on parent-set size (``None``: no cap).
     hyper_hidden, hyper_width, hyper_activation, hyper_steps, hyper_lr, batch_size
@@ -81,6 +88,7 @@ class DynGFN:
                  n_envs: int = 128, lr: float = 1e-3, hidden: int = 64, loss: str = "db",
                  huber_delta: float | None = 10.0, detach_next_stop: bool = False,
                  temper_period: int = 50, temper_min: float = 0.2, epsilon: float = 0.05,
+                 local_search: float = 1.0,
                  max_parents: int | None = None, hyper_hidden: tuple[int, ...] = (64, 64),
                  hyper_width: int = 12, hyper_activation: str | None = "tanh",
                  hyper_steps: int = 1, hyper_lr: float = 1e-3, batch_size: int = 256,
@@ -100,6 +108,7 @@ class DynGFN:
         self.temper_period = temper_period
         self.temper_min = temper_min
         self.epsilon = epsilon
+        self.local_search = local_search
         self.max_parents = max_parents
         self.hyper_hidden = hyper_hidden
         self.hyper_width = hyper_width
@@ -125,8 +134,10 @@ class DynGFN:
         self.env_ = ParentSetEnv(d, self.max_parents)
         self.policy_ = ForwardPolicy(d, self.hidden).to(dev)
         self.log_z_ = torch.nn.Parameter(torch.zeros(d, device=dev))
-        params = list(self.policy_.parameters()) + ([self.log_z_] if self.loss == "tb" else [])
-        self.optimizer_ = torch.optim.Adam(params, lr=self.lr)
+        groups = [{"params": list(self.policy_.parameters()), "lr": self.lr}]
+        if self.loss == "tb":  # log Z must travel hundreds of nats: a larger step, as usual
+            groups.append({"params": [self.log_z_], "lr": 100 * self.lr})
+        self.optimizer_ = torch.optim.Adam(groups)
         self.generator_ = torch.Generator(device=dev)
         self.generator_.manual_seed(self.seed)
         self.x_ = torch.as_tensor(x, dtype=torch.float32, device=dev)
@@ -199,6 +210,16 @@ class DynGFN:
         else:
             loss = trajectory_balance_loss(traj, log_pf, log_r, self.log_z_,
                                            huber_delta=self.huber_delta)
+        if self.loss == "db" and self.local_search > 0:
+            n_ls = max(1, int(round(self.local_search * self.n_envs)))
+            start = traj.final[:n_ls] if n_ls <= self.n_envs else traj.final.repeat(
+                (n_ls + self.n_envs - 1) // self.n_envs, 1, 1)[:n_ls]
+            back = backward_trajectories(perturb_graphs(start, self.generator_), self.generator_)
+            back_r = self._log_reward(back.states, xb, vb)
+            back_pf = self.policy_.log_probs(back.states, self.env_.forward_mask(back.states))
+            back_loss = detailed_balance_loss(back, back_pf, back_r, huber_delta=self.huber_delta,
+                                              detach_next_stop=self.detach_next_stop)
+            loss = 0.5 * (loss + back_loss)
         self.optimizer_.zero_grad()
         loss.backward()
         self.optimizer_.step()

@@ -113,3 +113,54 @@ def sample_graphs(policy: ForwardPolicy, env: ParentSetEnv, n: int, generator: t
         m = min(batch, n - start)
         out.append(rollout(policy, env, m, generator, device=device).final.to("cpu", torch.uint8))
     return torch.cat(out) if out else torch.zeros(0, env.n_nodes, env.n_nodes, dtype=torch.uint8)
+
+
+@torch.no_grad()
+def backward_trajectories(final: torch.Tensor, generator: torch.Generator) -> Trajectories:
+    """Forward trajectories that build the given graphs, in uniformly random edge orders.
+
+    This is a sample of the uniform backward policy run from each terminal parent set back
+    to the empty set, written forward (add the parents one by one, then stop). Training on
+    such trajectories teaches the flows along every route into good graphs, including
+    routes the forward policy has not yet found (Zhang et al. 2022; Kim et al. 2023 use
+    backward roll-outs from good objects in the same way).
+    """
+    b, d, _ = final.shape
+    present = final > 0.5
+    keys = torch.rand(final.shape, generator=generator, device=final.device)
+    keys = torch.where(present, keys, torch.full_like(keys, 2.0))
+    order = keys.argsort(-1)                      # parents first, in random order
+    rank = order.argsort(-1)                      # position of each column in that order
+    k = present.sum(-1)                           # (B, d)
+    n_steps = int(k.max()) + 1
+    t = torch.arange(n_steps + 1, device=final.device).view(-1, 1, 1, 1)
+    states = (present.unsqueeze(0) & (rank.unsqueeze(0) < t)).to(final.dtype)
+    steps = torch.arange(n_steps, device=final.device).view(-1, 1, 1)
+    pick = order.permute(2, 0, 1)[: n_steps].clone() if n_steps <= d else None
+    if pick is None:  # only when every node has all d parents
+        pick = torch.cat([order.permute(2, 0, 1), order.permute(2, 0, 1)[:1]])
+    actions = torch.where(steps < k, pick, torch.where(steps == k, torch.full_like(pick, d),
+                                                        torch.full_like(pick, -1)))
+    return Trajectories(states, actions)
+
+
+@torch.no_grad()
+def perturb_graphs(graphs: torch.Tensor, generator: torch.Generator,
+                   rate: float = 0.5) -> torch.Tensor:
+    """Local moves: in each row, with probability ``rate``, swap one parent for a non-parent.
+
+    Rows with no parent gain one; rows with every parent lose one.
+    """
+    g = graphs.clone()
+    bsz, d, _ = g.shape
+    move = torch.rand(bsz, d, generator=generator, device=g.device) < rate
+    noise = torch.rand(g.shape, generator=generator, device=g.device)
+    drop = torch.where(g > 0.5, noise, torch.full_like(noise, -1.0)).argmax(-1)
+    add = torch.where(g < 0.5, noise, torch.full_like(noise, -1.0)).argmax(-1)
+    has_parent = g.sum(-1) > 0.5
+    has_free = g.sum(-1) < d - 0.5
+    rows = torch.arange(bsz, device=g.device).view(-1, 1).expand(bsz, d)
+    nodes = torch.arange(d, device=g.device).view(1, -1).expand(bsz, d)
+    g[rows[move & has_parent], nodes[move & has_parent], drop[move & has_parent]] = 0.0
+    g[rows[move & has_free], nodes[move & has_free], add[move & has_free]] = 1.0
+    return g
