@@ -160,10 +160,29 @@ class Dashboard(pn.viewable.Viewer):
 
     def header(self):
         gene = pn.widgets.AutocompleteInput(
-            name="Gene / perturbation", options=self._gene_options(), value=self.selection.perturbation,
-            min_characters=1, case_sensitive=False, width=200, css_classes=["wb-gene-input"])
-        gene.param.watch(lambda e: self.selection.choose_gene(e.new), "value")
-        self.selection.param.watch(lambda e: setattr(gene, "value", e.new), "perturbation")
+            name="Gene / perturbation", options=self._gene_options(), restrict=False,
+            value=self.selection.perturbation, min_characters=1, case_sensitive=False,
+            width=200, css_classes=["wb-gene-input"])
+        busy = []
+
+        def widget_to_state(event):
+            if not busy:
+                busy.append(1)
+                try:
+                    self.selection.choose_gene(event.new)
+                finally:
+                    busy.clear()
+
+        def state_to_widget(event):
+            if not busy:
+                busy.append(1)
+                try:
+                    gene.value = event.new
+                finally:
+                    busy.clear()
+
+        gene.param.watch(widget_to_state, "value")
+        self.selection.param.watch(state_to_widget, "perturbation")
         clear = pn.widgets.Button(name="Clear selection", width=130)
         clear.on_click(lambda e: self.selection.clear())
         download = pn.widgets.FileDownload(callback=self._selection_csv, filename="selection.csv",
@@ -182,9 +201,9 @@ class Dashboard(pn.viewable.Viewer):
 
     def _gene_options(self) -> list[str]:
         names: set[str] = set()
-        for art in ("perturbations", "profiles"):
+        for art in ("perturbations", "profiles", "images"):
             if self.study.has(art):
-                obs = self.study.read_obs(art)
+                obs = self.study.read_obs(art) if art != "images" else self.study.read(art).obs
                 if "perturbation" in obs:
                     names |= set(obs["perturbation"].astype(str))
                 break

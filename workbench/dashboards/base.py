@@ -84,7 +84,7 @@ class StudyView(pn.viewable.Viewer):
         return pd.DataFrame()
 
     def _csv(self):
-        return csv_bytes(self.table())
+        return csv_bytes(self.table() if not self.missing else pd.DataFrame())
 
     def export_widget(self) -> pn.widgets.FileDownload:
         return pn.widgets.FileDownload(

@@ -61,7 +61,14 @@ def top_perturbations(study) -> dict[str, list[str]]:
         obs = concept_table(study)
         col = next((c for c in TOP_COLUMNS if c in obs), None)
         if col is not None:
-            return {cid: _split(v) for cid, v in obs[col].items()}
+            tops = {cid: _split(v) for cid, v in obs[col].items()}
+            # no significant driver: fall back on the concept's most selective perturbation
+            best = next((c for c in ("perturbation_best", "genes_best") if c in obs), None)
+            if best is not None:
+                for cid, v in obs[best].items():
+                    if not tops[cid] and isinstance(v, str) and v and v != study.control_label:
+                        tops[cid] = [v]
+            return tops
         pages = _uns(study, "concepts").get("pages", {})
         return {cid: _split(p.get("top_perturbations", [])) for cid, p in pages.items()}
 

@@ -22,7 +22,7 @@ from workbench.dashboards.cache import cached
 from workbench.dashboards.state import make_pair
 
 EFFECT_COLUMNS = ("effect_size", "effect", "delta", "log2fc")
-CURVE_COLUMNS = ("hits_found", "cumulative_hits", "hits", "recall", "regret", "score")
+CURVE_COLUMNS = ("hits_found", "cumulative_hits", "hits", "recall", "regret", "value", "score")
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
@@ -202,9 +202,14 @@ class InteractionsView(StudyView):
         x = "round" if "round" in hist else None
         ycol = next((c for c in CURVE_COLUMNS if c in hist), None)
         if x and ycol:
-            curve = hist.groupby(x, as_index=False)[ycol].max()
+            measured = hist[hist[ycol].notna()]
+            curve = measured.groupby(x, as_index=False)[ycol].max()
+            label = ycol
+            if ycol in ("value", "score"):  # best statistic found so far, round by round
+                curve[ycol] = curve[ycol].cummax()
+                label = f"best {ycol} so far"
             plot = hv.Curve(curve, x, ycol).opts(width=260, height=180, title="Selection curve",
-                                                 tools=["hover", "save"])
+                                                 ylabel=label, tools=["hover", "save"])
         else:
             plot = no_data("no curve in pair_selection", width=260, height=180)
         nb = next_batch(hist)
