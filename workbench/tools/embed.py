@@ -30,7 +30,7 @@ from workbench.errors import MissingArtefactError, ValidationError
 
 ENCODER = "mae"
 #: Training settings of :func:`demo_step` per demo size (quick: well under a minute on CPU).
-DEMO_TRAINING = {"tiny": dict(steps=40, batch_size=32), "quick": dict(steps=150, batch_size=64),
+DEMO_TRAINING = {"tiny": dict(steps=40, batch_size=32), "quick": dict(steps=100, batch_size=64),
                  "realistic": dict(steps=400, batch_size=64)}
 
 
@@ -128,7 +128,7 @@ def probe_groups(obs: pd.DataFrame) -> tuple[str, np.ndarray]:
 
 
 def choose_block(features: np.ndarray, obs: pd.DataFrame, *, label: str = "perturbation",
-                 max_samples: int = 4000, n_splits: int = 5, seed: int = 0,
+                 max_samples: int = 3000, n_splits: int = 5, seed: int = 0,
                  tvn_kw: dict | None = None) -> dict:
     """Linear-probe every block (TVN first) and return the curve and the best block."""
     from workbench.models.probe import probe_blocks

@@ -1,0 +1,93 @@
+"""TVN on controls, aggregation and cosine maps, against planted batch effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.errors import ValidationError
+from workbench.tools.normalize import TVN, aggregate, cosine_matrix, standardize_on_controls, tvn
+
+
+def planted(seed=0, n=600, d=8):
+    """Two batches with an offset and a different scale; perturbation 'A' shifts dim 0."""
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(d, d))
+    batch = np.repeat(["b1", "b2"], n // 2)
+    ctrl = np.tile(np.arange(n // 2) % 3 == 0, 2)
+    pert = np.where(ctrl, "ctrl", np.where(np.arange(n) % 2 == 0, "A", "B"))
+    Z = rng.normal(size=(n, d))
+    Z[pert == "A", 0] += 3.0
+    X = Z @ mix
+    X[batch == "b2"] = X[batch == "b2"] * 1.5 + 4.0
+    return X, ctrl, batch, pert
+
+
+def test_controls_are_whitened_and_batch_offsets_removed():
+    X, ctrl, batch, pert = planted()
+    W = tvn(X, ctrl, batch)
+    np.testing.assert_allclose(np.cov(W[ctrl], rowvar=False), np.eye(8), atol=0.05)
+    for b in ("b1", "b2"):
+        assert np.abs(W[ctrl & (batch == b)].mean(0)).max() < 1e-6
+    # the same perturbation looks the same in both batches after TVN, not before
+    a1, a2 = (W[(pert == "A") & (batch == b)].mean(0) for b in ("b1", "b2"))
+    r1, r2 = (X[(pert == "A") & (batch == b)].mean(0) for b in ("b1", "b2"))
+    assert np.linalg.norm(a1 - a2) < 0.3 * np.linalg.norm(a1)
+    assert np.linalg.norm(r1 - r2) > np.linalg.norm(r1 - X[ctrl & (batch == "b1")].mean(0))
+    # global TVN (EFAAR default) leaves the batch offset in place
+    G = TVN(batch_center=False).fit_transform(X, ctrl)
+    assert np.abs(G[ctrl & (batch == "b2")].mean(0)).max() > 0.5
+
+
+def test_fit_on_controls_only_then_apply():
+    X, ctrl, batch, pert = planted()
+    t = TVN().fit(X, ctrl, batch)
+    X2 = X.copy()
+    X2[~ctrl] += 100.0            # what perturbed samples hold does not move the normaliser
+    t2 = TVN().fit(X2, ctrl, batch)
+    np.testing.assert_allclose(t.transform(X, batch), t2.transform(X, batch), atol=1e-5)
+
+
+def test_coral_aligns_batch_covariances():
+    X, ctrl, batch, pert = planted()
+    X[batch == "b2", :3] *= 3.0
+    W = TVN(coral=True, coral_reg=0.01).fit_transform(X, ctrl, batch)
+    c1, c2 = (np.cov(W[ctrl & (batch == b)], rowvar=False) for b in ("b1", "b2"))
+    assert np.abs(c1 - c2).max() < 0.1
+
+
+def test_few_controls_many_features_stays_finite_and_keeps_signal():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 300))
+    ctrl = np.zeros(120, bool)
+    ctrl[:20] = True
+    X[60:, 5] += 4.0
+    W = tvn(X, ctrl)
+    assert W.shape == (120, 300) and np.isfinite(W).all()
+    t = TVN().fit(X, ctrl)
+    assert t.reg_ > 0                       # rank deficient: ridge switched on
+    names, P, n = aggregate(W, np.where(np.arange(120) < 60, "x", "y"))
+    assert np.linalg.norm(P[1]) > 1.5 * np.linalg.norm(P[0])
+
+
+def test_errors_name_the_problem():
+    X, ctrl, batch, pert = planted()
+    with pytest.raises(ValidationError, match="control"):
+        tvn(X, np.zeros(len(X), bool))
+    nob2 = ctrl & (batch == "b1")
+    with pytest.raises(ValidationError, match="'b2' has no controls"):
+        tvn(X, nob2, batch)
+    with pytest.raises(ValidationError, match="CORAL"):
+        TVN(coral=True).fit(X, ctrl)
+
+
+def test_aggregate_and_cosine():
+    X = np.array([[1, 0], [3, 0], [0, 2], [5, 5]], float)
+    names, P, n = aggregate(X, ["a", "a", "b", "ctrl"], drop=["ctrl"])
+    assert list(names) == ["a", "b"] and list(n) == [2, 1]
+    np.testing.assert_allclose(P, [[2, 0], [0, 2]])
+    np.testing.assert_allclose(cosine_matrix(P), [[1, 0], [0, 1]], atol=1e-7)
+    _, M, _ = aggregate(X, ["a", "a", "a", "b"], how="median")
+    np.testing.assert_allclose(M[0], [1, 0])
+    S = standardize_on_controls(X, [True, True, True, False])
+    assert np.abs(S[:3].mean(0)).max() < 1e-6
