@@ -161,7 +161,10 @@ def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarr
 
     if not tvn:
         return np.asarray(X, dtype=np.float32)
-    return TVN(batch_center=batch is not None, **kw).fit_transform(X, is_control, batch)
+    kw = {"batch_center": batch is not None, **kw}
+    if not kw["batch_center"]:
+        batch = None if not kw.get("coral") else batch
+    return TVN(**kw).fit_transform(X, is_control, batch)
 
 
 # ---------------------------------------------------------------------- maps
@@ -173,8 +176,8 @@ def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str
 
     names, P, counts = aggregate(X, obs["perturbation"].astype(str).to_numpy(),
                                  drop=[control_label])
-    if len(names) < 2:
-        raise ValidationError("fewer than two non-control perturbations: there is no map.",
+    if len(names) < 1:
+        raise ValidationError("no non-control perturbation: there is no map.",
                               "check the perturbation column and the control label.")
     first = obs.assign(_p=obs["perturbation"].astype(str)).drop_duplicates("_p").set_index("_p")
     pobs = pd.DataFrame(index=pd.Index(names, name="perturbation"))
