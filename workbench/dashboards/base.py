@@ -20,6 +20,9 @@ import param
 from workbench.dashboards.state import Selection
 from workbench.errors import MissingArtefactError, WorkbenchError
 
+if "bokeh" not in hv.Store.renderers:  # views use Bokeh options: load the backend once
+    hv.extension("bokeh", logo=False)
+
 #: Bokeh tools every plot carries; ``save`` downloads the figure as PNG (or SVG when the
 #: view's ``svg`` switch is on).
 BASE_TOOLS = ["save", "reset", "pan", "wheel_zoom"]

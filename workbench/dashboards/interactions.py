@@ -39,15 +39,32 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     df["effect"] = df[eff].astype(float) if eff else df.get("statistic", 0.0)
     if "q" not in df and "p" in df:
         df["q"] = df["p"]
-    df["neg_log10_p"] = -np.log10(np.clip(df["p"].astype(float), 1e-300, 1)) if "p" in df else 0.0
-    df["neg_log10_q"] = -np.log10(np.clip(df["q"].astype(float), 1e-300, 1)) if "q" in df else 0.0
+    if "p" not in df:  # a score map without tests (e.g. an imported GI map)
+        df["p"] = np.nan
+        df["q"] = np.nan
+    df["neg_log10_p"] = -np.log10(np.clip(df["p"].astype(float), 1e-300, 1)).fillna(0.0)
+    df["neg_log10_q"] = -np.log10(np.clip(df["q"].astype(float), 1e-300, 1)).fillna(0.0)
     return df
+
+
+def source(study) -> str:
+    """``"interactions"`` (the tests' results) or, failing that, ``"gi_scores"`` (an imported
+    genetic-interaction map such as Norman et al. 2019, shown as its score)."""
+    return "gi_scores" if not study.has("interactions") and study.has("gi_scores") else "interactions"
+
+
+def _read_pairs(study) -> pd.DataFrame:
+    name = source(study)
+    df = study.read(name)
+    if name == "gi_scores":
+        df = df.assign(test="gi_score", statistic=df["gi_score"].astype(float))
+    return _normalise(df)
 
 
 def interaction_table(study) -> pd.DataFrame:
     """The tested pairs, with ``gene_a``, ``gene_b``, ``pair``, ``test``, ``effect`` and
     ``neg_log10_p``/``neg_log10_q`` columns whatever the step called them."""
-    return cached(study, ["interactions"], "interactions", lambda s: _normalise(s.read("interactions")))
+    return cached(study, [source(study)], "interactions", _read_pairs)
 
 
 def genes(study) -> list[str]:
@@ -90,8 +107,11 @@ class InteractionsView(StudyView):
                            doc="Colour of the matrix: the statistic, -log10 q or the effect.")
     gene = param.Selector(default="", objects=[""], doc="Choose a gene (selects it everywhere).")
 
-    needs = ("interactions",)
     key = "interactions"
+
+    @property
+    def needs(self):
+        return (source(self.study),) if self.study is not None else ("interactions",)
     label = "Interactions"
 
     def __init__(self, study=None, selection=None, **params):
