@@ -111,7 +111,7 @@ def main(argv=None):
                  batch_size=1024, lr=3e-3, max_steps=args.max_steps, resample_every=100,
                  fit_bias=False, progress=False, seed=0)
     t_start[0] = time.perf_counter()
-    model.fit(x.astype(np.float32), callback=until_peer, callback_every=50)
+    model.fit(x.astype(np.float32), callback=until_peer, callback_every=10 if args.quick else 25)
     icfl_time = time.perf_counter() - t_start[0] - spent["eval"]
     own = model.score(xt32)
     codes = model.transform(xt32)
