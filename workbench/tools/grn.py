@@ -28,7 +28,7 @@ from workbench.errors import ValidationError
 
 #: Quick settings used by the demo and tests; "full" trains longer.
 PRESETS = {
-    "quick": dict(n_steps=150, n_envs=64, n_samples=500, n_boot=20),
+    "quick": dict(n_steps=100, n_envs=32, n_samples=500, n_boot=10),
     "full": dict(n_steps=1500, n_envs=128, n_samples=2000, n_boot=100),
 }
 
@@ -155,7 +155,7 @@ def reference_metrics(edge_probability, genes, references: dict, n_perm: int = 1
 def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "quick",
             n_steps: int | None = None, n_envs: int | None = None,
             n_samples: int | None = None, n_boot: int | None = None,
-            temperature: float | str = "auto", sparsity: float = 20.0,
+            temperature: float | str = "auto", sparsity: float = 70.0,
             reward: str = "linear", references: dict | None = None, seed: int = 0,
             device: str = "auto", checkpoint_dir=None, progress: bool = False) -> dict:
     """Run the GRN step on a Study's ``"velocity"`` artefact; returns the metrics written.

@@ -241,3 +241,32 @@ def cycle_frequencies(samples, names=None, max_length: int = 4, top: int = 20) -
         out.append({"cycle": [str(n) for n in label], "length": len(cyc),
                     "frequency": c / max(len(samples), 1)})
     return out
+
+
+def read_edge_list(path, *, confidence=("A", "B", "C")):
+    """Read a reference network as a ``source, target`` table.
+
+    Accepts BEELINE files (``Gene1, Gene2``: TF -> target), DoRothEA regulons (``tf``,
+    ``target``, ``confidence``: rows with a confidence in ``confidence`` are kept) and plain
+    ``source, target`` CSV/TSV files (gzip allowed).
+    """
+    import pandas as pd
+
+    from workbench.errors import InputFormatError
+
+    path = str(path)
+    sep = "\t" if ".tsv" in path or ".txt" in path else ","
+    try:
+        df = pd.read_csv(path, sep=sep)
+    except Exception as exc:
+        raise InputFormatError(f"reference network {path} cannot be read: {exc}",
+                               "give a CSV/TSV edge list with source and target columns.") from exc
+    cols = {c.lower(): c for c in df.columns}
+    if "confidence" in cols and confidence is not None:
+        df = df[df[cols["confidence"]].astype(str).isin(confidence)]
+    for s, t in (("source", "target"), ("gene1", "gene2"), ("tf", "target")):
+        if s in cols and t in cols:
+            return pd.DataFrame({"source": df[cols[s]].astype(str),
+                                 "target": df[cols[t]].astype(str)})
+    raise InputFormatError(f"reference network {path} has columns {list(df.columns)[:6]}.",
+                           "use source,target (or Gene1,Gene2 / tf,target) columns.")

@@ -37,13 +37,15 @@ def _normalise(counts: np.ndarray) -> np.ndarray:
 
 
 def smooth_moments(spliced: np.ndarray, unspliced: np.ndarray, n_neighbors: int = 30,
-                   n_pcs: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """kNN-averaged normalised spliced and unspliced counts (``Ms``, ``Mu``)."""
+                   n_pcs: int = 30, seed: int = 0,
+                   normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """kNN-averaged (library-size normalised) spliced and unspliced counts (``Ms``, ``Mu``)."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
-    s = _normalise(_dense(spliced))
-    u = _normalise(_dense(unspliced))
+    s, u = _dense(spliced), _dense(unspliced)
+    if normalize:
+        s, u = _normalise(s), _normalise(u)
     n = s.shape[0]
     k = int(min(n_neighbors, n))
     if k <= 1:
@@ -56,14 +58,18 @@ def smooth_moments(spliced: np.ndarray, unspliced: np.ndarray, n_neighbors: int 
 
 
 def steady_state_velocity(spliced, unspliced, *, n_neighbors: int = 30, n_pcs: int = 30,
-                          quantile: float = 0.05, seed: int = 0) -> dict[str, np.ndarray]:
-    """Steady-state velocity; returns ``velocity``, ``Ms``, ``Mu`` (cells x genes), ``gamma``."""
+                          quantile: float = 0.05, seed: int = 0,
+                          normalize: bool = True) -> dict[str, np.ndarray]:
+    """Steady-state velocity; returns ``velocity``, ``Ms``, ``Mu`` (cells x genes), ``gamma``.
+
+    ``normalize=False`` skips library-size scaling (for counts that are already normalised).
+    """
     spliced, unspliced = _dense(spliced), _dense(unspliced)
     if spliced.shape != unspliced.shape:
         raise ValidationError(
             f"spliced {spliced.shape} and unspliced {unspliced.shape} counts differ in shape.",
             "give both layers for the same cells and genes.")
-    ms, mu = smooth_moments(spliced, unspliced, n_neighbors, n_pcs, seed)
+    ms, mu = smooth_moments(spliced, unspliced, n_neighbors, n_pcs, seed, normalize)
     gamma = np.zeros(ms.shape[1])
     for g in range(ms.shape[1]):
         s, u = ms[:, g], mu[:, g]
@@ -78,19 +84,22 @@ def steady_state_velocity(spliced, unspliced, *, n_neighbors: int = 30, n_pcs: i
 def highly_variable_genes(counts, n_top: int = 20, exclude=None) -> np.ndarray:
     """Indices of the ``n_top`` genes with the largest normalised dispersion of log1p expression.
 
-    Dispersion (variance / mean) is z-scored within 20 bins of mean expression (the
-    Seurat v1 recipe), so that highly expressed genes do not win by their mean alone.
+    Dispersion (variance / mean) is given a robust z-score (median and MAD, as in the
+    cell_ranger flavour of scanpy) within up to 20 bins of mean expression, so that highly
+    expressed genes do not win by their mean alone.
     """
     x = np.log1p(_normalise(_dense(counts)))
     mean, var = x.mean(0), x.var(0)
     disp = np.where(mean > 0, var / np.maximum(mean, 1e-12), -np.inf)
-    bins = np.digitize(mean, np.quantile(mean, np.linspace(0, 1, 21)[1:-1]))
+    n_bins = max(1, min(20, len(mean) // 10))  # at least ~10 genes per bin
+    bins = np.digitize(mean, np.quantile(mean, np.linspace(0, 1, n_bins + 1)[1:-1]))
     z = np.full_like(disp, -np.inf)
     for b in np.unique(bins):
         sel = (bins == b) & np.isfinite(disp)
         if sel.sum() > 1:
-            sd = disp[sel].std()
-            z[sel] = (disp[sel] - disp[sel].mean()) / (sd if sd > 0 else 1.0)
+            med = np.median(disp[sel])
+            mad = np.median(np.abs(disp[sel] - med)) * 1.4826
+            z[sel] = (disp[sel] - med) / (mad if mad > 0 else 1.0)
         elif sel.sum() == 1:
             z[sel] = 0.0
     if exclude is not None:

@@ -1,0 +1,108 @@
+"""The GRN step on the demo world (planted network) and on the pancreas data."""
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.data.study import Study
+
+ENDOCRINE_TFS = ["Neurog3", "Neurod1", "Pax4", "Arx", "Pdx1", "Nkx6-1", "Nkx2-2", "Pax6",
+                 "Isl1", "Mafb", "Mafa", "Insm1", "Sox9", "Hes1", "Foxa2", "Foxa3", "Hnf1b",
+                 "Rfx6", "Myt1", "Fev", "Gata6", "St18", "Prdm16", "Glis3", "Hnf4a", "Tox3"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def demo_study(tmp_path_factory):
+    from workbench.data.simulate.build import velocity_anndata
+    from workbench.data.simulate.world import make_world
+
+    world = make_world(0, "quick")
+    study = Study.create(tmp_path_factory.mktemp("grn") / "demo.study", title="grn test")
+    with study.step("simulate", seed=0) as tx:
+        tx.write_anndata("velocity", velocity_anndata(world, np.random.default_rng([0, 3])),
+                         screen=False)
+        tx.write_json("ground_truth", world.ground_truth())
+    return study
+
+
+@pytest.mark.slow
+def test_grn_step_on_demo_world_writes_posterior_and_beats_chance(demo_study):
+    from workbench.tools.grn import run_grn
+
+    info = run_grn(demo_study, n_steps=80, n_envs=32, n_samples=300, n_boot=5, device="cpu")
+    study = Study.open(demo_study.path)
+    grn = study.read("grn")
+    genes = info["settings"]["genes"]
+    assert list(grn.var_names) == genes and grn.n_obs == 400
+    assert {"spliced", "unspliced", "velocity"} <= set(grn.layers)
+    p = grn.varp["edge_probability"]
+    assert p.shape == (len(genes), len(genes)) and 0 <= p.min() and p.max() <= 1
+    assert "baseline_edge_probability" in grn.varp
+    samples = np.asarray(study.read("grn_samples"))
+    assert samples.shape == (300, len(genes), len(genes))
+    assert np.allclose(samples.mean(0), p, atol=1e-6)
+    m = grn.uns["workbench"]["metrics"]
+    # the planted network (plus decay self-loops) is found far above chance, and the
+    # transposed network is not: the orientation is right
+    truth = np.asarray(study.read("ground_truth")["adjacency"]) > 0
+    off = ~np.eye(len(genes), dtype=bool)
+    from workbench.tools.grn_metrics import edge_auc
+
+    auc = edge_auc(p, truth, off)["auroc"]
+    assert m["dyngfn"]["auroc"] > 0.75 and auc > 0.7
+    assert edge_auc(p, truth.T, off)["auroc"] < auc - 0.1
+    assert np.isfinite(m["dyngfn"]["kl_pstar_q"]) and np.isfinite(m["baseline"]["kl_pstar_q"])
+    assert study.provenance[-1]["tool"] == "grn"
+    # the same settings again: training resumes from its finished checkpoint, same posterior
+    run_grn(study, n_steps=80, n_envs=32, n_samples=300, n_boot=5, device="cpu")
+    again = Study.open(demo_study.path).read("grn").varp["edge_probability"]
+    assert np.array_equal(again, p)
+
+
+def test_unknown_gene_is_a_clear_error(demo_study):
+    from workbench.errors import UnknownGeneError
+    from workbench.tools.grn import run_grn
+
+    with pytest.raises(UnknownGeneError, match="NOPE"):
+        run_grn(demo_study, genes=["NOPE", "G01"], n_steps=1)
+
+
+@pytest.mark.slow
+def test_grn_on_pancreas_tfs_against_beeline_and_dorothea(shared_data, tmp_path):
+    from workbench.data.readers.velocity import read_velocity
+    from workbench.tools.grn import run_grn
+    from workbench.tools.grn_metrics import read_edge_list
+
+    adata = read_velocity(shared_data / "rna_velocity_small" / "pancreas_veloviz_739cells.h5ad")
+    study = Study.create(tmp_path / "pancreas.study", title="pancreas")
+    with study.step("import", seed=0) as tx:
+        tx.write_anndata("velocity", adata, screen=False)
+    refs = {
+        "beeline_nonspecific_chip": read_edge_list(
+            shared_data / "beeline_reference_networks" / "mouse" /
+            "Non-Specific-ChIP-seq-network.csv.gz"),
+        "dorothea_ABC": read_edge_list(shared_data / "dorothea_regulons" / "dorothea_mm.tsv.gz"),
+    }
+    info = run_grn(study, tf_list=ENDOCRINE_TFS, n_top=16, n_steps=60, n_envs=32,
+                   n_samples=300, n_boot=5, references=refs, device="cpu")
+    genes = info["settings"]["genes"]
+    assert 10 <= len(genes) <= 20 and info["settings"]["velocity_source"] == "steady_state"
+    grn = Study.open(study.path).read("grn")
+    p = grn.varp["edge_probability"]
+    base = grn.varp["baseline_edge_probability"]
+    # steady-state velocity v_i = u_i - gamma s_i depends on s_i itself: self-loops
+    assert np.diag(p).mean() > 0.7 and np.diag(base).mean() > 0.7
+    # the GFlowNet and the bootstrap baseline read the same data the same way round
+    off = ~np.eye(len(genes), dtype=bool)
+    assert np.corrcoef(p[off], base[off])[0, 1] > 0.2
+    for who in ("dyngfn", "baseline"):
+        for name, m in info["reference_metrics"][who].items():
+            assert 0 < m["p_auroc"] <= 1 and m["n_edges"] > 0, (who, name)
