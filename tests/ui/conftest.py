@@ -88,3 +88,22 @@ def screenshot_dir(delete_output_dir):  # after pytest-playwright empties test-r
     path = Path(os.environ.get("WORKBENCH_SCREENSHOTS", REPO / "test-results" / "dashboards"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def serve():
+    """``serve(study_path, views=None) -> url``: serve another Study for one test."""
+    from workbench.dashboards.serve import serve_study
+
+    threads = []
+
+    def _serve(path, views=None):
+        port = free_port()
+        threads.append(serve_study(path, port=port, threaded=True, views=views))
+        url = f"http://127.0.0.1:{port}"
+        wait_live(url)
+        return url
+
+    yield _serve
+    for t in threads:
+        t.stop()

@@ -87,3 +87,37 @@ def test_bookmarked_url_restores_state(served_study, page, screenshot_dir):
     expect(page.locator(".wb-view-embeddings")).to_have_count(0)
     page.locator(".wb-view-images").first.screenshot(path=str(screenshot_dir / "images.png"))
     assert not errors, errors
+
+
+def test_demo_study_renders_and_links(page, screenshot_dir, tmp_path, serve):
+    """On a full demo Study (``WORKBENCH_DEMO_STUDY``, e.g. from ``workbench demo --no-serve``;
+    skipped otherwise, since building one takes minutes): every view renders without console
+    errors and a gene chosen in the interaction view reaches the embedding, concept and GRN
+    views."""
+    import os
+    import shutil
+
+    from workbench.data.study import Study
+
+    src = os.environ.get("WORKBENCH_DEMO_STUDY")
+    if not src:
+        pytest.skip("set WORKBENCH_DEMO_STUDY to a demo Study built by `workbench demo`")
+    path = tmp_path / "demo.study"
+    shutil.copytree(src, path)  # the dashboards write selection.json
+    study = Study.open(path)
+    url = serve(path, views=["embeddings", "interactions", "concepts", "grn"])
+    errors = _watch_console(page)
+    page.goto(url + "/")
+    _wait_rendered(page)
+    from workbench.dashboards.interactions import genes
+
+    gene = genes(study)[0]
+    page.locator(".wb-gene-select select").first.select_option(gene)
+    expect(page.locator(".wb-emb-status").first).to_contain_text(
+        re.compile(rf"Highlighted: [1-9]\d* samples of {re.escape(gene)}"), timeout=TIMEOUT)
+    expect(page.locator(".wb-concepts-of").first).to_contain_text(f"Concepts of {gene}",
+                                                                  timeout=TIMEOUT)
+    expect(page.locator(".wb-grn-centre").first).to_contain_text(f"centred on {gene}",
+                                                                 timeout=TIMEOUT)
+    page.screenshot(path=str(screenshot_dir / "demo_dashboard.png"), full_page=True)
+    assert not errors, errors

@@ -215,6 +215,8 @@ def scatter(df: pd.DataFrame, color: str | None, *, threshold: int = DATASHADE_A
             opts.update(color=color, cmap="Category20" if not _numeric(df[color]) else "viridis")
             if _numeric(df[color]):
                 opts["colorbar"] = True
+            elif df[color].nunique() > 12:  # a legend of dozens of entries hides the map
+                opts["show_legend"] = False
         return pts.opts(**opts)
     import datashader as ds
     from holoviews.operation.datashader import datashade, dynspread, rasterize
@@ -365,9 +367,12 @@ class EmbeddingsView(StudyView):
                           pn.widgets.Select.from_param(self.param.basis, width=90),
                           pn.widgets.Select.from_param(self.param.color_by, width=160))
         bench = benchmark_numbers(self.study)
+        rows = "".join(f"| {m} | {v:.3g} |\n" for m, v in zip(bench["metric"], bench["value"],
+                                                                strict=True))
         side = pn.Column(pn.pane.HoloViews(self.probe_plot(), linked_axes=False),
-                         pn.widgets.Tabulator(bench, show_index=False, disabled=True, width=260,
-                                              height=150) if len(bench) else pn.pane.Markdown(
+                         pn.pane.Markdown("| map benchmark | value |\n|---|---|\n" + rows,
+                                          height=170, width=300, styles={"overflow-y": "auto"})
+                         if len(bench) else pn.pane.Markdown(
                              "No benchmark numbers yet (`workbench benchmark STUDY`)."))
         return pn.Column(controls, self._status,
                          pn.Row(self._plot_pane, side))

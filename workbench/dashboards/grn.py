@@ -209,7 +209,9 @@ class GRNView(StudyView):
                    height=self.height - 60, tools=["hover", "save"], xaxis=None, yaxis=None,
                    title=f"Around {gene} (p ≥ {self.threshold:g})" if gene else "Subgraph")
         labels = hv.Labels(nd, ["x", "y"], "gene").opts(text_font_size="9pt", yoffset=0.06)
-        return g * labels
+        # symmetric ranges put the selected gene in the middle of the plot
+        r = 1.2 * float(np.abs(nd[["x", "y"]].to_numpy()).max()) if len(nd) > 1 else 1.0
+        return (g * labels).opts(hv.opts.Graph(xlim=(-r, r), ylim=(-r, r), framewise=True))
 
     @param.depends("selection.perturbation", "threshold", "max_nodes")
     def _centre_text(self):
