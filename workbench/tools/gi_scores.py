@@ -88,8 +88,10 @@ def norman_gi(folder: str | os.PathLike) -> GIMatrix:
     ``noise`` their standard error ``|rep1 - rep2| / 2``. ``side`` holds the single growth
     phenotype and its replicate spread.
     """
+    from workbench.data.readers.genetic_interactions import read_gi_matrix
+
     folder = Path(folder)
-    emap = pd.read_csv(_need(folder, "processed_emap.csv.gz"), index_col=0)
+    emap = read_gi_matrix(folder).matrix  # processed_emap, genes sorted, symmetric
     genes = [str(g) for g in emap.index]
     gi = emap.to_numpy(float).copy()
     np.fill_diagonal(gi, np.nan)
@@ -155,20 +157,24 @@ def parrish_gi(folder: str | os.PathLike, cell_line: str = "HeLa",
         B).
     min_count : guide pairs with fewer early-time-point reads are dropped.
     """
+    from workbench.data.readers.guide_counts import guide_counts_wide, read_guide_counts
+
     folder = Path(folder)
-    lib = pd.read_csv(_need(folder, "pgRNA_ID_pgPEN_library_comp.csv.gz"), skiprows=1)
+    library = _need(folder, "pgRNA_ID_pgPEN_library_comp.csv.gz")
     if cell_line == "HeLa":
-        counts = pd.read_csv(_need(folder, "PP_pgPEN_HeLa_counts.txt.gz"), sep="\t")
+        counts = _need(folder, "PP_pgPEN_HeLa_counts.txt.gz")
         early, late = "Day00_RepA", ["Day22_RepA", "Day22_RepB", "Day22_RepC"]
     elif cell_line == "PC9":
-        counts = pd.read_csv(_need(folder, "counts_pgPEN_PC9_example.tsv.gz"), sep="\t")
+        counts = _need(folder, "counts_pgPEN_PC9_example.tsv.gz")
         early, late = "pretreatment", ["dmsoA", "dmsoB"]
     else:
         raise InputFormatError(f"unknown cell line {cell_line!r}.", "use 'HeLa' or 'PC9'.")
-    df = counts.merge(lib, left_on="id", right_on="pgRNA_ID", how="inner")
-    if df.empty:
-        raise InputFormatError("no guide pair ids of the counts match the library.",
-                               "check that counts and library come from the same screen.")
+    # tidy reader (checks ids against the library), back to one row per construct;
+    # gene1/gene2 are empty at non-targeting positions
+    df = guide_counts_wide(read_guide_counts(counts, library, samples=[early, *late]))
+    df = df.rename(columns={"gene1": "target1", "gene2": "target2"})
+    for c in ("target1", "target2", "target_type"):
+        df[c] = df[c].astype(str)
     e = _log2_cpm(df[early].astype(float))
     keep = df[early].to_numpy() >= min_count
     lfc = pd.DataFrame({c: _log2_cpm(df[c].astype(float)) - e for c in late})[keep]
