@@ -139,21 +139,37 @@ class ConceptsView(StudyView):
             return obs.loc[ids]
         return obs
 
-    @param.depends("selection.perturbation", "only_gene")
-    def _list(self):
+    def _heading(self) -> str:
         gene = self.selection.perturbation
         ids = concepts_of(self.study, gene)
-        head = (f"Concepts of **{gene}**: {', '.join(ids) if ids else 'none'}" if gene
+        return (f"Concepts of **{gene}**: {', '.join(ids) if ids else 'none'}" if gene
                 else f"{len(concept_table(self.study))} concepts (choose a gene to filter)")
+
+    def _rows(self) -> pd.DataFrame:
         df = self.table().reset_index()
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].map(lambda v: "; ".join(_split(v)) if not isinstance(v, str) else v)
-        tab = pn.widgets.Tabulator(df, show_index=False, disabled=True, selectable=1,
+        return df
+
+    def _list(self):
+        """Heading and table, updated in place when the gene changes (no new widgets)."""
+        head = pn.pane.Markdown(self._heading(), css_classes=["wb-concepts-of"])
+        tab = pn.widgets.Tabulator(self._rows(), show_index=False, disabled=True, selectable=1,
                                    height=220, width=self.width, css_classes=["wb-concept-table"])
-        tab.param.watch(lambda e: e.new and self.selection.choose_concept(
-            str(df["concept"].iloc[e.new[0]])), "selection")
-        return pn.Column(pn.pane.Markdown(head, css_classes=["wb-concepts-of"]), tab)
+
+        def chosen(event):
+            if event.new:
+                self.selection.choose_concept(str(tab.value["concept"].iloc[event.new[0]]))
+
+        def refresh(*_):
+            head.object = self._heading()
+            tab.value = self._rows()
+
+        tab.param.watch(chosen, "selection")
+        self.selection.param.watch(refresh, "perturbation")
+        self.param.watch(refresh, "only_gene")
+        return pn.Column(head, tab)
 
     @param.depends("selection.concept")
     def _page(self):
@@ -186,4 +202,4 @@ class ConceptsView(StudyView):
     def body(self):
         return pn.Column(pn.widgets.Checkbox.from_param(self.param.only_gene,
                                                         name="only the selected gene's concepts"),
-                         self._list, self._page)
+                         self._list(), self._page)

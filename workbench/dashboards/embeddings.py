@@ -19,7 +19,6 @@ import param
 
 from workbench.dashboards.base import StudyView, no_data
 from workbench.dashboards.cache import cached
-from workbench.errors import ValidationError
 
 #: Above this many points the scatter is rasterised with datashader.
 DATASHADE_ABOVE = 20_000

@@ -1,0 +1,69 @@
+"""Exports (selection CSV, view tables, figures) and colour composites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.dashboards.composite import color_rgb, composite, to_png
+from workbench.dashboards.state import Selection
+
+
+def test_composite_maps_channels_to_their_colours():
+    crop = np.zeros((3, 8, 8), np.float32)
+    crop[0, :4] = 100.0  # "blue" channel bright in the top half
+    crop[1, :, :4] = 50.0  # "red" channel bright in the left half
+    rgb = composite(crop, ["blue", "red", "green"], contrast=(0, 100))
+    assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 7, 2] == 255 and rgb[0, 7, 0] == 0  # top right: blue only
+    assert rgb[7, 0, 0] == 255 and rgb[7, 0, 2] == 0  # bottom left: red only
+    assert composite(crop, ["blue", "red", "green"], channels=[2]).max() == 0  # empty channel
+    off = composite(crop, ["blue", "red", "green"], channels=[1], contrast=(0, 100))
+    assert off[..., 2].max() == 0  # blue toggled off
+    assert to_png(rgb, scale=2)[:4] == b"\x89PNG"
+    assert color_rgb("#ff0000") == (1.0, 0.0, 0.0)
+
+
+def test_selection_csv_and_view_tables(synthetic_study, tmp_path):
+    pytest.importorskip("panel")
+    from workbench.dashboards.app import build_app
+    from workbench.dashboards.export import selection_table, write_selection_csv, write_view_tables
+
+    sel = Selection(perturbation="G02", samples=["crop0003", "crop0004"])
+    df = selection_table(synthetic_study, sel)
+    assert list(df.index) == ["crop0003", "crop0004"]
+    assert (df["selected_perturbation"] == "G02").all()
+    sel.samples = []
+    df = selection_table(synthetic_study, sel)
+    assert set(df["perturbation"]) == {"G02", "G01+G02", "G02+G04"}
+    empty = selection_table(synthetic_study, Selection())
+    assert len(empty) == 1 and empty["selected_pair"].iloc[0] == ""
+    out = pd.read_csv(write_selection_csv(synthetic_study, sel, tmp_path / "sel.csv"))
+    assert len(out) == 18
+    dash = build_app(synthetic_study, views=["embeddings", "grn", "concepts", "images"],
+                     sync_url=False, write_file=False, restore=False)
+    dash.selection.choose_gene("G01")
+    views = {n: dash.view(n) for n in ("embeddings", "grn", "concepts", "images",
+                                        "interactions", "perturbation_map")}
+    paths = write_view_tables(views, tmp_path / "tables")
+    assert {p.stem for p in paths} == set(views)
+    assert all(len(pd.read_csv(p)) > 0 for p in paths)
+
+
+def test_save_figure(tmp_path):
+    hv = pytest.importorskip("holoviews")
+    from workbench.dashboards.export import save_figure
+    from workbench.errors import WorkbenchError
+
+    hv.extension("bokeh")
+    curve = hv.Curve([1, 3, 2])
+    assert save_figure(curve, tmp_path / "f.html").stat().st_size > 1000
+    with pytest.raises(WorkbenchError, match="use .html or .png"):
+        save_figure(curve, tmp_path / "f.pdf")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("no Chromium for the PNG export")
+    png = save_figure(curve, tmp_path / "f.png", width=400, height=300)
+    assert png.read_bytes()[:4] == b"\x89PNG"
