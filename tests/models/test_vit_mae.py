@@ -8,8 +8,9 @@ import torch
 
 from workbench.errors import InputFormatError, ValidationError
 from workbench.models.vit_mae import (
-    MAEEncoder, MaskedAutoencoderViT, make_config, remap_state_dict,
+    MAEEncoder, MaskedAutoencoderViT, make_config,
 )
+from workbench.models.vit_weights import remap_state_dict
 
 
 def blobs(n=96, c=3, size=16, seed=0):
@@ -144,7 +145,7 @@ def test_mismatched_architecture_and_unsafe_files_give_clear_errors(tmp_path):
     model = MaskedAutoencoderViT(cfg)
     other = MaskedAutoencoderViT(make_config("tiny", in_chans=3, img_size=16, patch_size=4,
                                              embed_dim=32, num_heads=2))
-    from workbench.models.vit_mae import load_into
+    from workbench.models.vit_weights import load_into
 
     with pytest.raises(ValidationError, match="do not fit this encoder") as err:
         load_into(model, other.state_dict())

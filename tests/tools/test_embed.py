@@ -111,6 +111,7 @@ def test_local_cluster_gives_the_same_features_as_the_local_run(tmp_path):
     np.testing.assert_allclose(remote["cls"], local["cls"], atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_precomputed_lincs_profiles_enter_at_tvn(shared_data, tmp_path):
     from workbench.data.readers.profiles import import_profiles

@@ -92,6 +92,8 @@ def test_retrieval_map_planted_and_shuffled():
     # multi-label sets: sharing any member is a hit
     r3 = retrieval_map(V[:3], ["x|y", "y", "z"], n_perm=10, sep="|")
     assert r3["n_queries"] == 2
+    # missing labels (NaN, 'nan' after a string cast) are never a shared label
+    assert retrieval_map(np.eye(4), ["a", "a", "nan", None], n_perm=5)["n_queries"] == 2
 
 
 def test_batch_gap_sees_a_shared_batch_offset():
@@ -113,6 +115,7 @@ def test_efaar_annotation_files_read_undirected(shared_data):
     assert len(clusters) > 10000
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_lincs_plate_tvn_on_dmso_moa_retrieval(shared_data):
     """One LINCS plate: TVN on DMSO, compound map, same-MOA mAP vs shuffled MOA labels."""

@@ -144,7 +144,8 @@ def replicate_consistency(R, perturbation, *, exclude=(), distinct=None, n_null:
         rows.append({"perturbation": p, "n_replicates": int(len(idx)), "mean_cosine": float(obs),
                      "ks": float(ks.statistic), "ks_p": float(ks.pvalue),
                      "perm_p": float((1 + np.sum(sub >= obs)) / (1 + n_perm))})
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["perturbation", "n_replicates", "mean_cosine", "ks",
+                                        "ks_p", "perm_p"])
     overall = {"n_perturbations": int(len(table)), "null_mean_cosine": float(null.mean())}
     if len(all_rep):
         rep = np.concatenate(all_rep)
@@ -168,7 +169,8 @@ def retrieval_map(profiles, labels, *, n_perm: int = 1000, seed: int = 0, sep: s
     labels = pd.Series(list(labels), dtype=object)
     cos = cosine_matrix(profiles) if cos is None else np.asarray(cos, dtype=np.float64)
     n = len(labels)
-    has = labels.notna().to_numpy() & (labels.astype(str) != "").to_numpy()
+    missing = {"", "nan", "none", "na", "<na>"}
+    has = labels.notna().to_numpy() & ~labels.astype(str).str.lower().isin(missing).to_numpy()
     sets = [str(v).split(sep) if sep else [str(v)] for v in labels]
     vocab = {t: k for k, t in enumerate(sorted({t for i in np.flatnonzero(has) for t in sets[i]}))}
     M = np.zeros((n, max(len(vocab), 1)), dtype=np.float32)
@@ -234,13 +236,15 @@ def batch_effect(R, perturbation, batch, *, exclude=()) -> dict:
 def map_benchmarks(perturbations, profiles, control_label: str, *, relationships=None,
                    groups: dict | None = None, known: dict | None = None,
                    replicate_key: str = "well", max_profiles: int = 5000,
-                   label_key: str | None = None, n_perm: int = 1000, seed: int = 0) -> dict:
+                   label_key: str | None = None, label_sep: str | None = "|",
+                   n_perm: int = 1000, seed: int = 0) -> dict:
     """All benchmarks for AnnData ``perturbations`` (X, obsp["cosine"]) and ``profiles``.
 
     ``groups`` ({name: genes}) and ``known`` ({source: pair table}) are relationship sets
     given in memory, ``relationships`` annotation files; replicates are ``replicate_key``
     aggregates (wells) of ``profiles.X``; ``label_key`` names a ``perturbations.obs``
-    column for retrieval mAP (e.g. ``moa``).
+    column for retrieval mAP (e.g. ``moa``; with ``label_sep`` a label "A|B" is a set and
+    sharing any member counts as a hit).
     """
     names = np.asarray(perturbations.obs_names).astype(str)
     cos = perturbations.obsp["cosine"] if "cosine" in perturbations.obsp else cosine_matrix(
@@ -296,7 +300,7 @@ def map_benchmarks(perturbations, profiles, control_label: str, *, relationships
         out["relationship_recall"] = rel
     if label_key and label_key in perturbations.obs.columns:
         res = retrieval_map(perturbations.X, perturbations.obs[label_key], n_perm=n_perm,
-                            seed=seed, cos=cos)
+                            seed=seed, cos=cos, sep=label_sep)
         res.pop("ap")
         out["retrieval_map"] = {"label": label_key, **res}
     return out
