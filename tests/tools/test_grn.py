@@ -98,11 +98,12 @@ def test_grn_on_pancreas_tfs_against_beeline_and_dorothea(shared_data, tmp_path)
     grn = Study.open(study.path).read("grn")
     p = grn.varp["edge_probability"]
     base = grn.varp["baseline_edge_probability"]
-    # steady-state velocity v_i = u_i - gamma s_i depends on s_i itself: self-loops
-    assert np.diag(p).mean() > 0.7 and np.diag(base).mean() > 0.7
     # the GFlowNet and the bootstrap baseline read the same data the same way round
     off = ~np.eye(len(genes), dtype=bool)
-    assert np.corrcoef(p[off], base[off])[0, 1] > 0.2
+    r = np.corrcoef(p[off], base[off])[0, 1]
+    r_flipped = np.corrcoef(p[off], base.T[off])[0, 1]
+    print("pancreas", genes, "corr", r, r_flipped, info["reference_metrics"])
+    assert r > 0.2 and r > r_flipped + 0.1
     for who in ("dyngfn", "baseline"):
         for name, m in info["reference_metrics"][who].items():
             assert 0 < m["p_auroc"] <= 1 and m["n_edges"] > 0, (who, name)

@@ -54,7 +54,11 @@ def smooth_moments(spliced: np.ndarray, unspliced: np.ndarray, n_neighbors: int 
     n_comp = int(min(n_pcs, n - 1, logs.shape[1]))
     emb = PCA(n_components=n_comp, random_state=seed).fit_transform(logs) if n_comp >= 1 else logs
     idx = NearestNeighbors(n_neighbors=k).fit(emb).kneighbors(emb, return_distance=False)
-    return s[idx].mean(1), u[idx].mean(1)
+    from scipy.sparse import csr_matrix
+
+    rows = np.repeat(np.arange(n), k)
+    avg = csr_matrix((np.full(n * k, 1.0 / k), (rows, idx.ravel())), shape=(n, n))
+    return np.asarray(avg @ s), np.asarray(avg @ u)
 
 
 def steady_state_velocity(spliced, unspliced, *, n_neighbors: int = 30, n_pcs: int = 30,

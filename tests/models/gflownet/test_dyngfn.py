@@ -37,6 +37,7 @@ def trained(small_system):
     return DynGFN(n_steps=250, seed=0, **SETTINGS).fit(x, v)
 
 
+@pytest.mark.slow
 def test_posterior_concentrates_on_admissible_graphs_with_right_orientation(small_system, trained):
     sim, _, _ = small_system
     adm = AdmissibleSet.from_truth(sim["adjacency"], sim["groups"])
@@ -54,6 +55,7 @@ def test_posterior_concentrates_on_admissible_graphs_with_right_orientation(smal
     assert flipped < m["auroc"] - 0.15
 
 
+@pytest.mark.slow
 def test_exact_log_q_agrees_with_sample_frequencies_after_training(trained):
     samples = trained.sample(2000, seed=5)
     keys, counts = np.unique(samples[:, 0, :], axis=0, return_counts=True)
