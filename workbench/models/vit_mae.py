@@ -409,7 +409,8 @@ class MAEEncoder:
             return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        ckpt = Path(self.checkpoint_dir) / "mae_pretrain.pt" if self.checkpoint_dir else None
+        ckpt = Path(self.checkpoint_dir) / f"mae_pretrain_{self._run_key()}.pt" \
+            if self.checkpoint_dir else None
         mods = {"model": model, "opt": opt, "sched": sched}
         start = 0
         if ckpt is not None and ckpt.exists():
@@ -454,6 +455,17 @@ class MAEEncoder:
         model.eval()
         self.n_steps_ = step
         return self
+
+    def _run_key(self) -> str:
+        """Short hash of everything that shapes the run: a checkpoint resumes only the run
+        it came from (another size, seed or schedule starts afresh)."""
+        import hashlib
+        import json
+
+        keys = ("mask_ratio", "steps", "batch_size", "grad_accum", "lr", "weight_decay",
+                "warmup", "seed", "bf16")
+        blob = json.dumps([asdict(self.config_), [getattr(self, k) for k in keys]])
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     def _save_ckpt(self, ckpt, step, mods, gen):
         save_checkpoint(ckpt, step=step, modules=mods, generators={"data": gen},

@@ -84,14 +84,15 @@ class TVN:
                 c = X[(batch == b) & is_control]
                 if len(c) == 0:
                     raise ValidationError(
-                        f"batch {b!r} has no controls, so it cannot be centred on them.",
+                        f"batch {str(b)!r} has no controls, so it cannot be centred on them.",
                         "add its control samples, merge it into a batch with controls, or "
                         "normalise with batch_center=False.")
                 self.mean_[b] = c.mean(0)
                 self.std_[b] = _safe_std(c) if len(c) >= 3 else glob_std
         for b in np.unique(batch):
             if b not in self.mean_:
-                raise ValidationError(f"batch {b!r} was not seen when the normaliser was fitted.")
+                raise ValidationError(f"batch {str(b)!r} was not seen when the normaliser was "
+                                      "fitted.", "fit it on data that includes this batch.")
             m = batch == b
             out[m] = (X[m] - self.mean_[b]) / self.std_[b]
         return out
