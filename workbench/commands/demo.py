@@ -56,7 +56,7 @@ def build_demo(out, size: str = "quick", seed: int = 0, overwrite: bool = False,
     study = None
     if out.exists() and (out / "study.json").exists() and not overwrite:
         study = Study.open(out)
-        made = study.meta.get("demo", {})
+        made = next((p["params"] for p in study.provenance if p["tool"] == "simulate"), {})
         if made and (made.get("size"), made.get("seed")) != (size, seed):
             raise WorkbenchError(
                 f"{out} holds a demo of size {made.get('size')!r}, seed {made.get('seed')}; "
