@@ -54,6 +54,18 @@ def test_views_render_link_and_export(served_study, page, screenshot_dir):
     for v in VIEWS:
         page.locator(f".wb-view-{v}").first.screenshot(path=str(screenshot_dir / f"{v}.png"))
 
+    # a click on a cell of the pair matrix selects that pair (and its first gene)
+    canvas = page.locator(".wb-view-interactions canvas").first
+    box = canvas.bounding_box()
+    page.mouse.click(box["x"] + 0.45 * box["width"], box["y"] + 0.45 * box["height"])
+    expect(summary).to_contain_text(re.compile(r"Pair: G\d\d\+G\d\d"), timeout=TIMEOUT)
+    expect(page.locator(".wb-pair-page").first).to_contain_text(re.compile(r"Pair G\d\d \+ G"),
+                                                                timeout=TIMEOUT)
+    page.locator(".wb-view-interactions").first.screenshot(
+        path=str(screenshot_dir / "interactions_pair.png"))
+    page.locator(".wb-gene-select select").first.select_option("G01")
+    expect(summary).to_contain_text("Gene: G01", timeout=TIMEOUT)
+
     # the selection file that napari follows
     import json
 
