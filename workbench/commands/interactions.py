@@ -13,7 +13,11 @@ def add_arguments(parser) -> None:
                         help="comma-separated: disjointness, separability")
     parser.add_argument("--kernel", default="additive_rbf",
                         choices=["additive_rbf", "linear", "rbf"])
-    parser.add_argument("--permutations", type=int, default=1000)
+    parser.add_argument("--separability", default="gaussian", choices=["gaussian", "classifier"],
+                        help="separability estimator: 'gaussian' (calibrated p-values) or "
+                             "'classifier' (graded score, no p-value)")
+    parser.add_argument("--permutations", type=int, default=1000,
+                        help="permutations (disjointness) and null data sets (separability)")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--min-samples", type=int, default=5)
     parser.add_argument("--skip-small", action="store_true",
@@ -31,8 +35,8 @@ def run(args) -> int:
         study, use=args.use, tests=tuple(t.strip() for t in args.tests.split(",") if t.strip()),
         kernel=args.kernel, n_permutations=args.permutations, n_bootstrap=args.bootstrap,
         min_samples=args.min_samples, on_small="skip" if args.skip_small else "error",
-        seed=args.seed, device=args.device)
-    tested = table[table.status == "tested"]
+        seed=args.seed, device=args.device, separability=args.separability)
+    tested = table[table.q.notna()]
     print(f"tested {tested.pair.nunique()} pairs; q < 0.05:")
     for test, g in tested.groupby("test"):
         hits = g[g.q < 0.05].sort_values("q")

@@ -20,11 +20,10 @@ mean test that is invariant to rotations of the embedding.
 
 **Separability.** A and B act on disjoint sets of independent latent variables. Then the
 density ratios to control multiply, ``r_ab = r_a * r_b``, so the KL divergences to control
-add: ``KL(Pab||P0) = KL(Pa||P0) + KL(Pb||P0)``. :func:`separability_score` estimates each KL
-from a density ratio learned by a probabilistic classifier (logistic regression on
-quadratic features, so that the log-ratio of two diagonal Gaussians is in the model class),
-with the *same* estimator and sample sizes for every term, cross-fitted (train on one half,
-average the logit on the other), and bootstrap standard errors.
+add: ``KL(Pab||P0) = KL(Pa||P0) + KL(Pb||P0)``. :func:`separability_score` (in
+:mod:`workbench.models.separability`, re-exported here) scores
+``S = KL_ab + KL_00 - KL_a - KL_b`` with one density-ratio estimator for every term and
+calibrates a p-value by a parametric null that holds under separability.
 
 Where our version differs from the paper (whose method section we could not read; see
 ``notes/methods-core.md`` section 3):
@@ -44,20 +43,17 @@ Where our version differs from the paper (whose method section we could not read
   degenerate U-statistic (Chwialkowski et al. 2014), which respects the stratification.
 - One set of sign flips is shared by all pairs of a call; p-values of different pairs are
   then positively dependent, under which Benjamini-Hochberg still controls the FDR.
-- Separability bias correction: classifier-based KL estimates are biased, and the bias of
-  ``KL_ab - KL_a - KL_b`` does not cancel (one positive term, two negative). We add a fourth
-  term, the KL of a held-out control half against the reference control half (true value 0),
-  so that the score ``S = KL_ab + KL_00 - KL_a - KL_b`` is balanced. Interval and p-value of
-  the score use a normal approximation with the bootstrap standard error (S +- 1.96 se;
-  p = 2 Phi(-|S|/se)); the paper treats S as a graded score. Classifier KL estimates are
-  noisy at small n: treat the separability p-value as approximate (see the tests for its
-  measured false-positive rate) and the disjointness p-value as exact.
-- Both tests run in torch on many pairs at once ("auto" device), chunked over pairs.
+- Separability: see :mod:`workbench.models.separability` for its estimators, its
+  calibration and where it departs from the paper.
+- Both tests run in torch on many pairs at once ("auto" device), chunked over pairs. The
+  disjointness test builds each pair's quadruple Gram matrix H straight from the samples
+  (10 of the 16 condition blocks, by symmetry) and evaluates every permutation of every pair
+  of a chunk as one matmul of the flattened H against the outer products of the sign
+  vectors (``eps^T H eps``); ``budget`` bounds the working memory.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +62,7 @@ import torch
 
 from workbench.models._device import resolve_device, to_numpy
 
-__all__ = [
+__all__ = [  # noqa: F822 (separability_score is imported at the end)
     "InteractionTestResult",
     "equalize_groups",
     "disjointness_test",
@@ -84,10 +80,11 @@ class InteractionTestResult:
     ----------
     test : "disjointness" or "separability".
     statistic : the test statistic (unbiased D = 4 MMD^2, or the separability score S).
-    p_value : permutation (disjointness) or bootstrap (separability) p-value.
+    p_value : permutation (disjointness) or parametric-null (separability) p-value; NaN
+        where the method gives only a score (the classifier separability estimator).
     effect_size : statistic divided by the spread of its null (disjointness: permutation
         standard deviation; separability: bootstrap standard error).
-    ci_low, ci_high : 95% interval (separability: bootstrap percentiles; disjointness: NaN).
+    ci_low, ci_high : 95% interval (separability: S +- 1.96 bootstrap se; disjointness: NaN).
     terms : extra per-pair arrays (e.g. the four KL estimates).
     params : kernel, bandwidth rule and bandwidths, sample sizes, permutations, seed.
     """
@@ -386,150 +383,5 @@ def disjointness_test(ctrl, a, b, ab, *, kernel: str = "additive_rbf", parts=Non
 
 
 # ---------------------------------------------------------------------------- separability
-def _features(x: torch.Tensor) -> torch.Tensor:
-    """Quadratic features [1, x, x^2]: the log-ratio of diagonal Gaussians is linear in them."""
-    ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
-    return torch.cat([ones, x, x * x - 1.0], dim=-1)
-
-
-def _fit_logistic(feat: torch.Tensor, y: torch.Tensor, l2: float, iters: int = 15) -> torch.Tensor:
-    """Batched ridge logistic regression by Newton's method.
-
-    feat (M, n, f), y (M, n) in {0, 1}; returns weights (M, f). The intercept is penalised
-    lightly too (tiny), which keeps separable problems finite.
-    """
-    mm, _, f = feat.shape
-    w = torch.zeros(mm, f, dtype=feat.dtype, device=feat.device)
-    eye = torch.eye(f, dtype=feat.dtype, device=feat.device)
-    pen = eye * l2
-    pen[0, 0] = 1e-4
-    for _ in range(iters):
-        eta = torch.einsum("mnf,mf->mn", feat, w)
-        prob = torch.sigmoid(eta)
-        grad = torch.einsum("mnf,mn->mf", feat, prob - y) + w @ pen
-        wt = (prob * (1 - prob)).clamp_min(1e-6)
-        hess = torch.einsum("mnf,mn,mng->mfg", feat, wt, feat) + pen
-        step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)
-        w = w - step
-    return w
-
-
-def _kl_crossfit(x: torch.Tensor, ref: torch.Tensor, l2: float) -> torch.Tensor:
-    """Cross-fitted classifier estimate of KL(P_x || P_ref) for a batch (M, n, d) of problems.
-
-    Halves h of both samples: train on one half, average the learned logit (the log
-    density ratio) over the other half of x, and swap.
-    """
-    n = x.shape[1]
-    h = n // 2
-    kls = []
-    for tr, te in ((slice(0, h), slice(h, 2 * h)), (slice(h, 2 * h), slice(0, h))):
-        feat = _features(torch.cat([x[:, tr], ref[:, tr]], 1))
-        y = torch.cat([torch.ones(x.shape[0], h, device=x.device),
-                       torch.zeros(x.shape[0], h, device=x.device)], 1)
-        w = _fit_logistic(feat, y, l2)
-        kls.append(torch.einsum("mnf,mf->mn", _features(x[:, te]), w).mean(1))
-    return (kls[0] + kls[1]) / 2
-
-
-def separability_score(ctrl, a, b, ab, *, n_bootstrap: int = 100, l2: float = 1.0,
-                       n_components: int | None = 16, reference=None, seed: int = 0,
-                       device: str = "auto", chunk_fits: int = 4096) -> InteractionTestResult:
-    """Separability score ``S = KL_ab + KL_00 - KL_a - KL_b`` with bootstrap intervals.
-
-    Parameters
-    ----------
-    ctrl : ``(P, 2n, d)`` controls of each pair: the first n are the reference P0 against
-        which every classifier is trained; the last n act as a pseudo-condition whose true
-        KL to P0 is zero (bias correction; see the module docstring).
-    a, b, ab : ``(P, n, d)`` samples of the singles and the double.
-    n_bootstrap : resamples (with replacement, within each condition) for the standard
-        error behind the interval and the two-sided p-value of ``S = 0``.
-    l2 : ridge penalty of the logistic regressions (features standardised on P0).
-    n_components : project onto this many principal components of the reference sample
-        first (None keeps all d); quadratic features grow as 2d + 1.
-    reference : sample for the standardisation and the PCA; default all controls pooled.
-
-    Returns
-    -------
-    InteractionTestResult; ``terms`` holds the four KL estimates and ``S_raw = KL_ab - KL_a
-    - KL_b`` (the paper's signed difference; the paper scores its absolute value).
-    """
-    ctrl, a, b, ab = (np.asarray(x, np.float32) for x in (ctrl, a, b, ab))
-    n_pairs, n, d = a.shape
-    if ctrl.shape[1] < 2 * n or b.shape != a.shape or ab.shape != a.shape:
-        raise ValueError("separability needs ctrl (P, 2n, d) and a, b, ab (P, n, d); got "
-                         f"{ctrl.shape}, {a.shape}, {b.shape}, {ab.shape}")
-    if n < 4:
-        raise ValueError(f"separability needs at least 4 samples per condition, got {n}")
-    dev = resolve_device(device)
-    ref = ctrl[:, :n].reshape(-1, d) if reference is None else np.asarray(reference, np.float32)
-    mu = ref.mean(0)
-    centred = ref - mu
-    if n_components is not None and n_components < d:
-        _, _, vt = np.linalg.svd(centred[: min(len(centred), 5000)], full_matrices=False)
-        proj = vt[:n_components].T
-    else:
-        proj = np.eye(d, dtype=np.float32)
-    sd = (centred @ proj).std(0) + 1e-6
-    proj = (proj / sd).astype(np.float32)
-
-    def prep(x):
-        return _as_tensor((x - mu) @ proj, dev)
-
-    c_ref, c_pseudo = prep(ctrl[:, :n]), prep(ctrl[:, n:2 * n])
-    conds = torch.stack([prep(ab), c_pseudo, prep(a), prep(b)], 1)  # (P, 4, n, k)
-    k = conds.shape[-1]
-    gen = torch.Generator().manual_seed(int(seed))
-    n_rep = n_bootstrap + 1
-    # resampling indices: replicate 0 is the data; others resample within each condition
-    idx = torch.randint(0, n, (n_rep, n_pairs, 5, n), generator=gen)
-    idx[0] = torch.arange(n)
-    # order of samples inside a condition is random, so the cross-fit halves are random too
-    idx = idx.to(dev)
-    kl = torch.empty(n_rep, n_pairs, 4)
-    per_rep = max(1, chunk_fits // (4 * n_pairs)) if n_pairs * 4 <= chunk_fits else 1
-    pair_chunk = max(1, min(n_pairs, chunk_fits // 4))
-    for r0 in range(0, n_rep, per_rep):
-        rs = slice(r0, min(n_rep, r0 + per_rep))
-        for p0 in range(0, n_pairs, pair_chunk):
-            ps = slice(p0, min(n_pairs, p0 + pair_chunk))
-            ii = idx[rs, ps]  # (r, p, 5, n)
-            r, p = ii.shape[:2]
-            xc = conds[ps].unsqueeze(0).expand(r, -1, -1, -1, -1)
-            xs = torch.gather(xc, 3, ii[:, :, :4, :, None].expand(-1, -1, -1, -1, k))
-            rr = c_ref[ps].unsqueeze(0).expand(r, -1, -1, -1)
-            rs_ = torch.gather(rr, 2, ii[:, :, 4, :, None].expand(-1, -1, -1, k))
-            rs_ = rs_.unsqueeze(2).expand(-1, -1, 4, -1, -1)
-            est = _kl_crossfit(xs.reshape(-1, n, k), rs_.reshape(-1, n, k), l2)
-            kl[rs, ps] = est.reshape(r, p, 4).cpu()
-    s_all = kl[..., 0] + kl[..., 1] - kl[..., 2] - kl[..., 3]  # (rep, P)
-    s = s_all[0]
-    boot = s_all[1:]
-    if n_bootstrap > 1:
-        # normal approximation with the bootstrap standard error: the percentile bootstrap
-        # of this cross-fitted estimator is shifted (duplicated samples land in both halves)
-        se = boot.std(0).clamp_min(1e-12)
-        lo, hi = s - 1.959964 * se, s + 1.959964 * se
-        p = torch.special.erfc((s.abs() / se).double() / math.sqrt(2.0))
-        eff = s / se
-    else:
-        lo = hi = torch.full((n_pairs,), float("nan"))
-        p = torch.full((n_pairs,), float("nan"), dtype=torch.float64)
-        eff = torch.full((n_pairs,), float("nan"))
-    kl0 = to_numpy(kl[0]).astype(float)
-    terms = {"kl_ab": kl0[:, 0], "kl_ctrl_ctrl": kl0[:, 1], "kl_a": kl0[:, 2],
-             "kl_b": kl0[:, 3], "S_raw": kl0[:, 0] - kl0[:, 2] - kl0[:, 3]}
-    params = {
-        "kernel": "none (classifier density ratio: ridge logistic regression on "
-                  "quadratic features, cross-fitted over halves)",
-        "bandwidth_rule": "n/a",
-        "l2": float(l2), "n_components": int(k), "n_per_condition": int(n),
-        "n_controls": int(2 * n), "n_bootstrap": int(n_bootstrap), "seed": int(seed),
-        "statistic": "KL_ab + KL_ctrl_ctrl - KL_a - KL_b", "device": str(dev),
-    }
-    return InteractionTestResult("separability", to_numpy(s).astype(float),
-                                 to_numpy(p).astype(float), to_numpy(eff).astype(float),
-                                 to_numpy(lo).astype(float), to_numpy(hi).astype(float),
-                                 terms, params)
-
+# (kept importable from here; the estimator lives in workbench.models.separability)
+from workbench.models.separability import separability_score  # noqa: E402

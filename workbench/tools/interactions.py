@@ -123,12 +123,16 @@ def _count_gi(obs, idx: dict) -> float:
 def test_pairs(X, obs, *, tests=TESTS, kernel: str = "additive_rbf", n_permutations: int = 1000,
                n_bootstrap: int = 100, min_samples: int = 5, max_per_group: int = 200,
                on_small: str = "error", seed: int = 0, device: str = "auto",
-               pairs: list[tuple[str, str, str]] | None = None) -> tuple[pd.DataFrame, dict]:
+               pairs: list[tuple[str, str, str]] | None = None,
+               separability: str = "gaussian") -> tuple[pd.DataFrame, dict]:
     """Run the tests on every double of ``obs``; return the long table and pair details.
 
     ``on_small``: "error" raises naming the pairs with fewer than ``min_samples`` in some
     condition (controls need 2n for separability); "skip" keeps them as rows with
-    ``status`` saying why.
+    ``status`` saying why. ``n_permutations`` is also the number of parametric null data
+    sets of the separability test. ``separability``: its estimator, "gaussian" (p-values
+    from a parametric null) or "classifier" (a graded score: ``p`` and ``q`` stay NaN and
+    ``status`` says "scored (no p-value)").
     """
     from workbench.models.interaction_tests import (
         benjamini_hochberg, disjointness_test, separability_score,
@@ -174,7 +178,8 @@ def test_pairs(X, obs, *, tests=TESTS, kernel: str = "additive_rbf", n_permutati
                                   seed=seed, device=device)
             results.setdefault("disjointness", []).append((labs, r))
         if "separability" in tests:
-            r = separability_score(S["ctrl"], S["a"], S["b"], S["ab"], n_bootstrap=n_bootstrap,
+            r = separability_score(S["ctrl"], S["a"], S["b"], S["ab"], estimator=separability,
+                                   n_null=n_permutations, n_bootstrap=n_bootstrap,
                                    reference=reference, seed=seed, device=device)
             results.setdefault("separability", []).append((labs, r))
     pair_gene = {lab: (a, b) for lab, a, b in pairs}
@@ -187,7 +192,9 @@ def test_pairs(X, obs, *, tests=TESTS, kernel: str = "additive_rbf", n_permutati
                               "ci_low": r.ci_low[k], "ci_high": r.ci_high[k],
                               "kernel": r.params["kernel"],
                               "bandwidth_rule": r.params["bandwidth_rule"],
-                              "params": json.dumps(r.params), "status": "tested"})
+                              "params": json.dumps(r.params),
+                              "status": "tested" if np.isfinite(r.p_value[k])
+                              else "scored (no p-value)"})
         for lab, idx in info.items():
             if idx["n"] < min_samples:
                 block.append({"pair": lab, "test": test, "statistic": np.nan, "p": np.nan,
@@ -234,20 +241,23 @@ def _details(X, obs, info, pair_gene, n_exemplars: int = 4) -> dict:
 
 def run_interactions(study, *, use: str | None = None, tests=TESTS, kernel: str = "additive_rbf",
                      n_permutations: int = 1000, n_bootstrap: int = 100, min_samples: int = 5,
-                     on_small: str = "error", seed: int = 0, device: str = "auto") -> pd.DataFrame:
+                     on_small: str = "error", seed: int = 0, device: str = "auto",
+                     separability: str = "gaussian") -> pd.DataFrame:
     """Test every double of the Study and write ``"interactions"`` and ``"pair_details"``."""
     X, obs, src = load_profiles(study, use)
     table, details = test_pairs(X, obs, tests=tests, kernel=kernel, n_permutations=n_permutations,
                                 n_bootstrap=n_bootstrap, min_samples=min_samples,
-                                on_small=on_small, seed=seed, device=device)
+                                on_small=on_small, seed=seed, device=device,
+                                separability=separability)
     params = {"source": src, "tests": list(tests), "kernel": kernel,
+              "separability_estimator": separability,
               "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
               "min_samples": min_samples, "on_small": on_small, "device": device}
     inputs = ["profiles"] if src.startswith("profiles") else ["images"]
     with study.step("interactions", params=params, seed=seed, inputs=inputs) as tx:
         tx.write_table("interactions", table, description="one row per pair and test")
         tx.write_json("pair_details", {"source": src, "pairs": details})
-        tested = table[table.status == "tested"]
+        tested = table[table.q.notna()]
         tx.note(n_pairs=int(table.pair.nunique()),
                 n_significant_q05={t: int((g.q < 0.05).sum()) for t, g in tested.groupby("test")})
     return table
@@ -267,7 +277,7 @@ def plan_pairs(study, *, budget: int = 10, acquisition: str = "ids",
 
     study.require("interactions", why="planning learns from the tested pairs")
     tab = study.read("interactions")
-    tab = tab[(tab.test == test) & (tab.status == "tested")]
+    tab = tab[(tab.test == test) & tab.status.isin(("tested", "scored (no p-value)"))]
     if tab.empty:
         raise ValidationError(f"interactions holds no tested pairs for test {test!r}.",
                               "run `workbench interactions STUDY` with that test first.")
