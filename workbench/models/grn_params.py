@@ -63,7 +63,9 @@ class LinearVelocityReward:
     For a parent mask ``m`` of gene ``i`` the weights solve
     ``(M C M + ridge * I) w = M c_i``, where ``C = X^T X / n`` and ``c_i = X^T v_i / n`` after
     centring (the intercept), ``M = diag(m)``; coordinates outside the mask get ``w = 0``.
-    The training error is ``MSE = v_i^T v_i / n - 2 w^T c_i + w^T C w``.
+    The fit term is the penalised error at the optimum, ``v_i^T v_i / n - w^T c_i`` (equal
+    to the training MSE up to ``ridge |w|^2``); :meth:`start` gives an incremental version
+    for roll-outs (:class:`IncrementalRidge`).
 
     Parameters
     ----------
@@ -251,8 +253,9 @@ class BootstrapLassoPosterior:
     ----------
     n_boot
         Number of bootstrap resamples.
-    resample_groups
-        Optional group label per cell (e.g. trajectory): resample whole groups, not cells.
+    seed
+        Seed of the resampling. ``fit(x, v, groups=...)`` resamples whole groups (e.g.
+        trajectories, whose points are correlated) instead of single cells.
     """
 
     def __init__(self, n_boot: int = 50, seed: int = 0):
