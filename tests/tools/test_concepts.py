@@ -122,7 +122,8 @@ def test_concepts_artefact_layout(planted_run):
     assert codes[top[0], j] == codes[:, j].max()
     prov = study.provenance[-1]
     assert prov["tool"] == "concepts" and prov["params"]["whiten"] is True
-    assert not (study.path / ".cache").exists() or not any((study.path / ".cache").iterdir())
+    ck = study.path / ".checkpoints" / "concepts"
+    assert not ck.exists() or not any(ck.iterdir())
 
 
 def test_whitening_helps_against_nuisance(tmp_path):

@@ -288,7 +288,7 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     Writes ``profiles`` (with ``obsm["concepts_<run>"]``: dense float32 codes, or CSR when the
     matrix would exceed :data:`DENSE_LIMIT` entries) and ``concepts`` in one step, and
     returns the summary (also noted in the provenance). Training checkpoints go to
-    ``<study>/.cache/`` and an interrupted run resumes from them.
+    ``<study>/.checkpoints/concepts/`` and an interrupted run resumes from them.
     """
     study.require("profiles", why="the concepts step learns from the profiles")
     profiles = study.read("profiles")
@@ -314,7 +314,7 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
               "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "alpha": alpha}
     tag = hashlib.sha256(json.dumps({**params, "seed": seed, "n": x.shape},
                                     sort_keys=True, default=str).encode()).hexdigest()[:12]
-    ckpt = study.path / ".cache" / f"concepts-{tag}.pt"
+    ckpt = study.path / ".checkpoints" / "concepts" / f"concepts-{tag}.pt"
     if not resume and ckpt.exists():
         ckpt.unlink()
     fit = learn_concepts(x, is_control, method=method, n_concepts=n_concepts,

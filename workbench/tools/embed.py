@@ -237,7 +237,7 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
     t0 = time.perf_counter()
     trained = False
     if encoder is None:
-        ckpt = checkpoint_dir or (study.path / "checkpoints")
+        ckpt = checkpoint_dir or (study.path / ".checkpoints" / "embed")
         encoder = train_encoder(images.crops, size=size, steps=train_steps,
                                 batch_size=train_batch_size, device=device, seed=seed,
                                 checkpoint_dir=ckpt, progress=progress)
