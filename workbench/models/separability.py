@@ -27,8 +27,8 @@ Two density-ratio estimators (``estimator=``):
   better-fitting of the two), draw ``n_null`` synthetic data sets of the same sizes from it
   and recompute S. The p-value is equal-tailed, ``2 min(P(S* >= S), P(S* <= S))``. Measured
   false-positive rate at alpha 0.05 on four draws of 322 null pairs of the demo world
-  (300 null data sets each): 0.034, 0.034, 0.016, 0.022, mean 0.026
-  (``benchmarks/results_interactions.md``).
+  (300 null data sets each): 0.034, 0.031, 0.019, 0.031, mean 0.029; power on planted
+  interacting pairs 0.83-0.92 (``benchmarks/bench_separability_calibration.py``).
 - ``"classifier"``: the realisation in ``notes/methods-core.md`` 3.2: ridge logistic
   regression on quadratic features, cross-fitted over halves, ``KL = E_x[logit]``. It is a
   graded score only (**no p-value**): at the demo's 18 samples per condition the classifier
@@ -75,7 +75,7 @@ def _whitener(ref: np.ndarray, n_components: int | None) -> tuple[np.ndarray, np
     coordinates of the embedding, a rotation mixes them, and changes of variance then no
     longer add up coordinate by coordinate. On the demo world's 11 latent coordinates (null
     pairs) the false-positive rate was 0.026 on the standardised coordinates and 0.076
-    after a full PCA rotation, mean over four draws of 322 pairs.
+    after a full PCA rotation (mean over four draws of 322 pairs, during development).
     """
     mu = ref.mean(0)
     centred = ref - mu
