@@ -51,7 +51,6 @@ def _study(tmp_path, adata):
     return s
 
 
-@pytest.mark.slow
 def test_step_writes_tables_and_finds_planted_pair(tmp_path):
     s = _study(tmp_path, _screen())
     table = run_interactions(s, n_permutations=300, n_bootstrap=20, seed=0)
