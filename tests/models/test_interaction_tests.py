@@ -138,3 +138,44 @@ def test_benjamini_hochberg():
     # from the right 0.04, 0.0533, 0.0533, 0.5
     assert np.allclose(q[:4], [0.04, 0.16 / 3, 0.16 / 3, 0.5])
     assert np.isnan(q[4])
+
+
+@pytest.mark.parametrize("kernel,parts", [("additive_rbf", None), ("additive_rbf", 2),
+                                          ("rbf", None)])
+def test_batched_statistics_match_a_direct_per_permutation_loop(kernel, parts):
+    """The block-symmetric Gram and the one-matmul permutations give, pair by pair and
+    permutation by permutation, what relabelling and recomputing gives."""
+    import torch
+
+    from workbench.models.interaction_tests import median_bandwidths
+
+    rng = np.random.default_rng(3)
+    P, n, d, B = 3, 5, 4, 30
+    ctrl, a, b, ab = (rng.normal(size=(P, n, d)).astype(np.float32) for _ in range(4))
+    ab[2, :, 1] += 2.0
+    r = disjointness_test(ctrl, a, b, ab, kernel=kernel, parts=parts, n_permutations=B,
+                          seed=4, chunk_pairs=2)
+    labels = np.arange(d) * (parts or d) // d
+    if kernel == "rbf":
+        labels = np.zeros(d, int)
+    assign = (labels[:, None] == np.unique(labels)[None]).astype(np.float32)
+    sig = median_bandwidths(ctrl.reshape(-1, d), assign, seed=4)
+    gen = torch.Generator().manual_seed(4)
+    eps = (torch.randint(0, 2, (B + 1, n), generator=gen) * 2 - 1).numpy()[1:]
+    sign = np.repeat([1.0, 1.0, -1.0, -1.0], n)
+    for p in range(P):
+        z = np.concatenate([ab[p], ctrl[p], a[p], b[p]]).astype(np.float64)
+        per_part = ((z[:, None, :] - z[None, :, :]) ** 2) @ assign
+        k = np.exp(-per_part / (2 * sig)).mean(-1)
+
+        def stat(order):
+            h = (k[np.ix_(order, order)] * np.outer(sign, sign)).reshape(4, n, 4, n).sum((0, 2))
+            return (h.sum() - np.trace(h)) / (n * (n - 1))
+
+        quad = np.arange(4 * n).reshape(4, n)
+        obs = stat(quad.reshape(-1))
+        null = np.array([stat(np.where(e > 0, quad, quad[[2, 3, 0, 1]]).reshape(-1))
+                         for e in eps])
+        assert r.statistic[p] == pytest.approx(obs, rel=1e-4, abs=1e-6)
+        tol = 1e-5 * max(abs(obs), np.abs(null).max())
+        assert r.p_value[p] == pytest.approx((1 + (null >= obs - tol).sum()) / (B + 1))
