@@ -19,7 +19,10 @@ expectation is additivity: ``expected(A+B) = phi(A) + phi(B)`` (relative to cont
   matrix correlate (Norman 2019 built their map this way).
 
 Functions take the screen's folder (the format of the public files; see each folder's
-README) and return plain pandas / numpy objects.
+README) and return plain pandas / numpy objects. The published Norman map and the Parrish
+counts are read through ``workbench.data.readers`` (``read_gi_matrix``,
+``read_guide_counts``), which check the files; the Norman replicate phenotype matrices, which
+no reader covers, are parsed here.
 """
 
 from __future__ import annotations
