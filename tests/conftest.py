@@ -25,3 +25,20 @@ def shared_data() -> Path:
         pytest.skip("public data folder not found: set WORKBENCH_SHARED_DATA or place it at "
                     "../shared/data beside the repository")
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_study_path(tmp_path_factory) -> Path:
+    """A full demo Study (every step run) built once per test session at size "quick".
+
+    ``$WORKBENCH_DEMO_STUDY`` points at one built earlier (``workbench demo --no-serve``) to
+    save the minute it takes. Tests that write into it must copy it first.
+    """
+    env = os.environ.get("WORKBENCH_DEMO_STUDY")
+    if env:
+        return Path(env)
+    from workbench.commands.demo import build_demo
+
+    out = tmp_path_factory.mktemp("demo") / "demo.study"
+    build_demo(out, size="quick", seed=0, log=lambda *a: None)
+    return out

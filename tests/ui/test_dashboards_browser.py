@@ -101,21 +101,16 @@ def test_bookmarked_url_restores_state(served_study, page, screenshot_dir):
     assert not errors, errors
 
 
-def test_demo_study_renders_and_links(page, screenshot_dir, tmp_path, serve):
-    """On a full demo Study (``WORKBENCH_DEMO_STUDY``, e.g. from ``workbench demo --no-serve``;
-    skipped otherwise, since building one takes minutes): every view renders without console
-    errors and a gene chosen in the interaction view reaches the embedding, concept and GRN
-    views."""
-    import os
+def test_demo_study_renders_and_links(page, screenshot_dir, tmp_path, serve, demo_study_path):
+    """On a full demo Study built by ``workbench demo`` (every step run): every view renders
+    without console errors and a gene chosen in the interaction view reaches the embedding,
+    concept and GRN views."""
     import shutil
 
     from workbench.data.study import Study
 
-    src = os.environ.get("WORKBENCH_DEMO_STUDY")
-    if not src:
-        pytest.skip("set WORKBENCH_DEMO_STUDY to a demo Study built by `workbench demo`")
     path = tmp_path / "demo.study"
-    shutil.copytree(src, path)  # the dashboards write selection.json
+    shutil.copytree(demo_study_path, path)  # the dashboards write selection.json
     study = Study.open(path)
     url = serve(path, views=["embeddings", "interactions", "concepts", "grn"])
     errors = _watch_console(page)

@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
                       "CSV whose first column holds them); those present are used")
     parser.add_argument("--n-top", type=int, default=20,
                         help="number of genes (highly variable, or TFs ranked by dispersion)")
-    parser.add_argument("--size", default="quick", choices=["quick", "full"],
+    parser.add_argument("--size", default="quick", choices=["tiny", "quick", "realistic", "full"],
                         help="training preset (quick: CPU-friendly)")
     parser.add_argument("--steps", type=int, help="training steps (overrides the preset)")
     parser.add_argument("--samples", type=int, help="posterior samples to draw")

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import ValidationError
+from workbench.errors import ValidationError, WorkbenchError
 
 #: Quick settings used by the demo and tests; "full" trains longer.
 PRESETS = {
+    "tiny": dict(n_steps=40, n_envs=16, n_samples=200, n_boot=5),
     "quick": dict(n_steps=100, n_envs=32, n_samples=500, n_boot=10),
+    "realistic": dict(n_steps=600, n_envs=64, n_samples=1000, n_boot=50),
     "full": dict(n_steps=1500, n_envs=128, n_samples=2000, n_boot=100),
 }
 
@@ -168,6 +170,9 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     from workbench.tools.grn_metrics import cycle_frequencies
 
     study.require("velocity", why="the grn step reads it")
+    if size not in PRESETS:
+        raise WorkbenchError(f"unknown GRN size {size!r}.",
+                             f"use one of {', '.join(PRESETS)}, or set n_steps/n_envs yourself.")
     preset = dict(PRESETS[size])
     for key, val in dict(n_steps=n_steps, n_envs=n_envs, n_samples=n_samples,
                          n_boot=n_boot).items():
@@ -263,4 +268,5 @@ def _settings_key(params: dict, seed: int) -> str:
 
 def demo_step(study, size: str = "quick", seed: int = 0) -> None:
     """The GRN view of the demo world: all simulated genes, quick training, metrics vs truth."""
-    run_grn(study, size=size, seed=seed, device="cpu" if size == "quick" else "auto")
+    run_grn(study, size=size, seed=seed,
+            device="cpu" if size in ("tiny", "quick") else "auto")
