@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.data import study as study_module
+from workbench.data import transaction as study_module
 from workbench.data.study import STAGING, Study, checksum
 from workbench.errors import MissingArtefactError, WorkbenchError
 
