@@ -42,3 +42,15 @@ def demo_study_path(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo.study"
     build_demo(out, size="quick", seed=0, log=lambda *a: None)
     return out
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run a module's small torch problems on one thread (use with
+    ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``): on a shared 2-core
+    machine extra threads only spin-wait on tensors this small."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,6 +16,8 @@ from workbench.models.dictionary import (  # noqa: E402
 from workbench.models.icfl import ICFL  # noqa: E402
 from workbench.models.topk_sae import TopKSAE  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 def planted(n=4000, d=32, m=48, k=3, signed=True, seed=0, noise=0.01):
     rng = np.random.default_rng(seed)
@@ -27,15 +29,6 @@ def planted(n=4000, d=32, m=48, k=3, signed=True, seed=0, noise=0.01):
         coef *= rng.choice([-1.0, 1.0], size=(n, k))
     x = np.einsum("nk,nkd->nd", coef, atoms[support]) + noise * rng.normal(size=(n, d))
     return atoms, x.astype(np.float32)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny problems: one thread avoids spin-waiting on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,7 @@ import torch
 from workbench.models.grn_params import (BootstrapLassoPosterior, HyperVelocityModel,
                                          LinearVelocityReward, fit_linear_parents)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: extra threads only spin on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _linear_data(n=600, seed=0):

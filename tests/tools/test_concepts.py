@@ -15,13 +15,7 @@ from workbench.errors import ValidationError  # noqa: E402
 from workbench.tools import concepts as C  # noqa: E402
 from workbench.tools.concept_annotation import annotate, label_table, pages  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def planted_profiles(seed=0, d=32, n_programs=4, genes_per=3, cells=30, controls=40):

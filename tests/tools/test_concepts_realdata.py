@@ -11,18 +11,10 @@ pytest.importorskip("anndata")
 from workbench.tools import concepts as C  # noqa: E402
 from workbench.tools.concept_annotation import annotate  # noqa: E402
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.usefixtures("torch_one_thread")]
 
 LINCS = "lincs_cellpainting_profiles/SQ00015054_normalized_feature_select.csv.gz"
 DEEPPROFILER = "lincs_cellpainting_profiles/deepprofiler_SQ00014812_A01_site5_efficientnet.npz"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from workbench.data.study import Study
 
@@ -10,13 +9,7 @@ ENDOCRINE_TFS = ["Neurog3", "Neurod1", "Pax4", "Arx", "Pdx1", "Nkx6-1", "Nkx2-2"
                  "Isl1", "Mafb", "Mafa", "Insm1", "Sox9", "Hes1", "Foxa2", "Foxa3", "Hnf1b",
                  "Rfx6", "Myt1", "Fev", "Gata6", "St18", "Prdm16", "Glis3", "Hnf4a", "Tox3"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

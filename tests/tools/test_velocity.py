@@ -1,7 +1,6 @@
 """Steady-state RNA velocity and gene selection: planted kinetics and real data."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from workbench.errors import UnknownGeneError

@@ -9,14 +9,7 @@ from workbench.tools.grn import scale_for_grn
 from workbench.tools.grn_metrics import AdmissibleSet, edge_auc, posterior_metrics
 from workbench.tools.grn_synthetic import simulate_unidentifiable_system
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: extra threads only spin on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

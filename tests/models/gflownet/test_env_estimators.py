@@ -6,14 +6,7 @@ import torch
 from workbench.models.gflownet.env import ParentSetEnv
 from workbench.models.gflownet.estimators import ForwardPolicy, uniform_backward_log_prob
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: extra threads only spin on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_masks_allow_self_loops_and_forbid_repeats():

@@ -12,14 +12,7 @@ from workbench.models.gflownet.exact import log_prob_graphs, log_prob_parent_set
 from workbench.models.gflownet.losses import detailed_balance_loss, trajectory_balance_loss
 from workbench.models.gflownet.sampler import Trajectories, rollout, sample_graphs
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: extra threads only spin on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_exact_log_q_matches_sampling_frequencies():
