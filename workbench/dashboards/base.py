@@ -102,7 +102,7 @@ class StudyView(pn.viewable.Viewer):
         header = pn.pane.Markdown(f"### {self.label}", margin=(0, 10))
         if missing:
             return pn.Column(header, *(error_pane(m) for m in missing),
-                             css_classes=[f"wb-view", f"wb-view-{self.key}"])
+                             css_classes=["wb-view", f"wb-view-{self.key}"])
         try:
             body = self.body()
         except WorkbenchError as exc:

@@ -106,7 +106,6 @@ def _from_obsm(study, concept: str, need_exemplars: bool) -> dict:
     """Histogram and exemplars stored per concept in ``concepts.obsm`` (the concepts step's
     layout: ``activation_hist``, ``activation_hist_edges``, ``exemplar_top_index``)."""
     import zarr
-    from anndata.io import read_elem
 
     group = zarr.open_group(study.artefact_path("concepts"), mode="r")
     if "obsm" not in group:

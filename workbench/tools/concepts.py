@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.errors import MissingArtefactError, ValidationError
+from workbench.errors import ValidationError
 
 #: Label columns annotated by default when present (besides ``perturbation``).
 DEFAULT_LABELS = ("moa", "target", "genes", "perturbation_type")

@@ -218,7 +218,6 @@ def _render_batch(z, rng, bank, gain, background, illumination) -> np.ndarray:
 
 def _add_neighbours(img, rng, bank, rate, xx, yy, edge, slots: int = 3) -> None:
     """Pieces of neighbouring cells entering from the edges (crowding = ``cell_count``)."""
-    n = len(img)
     count = np.minimum(rng.poisson(rate), slots)
     for s in range(slots):
         active = np.flatnonzero(count > s)
