@@ -135,7 +135,11 @@ def agreement(study) -> pd.DataFrame:
     """Agreement with a reference: the GRN step's metrics, and AUROC/AUPRC of the edge
     probabilities against the ground-truth adjacency of a simulated Study."""
     def _read(study):
-        rows = {f"stored.{k}": v for k, v in flat_numbers(_uns(study, "grn").get("metrics", {})).items()}
+        info = _uns(study, "grn")
+        rows = {f"stored.{k}": v for k, v in flat_numbers(info.get("metrics", {})).items()}
+        # real data: AUROC/AUPRC against the reference networks the step was given
+        rows.update({f"reference.{k}": v
+                     for k, v in flat_numbers(info.get("reference_metrics", {})).items()})
         if study.has("ground_truth"):
             truth = study.read("ground_truth")
             names, prob = posterior(study)
