@@ -15,6 +15,7 @@ SHELL  := /bin/bash
 help:
 	@echo "make demo   build the demo Study ($(DEMO)) and serve its dashboards"
 	@echo "make test   run the whole test suite"
+	@echo "make demo-quick  the same on the small demo world (demo-quick.study, about a minute)"
 	@echo "make bench  run the benchmarks (quick sizes)"
 
 system:
@@ -32,9 +33,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: system $(STAMP)
-	$(BIN)/workbench demo --size $(SIZE) --out $(DEMO) --overwrite
+	$(BIN)/workbench demo --size $(SIZE) --out $(DEMO)
 
 demo-quick: SIZE = quick
+demo-quick: DEMO = demo-quick.study
 demo-quick: demo
 
 test: system $(STAMP)
@@ -48,4 +50,4 @@ bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEMO) test-results
+	rm -rf $(VENV) demo.study demo-quick.study test-results
