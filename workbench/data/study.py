@@ -197,7 +197,7 @@ class Study:
         return self
 
     # ------------------------------------------------------------------ reading
-    def read(self, name: str, *, backed: bool = False):
+    def read(self, name: str):
         """Read an artefact by name: AnnData, DataFrame, zarr array, ImageStore or dict."""
         entry = self._entry(name)
         p = self.path / entry["path"]
