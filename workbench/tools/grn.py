@@ -30,7 +30,7 @@ from workbench.errors import ValidationError, WorkbenchError
 PRESETS = {
     "tiny": dict(n_steps=40, n_envs=16, n_samples=200, n_boot=5),
     "quick": dict(n_steps=100, n_envs=32, n_samples=500, n_boot=10),
-    "realistic": dict(n_steps=600, n_envs=64, n_samples=1000, n_boot=50),
+    "realistic": dict(n_steps=300, n_envs=64, n_samples=1000, n_boot=50),
     "full": dict(n_steps=1500, n_envs=128, n_samples=2000, n_boot=100),
 }
 
@@ -268,5 +268,6 @@ def _settings_key(params: dict, seed: int) -> str:
 
 def demo_step(study, size: str = "quick", seed: int = 0) -> None:
     """The GRN view of the demo world: all simulated genes, quick training, metrics vs truth."""
-    run_grn(study, size=size, seed=seed,
+    genes = [str(g) for g in study.read("velocity").var_names]  # every gene of the world
+    run_grn(study, genes=genes, size=size, seed=seed,
             device="cpu" if size in ("tiny", "quick") else "auto")
