@@ -10,7 +10,7 @@ without a browser (STYLE item 4), and the same object travels three ways:
 * the URL query string (``?gene=G03&concept=c7&pair=G03%2BG05&samples=[...]``), so a page
   can be bookmarked and shared (:data:`URL_KEYS`, :meth:`Selection.to_query`);
 * ``selection.json`` in the Study folder, written atomically on every change, which the
-  napari plugin follows (:meth:`Selection.save`, :func:`read_selection_file`);
+  napari plugin follows (:meth:`Selection.save`, :func:`workbench.data.selection.read_selection_file`);
 * CSV export (:mod:`workbench.dashboards.export`).
 
 ``selection.json`` keys (schema ``workbench.selection``, version 1)
@@ -34,16 +34,18 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
 import param
 
-SELECTION_FILE = "selection.json"
-SCHEMA = "workbench.selection"
-VERSION = 1
+from workbench.data.selection import (  # noqa: F401  (part of this module's interface)
+    SCHEMA,
+    SELECTION_FILE,
+    VERSION,
+    read_selection_file,
+    write_selection_file,
+)
 #: Selection parameter -> URL query key.
 URL_KEYS = {"perturbation": "gene", "concept": "concept", "pair": "pair", "samples": "samples"}
 #: The views a dashboard can show, in their default order.
@@ -205,34 +207,6 @@ def parse_samples(value: Any) -> list[str]:
         except json.JSONDecodeError:
             pass
     return [s for s in text.split(",") if s]
-
-
-def write_selection_file(study_path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """Write ``selection.json`` atomically (temporary file, fsync, rename)."""
-    path = Path(study_path) / SELECTION_FILE
-    tmp = path.with_name(f".{SELECTION_FILE}.tmp-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def read_selection_file(study_path: str | os.PathLike) -> dict[str, Any] | None:
-    """Read ``selection.json``; None when absent, unreadable or of a newer version."""
-    path = Path(study_path) / SELECTION_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        return None
-    if int(data.get("version", 0)) > VERSION:
-        warnings.warn(f"{path} has selection schema version {data['version']}, newer than "
-                      f"{VERSION}; it is ignored.", stacklevel=2)
-        return None
-    return data
 
 
 class Layout(param.Parameterized):

@@ -1,7 +1,7 @@
 """Follow the dashboard: poll the Study's ``selection.json`` and report what changed.
 
 The Panel dashboards write the current selection into ``NAME.study/selection.json``
-(schema ``workbench.selection``; see :mod:`workbench.dashboards.state`) every time the user
+(schema ``workbench.selection``; see :mod:`workbench.data.selection`) every time the user
 clicks. napari runs in another process, so it polls that file: cheap (one ``stat`` per
 tick), needs no server, and survives either side restarting. :class:`SelectionWatcher` is
 the Qt-free part (compare the file with what was last seen and say which choice is new);
@@ -10,29 +10,19 @@ the Qt-free part (compare the file with what was last seen and say which choice 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable
 
-SELECTION_FILE = "selection.json"
+from workbench.data.selection import SELECTION_FILE, read_selection_file
+
 #: When several keys change at once, the most specific wins.
 PRIORITY = ("pair", "concept", "perturbation")
 
 
 def read_selection(study_path: str | os.PathLike) -> dict[str, Any] | None:
     """``selection.json`` of a Study as a dict, or None when absent or unreadable."""
-    try:
-        from workbench.dashboards.state import read_selection_file
-    except ImportError:  # dashboards extra not installed: read the documented keys ourselves
-        read_selection_file = None
-    if read_selection_file is not None:
-        return read_selection_file(study_path)
-    try:
-        data = json.loads((Path(study_path) / SELECTION_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_selection_file(study_path)
 
 
 class SelectionWatcher:
