@@ -86,6 +86,13 @@ def test_block_probe_and_benchmarks(synthetic_study):
     assert list(curve["score"]) == [0.4, 0.6, 0.8, 0.7] and curve.attrs["best_block"] == 3
     bench = emb.benchmark_numbers(synthetic_study)
     assert dict(zip(bench["metric"], bench["value"]))["replicate_consistency"] == 0.81
+    raw = pd.DataFrame({"metric": ["n_perturbations", "batch_effect.gap",
+                                   "relationship_recall.relationships.recall.0.05_0.95"],
+                        "value": [26.0, 0.1, 0.4]})
+    head = emb.headline_first(raw)
+    assert list(head["metric"][:2]) == ["known-pair recall (5/95 pct)",
+                                        "batch gap (same - cross batch)"]
+    assert list(head["value"]) == [0.4, 0.1, 26.0]
 
 
 def test_perturbation_map_marks_known_relationships(synthetic_study):
