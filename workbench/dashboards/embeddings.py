@@ -11,6 +11,8 @@ benchmark numbers of the map.
 
 from __future__ import annotations
 
+import html
+
 import holoviews as hv
 import numpy as np
 import pandas as pd
@@ -390,11 +392,16 @@ class EmbeddingsView(StudyView):
                           pn.widgets.Select.from_param(self.param.basis, width=90),
                           pn.widgets.Select.from_param(self.param.color_by, width=160))
         bench = headline_first(benchmark_numbers(self.study))
-        rows = "".join(f"| {m} | {v:.3g} |\n" for m, v in zip(bench["metric"], bench["value"],
-                                                                strict=True))
+        # value first: long metric keys must not push the numbers out of view
+        rows = "".join(f"<tr><td style='text-align:right;padding-right:8px'>{v:.3g}</td>"
+                       f"<td style='white-space:nowrap'>{html.escape(str(m))}</td></tr>"
+                       for m, v in zip(bench["metric"], bench["value"], strict=True))
         side = pn.Column(pn.pane.HoloViews(self.probe_plot(), linked_axes=False),
-                         pn.pane.Markdown("| map benchmark | value |\n|---|---|\n" + rows,
-                                          height=170, width=340, styles={"overflow": "auto"})
+                         pn.pane.HTML("<table style='font-size:12px;border-collapse:collapse'>"
+                                      "<tr><th>value</th><th style='text-align:left'>"
+                                      f"map benchmark</th></tr>{rows}</table>",
+                                      height=170, width=340, styles={"overflow": "auto"},
+                                      css_classes=["wb-emb-benchmarks"])
                          if len(bench) else pn.pane.Markdown(
                              "No benchmark numbers yet (`workbench benchmark STUDY`)."))
         return pn.Column(controls, self._status,
