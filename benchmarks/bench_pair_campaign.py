@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.tools.campaign import top_share_curve
+
 ACQS = ("ids", "thompson", "ucb", "greedy", "random")
 FRACTIONS = (0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20)
 
@@ -60,13 +62,7 @@ def load_screen(name: str):
 
 def curve(hist: pd.DataFrame, fractions=FRACTIONS) -> pd.DataFrame:
     """Top share found at each budget fraction, one row per (acquisition, seed, budget)."""
-    rows = []
-    for (acq, seed), h in hist.groupby(["acquisition", "seed"]):
-        for f in fractions:
-            sub = h[h.frac_revealed <= f + 1e-9]
-            rows.append({"acquisition": acq, "seed": seed, "budget": f,
-                         "share": float(sub.top_found_share.iloc[-1]) if len(sub) else 0.0})
-    return pd.DataFrame(rows)
+    return top_share_curve(hist, fractions).rename(columns={"top_found_share": "share"})
 
 
 def t_interval(x: np.ndarray) -> tuple[float, float, float]:

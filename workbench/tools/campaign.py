@@ -118,15 +118,20 @@ def run_campaign(values: np.ndarray, *, side=None, candidates=None, acquisition:
     return hist
 
 
-def campaign_summary(histories: pd.DataFrame, fractions=(0.05, 0.1, 0.15, 0.2)) -> pd.DataFrame:
-    """Mean and 95% interval (over seeds) of the top share found at each budget fraction."""
+def top_share_curve(histories: pd.DataFrame, fractions=(0.05, 0.1, 0.15, 0.2)) -> pd.DataFrame:
+    """Top share found at each budget fraction, one row per (acquisition, seed, budget)."""
     rows = []
     for (acq, seed), h in histories.groupby(["acquisition", "seed"]):
         for f in fractions:
             sub = h[h.frac_revealed <= f + 1e-9]
             rows.append({"acquisition": acq, "seed": seed, "budget": f,
                          "top_found_share": float(sub.top_found_share.iloc[-1]) if len(sub) else 0.0})
-    df = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def campaign_summary(histories: pd.DataFrame, fractions=(0.05, 0.1, 0.15, 0.2)) -> pd.DataFrame:
+    """Mean and 95% interval (over seeds) of the top share found at each budget fraction."""
+    df = top_share_curve(histories, fractions)
     out = df.groupby(["acquisition", "budget"]).top_found_share.agg(["mean", "std", "count"])
     half = 1.96 * out["std"].fillna(0) / np.sqrt(out["count"])
     out["ci_low"] = out["mean"] - half
