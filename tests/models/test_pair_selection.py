@@ -36,3 +36,48 @@ def test_batches_have_no_repeats(acq):
 def test_unknown_acquisition():
     with pytest.raises(ValueError, match="unknown acquisition"):
         select_batch(np.zeros((2, 3)), "bogus", 1)
+
+
+def test_unmeasured_gene_prior_is_scaled_to_the_side_features():
+    # 64 uninformative side features (an embedding-wide side vector): a gene with no
+    # measured pair must get a posterior on the scale of the observed values, not
+    # sqrt(64) target sds of prior noise
+    rng = np.random.default_rng(2)
+    n, p = 30, 64
+    side = rng.normal(size=(n, p)) * 5.0
+    iu = np.triu_indices(n, 1)
+    y_all = rng.gamma(2.0, 1.0, len(iu[0]))
+    has_last = (iu[0] == n - 1) | (iu[1] == n - 1)
+    obs = (rng.random(len(y_all)) < 0.5) & ~has_last
+    m = LowRankPairModel(rank=2, n_samples=16, steps=150, seed=0)
+    m.fit(iu[0][obs], iu[1][obs], y_all[obs], side=side, n_items=n)
+    mean, sd = m.predict(iu[0][has_last], iu[1][has_last])
+    y = y_all[obs]
+    assert np.abs(mean - y.mean()).max() < 1.5 * y.std()
+    assert np.median(sd) < 2.0 * y.std()
+
+
+def test_fit_leaves_the_thread_count_as_it_was():
+    import torch
+
+    before = torch.get_num_threads()
+    m = LowRankPairModel(rank=2, n_samples=2, steps=5, seed=0, device="cpu")
+    m.fit([0, 1], [1, 2], [1.0, 2.0], n_items=3)
+    assert torch.get_num_threads() == before
+
+
+def test_soft_impute_beats_the_mean_on_a_low_rank_matrix():
+    from workbench.models.pair_selection import soft_impute
+
+    rng = np.random.default_rng(3)
+    n = 40
+    u = rng.normal(size=(n, 2))
+    R = u @ u.T + 1.0
+    iu = np.triu_indices(n, 1)
+    obs = rng.random(len(iu[0])) < 0.3
+    Z = soft_impute(n, iu[0][obs], iu[1][obs], R[iu][obs], rank=4, shrink=0.05)
+    assert np.allclose(Z, Z.T)
+    held = R[iu][~obs]
+    err = np.mean((Z[iu][~obs] - held) ** 2)
+    base = np.mean((R[iu][obs].mean() - held) ** 2)
+    assert err < 0.3 * base

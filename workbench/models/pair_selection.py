@@ -10,11 +10,16 @@ rule that trades finding large entries against learning about them.
 Model (:class:`LowRankPairModel`)::
 
     R_ij = mu + b_i + b_j + <u_i, u_j> + eps,      eps ~ N(0, sigma^2)
-    b_i ~ N(s_i . w, tau_b^2),  u_i ~ N(s_i W, tau_u^2 I),  w, W ~ N(0, 1)
+    b_i ~ N(s_i . w, tau_b^2),  u_i ~ N(s_i W, tau_u^2 I),
+    w ~ N(0, tau_b^2 / p),  W ~ N(0, tau_u^2 / p)
 
 ``s_i`` are side features of perturbation i (e.g. its single-perturbation profile): they
 let the model guess a row before any of its pairs is measured. The gene offsets ``b_i``
 carry "hub" genes whose pairs are all large; the low-rank part carries module structure.
+The side-feature weights are scaled to the p standardised features, so that the prior of
+an unmeasured gene (``s_i . w`` plus its own offset) has the spread ``tau_b`` of a measured
+one whatever p is: with unit-variance weights an embedding-wide side vector (p = 64) gave
+unmeasured genes a prior sd of sqrt(p) = 8 target sds.
 
 Posterior samples come from *randomised-prior ensemble sampling* (Osband et al. 2018; Lu &
 Van Roy 2017): each of E members is the MAP fit to targets perturbed with noise of the
@@ -44,30 +49,22 @@ import contextlib
 import numpy as np
 import torch
 
-from workbench.models._device import resolve_device, to_numpy
+from workbench.models._device import resolve_device, to_numpy, torch_threads
 
 ACQUISITIONS = ("ids", "thompson", "ucb", "greedy", "random")
 
-__all__ = ["LowRankPairModel", "select_batch", "ACQUISITIONS"]
+__all__ = ["LowRankPairModel", "select_batch", "soft_impute", "ACQUISITIONS"]
 
 
-@contextlib.contextmanager
 def _few_threads(device: torch.device, n_elements: int, limit: int = 1 << 22):
-    """One intra-op thread for small CPU problems, restored afterwards.
+    """One intra-op thread for small CPU problems, restored afterwards (even on error).
 
     The ensemble's tensors are small (E x n_items x rank), so each optimiser step is a few
-    dozen tiny kernels: extra threads only add synchronisation. On the shared 2-core
-    development machine a 2,060-gene fit took 9.2 s with 2 threads and 1.2 s with one.
+    dozen tiny kernels: extra threads only add synchronisation.
     """
     if device.type != "cpu" or n_elements > limit:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        return contextlib.nullcontext()
+    return torch_threads(1)
 
 
 class LowRankPairModel:
@@ -113,7 +110,9 @@ class LowRankPairModel:
         def rn(*shape):
             return torch.randn(*shape, generator=gen).to(dev)
 
-        prior = {"w": rn(e, p), "W": rn(e, p, k) / np.sqrt(max(p, 1)),
+        sw = self.prior_scale_bias / np.sqrt(max(p, 1))
+        sW = self.prior_scale_factors / np.sqrt(max(p, 1))
+        prior = {"w": rn(e, p) * sw, "W": rn(e, p, k) * sW,
                  "b": rn(e, n_items) * self.prior_scale_bias,
                  "U": rn(e, n_items, k) * self.prior_scale_factors, "mu": rn(e) * 0.0}
         return prior
@@ -172,6 +171,8 @@ class LowRankPairModel:
         opt = torch.optim.Adam(list(p.values()), lr=self.lr)
         target = yt[None] + self.noise_ * eps
         tb, tu = self.prior_scale_bias, self.prior_scale_factors
+        nside = max(side.shape[1], 1)
+        sw, sW = tb / np.sqrt(nside), tu / np.sqrt(nside)
         for _ in range(steps):
             opt.zero_grad()
             pred = self._predict(i, j)
@@ -181,8 +182,8 @@ class LowRankPairModel:
             mu_ = torch.einsum("np,epk->enk", side, p["W"])
             loss = loss + ((p["b"] - prior["b"] - mb.T) ** 2).sum(1) / (2 * tb ** 2)
             loss = loss + ((p["U"] - prior["U"] - mu_) ** 2).sum((1, 2)) / (2 * tu ** 2)
-            loss = loss + ((p["w"] - prior["w"]) ** 2).sum(1) / 2
-            loss = loss + ((p["W"] - prior["W"]) ** 2).sum((1, 2)) / 2
+            loss = loss + ((p["w"] - prior["w"]) ** 2).sum(1) / (2 * sw ** 2)
+            loss = loss + ((p["W"] - prior["W"]) ** 2).sum((1, 2)) / (2 * sW ** 2)
             loss = loss + (p["mu"] ** 2) / 2
             loss.sum().backward()
             opt.step()
@@ -246,3 +247,46 @@ def select_batch(samples: np.ndarray, acquisition: str, batch_size: int, *,
         ratio = shortfall ** 2 / np.maximum(gain, 1e-12)
         return np.argsort(ratio, kind="stable")[:batch_size]
     raise ValueError(f"unknown acquisition {acquisition!r}; use one of {ACQUISITIONS}")
+
+
+def soft_impute(n_items: int, i, j, y, *, rank: int = 8, shrink: float = 0.2, iters: int = 40,
+                init: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Complete a symmetric pair matrix by soft-thresholded SVD (Mazumder, Hastie & Tibshirani
+    2010, "Spectral regularization algorithms for learning large incomplete matrices").
+
+    Repeats ``Z <- S_lambda(P_obs(Y) + P_unobs(Z))``, where ``S_lambda`` shrinks the singular
+    values by ``lambda = shrink * sigma_1`` of the zero-filled observed matrix and keeps at
+    most ``rank`` of them (a randomised truncated SVD when ``n_items`` is large). Values are
+    centred on the observed mean first. Returns the (n, n) completed matrix; ``init`` warm
+    starts from an earlier completion.
+    """
+    i, j = np.asarray(i, int), np.asarray(j, int)
+    y = np.asarray(y, float)
+    mean = float(y.mean()) if len(y) else 0.0
+    obs = np.zeros((n_items, n_items), bool)
+    obs[i, j] = obs[j, i] = True
+    target = np.zeros((n_items, n_items))
+    target[i, j] = target[j, i] = y - mean
+    Z = np.zeros_like(target) if init is None else np.asarray(init, float) - mean
+    if not len(y):
+        return Z + mean
+    gen = torch.Generator().manual_seed(int(seed))
+    q = min(rank + 4, n_items)
+
+    def svd(a):
+        t = torch.as_tensor(a)
+        if n_items <= 400:
+            u, s, vh = torch.linalg.svd(t, full_matrices=False)
+            return u[:, :rank].numpy(), s[:rank].numpy(), vh[:rank].numpy()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            u, s, v = torch.svd_lowrank(t, q=q, niter=3)
+        return u[:, :rank].numpy(), s[:rank].numpy(), v[:, :rank].T.numpy()
+
+    lam = shrink * float(svd(target)[1][0])
+    for _ in range(iters):
+        u, s, vh = svd(np.where(obs, target, Z))
+        s = np.maximum(s - lam, 0.0)
+        Z = (u * s) @ vh
+        Z = (Z + Z.T) / 2
+    return Z + mean
