@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from workbench.tools.grn_metrics import cycle_table
+
 GENES = [f"G{i:02d}" for i in range(1, 9)]
 DOUBLES = [("G01", "G02"), ("G01", "G03"), ("G02", "G04"), ("G05", "G06"), ("G03", "G07")]
 CONTROL = "control"
@@ -133,7 +135,8 @@ def make_synthetic_study(path, *, n_per: int = 6, seed: int = 0, parts=None):
             g.layers["velocity"] = rng.normal(size=(cells, G)).astype(np.float32)
             g.varp["edge_probability"] = prob.astype(np.float32)
             g.uns["workbench"] = {"metrics": {"auroc": 0.91, "auprc": 0.77},
-                                  "cycles": [["G01", "G02", "G03"]]}
+                                  "cycles": cycle_table([{"cycle": ["G01", "G02", "G03"],
+                                                         "length": 3, "frequency": 0.5}])}
             tx.write_anndata("grn", g, screen=False)
             samples = (rng.uniform(size=(20, G, G)) < prob[None]).astype(np.uint8)
             tx.write_array("grn_samples", samples, attrs={"genes": GENES})

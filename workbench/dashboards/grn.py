@@ -104,31 +104,19 @@ def subgraph(study, gene: str, threshold: float = 0.5, max_nodes: int = 25,
 
 
 def cycles(study) -> pd.DataFrame:
-    """Cycles with their posterior frequency: stored by the GRN step, else counted in the
-    posterior samples."""
+    """The cycles the GRN step stored, with the share of posterior samples holding each."""
     def _read(study):
-        stored = _uns(study, "grn").get("cycles")
-        rows = []
-        if stored is not None:
-            for c in (stored if isinstance(stored, list) else list(stored)):
-                if isinstance(c, dict):
-                    rows.append({"cycle": " → ".join(map(str, c.get("cycle", []))),
-                                 "length": c.get("length", len(c.get("cycle", []))),
-                                 "frequency": c.get("frequency", np.nan)})
-                else:
-                    c = [str(x) for x in np.ravel(c)]
-                    rows.append({"cycle": " → ".join(c), "length": len(c), "frequency": np.nan})
-        elif study.has("grn_samples"):
-            from workbench.tools.grn_metrics import cycle_frequencies
+        from workbench.tools.grn_metrics import cycles_from_table
 
-            names, _ = posterior(study)
-            samples = np.asarray(study.read("grn_samples")[:200])
-            for c in cycle_frequencies(samples, names):
-                rows.append({"cycle": " → ".join(c["cycle"]), "length": c["length"],
-                             "frequency": c["frequency"]})
-        return pd.DataFrame(rows, columns=["cycle", "length", "frequency"])
+        info = _uns(study, "grn")
+        records = cycles_from_table(info["cycles"]) if "cycles" in info else []
+        return pd.DataFrame({
+            "cycle": pd.Series([" → ".join(r["cycle"]) for r in records], dtype=object),
+            "genes": pd.Series([tuple(r["cycle"]) for r in records], dtype=object),
+            "length": pd.Series([r["length"] for r in records], dtype="int64"),
+            "frequency": pd.Series([r["frequency"] for r in records], dtype=float)})
 
-    return cached(study, ["grn", "grn_samples"], "grn-cycles", _read)
+    return cached(study, ["grn"], "grn-cycles", _read)
 
 
 def agreement(study) -> pd.DataFrame:
@@ -289,8 +277,8 @@ class GRNView(StudyView):
         df = cycles(self.study)
         g = self.centre()
         if g and len(df):
-            df = df[df["cycle"].str.split(" → ").map(lambda c: g in c)]
-        return df.head(20).reset_index(drop=True)
+            df = df[df["genes"].map(lambda c: g in c)]
+        return df[["cycle", "length", "frequency"]].head(20).reset_index(drop=True)
 
     def cycle_table(self):
         tab = pn.widgets.Tabulator(self._cycles_for_gene(), show_index=False, disabled=True,

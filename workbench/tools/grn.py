@@ -167,7 +167,7 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     ``checkpoint_dir`` (default: ``<study>/.checkpoints/grn``); running the step again after
     an interrupt resumes from there with the same settings.
     """
-    from workbench.tools.grn_metrics import cycle_frequencies
+    from workbench.tools.grn_metrics import cycle_frequencies, cycle_table
 
     study.require("velocity", why="the grn step reads it")
     if size not in PRESETS:
@@ -207,7 +207,8 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
                                         seed=seed),
             "baseline": reference_metrics(result["baseline"].edge_probability_, genes_sel,
                                           references, seed=seed)}
-    out = _grn_anndata(adata, data, x, v, sd, result, info)
+    out = _grn_anndata(adata, data, x, v, sd, result,
+                       {**info, "cycles": cycle_table(info["cycles"])})
     with study.step("grn", params=params, seed=seed, inputs=["velocity"]) as tx:
         tx.write_anndata("grn", out, screen=False,
                          description="DynGFN posterior over regulatory graphs")
@@ -248,8 +249,8 @@ def _jsonable(obj):
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, (list, tuple)):
-        if obj and all(isinstance(o, dict) for o in obj):
-            return {str(k): _jsonable(o) for k, o in enumerate(obj)}
+        if any(isinstance(o, dict) for o in obj):
+            raise TypeError("a list of mappings cannot be stored in uns; store a table")
         return [_jsonable(o) for o in obj]
     if isinstance(obj, (np.floating, float)):
         return float(obj)

@@ -243,6 +243,49 @@ def cycle_frequencies(samples, names=None, max_length: int = 4, top: int = 20) -
     return out
 
 
+#: Columns of the stored cycle table (``grn.uns["workbench"]["cycles"]``).
+CYCLE_COLUMNS = ("genes", "length", "frequency")
+#: Separator between gene names in the stored ``genes`` column.
+CYCLE_SEP = ","
+
+
+def cycle_table(records: list[dict]):
+    """The stored layout of cycles: one row per cycle, in frequency order.
+
+    ``records`` are :func:`cycle_frequencies` entries. The table has a ``genes`` column (the
+    cycle's genes in regulation order, joined by ``","``), ``length`` and ``frequency``
+    (share of posterior samples that contain the cycle). A table rather than a list of
+    dicts because AnnData stores tables in ``uns`` but not lists of mappings.
+    """
+    import pandas as pd
+
+    return pd.DataFrame({
+        "genes": pd.Series([CYCLE_SEP.join(map(str, r["cycle"])) for r in records], dtype=object),
+        "length": pd.Series([int(r["length"]) for r in records], dtype=np.int64),
+        "frequency": pd.Series([float(r["frequency"]) for r in records], dtype=np.float64)})
+
+
+def cycles_from_table(table) -> list[dict]:
+    """Read the stored cycle table back as records ``{"cycle": [genes], "length", "frequency"}``.
+
+    Anything else (the older dict keyed by index, a list of gene lists) is refused with a
+    message that names the step to rerun: no reader guesses at a layout.
+    """
+    import pandas as pd
+
+    from workbench.errors import ValidationError
+
+    if not isinstance(table, pd.DataFrame) or not set(CYCLE_COLUMNS) <= set(table.columns):
+        found = (list(table.columns) if isinstance(table, pd.DataFrame)
+                 else type(table).__name__)
+        raise ValidationError(
+            f"grn.uns['workbench']['cycles'] is not a cycle table with columns "
+            f"{list(CYCLE_COLUMNS)} (found {found}).",
+            "rerun `workbench grn STUDY` to store the cycles in the current layout.")
+    return [{"cycle": str(g).split(CYCLE_SEP), "length": int(n), "frequency": float(f)}
+            for g, n, f in zip(table["genes"], table["length"], table["frequency"], strict=True)]
+
+
 def read_edge_list(path, *, confidence=("A", "B", "C")):
     """Read a reference network as a ``source, target`` table.
 
