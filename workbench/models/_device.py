@@ -1,4 +1,10 @@
-"""Device choice, autocast and seeding shared by every model."""
+"""Device choice, autocast, generators and thread settings shared by every model.
+
+Models never seed or change the process-wide state of their caller: each draws from its own
+generators (:func:`make_generator`, :func:`numpy_generator`), code that can only use torch's
+global generator (``nn.Module`` constructors) runs inside :func:`isolated_torch_rng`, and
+thread counts are set inside :class:`torch_threads`, which restores them.
+"""
 
 from __future__ import annotations
 
@@ -37,8 +43,58 @@ def autocast(device: torch.device, enabled: bool = True):
     return contextlib.nullcontext()
 
 
+def make_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator:
+    """A torch Generator of its own, seeded with ``seed`` (fresh entropy when None)."""
+    gen = torch.Generator(device=device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    return gen
+
+
+def numpy_generator(seed: int | None) -> np.random.Generator:
+    """A numpy Generator of its own (PCG64), seeded with ``seed``."""
+    return np.random.default_rng(seed)
+
+
+@contextlib.contextmanager
+def isolated_torch_rng(seed: int | None):
+    """Run a block on torch's global CPU generator seeded with ``seed``, then put the
+    caller's generator state back (``torch.random.fork_rng``); for code such as
+    ``nn.Module`` constructors that cannot take a generator."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is None:
+            torch.seed()
+        else:
+            torch.manual_seed(int(seed))
+        yield
+
+
+class torch_threads:
+    """Use ``n`` intra-op threads inside the block (None: leave as is), then restore."""
+
+    def __init__(self, n: int | None):
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        if self.n and self.n != self.old:
+            torch.set_num_threads(int(self.n))
+        return self
+
+    def __exit__(self, *exc):
+        if torch.get_num_threads() != self.old:
+            torch.set_num_threads(self.old)
+        return False
+
+
 def seed_everything(seed: int | None) -> torch.Generator:
-    """Seed python, numpy and torch; return a torch Generator seeded the same way."""
+    """Seed python, numpy and torch globally; return a torch Generator seeded the same way.
+
+    Kept for callers that still draw from the global generators. It changes the process's
+    global state, so new code uses :func:`make_generator` and :func:`isolated_torch_rng`.
+    """
     gen = torch.Generator()
     if seed is None:
         gen.seed()

@@ -35,8 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from workbench.models._checkpoint import load_checkpoint, save_checkpoint
-from workbench.models._device import resolve_device, seed_everything, to_numpy
+from workbench.models._checkpoint import deferred_interrupt, load_checkpoint, save_checkpoint
+from workbench.models._device import make_generator, resolve_device, to_numpy
 
 
 # ---------------------------------------------------------------------------- whitening
@@ -252,7 +252,7 @@ class SparseDictionary:
         if n < 1:
             raise ValueError("no samples to fit")
         self.device_ = resolve_device(self.device)
-        gen = seed_everything(self.seed)
+        gen = make_generator(self.seed)   # its own generator: global RNGs stay untouched
         self.n_features_ = d
         big = xt.numel() * 4 > 2**31
         x_dev = xt if big else xt.to(self.device_)
@@ -269,7 +269,7 @@ class SparseDictionary:
         modules = {"model": self.module_, "optim": opt}
         if checkpoint is not None and resume and Path(checkpoint).is_file():
             state = load_checkpoint(checkpoint, modules=modules, generators={"batch": gen},
-                                    map_location=self.device_)
+                                    map_location=self.device_, global_rng=False)
             start = state["step"]
             extra = state["extra"]
             self.loss_history_ = list(extra.get("loss_history", []))
@@ -277,9 +277,10 @@ class SparseDictionary:
             usage = torch.as_tensor(np.asarray(extra["usage"]), device=self.device_).float()
             window = torch.as_tensor(np.asarray(extra["window"]), device=self.device_).float()
 
-        def save(step):
+        def save(step, gen_state):
             if checkpoint is not None:
-                save_checkpoint(checkpoint, step=step, modules=modules, generators={"batch": gen},
+                save_checkpoint(checkpoint, step=step, modules=modules,
+                                generator_states={"batch": gen_state}, global_rng=False,
                                 extra={"loss_history": self.loss_history_,
                                        "n_resampled": self.n_resampled_,
                                        "usage": to_numpy(usage).tolist(),
@@ -288,6 +289,7 @@ class SparseDictionary:
         bar = tqdm(total=self.max_steps, initial=start, disable=not self.progress,
                    desc=f"{self.kind} fit", leave=False)
         completed = start
+        at_step = gen.get_state()   # generator state after ``completed`` steps
         try:
             for step in range(start, self.max_steps):
                 idx = torch.randint(0, n, (min(self.batch_size, n),), generator=gen)
@@ -295,33 +297,35 @@ class SparseDictionary:
                 opt.zero_grad(set_to_none=True)
                 loss, used = self._loss(xb)
                 loss.backward()
-                opt.step()
-                self._normalise()
-                counts = torch.bincount(used.reshape(-1), minlength=self.n_atoms).float()
-                usage += counts
-                window += counts
-                self.loss_history_.append(float(loss.detach()))
                 done = step + 1
-                if (self.resample_every and done % self.resample_every == 0
-                        and done <= 0.8 * self.max_steps):
-                    self._resample(window, xb, opt, gen)
-                    window.zero_()
-                completed = done
+                with deferred_interrupt():   # a step lands whole or not at all
+                    opt.step()
+                    self._normalise()
+                    counts = torch.bincount(used.reshape(-1), minlength=self.n_atoms).float()
+                    usage += counts
+                    window += counts
+                    self.loss_history_.append(float(loss.detach()))
+                    if (self.resample_every and done % self.resample_every == 0
+                            and done <= 0.8 * self.max_steps):
+                        self._resample(window, xb, opt, gen)
+                        window.zero_()
+                    completed = done
+                    at_step = gen.get_state()
                 bar.update(1)
                 if checkpoint is not None and done % self.checkpoint_every == 0:
-                    save(done)
+                    save(done, at_step)
                 if callback is not None and done % callback_every == 0:
                     self._publish(usage, done)
                     if callback(done, self):
                         break
         except KeyboardInterrupt:
-            save(completed)
+            save(completed, at_step)
             bar.close()
             raise
         bar.close()
         self._publish(usage, completed)
         if checkpoint is not None:
-            save(completed)
+            save(completed, at_step)
         return self
 
     def _publish(self, usage: torch.Tensor, steps: int) -> None:

@@ -30,8 +30,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.errors import ValidationError
-from workbench.models._checkpoint import load_checkpoint, save_checkpoint
-from workbench.models._device import autocast, resolve_device, seed_everything, to_numpy
+from workbench.models._checkpoint import deferred_interrupt, load_checkpoint, save_checkpoint
+from workbench.models._device import (
+    autocast,
+    isolated_torch_rng,
+    make_generator,
+    numpy_generator,
+    resolve_device,
+    to_numpy,
+    torch_threads,
+)
 
 
 @dataclass(frozen=True)
@@ -252,24 +260,14 @@ class MaskedAutoencoderViT(nn.Module):
 
 
 # ---------------------------------------------------------------------- data helpers
-class cpu_threads:
+class cpu_threads(torch_threads):
     """Run small models single-threaded on CPU: for a tiny ViT the cost of waking OpenMP
     threads exceeds the work (20x slower on a loaded 2-core machine), so ``n`` threads are
     used inside the block and the previous setting is restored after it."""
 
     def __init__(self, device: torch.device, cfg: ViTConfig, n: int | None = None):
         small = cfg.embed_dim * cfg.n_patches <= 64 * 256
-        self.n = n if n is not None else (1 if small and device.type == "cpu" else None)
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        if self.n:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
-        return False
-
+        super().__init__(n if n is not None else (1 if small and device.type == "cpu" else None))
 
 
 def take(crops, idx: np.ndarray) -> np.ndarray:
@@ -309,6 +307,22 @@ def _check_crops(crops, cfg: ViTConfig | None):
             "resize the crops.")
 
 
+def _weights_digest(model: nn.Module) -> str:
+    """Hash of a model's weights (names, shapes and bytes), to key fine-tuning runs."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _has_pixel_stats(model: MaskedAutoencoderViT) -> bool:
+    """Whether the model carries fitted pixel statistics (not the 0/1 defaults)."""
+    return bool(model.pixel_mean.abs().sum() > 0 or (model.pixel_std - 1).abs().sum() > 0)
+
+
 # ---------------------------------------------------------------------- estimator
 class MAEEncoder:
     """Masked-autoencoder pretraining and block-wise feature extraction, sklearn style.
@@ -325,11 +339,18 @@ class MAEEncoder:
         AdamW with linear warm-up then cosine decay to zero.
     checkpoint_dir, checkpoint_every : path or None, int
         Where and how often to checkpoint; a later ``fit`` with the same folder resumes and
-        reaches the same weights as an uninterrupted run.
+        reaches the same weights as an uninterrupted run, also after a Ctrl-C in the middle
+        of a step (the step is replayed from the generator state it started with).
+    warm_start : bool
+        ``fit`` continues from the weights the encoder already holds (fine-tuning) instead
+        of a fresh initialisation. :meth:`load` returns encoders with ``warm_start=True``.
     device : str
         "auto" (CUDA, then MPS, then CPU) or a torch device name.
     bf16 : bool
         bf16 autocast where the device supports it.
+    seed : int
+        Seeds the encoder's own generators (initialisation, batches, masks); the caller's
+        global random state is never read or changed.
     """
 
     def __init__(self, size: str = "tiny", *, in_chans: int | None = None,
@@ -338,7 +359,7 @@ class MAEEncoder:
                  grad_accum: int = 1, lr: float = 1e-3, weight_decay: float = 0.05,
                  warmup: int = 10, checkpoint_dir: str | os.PathLike | None = None,
                  checkpoint_every: int = 50, device: str = "auto", bf16: bool = True,
-                 seed: int = 0, progress: bool = True, callbacks=None):
+                 seed: int = 0, progress: bool = True, callbacks=None, warm_start: bool = False):
         self.size = size
         self.in_chans = in_chans
         self.img_size = img_size
@@ -357,9 +378,12 @@ class MAEEncoder:
         self.seed = seed
         self.progress = progress
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     # -- building
     def _config(self, crops=None) -> ViTConfig:
+        if self.size not in PRESETS and hasattr(self, "config_"):
+            return self.config_   # the architecture of loaded weights ("custom")
         c = self.in_chans or (crops.shape[1] if crops is not None else 5)
         s = self.img_size or (crops.shape[2] if crops is not None else 64)
         extra = {"patch_size": self.patch_size} if self.patch_size else {}
@@ -368,10 +392,11 @@ class MAEEncoder:
     def build(self, crops=None) -> MAEEncoder:
         """Create a randomly initialised model (no training): ``model_`` and ``config_``."""
         cfg = self._config(crops)
-        seed_everything(self.seed)
         self.config_ = cfg
         self.device_ = resolve_device(self.device)
-        self.model_ = MaskedAutoencoderViT(cfg).to(self.device_)
+        with isolated_torch_rng(self.seed):   # module constructors draw from the global RNG
+            model = MaskedAutoencoderViT(cfg)
+        self.model_ = model.to(self.device_)
         self.n_steps_ = 0
         self.loss_history_ = []
         return self
@@ -380,21 +405,31 @@ class MAEEncoder:
     def fit(self, crops, y=None) -> MAEEncoder:
         """Pretrain by masked reconstruction on ``crops`` (numpy, zarr or dask, ``(n,C,H,W)``).
 
-        Batches are drawn from a seeded generator, so the run is reproducible and resumable.
-        KeyboardInterrupt writes a checkpoint first (when ``checkpoint_dir`` is set).
+        Batches and masks are drawn from the encoder's own seeded generator, so the run is
+        reproducible and resumable. With ``warm_start`` (encoders from :meth:`load`) the
+        held weights are fine-tuned. KeyboardInterrupt writes a checkpoint first (when
+        ``checkpoint_dir`` is set) holding the state at the last completed step.
         """
         from tqdm.auto import tqdm
 
         _check_crops(crops, None)
         crops = in_memory(crops)
-        self.build(crops)
+        fine_tune = bool(self.warm_start and hasattr(self, "model_"))
+        if fine_tune:
+            _check_crops(crops, self.config_)
+            self.loss_history_ = []
+            init_key = _weights_digest(self.model_)
+        else:
+            self.build(crops)
+            init_key = "init"
         model, dev = self.model_, self.device_
-        gen = seed_everything(self.seed)
+        gen = make_generator(self.seed)
         n = int(crops.shape[0])
-        stats = take(crops, np.sort(np.random.default_rng(self.seed).choice(
-            n, size=min(n, 512), replace=False)))
-        model.pixel_mean.copy_(torch.from_numpy(stats.mean((0, 2, 3))))
-        model.pixel_std.copy_(torch.from_numpy(stats.std((0, 2, 3)) + 1e-6))
+        if not (fine_tune and _has_pixel_stats(model)):
+            stats = take(crops, np.sort(numpy_generator(self.seed).choice(
+                n, size=min(n, 512), replace=False)))
+            model.pixel_mean.copy_(torch.from_numpy(stats.mean((0, 2, 3))))
+            model.pixel_std.copy_(torch.from_numpy(stats.std((0, 2, 3)) + 1e-6))
         params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
@@ -409,66 +444,73 @@ class MAEEncoder:
             return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        ckpt = Path(self.checkpoint_dir) / f"mae_pretrain_{self._run_key()}.pt" \
+        ckpt = Path(self.checkpoint_dir) / f"mae_pretrain_{self._run_key(init_key)}.pt" \
             if self.checkpoint_dir else None
         mods = {"model": model, "opt": opt, "sched": sched}
         start = 0
         if ckpt is not None and ckpt.exists():
-            info = load_checkpoint(ckpt, modules=mods, generators={"data": gen}, map_location=dev)
+            info = load_checkpoint(ckpt, modules=mods, generators={"data": gen},
+                                   map_location=dev, global_rng=False)
             start = info["step"]
             self.loss_history_ = list(info["extra"].get("loss_history", []))
         step = start
+        # the generator state at the boundary of ``step`` completed steps: what an
+        # interrupted step is replayed from
+        at_step = gen.get_state()
         bar = tqdm(total=self.steps, initial=start, desc="MAE pretraining",
                    disable=not self.progress, leave=False)
         model.train()
-        threads = cpu_threads(dev, self.config_)
-        threads.__enter__()
         try:
-            while step < self.steps:
-                opt.zero_grad(set_to_none=True)
-                total_loss = 0.0
-                for _ in range(self.grad_accum):
-                    idx = torch.randint(0, n, (min(self.batch_size, n),), generator=gen).numpy()
-                    x = torch.from_numpy(take(crops, np.sort(idx))).to(dev)
-                    with autocast(dev, self.bf16):
-                        loss = model.forward_loss(x, self.mask_ratio, generator=gen)
-                    (loss / self.grad_accum).backward()
-                    total_loss += float(loss.detach()) / self.grad_accum
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                sched.step()
-                step += 1
-                self.loss_history_.append(total_loss)
-                bar.update(1)
-                bar.set_postfix(loss=f"{total_loss:.4f}")
-                if ckpt is not None and (step % self.checkpoint_every == 0 or step == self.steps):
-                    self._save_ckpt(ckpt, step, mods, gen)
-                for cb in self.callbacks or []:
-                    cb(step, total_loss)
+            with cpu_threads(dev, self.config_):
+                while step < self.steps:
+                    opt.zero_grad(set_to_none=True)
+                    total_loss = 0.0
+                    for _ in range(self.grad_accum):
+                        idx = torch.randint(0, n, (min(self.batch_size, n),),
+                                            generator=gen).numpy()
+                        x = torch.from_numpy(take(crops, np.sort(idx))).to(dev)
+                        with autocast(dev, self.bf16):
+                            loss = model.forward_loss(x, self.mask_ratio, generator=gen)
+                        (loss / self.grad_accum).backward()
+                        total_loss += float(loss.detach()) / self.grad_accum
+                    with deferred_interrupt():   # the step lands whole or not at all
+                        torch.nn.utils.clip_grad_norm_(params, 1.0)
+                        opt.step()
+                        sched.step()
+                        self.loss_history_.append(total_loss)
+                        step += 1
+                        at_step = gen.get_state()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{total_loss:.4f}")
+                    if ckpt is not None and (step % self.checkpoint_every == 0
+                                             or step == self.steps):
+                        self._save_ckpt(ckpt, step, mods, at_step)
+                    for cb in self.callbacks or []:
+                        cb(step, total_loss)
         except KeyboardInterrupt:
             if ckpt is not None:
-                self._save_ckpt(ckpt, step, mods, gen)
+                self._save_ckpt(ckpt, step, mods, at_step)
             raise
         finally:
             bar.close()
-            threads.__exit__()
         model.eval()
         self.n_steps_ = step
         return self
 
-    def _run_key(self) -> str:
+    def _run_key(self, init: str = "init") -> str:
         """Short hash of everything that shapes the run: a checkpoint resumes only the run
-        it came from (another size, seed or schedule starts afresh)."""
+        it came from (another size, seed, schedule or starting weights starts afresh)."""
         import hashlib
         import json
 
         keys = ("mask_ratio", "steps", "batch_size", "grad_accum", "lr", "weight_decay",
                 "warmup", "seed", "bf16")
-        blob = json.dumps([asdict(self.config_), [getattr(self, k) for k in keys]])
+        blob = json.dumps([asdict(self.config_), [getattr(self, k) for k in keys], init])
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
-    def _save_ckpt(self, ckpt, step, mods, gen):
-        save_checkpoint(ckpt, step=step, modules=mods, generators={"data": gen},
+    def _save_ckpt(self, ckpt, step, mods, gen_state):
+        save_checkpoint(ckpt, step=step, modules=mods, generator_states={"data": gen_state},
+                        global_rng=False,
                         extra={"loss_history": list(self.loss_history_),
                                "config": asdict(self.config_)})
 
@@ -552,11 +594,13 @@ class MAEEncoder:
                 f"the weights were trained on {cfg.in_chans}-channel crops, not {in_chans}.",
                 "use crops with the channels the model was trained on, or pretrain a new "
                 "encoder (workbench embed --train).")
+        kw.setdefault("warm_start", True)
         enc = cls(size="custom", in_chans=cfg.in_chans, img_size=cfg.img_size,
                   device=device, bf16=bf16, **kw)
         enc.config_ = cfg
         enc.device_ = resolve_device(device)
-        enc.model_ = MaskedAutoencoderViT(cfg)
+        with isolated_torch_rng(enc.seed):   # parts the weights lack keep a seeded init
+            enc.model_ = MaskedAutoencoderViT(cfg)
         load_into(enc.model_, state, strict_decoder=strict_decoder)
         enc.model_.to(enc.device_).eval()
         enc.n_steps_, enc.loss_history_ = 0, []
