@@ -198,3 +198,40 @@ def test_real_timm_vit_loads_when_timm_is_installed():
         h.remove()
     np.testing.assert_allclose(enc.extract(x.numpy())["mean"][:, -1], feats[-1].numpy(),
                                atol=1e-4)
+
+
+def test_loaded_encoder_fine_tunes_its_weights(tmp_path):
+    """load(path).fit(crops) starts from the loaded weights (no re-initialisation)."""
+    x = blobs()
+    base = small(steps=30, batch_size=16).fit(x)
+    path = base.save(tmp_path / "enc.safetensors")
+    frozen = MAEEncoder.load(path, device="cpu", bf16=False, steps=3, batch_size=8,
+                             lr=0.0, progress=False)
+    frozen.fit(x)   # lr 0: fine-tuning must leave every loaded weight as it was
+    for k, v in weights(base).items():
+        assert torch.equal(v, weights(frozen)[k]), k
+    tuned = MAEEncoder.load(path, device="cpu", bf16=False, steps=5, batch_size=16,
+                            lr=1e-3, warmup=1, progress=False, checkpoint_dir=tmp_path / "ck")
+    tuned.fit(x)
+    assert tuned.n_steps_ == 5
+    assert any(not torch.equal(v, weights(tuned)[k]) for k, v in weights(base).items())
+    # it starts where the base run ended, far below a fresh model's first loss
+    fresh = small(steps=1, batch_size=16).fit(x)
+    assert tuned.loss_history_[0] < 0.9 * fresh.loss_history_[0]
+    # the pixel normalisation learned by the base run is kept
+    assert torch.equal(tuned.model_.pixel_mean, base.model_.pixel_mean)
+    # a checkpoint of this fine-tuning run is keyed on its starting weights
+    assert len(list((tmp_path / "ck").glob("mae_pretrain_*.pt"))) == 1
+    other = small(steps=5, batch_size=16, lr=1e-3, warmup=1, checkpoint_dir=tmp_path / "ck")
+    other.fit(x)
+    assert len(list((tmp_path / "ck").glob("mae_pretrain_*.pt"))) == 2
+
+
+def test_loaded_encoder_without_warm_start_reinitialises_with_its_architecture(tmp_path):
+    x = blobs()
+    base = small(steps=2).fit(x)
+    path = base.save(tmp_path / "enc.safetensors")
+    enc = MAEEncoder.load(path, device="cpu", bf16=False, steps=2, batch_size=8,
+                          progress=False, warm_start=False)
+    enc.fit(x)   # "custom" size: the loaded architecture, fresh weights
+    assert enc.config_ == base.config_ and enc.n_steps_ == 2
