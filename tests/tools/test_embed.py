@@ -108,8 +108,13 @@ def test_local_cluster_gives_the_same_features_as_the_local_run(tmp_path):
                       dashboard_address=None) as cluster, Client(cluster) as client:
         remote = extract_features(images, enc, batch_size=32, scheduler=client)
         ran_on = client.run(lambda: __import__("workbench.tools.embed", fromlist=["x"])
-                            ._WORKER_CACHE.__len__())
+                            ._WorkerEncoder.token is not None)
+        client.run(lambda: __import__("workbench.tools.embed", fromlist=["x"])
+                   .clear_worker_cache())
+        cleared = client.run(lambda: __import__("workbench.tools.embed", fromlist=["x"])
+                             ._WorkerEncoder.encoder is None)
     assert sum(ran_on.values()) >= 1                        # the workers built the encoder
+    assert all(cleared.values())
     assert local["mean"].shape == (len(images), 4, 64)
     np.testing.assert_allclose(remote["mean"], local["mean"], atol=1e-6)
     np.testing.assert_allclose(remote["cls"], local["cls"], atol=1e-6)
@@ -163,3 +168,18 @@ def test_nf1_fields_tiny_mae_probe_never_splits_a_field(shared_data, tmp_path):
     y = prof.obs["perturbation"].astype(str).to_numpy()
     leaky = probe_accuracy(X, y, np.arange(len(y)) % 5)
     assert leaky["balanced_accuracy"] > 0.5
+
+
+def test_local_embedding_keeps_no_module_level_encoder(tmp_path):
+    """A local run embeds with the caller's encoder and leaves no cached model behind."""
+    from workbench.data.simulate import build_demo_study
+    from workbench.models.vit_mae import MAEEncoder
+    from workbench.tools import embed
+
+    study = build_demo_study(tmp_path / "t.study", "tiny", seed=1)
+    images = study.read("images")
+    enc = MAEEncoder("tiny", device="cpu", seed=3, bf16=False).build(images.crops)
+    feats = embed.extract_features(images, enc, batch_size=64, progress=False)
+    assert feats["mean"].shape == (len(images), 4, 64)
+    np.testing.assert_array_equal(feats["mean"][:5], enc.extract(images.crops[:5])["mean"])
+    assert embed._WorkerEncoder.encoder is None and embed._WorkerEncoder.token is None

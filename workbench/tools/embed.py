@@ -45,24 +45,43 @@ def train_encoder(crops, *, size: str = "tiny", steps: int = 200, batch_size: in
                       checkpoint_dir=checkpoint_dir, progress=progress, **kw).fit(crops)
 
 
-_WORKER_CACHE: dict = {}
+class _WorkerEncoder:
+    """The encoder a dask worker rebuilt for the current embedding run, kept for that run.
+
+    A worker embeds many chunks of one run; rebuilding the model from the weights for each
+    chunk would dominate. So each worker holds at most one encoder, keyed by the run's
+    token: a new run replaces it, and :func:`clear_worker_cache` drops it. Local runs never
+    use it (they embed with the caller's encoder directly).
+    """
+
+    token: str | None = None
+    encoder = None
+
+    @classmethod
+    def get(cls, token: str, config: dict, weights, bf16: bool, device: str):
+        if cls.token != token:
+            import torch
+
+            from workbench.models.vit_mae import MAEEncoder, ViTConfig
+
+            cls.token, cls.encoder = None, None
+            state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+            cls.encoder = MAEEncoder.load(state, device=device, bf16=bf16,
+                                          config=ViTConfig(**config))
+            cls.token = token
+        return cls.encoder
 
 
-def _embed_range(store_path: str, start: int, stop: int, config: dict, weights, token: str,
-                 batch_size: int, max_block: int | None, bf16: bool, device: str):
-    """Embed crops ``start:stop`` of an image store (runs locally or on a dask worker)."""
+def clear_worker_cache() -> None:
+    """Drop the encoder a worker process keeps for the current run (frees its memory)."""
+    _WorkerEncoder.token, _WorkerEncoder.encoder = None, None
+
+
+def _embed_chunks(enc, store_path: str, start: int, stop: int, batch_size: int,
+                  max_block: int | None) -> dict[str, np.ndarray]:
+    """Embed crops ``start:stop`` of an image store with ``enc``, batch by batch."""
     import zarr
 
-    from workbench.models.vit_mae import MAEEncoder, ViTConfig
-
-    enc = _WORKER_CACHE.get(token)
-    if enc is None:
-        import torch
-
-        state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
-        enc = MAEEncoder.load(state, device=device, bf16=bf16, config=ViTConfig(**config))
-        _WORKER_CACHE.clear()
-        _WORKER_CACHE[token] = enc
     crops = zarr.open_group(store_path, mode="r")["crops"]
     out = {"mean": [], "cls": []}
     for s in range(start, stop, batch_size):     # same batch boundaries everywhere
@@ -71,6 +90,13 @@ def _embed_range(store_path: str, start: int, stop: int, config: dict, weights, 
         out["mean"].append(f["mean"])
         out["cls"].append(f["cls"])
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _embed_range(store_path: str, start: int, stop: int, config: dict, weights, token: str,
+                 batch_size: int, max_block: int | None, bf16: bool, device: str):
+    """Embed crops ``start:stop`` of an image store on a dask worker."""
+    enc = _WorkerEncoder.get(token, config, weights, bf16, device)
+    return _embed_chunks(enc, store_path, start, stop, batch_size, max_block)
 
 
 def extract_features(images, encoder, *, batch_size: int = 256, scheduler=None,
@@ -90,19 +116,16 @@ def extract_features(images, encoder, *, batch_size: int = 256, scheduler=None,
     chunk = int(images.group["crops"].chunks[0])
     step = max(batch_size, chunk) // batch_size * batch_size   # whole batches per task
     ranges = [(s, min(s + step, n)) for s in range(0, n, step)]
-    cfg = asdict(encoder.config_)
-    weights = encoder.state_arrays()
-    token = uuid.uuid4().hex
-    args = (cfg, weights, token, batch_size, max_block, encoder.bf16, str(encoder.device))
     path = str(images.path)
     if scheduler is None:
-        _WORKER_CACHE.clear()
-        _WORKER_CACHE[token] = encoder
-        parts = [_embed_range(path, s, e, *args)
+        parts = [_embed_chunks(encoder, path, s, e, batch_size, max_block)
                  for s, e in tqdm(ranges, desc="embedding", disable=not progress, leave=False)]
     else:
         from distributed import Client
 
+        cfg = asdict(encoder.config_)
+        weights = encoder.state_arrays()
+        token = uuid.uuid4().hex
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
         try:
             w = client.scatter(weights, broadcast=True)
