@@ -61,6 +61,7 @@ import numpy as np
 import torch
 
 from workbench.models._device import resolve_device, to_numpy
+from workbench.models.replicates import check_finite
 
 __all__ = [  # noqa: F822 (separability_score is imported at the end)
     "InteractionTestResult",
@@ -127,6 +128,7 @@ def equalize_groups(groups: list[dict[str, np.ndarray]], n: int | None = None, *
     out: dict[str, list] = {c: [] for c in groups[0]}
     for name, g in zip(names, groups):
         for c, x in g.items():
+            x = check_finite(x, f"{name}: condition {c!r}")
             k = need.get(c, 1) * n
             if len(x) < k:
                 raise ValueError(f"{name}: condition {c!r} has {len(x)} samples, needs {k}")
@@ -293,7 +295,8 @@ def disjointness_test(ctrl, a, b, ab, *, kernel: str = "additive_rbf", parts=Non
     """
     if kernel not in ("additive_rbf", "linear", "rbf"):
         raise ValueError(f"unknown kernel {kernel!r}; use 'additive_rbf', 'linear' or 'rbf'")
-    ctrl, a, b, ab = (np.asarray(x, np.float32) for x in (ctrl, a, b, ab))
+    ctrl, a, b, ab = (check_finite(x, f"disjointness_test: {nm}")
+                      for x, nm in ((ctrl, "ctrl"), (a, "a"), (b, "b"), (ab, "ab")))
     shapes = {x.shape for x in (ctrl, a, b, ab)}
     if len(shapes) != 1 or ctrl.ndim != 3:
         raise ValueError(f"ctrl, a, b, ab must share one (pairs, n, d) shape, got {shapes}")

@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from workbench.models._device import resolve_device, to_numpy
+from workbench.models.replicates import check_finite
 
 __all__ = ["separability_score", "ESTIMATORS"]
 
@@ -250,7 +251,8 @@ def separability_score(ctrl, a, b, ab, *, estimator: str = "gaussian", n_null: i
 
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; use one of {ESTIMATORS}")
-    ctrl, a, b, ab = (np.asarray(x, np.float32) for x in (ctrl, a, b, ab))
+    ctrl, a, b, ab = (check_finite(x, f"separability_score: {nm}")
+                      for x, nm in ((ctrl, "ctrl"), (a, "a"), (b, "b"), (ab, "ab")))
     if a.ndim != 3:
         raise ValueError(f"a must be (pairs, n, d), got shape {a.shape}")
     n_pairs, n, d = a.shape
