@@ -30,7 +30,8 @@ def demo_study(tmp_path_factory):
 def test_grn_step_on_demo_world_writes_posterior_and_beats_chance(demo_study):
     from workbench.tools.grn import run_grn
 
-    info = run_grn(demo_study, n_steps=80, n_envs=32, n_samples=300, n_boot=5, device="cpu")
+    info = run_grn(demo_study, n_steps=80, n_envs=32, n_samples=300, n_boot=5, method="dyngfn",
+                   device="cpu")
     study = Study.open(demo_study.path)
     grn = study.read("grn")
     genes = info["settings"]["genes"]
@@ -55,9 +56,43 @@ def test_grn_step_on_demo_world_writes_posterior_and_beats_chance(demo_study):
     assert np.isfinite(m["dyngfn"]["kl_pstar_q"]) and np.isfinite(m["baseline"]["kl_pstar_q"])
     assert study.provenance[-1]["tool"] == "grn"
     # the same settings again: training resumes from its finished checkpoint, same posterior
-    run_grn(study, n_steps=80, n_envs=32, n_samples=300, n_boot=5, device="cpu")
+    run_grn(study, n_steps=80, n_envs=32, n_samples=300, n_boot=5, method="dyngfn", device="cpu")
     again = Study.open(demo_study.path).read("grn").varp["edge_probability"]
     assert np.array_equal(again, p)
+
+
+def test_exact_grn_step_on_demo_world_is_sparse_and_records_its_settings(demo_study):
+    from workbench.tools.grn import run_grn
+    from workbench.tools.grn_metrics import edge_auc
+
+    info = run_grn(demo_study, n_samples=400, n_boot=5, device="cpu")
+    s = info["settings"]
+    assert s["method"] == "exact" and s["max_parents"] == 4
+    study = Study.open(demo_study.path)
+    grn = study.read("grn")
+    genes = s["genes"]
+    stored = grn.uns["workbench"]["settings"]
+    # the settings chosen from the data are in the artefact
+    assert len(stored["temperature"]) == len(genes) and 0 < stored["edge_prior"] < 0.5
+    assert 1 <= stored["n_effective"] <= grn.n_obs and stored["ridge"] > 0
+    p = grn.varp["edge_probability"]
+    truth = np.asarray(study.read("ground_truth")["adjacency"]) > 0
+    truth = truth | np.eye(len(genes), dtype=bool)
+    # sparse: mean edges per sample within 1.5x of the planted count (decay self-loops in)
+    edges = info["mean_edges_per_sample"]
+    assert truth.sum() / 1.5 <= edges <= 1.5 * truth.sum(), (edges, truth.sum())
+    every = np.ones_like(truth)
+    auc = edge_auc(p, truth, every)["auroc"]
+    base = edge_auc(grn.varp["baseline_edge_probability"], truth, every)["auroc"]
+    assert auc > 0.85 and auc >= base - 0.02, (auc, base)
+    assert edge_auc(p, truth.T, every)["auroc"] < auc - 0.1
+    # confident edges are right: reliability of the p >= 0.8 bin
+    hi = p >= 0.8
+    assert hi.sum() >= 5 and truth[hi].mean() >= 0.8
+    samples = np.asarray(study.read("grn_samples"))
+    assert samples.shape == (400, len(genes), len(genes)) and samples.sum(-1).max() <= 4
+    assert np.abs(samples.mean(0) - p).max() < 0.1
+    assert info["metrics"]["exact"]["bayes_shd"] < info["metrics"]["baseline"]["bayes_shd"]
 
 
 def test_unknown_gene_is_a_clear_error(demo_study):

@@ -20,7 +20,7 @@ def grn_study(tmp_path_factory):
         tx.write_anndata("velocity", velocity_anndata(world, np.random.default_rng([0, 3])),
                          screen=False)
         tx.write_json("ground_truth", world.ground_truth())
-    info = run_grn(study, size="tiny", n_boot=2, device="cpu")
+    info = run_grn(study, size="tiny", n_boot=2, method="dyngfn", device="cpu")
     return Study.open(study.path), info
 
 

@@ -126,7 +126,7 @@ def fit_posteriors(x, v, *, n_steps: int, n_envs: int, n_samples: int, n_boot: i
             "baseline": baseline}
 
 
-def evaluate(result: dict, truth: np.ndarray, groups=None) -> dict:
+def evaluate(result: dict, truth: np.ndarray, groups=None, name: str = "dyngfn") -> dict:
     """Metrics of DynGFN and the baseline against a ground truth (same run, same data)."""
     from workbench.tools.grn_metrics import (AdmissibleSet, bernoulli_row_log_prob,
                                              posterior_metrics)
@@ -138,7 +138,7 @@ def evaluate(result: dict, truth: np.ndarray, groups=None) -> dict:
     bl = posterior_metrics(base.samples_, adm,
                            log_q_row=bernoulli_row_log_prob(base.edge_probability_,
                                                             base.n_boot))
-    return {"dyngfn": dyn, "baseline": bl,
+    return {name: dyn, "baseline": bl,
             "kl_direction": "KL(P* || Q), P* uniform over the admissible graphs"}
 
 
@@ -154,25 +154,75 @@ def reference_metrics(edge_probability, genes, references: dict, n_perm: int = 1
     return out
 
 
+#: The exact posterior is used (``method="auto"``) while it scores at most this many
+#: (gene, parent set) pairs.
+EXACT_LIMIT = 20_000_000
+
+
+def fit_exact(x, v, *, max_parents: int, n_samples: int, n_boot: int, groups=None,
+              seed: int = 0) -> dict:
+    """The exact bounded-parent posterior, its settings chosen from the data, and the baseline.
+
+    Noise per gene from held-out residuals, effective sample size from their correlation
+    (Kish's design effect), edge prior and weight prior by maximising the exact evidence;
+    see :mod:`workbench.models.gflownet.exact_posterior`.
+    """
+    from workbench.models.gflownet import exact_posterior as ep
+    from workbench.models.grn_params import BootstrapLassoPosterior
+
+    res = ep.held_out_residuals(x, v, groups=groups, seed=seed)
+    sigma2 = ep.noise_variance(res)
+    n_eff = ep.effective_sample_size(x, res, groups=groups)
+    stats = ep.sufficient_statistics(x, v)
+    sets = ep.parent_sets(x.shape[1], max_parents)
+    eb = ep.empirical_bayes(stats, sets, sigma2, n_eff)
+    model = ep.ExactParentPosterior(max_parents, eb["temperature"], eb["edge_prior"],
+                                    eb["ridge"], seed=seed).fit_statistics(stats)
+    samples = model.sample(n_samples, seed=seed + 1)
+    baseline = BootstrapLassoPosterior(n_boot=n_boot, seed=seed).fit(x, v, groups=groups)
+    chosen = {"method": "exact", "max_parents": max_parents,
+              "temperature": eb["temperature"].tolist(),
+              "noise_variance": eb["noise_variance"].tolist(),
+              "n_effective": eb["n_effective"], "edge_prior": eb["edge_prior"],
+              "prior_sd": eb["prior_sd"], "ridge": eb["ridge"], "log_evidence": eb["evidence"],
+              "n_parent_sets": model.n_sets}
+    return {"model": model, "samples": samples, "edge_probability": model.edge_probability_,
+            "baseline": baseline, "chosen": chosen}
+
+
 def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "quick",
             n_steps: int | None = None, n_envs: int | None = None,
             n_samples: int | None = None, n_boot: int | None = None,
             temperature: float | str = "auto", sparsity: float = 70.0,
-            reward: str = "linear", references: dict | None = None, seed: int = 0,
+            reward: str = "linear", method: str = "auto", max_parents: int = 4,
+            references: dict | None = None, seed: int = 0,
             device: str = "auto", checkpoint_dir=None, progress: bool = False) -> dict:
     """Run the GRN step on a Study's ``"velocity"`` artefact; returns the metrics written.
 
-    ``temperature="auto"`` uses :func:`auto_temperature` with the number of trajectories
-    (or cells / 30) as the effective sample size. Training checkpoints go to
+    ``method="exact"`` enumerates every parent set of at most ``max_parents`` genes and
+    normalises the reward exactly (:func:`fit_exact`; temperature, edge prior and weight
+    prior are chosen from the data and recorded); ``"dyngfn"`` trains the GFlowNet sampler;
+    ``"auto"`` takes the exact posterior while it has at most :data:`EXACT_LIMIT` (gene,
+    set) pairs and a linear reward, else DynGFN.
+
+    For DynGFN, ``temperature="auto"`` uses :func:`auto_temperature` with the number of
+    trajectories (or cells / 30) as the effective sample size. Training checkpoints go to
     ``checkpoint_dir`` (default: ``<study>/.checkpoints/grn``); running the step again after
     an interrupt resumes from there with the same settings.
     """
+    from workbench.models.gflownet.exact_posterior import n_parent_sets
     from workbench.tools.grn_metrics import cycle_frequencies, cycle_table
 
     study.require("velocity", why="the grn step reads it")
     if size not in PRESETS:
         raise WorkbenchError(f"unknown GRN size {size!r}.",
                              f"use one of {', '.join(PRESETS)}, or set n_steps/n_envs yourself.")
+    if method not in ("auto", "exact", "dyngfn"):
+        raise WorkbenchError(f"unknown GRN method {method!r}.",
+                             "use 'auto', 'exact' (enumerated posterior) or 'dyngfn'.")
+    if int(max_parents) < 1:
+        raise WorkbenchError(f"max_parents must be at least 1, got {max_parents}.",
+                             "allow each gene at least one parent (4 is the default).")
     preset = dict(PRESETS[size])
     for key, val in dict(n_steps=n_steps, n_envs=n_envs, n_samples=n_samples,
                          n_boot=n_boot).items():
@@ -182,36 +232,53 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     data = prepare(adata, genes=genes, tf_list=tf_list, n_top=n_top, seed=seed)
     x, v, sd = scale_for_grn(data["x"], data["v"])
     traj = data["trajectory"]
-    n_eff = len(np.unique(traj)) if traj is not None else len(x) / 30.0
-    temp = auto_temperature(x, v, n_eff) if temperature == "auto" else float(temperature)
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else study.path / ".checkpoints" / "grn"
-    params = {"genes": data["genes"], "size": size, **preset, "temperature": temp,
-              "sparsity": sparsity, "reward": reward, "velocity_source": data["velocity_source"]}
-    ckpt = ckpt_dir / f"dyngfn-{_settings_key(params, seed)}.pt"
-    result = fit_posteriors(x, v, temperature=temp, sparsity=sparsity, reward=reward,
-                            groups=traj, seed=seed, device=device, checkpoint_path=ckpt,
-                            progress=progress, **preset)
+    d = x.shape[1]
+    if method == "auto":
+        fits = n_parent_sets(d, max_parents) * d <= EXACT_LIMIT and reward == "linear"
+        method = "exact" if fits else "dyngfn"
+    if method == "exact":
+        params = {"genes": data["genes"], "size": size, "n_samples": preset["n_samples"],
+                  "n_boot": preset["n_boot"], "method": "exact", "max_parents": int(max_parents),
+                  "velocity_source": data["velocity_source"]}
+        result = fit_exact(x, v, max_parents=int(max_parents), n_samples=preset["n_samples"],
+                           n_boot=preset["n_boot"], groups=traj, seed=seed)
+        settings = {**params, **result["chosen"]}
+    else:
+        n_eff = len(np.unique(traj)) if traj is not None else len(x) / 30.0
+        temp = auto_temperature(x, v, n_eff) if temperature == "auto" else float(temperature)
+        ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else study.path / ".checkpoints" / "grn"
+        params = {"genes": data["genes"], "size": size, **preset, "temperature": temp,
+                  "sparsity": sparsity, "reward": reward, "method": "dyngfn",
+                  "velocity_source": data["velocity_source"]}
+        ckpt = ckpt_dir / f"dyngfn-{_settings_key(params, seed)}.pt"
+        result = fit_posteriors(x, v, temperature=temp, sparsity=sparsity, reward=reward,
+                                groups=traj, seed=seed, device=device, checkpoint_path=ckpt,
+                                progress=progress, **preset)
+        settings = params
     genes_sel = data["genes"]
-    info = {"settings": params, "orientation": "edge_probability[i, j]: gene j regulates the "
-            "velocity of gene i", "kl_direction": "KL(P* || Q)",
+    info = {"settings": settings, "orientation": "edge_probability[i, j]: gene j regulates "
+            "the velocity of gene i", "kl_direction": "KL(P* || Q)",
             "cycles": cycle_frequencies(result["samples"], genes_sel),
             "self_loop_probability": np.diag(result["edge_probability"]).tolist(),
-            "history": {k: [float(a) for a in vals[-50:]]
-                        for k, vals in result["model"].history_.items()}}
+            "mean_edges_per_sample": float(result["samples"].sum((1, 2)).mean())}
+    if hasattr(result["model"], "history_"):
+        info["history"] = {k: [float(a) for a in vals[-50:]]
+                           for k, vals in result["model"].history_.items()}
     truth = truth_from_study(study, genes_sel)
     if truth is not None:
-        info["metrics"] = evaluate(result, truth)
+        info["metrics"] = evaluate(result, truth, name=settings["method"])
+        info["true_edges"] = int(truth.sum())
     if references:
         info["reference_metrics"] = {
-            "dyngfn": reference_metrics(result["edge_probability"], genes_sel, references,
-                                        seed=seed),
+            settings["method"]: reference_metrics(result["edge_probability"], genes_sel,
+                                                  references, seed=seed),
             "baseline": reference_metrics(result["baseline"].edge_probability_, genes_sel,
                                           references, seed=seed)}
     out = _grn_anndata(adata, data, x, v, sd, result,
                        {**info, "cycles": cycle_table(info["cycles"])})
     with study.step("grn", params=params, seed=seed, inputs=["velocity"]) as tx:
         tx.write_anndata("grn", out, screen=False,
-                         description="DynGFN posterior over regulatory graphs")
+                         description=f"posterior over regulatory graphs ({settings['method']})")
         tx.write_array("grn_samples", result["samples"],
                        attrs={"genes": genes_sel, "orientation": info["orientation"]})
         tx.note(**_flat_metrics(info))

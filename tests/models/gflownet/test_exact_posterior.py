@@ -1,0 +1,128 @@
+"""The enumerated reward posterior: its reward is a marginal likelihood, its sets are all
+there, its samples follow it, and its data-driven settings give a sparse, calibrated
+posterior on a system with known truth."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.models.gflownet import exact_posterior as ep
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def _linear_system(seed=0, n=300, d=6, noise=0.3):
+    rng = np.random.default_rng(seed)
+    w = np.zeros((d, d))
+    for i in range(d):  # one or two parents each, asymmetric
+        for j in rng.choice(d, size=1 + i % 2, replace=False):
+            w[i, j] = rng.choice([-1, 1]) * rng.uniform(0.6, 1.2)
+    x = rng.normal(size=(n, d))
+    v = x @ w.T + noise * rng.normal(size=(n, d))
+    return x, v, w != 0
+
+
+def test_parent_sets_are_all_bounded_subsets():
+    sets = ep.parent_sets(7, 3)
+    flat = {tuple(s) for group in sets for s in group}
+    assert len(flat) == ep.n_parent_sets(7, 3) == 1 + 7 + 21 + 35
+    assert ep.n_parent_sets(26, 4) == 17902
+
+
+def test_reward_is_the_bayesian_linear_regression_evidence():
+    # independent cells (n_eff = n), one noise level: log R(S) - log R(empty) must equal
+    # log N(v; 0, s2 I + tau^2 X_S X_S^T) - log N(v; 0, s2 I) + |S| logit(pi)
+    x, v, _ = _linear_system(1, n=80, d=4)
+    xc, vc = x - x.mean(0), v - v.mean(0)
+    n = len(x)
+    s2, tau, pi = 0.5, 0.8, 0.2
+    post = ep.ExactParentPosterior(max_parents=4, temperature=math.sqrt(2 * s2 / n),
+                                   edge_prior=pi, ridge=s2 / (n * tau ** 2)).fit(x, v)
+    from scipy.stats import multivariate_normal
+
+    def evidence(i, cols):
+        cov = s2 * np.eye(n) + tau ** 2 * xc[:, cols] @ xc[:, cols].T
+        return multivariate_normal(np.zeros(n), cov).logpdf(vc[:, i])
+
+    logit = math.log(pi / (1 - pi))
+    for i in range(4):
+        base = evidence(i, [])
+        for k, row in enumerate(post.membership_):
+            cols = list(np.flatnonzero(row))
+            want = evidence(i, cols) - base + len(cols) * logit
+            got = post.log_reward_[i, k] - post.log_reward_[i, 0]
+            assert abs(got - want) < 1e-6 * max(1.0, abs(want)), (i, cols)
+
+
+def test_plug_in_energy_matches_the_dyngfn_linear_reward():
+    from workbench.models.grn_params import LinearVelocityReward
+
+    x, v, _ = _linear_system(2, d=5)
+    lam, temp, ridge = 40.0, 0.2, 1e-3
+    pi = 1.0 / (1.0 + math.exp(lam / 5))
+    post = ep.ExactParentPosterior(5, temp, pi, ridge, occam=False).fit(x, v)
+    lin = LinearVelocityReward(x, v, temperature=temp, sparsity=lam, ridge=ridge)
+    states = torch.as_tensor(np.broadcast_to(post.membership_[:, None, :],
+                                             (post.n_sets, 5, 5)).copy())
+    log_r = lin.log_reward(states).double().numpy().T        # (d, n_sets)
+    # equal up to the per-node constant (the prior's (1 - pi)^d normaliser)
+    diff = post.log_reward_ - log_r
+    assert np.allclose(diff - diff[:, :1], 0.0, atol=1e-3 * np.abs(log_r).max())
+
+
+def test_posterior_normalises_samples_follow_it_and_log_prob_agrees():
+    x, v, _ = _linear_system(3, d=4, noise=1.5)
+    post = ep.ExactParentPosterior(2, 0.5, 0.3, 1e-3).fit(x, v)
+    assert np.allclose(np.exp(post.log_posterior_).sum(1), 1.0)
+    g = post.sample(4000, seed=1)
+    assert g.sum(-1).max() <= 2
+    assert np.abs(g.mean(0) - post.edge_probability_).max() < 0.04
+    lp = post.log_prob(g[:5])
+    want = [sum(post.log_prob_parent_set(i, np.flatnonzero(r)) for i, r in enumerate(s))
+            for s in g[:5]]
+    assert np.allclose(lp, want)
+    assert post.log_prob_parent_set(0, [0, 1, 2]) == -np.inf
+    # KL of the posterior to itself is zero, to a flat model it is positive
+    assert np.allclose(post.kl_to(post.log_prob_parent_set), 0.0, atol=1e-9)
+    flat = -math.log(post.n_sets)
+    assert (post.kl_to(lambda i, s: flat) > 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_settings_from_data_give_a_sparse_calibrated_posterior(seed):
+    x, v, truth = _linear_system(seed, n=400, d=8, noise=0.5)
+    res = ep.held_out_residuals(x, v, seed=seed)
+    s2 = ep.noise_variance(res)
+    assert np.allclose(s2, 0.25, rtol=0.35)            # the planted noise variance
+    n_eff = ep.effective_sample_size(x, res)
+    assert 0.7 * len(x) < n_eff <= len(x)              # independent cells
+    stats = ep.sufficient_statistics(x, v)
+    eb = ep.empirical_bayes(stats, ep.parent_sets(8, 3), s2, n_eff)
+    post = ep.ExactParentPosterior(3, eb["temperature"], eb["edge_prior"], eb["ridge"]).fit(x, v)
+    p = post.edge_probability_
+    assert abs(p.sum() - truth.sum()) <= 0.5 * truth.sum()
+    assert p[truth].min() > 0.9 and p[~truth].max() < 0.5
+    brier = float(np.mean((p - truth) ** 2))
+    assert brier < 0.02
+
+
+def test_effective_sample_size_sees_shared_noise_within_groups():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(20), 10)
+    shared = rng.normal(size=(20, 3))[groups]
+    x = rng.normal(size=(200, 3))
+    n_ind = ep.effective_sample_size(x, rng.normal(size=(200, 3)), groups=groups)
+    n_shared = ep.effective_sample_size(x, shared + 0.1 * rng.normal(size=(200, 3)),
+                                        groups=groups)
+    assert n_ind > 150 and 20 <= n_shared < 25
+
+
+def test_bad_input_is_refused():
+    from workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="one shape"):
+        ep.ExactParentPosterior().fit(np.zeros((5, 3)), np.zeros((5, 2)))
+    with pytest.raises(WorkbenchError, match="edge_prior"):
+        ep.ExactParentPosterior(edge_prior=1.5).fit(np.zeros((5, 3)), np.zeros((5, 3)))

@@ -1,0 +1,339 @@
+"""The declared schema of every artefact a Study holds, and the checks built on it.
+
+In the spirit of spatialdata's element models, each artefact kind that a workbench step
+writes has an :class:`ArtefactSpec`: its storage kind, the step that writes it, and the keys
+that a reader may rely on (``obs``/``var`` columns with their dtypes, ``obsm``/``layers``/
+``varp`` matrices with their shapes, entries of ``uns["workbench"]``, table columns, array
+dimensions and attributes, JSON keys). Steps check what they write before it is swapped in
+(:class:`workbench.data.transaction.Transaction` calls the ``check_*`` functions), readers
+use :func:`uns_entry` (``study.read_uns("grn", "cycles")``) instead of reaching into Zarr,
+and an artefact that does not match is refused with an error that names the key, what was
+found, and the step that writes it.
+
+Keys not declared here may be present (a step may record more); declared optional keys are
+checked when present. Artefacts a user adds under names not listed here are not checked.
+:data:`SCHEMA_VERSION` bumps when a declared key changes meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import MissingArtefactError, ValidationError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Key:
+    """One declared key: ``name`` (a regular expression for ``obsm``-style families),
+    ``dtype`` one of str, bool, int, float, number, any, dict, frame, list; ``ndim`` for
+    matrices; ``rows``/``cols`` "obs"/"vars" when the shape follows the AnnData."""
+
+    name: str
+    dtype: str = "any"
+    required: bool = True
+    ndim: int | None = None
+    rows: str | None = None
+    cols: str | None = None
+    columns: tuple[str, ...] = ()  # for dtype "frame": the columns it must have
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class ArtefactSpec:
+    name: str
+    kind: str
+    writer: str
+    doc: str
+    version: int = 1
+    obs: tuple[Key, ...] = ()
+    var: tuple[Key, ...] = ()
+    obsm: tuple[Key, ...] = ()
+    layers: tuple[Key, ...] = ()
+    varp: tuple[Key, ...] = ()
+    obsp: tuple[Key, ...] = ()
+    uns: tuple[Key, ...] = ()  # paths under uns["workbench"], "/"-separated
+    columns: tuple[Key, ...] = ()  # tables
+    array_ndim: int | None = None
+    attrs: tuple[Key, ...] = ()
+    json_keys: tuple[Key, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+
+_SCREEN = (Key("perturbation", "str"), Key("is_control", "bool"), Key("batch", "str"),
+           Key("plate", "str"), Key("well", "str"), Key("genes", "str", required=False),
+           Key("perturbation_type", "str", required=False), Key("dose", "number", False))
+
+ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
+    ArtefactSpec("images", "images", "`workbench import images` or `workbench demo`",
+                 "single-cell crops (Zarr) with their screen table"),
+    ArtefactSpec("fields", "images", "`workbench import images`", "whole microscope fields"),
+    ArtefactSpec(
+        "profiles", "anndata", "`workbench embed` or `workbench import profiles`",
+        "one row per crop, cell or well: screen metadata, embeddings, sparse codes",
+        obs=_SCREEN,
+        obsm=(Key(r"X_.+", "number", False, ndim=2, rows="obs"),
+              Key(r"concepts_.+", "number", False, ndim=2, rows="obs")),
+        uns=(Key("embedding", "dict", False), Key("embedding/block", "int", False),
+             Key("embedding/probe", "dict", False))),
+    ArtefactSpec(
+        "perturbations", "anndata", "`workbench embed` / `workbench benchmark`",
+        "one row per perturbation: aggregated profile, similarity, map benchmarks",
+        obs=(Key("n_profiles", "int"), Key("perturbation_type", "str", False)),
+        obsp=(Key("cosine", "number", False, ndim=2, rows="obs", cols="obs"),),
+        uns=(Key("benchmarks", "dict", False),)),
+    ArtefactSpec(
+        "concepts", "anndata", "`workbench concepts`",
+        "one row per concept: dictionary atoms in X, annotation in obs",
+        obs=(Key("frequency", "number"), Key("dead", "bool")),
+        obsm=(Key("exemplar_top_index", "int", False, ndim=2, rows="obs"),),
+        uns=(Key("method", "str"), Key("run", "str"), Key("profiles_key", "str", False),
+             Key("metrics", "dict", False))),
+    ArtefactSpec(
+        "interactions", "table", "`workbench interactions`",
+        "one row per tested pair and test",
+        columns=(Key("pair", "str"), Key("gene_a", "str"), Key("gene_b", "str"),
+                 Key("test", "str"), Key("statistic", "number"), Key("p", "number"),
+                 Key("q", "number"), Key("status", "str"),
+                 Key("effect_size", "number", False))),
+    ArtefactSpec("pair_details", "json", "`workbench interactions`",
+                 "per pair: exemplar crops and embedding shifts for the pair view",
+                 json_keys=(Key("pairs", "dict"),)),
+    ArtefactSpec(
+        "pair_selection", "table", "`workbench plan-pairs`",
+        "measured pairs and the proposed next batch",
+        columns=(Key("round", "int"), Key("gene_a", "str"), Key("gene_b", "str"),
+                 Key("pair", "str"), Key("status", "str"))),
+    ArtefactSpec(
+        "velocity", "anndata", "`workbench import velocity` or `workbench demo`",
+        "cells x genes with spliced and unspliced counts (and velocity when known)",
+        layers=(Key("spliced", "number", ndim=2, rows="obs", cols="vars"),
+                Key("unspliced", "number", ndim=2, rows="obs", cols="vars"),
+                Key("velocity", "number", False, ndim=2, rows="obs", cols="vars"))),
+    ArtefactSpec(
+        "grn", "anndata", "`workbench grn`",
+        "cells x genes used by the GRN step, with the posterior's edge probabilities",
+        varp=(Key("edge_probability", "number", ndim=2, rows="vars", cols="vars"),),
+        uns=(Key("cycles", "frame", True, columns=("genes", "length", "frequency"),
+                 doc="one row per cycle: genes in regulation order joined by ',', its "
+                     "length, and the share of posterior samples that hold it"),
+             Key("metrics", "dict", False),
+             Key("settings", "dict", True,
+                 doc="method and the settings it used (exact: temperature per gene, "
+                     "edge_prior, prior_sd, ridge, n_effective, chosen from the data)"))),
+    ArtefactSpec("grn_samples", "array", "`workbench grn`",
+                 "posterior graph samples, samples x genes x genes",
+                 array_ndim=3, attrs=(Key("genes", "list"),)),
+    ArtefactSpec("ground_truth", "json", "`workbench demo`", "the simulator's planted truth",
+                 json_keys=(Key("genes", "list"),)),
+)}
+
+
+# ---------------------------------------------------------------------- checks
+def _fail(name: str, where: str, found: str, want: str, writer: str | None) -> ValidationError:
+    spec = ARTEFACTS.get(name)
+    maker = spec.writer if spec else "the step that writes it"
+    by = f" (written by step {writer!r})" if writer else ""
+    return ValidationError(
+        f"artefact {name!r}{by}: {where} {found}; its schema (version {SCHEMA_VERSION}) "
+        f"wants {want}.",
+        f"re-run {maker} with this version of the workbench; if you built the artefact "
+        "yourself, give it the declared layout (see workbench.data.artefacts.ARTEFACTS).")
+
+
+def _dtype_ok(values, dtype: str) -> bool:
+    if dtype == "any":
+        return True
+    if isinstance(values, (pd.Series, pd.Index)):
+        dt = values.dtype
+        if dtype == "str":
+            return (pd.api.types.is_string_dtype(dt) or pd.api.types.is_object_dtype(dt)
+                    or isinstance(dt, pd.CategoricalDtype))
+        if dtype == "bool":
+            return pd.api.types.is_bool_dtype(dt)
+        if dtype == "int":
+            return pd.api.types.is_integer_dtype(dt) and not pd.api.types.is_bool_dtype(dt)
+        if dtype in ("float", "number"):
+            return pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)
+        return True
+    if dtype == "dict":
+        return isinstance(values, dict)
+    if dtype == "frame":
+        return isinstance(values, pd.DataFrame)
+    if dtype == "list":
+        return isinstance(values, (list, tuple, np.ndarray))
+    if dtype == "str":
+        return isinstance(values, (str, np.str_))
+    if dtype == "bool":
+        return isinstance(values, (bool, np.bool_))
+    if dtype == "int":
+        return isinstance(values, (int, np.integer)) and not isinstance(values, (bool, np.bool_))
+    if dtype in ("float", "number"):
+        if hasattr(values, "dtype"):
+            return np.issubdtype(values.dtype, np.number)
+        return isinstance(values, (int, float, np.number)) and not isinstance(values, bool)
+    return True
+
+
+def _describe(v) -> str:
+    if isinstance(v, (pd.Series, pd.Index)):
+        return f"has dtype {v.dtype}"
+    if hasattr(v, "shape") and hasattr(v, "dtype"):
+        return f"is a {type(v).__name__} of shape {tuple(v.shape)} and dtype {v.dtype}"
+    return f"is a {type(v).__name__} ({str(v)[:60]!r})"
+
+
+def _check_frame(name, frame: pd.DataFrame, keys, label, writer) -> None:
+    for key in keys:
+        if key.name not in frame.columns:
+            if key.required:
+                raise _fail(name, f"{label} has no column {key.name!r}", "(missing)",
+                            f"a {key.dtype} column {key.name!r}", writer)
+            continue
+        if not _dtype_ok(frame[key.name], key.dtype):
+            raise _fail(name, f"{label}[{key.name!r}]", _describe(frame[key.name]),
+                        f"{key.dtype} values", writer)
+
+
+def _check_mapping(name, mapping, keys, label, writer, shape) -> None:
+    for key in keys:
+        pattern = re.compile(key.name + r"\Z")
+        hits = [k for k in mapping.keys() if pattern.match(str(k))]
+        if not hits:
+            if key.required and not any(c in key.name for c in "*+.[("):
+                raise _fail(name, f"{label} has no {key.name!r}", "(missing)",
+                            f"{label}[{key.name!r}]", writer)
+            continue
+        for k in hits:
+            v = mapping[k]
+            if hasattr(v, "toarray"):
+                v = v.toarray()
+            v = np.asarray(v) if not isinstance(v, pd.DataFrame) else v.to_numpy()
+            where = f"{label}[{k!r}]"
+            if key.ndim is not None and v.ndim != key.ndim:
+                raise _fail(name, where, _describe(v), f"a {key.ndim}-D matrix", writer)
+            for axis, dim in ((0, key.rows), (1, key.cols)):
+                if dim and v.shape[axis] != shape[dim]:
+                    raise _fail(name, where, _describe(v),
+                                f"length {shape[dim]} along axis {axis} (one per {dim})", writer)
+            if not _dtype_ok(v, key.dtype):
+                raise _fail(name, where, _describe(v), f"{key.dtype} values", writer)
+
+
+def _get_path(d, path: str):
+    cur = d
+    for part in path.split("/"):
+        if not isinstance(cur, dict) or part not in cur:
+            raise KeyError(path)
+        cur = cur[part]
+    return cur
+
+
+def check_anndata(name: str, adata, *, writer: str | None = None) -> None:
+    """Check an AnnData against the declared schema of artefact ``name`` (if declared)."""
+    spec = ARTEFACTS.get(name)
+    if spec is None:
+        return
+    if spec.kind != "anndata":
+        raise _fail(name, "the object", "is an AnnData", f"a {spec.kind} artefact", writer)
+    shape = {"obs": adata.n_obs, "vars": adata.n_vars}
+    _check_frame(name, adata.obs, spec.obs, "obs", writer)
+    _check_frame(name, adata.var, spec.var, "var", writer)
+    for label, keys in (("obsm", spec.obsm), ("layers", spec.layers), ("varp", spec.varp),
+                        ("obsp", spec.obsp)):
+        _check_mapping(name, getattr(adata, label), keys, label, writer, shape)
+    wb = adata.uns.get("workbench", {})
+    for key in spec.uns:
+        try:
+            v = _get_path(wb, key.name)
+        except KeyError:
+            if key.required:
+                raise _fail(name, f"uns['workbench'] has no {key.name!r}", "(missing)",
+                            f"uns['workbench'][{key.name!r}] ({key.dtype})", writer) from None
+            continue
+        if not _dtype_ok(v, key.dtype):
+            raise _fail(name, f"uns['workbench'][{key.name!r}]", _describe(v),
+                        f"a {key.dtype}", writer)
+        if key.dtype == "frame" and key.columns:
+            missing = [c for c in key.columns if c not in v.columns]
+            if missing:
+                raise _fail(name, f"uns['workbench'][{key.name!r}]",
+                            f"lacks the column(s) {missing}",
+                            f"columns {list(key.columns)}", writer)
+
+
+def check_table(name: str, df: pd.DataFrame, *, writer: str | None = None) -> None:
+    spec = ARTEFACTS.get(name)
+    if spec is None:
+        return
+    if spec.kind != "table":
+        raise _fail(name, "the object", "is a table", f"a {spec.kind} artefact", writer)
+    _check_frame(name, df, spec.columns, "the table", writer)
+
+
+def check_array(name: str, arr: np.ndarray, attrs: dict, *, writer: str | None = None) -> None:
+    spec = ARTEFACTS.get(name)
+    if spec is None:
+        return
+    if spec.array_ndim is not None and arr.ndim != spec.array_ndim:
+        raise _fail(name, "the array", _describe(arr), f"{spec.array_ndim} dimensions", writer)
+    for key in spec.attrs:
+        if key.name not in attrs:
+            if key.required:
+                raise _fail(name, f"the array's attributes have no {key.name!r}", "(missing)",
+                            f"attrs[{key.name!r}]", writer)
+        elif not _dtype_ok(attrs[key.name], key.dtype):
+            raise _fail(name, f"attrs[{key.name!r}]", _describe(attrs[key.name]),
+                        f"a {key.dtype}", writer)
+    if name == "grn_samples" and "genes" in attrs and arr.ndim == 3:
+        d = len(attrs["genes"])
+        if arr.shape[1:] != (d, d):
+            raise _fail(name, "the array", _describe(arr),
+                        f"samples x {d} x {d} (one row and column per gene in attrs['genes'])",
+                        writer)
+
+
+def check_json(name: str, data: Any, *, writer: str | None = None) -> None:
+    spec = ARTEFACTS.get(name)
+    if spec is None:
+        return
+    if not isinstance(data, dict):
+        raise _fail(name, "the document", _describe(data), "a JSON object", writer)
+    for key in spec.json_keys:
+        if key.name not in data:
+            if key.required:
+                raise _fail(name, f"the document has no {key.name!r}", "(missing)",
+                            f"a key {key.name!r} ({key.dtype})", writer)
+        elif not _dtype_ok(data[key.name], key.dtype):
+            raise _fail(name, f"[{key.name!r}]", _describe(data[key.name]),
+                        f"a {key.dtype}", writer)
+
+
+def uns_entry(name: str, adata, keys: tuple[str, ...]):
+    """``adata.uns["workbench"][k1][k2]...`` for a key path the schema declares."""
+    spec = ARTEFACTS.get(name)
+    path = "/".join(keys)
+    declared = {k.name for k in spec.uns} if spec else set()
+    if spec is not None and path not in declared:
+        raise ValidationError(
+            f"uns['workbench'][{path!r}] is not a declared key of artefact {name!r} "
+            f"(declared: {sorted(declared) or 'none'}).",
+            "read one of the declared keys, or add the key to the schema in "
+            "workbench.data.artefacts together with the step that writes it.")
+    try:
+        return _get_path(adata.uns.get("workbench", {}), path)
+    except KeyError:
+        maker = spec.writer if spec else "the step that writes it"
+        raise MissingArtefactError(
+            f"artefact {name!r} has no uns['workbench'][{path!r}].",
+            f"re-run {maker} with this version of the workbench.") from None
+
+
+__all__ = ["ARTEFACTS", "ArtefactSpec", "Key", "SCHEMA_VERSION", "check_anndata",
+           "check_array", "check_json", "check_table", "uns_entry"]
