@@ -29,6 +29,15 @@ class StudyCorruptError(WorkbenchError):
     """``study.json`` or an artefact cannot be read (truncated, corrupted, half-written)."""
 
 
+class StudyBusyError(WorkbenchError):
+    """Another process is writing the same artefact right now."""
+
+
+class StudyConflictError(WorkbenchError):
+    """An artefact that a step read, or writes, changed while the step ran; nothing was
+    written."""
+
+
 class ValidationError(WorkbenchError):
     """Data that can be read but breaks the Study contract (columns, dtypes, NaNs, controls)."""
 
@@ -50,6 +59,8 @@ __all__ = [
     "StudyNotFoundError",
     "SchemaVersionError",
     "StudyCorruptError",
+    "StudyBusyError",
+    "StudyConflictError",
     "ValidationError",
     "MissingArtefactError",
     "InputFormatError",

@@ -34,10 +34,11 @@ def screen_adata(seed: int = 0, **kw) -> ad.AnnData:
 
 
 def snapshot(path: Path) -> dict[str, str]:
-    """Every file under ``path`` (hidden lock file excluded) with its content hash."""
+    """Every file under ``path`` (the lock files excluded) with its content hash."""
     out = {}
     for f in sorted(path.rglob("*")):
-        if f.is_file() and f.name != ".lock":
+        rel = f.relative_to(path)
+        if f.is_file() and f.name != ".lock" and rel.parts[0] != ".locks":
             out[f.relative_to(path).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
 
@@ -47,5 +48,5 @@ def study(tmp_path) -> Study:
     s = Study.create(tmp_path / "s.study", title="test", control_label="ctrl")
     with s.step("import", params={"source": "test"}, seed=1) as tx:
         tx.write_anndata("profiles", screen_adata())
-        tx.write_table("interactions", pd.DataFrame({"pair": ["A+B"], "p": [0.5]}))
+        tx.write_table("results", pd.DataFrame({"pair": ["A+B"], "p": [0.5]}))
     return s

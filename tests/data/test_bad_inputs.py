@@ -184,10 +184,10 @@ def test_truncated_zarr_metadata(study):
 
 
 def test_truncated_parquet(study):
-    p = study.path / "interactions.parquet"
+    p = study.path / "results.parquet"
     p.write_bytes(p.read_bytes()[:40])
-    with pytest.raises(StudyCorruptError, match="interactions"):
-        Study.open(study.path).read("interactions")
+    with pytest.raises(StudyCorruptError, match="results"):
+        Study.open(study.path).read("results")
 
 
 def test_artefact_deleted_behind_the_studys_back(study):
@@ -200,6 +200,6 @@ def test_interrupted_write_is_invisible(study):
     before = snapshot(study.path)
     with pytest.raises(KeyboardInterrupt):
         with study.step("import") as tx:
-            tx.write_table("interactions", pd.DataFrame({"pair": ["Q"], "p": [0.1]}))
+            tx.write_table("results", pd.DataFrame({"pair": ["Q"], "p": [0.1]}))
             raise KeyboardInterrupt
     assert snapshot(study.path) == before

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.data.schema import validate_matrix, validate_screen_obs
+from workbench.data._store import inside, study_lock
 from workbench.data.transaction import (  # noqa: F401  (re-exported for callers)
     KINDS,
     SCREEN_ARTEFACTS,
@@ -50,6 +51,8 @@ from workbench.data.transaction import (  # noqa: F401  (re-exported for callers
 from workbench.errors import (
     MissingArtefactError,
     SchemaVersionError,
+    StudyBusyError,
+    StudyConflictError,
     StudyCorruptError,
     StudyNotFoundError,
     WorkbenchError,
@@ -180,7 +183,8 @@ class Study:
 
     def artefact_path(self, name: str) -> Path:
         self.require(name)
-        return self.path / self.meta["artefacts"][name]["path"]
+        return inside(self.path, self.meta["artefacts"][name]["path"],
+                      what=f"the path of artefact {name!r}")
 
     def require(self, name: str, why: str | None = None) -> None:
         """Raise :class:`MissingArtefactError` naming the step that makes ``name``."""
@@ -200,31 +204,46 @@ class Study:
     def read(self, name: str):
         """Read an artefact by name: AnnData, DataFrame, zarr array, ImageStore or dict."""
         entry = self._entry(name)
-        p = self.path / entry["path"]
+        p = self.artefact_path(name)
         kind = entry["kind"]
         try:
-            if kind == "anndata":
-                import anndata as ad
-
-                with quiet_zarr():
-                    return ad.read_zarr(p)
-            if kind == "table":
-                return pd.read_parquet(p)
-            if kind == "array":
-                import zarr
-
-                return zarr.open_array(p, mode="r")
-            if kind == "images":
-                from workbench.data.images import ImageStore
-
-                return ImageStore(p)
-            if kind == "json":
-                return json.loads(p.read_text())
-            return p
+            with study_lock(self.path, shared=True):
+                return self._read_kind(name, kind, p)
         except WorkbenchError:
             raise
         except Exception as exc:  # corrupted or truncated files
             raise self._corrupt(name, exc) from exc
+
+    def _read_kind(self, name: str, kind: str, p: Path):
+        if kind == "anndata":
+            import anndata as ad
+
+            with quiet_zarr():
+                return ad.read_zarr(p)
+        if kind == "table":
+            return pd.read_parquet(p)
+        if kind == "array":
+            import zarr
+
+            return zarr.open_array(p, mode="r")
+        if kind == "images":
+            from workbench.data.images import ImageStore
+
+            return ImageStore(p)
+        if kind == "json":
+            return json.loads(p.read_text())
+        return p
+
+    def read_uns(self, name: str, *keys: str):
+        """One entry of an AnnData artefact's ``uns["workbench"]``, by its declared key path.
+
+        ``study.read_uns("grn", "cycles")`` returns what the schema of ``grn`` declares under
+        ``cycles``; a key the schema does not declare, or one the artefact lacks, is an error
+        that names the step that writes it.
+        """
+        from workbench.data.artefacts import uns_entry
+
+        return uns_entry(name, self.read(name), keys)
 
     def read_obs(self, name: str) -> pd.DataFrame:
         """Only the ``obs`` table of an AnnData artefact (cheap: no matrices are loaded)."""
@@ -235,7 +254,10 @@ class Study:
             import zarr
             from anndata.io import read_elem
 
-            return read_elem(zarr.open_group(self.path / entry["path"], mode="r")["obs"])
+            with study_lock(self.path, shared=True):
+                return read_elem(zarr.open_group(self.artefact_path(name), mode="r")["obs"])
+        except WorkbenchError:
+            raise
         except Exception as exc:
             raise self._corrupt(name, exc) from exc
 
@@ -257,7 +279,7 @@ class Study:
         """Check the Study. Light: artefacts exist and open. Deep: screen tables follow the
         contract and matrices are finite. Raises a :class:`WorkbenchError` subclass."""
         for name, entry in self.meta["artefacts"].items():
-            p = self.path / entry["path"]
+            p = self.artefact_path(name)
             if not p.exists():
                 raise StudyCorruptError(
                     f"{STUDY_FILE} lists artefact {name!r} at {entry['path']}, but it is missing.",
@@ -275,6 +297,9 @@ class Study:
                 if entry["kind"] != "anndata":
                     continue
                 adata = self.read(name)
+                from workbench.data.artefacts import check_anndata
+
+                check_anndata(name, adata, writer=entry.get("step"))
                 if name in SCREEN_ARTEFACTS:
                     validate_screen_obs(adata.obs, self.control_label, where=f"{name}.obs")
                 if adata.n_vars:
@@ -293,11 +318,19 @@ class Study:
         params: dict[str, Any] | None = None,
         seed: int | None = None,
         inputs: list[str] | None = None,
+        outputs: list[str] | None = None,
     ) -> Iterator[Transaction]:
-        """Open a write transaction for one step; commit on success, discard on error."""
+        """Open a write transaction for one step; commit on success, discard on error.
+
+        ``inputs`` are the artefacts the step read (their checksums as read go into the
+        provenance, and the commit is refused if one of them changed meanwhile);
+        ``outputs``, when known up front, are locked at once so that a second writer of the
+        same artefact is told right away (:class:`StudyBusyError`) rather than at its end.
+        Other processes may open and read the Study while the step runs.
+        """
         for name in inputs or []:
             self.require(name, why=f"the {tool!r} step reads it")
-        tx = Transaction(self, tool, params or {}, seed, inputs or [])
+        tx = Transaction(self, tool, params or {}, seed, inputs or [], outputs)
         try:
             yield tx
         except BaseException:
@@ -324,27 +357,48 @@ class Study:
 
 
 def _load_meta(path: Path) -> dict[str, Any]:
+    """Read and check ``study.json``: its fields, their types, and that every artefact path
+    stays inside the Study (a crafted file must not make us touch anything outside it)."""
     f = path / STUDY_FILE
+    restore = "restore study.json from a backup; the artefacts themselves are untouched."
     try:
         meta = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise StudyCorruptError(
-            f"{f} is not valid JSON ({exc.msg} at line {exc.lineno}).",
-            "restore study.json from a backup; the artefacts themselves are untouched.",
-        ) from exc
+            f"{f} is not valid JSON ({exc.msg} at line {exc.lineno}).", restore) from exc
+    except (UnicodeDecodeError, OSError) as exc:
+        raise StudyCorruptError(f"{f} cannot be read ({type(exc).__name__}: {exc}).",
+                                restore) from exc
     if not isinstance(meta, dict) or "schema_version" not in meta:
         raise StudyCorruptError(f"{f} has no schema_version: it was not written by workbench.",
                                 "open a folder made by `workbench demo` or `workbench import`.")
-    if int(meta["schema_version"]) > SCHEMA_VERSION:
+    version = meta["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise StudyCorruptError(
+            f"{f}: schema_version is {version!r}; expected a whole number such as "
+            f"{SCHEMA_VERSION}.", restore)
+    if version > SCHEMA_VERSION:
         raise SchemaVersionError(
-            f"{path} uses Study schema version {meta['schema_version']}, newer than the "
+            f"{path} uses Study schema version {version}, newer than the "
             f"{SCHEMA_VERSION} this workbench ({_version()}) reads.",
             "upgrade the workbench (pip install -U workbench) to open it.",
         )
     missing = {"artefacts", "provenance", "control_label", "study_id"} - set(meta)
     if missing:
-        raise StudyCorruptError(f"{f} lacks the field(s) {sorted(missing)}.",
-                                "restore study.json from a backup.")
+        raise StudyCorruptError(f"{f} lacks the field(s) {sorted(missing)}.", restore)
+    types = {"artefacts": (dict, "an object of name: entry"), "provenance": (list, "a list"),
+             "control_label": (str, "a string"), "study_id": (str, "a string")}
+    for key, (typ, said) in types.items():
+        if not isinstance(meta[key], typ):
+            raise StudyCorruptError(
+                f"{f}: {key!r} is a {type(meta[key]).__name__}; expected {said}.", restore)
+    for name, entry in meta["artefacts"].items():
+        if not isinstance(entry, dict) or entry.get("kind") not in KINDS \
+                or not isinstance(entry.get("version", 1), int):
+            raise StudyCorruptError(
+                f"{f}: the entry of artefact {name!r} is {entry!r}; expected an object with "
+                f"a kind (one of {sorted(KINDS)}), a path and a version.", restore)
+        inside(path, entry.get("path"), what=f"the path of artefact {name!r}")
     return meta
 
 

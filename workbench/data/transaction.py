@@ -1,18 +1,21 @@
-"""Write transactions of a Study: stage, swap into place, rewrite ``study.json`` last.
+"""Write transactions of a Study: stage, check, swap into place, rewrite ``study.json`` last.
 
 A :class:`Transaction` is what :meth:`workbench.data.study.Study.step` yields. Artefacts are
-written under ``.staging/<id>/new/``; :meth:`Transaction.commit` takes the Study's lock,
-writes a journal, moves each current artefact aside and the staged one into place (renames,
-atomic on one file system), and then rewrites ``study.json`` (temporary file, then
-:func:`os.replace`): that rewrite is the commit point. :func:`recover` runs when a Study is
-opened and rolls back a swap that a crash interrupted before the commit point.
+written under ``.staging/<id>/new/`` (the folder is owned by this process through a lock, see
+:mod:`workbench.data._store`) and checked against their declared schema
+(:mod:`workbench.data.artefacts`). :meth:`Transaction.commit` then takes the Study's lock,
+refuses if an artefact the step read or writes changed since the step started (optimistic
+concurrency on artefact versions), writes a journal, moves each current artefact aside and
+the staged one into place (renames, atomic on one file system), and rewrites ``study.json``
+(temporary file, then :func:`os.replace`): that rewrite is the commit point. A swap that
+fails part way is put back at once; one cut short by a dead process is put back by
+:func:`~workbench.data._store.recover` the next time the Study is opened.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import hashlib
 import json
 import os
@@ -25,14 +28,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from workbench.data._store import (
+    OWNER_LOCK,
+    RESERVED,
+    STAGING,
+    STUDY_FILE,
+    OwnerLock,
+    _roll_back,
+    cleanup_staging_root,
+    inside,
+    remove,
+    study_lock,
+    writer_lock,
+)
+from workbench.data._store import recover as _recover
 from workbench.data.schema import validate_matrix, validate_screen_obs
-from workbench.errors import ValidationError
+from workbench.errors import StudyConflictError, StudyCorruptError, ValidationError
 
 if TYPE_CHECKING:
     from workbench.data.study import Study
 
-STUDY_FILE = "study.json"
-STAGING = ".staging"
 KINDS = {"anndata": ".zarr", "table": ".parquet", "array": ".zarr", "images": ".zarr",
          "json": ".json", "file": ""}
 #: Artefacts whose ``obs`` must follow the screen contract of :mod:`workbench.data.schema`.
@@ -96,30 +111,62 @@ def _swap(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+_remove = remove
+_cleanup_staging_root = cleanup_staging_root
+_lock = study_lock
+
+
+def _new_txid() -> str:
+    return f"{_dt.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 class Transaction:
-    """Artefacts staged by one step; made visible all at once by :meth:`commit`."""
+    """Artefacts staged by one step; made visible all at once by :meth:`commit`.
 
-    def __init__(self, study: Study, tool: str, params: dict, seed: int | None, inputs: list):
+    The artefact versions the Study object held when the step began are the versions the
+    step read: provenance records their checksums, and the commit is refused if any of them,
+    or any artefact the step writes, was changed by another process in the meantime.
+    """
+
+    def __init__(self, study: Study, tool: str, params: dict, seed: int | None, inputs: list,
+                 outputs: list | None = None):
         self.study = study
         self.tool = tool
         self.params = params
         self.seed = seed
-        self.inputs = inputs
-        self.txid = f"{_dt.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        self.dir = study.path / STAGING / self.txid
-        (self.dir / "new").mkdir(parents=True)
+        self.inputs = list(inputs)
+        self.txid = _new_txid()
         self.started = _now()
+        self.base = {name: (int(e.get("version", 0)), e.get("sha256"))
+                     for name, e in study.meta["artefacts"].items()}
         self.staged: dict[str, dict[str, Any]] = {}
         self.removed: list[str] = []
         self.meta_updates: dict[str, Any] = {}
         self.notes: dict[str, Any] = {}
+        self._writer_locks: dict[str, Any] = {}
+        self._owner = None
+        root = study.path
+        self.dir = root / STAGING / self.txid
+        with study_lock(root):  # recovery cannot see a half-made staging folder
+            st = root / STAGING
+            if st.is_symlink():
+                raise StudyCorruptError(f"{st} is a link.", f"remove the link {st}.")
+            (self.dir / "new").mkdir(parents=True)
+            self._owner = OwnerLock(self.dir / OWNER_LOCK, self._holder())
+        try:
+            for name in outputs or []:
+                self._claim(name)
+        except BaseException:
+            self.discard()
+            raise
+
+    def _holder(self) -> dict:
+        return {"tool": self.tool, "pid": os.getpid(), "started": self.started,
+                "transaction": self.txid}
+
+    def _claim(self, name: str) -> None:
+        if name not in self._writer_locks:
+            self._writer_locks[name] = writer_lock(self.study.path, name, self._holder())
 
     # -- staging
     def stage_path(self, name: str, kind: str, filename: str | None = None) -> Path:
@@ -129,6 +176,10 @@ class Transaction:
         if not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"artefact name {name!r} must be letters, digits, - or _")
         filename = filename or f"{name}{KINDS[kind]}"
+        if "/" in filename or "\\" in filename or filename in RESERVED \
+                or filename.startswith(".") or filename in ("..", ""):
+            raise ValueError(f"artefact file name {filename!r} must be a plain name")
+        self._claim(name)
         p = self.dir / "new" / filename
         _remove(p)
         self.staged[name] = {"kind": kind, "path": filename}
@@ -140,8 +191,10 @@ class Transaction:
 
     def write_anndata(self, name: str, adata, *, screen: bool | None = None,
                       description: str | None = None) -> Path:
-        """Stage an AnnData as Zarr; screen tables are checked against the contract first."""
+        """Stage an AnnData as Zarr, after checking it against the artefact's schema."""
         import anndata as ad
+
+        from workbench.data.artefacts import check_anndata
 
         screen = name in SCREEN_ARTEFACTS if screen is None else screen
         for frame, label in ((adata.obs, "obs"), (adata.var, "var")):
@@ -160,9 +213,9 @@ class Transaction:
         for key, val in adata.obsm.items():
             if isinstance(val, np.ndarray):
                 validate_matrix(val, where=f"{name}.obsm[{key!r}]")
+        check_anndata(name, adata, writer=self.tool)
         p = self.stage_path(name, "anndata")
-        ad.settings.zarr_write_format = 3
-        with quiet_zarr():
+        with quiet_zarr(), ad.settings.override(zarr_write_format=3):
             adata.write_zarr(p)
         self.describe(name, n_obs=int(adata.n_obs), n_vars=int(adata.n_vars),
                       obsm=sorted(adata.obsm.keys()), layers=sorted(adata.layers.keys()))
@@ -171,9 +224,12 @@ class Transaction:
         return p
 
     def write_table(self, name: str, df: pd.DataFrame, *, description: str | None = None) -> Path:
-        """Stage a long table as Parquet."""
+        """Stage a long table as Parquet, after checking it against the artefact's schema."""
+        from workbench.data.artefacts import check_table
+
         if not isinstance(df, pd.DataFrame):
             raise ValidationError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}.")
+        check_table(name, df, writer=self.tool)
         p = self.stage_path(name, "table")
         df.to_parquet(p)
         self.describe(name, n_rows=int(len(df)), columns=[str(c) for c in df.columns][:30])
@@ -185,7 +241,10 @@ class Transaction:
         """Stage an n-d array as a Zarr array with optional attributes."""
         import zarr
 
+        from workbench.data.artefacts import check_array
+
         arr = np.asarray(arr)
+        check_array(name, arr, attrs or {}, writer=self.tool)
         p = self.stage_path(name, "array")
         with quiet_zarr():
             z = zarr.create_array(store=str(p), shape=arr.shape, dtype=arr.dtype,
@@ -197,6 +256,10 @@ class Transaction:
         return p
 
     def write_json(self, name: str, data: dict) -> Path:
+        """Stage a JSON document, after checking it against the artefact's schema."""
+        from workbench.data.artefacts import check_json
+
+        check_json(name, data, writer=self.tool)
         p = self.stage_path(name, "json")
         p.write_text(json.dumps(data, indent=2, default=_json_default))
         return p
@@ -220,11 +283,12 @@ class Transaction:
     def remove(self, name: str) -> None:
         """Drop an artefact from the Study when this transaction commits."""
         self.study.require(name)
+        self._claim(name)
         self.removed.append(name)
 
     def set_meta(self, key: str, value: Any) -> None:
         """Set a top-level ``study.json`` field (not artefacts or provenance)."""
-        if key in ("artefacts", "provenance", "schema_version", "study_id"):
+        if key in ("artefacts", "provenance", "schema_version", "study_id", "last_transaction"):
             raise ValueError(f"{key!r} is managed by the Study itself")
         self.meta_updates[key] = value
 
@@ -233,98 +297,115 @@ class Transaction:
         self.notes.update(facts)
 
     # -- finishing
+    def _release(self) -> None:
+        """Drop this process's locks (what the kernel does when a process dies)."""
+        for lock in self._writer_locks.values():
+            lock.release()
+        self._writer_locks.clear()
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
+
     def discard(self) -> None:
-        _remove(self.dir)
-        _cleanup_staging_root(self.study.path)
+        """Forget everything staged; the Study stays exactly as it was."""
+        try:
+            _remove(self.dir)
+            _cleanup_staging_root(self.study.path)
+        finally:
+            self._release()
+
+    def _check_conflicts(self, meta: dict) -> None:
+        now = {n: int(e.get("version", 0)) for n, e in meta["artefacts"].items()}
+        for name in dict.fromkeys([*self.inputs, *self.staged, *self.removed]):
+            read = self.base.get(name, (0, None))[0]
+            if now.get(name, 0) != read:
+                entry = meta["artefacts"].get(name, {})
+                by = f" by step {entry.get('step')!r} at {entry.get('written')}" if entry else ""
+                role = "read" if name in self.inputs else "writes"
+                raise StudyConflictError(
+                    f"artefact {name!r}, which step {self.tool!r} {role}, changed while it ran "
+                    f"(version {read} when the step started, now version {now.get(name, 0)}"
+                    f"{by}). Nothing was written, so that other result is kept.",
+                    "run the step again: it will start from the current version (in Python, "
+                    "call study.refresh() first).")
 
     def commit(self) -> None:
         study = self.study
         root = study.path
-        with _lock(root):
-            from workbench.data.study import _load_meta
+        from workbench.data.study import _load_meta
 
-            meta = _load_meta(root)  # the latest, in case another writer committed
-            journal = {"txid": self.txid, "items": []}
-            (self.dir / "old").mkdir(exist_ok=True)
-            versions = {}
-            for name, entry in self.staged.items():
-                old = meta["artefacts"].get(name)
-                journal["items"].append({"name": name, "path": entry["path"],
-                                         "old_path": old["path"] if old else None})
-                versions[name] = (old["version"] + 1) if old else 1
-            for name in self.removed:
-                old = meta["artefacts"][name]
-                journal["items"].append({"name": name, "path": None, "old_path": old["path"]})
-            _write_json_atomic(self.dir / "journal.json", journal)
-            # swap: move what is there now aside, then the staged artefact into place
-            for item in journal["items"]:
-                if item["old_path"]:
-                    cur = root / item["old_path"]
-                    if cur.exists():
-                        _swap(cur, self.dir / "old" / item["old_path"])
-                if item["path"]:
-                    _swap(self.dir / "new" / item["path"], root / item["path"])
-            # study.json last: the commit point
-            inputs = {n: meta["artefacts"].get(n, {}).get("sha256") for n in self.inputs}
-            outputs = {}
-            for name, entry in self.staged.items():
-                digest = checksum(root / entry["path"])
-                meta["artefacts"][name] = {
-                    **entry, "version": versions[name], "sha256": digest,
-                    "step": self.tool, "written": _now(),
-                }
-                outputs[name] = digest
-            for name in self.removed:
-                meta["artefacts"].pop(name, None)
-            meta["provenance"].append({
-                "tool": self.tool, "params": self.params, "seed": self.seed,
-                "workbench_version": _version(), "inputs": inputs, "outputs": outputs,
-                "removed": self.removed, "started": self.started, "finished": _now(),
-                "transaction": self.txid, **({"notes": self.notes} if self.notes else {}),
-            })
-            meta.update(self.meta_updates)
-            meta["last_transaction"] = self.txid
-            _write_json_atomic(root / STUDY_FILE, meta)
-            _remove(self.dir)
-            _cleanup_staging_root(root)
+        # checksums of the staged artefacts (folder checksums use relative paths, so they
+        # equal those of the artefacts once moved into place), before any lock is taken
+        digests = {name: checksum(self.dir / "new" / e["path"]) for name, e in self.staged.items()}
+        try:
+            with study_lock(root):
+                meta = _load_meta(root)  # the latest, in case another writer committed
+                self._check_conflicts(meta)
+                journal = {"txid": self.txid, "items": []}
+                (self.dir / "old").mkdir(exist_ok=True)
+                versions = {}
+                for name, entry in self.staged.items():
+                    old = meta["artefacts"].get(name)
+                    journal["items"].append({"name": name, "path": entry["path"],
+                                             "old_path": old["path"] if old else None})
+                    versions[name] = (int(old["version"]) + 1) if old else 1
+                for name in self.removed:
+                    old = meta["artefacts"][name]
+                    journal["items"].append({"name": name, "path": None,
+                                             "old_path": old["path"]})
+                for item in journal["items"]:  # every target inside the Study
+                    for key in ("path", "old_path"):
+                        if item[key]:
+                            inside(root, item[key], what=f"the path of artefact {item['name']!r}")
+                _write_json_atomic(self.dir / "journal.json", journal)
+                try:
+                    self._swap_in(root, journal["items"])
+                except BaseException:
+                    _roll_back(root, self.dir, journal["items"])
+                    raise
+                inputs = {n: self.base.get(n, (0, None))[1] for n in self.inputs}
+                for name, entry in self.staged.items():
+                    meta["artefacts"][name] = {
+                        **entry, "version": versions[name], "sha256": digests[name],
+                        "step": self.tool, "written": _now(),
+                    }
+                for name in self.removed:
+                    meta["artefacts"].pop(name, None)
+                meta["provenance"].append({
+                    "tool": self.tool, "params": self.params, "seed": self.seed,
+                    "workbench_version": _version(), "inputs": inputs,
+                    "input_versions": {n: self.base.get(n, (0, None))[0] for n in self.inputs},
+                    "outputs": digests, "removed": self.removed, "started": self.started,
+                    "finished": _now(), "transaction": self.txid,
+                    **({"notes": self.notes} if self.notes else {}),
+                })
+                meta.update(self.meta_updates)
+                meta["last_transaction"] = self.txid
+                try:
+                    _write_json_atomic(root / STUDY_FILE, meta)
+                except BaseException:
+                    _roll_back(root, self.dir, journal["items"])
+                    raise
+                _remove(self.dir)
+                _cleanup_staging_root(root)
+        except BaseException:
+            self.discard()
+            raise
+        self._release()
         study.meta = meta
 
-
-@contextlib.contextmanager
-def _lock(root: Path):
-    with open(root / ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _cleanup_staging_root(root: Path) -> None:
-    st = root / STAGING
-    if st.is_dir() and not any(st.iterdir()):
-        st.rmdir()
+    def _swap_in(self, root: Path, items: list) -> None:
+        """Move what is there now aside, then each staged artefact into place."""
+        for item in items:
+            if item["old_path"]:
+                cur = root / item["old_path"]
+                if cur.exists() or cur.is_symlink():
+                    _swap(cur, self.dir / "old" / item["old_path"])
+            if item["path"]:
+                _swap(self.dir / "new" / item["path"], root / item["path"])
 
 
-def recover(root: Path) -> None:
-    """Finish or roll back transactions that a crash interrupted (see module docstring)."""
-    st = root / STAGING
-    if not st.is_dir():
-        return
-    with _lock(root):
-        try:
-            last = json.loads((root / STUDY_FILE).read_text()).get("last_transaction")
-        except (json.JSONDecodeError, OSError):
-            last = None
-        for tx in sorted(st.iterdir()):
-            journal = tx / "journal.json"
-            if journal.is_file() and tx.name != last:
-                items = json.loads(journal.read_text())["items"]
-                for item in reversed(items):
-                    if item["path"] and (root / item["path"]).exists() \
-                            and not (tx / "new" / item["path"]).exists():
-                        _remove(root / item["path"])  # the new one had been swapped in
-                    if item["old_path"] and (tx / "old" / item["old_path"]).exists():
-                        os.replace(tx / "old" / item["old_path"], root / item["old_path"])
-            _remove(tx)
-        _cleanup_staging_root(root)
+def recover(root: Path) -> list[str]:
+    """Roll back the transactions whose owner process died; see
+    :func:`workbench.data._store.recover`."""
+    return _recover(root)
