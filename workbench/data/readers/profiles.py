@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.data.readers._safe_npz import load_npz
 from workbench.data.readers._tables import PathLike, existing_file, pick_column, read_table, show
 from workbench.data.readers._target import clean_obs, detect_control, study_step
 from workbench.data.schema import coerce_screen_obs
@@ -212,17 +213,21 @@ def read_deepprofiler(
     dim = None
     for f in files:
         try:
-            with np.load(f, allow_pickle=True) as z:
-                names = set(z.files)
-                missing = {"features", "metadata"} - names
-                if missing:
-                    raise InputFormatError(
-                        f"DeepProfiler file {f.name} lacks {sorted(missing)} (has "
-                        f"{sorted(names)}).", "give the .npz files DeepProfiler's profile step "
-                        "writes (features, locations, metadata).")
-                feats = np.asarray(z["features"], np.float32)
-                locs = np.asarray(z["locations"], float) if "locations" in names else None
-                meta = z["metadata"].item()
+            z = load_npz(f)
+            names = set(z)
+            missing = {"features", "metadata"} - names
+            if missing:
+                raise InputFormatError(
+                    f"DeepProfiler file {f.name} lacks {sorted(missing)} (has "
+                    f"{sorted(names)}).", "give the .npz files DeepProfiler's profile step "
+                    "writes (features, locations, metadata).")
+            feats = np.asarray(z["features"], np.float32)
+            locs = np.asarray(z["locations"], float) if "locations" in names else None
+            meta = z["metadata"]
+            if not isinstance(meta, dict):
+                raise InputFormatError(f"DeepProfiler file {f.name}: metadata is a "
+                                       f"{type(meta).__name__}, expected a dict.",
+                                       "give the .npz files DeepProfiler's profile step writes.")
         except InputFormatError:
             raise
         except Exception as exc:
