@@ -7,6 +7,8 @@ import pytest
 
 from workbench.models.separability import separability_score
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 def _pairs(n_pairs=40, n=30, d=6, interact=False, seed=0):
     """Independent unit Gaussians; A shifts coordinate 0, B scales coordinate 1; the double
@@ -57,3 +59,20 @@ def test_bad_inputs():
         separability_score(ctrl[:, :10], a, b, ab)
     with pytest.raises(ValueError, match="unknown estimator"):
         separability_score(ctrl, a, b, ab, estimator="knn")
+
+
+def test_kl_additivity_score_is_a_labelled_score_that_sees_synergy():
+    from workbench.models.interaction_scenarios import simulate_pairs
+    from workbench.models.kl_additivity import kl_additivity_score
+
+    g0, u0, _ = simulate_pairs(10, n=40, wells=3, seed=7)
+    g1, u1, _ = simulate_pairs(10, kind="synergy", n=40, wells=3, seed=8)
+    null = kl_additivity_score(g0, u0, n_bootstrap=5, seed=0)
+    alt = kl_additivity_score(g1, u1, n_bootstrap=5, seed=0)
+    assert null.test == "separability_score" and np.isnan(null.p_value).all()
+    assert "graded score" in null.params["calibration"]
+    assert set(null.terms["status"]) == {"score (no p-value)"}
+    assert (null.ci_low <= null.ci_high).all()
+    # synergy adds KL to the double beyond the singles: S well above the null's
+    assert np.median(alt.statistic) > np.median(null.statistic) + 1.0
+    assert abs(np.median(null.statistic)) < 0.7
