@@ -120,3 +120,40 @@ def test_other_control_label_is_refused(tmp_path, snapshot):
     with pytest.raises(ValidationError, match="control label"):
         import_profiles(p, study_path)
     assert snapshot(study_path) == before
+
+
+def _two_artefact_study(tmp_path):
+    out = tmp_path / "keep.study"
+    import_profiles(_table(tmp_path), out)
+    with Study.open(out).step("extra") as tx:
+        tx.write_table("notes", pd.DataFrame({"x": [1, 2]}))
+    return out
+
+
+def _tree(path):
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
+                  if p.name != ".lock" and ".locks" not in p.parts)
+
+
+def test_overwrite_that_fails_while_writing_keeps_the_old_study(tmp_path, monkeypatch):
+    from workbench.data import transaction
+
+    out = _two_artefact_study(tmp_path)
+    before, files = (out / "study.json").read_bytes(), _tree(out)
+
+    def disk_full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(transaction.Transaction, "write_anndata", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        import_profiles(_table(tmp_path), out, overwrite=True)
+    assert (out / "study.json").read_bytes() == before and _tree(out) == files
+    assert set(Study.open(out).artefacts) == {"profiles", "notes"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.study", "plate.csv"]
+
+
+def test_overwrite_that_succeeds_replaces_the_study(tmp_path):
+    out = _two_artefact_study(tmp_path)
+    study = import_profiles(_table(tmp_path), out, overwrite=True)
+    assert study.path == out and set(Study.open(out).artefacts) == {"profiles"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.study", "plate.csv"]

@@ -3,13 +3,16 @@
 An import parses and checks the user's files *before* it touches the Study, then writes
 everything in one transaction (:meth:`workbench.data.study.Study.step`). If the Study did not
 exist and the write fails, the new folder is removed again, so a failed import leaves
-nothing behind and an existing Study exactly as it was.
+nothing behind and an existing Study exactly as it was. ``overwrite`` builds the new Study
+beside the old one and swaps it in only when the import has succeeded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,12 +70,23 @@ def study_step(out: str | Path | Study, tool: str, params: dict, *,
     refused with a ValidationError, because its controls would no longer be found.
     """
     created = False
+    replace: Path | None = None  # the Study that --overwrite replaces, once this one lands
     if isinstance(out, Study):
         study = out
     else:
         path = Path(out)
         if (path / STUDY_FILE).is_file() and not overwrite:
             study = Study.open(path)
+        elif overwrite and path.exists() and any(path.iterdir()):
+            if not (path / STUDY_FILE).is_file():
+                raise ValidationError(f"{path} is not a Study, so it will not be overwritten.",
+                                      "give a new or empty folder, or the path of a Study.")
+            # build the new Study beside the old one; the old one goes only on success
+            replace = path
+            fresh = path.with_name(f".{path.name}.new-{uuid.uuid4().hex[:8]}")
+            study = Study.create(fresh, title=title or path.stem,
+                                 control_label=control_label or "control")
+            created = True
         else:
             existed = path.exists()
             study = Study.create(path, title=title, control_label=control_label or "control",
@@ -96,6 +110,12 @@ def study_step(out: str | Path | Study, tool: str, params: dict, *,
         if created:
             shutil.rmtree(study.path, ignore_errors=True)
         raise
+    if replace is not None:
+        old = replace.with_name(f".{replace.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(replace, old)
+        os.replace(study.path, replace)
+        shutil.rmtree(old, ignore_errors=True)
+        study.path = replace  # callers hold this object (tx.study): it now names the Study
     study.refresh()
 
 
