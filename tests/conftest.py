@@ -44,6 +44,22 @@ def demo_study_path(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_study_path(tmp_path_factory) -> Path:
+    """A demo Study of size "tiny" built by the real steps (every step run), once per test
+    session, for the views and the napari plugin. Tests that write into it copy it first
+    (``workbench.testing.copy_study``). ``$WORKBENCH_TINY_STUDY`` points at one built
+    earlier (``workbench demo --size tiny --no-serve``)."""
+    env = os.environ.get("WORKBENCH_TINY_STUDY")
+    if env:
+        return Path(env)
+    from workbench.testing import make_demo_study
+
+    out = tmp_path_factory.mktemp("tiny") / "tiny.study"
+    make_demo_study(out, size="tiny", seed=0)
+    return out
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """Run a module's small torch problems on one thread (use with

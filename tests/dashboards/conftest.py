@@ -1,27 +1,25 @@
-"""Fixtures for the dashboard tests: a small synthetic Study (see synthetic_study.py)."""
+"""Fixtures for the dashboard tests: Studies made by the real steps (no hand-written layouts).
+
+``tiny_study_path`` (tests/conftest.py) is the demo world at size "tiny" with every step
+run, built once per test session; the views must read whatever those steps write.
+"""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 
-def load_synthetic():
-    """The helper module, loaded by path (tests/ is not a package)."""
-    path = Path(__file__).with_name("synthetic_study.py")
-    spec = importlib.util.spec_from_file_location("wb_dashboards_synthetic_study", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture(scope="session")
+def study(tiny_study_path):
+    """The tiny demo Study, opened (the views only read it)."""
+    from workbench.data.study import Study
+
+    return Study.open(tiny_study_path)
 
 
 @pytest.fixture(scope="session")
-def synthetic():
-    return load_synthetic()
+def images_only_study(tmp_path_factory):
+    """The demo world before any analysis step: images and ground truth only."""
+    from workbench.testing import make_demo_study
 
-
-@pytest.fixture(scope="session")
-def synthetic_study(tmp_path_factory, synthetic):
-    return synthetic.make_synthetic_study(tmp_path_factory.mktemp("dash") / "syn.study")
+    return make_demo_study(tmp_path_factory.mktemp("dash") / "images.study", steps="simulate")

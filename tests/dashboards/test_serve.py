@@ -41,12 +41,12 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_basic_auth_guards_the_page(synthetic_study):
+def test_basic_auth_guards_the_page(study):
     pytest.importorskip("panel")
     from workbench.dashboards.serve import serve_study
 
     port = _free_port()
-    thread = serve_study(synthetic_study.path, port=port, threaded=True, basic_auth="s3cret",
+    thread = serve_study(study.path, port=port, threaded=True, basic_auth="s3cret",
                          cookie_secret="test-secret")
     try:
         url = f"http://127.0.0.1:{port}"

@@ -1,4 +1,4 @@
-"""The Selection and its round trips (URL, selection.json), without a browser."""
+"""The Selection and its round trips (URL, selection channel), without a browser."""
 
 from __future__ import annotations
 
@@ -6,15 +6,9 @@ import json
 
 import pytest
 
-from workbench.dashboards.state import (
-    SELECTION_FILE,
-    Layout,
-    Selection,
-    make_pair,
-    parse_samples,
-    read_selection_file,
-    split_pair,
-)
+from workbench.dashboards.state import Layout, Selection, make_pair, parse_samples, split_pair
+from workbench.data.selection import SelectionChannel
+from workbench.errors import WorkbenchError
 
 
 def test_state_imports_no_panel():
@@ -65,22 +59,39 @@ def test_parse_samples_forms():
     assert parse_samples("") == [] and parse_samples(None) == []
 
 
-def test_file_round_trip_is_atomic_and_versioned(tmp_path):
-    s = Selection(perturbation="G02", samples=["crop1"])
-    path = s.save(tmp_path, study_id="abc")
-    assert path.name == SELECTION_FILE
-    data = json.loads(path.read_text())
-    assert data["schema"] == "workbench.selection" and data["version"] == 1
-    assert data["study_id"] == "abc" and data["perturbation"] == "G02"
+def test_channel_files_are_private_unique_and_skip_own_writes(tmp_path):
+    a = SelectionChannel.create(tmp_path, study_id="abc")
+    b = SelectionChannel.create(tmp_path, study_id="abc")
+    assert a.path != b.path and a.path.parent == tmp_path
+    assert oct(a.path.stat().st_mode & 0o777) == "0o600"  # this user only
+    assert a.read()["perturbation"] == "" and a.poll(me="napari") is None  # empty start
+    a.write(Selection(perturbation="G02", samples=["crop1"]).to_dict(), source="dashboard",
+            study_id="abc")
+    assert a.poll(me="dashboard") is None  # our own write is not news
+    napari = SelectionChannel(a.path)
+    got = napari.poll(me="napari")
+    assert got["perturbation"] == "G02" and got["samples"] == ["crop1"]
+    assert got["study_id"] == "abc" and got["version"] == 2
+    assert napari.poll(me="napari") is None  # nothing new since
+    napari.write({"pair": "G01+G02", "perturbation": "G01"}, source="napari", study_id="abc")
+    assert a.poll(me="dashboard")["pair"] == "G01+G02"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
-    t = Selection()
-    assert t.load(tmp_path) and t.samples == ["crop1"]
-    data["version"] = 99
-    path.write_text(json.dumps(data))
+    with pytest.raises(WorkbenchError, match="unknown selection source"):
+        a.write({}, source="someone")
+
+
+def test_channel_refuses_other_schemas_and_newer_versions(tmp_path):
+    ch = SelectionChannel.create(tmp_path)
+    data = json.loads(ch.path.read_text())
+    ch.path.write_text(json.dumps({**data, "version": 99}))
     with pytest.warns(UserWarning, match="newer"):
-        assert read_selection_file(tmp_path) is None
-    path.write_text("{not json")
-    assert read_selection_file(tmp_path) is None and not Selection().load(tmp_path / "nope")
+        assert ch.read() is None
+    ch.path.write_text(json.dumps({**data, "schema": "something.else"}))
+    assert ch.read() is None
+    ch.path.write_text("{not json")
+    assert ch.read() is None
+    ch.close()
+    assert not ch.path.exists() and ch.read() is None and ch.poll(me="napari") is None
 
 
 def test_pairs_and_layout():

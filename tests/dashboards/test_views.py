@@ -1,7 +1,9 @@
-"""Each view builds on a Study, follows the Selection and writes to it (no browser).
+"""Each view builds on a Study made by the real steps, follows the Selection and writes to it
+(no browser).
 
 Streams are driven the way Bokeh would drive them (``stream.event(...)``), so the linking
-logic is checked without a page.
+logic is checked without a page. Expected values come from the artefacts as the steps wrote
+them (or from the demo world's planted truth), never from numbers typed into the test.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ pn = pytest.importorskip("panel")
 hv = pytest.importorskip("holoviews")
 
 from workbench.dashboards import embeddings as emb  # noqa: E402
-from workbench.dashboards.app import Dashboard, build_app  # noqa: E402
 from workbench.dashboards.concepts import ConceptsView, concept_page, concepts_of  # noqa: E402
-from workbench.dashboards.grn import GRNView, agreement, cycles, subgraph  # noqa: E402
+from workbench.dashboards.grn import GRNView, subgraph  # noqa: E402
 from workbench.dashboards.images import ImagesView  # noqa: E402
-from workbench.dashboards.interactions import InteractionsView, next_batch, pair_matrix  # noqa: E402
+from workbench.dashboards.interactions import (  # noqa: E402
+    InteractionsView,
+    genes,
+    next_batch,
+    pair_matrix,
+)
 from workbench.dashboards.perturbation_map import PerturbationMapView, neighbours  # noqa: E402
 from workbench.dashboards.state import Selection  # noqa: E402
+from workbench.errors import WorkbenchError  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,35 +46,63 @@ def _texts(root) -> str:
                     if isinstance(getattr(m, "text", None), str))
 
 
-def test_embedding_selection_is_exact_box_lasso_and_highlight(synthetic_study):
-    df = emb.points(synthetic_study)
-    g01 = df[df["perturbation"] == "G01"]
-    # G01 sits alone around (10, 10): a box there selects exactly its samples
-    assert sorted(emb.ids_in_box(df, (8, 8, 12, 12))) == sorted(g01["id"])
-    square = ([8, 12, 12, 8], [8, 8, 12, 12])
-    assert sorted(emb.ids_in_polygon(df, *square)) == sorted(g01["id"])
+def _samples_of(study, gene):
+    """Profile ids whose perturbation is ``gene`` or a double holding it (from obs alone)."""
+    pert = study.read_obs("profiles")["perturbation"].astype(str)
+    return set(pert.index[[gene in p.split("+") for p in pert]].astype(str))
+
+
+def test_embedding_points_are_the_profiles_and_selection_is_exact(study):
+    df = emb.points(study)
+    prof = study.read("profiles")
+    assert list(df["id"]) == list(prof.obs_names.astype(str))
+    # the map is the PCA of the embedding the step wrote: its axes are uncorrelated and
+    # the first carries the most variance
+    x = np.asarray(prof.X, dtype=np.float64)
+    assert abs(np.corrcoef(df["x"], df["y"])[0, 1]) < 1e-3
+    assert df["x"].var() >= df["y"].var() > 0
+    assert df["x"].var() == pytest.approx(np.linalg.eigvalsh(np.cov(x.T))[-1], rel=1e-3)
+    with pytest.raises(WorkbenchError, match="unknown embedding layout"):
+        emb.points(study, basis="umap")
+    # a box around one gene's points selects exactly the points inside it
+    gene = "G01"
+    mine = df[df["id"].isin(_samples_of(study, gene))]
+    pad = 1e-3 * float(np.ptp(df["x"]))  # no point lies on the edges (ray casting is
+    bounds = (mine.x.min() - pad, mine.y.min() - pad, mine.x.max() + pad, mine.y.max() + pad)
+    inside = df[(df.x >= bounds[0]) & (df.x <= bounds[2]) & (df.y >= bounds[1])
+                & (df.y <= bounds[3])]  # undecided on an edge)
+    assert set(mine["id"]) <= set(inside["id"]) < set(df["id"])
+    assert sorted(emb.ids_in_box(df, bounds)) == sorted(inside["id"])
+    square = ([bounds[0], bounds[2], bounds[2], bounds[0]], [bounds[1], bounds[1], bounds[3],
+                                                           bounds[3]])
+    assert sorted(emb.ids_in_polygon(df, *square)) == sorted(inside["id"])
     tri = ([0, 1, 0], [0, 0, 1])
     pts = pd.DataFrame({"x": [0.2, 0.8, 0.6], "y": [0.2, 0.8, 0.1], "id": ["in", "out", "in2"]})
     assert emb.ids_in_polygon(pts, *tri) == ["in", "in2"]
-    # highlighting a gene includes the doubles that contain it
-    mask = emb.highlight_mask(df, "G01")
-    assert set(df.loc[mask, "perturbation"]) == {"G01", "G01+G02", "G01+G03"}
+    assert set(df.loc[emb.highlight_mask(df, gene), "id"]) == _samples_of(study, gene)
 
 
-def test_embeddings_view_streams_write_the_selection(synthetic_study):
+def test_embeddings_view_streams_write_the_selection(study):
     sel = Selection()
-    view = emb.EmbeddingsView(synthetic_study, sel)
+    view = emb.EmbeddingsView(study, sel)
     _render(view)
     view._plot_pane()
-    view._streams["box"].event(bounds=(8, 8, 12, 12))
-    assert len(sel.samples) == 6
-    view._streams["tap"].event(x=10.0, y=10.0)
-    assert sel.perturbation == "G01"
-    assert len(view.highlighted()) == 18
+    df = view.data()
+    one = df.iloc[5]
+    view._streams["box"].event(bounds=(one.x - 1e-6, one.y - 1e-6, one.x + 1e-6, one.y + 1e-6))
+    assert one["id"] in sel.samples
+    view._streams["tap"].event(x=float(one.x), y=float(one.y))
+    assert sel.perturbation == str(one["perturbation"])
+    assert set(view.highlighted()["id"]) == _samples_of(study, sel.perturbation)
     assert view.table().index.isin(sel.samples).all()
+    # colouring by a concept uses the codes the concepts step wrote for that concept
+    concepts = study.read("concepts")
+    cid = str(concepts.obs_names[3])
+    key = concepts.uns["workbench"]["profiles_key"]
     view.color_by = "concept activation"
-    sel.choose_concept("c1")
-    assert "activation" in view._colored()
+    sel.choose_concept(cid)
+    np.testing.assert_allclose(view._colored()["activation"],
+                               np.asarray(study.read("profiles").obsm[key])[:, 3])
     hv.render(view.plot())  # a numeric colouring renders
 
 
@@ -81,11 +116,21 @@ def test_scatter_datashades_above_threshold():
     hv.render(shaded)  # renders without a server
 
 
-def test_block_probe_and_benchmarks(synthetic_study):
-    curve = emb.block_probe(synthetic_study)
-    assert list(curve["score"]) == [0.4, 0.6, 0.8, 0.7] and curve.attrs["best_block"] == 3
-    bench = emb.benchmark_numbers(synthetic_study)
-    assert dict(zip(bench["metric"], bench["value"]))["replicate_consistency"] == 0.81
+def test_block_probe_and_benchmarks_are_what_the_steps_stored(study):
+    probe = study.read("profiles").uns["workbench"]["embedding"]["probe"]
+    curve = emb.block_probe(study)
+    assert list(curve["block"]) == list(probe["blocks"])
+    np.testing.assert_allclose(curve["balanced_accuracy"], probe["balanced_accuracy"])
+    assert curve.attrs["best_block"] == probe["best_block"]
+    assert curve.attrs["chance"] == pytest.approx(probe["chance"])
+    stored = study.read("perturbations").uns["workbench"]["benchmarks"]
+    bench = dict(zip(*emb.benchmark_numbers(study)[["metric", "value"]].to_numpy().T,
+                     strict=True))
+    assert bench["planted_group_retrieval.map"] == pytest.approx(
+        stored["planted_group_retrieval"]["map"])
+    assert bench["batch_effect.gap"] == pytest.approx(stored["batch_effect"]["gap"])
+    head = emb.headline_first(emb.benchmark_numbers(study))
+    assert head["metric"].iloc[0] in emb.HEADLINE.values()
     raw = pd.DataFrame({"metric": ["n_perturbations", "batch_effect.gap",
                                    "relationship_recall.relationships.recall.0.05_0.95"],
                         "value": [26.0, 0.1, 0.4]})
@@ -95,95 +140,103 @@ def test_block_probe_and_benchmarks(synthetic_study):
     assert list(head["value"]) == [0.4, 0.1, 26.0]
 
 
-def test_perturbation_map_marks_known_relationships(synthetic_study):
-    nb = neighbours(synthetic_study, "G05", k=30)
-    assert nb.set_index("perturbation").loc["G06", "known"]
-    assert nb["known"].sum() == 1
+def test_perturbation_map_neighbours_and_known_relationships(study):
+    pert = study.read("perturbations")
+    x = np.asarray(pert.X, dtype=np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    names = list(pert.obs_names.astype(str))
+    i = names.index("G01")
+    expected = [names[j] for j in np.argsort(-(x @ x[i])) if j != i][:5]
+    nb = neighbours(study, "G01", k=5)
+    assert list(nb["perturbation"]) == expected
+    # the demo's planted groups are the Study's relationships: some neighbour is known
+    big = neighbours(study, "G01", k=len(names))
+    assert big["known"].any() and not big["known"].all()
     sel = Selection()
-    view = PerturbationMapView(synthetic_study, sel)
+    view = PerturbationMapView(study, sel)
     _render(view)
     view._tap_stream.event(x="G02", y="G05")
     assert sel.perturbation == "G05"
 
 
-def test_concepts_follow_the_gene(synthetic_study):
-    assert concepts_of(synthetic_study, "G01") == ["c1", "c4"]
-    page = concept_page(synthetic_study, "c1")
-    assert len(page["exemplars"]) == 6 and len(page["hist_edges"]) == len(page["hist_counts"]) + 1
+def test_concepts_follow_the_gene(study):
+    obs = study.read_obs("concepts")
+    some = [g for g in genes(study) if concepts_of(study, g)]
+    assert some, "no gene drives any concept in the demo Study"
+    for g in genes(study):
+        for cid in obs.index.astype(str):
+            listed = str(obs.loc[cid, "drivers"]) + ";" + str(obs.loc[cid, "perturbation_best"])
+            if cid in concepts_of(study, g):
+                assert g in listed, (g, cid)
+    gene = some[0]
+    cid = concepts_of(study, gene)[0]
+    page = concept_page(study, cid)
+    assert page["exemplars"] == [str(e) for e in
+                                 study.read("concepts").uns["workbench"]["exemplars"][cid]]
+    assert len(page["hist_edges"]) == len(page["hist_counts"]) + 1 and page["hist_counts"].sum() > 0
     sel = Selection()
-    view = ConceptsView(synthetic_study, sel)
+    view = ConceptsView(study, sel)
     _render(view)
-    sel.choose_gene("G01")
-    assert list(view.table().index) == ["c1", "c4"]
-    sel.choose_concept("c1")
-    assert "Concept c1" in _texts(_render(view._page()))
+    sel.choose_gene(gene)
+    assert list(view.table().index) == concepts_of(study, gene)
+    sel.choose_concept(cid)
+    texts = _texts(_render(view._page()))
+    assert f"Concept {cid}" in texts and texts.count("&lt;img") == min(8, len(page["exemplars"]))
 
 
-def test_interactions_matrix_tap_and_pair_page(synthetic_study):
+def test_interactions_matrix_tap_pair_page_and_next_batch(study):
+    table = study.read("interactions")
     sel = Selection()
-    view = InteractionsView(synthetic_study, sel)
+    view = InteractionsView(study, sel)
     _render(view)
-    long = pair_matrix(synthetic_study, "disjointness")
-    assert long.set_index(["gene_a", "gene_b"]).loc[("G02", "G01"), "value"] == 8.0  # mirrored
-    view._tap_stream.event(x="G02", y="G01")
-    assert sel.pair == "G01+G02" and sel.perturbation == "G01"
-    assert view.gene == "G01"  # the chooser follows
-    view.gene = "G04"
-    assert sel.perturbation == "G04" and sel.pair == ""
-    assert set(view.table()["pair"]) <= {p for p in view.table()["pair"] if "G04" in p}
-    sel.choose_pair("G01", "G02")
+    row = table[table["test"] == view.test].iloc[0]
+    long = pair_matrix(study, view.test).set_index(["gene_a", "gene_b"])
+    assert long.loc[(row.gene_b, row.gene_a), "value"] == pytest.approx(row.statistic)  # mirror
+    view._tap_stream.event(x=row.gene_b, y=row.gene_a)
+    assert sel.pair == row.pair and sel.perturbation == row.gene_a
+    assert view.gene == row.gene_a  # the chooser follows
+    other = next(g for g in genes(study) if g not in (row.gene_a, row.gene_b))
+    view.gene = other
+    assert sel.perturbation == other and sel.pair == ""
+    assert len(view.table()) and all(other in p.split("+") for p in view.table()["pair"])
+    sel.choose_pair(row.gene_a, row.gene_b)
     html = _texts(_render(view.pair_page()))
     assert html.count("&lt;img") == 8  # control, A, B and A+B, two crops each
-    hist = synthetic_study.read("pair_selection")
-    assert set(next_batch(hist)["pair"]) == {"G03+G07", "G04+G08"}
+    hist = study.read("pair_selection")
+    assert list(next_batch(hist)["pair"]) == list(hist.loc[hist["status"] == "proposed", "pair"])
+    assert len(next_batch(hist)) > 0
 
 
-def test_grn_centres_on_the_gene(synthetic_study):
-    nodes, edges = subgraph(synthetic_study, "G01", threshold=0.5, max_nodes=3)
-    assert nodes[0] == "G01" and len(nodes) == 3
-    assert {"G01"} < set(edges["source"]) | set(edges["target"])
+def test_grn_centres_on_the_gene(study):
+    nodes, edges = subgraph(study, "G01", threshold=0.5, max_nodes=3)
+    assert nodes[0] == "G01" and len(nodes) <= 3
     sel = Selection()
-    view = GRNView(synthetic_study, sel)
+    view = GRNView(study, sel)
     _render(view)
     assert view.centre() == ""
     sel.choose_gene("G02")
-    assert view.centre() == "G02" and "G02" in set(view.table()["source"]) | set(view.table()["target"])
+    assert view.centre() == "G02"
     sel.choose_gene("not-a-gene")
     assert view.centre() == ""
-    assert "G01 → G02 → G03" in set(cycles(synthetic_study)["cycle"])
-    agree = dict(zip(agreement(synthetic_study)["metric"], agreement(synthetic_study)["value"]))
-    assert agree["stored.auroc"] == 0.91 and agree["ground_truth.auroc"] > 0.9
 
 
-def test_images_follow_selection(synthetic_study):
+def test_images_follow_selection(study):
     sel = Selection()
-    view = ImagesView(synthetic_study, sel)
+    view = ImagesView(study, sel)
     _render(view)
     sel.choose_gene("G02")
     ids = view.shown_ids()
-    assert ids and set(view.table()["perturbation"]) <= {"G02", "G01+G02", "G02+G04"}
-    sel.choose_samples(["crop0003"])
-    assert view.shown_ids() == ["crop0003"]
+    assert ids and set(ids) <= _samples_of(study, "G02")
+    one = str(study.read("images").obs.index[3])
+    sel.choose_samples([one])
+    assert view.shown_ids() == [one]
 
 
-def test_missing_artefacts_name_the_command(tmp_path, synthetic):
-    study = synthetic.make_synthetic_study(tmp_path / "part.study", parts=["images"])
-    dash = build_app(study, views=["embeddings", "interactions", "grn", "images"],
-                     sync_url=False, write_file=False)
+def test_missing_artefacts_name_the_command(images_only_study):
+    from workbench.dashboards.app import build_app
+
+    dash = build_app(images_only_study, views=["embeddings", "interactions", "grn", "images"],
+                     sync_url=False)
     texts = _texts(_render(dash))
     assert "workbench embed STUDY" in texts and "workbench interactions STUDY" in texts
     assert "workbench grn STUDY" in texts
-
-
-def test_dashboard_writes_selection_file_and_sessions_are_separate(synthetic_study):
-    a = build_app(synthetic_study, sync_url=False)
-    b = build_app(synthetic_study, sync_url=False, restore=False)
-    _render(a)
-    a.selection.choose_gene("G03")
-    assert b.selection.perturbation == ""  # no state shared between sessions
-    from workbench.dashboards.state import read_selection_file
-
-    assert read_selection_file(synthetic_study.path)["perturbation"] == "G03"
-    c = build_app(synthetic_study, sync_url=False)  # a new session resumes from the file
-    assert c.selection.perturbation == "G03"
-    assert isinstance(a, Dashboard) and a.view("grn") is a.view("grn")

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.napari
 
 
 def test_parser_knows_the_choices():
-    args = build_parser().parse_args(["napari", "x.study", "--pair", "A+B", "--follow"])
-    assert (args.study, args.pair, args.perturbation, args.follow) == ("x.study", "A+B", None,
-                                                                       True)
+    args = build_parser().parse_args(["napari", "x.study", "--pair", "A+B", "--channel", "c.json"])
+    assert (args.study, args.pair, args.perturbation, args.channel) == ("x.study", "A+B", None,
+                                                                        "c.json")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["napari", "x.study", "--pair", "A+B", "--concept", "3"])
 

@@ -105,25 +105,48 @@ def test_widget_shows_concept_exemplars(make_napari_viewer, toy_study):
     assert set(browser.source.obs.loc[top, "perturbation"]) <= {"A", "A+B"}
 
 
-def test_widget_follows_the_dashboard(make_napari_viewer, toy_study, tmp_path):
-    import shutil
+def test_widget_follows_a_dashboard_session_both_ways(make_napari_viewer, toy_study, tmp_path):
+    from workbench.data.selection import SelectionChannel
 
-    from workbench.dashboards.state import Selection
-
-    study = tmp_path / "follow.study"
-    shutil.copytree(toy_study, study)
+    dashboard = SelectionChannel.create(tmp_path)  # what a session's "Open in napari" makes
     viewer = make_napari_viewer()
-    browser = _browser(viewer, study=study)
+    browser = _browser(viewer, study=toy_study, channel=dashboard.path)
     browser.set_follow(True)
     assert browser._timer is not None and browser._timer.isActive()
-    Selection(perturbation="C").save(study)
+    dashboard.write({"perturbation": "C"}, source="dashboard")
     assert browser.poll_selection()
     assert viewer.layers[0].name == "perturbation C: DNA"
-    Selection(perturbation="C", pair="A+B").save(study)
+    dashboard.write({"perturbation": "C", "pair": "A+B"}, source="dashboard")
     assert browser.poll_selection()
     assert viewer.layers[0].name == "pair A+B: DNA"
+    # the other way: Show in napari selects in the dashboard session
+    assert browser.choose("perturbation", "A")
+    got = dashboard.poll(me="dashboard")
+    assert got["perturbation"] == "A" and got["pair"] == "A+B"  # A is in the pair: kept
+    assert browser.choose("perturbation", "B")
+    got = dashboard.poll(me="dashboard")
+    assert got["perturbation"] == "B" and got["pair"] == "A+B"
+    assert browser.choose("pair", "A+B") and browser.choose("perturbation", "C")
+    got = dashboard.poll(me="dashboard")
+    assert got["perturbation"] == "C" and got["pair"] == ""  # C is not in A+B
+    # a click on a crop selects that crop and its perturbation
+    info = _image_layers(viewer)[0].metadata["workbench"]
+    y, x, ci, cid = [c for c in info["cells"] if c[2] == 1][0]  # a crop of C
+    assert browser.click((y + 5, x + 5))["crop_id"] == cid
+    got = dashboard.poll(me="dashboard")
+    assert got["samples"] == [cid] and got["perturbation"] == "C"
+    assert not browser.poll_selection()  # napari's own writes do not come back to it
     browser.set_follow(False)
     assert browser._timer is None
+
+
+def test_follow_needs_a_dashboard_session(make_napari_viewer, toy_study):
+    viewer = make_napari_viewer()
+    browser = _browser(viewer, study=toy_study)
+    assert not browser.follow_box.isEnabled()
+    browser.set_follow(True)
+    assert browser._timer is None and not browser.follow_box.isChecked()
+    assert "Open in napari" in browser.message.text()
 
 
 @pytest.mark.slow
@@ -236,12 +259,14 @@ def test_sample_data_opens(make_napari_viewer, monkeypatch, toy_study):
     assert len(_image_layers(viewer)) == 3
 
 
-def test_view_study_docks_the_browser(make_napari_viewer, toy_study):
-    """What `workbench napari STUDY --pair A+B --follow` sets up, on a test viewer."""
+def test_view_study_docks_the_browser(make_napari_viewer, toy_study, tmp_path):
+    """What `workbench napari STUDY --pair A+B --channel FILE` sets up, on a test viewer."""
+    from workbench.data.selection import SelectionChannel
     from workbench.napari import view_study
 
+    channel = SelectionChannel.create(tmp_path)
     viewer = make_napari_viewer()
-    _, browser = view_study(toy_study, pair="A+B", follow=True, viewer=viewer)
+    _, browser = view_study(toy_study, pair="A+B", channel=channel.path, viewer=viewer)
     assert "Study browser" in viewer.window._dock_widgets
     assert browser.layers[0].name == "pair A+B: DNA"
     assert browser.follow_box.isChecked() and browser._timer.isActive()

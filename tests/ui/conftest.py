@@ -59,15 +59,11 @@ def wait_live(url: str, timeout: float = 30.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def ui_study(tmp_path_factory):
-    """The Study the browser tests browse: the synthetic one of tests/dashboards."""
-    import importlib.util
+def ui_study(tiny_study_path):
+    """The Study the browser tests browse: the tiny demo, built by the real steps."""
+    from workbench.data.study import Study
 
-    path = REPO / "tests" / "dashboards" / "synthetic_study.py"
-    spec = importlib.util.spec_from_file_location("wb_ui_synthetic_study", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.make_synthetic_study(tmp_path_factory.mktemp("ui") / "ui.study")
+    return Study.open(tiny_study_path)
 
 
 @pytest.fixture(scope="session")

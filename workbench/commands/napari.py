@@ -6,8 +6,8 @@ HELP = "open a Study in napari with the Study browser (crops by perturbation, pa
 DESCRIPTION = (
     "Open napari on a Study with the Study browser docked. Without a choice it shows "
     "controls and the first perturbations; --perturbation, --concept or --pair load that "
-    "comparison grid (control, A, B and A+B side by side for a pair). --follow makes napari "
-    "follow what the Panel dashboards select."
+    "comparison grid (control, A, B and A+B side by side for a pair). --channel links napari "
+    "to one dashboard session both ways (the dashboard's 'Open in napari' button passes it)."
 )
 
 
@@ -17,8 +17,9 @@ def add_arguments(parser) -> None:
     choice.add_argument("--perturbation", metavar="X", help="show the crops of perturbation X")
     choice.add_argument("--concept", metavar="K", help="show exemplars of concept K")
     choice.add_argument("--pair", metavar="A+B", help="show control, A, B and A+B")
-    parser.add_argument("--follow", action="store_true",
-                        help="follow the dashboards' selection (selection.json)")
+    parser.add_argument("--channel", metavar="FILE", default=None,
+                        help="selection channel of a dashboard session: follow its choices "
+                             "and send napari's back")
 
 
 def run(args) -> int:
@@ -35,7 +36,7 @@ def run(args) -> int:
     from workbench.napari import view_study
 
     viewer, browser = view_study(args.study, perturbation=args.perturbation,
-                                 concept=args.concept, pair=args.pair, follow=args.follow)
+                                 concept=args.concept, pair=args.pair, channel=args.channel)
     if browser.message.styleSheet():  # the choice failed: say why on the terminal too
         raise WorkbenchError(browser.message.text())
     napari.run()

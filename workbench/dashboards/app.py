@@ -4,7 +4,10 @@
 that shows it (with a gene chooser, CSV export of the selection, and an "Open in napari"
 button when the server runs on the user's own machine), and the chosen views in a grid.
 The Selection syncs to the URL (``?gene=...&concept=...&pair=...&samples=[...]&views=...``)
-when served, and to ``selection.json`` in the Study folder, which the napari plugin follows.
+when served. A session starts from its URL, or empty: nothing about a session's choice is
+written into the Study, so users of one served Study never see or overwrite each other's.
+"Open in napari" starts napari in its own process on a selection channel of this session
+(:class:`NapariLink`): the two follow each other both ways.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import panel as pn
 import param
 
 from workbench.dashboards.base import csv_bytes
+from workbench.data.selection import FIELDS as CHANNEL_FIELDS
+from workbench.data.selection import SelectionChannel
 from workbench.dashboards.export import selection_table
 from workbench.dashboards.state import (
     DEFAULT_VIEWS,
@@ -89,18 +94,57 @@ class UrlState(param.Parameterized):
             self._busy = False
 
 
-def open_in_napari(study_path, selection: Selection) -> subprocess.Popen:
-    """Start ``workbench napari STUDY --follow`` on the most specific current choice, in
-    its own process (Qt and the Bokeh loop must not share one)."""
-    cmd = [sys.executable, "-m", "workbench", "napari", str(study_path), "--follow"]
-    if selection.pair:
-        cmd += ["--pair", selection.pair]
-    elif selection.concept:
-        cmd += ["--concept", selection.concept]
-    elif selection.perturbation:
-        cmd += ["--perturbation", selection.perturbation]
-    return subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def napari_command(study_path, channel_path) -> list[str]:
+    """The command that opens napari on a Study, following the channel at ``channel_path``."""
+    return [sys.executable, "-m", "workbench", "napari", str(study_path),
+            "--channel", str(channel_path)]
+
+
+class NapariLink:
+    """The two-way link between one session's Selection and the napari it opened.
+
+    The link owns a :class:`~workbench.data.selection.SelectionChannel` (a file named for
+    this session alone). Every change of the Selection is written into it, and
+    :meth:`poll` applies what napari wrote there (a served session polls twice a second).
+    Parameters: the open ``study``, the session's ``selection``, and the ``directory`` that
+    holds the channel file (default: the temporary folder).
+    """
+
+    def __init__(self, study, selection: Selection, directory=None):
+        self.study, self.selection = study, selection
+        self.channel = SelectionChannel.create(directory, study_id=study.id)
+        self._applying = False
+        self._watcher = selection.param.watch(self.publish, list(URL_KEYS))
+        self.publish()
+
+    def publish(self, *_events) -> None:
+        """Write the session's selection into the channel (not while applying napari's)."""
+        if not self._applying:
+            self.channel.write(self.selection.to_dict(), source="dashboard",
+                               study_id=self.study.id)
+
+    def poll(self) -> bool:
+        """Apply a choice napari made since the last look; True when there was one."""
+        data = self.channel.poll(me="dashboard")
+        if data is None or (data.get("study_id") and data["study_id"] != self.study.id):
+            return False
+        self._applying = True
+        try:
+            self.selection.update({k: data[k] for k in CHANNEL_FIELDS})
+        finally:
+            self._applying = False
+        return True
+
+    def launch(self) -> subprocess.Popen:
+        """Start napari in its own process (Qt and the Bokeh loop must not share one)."""
+        return subprocess.Popen(napari_command(self.study.path, self.channel.path),
+                                start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def close(self) -> None:
+        """Stop writing and remove the channel (the session ended)."""
+        self.selection.param.unwatch(self._watcher)
+        self.channel.close()
 
 
 class Dashboard(pn.viewable.Viewer):
@@ -110,14 +154,15 @@ class Dashboard(pn.viewable.Viewer):
     selection = param.ClassSelector(class_=Selection, doc="This session's selection.")
     layout = param.ClassSelector(class_=Layout, doc="Which views are shown.")
     local = param.Boolean(default=False, doc="Served on the user's own machine (napari button).")
-    write_file = param.Boolean(default=True, doc="Mirror the selection to selection.json.")
+    channel_dir = param.Parameter(default=None, doc="Folder of this session's napari channel "
+                                  "(default: the temporary folder).")
 
     def __init__(self, study, views=None, selection=None, **params):
         layout = Layout(views=list(views or DEFAULT_VIEWS)[:4])
         super().__init__(study=study, selection=selection or Selection(), layout=layout, **params)
         self._views: dict[str, object] = {}
-        if self.write_file:
-            self.selection.param.watch(self._write_file, list(URL_KEYS))
+        self.napari_link: NapariLink | None = None
+        self._poller = None
 
     def view(self, name: str):
         """The session's instance of a view (built on first use, then kept)."""
@@ -125,11 +170,28 @@ class Dashboard(pn.viewable.Viewer):
             self._views[name] = view_class(name)(self.study, self.selection)
         return self._views[name]
 
-    def _write_file(self, *_):
-        try:
-            self.selection.save(self.study.path, self.study.id)
-        except OSError:  # a read-only Study still browses
-            pass
+    def link_napari(self) -> NapariLink:
+        """This session's napari link (made on first use; served sessions poll it and
+        remove its channel when they end)."""
+        if self.napari_link is None:
+            self.napari_link = NapariLink(self.study, self.selection, self.channel_dir)
+            if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+                self._poller = pn.state.add_periodic_callback(self.napari_link.poll, period=500)
+                pn.state.on_session_destroyed(lambda _ctx: self.close())
+        return self.napari_link
+
+    def open_napari(self) -> subprocess.Popen:
+        """Open napari on this session's selection (the "Open in napari" button)."""
+        return self.link_napari().launch()
+
+    def close(self) -> None:
+        """End the napari link of this session, if any."""
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
+        if self.napari_link is not None:
+            self.napari_link.close()
+            self.napari_link = None
 
     def sync_url(self) -> UrlState | None:
         """Two-way link between the Selection and the page URL (served sessions only)."""
@@ -194,27 +256,29 @@ class Dashboard(pn.viewable.Viewer):
         items = [gene, clear, download]
         if self.local:
             nap = pn.widgets.Button(name="Open in napari", width=140, css_classes=["wb-napari"])
-            nap.on_click(lambda e: open_in_napari(self.study.path, self.selection))
+            nap.on_click(lambda e: self.open_napari())
             items.append(nap)
         title = pn.pane.Markdown(f"## {self.study.title}", margin=(0, 10))
         return pn.Column(pn.Row(title, self._summary), pn.Row(*items, chooser))
 
     def _gene_options(self) -> list[str]:
-        names: set[str] = set()
-        for art in ("perturbations", "profiles", "images"):
-            if self.study.has(art):
-                obs = self.study.read_obs(art) if art != "images" else self.study.read(art).obs
-                if "perturbation" in obs:
-                    names |= set(obs["perturbation"].astype(str))
-                break
-        if self.study.has("grn"):
+        """Every perturbation and gene the Study's views know (the control left out)."""
+        study, names = self.study, set()
+        if study.has("perturbations"):  # the embed step's map: one row per perturbation
+            names |= set(study.read_obs("perturbations").index.astype(str))
+        elif study.has("profiles"):
+            names |= set(study.read_obs("profiles")["perturbation"].astype(str))
+        elif study.has("images"):
+            names |= set(study.read("images").obs["perturbation"].astype(str))
+        if study.has("grn"):
             from workbench.dashboards.grn import posterior
 
-            names |= set(posterior(self.study)[0])
-        if self.study.has("interactions"):
+            names |= set(posterior(study)[0])
+        if study.has("interactions") or study.has("gi_scores"):
             from workbench.dashboards.interactions import genes
 
-            names |= set(genes(self.study))
+            names |= set(genes(study))
+        names.discard(study.control_label)
         return sorted(names)
 
     def __panel__(self):
@@ -222,21 +286,18 @@ class Dashboard(pn.viewable.Viewer):
 
 
 def build_app(study, views=None, *, local: bool = False, sync_url: bool = True,
-              write_file: bool = True, restore: bool = True) -> Dashboard:
+              channel_dir=None) -> Dashboard:
     """One session's dashboard for ``study`` (a Study or a path).
 
-    ``restore`` starts from ``selection.json`` when the URL carries no selection.
+    The session starts from its URL's selection when served (``sync_url``), else empty.
+    ``channel_dir`` is where its napari channel goes (default: the temporary folder).
     """
     from workbench.data.study import Study
 
     if not hasattr(study, "cache_key"):
         study = Study.open(study)
     pn.extension(*EXTENSIONS)
-    dash = Dashboard(study, views=views, local=local, write_file=write_file)
-    args = pn.state.session_args or {}
-    has_query = any(k in args for k in ("gene", "concept", "pair", "samples"))
-    if restore and not has_query:
-        dash.selection.load(study.path)
+    dash = Dashboard(study, views=views, local=local, channel_dir=channel_dir)
     if sync_url:
         dash.sync_url()
     return dash

@@ -18,10 +18,8 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, no_data
+from workbench.dashboards.base import StudyView
 from workbench.dashboards.cache import cached
-
-TOP_COLUMNS = ("drivers", "top_perturbations", "top_perturbation", "driving_perturbations", "perturbations")
 
 
 def _uns(study, name: str) -> dict:
@@ -56,21 +54,16 @@ def _split(value) -> list[str]:
 
 
 def top_perturbations(study) -> dict[str, list[str]]:
-    """Concept id -> its driving perturbations, from the annotation or the pages."""
+    """Concept id -> its driving perturbations: the significant ``drivers`` the concepts
+    step lists, else (no significant driver) its most selective perturbation
+    (``perturbation_best``) when that is not the control."""
     def _read(study):
         obs = concept_table(study)
-        col = next((c for c in TOP_COLUMNS if c in obs), None)
-        if col is not None:
-            tops = {cid: _split(v) for cid, v in obs[col].items()}
-            # no significant driver: fall back on the concept's most selective perturbation
-            best = next((c for c in ("perturbation_best", "genes_best") if c in obs), None)
-            if best is not None:
-                for cid, v in obs[best].items():
-                    if not tops[cid] and isinstance(v, str) and v and v != study.control_label:
-                        tops[cid] = [v]
-            return tops
-        pages = _uns(study, "concepts").get("pages", {})
-        return {cid: _split(p.get("top_perturbations", [])) for cid, p in pages.items()}
+        tops = {cid: _split(v) for cid, v in obs["drivers"].items()}
+        for cid, v in obs["perturbation_best"].items():
+            if not tops[cid] and isinstance(v, str) and v and v != study.control_label:
+                tops[cid] = [v]
+        return tops
 
     return cached(study, ["concepts"], "concept-tops", _read)
 
@@ -87,39 +80,22 @@ def concepts_of(study, gene: str) -> list[str]:
 
 
 def concept_page(study, concept: str) -> dict:
-    """Exemplar crop ids, activation histogram and driving perturbations of a concept."""
+    """A concept's page as the concepts step precomputed it: ``exemplars`` (crop ids,
+    largest activation first, from ``uns["workbench"]["exemplars"]``), ``hist_counts`` and
+    ``hist_edges`` (``obsm["activation_hist"]``, ``obsm["activation_hist_edges"]``) and
+    ``top_perturbations``."""
     def _read(study, concept):
+        import zarr
+
         wb = _uns(study, "concepts")
-        pages = wb.get("pages", {})
-        page = dict(pages.get(concept, {})) if isinstance(pages.get(concept), dict) else {}
-        page.setdefault("top_perturbations", top_perturbations(study).get(concept, []))
-        if "exemplars" not in page and concept in (wb.get("exemplars") or {}):
-            page["exemplars"] = _split(wb["exemplars"][concept])
-        if "hist_counts" not in page or "exemplars" not in page:
-            page.update(_from_obsm(study, concept, need_exemplars="exemplars" not in page))
-        return page
+        row = int(concept_table(study).index.get_loc(concept))
+        obsm = zarr.open_group(study.artefact_path("concepts"), mode="r")["obsm"]
+        return {"exemplars": _split(wb["exemplars"][concept]),
+                "hist_counts": np.asarray(obsm["activation_hist"][row]),
+                "hist_edges": np.asarray(obsm["activation_hist_edges"][row]),
+                "top_perturbations": top_perturbations(study)[concept]}
 
     return cached(study, ["concepts"], "concept-page", _read, concept)
-
-
-def _from_obsm(study, concept: str, need_exemplars: bool) -> dict:
-    """Histogram and exemplars stored per concept in ``concepts.obsm`` (the concepts step's
-    layout: ``activation_hist``, ``activation_hist_edges``, ``exemplar_top_index``)."""
-    import zarr
-
-    group = zarr.open_group(study.artefact_path("concepts"), mode="r")
-    if "obsm" not in group:
-        return {}
-    row = int(concept_table(study).index.get_loc(concept))
-    obsm, out = group["obsm"], {}
-    if "activation_hist" in obsm and "activation_hist_edges" in obsm:
-        out["hist_counts"] = np.asarray(obsm["activation_hist"][row])
-        out["hist_edges"] = np.asarray(obsm["activation_hist_edges"][row])
-    if need_exemplars and "exemplar_top_index" in obsm and study.has("profiles"):
-        rows = np.asarray(obsm["exemplar_top_index"][row])
-        ids = study.read_obs("profiles").index.astype(str)
-        out["exemplars"] = ids[rows[rows >= 0]].tolist()
-    return out
 
 
 class ConceptsView(StudyView):
@@ -177,18 +153,14 @@ class ConceptsView(StudyView):
             return pn.pane.Markdown("Choose a concept for its page.")
         page = concept_page(self.study, cid)
         parts = [pn.pane.Markdown(f"#### Concept {cid}", css_classes=["wb-concept-page"])]
-        counts, edges = page.get("hist_counts"), page.get("hist_edges")
-        if counts is not None and edges is not None and len(edges) == len(counts) + 1:
-            hist = hv.Histogram((np.asarray(edges), np.asarray(counts)),
-                                kdims="activation", vdims="samples")
-            hist = hist.opts(width=260, height=160, title="Activation", tools=["hover", "save"])
-        else:
-            hist = no_data("no histogram precomputed", width=260, height=160)
-        tops = page.get("top_perturbations", [])
+        hist = hv.Histogram((page["hist_edges"], page["hist_counts"]),
+                            kdims="activation", vdims="samples")
+        hist = hist.opts(width=260, height=160, title="Activation", tools=["hover", "save"])
+        tops = page["top_perturbations"]
         drivers = pn.pane.Markdown("Driving perturbations: " + (", ".join(
             f"`{p}`" for p in _split(tops)) or "none listed"))
         parts += [pn.Row(pn.pane.HoloViews(hist, linked_axes=False), drivers)]
-        ex = _split(page.get("exemplars", []))
+        ex = page["exemplars"]
         if ex and self.study.has("images"):
             from workbench.dashboards.images import tile_html
 

@@ -1,4 +1,4 @@
-"""Embedding view: every sample (or perturbation) as a point of the UMAP or PCA map.
+"""Embedding view: every sample (or perturbation) as a point of the embedding's PCA map.
 
 Small maps are drawn as glyphs with hover. Above :attr:`EmbeddingsView.datashade_above`
 points the map is rasterised on the server with datashader, so the browser receives an
@@ -21,6 +21,7 @@ import param
 
 from workbench.dashboards.base import StudyView, no_data
 from workbench.dashboards.cache import cached
+from workbench.errors import WorkbenchError
 
 #: Above this many points the scatter is rasterised with datashader.
 DATASHADE_ABOVE = 20_000
@@ -37,19 +38,18 @@ def _pca2(x: np.ndarray) -> np.ndarray:
     return (x @ vecs[:, ::-1][:, :2]).astype(np.float32)
 
 
+#: 2-D layouts the view can draw. The embed step writes the normalised embedding as ``X``
+#: of ``profiles`` and ``perturbations``; the view projects it on its first two principal
+#: axes (computed once per artefact version and cached).
+BASES = ("pca",)
+
+
 def _points(study, level: str, basis: str) -> pd.DataFrame:
-    name = "profiles" if level == "samples" else "perturbations"
-    adata = study.read(name)
-    key = f"X_{basis}"
-    if key in adata.obsm:
-        xy = np.asarray(adata.obsm[key])[:, :2]
-    elif basis == "pca" or "X_pca" not in adata.obsm:
-        xy = _pca2(adata.X if not hasattr(adata.X, "toarray") else adata.X.toarray())
-    else:
-        xy = np.asarray(adata.obsm["X_pca"])[:, :2]
+    adata = study.read("profiles" if level == "samples" else "perturbations")
+    xy = _pca2(adata.X)
     df = adata.obs.copy()
-    if "perturbation" not in df:
-        df["perturbation"] = df.index.astype(str)
+    if level == "perturbations":  # one row per perturbation, named by its index
+        df.insert(0, "perturbation", df.index.astype(str))
     df.insert(0, "id", df.index.astype(str))
     df.insert(0, "y", xy[:, 1].astype(np.float32))
     df.insert(0, "x", xy[:, 0].astype(np.float32))
@@ -59,39 +59,35 @@ def _points(study, level: str, basis: str) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def points(study, level: str = "samples", basis: str = "umap") -> pd.DataFrame:
+def points(study, level: str = "samples", basis: str = "pca") -> pd.DataFrame:
     """x, y, id and the obs columns of ``profiles`` (samples) or ``perturbations``."""
+    if basis not in BASES:
+        raise WorkbenchError(f"unknown embedding layout {basis!r}.",
+                             f"use one of {', '.join(BASES)}.")
     name = "profiles" if level == "samples" else "perturbations"
     return cached(study, [name], "embedding-points", _points, level, basis)
 
 
-def bases(study, level: str = "samples") -> list[str]:
-    name = "profiles" if level == "samples" else "perturbations"
-    obsm = study.summary()["artefacts"].get(name, {}).get("obsm", [])
-    found = [k[2:] for k in obsm if k in ("X_umap", "X_pca", "X_tsne")]
-    return found + (["pca"] if "pca" not in found else [])
-
-
-def concept_runs(study) -> list[str]:
-    obsm = study.summary()["artefacts"].get("profiles", {}).get("obsm", [])
-    return [k for k in obsm if k.startswith("concepts_")]
-
-
-def _activation(study, key: str, k: int) -> np.ndarray:
-    arr = study.read("profiles").obsm[key]
-    col = arr[:, k]
-    return np.asarray(col.toarray() if hasattr(col, "toarray") else col).ravel()
+def _concepts_uns(study) -> dict:
+    return _read_uns(study, "concepts")
 
 
 def concept_activation(study, concept: str) -> np.ndarray | None:
-    """Activation of a concept (``"c3"`` or ``"3"``) on every sample, if profiles hold codes."""
-    runs = concept_runs(study)
-    if not runs or not concept:
+    """Activation of a concept (an id of the ``concepts`` artefact) on every sample: the
+    column of ``profiles.obsm[<profiles_key>]`` that the concepts step wrote for it."""
+    if not concept or not study.has("concepts"):
         return None
-    digits = "".join(ch for ch in concept if ch.isdigit())
-    if not digits:
+    names = study.read_obs("concepts").index.astype(str)
+    if concept not in names:
         return None
-    return cached(study, ["profiles"], "activation", _activation, runs[0], int(digits))
+
+    def _read(study, key, k):
+        col = study.read("profiles").obsm[key][:, k]
+        return np.asarray(col.toarray() if hasattr(col, "toarray") else col).ravel()
+
+    key = cached(study, ["concepts"], "concepts-uns", _concepts_uns)["profiles_key"]
+    return cached(study, ["profiles", "concepts"], "activation", _read, str(key),
+                  int(names.get_loc(concept)))
 
 
 def highlight_mask(df: pd.DataFrame, gene: str) -> np.ndarray:
@@ -136,38 +132,30 @@ def ids_in_polygon(df: pd.DataFrame, xs, ys) -> list[str]:
     return df["id"].to_numpy()[inside].astype(str).tolist()
 
 
+def _read_uns(study, name: str) -> dict:
+    """``uns["workbench"]`` of an AnnData artefact, read without loading its matrices."""
+    import zarr
+    from anndata.io import read_elem
+
+    group = zarr.open_group(study.artefact_path(name), mode="r")
+    return read_elem(group["uns"]["workbench"]) if "uns" in group and "workbench" in group["uns"] else {}
+
+
 def block_probe(study) -> pd.DataFrame | None:
-    """The linear-probe score of each transformer block, from ``profiles.uns['workbench']``."""
+    """The linear probe of each transformer block that the embed step ran
+    (``profiles.uns["workbench"]["embedding"]["probe"]``): columns ``block`` and
+    ``balanced_accuracy``; ``attrs`` hold ``best_block`` and ``chance``. None when the
+    profiles were not embedded from images (imported profiles have no blocks)."""
     if not study.has("profiles"):
         return None
 
     def _read(study):
-        import zarr
-        from anndata.io import read_elem
-
-        group = zarr.open_group(study.artefact_path("profiles"), mode="r")
-        if "uns" not in group or "workbench" not in group["uns"]:
+        probe = (_read_uns(study, "profiles").get("embedding") or {}).get("probe")
+        if not probe:
             return None
-        wb = read_elem(group["uns"]["workbench"])
-        curve = wb.get("block_probe") or wb.get("block_scores")
-        probe = (wb.get("embedding") or {}).get("probe")
-        if curve is None and isinstance(probe, dict) and "blocks" in probe:
-            score = next((k for k in ("balanced_accuracy", "score", "accuracy") if k in probe), None)
-            if score is None:
-                return None
-            curve = {"block": probe["blocks"], score: probe[score]}
-            wb = {**wb, "best_block": probe.get("best_block")}
-        if curve is None:
-            return None
-        if isinstance(curve, pd.DataFrame):
-            df = curve
-        elif isinstance(curve, dict) and all(np.ndim(v) == 1 for v in curve.values()):
-            df = pd.DataFrame({k: np.asarray(v) for k, v in curve.items()})
-        elif isinstance(curve, dict):
-            df = pd.DataFrame({"block": [int(k) for k in curve], "score": list(curve.values())})
-        else:
-            return None
-        df.attrs["best_block"] = wb.get("best_block")
+        df = pd.DataFrame({"block": np.asarray(probe["blocks"]).astype(int),
+                           "balanced_accuracy": np.asarray(probe["balanced_accuracy"], float)})
+        df.attrs.update(best_block=int(probe["best_block"]), chance=float(probe["chance"]))
         return df
 
     return cached(study, ["profiles"], "block-probe", _read)
@@ -186,17 +174,14 @@ def flat_numbers(d, prefix: str = "") -> dict[str, float]:
 
 
 def benchmark_numbers(study) -> pd.DataFrame:
-    """Benchmark results of the perturbation map (``perturbations.uns['workbench']``)."""
+    """The map benchmarks of the perturbation map
+    (``perturbations.uns["workbench"]["benchmarks"]``, written by ``workbench benchmark``
+    and the demo's embed step), flattened to dotted metric names."""
     if not study.has("perturbations"):
         return pd.DataFrame(columns=["metric", "value"])
 
     def _read(study):
-        import zarr
-        from anndata.io import read_elem
-
-        group = zarr.open_group(study.artefact_path("perturbations"), mode="r")
-        wb = read_elem(group["uns"]["workbench"]) if "uns" in group and "workbench" in group["uns"] else {}
-        nums = flat_numbers(wb.get("benchmarks") or wb.get("benchmark") or wb)
+        nums = flat_numbers(_read_uns(study, "perturbations").get("benchmarks"))
         return pd.DataFrame({"metric": list(nums), "value": list(nums.values())})
 
     return cached(study, ["perturbations"], "benchmarks", _read)
@@ -264,7 +249,7 @@ class EmbeddingsView(StudyView):
 
     level = param.Selector(default="samples", objects=["samples", "perturbations"],
                            doc="Draw one point per sample (crop) or per perturbation.")
-    basis = param.Selector(default="umap", objects=["umap", "pca"], doc="2-D coordinates.")
+    basis = param.Selector(default="pca", objects=list(BASES), doc="2-D coordinates.")
     color_by = param.Selector(default="perturbation", objects=["perturbation"],
                               doc="Colour points by an obs column or a concept's activation.")
     datashade_above = param.Integer(default=DATASHADE_ABOVE, bounds=(100, None),
@@ -277,9 +262,6 @@ class EmbeddingsView(StudyView):
     def __init__(self, study=None, selection=None, **params):
         super().__init__(study, selection, **params)
         if not self.missing:
-            self.param.basis.objects = bases(self.study) or ["pca"]
-            if self.basis not in self.param.basis.objects:
-                self.basis = self.param.basis.objects[0]
             cols = [c for c in self.data().columns if c not in ("x", "y", "id")]
             self.param.color_by.objects = ["none", *cols, "concept activation"]
 
@@ -377,15 +359,16 @@ class EmbeddingsView(StudyView):
 
     def probe_plot(self):
         curve = block_probe(self.study)
-        if curve is None or curve.empty:
-            return no_data("no block-probe curve in profiles", width=240, height=160)
-        x, y = curve.columns[0], curve.columns[1]
-        best = curve.attrs.get("best_block")
+        if curve is None:
+            return no_data("no block probe: these profiles were\nnot embedded from images",
+                           width=240, height=160)
+        x, y = "block", "balanced_accuracy"
         plot = hv.Curve(curve, x, y).opts(width=260, height=180, title="Linear probe by block",
-                                          tools=["hover"]) * hv.Scatter(curve, x, y).opts(size=6)
-        if best is not None:
-            plot = plot * hv.VLine(float(best)).opts(color="red", line_dash="dashed")
-        return plot
+                                          ylabel="balanced accuracy", tools=["hover"])
+        plot = plot * hv.Scatter(curve, x, y).opts(size=6)
+        plot = plot * hv.VLine(float(curve.attrs["best_block"])).opts(color="red",
+                                                                      line_dash="dashed")
+        return plot * hv.HLine(curve.attrs["chance"]).opts(color="gray", line_dash="dotted")
 
     def body(self):
         controls = pn.Row(pn.widgets.Select.from_param(self.param.level, width=120),

@@ -17,31 +17,12 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, no_data
+from workbench.dashboards.base import StudyView
 from workbench.dashboards.cache import cached
 from workbench.dashboards.state import make_pair
 
-EFFECT_COLUMNS = ("effect_size", "effect", "delta", "log2fc")
-CURVE_COLUMNS = ("hits_found", "cumulative_hits", "hits", "recall", "regret", "value", "score")
-
-
-def _normalise(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
-    if "gene_a" not in df or "gene_b" not in df:
-        ab = df["pair"].astype(str).str.split("+", n=1, expand=True)
-        df["gene_a"], df["gene_b"] = ab[0], ab[1]
-    df["gene_a"], df["gene_b"] = df["gene_a"].astype(str), df["gene_b"].astype(str)
-    if "pair" not in df:
-        df["pair"] = [make_pair(a, b) for a, b in zip(df["gene_a"], df["gene_b"], strict=True)]
-    if "test" not in df:
-        df["test"] = "test"
-    eff = next((c for c in EFFECT_COLUMNS if c in df), None)
-    df["effect"] = df[eff].astype(float) if eff else df.get("statistic", 0.0)
-    if "q" not in df and "p" in df:
-        df["q"] = df["p"]
-    if "p" not in df:  # a score map without tests (e.g. an imported GI map)
-        df["p"] = np.nan
-        df["q"] = np.nan
+def _with_scores(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.assign(gene_a=df["gene_a"].astype(str), gene_b=df["gene_b"].astype(str))
     df["neg_log10_p"] = -np.log10(np.clip(df["p"].astype(float), 1e-300, 1)).fillna(0.0)
     df["neg_log10_q"] = -np.log10(np.clip(df["q"].astype(float), 1e-300, 1)).fillna(0.0)
     return df
@@ -56,14 +37,19 @@ def source(study) -> str:
 def _read_pairs(study) -> pd.DataFrame:
     name = source(study)
     df = study.read(name)
-    if name == "gi_scores":
-        df = df.assign(test="gi_score", statistic=df["gi_score"].astype(float))
-    return _normalise(df)
+    if name == "gi_scores":  # a score per pair, no test: shown as its own "test"
+        score = df["gi_score"].astype(float)
+        df = df.assign(pair=[make_pair(a, b) for a, b in zip(df["gene_a"], df["gene_b"],
+                                                              strict=True)],
+                       test="gi_score", statistic=score, effect=score, p=np.nan, q=np.nan)
+    else:  # the interactions step: one row per pair and test
+        df = df.assign(effect=df["effect_size"].astype(float))
+    return _with_scores(df)
 
 
 def interaction_table(study) -> pd.DataFrame:
-    """The tested pairs, with ``gene_a``, ``gene_b``, ``pair``, ``test``, ``effect`` and
-    ``neg_log10_p``/``neg_log10_q`` columns whatever the step called them."""
+    """The tested pairs (``gene_a``, ``gene_b``, ``pair``, ``test``, ``statistic``, ``p``,
+    ``q``, ...) with ``effect``, ``neg_log10_p`` and ``neg_log10_q`` added."""
     return cached(study, [source(study)], "interactions", _read_pairs)
 
 
@@ -89,14 +75,8 @@ def selection_history(study) -> pd.DataFrame | None:
 
 
 def next_batch(history: pd.DataFrame) -> pd.DataFrame:
-    """The proposed pairs: rows marked ``proposed``, else the last round."""
-    if "status" in history:
-        prop = history[history["status"].astype(str).str.lower().isin(["proposed", "next", "pending"])]
-        if len(prop):
-            return prop
-    if "round" in history:
-        return history[history["round"] == history["round"].max()]
-    return history.tail(5)
+    """The pairs the pair-selection step proposes to run next (``status == "proposed"``)."""
+    return history[history["status"] == "proposed"]
 
 
 class InteractionsView(StudyView):
@@ -219,19 +199,13 @@ class InteractionsView(StudyView):
         if hist is None:
             return pn.pane.Markdown("No active pair selection yet "
                                     "(run `workbench plan-pairs STUDY --budget N`).")
-        x = "round" if "round" in hist else None
-        ycol = next((c for c in CURVE_COLUMNS if c in hist), None)
-        if x and ycol:
-            measured = hist[hist[ycol].notna()]
-            curve = measured.groupby(x, as_index=False)[ycol].max()
-            label = ycol
-            if ycol in ("value", "score"):  # best statistic found so far, round by round
-                curve[ycol] = curve[ycol].cummax()
-                label = f"best {ycol} so far"
-            plot = hv.Curve(curve, x, ycol).opts(width=260, height=180, title="Selection curve",
-                                                 ylabel=label, tools=["hover", "save"])
-        else:
-            plot = no_data("no curve in pair_selection", width=260, height=180)
+        # the best interaction statistic measured so far, round by round
+        measured = hist[hist["status"] == "measured"]
+        curve = measured.groupby("round", as_index=False)["value"].max()
+        curve["value"] = curve["value"].cummax()
+        plot = hv.Curve(curve, "round", "value").opts(
+            width=260, height=180, title="Selection curve", ylabel="best value so far",
+            tools=["hover", "save"])
         nb = next_batch(hist)
         return pn.Row(pn.pane.HoloViews(plot, linked_axes=False),
                       pn.Column(pn.pane.Markdown(f"Next batch ({len(nb)} pairs)"),

@@ -1,7 +1,8 @@
 """Perturbation map: how alike the perturbations' profiles are, and which of them are known
 to belong together.
 
-The heatmap shows ``perturbations.obsp["cosine"]`` with rows and columns in the order of an
+The heatmap shows the cosine similarity of the perturbations' profiles (``perturbations.X``,
+written by the embed step) with rows and columns in the order of an
 average-linkage clustering on cosine distance (computed once per artefact version and
 cached), so that complexes and pathways appear as blocks. The table lists the nearest
 neighbours of the selected perturbation and marks the pairs that a relationship database
@@ -26,24 +27,15 @@ from workbench.dashboards.cache import cached
 MAX_HEATMAP_CELLS = 120
 
 
-def _labels(study) -> list[str]:
-    obs = study.read_obs("perturbations")
-    return (obs["perturbation"].astype(str) if "perturbation" in obs else obs.index.astype(str)).tolist()
-
-
 def _clustered(study):
     from scipy.cluster.hierarchy import leaves_list, linkage
     from scipy.spatial.distance import squareform
 
-    adata = study.read("perturbations")
-    labels = _labels(study)
-    if "cosine" in adata.obsp:
-        cos = np.asarray(adata.obsp["cosine"].toarray() if hasattr(adata.obsp["cosine"], "toarray")
-                         else adata.obsp["cosine"], dtype=np.float32)
-    else:
-        x = np.asarray(adata.X, dtype=np.float64)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        cos = (x @ x.T).astype(np.float32)
+    adata = study.read("perturbations")  # the embed step: one row per perturbation
+    labels = adata.obs_names.astype(str).tolist()
+    x = np.asarray(adata.X, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    cos = (x @ x.T).astype(np.float32)
     if len(labels) > 2:
         dist = np.clip(1 - (cos + cos.T) / 2, 0, 2)
         np.fill_diagonal(dist, 0)

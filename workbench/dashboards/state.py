@@ -5,53 +5,33 @@ pairs it was tested in and its regulators. The :class:`Selection` holds that thr
 values (a perturbation name, a concept id, a pair "A+B", a list of sample ids); each view
 watches it and redraws, and writes to it when the user clicks. Because it is a
 :class:`param.Parameterized` that imports nothing from Panel, the linking logic is tested
-without a browser (STYLE item 4), and the same object travels three ways:
+without a browser (STYLE item 4).
+
+Each browser session owns its Selection; nothing about it is written into the Study, so
+users of one served Study never see each other's choices and a new session starts empty.
+It travels three ways:
 
 * the URL query string (``?gene=G03&concept=c7&pair=G03%2BG05&samples=[...]``), so a page
-  can be bookmarked and shared (:data:`URL_KEYS`, :meth:`Selection.to_query`);
-* ``selection.json`` in the Study folder, written atomically on every change, which the
-  napari plugin follows (:meth:`Selection.save`, :func:`workbench.data.selection.read_selection_file`);
+  can be bookmarked and shared (:data:`URL_KEYS`, :meth:`Selection.to_query`); a session
+  opened on such a URL starts from it;
+* the session's selection channel, shared with the napari process the session opened
+  (:class:`workbench.data.selection.SelectionChannel`; its keys are documented there);
 * CSV export (:mod:`workbench.dashboards.export`).
-
-``selection.json`` keys (schema ``workbench.selection``, version 1)
-------------------------------------------------------------------
-``schema``        always ``"workbench.selection"``
-``version``       integer schema version (1)
-``study_id``      the ``study_id`` of the Study the selection refers to
-``perturbation``  the selected perturbation or gene name, ``""`` for none
-``concept``       the selected concept id (an ``obs_name`` of the ``concepts`` artefact), or ``""``
-``pair``          the selected pair as ``"A+B"`` (genes sorted as in the interactions table), or ``""``
-``samples``       list of selected sample ids (``obs_names`` of ``profiles`` / crop ids of ``images``)
-``updated``       ISO-8601 UTC time of the write
-``source``        who wrote it (``"dashboard"``, ``"napari"``, ...)
-
-Unknown keys are ignored on reading; a file with a newer ``version`` is ignored with a
-warning rather than misread.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import param
 
-from workbench.data.selection import (  # noqa: F401  (part of this module's interface)
-    SCHEMA,
-    SELECTION_FILE,
-    VERSION,
-    read_selection_file,
-    write_selection_file,
-)
 #: Selection parameter -> URL query key.
 URL_KEYS = {"perturbation": "gene", "concept": "concept", "pair": "pair", "samples": "samples"}
 #: The views a dashboard can show, in their default order.
 VIEW_NAMES = ("embeddings", "interactions", "concepts", "grn", "perturbation_map", "images")
 DEFAULT_VIEWS = ("embeddings", "interactions", "concepts", "grn")
-#: At most this many sample ids go into a URL (the rest stay in the session and the file).
+#: At most this many sample ids go into a URL (the rest stay in the session).
 MAX_URL_SAMPLES = 200
 
 
@@ -171,25 +151,6 @@ class Selection(param.Parameterized):
             else:
                 values[attr] = v
         self.update(values)
-
-    # ------------------------------------------------------------------ the Study file
-    def to_file_dict(self, study_id: str = "", source: str = "dashboard") -> dict[str, Any]:
-        return {"schema": SCHEMA, "version": VERSION, "study_id": study_id, **self.to_dict(),
-                "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "source": source}
-
-    def save(self, study_path: str | os.PathLike, study_id: str = "",
-             source: str = "dashboard") -> Path:
-        """Write ``selection.json`` into the Study folder atomically."""
-        return write_selection_file(study_path, self.to_file_dict(study_id, source))
-
-    def load(self, study_path: str | os.PathLike) -> bool:
-        """Apply ``selection.json`` from the Study folder; False when there is none."""
-        data = read_selection_file(study_path)
-        if data is None:
-            return False
-        self.update(data)
-        return True
 
 
 def parse_samples(value: Any) -> list[str]:

@@ -5,9 +5,9 @@ The plugin is declared in ``workbench/napari.yaml`` (npe2) and contributes
 * a reader for ``NAME.study`` folders and for folders of TIFF fields with CellProfiler
   masks (:mod:`workbench.napari._reader`);
 * sample data: a small demo Study built on the fly (:mod:`workbench.napari._sample`);
-* the Study browser dock widget (:class:`workbench.napari._widget.StudyBrowser`), which can
-  follow the selection the Panel dashboards write into the Study
-  (:mod:`workbench.napari._follow`).
+* the Study browser dock widget (:class:`workbench.napari._widget.StudyBrowser`), which,
+  opened from a dashboard session, follows that session's selection and sends its own
+  choices back (:mod:`workbench.napari._follow`).
 
 ``import workbench.napari`` stays light: Qt and napari load only when the widget or
 :func:`view_study` is used.
@@ -19,7 +19,7 @@ __all__ = ["view_study", "StudyBrowser"]
 
 
 def view_study(study, *, perturbation: str | None = None, concept: str | None = None,
-               pair: str | None = None, follow: bool = False, viewer=None, show: bool = True):
+               pair: str | None = None, channel=None, viewer=None, show: bool = True):
     """Open a napari viewer on a Study with the Study browser docked.
 
     Parameters
@@ -28,8 +28,9 @@ def view_study(study, *, perturbation: str | None = None, concept: str | None = 
         Path of the ``NAME.study`` folder.
     perturbation, concept, pair
         At most one: what the browser shows first (otherwise an overview of the Study).
-    follow
-        Follow the dashboards' selection (``selection.json``).
+    channel
+        The selection channel of a dashboard session (a path): napari follows the session
+        and sends its own choices back.
     viewer
         An existing viewer; a new one is made when None.
 
@@ -42,7 +43,7 @@ def view_study(study, *, perturbation: str | None = None, concept: str | None = 
     from workbench.napari._widget import StudyBrowser
 
     viewer = viewer or napari.Viewer(show=show, title="workbench")
-    browser = StudyBrowser(viewer)
+    browser = StudyBrowser(viewer, channel=channel)
     viewer.window.add_dock_widget(browser, name="Study browser", area="right")
     if browser.open_study(study):
         chosen = [(k, v) for k, v in (("perturbation", perturbation), ("concept", concept),
@@ -57,7 +58,7 @@ def view_study(study, *, perturbation: str | None = None, concept: str | None = 
                 for arr, kw, kind in src.overview_layers():
                     added = getattr(viewer, f"add_{kind}")(arr, **kw)
                     browser.layers.extend(added if isinstance(added, list) else [added])
-        if follow:
+        if channel is not None:
             browser.set_follow(True)
     return viewer, browser
 

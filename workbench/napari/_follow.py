@@ -1,74 +1,82 @@
-"""Follow the dashboard: poll the Study's ``selection.json`` and report what changed.
+"""Follow a dashboard session, and answer it: napari's end of a selection channel.
 
-The Panel dashboards write the current selection into ``NAME.study/selection.json``
-(schema ``workbench.selection``; see :mod:`workbench.data.selection`) every time the user
-clicks. napari runs in another process, so it polls that file: cheap (one ``stat`` per
-tick), needs no server, and survives either side restarting. :class:`SelectionWatcher` is
-the Qt-free part (compare the file with what was last seen and say which choice is new);
-:func:`start_polling` drives it from a ``QTimer``.
+A dashboard session that opens napari passes it the path of its selection channel
+(``workbench napari STUDY --channel PATH``; see :mod:`workbench.data.selection`). napari
+polls that file (one ``stat`` per tick, no server, survives either side restarting) and
+shows what the session chose; when the user chooses something in napari (the Show button,
+a click on a crop), napari writes it back into the same file and the browser follows.
+:class:`SelectionFollower` is the Qt-free part; :func:`start_polling` drives it from a
+``QTimer``.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Callable
 
-from workbench.data.selection import SELECTION_FILE, read_selection_file
+from workbench.data.selection import FIELDS, SelectionChannel
 
 #: When several keys change at once, the most specific wins.
 PRIORITY = ("pair", "concept", "perturbation")
 
 
-def read_selection(study_path: str | os.PathLike) -> dict[str, Any] | None:
-    """``selection.json`` of a Study as a dict, or None when absent or unreadable."""
-    return read_selection_file(study_path)
+def _in_pair(gene: str, pair: str) -> bool:
+    return bool(pair) and gene in pair.split("+")
 
 
-class SelectionWatcher:
-    """Tell what the dashboard newly selected since the last look.
+class SelectionFollower:
+    """One napari window's view of a dashboard session's selection.
 
     Parameters
     ----------
-    study_path
-        The Study folder holding ``selection.json``.
+    channel
+        The channel file the dashboard gave (a path or a
+        :class:`~workbench.data.selection.SelectionChannel`).
     study_id
-        When given, a file written for another Study (a copied folder) is ignored.
+        When given, a channel written for another Study is ignored.
     """
 
-    def __init__(self, study_path: str | os.PathLike, study_id: str = ""):
-        self.path = Path(study_path)
+    def __init__(self, channel: str | os.PathLike | SelectionChannel, study_id: str = ""):
+        self.channel = channel if isinstance(channel, SelectionChannel) else SelectionChannel(channel)
         self.study_id = study_id
-        self._stamp: tuple | None = None
-        self._seen: dict[str, Any] = {}
-
-    def _file_stamp(self) -> tuple | None:
-        try:
-            st = (self.path / SELECTION_FILE).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        #: The session's selection as last read or written here.
+        self.state: dict[str, Any] = {k: ([] if k == "samples" else "") for k in FIELDS}
 
     def poll(self) -> tuple[str, str] | None:
-        """``(kind, value)`` of a new choice, e.g. ``("pair", "A+B")``, or None."""
-        stamp = self._file_stamp()
-        if stamp is None or stamp == self._stamp:
-            return None
-        self._stamp = stamp
-        data = read_selection(self.path)
-        if not data or data.get("source") == "napari":
+        """``(kind, value)`` of what the dashboard newly chose, e.g. ``("pair", "A+B")``."""
+        data = self.channel.poll(me="napari")
+        if data is None:
             return None
         if self.study_id and data.get("study_id") and data["study_id"] != self.study_id:
             return None
-        changed = [k for k in PRIORITY
-                   if data.get(k) not in (None, "") and data.get(k) != self._seen.get(k)]
-        self._seen = {k: data.get(k) for k in PRIORITY}
-        return (changed[0], str(data[changed[0]])) if changed else None
+        changed = [k for k in PRIORITY if data[k] and data[k] != self.state[k]]
+        self.state = {k: data[k] for k in FIELDS}
+        return (changed[0], data[changed[0]]) if changed else None
+
+    def choose(self, kind: str, value: str, sample: str | None = None) -> dict[str, Any]:
+        """Tell the dashboard that napari chose ``value`` (a perturbation, pair or concept;
+        ``sample``: the crop clicked). Returns the selection written."""
+        state = dict(self.state)
+        value = str(value)
+        if kind == "perturbation":
+            if not _in_pair(value, state["pair"]):
+                state["pair"] = ""
+            state["perturbation"] = value
+        elif kind == "pair":
+            state["pair"] = value
+            state["perturbation"] = value.split("+")[0]
+        elif kind == "concept":
+            state["concept"] = value
+        if sample is not None:
+            state["samples"] = [str(sample)]
+        self.state = state
+        self.channel.write(state, source="napari", study_id=self.study_id)
+        return state
 
 
-def start_polling(watcher: SelectionWatcher, callback: Callable[[str, str], None],
+def start_polling(follower: SelectionFollower, callback: Callable[[str, str], None],
                   interval_ms: int = 500, parent=None):
-    """Call ``callback(kind, value)`` from a QTimer whenever the selection changes.
+    """Call ``callback(kind, value)`` from a QTimer whenever the dashboard chooses.
 
     Returns the running ``QTimer``; stop it with ``timer.stop()``.
     """
@@ -78,7 +86,7 @@ def start_polling(watcher: SelectionWatcher, callback: Callable[[str, str], None
     timer.setInterval(interval_ms)
 
     def tick():
-        choice = watcher.poll()
+        choice = follower.poll()
         if choice is not None:
             callback(*choice)
 

@@ -5,8 +5,9 @@ Pick a Study, then a perturbation, a pair or a concept; the browser loads a comp
 at activation quantiles for a concept) as one image layer per channel with the channel's
 name and colormap, contrast limits set on the controls, and the condition names written
 above each block. Moving the mouse over a crop shows its metadata (crop id, perturbation,
-plate, well...) in the widget. With "Follow the dashboard" ticked, the browser polls the
-Study's ``selection.json`` and shows whatever the Panel dashboards select.
+plate, well...) in the widget. Opened from a dashboard session (on that session's selection
+channel), "Follow the dashboard" shows whatever the session selects, and what is chosen
+here (the Show button, a click on a crop) is sent back to the session.
 
 Problems (a folder that is not a Study, a Study without images, an unknown gene) are shown
 in the widget and as a napari notification, with the fix, never as a traceback.
@@ -33,7 +34,7 @@ from qtpy.QtWidgets import (
 
 from workbench.errors import WorkbenchError
 from workbench.napari import _crops
-from workbench.napari._follow import SelectionWatcher, start_polling
+from workbench.napari._follow import SelectionFollower, start_polling
 from workbench.napari._qt_guard import protect_none
 
 log = logging.getLogger(__name__)
@@ -50,15 +51,19 @@ class StudyBrowser(QWidget):
         The viewer to draw into (napari passes it when it docks the widget).
     study
         Optional Study folder to open straight away.
+    channel
+        The selection channel of the dashboard session that opened napari (a path), or None.
     """
 
-    def __init__(self, napari_viewer, study: str | Path | None = None, parent=None):
+    def __init__(self, napari_viewer, study: str | Path | None = None, parent=None,
+                 channel: str | Path | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.source = None
         self.layers: list = []
         self._timer = None
-        self._watcher: SelectionWatcher | None = None
+        self.channel = Path(channel) if channel else None
+        self.follower: SelectionFollower | None = None
 
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("path/to/NAME.study")
@@ -83,8 +88,13 @@ class StudyBrowser(QWidget):
         self.n_box.setToolTip("crops per condition")
         show_btn = QPushButton("Show")
         show_btn.clicked.connect(
-            lambda: self.load(self.kind_box.currentText(), self.choice_box.currentText()))
-        self.follow_box = QCheckBox("Follow the dashboard (selection.json)")
+            lambda: self.choose(self.kind_box.currentText(), self.choice_box.currentText()))
+        self.follow_box = QCheckBox("Follow the dashboard")
+        self.follow_box.setEnabled(self.channel is not None)
+        self.follow_box.setToolTip("Follow the dashboard session that opened napari and send "
+                                   "it what is chosen here" if self.channel is not None else
+                                   "open napari from a dashboard ('Open in napari') to link "
+                                   "the two")
         self.follow_box.toggled.connect(self.set_follow)
 
         self.message = QLabel("Open a Study to browse its crops.")
@@ -107,6 +117,7 @@ class StudyBrowser(QWidget):
         lay.addStretch(1)
 
         self.viewer.cursor.events.position.connect(self._on_cursor)
+        self.viewer.mouse_drag_callbacks.append(self._on_click)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         if study is not None:
             self.open_study(study)
@@ -208,6 +219,38 @@ class StudyBrowser(QWidget):
         self._say(f"{kind} {value}: " + "; ".join(f"{c['title']} ({c['note']})" for c in conds))
         return True
 
+    def choose(self, kind: str, value: str) -> bool:
+        """Show ``value`` (what the Show button does) and, when following a dashboard
+        session, select it there too."""
+        shown = self.load(kind, value)
+        if shown and self.follower is not None:
+            self.follower.choose(kind, value)
+        return shown
+
+    def click(self, world_position) -> dict | None:
+        """A click at a world position: the crop there becomes the dashboard session's
+        selected sample, and its perturbation the selected gene. Returns the crop hit."""
+        hit = self.crop_under(world_position)
+        if hit is None or self.follower is None or self.source is None:
+            return hit
+        obs = self.source.obs
+        if hit["crop_id"] in obs.index:
+            self.follower.choose("perturbation", str(obs.loc[hit["crop_id"], "perturbation"]),
+                                 sample=hit["crop_id"])
+        return hit
+
+    def _on_click(self, viewer, event):
+        yield  # napari calls again on each move and on release
+        dragged = False
+        while event.type == "mouse_move":
+            dragged = True
+            yield
+        if not dragged:
+            try:
+                self.click(event.position)
+            except Exception:  # never let a click raise into napari
+                log.exception("Study browser click failed")
+
     def show_perturbation(self, name: str, n: int | None = None) -> bool:
         return self.load("perturbation", name, n)
 
@@ -252,22 +295,27 @@ class StudyBrowser(QWidget):
 
     # ------------------------------------------------------------------ following
     def set_follow(self, on: bool) -> None:
-        """Start or stop following the dashboard's ``selection.json``."""
+        """Start or stop following the dashboard session's selection channel."""
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+        self.follower = None
+        if on and self.channel is None:
+            self._say("nothing to follow: open napari from a dashboard ('Open in napari') to "
+                      "link the two.", error=True)
+            on = False
         if on and self.source is not None:
-            self._watcher = SelectionWatcher(self.source.path, self.source.study.id)
-            self._timer = start_polling(self._watcher, self._follow, parent=self)
+            self.follower = SelectionFollower(self.channel, self.source.study.id)
+            self._timer = start_polling(self.follower, self._follow, parent=self)
             self.poll_selection()
         if self.follow_box.isChecked() != bool(on):
             self.follow_box.setChecked(bool(on))
 
     def poll_selection(self) -> bool:
-        """Look at ``selection.json`` now; True when it changed what is shown."""
-        if self._watcher is None:
+        """Look at the selection channel now; True when it changed what is shown."""
+        if self.follower is None:
             return False
-        choice = self._watcher.poll()
+        choice = self.follower.poll()
         return self._follow(*choice) if choice else False
 
     def _follow(self, kind: str, value: str) -> bool:
