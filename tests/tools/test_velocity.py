@@ -61,3 +61,33 @@ def test_velocity_on_dentate_gyrus_agrees_with_scvelo(shared_data):
     shuffled = np.array([np.corrcoef(out["velocity"][:, g], np.roll(ref[:, g], 37))[0, 1]
                          for g in np.flatnonzero(keep)])
     assert np.nanmean(corr) > np.nanmean(shuffled) + 0.15
+
+
+def test_own_velocity_is_kept_and_paired_with_ms(shared_data, tmp_path):
+    from workbench.data.readers.velocity import read_velocity
+    from workbench.errors import WorkbenchError
+    from workbench.tools.grn import prepare
+
+    path = shared_data / "rna_velocity_small" / "dentategyrus_cellrank_adata_50.h5ad"
+    a = read_velocity(path, require_integer=False)
+    assert {"velocity", "Ms", "Mu"} <= set(a.layers)
+    ad = pytest.importorskip("anndata")
+    src = ad.read_h5ad(path)
+    fitted = [str(g) for g, ok in zip(src.var_names, np.isfinite(np.asarray(
+        src.layers["velocity"])).all(0), strict=True) if ok][:5]
+    data = prepare(a, genes=fitted)
+    k = [list(src.var_names).index(g) for g in fitted]
+    # the file's velocity, paired with its own smoothed Ms (not the raw spliced counts)
+    assert np.allclose(data["v"], np.asarray(src.layers["velocity"])[:, k])
+    assert np.allclose(data["x"], np.asarray(src.layers["Ms"])[:, k])
+    assert data["velocity_source"] == "given (paired with Ms)"
+    again = prepare(a, genes=fitted, recompute_velocity=True)
+    assert again["velocity_source"] == "steady_state"
+    assert not np.allclose(again["v"], data["v"])
+    # a gene scVelo did not fit is refused by name, with the way out
+    unfit = [str(g) for g, ok in zip(src.var_names, np.isfinite(np.asarray(
+        src.layers["velocity"])).all(0), strict=True) if not ok][0]
+    with pytest.raises(WorkbenchError, match=unfit):
+        prepare(a, genes=[fitted[0], unfit])
+    dropped = read_velocity(path, require_integer=False, own_velocity=False)
+    assert "velocity" not in dropped.layers and "Ms" not in dropped.layers

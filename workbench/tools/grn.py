@@ -59,8 +59,14 @@ def auto_temperature(x: np.ndarray, v: np.ndarray, n_effective: float) -> float:
 
 
 def prepare(adata, *, genes=None, tf_list=None, n_top: int = 20, n_neighbors: int = 30,
-            seed: int = 0) -> dict:
-    """Select genes and get ``x`` (states) and ``v`` (velocity) from a velocity AnnData."""
+            recompute_velocity: bool = False, seed: int = 0) -> dict:
+    """Select genes and get ``x`` (states) and ``v`` (velocity) from a velocity AnnData.
+
+    A ``velocity`` layer of the data is used as given (``recompute_velocity=True`` ignores
+    it), paired with the smoothed spliced counts ``Ms`` when the data have them (scVelo
+    computes its velocity on ``Ms``), else with ``spliced``. Without one, steady-state
+    velocity is computed and paired with its own ``Ms``.
+    """
     from workbench.tools.velocity import select_genes, steady_state_velocity
 
     for layer in ("spliced", "unspliced"):
@@ -75,11 +81,19 @@ def prepare(adata, *, genes=None, tf_list=None, n_top: int = 20, n_neighbors: in
         raise ValidationError(f"only {len(names)} gene selected.", "select at least 2 genes.")
     idx = [list(adata.var_names).index(g) for g in names]
     dense = lambda m: np.asarray(m.toarray() if hasattr(m, "toarray") else m, np.float64)  # noqa: E731
-    if "velocity" in adata.layers:
-        x = dense(adata.layers["spliced"][:, idx])
+    if "velocity" in adata.layers and not recompute_velocity:
+        paired = "Ms" if "Ms" in adata.layers else "spliced"
+        x = dense(adata.layers[paired][:, idx])
         v = dense(adata.layers["velocity"][:, idx])
-        source = "given"
-        s, u = x, dense(adata.layers["unspliced"][:, idx])
+        bad = [g for g, ok in zip(names, np.isfinite(v).all(0), strict=True) if not ok]
+        if bad:
+            raise ValidationError(
+                f"the data's own velocity is NaN or infinite for {len(bad)} selected gene(s): "
+                f"{', '.join(bad[:8])}{'...' if len(bad) > 8 else ''}.",
+                "select genes with a fitted velocity, or recompute it from spliced and "
+                "unspliced counts (recompute_velocity=True).")
+        source = f"given (paired with {paired})"
+        s, u = dense(adata.layers["spliced"][:, idx]), dense(adata.layers["unspliced"][:, idx])
     else:
         # smooth on all genes' neighbourhoods, then keep the selected ones
         vel = steady_state_velocity(adata.layers["spliced"], adata.layers["unspliced"],
@@ -195,7 +209,7 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
             n_samples: int | None = None, n_boot: int | None = None,
             temperature: float | str = "auto", sparsity: float = 70.0,
             reward: str = "linear", method: str = "auto", max_parents: int = 4,
-            references: dict | None = None, seed: int = 0,
+            recompute_velocity: bool = False, references: dict | None = None, seed: int = 0,
             device: str = "auto", checkpoint_dir=None, progress: bool = False) -> dict:
     """Run the GRN step on a Study's ``"velocity"`` artefact; returns the metrics written.
 
@@ -229,7 +243,8 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
         if val is not None:
             preset[key] = val
     adata = study.read("velocity")
-    data = prepare(adata, genes=genes, tf_list=tf_list, n_top=n_top, seed=seed)
+    data = prepare(adata, genes=genes, tf_list=tf_list, n_top=n_top,
+                   recompute_velocity=recompute_velocity, seed=seed)
     x, v, sd = scale_for_grn(data["x"], data["v"])
     traj = data["trajectory"]
     d = x.shape[1]

@@ -25,6 +25,10 @@ CELL_TYPE_KEYS = ("cell_type", "celltype", "CellType", "clusters", "cluster", "l
 LAYERS = ("spliced", "unspliced")
 
 
+#: Layers of a file's own velocity analysis (scVelo's names) that are kept by default.
+OWN_VELOCITY_LAYERS = ("velocity", "Ms", "Mu")
+
+
 def _read_any(path: Path):
     import anndata as ad
 
@@ -59,6 +63,7 @@ def read_velocity(
     require_integer: bool = True,
     cell_type_key: str | None = None,
     keep_layers: tuple[str, ...] = (),
+    own_velocity: bool = True,
 ) -> "anndata.AnnData":  # noqa: F821
     """Read an AnnData with spliced/unspliced layers and check it.
 
@@ -74,6 +79,9 @@ def read_velocity(
         present. Recorded in ``uns["workbench"]["cell_type_key"]``.
     keep_layers
         Other layers to carry over (e.g. ``("ambiguous",)``).
+    own_velocity
+        Keep the file's own ``velocity``, ``Ms`` and ``Mu`` layers (scVelo's names) when
+        present, so the GRN step uses them; ``False`` drops them and velocity is recomputed.
 
     Returns
     -------
@@ -116,8 +124,12 @@ def read_velocity(
         if not np.all(np.isfinite(data)):
             raise ValidationError(f"{path.name}: layer {k!r} has NaN or infinite values.",
                                   "fill or drop those genes before importing.")
+    own = tuple(k for k in OWN_VELOCITY_LAYERS if own_velocity and k in src.layers
+                and k not in keep_layers and src.layers[k].shape == src.shape)
+    # scVelo leaves NaN velocity for genes it did not fit: kept as is, refused by the GRN
+    # step only if such a gene is selected
     layers = {k: (sp.csr_matrix(src.layers[k]) if sp.issparse(src.layers[k])
-                  else np.asarray(src.layers[k])) for k in (*LAYERS, *keep_layers)}
+                  else np.asarray(src.layers[k])) for k in (*LAYERS, *keep_layers, *own)}
     key = cell_type_key
     if key is not None and key not in src.obs.columns:
         raise ValidationError(f"{path.name}: obs has no column {key!r} for cell types; columns: "
