@@ -60,9 +60,17 @@ def test_step_writes_tables_and_finds_planted_pair(tmp_path):
     dis = table[table.test == "disjointness"].set_index("pair")
     assert dis.loc["G3+G4", "q"] < 0.05
     assert dis.loc["G1+G2", "p"] > 0.05 and dis.loc["G1+G3", "p"] > 0.05
-    assert json.loads(dis.loc["G3+G4", "params"])["kernel"] == "additive_rbf"
+    assert json.loads(dis.loc["G3+G4", "params"])["unit_level"] is True
+    assert (dis.units_ab == 6).all() and (dis.unit == "well").all()
+    sep = table[table.test == "separability_score"].set_index("pair")
+    assert sep.p.isna().all() and (sep.status == "score (no p-value)").all()
+    assert sep.loc["G3+G4", "statistic"] > max(sep.loc["G1+G2", "statistic"],
+                                               sep.loc["G1+G3", "statistic"])
+    via = table[table.test == "viability"].set_index("pair")
+    assert via.p.notna().all() and (via.status == "tested").all()
     stored = s.read("interactions")
-    assert len(stored) == 6 and set(stored.test) == {"disjointness", "separability"}
+    assert len(stored) == 9
+    assert set(stored.test) == {"disjointness", "separability_score", "viability"}
     details = s.read("pair_details")["pairs"]["G3+G4"]
     assert set(details["exemplars"]) == {"control", "A", "B", "A+B"}
     inter = np.array(details["shifts"]["interaction"])
@@ -81,10 +89,66 @@ def test_double_without_single_names_the_pair(tmp_path):
         run_interactions(s, n_permutations=50, n_bootstrap=5)
 
 
-def test_too_few_samples_names_the_pair(tmp_path):
+def test_too_few_cells_is_a_status_and_viability_still_tested(tmp_path):
     s = _study(tmp_path, _screen(n=6))
     with pytest.raises(ValidationError, match=r"too few samples.*G1\+G2"):
-        run_interactions(s, n_permutations=50, n_bootstrap=5, min_samples=8)
+        run_interactions(s, n_permutations=50, n_bootstrap=5, min_samples=8, on_small="error")
+    table = run_interactions(s, n_permutations=50, n_bootstrap=5, min_samples=8)
+    morph = table[table.test != "viability"]
+    assert morph.p.isna().all()
+    assert morph.status.str.startswith("too few cells for morphology").all()
+    assert table[table.test == "viability"].p.notna().all()
+
+
+def test_without_profiles_names_embed_and_latent_is_a_recorded_truth_check(tmp_path):
+    from workbench.data.simulate import build_demo_study
+    from workbench.errors import MissingArtefactError
+
+    s = build_demo_study(tmp_path / "demo.study", size="tiny", seed=0)
+    with pytest.raises(MissingArtefactError, match="workbench embed"):
+        run_interactions(s, n_bootstrap=5)
+    table = run_interactions(s, use="latent", n_bootstrap=5, tests=("disjointness",
+                                                                    "viability"))
+    assert set(table.test) == {"disjointness", "viability"}
+    step = [e for e in s.provenance if e["tool"] == "interactions"][-1]
+    assert step["params"]["truth_check"] is True
+    assert "latent" in step["params"]["source"]
+
+
+def test_pair_inputs_checked():
+    from workbench.tools.interactions import test_pairs
+
+    adata = _screen()
+    X = adata.X.copy()
+    X[np.flatnonzero(adata.obs.is_control.to_numpy())[3], 1] = np.nan
+    with pytest.raises(ValidationError, match="NaN"):
+        test_pairs(X, adata.obs, n_bootstrap=5)
+    obs = adata.obs.copy()
+    swap = (obs.genes == "G1+G2").to_numpy() & (obs.batch == "B2").to_numpy()
+    obs.loc[swap, "genes"] = "G2+G1"
+    obs["perturbation"] = obs["perturbation"].astype(str)
+    obs.loc[swap, "perturbation"] = "G2+G1"
+    report = []
+    table, _ = test_pairs(adata.X, obs, n_bootstrap=5, tests=("viability",), report=report)
+    assert set(table.pair) == {"G1+G2", "G1+G3", "G3+G4"}
+    assert table.set_index("pair").loc["G1+G2", "n_ab"] == 24  # both orders' cells
+    assert any("G2+G1" in r and "merged" in r for r in report)
+    obs.loc[swap, "genes"] = "G1+G1"
+    with pytest.raises(ValidationError, match="same gene twice"):
+        test_pairs(adata.X, obs, n_bootstrap=5)
+
+
+def test_one_well_per_condition_warns_and_gives_a_status():
+    from workbench.tools.interactions import test_pairs
+
+    adata = _screen()
+    obs = adata.obs.copy()
+    obs["well"] = obs["perturbation"].astype(str)  # one well per condition and plate
+    obs["plate"] = "P"  # ... and one plate
+    with pytest.warns(UserWarning, match="single replicate unit"):
+        table, _ = test_pairs(adata.X, obs, n_bootstrap=5, tests=("disjointness", "viability"))
+    assert table.p.isna().all()
+    assert table.status.str.contains("one replicate unit").all()
 
 
 def test_no_controls_in_batch_names_the_pair():

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-HELP = "test every double perturbation (disjointness and separability) and write 'interactions'"
+HELP = ("test every double perturbation (disjointness, separability score, viability) and "
+        "write 'interactions'")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("study", help="path of the NAME.study folder")
     parser.add_argument("--use", default=None,
-                        help="profiles matrix: 'X' (default), an obsm key, or 'latent' (demo)")
-    parser.add_argument("--tests", default="disjointness,separability",
-                        help="comma-separated: disjointness, separability")
+                        help="profiles matrix: 'X' (default), an obsm key, or 'latent' (the "
+                             "simulator's true states: demo truth check only)")
+    parser.add_argument("--tests", default="disjointness,separability,viability",
+                        help="comma-separated: disjointness, separability, viability")
+    parser.add_argument("--unit", default="well",
+                        help="obs column of the replicate unit (default 'well', within its "
+                             "plate); 'none' treats cells as replicates (not valid under "
+                             "well effects)")
     parser.add_argument("--kernel", default="additive_rbf",
                         choices=["additive_rbf", "linear", "rbf"])
-    parser.add_argument("--separability", default="gaussian", choices=["gaussian", "classifier"],
-                        help="separability estimator: 'gaussian' (calibrated p-values) or "
-                             "'classifier' (graded score, no p-value)")
+    parser.add_argument("--separability", default="classifier",
+                        choices=["gaussian", "classifier"],
+                        help="separability estimator with --unit none: 'classifier' (graded "
+                             "score, no p-value) or 'gaussian' (p-value valid for Gaussian "
+                             "latents only); with a unit it is always the graded score")
     parser.add_argument("--permutations", type=int, default=1000,
                         help="permutations (disjointness) and null data sets (separability)")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--min-samples", type=int, default=5)
     parser.add_argument("--skip-small", action="store_true",
-                        help="keep pairs with too few samples as rows instead of failing")
+                        help="(the default now) keep pairs with too few cells as rows with a "
+                             "status")
+    parser.add_argument("--strict-small", action="store_true",
+                        help="fail instead when a pair has too few cells for morphology")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
 
@@ -33,12 +44,17 @@ def run(args) -> int:
     study = Study.open(args.study)
     table = run_interactions(
         study, use=args.use, tests=tuple(t.strip() for t in args.tests.split(",") if t.strip()),
+        unit=None if args.unit.lower() == "none" else args.unit,
         kernel=args.kernel, n_permutations=args.permutations, n_bootstrap=args.bootstrap,
-        min_samples=args.min_samples, on_small="skip" if args.skip_small else "error",
+        min_samples=args.min_samples, on_small="error" if args.strict_small else "skip",
         seed=args.seed, device=args.device, separability=args.separability)
     tested = table[table.q.notna()]
-    print(f"tested {tested.pair.nunique()} pairs; q < 0.05:")
+    print(f"tested {tested.pair.nunique()} of {table.pair.nunique()} pairs; q < 0.05:")
     for test, g in tested.groupby("test"):
         hits = g[g.q < 0.05].sort_values("q")
         print(f"  {test}: {len(hits)}  {', '.join(hits.pair.head(10))}")
+    scores = table[table.test == "separability_score"].dropna(subset=["statistic"])
+    if len(scores):
+        top = scores.sort_values("statistic", ascending=False).pair.head(5)
+        print(f"  separability (graded score, no p-value): highest {', '.join(top)}")
     return 0

@@ -1,16 +1,33 @@
 """The interaction step: test every double perturbation of a Study, then plan the next pairs.
 
 For each double ``A+B`` in ``profiles`` (``obs["perturbation_type"] == "double"`` or
-``obs["genes"] == "A+B"``) the step gathers four samples from the batches the double was
-run in: controls, A, B and A+B. It runs the disjointness test and the separability score of
-:mod:`workbench.models.interaction_tests` on all pairs at once (pairs with the same usable
-sample size are batched together), adjusts p-values across pairs with Benjamini-Hochberg
-per test, and writes
+``obs["genes"] == "A+B"``; ``"A+A"`` refused, ``"B+A"`` beside ``"A+B"`` merged and
+reported) the step gathers four samples from the batches the double was run in: controls,
+A, B and A+B, each cell with its replicate unit (``obs["well"]`` within its plate by
+default, any column with ``unit=``). Wells are the unit of inference: cell-level statistics
+are computed inside wells and compared by their spread between wells
+(:mod:`workbench.models.replicates`). Three readouts per pair:
+
+- ``disjointness``: replicate-level additivity of per-coordinate features (p-value, Simes
+  over features; a condition with one well gets a status instead);
+- ``separability_score``: KL additivity from flexible, cross-fitted density ratios
+  (:mod:`workbench.models.kl_additivity`), a *graded score* with a well-level bootstrap
+  interval and no p-value;
+- ``viability``: log2 cells per well of the double against its singles (synthetic
+  lethality < 0, rescue > 0), tested for every pair, including those with too few cells
+  for morphology (they get that status for the two morphology readouts).
+
+``unit=None`` runs the former cell-level tests (kernel disjointness with sign flips, the
+Gaussian separability null), which treat cells as independent replicates: their level
+fails under well effects and nonlinear maps
+(``benchmarks/results_interaction_calibration.md``). q-values are Benjamini-Hochberg per
+test. The step writes
 
 - ``"interactions"`` (Parquet): one row per pair and test: ``pair, gene_a, gene_b, test,
-  statistic, p, q, effect_size, ci_low, ci_high, n_ctrl, n_a, n_b, n_ab, n_used, kernel,
-  bandwidth_rule, seed, params`` (JSON), plus ``count_gi`` (log2 cells-per-well interaction:
-  synthetic lethality shows here) and ``status`` ("tested" or why not);
+  statistic, p, q, effect_size, ci_low, ci_high, n_ctrl, n_a, n_b, n_ab, units_ctrl,
+  units_a, units_b, units_ab, unit, n_used, kernel, bandwidth_rule, seed, params`` (JSON),
+  ``count_gi`` (log2 cells-per-well interaction) and ``status`` ("tested", "score (no
+  p-value)" or why not);
 - ``"pair_details"`` (JSON): per pair, exemplar crop ids of control, A, B and A+B (the crops
   nearest each condition's mean profile) and the embedding shifts of A, B, A+B and of the
   interaction ``mean(ab) + mean(ctrl) - mean(a) - mean(b)``, for the dashboard's pair view.
@@ -23,13 +40,14 @@ measured pairs (history) and the proposed next batch.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import MissingArtefactError, ValidationError
 
-TESTS = ("disjointness", "separability")
+TESTS = ("disjointness", "separability", "viability")
 #: Settings of :func:`demo_step` per demo size.
 DEMO = {"tiny": dict(n_permutations=200, n_bootstrap=30),
         "quick": dict(n_permutations=500, n_bootstrap=50),
@@ -38,17 +56,25 @@ DEMO = {"tiny": dict(n_permutations=200, n_bootstrap=30),
 
 # ---------------------------------------------------------------------- inputs
 def load_profiles(study, use: str | None = None) -> tuple[np.ndarray, pd.DataFrame, str]:
-    """Matrix and obs of the samples: ``profiles.X`` (or ``obsm[use]``); falls back to the
-    simulator's ``latent_*`` columns of ``images.obs`` when ``use="latent"``."""
-    if use == "latent" or (use is None and not study.has("profiles") and study.has("images")):
-        if not study.has("images"):
-            study.require("profiles", why="the interaction step tests profiles")
+    """Matrix and obs of the samples: ``profiles.X`` (or ``obsm[use]``).
+
+    ``use="latent"`` reads the simulator's true cell states (``images.obs["latent_*"]``)
+    instead: a truth check for the demo world only, recorded as such in provenance. A Study
+    without ``profiles`` is refused with the step to run (``workbench embed``).
+    """
+    if use == "latent":
+        study.require("images", why="use='latent' reads the simulator's latent states")
         obs = study.read("images").obs.copy()
         cols = [c for c in obs.columns if c.startswith("latent_")]
         if not cols:
-            study.require("profiles", why="the interaction step tests profiles")
-        return obs[cols].to_numpy(np.float32), obs, "images.obs[latent_*]"
-    study.require("profiles", why="the interaction step tests profiles")
+            raise ValidationError("images.obs holds no latent_* columns: only a simulated demo "
+                                  "Study has true latent states.",
+                                  "run `workbench embed STUDY` and test the profiles instead.")
+        return obs[cols].to_numpy(np.float32), obs, "images.obs[latent_*] (demo truth check)"
+    if not study.has("profiles"):
+        raise MissingArtefactError(
+            "the Study has no 'profiles': the interaction step tests embedded profiles.",
+            "run `workbench embed STUDY` first (or import profiles with `workbench import`).")
     adata = study.read("profiles")
     if use in (None, "X"):
         X, src = adata.X, "profiles.X"
@@ -61,31 +87,53 @@ def load_profiles(study, use: str | None = None) -> tuple[np.ndarray, pd.DataFra
     return X, adata.obs.copy(), src
 
 
-def find_doubles(obs: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(pair label, gene A, gene B) for every double in ``obs``."""
+def find_doubles(obs: pd.DataFrame, report: list | None = None) -> list[tuple[str, str, str]]:
+    """(pair label, gene A, gene B) for every double in ``obs``.
+
+    ``"A+A"`` is refused; a pair present in both orders is merged under one label (the
+    cells of both are its double) and, when ``report`` is a list, a line says so.
+    """
+    from workbench.models.replicates import canonical_pairs
+
     pert = obs["perturbation"].astype(str)
     if "perturbation_type" in obs.columns:
         is_double = obs["perturbation_type"].astype(str).to_numpy() == "double"
     else:
         is_double = pert.str.contains("+", regex=False).to_numpy()
     labels = obs.loc[is_double, "genes"].astype(str) if "genes" in obs.columns else pert[is_double]
-    out = []
-    for lab in sorted(set(labels)):
-        parts = [p.strip() for p in lab.split("+") if p.strip()]
-        if len(parts) != 2:
-            raise ValidationError(f"double perturbation {lab!r} does not name two genes as 'A+B'.",
-                                  "write obs['genes'] as 'A+B' for every double.")
-        out.append((lab, parts[0], parts[1]))
-    return out
+    pairs, merged = canonical_pairs(labels)
+    if report is not None:
+        report.extend(merged)
+    return [(lab, a, b) for lab, (a, b, _) in pairs.items()]
 
 
-def gather_pair(X, obs, pair: str, a: str, b: str, min_samples: int) -> dict:
-    """Row indices of ctrl/A/B/A+B for one pair, from the batches the double was run in."""
+def _units(obs: pd.DataFrame, unit: str | None) -> np.ndarray:
+    """Replicate unit of every row: plate:well for "well", the named column otherwise."""
+    if unit is None:
+        return np.asarray([f"cell{i}" for i in range(len(obs))])
+    if unit not in obs.columns:
+        raise ValidationError(f"obs has no column {unit!r} to use as the replicate unit "
+                              f"(it has {sorted(obs.columns)}).",
+                              "pass --unit with a column naming the well (or other replicate) "
+                              "of each sample, or --unit none to treat cells as replicates.")
+    lab = obs[unit].astype(str)
+    if unit == "well" and "plate" in obs.columns:
+        lab = obs["plate"].astype(str) + ":" + lab
+    return lab.to_numpy()
+
+
+def gather_pair(X, obs, pair: str, a: str, b: str, min_samples: int,
+                labels: tuple[str, ...] | None = None) -> dict:
+    """Row indices of ctrl/A/B/A+B for one pair, from the batches the double was run in.
+
+    ``labels``: every label of the double (both orders when they were merged).
+    """
     pert = obs["perturbation"].astype(str).to_numpy()
     genes = obs["genes"].astype(str).to_numpy() if "genes" in obs.columns else pert
     batch = obs["batch"].astype(str).to_numpy()
     ctrl = obs["is_control"].to_numpy(bool)
-    rows_ab = np.flatnonzero((genes == pair) & ~ctrl)
+    labels = labels or (pair, f"{b}+{a}")
+    rows_ab = np.flatnonzero(np.isin(genes, list(labels)) & ~ctrl)
     batches = set(batch[rows_ab])
     in_b = np.isin(batch, list(batches))
     out = {"ab": rows_ab, "batches": sorted(batches)}
@@ -120,36 +168,90 @@ def _count_gi(obs, idx: dict) -> float:
 
 
 # ---------------------------------------------------------------------- the tests
-def test_pairs(X, obs, *, tests=TESTS, kernel: str = "additive_rbf", n_permutations: int = 1000,
-               n_bootstrap: int = 100, min_samples: int = 5, max_per_group: int = 200,
-               on_small: str = "error", seed: int = 0, device: str = "auto",
-               pairs: list[tuple[str, str, str]] | None = None,
-               separability: str = "gaussian") -> tuple[pd.DataFrame, dict]:
+def _row(lab, test, statistic, p, eff, lo, hi, params, status):
+    return {"pair": lab, "test": test, "statistic": statistic, "p": p, "effect_size": eff,
+            "ci_low": lo, "ci_high": hi, "kernel": params.get("kernel", ""),
+            "bandwidth_rule": params.get("bandwidth_rule", ""), "params": json.dumps(params),
+            "status": status}
+
+
+def _cell_level(X, info, labs, tests, *, kernel, n_permutations, n_bootstrap, separability,
+                reference, rng, seed, device):
+    """The cell-level tests (``unit=None``): cells treated as independent replicates."""
+    from workbench.models.interaction_tests import disjointness_test, separability_score
+
+    out = []
+    by_n: dict[int, list[str]] = {}
+    for lab in labs:
+        by_n.setdefault(info[lab]["n"], []).append(lab)
+    for n, group in sorted(by_n.items()):
+        stack = {k: [] for k in ("ctrl", "a", "b", "ab")}
+        for lab in group:
+            for k in stack:
+                take = 2 * n if k == "ctrl" else n
+                stack[k].append(X[rng.choice(info[lab][k], take, replace=False)])
+        S = {k: np.stack(v) for k, v in stack.items()}
+        note = " (cells as replicates)"
+        if "disjointness" in tests:
+            r = disjointness_test(S["ctrl"][:, :n], S["a"], S["b"], S["ab"], kernel=kernel,
+                                  reference=reference, n_permutations=n_permutations,
+                                  seed=seed, device=device)
+            out += [_row(lab, "disjointness", r.statistic[k], r.p_value[k], r.effect_size[k],
+                         np.nan, np.nan, r.params, "tested" + note)
+                    for k, lab in enumerate(group)]
+        if "separability" in tests:
+            r = separability_score(S["ctrl"], S["a"], S["b"], S["ab"], estimator=separability,
+                                   n_null=n_permutations, n_bootstrap=n_bootstrap,
+                                   reference=reference, seed=seed, device=device)
+            name = "separability" if separability == "gaussian" else "separability_score"
+            status = ("tested (Gaussian-latent null: not valid under nonlinear maps or well "
+                      "effects)" if separability == "gaussian" else "score (no p-value)")
+            out += [_row(lab, name, r.statistic[k], r.p_value[k], r.effect_size[k],
+                         r.ci_low[k], r.ci_high[k], r.params, status + note)
+                    for k, lab in enumerate(group)]
+    return out
+
+
+def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = "additive_rbf",
+               n_permutations: int = 1000, n_bootstrap: int = 100, min_samples: int = 5,
+               max_per_group: int = 200, on_small: str = "skip", seed: int = 0,
+               device: str = "auto", pairs: list[tuple[str, str, str]] | None = None,
+               separability: str = "classifier", report: list | None = None
+               ) -> tuple[pd.DataFrame, dict]:
     """Run the tests on every double of ``obs``; return the long table and pair details.
 
-    ``on_small``: "error" raises naming the pairs with fewer than ``min_samples`` in some
-    condition (controls need 2n for separability); "skip" keeps them as rows with
-    ``status`` saying why. ``n_permutations`` is also the number of parametric null data
-    sets of the separability test. ``separability``: its estimator, "gaussian" (p-values
-    from a parametric null) or "classifier" (a graded score: ``p`` and ``q`` stay NaN and
-    ``status`` says "scored (no p-value)").
+    ``unit`` names the replicate unit (``"well"``: plate and well; any obs column; None:
+    every cell its own replicate, the cell-level kernel and Gaussian tests). With a unit,
+    ``"disjointness"`` is the replicate-level test of
+    :func:`~workbench.models.replicates.replicate_disjointness_test`, ``"separability"``
+    the graded KL-additivity score with a well-level bootstrap interval (test name
+    ``"separability_score"``, no p-value) and ``"viability"`` the cell-count test of each
+    double against its singles. A pair whose conditions hold fewer than ``min_samples``
+    cells gets a status for the morphology tests (its viability is still tested);
+    ``on_small="error"`` raises instead. A condition with a single unit gets a status in
+    place of a p-value and a warning. ``report`` (a list) collects those notes and the
+    merges of pairs given in both orders.
     """
-    from workbench.models.interaction_tests import (
-        benjamini_hochberg, disjointness_test, separability_score,
+    from workbench.models.interaction_tests import benjamini_hochberg
+    from workbench.models.kl_additivity import kl_additivity_score
+    from workbench.models.replicates import (
+        check_finite, count_test, replicate_disjointness_test,
     )
 
-    pairs = pairs if pairs is not None else find_doubles(obs)
+    report = report if report is not None else []
+    pairs = pairs if pairs is not None else find_doubles(obs, report)
     if not pairs:
         raise ValidationError("the profiles hold no double perturbations (perturbation_type "
                               "'double' / genes 'A+B').", "import a screen with doubles.")
-    X = np.asarray(X, np.float32)
+    X = check_finite(X, "the profiles matrix")
+    units = _units(obs, unit)
     info, small = {}, []
     for lab, a, b in pairs:
         idx = gather_pair(X, obs, lab, a, b, min_samples)
-        n = min(len(idx["ab"]), len(idx["a"]), len(idx["b"]), len(idx["ctrl"]) // 2, max_per_group)
-        idx["n"] = n
+        idx["n"] = min(len(idx["ab"]), len(idx["a"]), len(idx["b"]), len(idx["ctrl"]) // 2,
+                       max_per_group)
         info[lab] = idx
-        if n < min_samples:
+        if idx["n"] < min_samples:
             small.append(f"{lab} (A+B {len(idx['ab'])}, {a} {len(idx['a'])}, {b} "
                          f"{len(idx['b'])}, controls {len(idx['ctrl'])})")
     if small and on_small == "error":
@@ -159,57 +261,65 @@ def test_pairs(X, obs, *, tests=TESTS, kernel: str = "additive_rbf", n_permutati
             "add replicates for these pairs, lower min_samples, or pass on_small='skip'.")
     rng = np.random.default_rng(seed)
     reference = X[obs["is_control"].to_numpy(bool)]
-    rows, results = [], {}
-    by_n: dict[int, list[str]] = {}
-    for lab, idx in info.items():
-        if idx["n"] >= min_samples:
-            by_n.setdefault(idx["n"], []).append(lab)
-    for n, labs in sorted(by_n.items()):
-        stack = {k: [] for k in ("ctrl", "a", "b", "ab")}
-        for lab in labs:
-            idx = info[lab]
-            for k in stack:
-                take = 2 * n if k == "ctrl" else n
-                stack[k].append(X[rng.choice(idx[k], take, replace=False)])
-        S = {k: np.stack(v) for k, v in stack.items()}
+    ok = [lab for lab in info if info[lab]["n"] >= min_samples]
+    rows = []
+    conds = ("ctrl", "a", "b", "ab")
+    if unit is None:
+        rows += _cell_level(X, info, ok, tests, kernel=kernel, n_permutations=n_permutations,
+                            n_bootstrap=n_bootstrap, separability=separability,
+                            reference=reference, rng=rng, seed=seed, device=device)
+    elif ok:
+        groups = [{c: X[info[lab][c]] for c in conds} for lab in ok]
+        ugroups = [{c: units[info[lab][c]] for c in conds} for lab in ok]
         if "disjointness" in tests:
-            r = disjointness_test(S["ctrl"][:, :n], S["a"], S["b"], S["ab"], kernel=kernel,
-                                  reference=reference, n_permutations=n_permutations,
-                                  seed=seed, device=device)
-            results.setdefault("disjointness", []).append((labs, r))
+            r = replicate_disjointness_test(groups, ugroups, reference=reference, names=ok)
+            rows += [_row(lab, "disjointness", r.statistic[k], r.p_value[k], r.effect_size[k],
+                          np.nan, np.nan, {**r.params, "unit": unit}, r.status[k])
+                     for k, lab in enumerate(ok)]
         if "separability" in tests:
-            r = separability_score(S["ctrl"], S["a"], S["b"], S["ab"], estimator=separability,
-                                   n_null=n_permutations, n_bootstrap=n_bootstrap,
-                                   reference=reference, seed=seed, device=device)
-            results.setdefault("separability", []).append((labs, r))
+            r = kl_additivity_score(groups, ugroups, n_bootstrap=n_bootstrap,
+                                    max_n=max_per_group, reference=reference, names=ok,
+                                    seed=seed, device=device)
+            rows += [_row(lab, "separability_score", r.statistic[k], np.nan, r.effect_size[k],
+                          r.ci_low[k], r.ci_high[k], {**r.params, "unit": unit},
+                          str(r.terms["status"][k])) for k, lab in enumerate(ok)]
+    morph = [t for t in tests if t in ("disjointness", "separability")]
+    for lab in info:
+        if info[lab]["n"] < min_samples:
+            for t in morph:
+                name = t if (t == "disjointness" or (unit is None and separability ==
+                                                     "gaussian")) else "separability_score"
+                rows.append(_row(lab, name, np.nan, np.nan, np.nan, np.nan, np.nan, {},
+                                 f"too few cells for morphology (n={info[lab]['n']} < "
+                                 f"{min_samples}); see the viability test"))
+    if "viability" in tests:
+        cunits = _units(obs, unit if unit is not None else "well")
+        counts = [{c: np.unique(cunits[info[lab][c]], return_counts=True)[1] for c in conds}
+                  for lab in info]
+        r = count_test(counts)
+        rows += [_row(lab, "viability", r.statistic[k], r.p_value[k], r.effect_size[k],
+                      r.ci_low[k], r.ci_high[k], {**r.params, "unit": unit or "well"},
+                      r.status[k]) for k, lab in enumerate(info)]
+    one_unit = sorted({row["pair"] for row in rows if "one replicate unit" in row["status"]})
+    if one_unit:
+        msg = (f"{len(one_unit)} pair(s) have a condition with a single replicate unit "
+               f"({', '.join(one_unit[:5])}{', ...' if len(one_unit) > 5 else ''}): their "
+               "well-to-well spread cannot be estimated, so they get a status, not a p-value.")
+        warnings.warn(msg, stacklevel=2)
+        report.append(msg)
+    table = pd.DataFrame(rows)
+    table["q"] = np.nan
+    for t, g in table.groupby("test"):
+        table.loc[g.index, "q"] = benjamini_hochberg(g.p.to_numpy(float))
     pair_gene = {lab: (a, b) for lab, a, b in pairs}
-    for test in tests:
-        block = []
-        for labs, r in results.get(test, []):
-            for k, lab in enumerate(labs):
-                block.append({"pair": lab, "test": test, "statistic": r.statistic[k],
-                              "p": r.p_value[k], "effect_size": r.effect_size[k],
-                              "ci_low": r.ci_low[k], "ci_high": r.ci_high[k],
-                              "kernel": r.params["kernel"],
-                              "bandwidth_rule": r.params["bandwidth_rule"],
-                              "params": json.dumps(r.params),
-                              "status": "tested" if np.isfinite(r.p_value[k])
-                              else "scored (no p-value)"})
-        for lab, idx in info.items():
-            if idx["n"] < min_samples:
-                block.append({"pair": lab, "test": test, "statistic": np.nan, "p": np.nan,
-                              "effect_size": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                              "kernel": "", "bandwidth_rule": "", "params": "{}",
-                              "status": f"too few samples (n={idx['n']} < {min_samples})"})
-        if block:
-            df = pd.DataFrame(block)
-            df["q"] = benjamini_hochberg(df.p.to_numpy(float))
-            rows.append(df)
-    table = pd.concat(rows, ignore_index=True)
     table.insert(1, "gene_a", table.pair.map(lambda p: pair_gene[p][0]))
     table.insert(2, "gene_b", table.pair.map(lambda p: pair_gene[p][1]))
     for k, col in (("ctrl", "n_ctrl"), ("a", "n_a"), ("b", "n_b"), ("ab", "n_ab")):
         table[col] = table.pair.map(lambda p, k=k: len(info[p][k]))
+    for k, col in (("ctrl", "units_ctrl"), ("a", "units_a"), ("b", "units_b"),
+                   ("ab", "units_ab")):
+        table[col] = table.pair.map(lambda p, k=k: len(set(units[info[p][k]])))
+    table["unit"] = unit or "cell"
     table["n_used"] = table.pair.map(lambda p: info[p]["n"])
     table["count_gi"] = table.pair.map(lambda p: _count_gi(obs, info[p]))
     table["batches"] = table.pair.map(lambda p: ",".join(info[p]["batches"]))
@@ -223,13 +333,17 @@ def _details(X, obs, info, pair_gene, n_exemplars: int = 4) -> dict:
     names = np.asarray(obs.index).astype(str)
     out = {}
     for lab, idx in info.items():
-        means = {k: X[idx[k]].mean(0) for k in ("ctrl", "a", "b", "ab")}
+        means = {k: X[idx[k]].mean(0) for k in ("ctrl", "a", "b", "ab") if len(idx[k])}
         ex = {}
         for k, key in (("ctrl", "control"), ("a", "A"), ("b", "B"), ("ab", "A+B")):
+            if k not in means:
+                ex[key] = []
+                continue
             d = ((X[idx[k]] - means[k]) ** 2).sum(1)
             ex[key] = names[idx[k][np.argsort(d)[:n_exemplars]]].tolist()
+        zero = np.zeros(X.shape[1])
         shift = {"A": means["a"] - means["ctrl"], "B": means["b"] - means["ctrl"],
-                 "A+B": means["ab"] - means["ctrl"]}
+                 "A+B": means.get("ab", means["ctrl"] + zero) - means["ctrl"]}
         shift["interaction"] = shift["A+B"] - shift["A"] - shift["B"]
         a, b = pair_gene[lab]
         out[lab] = {"gene_a": a, "gene_b": b, "exemplars": ex,
@@ -239,26 +353,32 @@ def _details(X, obs, info, pair_gene, n_exemplars: int = 4) -> dict:
     return out
 
 
-def run_interactions(study, *, use: str | None = None, tests=TESTS, kernel: str = "additive_rbf",
-                     n_permutations: int = 1000, n_bootstrap: int = 100, min_samples: int = 5,
-                     on_small: str = "error", seed: int = 0, device: str = "auto",
-                     separability: str = "gaussian") -> pd.DataFrame:
-    """Test every double of the Study and write ``"interactions"`` and ``"pair_details"``."""
+def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | None = "well",
+                     kernel: str = "additive_rbf", n_permutations: int = 1000,
+                     n_bootstrap: int = 100, min_samples: int = 5, on_small: str = "skip",
+                     seed: int = 0, device: str = "auto",
+                     separability: str = "classifier") -> pd.DataFrame:
+    """Test every double of the Study and write ``"interactions"`` and ``"pair_details"``.
+
+    ``use="latent"`` (the demo's truth check) is recorded in provenance as such.
+    """
     X, obs, src = load_profiles(study, use)
-    table, details = test_pairs(X, obs, tests=tests, kernel=kernel, n_permutations=n_permutations,
-                                n_bootstrap=n_bootstrap, min_samples=min_samples,
-                                on_small=on_small, seed=seed, device=device,
-                                separability=separability)
-    params = {"source": src, "tests": list(tests), "kernel": kernel,
+    report: list[str] = []
+    table, details = test_pairs(X, obs, tests=tests, unit=unit, kernel=kernel,
+                                n_permutations=n_permutations, n_bootstrap=n_bootstrap,
+                                min_samples=min_samples, on_small=on_small, seed=seed,
+                                device=device, separability=separability, report=report)
+    params = {"source": src, "tests": list(tests), "unit": unit or "cell", "kernel": kernel,
               "separability_estimator": separability,
               "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
-              "min_samples": min_samples, "on_small": on_small, "device": device}
+              "min_samples": min_samples, "on_small": on_small, "device": device,
+              "truth_check": use == "latent"}
     inputs = ["profiles"] if src.startswith("profiles") else ["images"]
     with study.step("interactions", params=params, seed=seed, inputs=inputs) as tx:
         tx.write_table("interactions", table, description="one row per pair and test")
         tx.write_json("pair_details", {"source": src, "pairs": details})
         tested = table[table.q.notna()]
-        tx.note(n_pairs=int(table.pair.nunique()),
+        tx.note(n_pairs=int(table.pair.nunique()), notes=report,
                 n_significant_q05={t: int((g.q < 0.05).sum()) for t, g in tested.groupby("test")})
     return table
 
@@ -322,11 +442,12 @@ def plan_pairs(study, *, budget: int = 10, acquisition: str = "ids",
 def demo_step(study, size: str = "quick", seed: int = 0) -> None:
     """Interaction tests and pair planning on the demo Study (quick: well under 30 s CPU).
 
-    Uses ``profiles`` when the embedding step has run, else the simulator's latent columns.
-    Pairs with too few surviving cells (synthetic lethality) are kept with a status.
+    Tests the embedded ``profiles`` (the demo runs ``embed`` first). Pairs with too few
+    surviving cells (synthetic lethality) keep a status for morphology and are tested for
+    viability.
     """
     cfg = DEMO.get(size, DEMO["quick"])
-    run_interactions(study, on_small="skip", seed=seed, **cfg)
+    run_interactions(study, seed=seed, **cfg)
     plan_pairs(study, budget=5 if size in ("tiny", "quick") else 10, seed=seed)
 
 
