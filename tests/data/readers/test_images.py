@@ -153,3 +153,24 @@ def test_truncated_tiff_and_failed_import_leave_study_unchanged(tmp_path, snapsh
     with pytest.raises(InputFormatError):
         import_images(folder, tmp_path / "new.study", pm, crop_size=32)
     assert not (tmp_path / "new.study").exists()
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 80), (2, 3, 64, 80)])
+def test_stacks_instead_of_planes_are_named_as_such(tmp_path, shape):
+    folder, pm = _plate(tmp_path)
+    f = folder / "images" / "A1_01_2_1_GFP_001.tif"
+    tifffile.imwrite(f, np.zeros(shape, np.uint16))
+    with pytest.raises(ValidationError, match=rf"(?s)A1_01_2_1_GFP_001.tif .*{len(shape)}-D.*projection"):
+        scan_fields(folder, pm)
+
+
+def test_a_platemap_that_gives_one_well_two_genotypes_is_refused(tmp_path):
+    folder, pm = _plate(tmp_path)
+    pd.DataFrame({"well_position": ["A1", "B2", "A1"],
+                  "genotype": ["WT", "KO", "KO"]}).to_csv(pm, index=False)
+    with pytest.raises(ValidationError, match="(?s)A1.*more than once.*'WT', 'KO'"):
+        scan_fields(folder, pm)
+    # an exact repeat of a row is harmless
+    pd.DataFrame({"well_position": ["A1", "B2", "A1"],
+                  "genotype": ["WT", "KO", "WT"]}).to_csv(pm, index=False)
+    assert scan_fields(folder, pm).control == "WT"

@@ -92,7 +92,8 @@ def tiff_shape(path: Path) -> tuple[int, ...]:
 
     try:
         with tifffile.TiffFile(path) as tf:
-            return tuple(int(s) for s in np.squeeze(np.empty(tf.pages[0].shape, bool)).shape)
+            full = tf.series[0].shape if tf.series else tf.pages[0].shape  # all pages of a stack
+            return tuple(int(s) for s in full if int(s) != 1)
     except Exception as exc:
         raise InputFormatError(f"image {path} is not a readable TIFF: {type(exc).__name__}: {exc}",
                                "the file may be truncated or misnamed; copy it again.") from exc
@@ -265,6 +266,15 @@ def scan_fields(
                 "add the missing files, or choose the channels to import (--channels).")
     shapes = {tiff_shape(images[k][c]) for k in keys[:1] for c in cmap}
     shape = next(iter(shapes))
+    planes = {c: tiff_shape(images[keys[0]][c]) for c in cmap}
+    stacks = {c: s for c, s in planes.items() if len(s) != 2}
+    if stacks:
+        c, s = next(iter(stacks.items()))
+        raise ValidationError(
+            f"{images[keys[0]][c].name} (field {keys[0]}, channel {c}) holds a {len(s)}-D "
+            f"image of shape {s}; this reader takes one 2-D plane per channel file.",
+            "export one plane per channel (a maximum projection for z-stacks, one file per "
+            "time point), or split the stack into single-plane TIFFs before importing.")
     if len(shapes) != 1 or len(shape) != 2:
         raise ValidationError(f"the channels of field {keys[0]} differ in shape: {shapes}.",
                               "give one 2-D plane per channel, all of one size.")
@@ -284,7 +294,19 @@ def scan_fields(
         wcol = pick_column(pm, well_column, WELL_COLUMNS, "well", where, "well-column")
         pcol = pick_column(pm, perturbation_column, PERTURBATION_COLUMNS, "perturbation", where,
                            "perturbation-column")
-        pm = pm.assign(_wk=pm[wcol].map(well_key)).drop_duplicates("_wk")
+        pm = pm.assign(_wk=pm[wcol].map(well_key))
+        dup = pm[pm["_wk"].duplicated(keep=False)]
+        clash = dup.groupby("_wk")[pcol].nunique(dropna=False)
+        clash = clash[clash > 1]
+        if len(clash):
+            w = clash.index[0]
+            values = dup.loc[dup["_wk"] == w, pcol].astype(str).unique().tolist()
+            raise ValidationError(
+                f"{where} lists well(s) {show(list(clash.index))} more than once with different "
+                f"perturbations (well {w}: {', '.join(map(repr, values))}).",
+                "keep one row per well in the plate map (or give --perturbation-column if "
+                "another column is meant).")
+        pm = pm.drop_duplicates("_wk")
         lacking = sorted(set(obs["_wk"]) - set(pm["_wk"]))
         if lacking:
             raise ValidationError(f"{where} has no row for well(s) {show(lacking)} of the images.",
