@@ -1,24 +1,25 @@
-"""Benchmark: active pair selection on two complete real screens (Norman 2019, Parrish 2021).
+"""Benchmark: pair planners on two complete real screens (Norman 2019, Parrish 2021).
 
-Each campaign hides every double of the screen, reveals 2% at random, then lets an
-acquisition choose batches (1% of the pairs per round) with the Bayesian low-rank model
-refitted each round, until 20% of the pairs are revealed (``workbench.tools.campaign``). The
-target is the top 5% of pairs by |GI|. Random choice finds, in expectation, the revealed
-share of them (20% at 20%).
+Each campaign hides every double of the screen, reveals 2% at random (the same start for
+every planner of a seed), then lets a planner choose batches (1% of the pairs per round)
+until 20% of the pairs are revealed (``workbench.tools.campaign``). The target is the top
+5% of pairs by |GI|; random choice finds, in expectation, the revealed share of them.
+Planners: random, the two model-free rules (gene_mean, singles), soft-impute greedy, the
+Bayesian low-rank model with IDS, the exchangeable model, and ``auto`` (the default of
+``workbench plan-pairs``: the rule that ranks the measured pairs best, held out).
 
 - Norman 2019 (CRISPRa, K562): the published GI map, 112 genes, 6,216 pairs; side features
-  of a gene: its single growth phenotype, replicate spread and fitness.
+  of a gene: single growth phenotype, replicate spread, fitness; singles = growth phenotype.
 - Parrish 2021 (pgPEN paralog knockouts, HeLa): our additive GI of 1,030 paralog pairs
-  (2,060 genes, each in one pair, so the low-rank part learns nothing across pairs and the
-  model must rely on the side features); side features: single log fold change, its
-  absolute value (synthetic lethality shows as a strong double with weak singles) and its
-  replicate sd.
+  (2,060 genes, each in one pair); side features: single log fold change and its replicate
+  sd; singles = single lfc. Its top pairs are split into negative GI (synthetic-lethal
+  side), positive GI whose double is no better than its stronger single plus 0.5 log2
+  (saturation: the stronger single already drops the guide near the floor, and the
+  additive expectation overshoots) and other positive GI (suppression).
 
-For every screen, acquisition and seed the script records the share of top pairs found at
-each budget; it prints the curve (mean and 95% t-interval over seeds) and the ratio to
-random at 20% revealed (mean of ratios per seed, with a bootstrap interval over seeds).
-
-    python benchmarks/bench_pair_campaign.py [--quick] [--seeds 10] [--screens norman,parrish]
+    python benchmarks/bench_pair_campaign.py --screens norman --csv norman.csv
+    python benchmarks/bench_pair_campaign.py --screens parrish --csv parrish.csv
+    python benchmarks/bench_pair_campaign.py --report norman.csv,parrish.csv > results.md
 
 The data folder is ``$WORKBENCH_SHARED_DATA`` or ``../shared/data`` next to the repository.
 """
@@ -33,10 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.tools.campaign import top_share_curve
-
-ACQS = ("ids", "thompson", "ucb", "greedy", "random")
-FRACTIONS = (0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20)
+PLANNERS = ("random", "gene_mean", "singles", "soft_impute", "bpmf_ids", "exchangeable", "auto")
+FRACTIONS = (0.05, 0.10, 0.20)
+CATEGORIES = ("synthetic_lethal", "saturation", "suppression")
 
 
 def data_folder() -> Path:
@@ -47,25 +47,24 @@ def data_folder() -> Path:
 
 
 def load_screen(name: str):
-    """(values matrix, side features, candidate pairs or None) of a screen."""
+    """(|GI| matrix, side features, singles, candidate pairs or None, category per
+    candidate or None) of a screen."""
     from workbench.tools.gi_scores import norman_gi, parrish_gi
 
     if name == "norman":
         s = norman_gi(data_folder() / "norman2019_perturbseq_gi")
-        return np.abs(s.gi), s.side.to_numpy(), None
+        return np.abs(s.gi), s.side.to_numpy(), s.side.single_phenotype.to_numpy(), None, None
     s = parrish_gi(data_folder() / "parrish2021_pgpen_paralog_gi")
     pos = {g: i for i, g in enumerate(s.genes)}
-    cand = np.stack([s.pairs.gene_a.map(pos), s.pairs.gene_b.map(pos)], 1)
-    side = s.side.assign(abs_single_lfc=s.side.single_lfc.abs()).to_numpy()
-    return np.abs(s.gi), side, cand
+    p = s.pairs
+    cand = np.stack([p.gene_a.map(pos), p.gene_b.map(pos)], 1)
+    stronger = np.minimum(p.lfc_a, p.lfc_b)
+    cat = np.where(p.gi < 0, "synthetic_lethal",
+                   np.where(p.lfc_double <= stronger + 0.5, "saturation", "suppression"))
+    return np.abs(s.gi), s.side.to_numpy(), s.side.single_lfc.to_numpy(), cand, cat
 
 
-def curve(hist: pd.DataFrame, fractions=FRACTIONS) -> pd.DataFrame:
-    """Top share found at each budget fraction, one row per (acquisition, seed, budget)."""
-    return top_share_curve(hist, fractions).rename(columns={"top_found_share": "share"})
-
-
-def t_interval(x: np.ndarray) -> tuple[float, float, float]:
+def t_interval(x) -> tuple[float, float, float]:
     from scipy.stats import t
 
     x = np.asarray(x, float)
@@ -76,67 +75,85 @@ def t_interval(x: np.ndarray) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def ratio_to_random(c: pd.DataFrame, acq: str, budget: float = 0.2, n_boot: int = 2000,
-                    seed: int = 0) -> tuple[float, float, float]:
-    """Mean share of ``acq`` over mean share of random at ``budget``, with a bootstrap
-    95% interval over seeds (seeds resampled jointly for both)."""
-    a = c[(c.acquisition == acq) & np.isclose(c.budget, budget)].set_index("seed").share
-    r = c[(c.acquisition == "random") & np.isclose(c.budget, budget)].set_index("seed").share
-    seeds = a.index.intersection(r.index).to_numpy()
-    a, r = a.loc[seeds].to_numpy(), r.loc[seeds].to_numpy()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(seeds), (n_boot, len(seeds)))
-    boot = a[idx].mean(1) / np.maximum(r[idx].mean(1), 1e-12)
-    return a.mean() / r.mean(), *np.percentile(boot, [2.5, 97.5])
+def run_screen(screen: str, planners, seeds) -> pd.DataFrame:
+    """One row per (planner, seed, budget): share of top pairs found (and per category)."""
+    from workbench.tools.campaign import _candidates, run_campaign
+
+    values, side, singles, cand, cat = load_screen(screen)
+    cc = _candidates(values, cand)
+    v = values[cc[:, 0], cc[:, 1]]
+    m = len(cc)
+    n_top = max(1, int(round(0.05 * m)))
+    top_idx = np.argsort(-v, kind="stable")[:n_top]
+    top_cat = None if cat is None else dict(zip(map(tuple, cc[top_idx]), cat[top_idx]))
+    rows = []
+    for planner in planners:
+        t0 = time.perf_counter()
+        for seed in seeds:
+            h = run_campaign(values, planner=planner, side=side, singles=singles,
+                             candidates=cand, seed=seed, budget=max(FRACTIONS), initial=0.02,
+                             batch_size=max(1, m // 100), device="cpu")
+            for f in FRACTIONS:
+                sub = h[h.frac_revealed <= f + 1e-9]
+                row = {"screen": screen, "planner": planner, "seed": seed, "budget": f,
+                       "share": sub.is_top.sum() / n_top}
+                if top_cat is not None:
+                    found = [top_cat[(a, b)] for a, b, t in zip(sub.i, sub.j, sub.is_top) if t]
+                    for c in CATEGORIES:
+                        row[f"found_{c}"] = found.count(c)
+                        row[f"n_{c}"] = list(top_cat.values()).count(c)
+                rows.append(row)
+        print(f"{screen} {planner}: {time.perf_counter() - t0:.0f} s (measured under load)",
+              flush=True)
+    return pd.DataFrame(rows)
+
+
+def report(df: pd.DataFrame) -> str:
+    out = []
+    for screen, d in df.groupby("screen", sort=False):
+        seeds = d.seed.nunique()
+        out.append(f"\n### {screen}: share of the top-5% |GI| pairs found, mean [95% t-interval]"
+                   f" over {seeds} seeds\n")
+        out.append("| planner | " + " | ".join(f"{f:.0%} revealed" for f in FRACTIONS) + " |")
+        out.append("|---" * (len(FRACTIONS) + 1) + "|")
+        for planner, g in d.groupby("planner", sort=False):
+            cells = []
+            for f in FRACTIONS:
+                mu, lo, hi = t_interval(g[np.isclose(g.budget, f)].share)
+                cells.append(f"{mu:.3f} [{lo:.3f}, {hi:.3f}]")
+            out.append(f"| {planner} | " + " | ".join(cells) + " |")
+        if "found_synthetic_lethal" in d:
+            last = d[np.isclose(d.budget, max(FRACTIONS))]
+            n = {c: int(last[f"n_{c}"].iloc[0]) for c in CATEGORIES}
+            out.append(f"\n{screen} top pairs by kind at {max(FRACTIONS):.0%} revealed (mean found"
+                       " of " + ", ".join(f"{n[c]} {c}" for c in CATEGORIES) + "):\n")
+            out.append("| planner | " + " | ".join(CATEGORIES) + " |")
+            out.append("|---" * (len(CATEGORIES) + 1) + "|")
+            for planner, g in last.groupby("planner", sort=False):
+                out.append(f"| {planner} | " + " | ".join(
+                    f"{g[f'found_{c}'].mean():.1f} / {n[c]}" for c in CATEGORIES) + " |")
+    return "\n".join(out)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="2 seeds, greedy and random only")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--screens", default="norman,parrish")
-    ap.add_argument("--acquisitions", default=",".join(ACQS))
-    ap.add_argument("--csv", default=None, help="also write the per-seed curves here")
+    ap.add_argument("--planners", default=",".join(PLANNERS))
+    ap.add_argument("--csv", default=None, help="write the per-seed results here")
+    ap.add_argument("--report", default=None, help="comma-separated CSVs: print the tables")
     args = ap.parse_args()
-    import torch
+    if args.report:
+        print(report(pd.concat([pd.read_csv(p) for p in args.report.split(",")])))
+        return
+    from workbench.models._device import torch_threads
 
-    from workbench.tools.campaign import run_campaign
-
-    torch.set_num_threads(1)
-    seeds = range(2 if args.quick else args.seeds)
-    acqs = ("greedy", "random") if args.quick else tuple(args.acquisitions.split(","))
-    curves = []
-    for screen in args.screens.split(","):
-        values, side, cand = load_screen(screen)
-        m = len(cand) if cand is not None else int(np.isfinite(values[np.triu_indices(len(values), 1)]).sum())
-        batch = max(1, m // 100)
-        t0 = time.perf_counter()
-        hist = [run_campaign(values, side=side, candidates=cand, acquisition=a, seed=s,
-                             budget=0.2, initial=0.02, batch_size=batch)
-                for s in seeds for a in acqs]
-        c = curve(pd.concat(hist)).assign(screen=screen)
-        curves.append(c)
-        print(f"\n### {screen}: {m} pairs, top 5% = {max(1, round(0.05 * m))} pairs, batches of "
-              f"{batch}, {len(seeds)} seeds ({time.perf_counter() - t0:.0f} s)\n")
-        print("share of the top-5% pairs found (mean [95% t-interval over seeds]):\n")
-        print("| revealed | " + " | ".join(acqs) + " |")
-        print("|---" * (len(acqs) + 1) + "|")
-        for f in FRACTIONS:
-            cells = []
-            for a in acqs:
-                mu, lo, hi = t_interval(c[(c.acquisition == a) & np.isclose(c.budget, f)].share)
-                cells.append(f"{mu:.3f} [{lo:.3f}, {hi:.3f}]")
-            print(f"| {f:.0%} | " + " | ".join(cells) + " |")
-        if "random" in acqs:
-            print("\nratio to random at 20% revealed (95% bootstrap interval over seeds):\n")
-            print("| acquisition | ratio | interval | >= 2x |")
-            print("|---|---|---|---|")
-            for a in acqs:
-                if a != "random":
-                    r, lo, hi = ratio_to_random(c, a)
-                    print(f"| {a} | {r:.2f} | [{lo:.2f}, {hi:.2f}] | {'yes' if r >= 2 else 'no'} |")
+    with torch_threads(1):
+        df = pd.concat([run_screen(s, args.planners.split(","), range(args.seeds))
+                        for s in args.screens.split(",")])
     if args.csv:
-        pd.concat(curves).to_csv(args.csv, index=False)
+        df.to_csv(args.csv, index=False)
+    print(report(df))
 
 
 if __name__ == "__main__":

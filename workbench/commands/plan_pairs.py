@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-HELP = "propose the next N double perturbations to run (Bayesian low-rank model, IDS)"
+HELP = ("propose the next N double perturbations to run, each with its predicted value, "
+        "interval and reason")
+
+
+def _planners():
+    from workbench.tools.campaign import PLANNERS
+
+    return ["auto", *[p for p in PLANNERS if p != "auto"]]
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("study", help="path of the NAME.study folder")
-    parser.add_argument("--budget", type=int, default=10, help="pairs to propose")
-    parser.add_argument("--acquisition", default="ids",
-                        choices=["ids", "thompson", "ucb", "greedy", "random"])
+    parser.add_argument("--budget", type=int, default=10,
+                        help="pairs to propose (at least 1, at most the untested pairs)")
+    parser.add_argument("--planner", default="auto", choices=_planners(),
+                        help="auto: the model-free rule that ranks the measured pairs best")
     parser.add_argument("--test", default="disjointness", help="which test's values to model")
     parser.add_argument("--value", default="effect_size", help="column of 'interactions' to model")
     parser.add_argument("--use", default=None, help="profiles matrix for the side information")
@@ -19,14 +27,17 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from workbench.data.study import Study
-    from workbench.tools.interactions import plan_pairs
+    from workbench.tools.pair_planning import check_budget, plan_pairs
 
+    if args.budget < 1:
+        check_budget(args.budget, 0)  # a clear error before the Study is touched
     study = Study.open(args.study)
-    out = plan_pairs(study, budget=args.budget, acquisition=args.acquisition, test=args.test,
+    out = plan_pairs(study, budget=args.budget, planner=args.planner, test=args.test,
                      value=args.value, use=args.use, seed=args.seed, device=args.device)
     prop = out[out.status == "proposed"]
-    print(f"next {len(prop)} pairs ({args.acquisition}):")
+    print(f"planner: {prop.planner.iloc[0]} ({prop.planner_reason.iloc[0]})")
+    print(f"next {len(prop)} pairs, predicted {args.value} [90% interval]:")
     for _, r in prop.iterrows():
-        print(f"  {int(r['rank']):>3}. {r.pair:<20} predicted {r.posterior_mean:.3f} "
-              f"+- {r.posterior_sd:.3f}")
+        print(f"  {int(r['rank']):>3}. {r.pair:<20} {r.predicted:.3g} "
+              f"[{r.predicted_low:.3g}, {r.predicted_high:.3g}]  {r.reason}")
     return 0

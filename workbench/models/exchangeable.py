@@ -57,7 +57,7 @@ class ExchangeablePairModel:
     n_layers : exchangeable layers before the linear read-out.
     n_members : ensemble size (posterior-like samples).
     hide : share of the observed entries hidden (and reconstructed) at each step.
-    steps : Adam steps of a first fit; a warm-started refit uses ``steps // 3``.
+    steps : Adam steps of a first fit; a warm-started refit uses ``steps // 4``.
     lr, weight_decay : Adam settings.
     device, seed : as everywhere in ``workbench.models``.
 
@@ -69,7 +69,7 @@ class ExchangeablePairModel:
     """
 
     def __init__(self, width: int = 32, n_layers: int = 3, n_members: int = 8,
-                 hide: float = 0.2, steps: int = 300, lr: float = 0.01,
+                 hide: float = 0.2, steps: int = 200, lr: float = 0.01,
                  weight_decay: float = 1e-4, device: str = "auto", seed: int = 0):
         self.width = width
         self.n_layers = n_layers
@@ -163,7 +163,7 @@ class ExchangeablePairModel:
             self.weights_ = self._init_weights(d_in, gen, dev)
         else:
             gen.manual_seed(int(self.seed) + 1 + len(y))
-        steps = self.steps if first else max(30, self.steps // 3)
+        steps = self.steps if first else max(30, self.steps // 4)
         with torch_threads(1 if dev.type == "cpu" else None):
             self._train(steps, gen)
         return self

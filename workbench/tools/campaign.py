@@ -1,15 +1,30 @@
-"""Active pair-selection campaigns: hide a complete screen's doubles, reveal them as chosen.
+"""Pair planners and the campaigns that compare them on complete screens.
 
-A campaign simulates the loop of Xu et al. 2024 (arXiv 2409.07594) on a screen whose
-doubles are all known: it starts from a small random set of revealed pairs, fits the
-Bayesian low-rank model (:class:`workbench.models.pair_selection.LowRankPairModel`) to
-the revealed values, lets an acquisition choose the next batch among the hidden pairs,
-reveals them, and repeats until the budget is spent. The metric is the share of the top
-pairs (top 5% by value, e.g. |GI|) found so far; random choice finds, in expectation, the
-share of pairs revealed.
+A *planner* chooses which unmeasured double perturbations to run next from the measured
+ones. Every planner has the same shape (:func:`propose`): candidates, measured pairs with
+their values (larger = more wanted, e.g. |GI|), optional per-gene side features and single
+effects, a batch size and a seed in; the chosen candidates, a predicted value for every
+candidate and, for the chosen ones, the reason out. The planners (:data:`PLANNERS`):
 
-:func:`propose_batch` is the same step for a real screen: fit on the measured pairs and
-return the next batch among the candidates not yet measured.
+- ``"random"``: uniform choice (the floor every planner must clear);
+- ``"gene_mean"``: model-free rule: rank a pair by the shrunken mean value of the measured
+  pairs of each of its two genes (``(sum + k * overall mean) / (n + k)``, k = 2), summed;
+- ``"singles"``: model-free rule: rank a pair by ``|single A| + |single B|``;
+- ``"soft_impute"``: soft-thresholded SVD completion (Mazumder et al. 2010), greedy;
+- ``"bpmf_ids"`` (and ``bpmf_greedy``, ``bpmf_ucb``, ``bpmf_thompson``): the Bayesian
+  low-rank model with side features and an acquisition
+  (:mod:`workbench.models.pair_selection`; Xu et al. 2024, arXiv 2409.07594);
+- ``"exchangeable"``: the exchangeable matrix model (Hartford et al. 2018;
+  :mod:`workbench.models.exchangeable`), upper confidence bound over its ensemble.
+
+For the rules, the predicted value is a least-squares line from the rule's score to the
+measured values, and its interval comes from bootstrapping the measured pairs and their
+residuals; for the models it is the model's mean with its spread plus its noise.
+
+A *campaign* (:func:`run_campaign`) replays a planner on a screen whose doubles are all
+known: it reveals a small random set, lets the planner choose batches among the hidden pairs
+until the budget is spent, and records the share of the top pairs (top 5% by value) found so
+far. Random choice finds, in expectation, the share of pairs revealed.
 """
 
 from __future__ import annotations
@@ -17,68 +32,323 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["run_campaign", "propose_batch", "campaign_summary"]
+from workbench.errors import ValidationError
+
+__all__ = ["PLANNERS", "propose", "choose_planner", "propose_batch", "run_campaign", "top_share_curve",
+           "campaign_summary", "gene_mean_scores", "singles_scores"]
+
+#: planner name -> one-line description (shown by ``plan-pairs`` and in the artefact)
+PLANNERS = {
+    "random": "uniform random choice",
+    "gene_mean": "rule: shrunken mean value of each gene's measured pairs, summed",
+    "singles": "rule: |single effect A| + |single effect B|",
+    "soft_impute": "soft-impute low-rank completion, highest predicted value",
+    "bpmf_ids": "Bayesian low-rank model with side features, information-directed sampling",
+    "bpmf_greedy": "Bayesian low-rank model with side features, highest posterior mean",
+    "bpmf_ucb": "Bayesian low-rank model with side features, upper confidence bound",
+    "bpmf_thompson": "Bayesian low-rank model with side features, Thompson sampling",
+    "exchangeable": "exchangeable matrix model (ensemble), upper confidence bound",
+    "auto": "the model-free rule that ranks the measured pairs best (held-out), each round",
+}
+Z90 = 1.6449  # two-sided 90% normal interval
 
 
-def _model(seed: int, device: str, **kw):
-    from workbench.models.pair_selection import LowRankPairModel
+def _rank(score, k: int, seed: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, ties broken at random (not by list order)."""
+    tie = np.random.default_rng(seed).random(len(score))
+    return np.lexsort((tie, -np.asarray(score, float)))[:k]
 
-    return LowRankPairModel(seed=seed, device=device, **kw)
+
+# ---------------------------------------------------------------------- rule scores
+def gene_mean_scores(n_items: int, obs_i, obs_j, obs_y, k: float = 2.0):
+    """Shrunken mean value and number of measured pairs of every gene."""
+    y = np.asarray(obs_y, float)
+    tot, cnt = np.zeros(n_items), np.zeros(n_items)
+    for a in (np.asarray(obs_i, int), np.asarray(obs_j, int)):
+        np.add.at(tot, a, y)
+        np.add.at(cnt, a, 1.0)
+    overall = y.mean() if len(y) else 0.0
+    return (tot + k * overall) / (cnt + k), cnt
+
+
+def singles_scores(singles, cand_i, cand_j) -> np.ndarray:
+    """``|single A| + |single B|`` of the candidate pairs."""
+    s = np.abs(np.asarray(singles, float))
+    return s[np.asarray(cand_i, int)] + s[np.asarray(cand_j, int)]
+
+
+def _calibrate(score_obs, y_obs, score_cand, pick, seed: int, n_boot: int = 200):
+    if n_boot == 0:
+        return _calibrate_mean(score_obs, y_obs, score_cand), np.full(len(pick), np.nan), \
+            np.full(len(pick), np.nan)
+    return _calibrate_boot(score_obs, y_obs, score_cand, pick, seed, n_boot)
+
+
+def _calibrate_mean(score_obs, y_obs, score_cand):
+    x, y = np.asarray(score_obs, float), np.asarray(y_obs, float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return np.full(len(score_cand), y.mean())
+    b, a = np.polyfit(x, y, 1)
+    return a + b * np.asarray(score_cand, float)
+
+
+def _calibrate_boot(score_obs, y_obs, score_cand, pick, seed: int, n_boot: int):
+    """Line from a rule's score to the values; mean for all candidates, a 90% predictive
+    interval (bootstrap of the measured pairs plus a resampled residual) for ``pick``."""
+    x, y = np.asarray(score_obs, float), np.asarray(y_obs, float)
+    xc = np.asarray(score_cand, float)
+
+    def line(xx, yy):
+        if len(xx) < 2 or np.ptp(xx) == 0:
+            return yy.mean() if len(yy) else 0.0, 0.0
+        b, a = np.polyfit(xx, yy, 1)
+        return a, b
+
+    a, b = line(x, y)
+    mean = a + b * xc
+    lo = np.full(len(pick), np.nan)
+    hi = np.full(len(pick), np.nan)
+    if len(y) >= 3:
+        rng = np.random.default_rng(seed)
+        res = y - (a + b * x)
+        draws = np.empty((n_boot, len(pick)))
+        for t in range(n_boot):
+            idx = rng.integers(0, len(y), len(y))
+            ab = line(x[idx], y[idx])
+            draws[t] = ab[0] + ab[1] * xc[pick] + res[rng.integers(0, len(y), len(pick))]
+        lo, hi = np.percentile(draws, [5, 95], axis=0)
+    return mean, lo, hi
+
+
+def _rank_corr(a, b) -> float:
+    """Spearman correlation (0 when either side is constant)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def choose_planner(n_items: int, obs_i, obs_j, obs_y, *, singles=None, min_pairs: int = 10,
+                   previous: str | None = None, margin: float = 0.1,
+                   **_unused) -> tuple[str, str]:
+    """The ``"auto"`` planner's choice between the two model-free rules, with its reason.
+
+    Each rule is scored by how well it ranks the measured pairs it did not see: the
+    gene-mean rule leave-one-out (a pair's own value removed from its genes' means), the
+    singles rule directly (it never looks at measured values). The rule with the higher
+    rank correlation wins; with fewer than ``min_pairs`` measured pairs the singles rule is
+    taken when singles are known. In a campaign, ``previous`` (the last round's choice) is
+    kept unless the other rule is ahead by ``margin``: the pairs a rule chose are the ones
+    it ranked high, so its correlation on them drops as it succeeds (selection bias), and a
+    single noisy round should not switch rules.
+    """
+    y = np.asarray(obs_y, float)
+    oi, oj = np.asarray(obs_i, int), np.asarray(obs_j, int)
+    if len(y) < min_pairs:
+        if singles is not None:
+            return "singles", f"only {len(y)} measured pairs: too few to compare the rules"
+        return "gene_mean", f"only {len(y)} measured pairs and no singles"
+    kk = 2.0
+    tot, cnt = np.zeros(n_items), np.zeros(n_items)
+    for a in (oi, oj):
+        np.add.at(tot, a, y)
+        np.add.at(cnt, a, 1.0)
+    loo_mean = (y.sum() - y) / max(len(y) - 1, 1)
+    gi = (tot[oi] - y + kk * loo_mean) / (cnt[oi] - 1 + kk)
+    gj = (tot[oj] - y + kk * loo_mean) / (cnt[oj] - 1 + kk)
+    r_gene = _rank_corr(gi + gj, y)
+    if singles is None:
+        return "gene_mean", f"no singles; gene-mean rule held-out rank correlation {r_gene:.2f}"
+    r_single = _rank_corr(singles_scores(singles, oi, oj), y)
+    scores = f"held-out rank correlation with the {len(y)} measured values: gene-mean " \
+             f"{r_gene:.2f}, singles {r_single:.2f}"
+    r = {"gene_mean": r_gene, "singles": r_single}
+    best = max(r, key=r.get)
+    if previous in r and best != previous and r[best] < r[previous] + margin:
+        return previous, f"{scores} (kept: the other rule is not ahead by {margin:g})"
+    return best, scores
+
+
+# ---------------------------------------------------------------------- propose
+def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, side=None,
+            singles=None, batch_size: int = 10, seed: int = 0, device: str = "auto",
+            state: dict | None = None, names=None, beta: float = 1.0,
+            model_kw: dict | None = None, intervals: bool = True) -> dict:
+    """Choose ``batch_size`` of the candidate pairs with ``planner``.
+
+    Parameters
+    ----------
+    n_items : number of genes; pairs are index pairs into ``range(n_items)``.
+    cand_i, cand_j : the unmeasured candidate pairs.
+    obs_i, obs_j, obs_y : the measured pairs and their values (larger = more wanted).
+    side : (n_items, p) per-gene side features for the models, or None.
+    singles : (n_items,) single-perturbation effects (0 = like control), for ``"singles"``.
+    state : what a previous call returned under ``"state"`` (warm starts in campaigns).
+    names : gene names, used in the reasons (default: indices).
+    beta : width of the exchangeable model's upper confidence bound.
+    intervals : False skips the rules' bootstrap intervals (campaigns only rank).
+
+    Returns
+    -------
+    dict with ``pick`` (positions in the candidates, best first), ``mean`` (predicted value
+    of every candidate), ``low``/``high`` (90% interval of the picked ones), ``reason`` (one
+    string per picked pair) and ``state``.
+    """
+    from workbench.models.pair_selection import select_batch
+
+    if planner not in PLANNERS:
+        raise ValidationError(f"unknown planner {planner!r}.",
+                              f"use one of {', '.join(PLANNERS)}.")
+    cand_i, cand_j = np.asarray(cand_i, int), np.asarray(cand_j, int)
+    obs_i, obs_j = np.asarray(obs_i, int), np.asarray(obs_j, int)
+    y = np.asarray(obs_y, float)
+    m = len(cand_i)
+    k = min(int(batch_size), m)
+    state = dict(state or {})
+    names = list(names) if names is not None else [str(g) for g in range(n_items)]
+    nan = np.full(k, np.nan)
+    if planner == "auto":
+        used, why = choose_planner(n_items, obs_i, obs_j, y, singles=singles,
+                                   previous=state.get("auto_choice"))
+        state["auto_choice"] = used
+        out = propose(used, n_items, cand_i, cand_j, obs_i, obs_j, y, side=side,
+                      singles=singles, batch_size=batch_size, seed=seed, device=device,
+                      state=state, names=names, beta=beta, model_kw=model_kw,
+                      intervals=intervals)
+        out["planner"], out["planner_reason"] = used, why
+        return out
+    if planner == "random" or len(y) == 0:
+        pick = np.random.default_rng(seed).choice(m, k, replace=False)
+        why = "random choice" if planner == "random" else "no measured pair yet: random choice"
+        return {"pick": pick, "mean": np.full(m, np.nan), "low": nan, "high": nan,
+                "reason": [why] * k, "state": state}
+    if planner in ("gene_mean", "singles"):
+        if planner == "gene_mean":
+            g, cnt = gene_mean_scores(n_items, obs_i, obs_j, y)
+            score_c, score_o = g[cand_i] + g[cand_j], g[obs_i] + g[obs_j]
+        else:
+            if singles is None:
+                raise ValidationError("the singles rule needs each gene's single effect.",
+                                      "give singles=... (one value per gene).")
+            s = np.abs(np.asarray(singles, float))
+            score_c, score_o = s[cand_i] + s[cand_j], s[obs_i] + s[obs_j]
+        pick = _rank(score_c, k, seed)
+        mean, lo, hi = _calibrate(score_o, y, score_c, pick, seed, 200 if intervals else 0)
+        reason = []
+        for p in pick:
+            a, b = cand_i[p], cand_j[p]
+            if planner == "gene_mean":
+                reason.append(f"gene-mean rule: {names[a]}'s measured pairs average "
+                              f"{g[a]:.3g} (n={cnt[a]:.0f}), {names[b]}'s {g[b]:.3g} "
+                              f"(n={cnt[b]:.0f}, shrunk to the overall mean)")
+            else:
+                reason.append(f"singles rule: |{names[a]}| = {s[a]:.3g}, "
+                              f"|{names[b]}| = {s[b]:.3g}, sum {score_c[p]:.3g}")
+        return {"pick": pick, "mean": mean, "low": lo, "high": hi, "reason": reason,
+                "state": state}
+    if planner == "soft_impute":
+        from workbench.models.pair_selection import soft_impute
+
+        Z = soft_impute(n_items, obs_i, obs_j, y, init=state.get("Z"), seed=seed,
+                        iters=20 if state.get("Z") is None else 8)
+        state["Z"] = Z
+        mean = Z[cand_i, cand_j]
+        pick = _rank(mean, k, seed)
+        res = (Z[obs_i, obs_j] - y).std() if len(y) > 1 else np.nan
+        return {"pick": pick, "mean": mean, "low": mean[pick] - Z90 * res,
+                "high": mean[pick] + Z90 * res,
+                "reason": [f"soft-impute completion predicts {mean[p]:.3g} (rank "
+                           f"{r + 1} of {m})" for r, p in enumerate(pick)], "state": state}
+    # model planners
+    kw = dict(model_kw or {})
+    model = state.get("model")
+    warm = model is not None
+    if planner == "exchangeable":
+        from workbench.models.exchangeable import ExchangeablePairModel
+
+        model = model or ExchangeablePairModel(seed=seed, device=device, **kw)
+        model.fit(obs_i, obs_j, y, side=side, n_items=n_items, warm_start=warm)
+        samples = model.sample(cand_i, cand_j)
+        noise = model.residual_sd_
+        acq = "ucb"
+    else:
+        from workbench.models.pair_selection import LowRankPairModel
+
+        model = model or LowRankPairModel(seed=seed, device=device, **kw)
+        model.fit(obs_i, obs_j, y, side=side, n_items=n_items, warm_start=warm)
+        samples = model.sample(cand_i, cand_j)
+        noise = model.noise_ * model.y_scale_
+        acq = planner.split("_", 1)[1]
+    state["model"] = model
+    pick = select_batch(samples, acq, k, beta=beta, seed=seed)
+    mean, sd = samples.mean(0), samples.std(0)
+    half = Z90 * np.sqrt(sd[pick] ** 2 + noise ** 2)
+    what = {"ucb": f"upper bound mean + {beta:g} sd", "ids": "information-directed sampling",
+            "greedy": "highest posterior mean", "thompson": "Thompson sample"}[acq]
+    reason = [f"{what}: predicted {mean[p]:.3g} +- {sd[p]:.2g} (model spread), "
+              f"rank {r + 1} of {m}" for r, p in enumerate(pick)]
+    return {"pick": pick, "mean": mean, "low": mean[pick] - half, "high": mean[pick] + half,
+            "reason": reason, "state": state}
 
 
 def propose_batch(n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, side=None,
                   acquisition: str = "ids", batch_size: int = 10, seed: int = 0,
                   device: str = "auto", model=None, **model_kw) -> tuple[np.ndarray, dict]:
-    """Choose ``batch_size`` of the candidate pairs ``(cand_i, cand_j)`` to measure next.
-
-    Returns the chosen candidate positions and ``{"mean", "sd"}`` of the posterior over all
-    candidates (for display). ``model`` may be a fitted model to warm-start.
-    """
-    from workbench.models.pair_selection import select_batch
-
-    cand_i, cand_j = np.asarray(cand_i), np.asarray(cand_j)
-    if acquisition == "random" or len(obs_y) == 0:
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(len(cand_i), min(batch_size, len(cand_i)), replace=False)
-        return pick, {"mean": np.full(len(cand_i), np.nan), "sd": np.full(len(cand_i), np.nan),
-                      "model": model}
-    warm = model is not None
-    model = model or _model(seed, device, **model_kw)
-    model.fit(obs_i, obs_j, obs_y, side=side, n_items=n_items, warm_start=warm)
-    samples = model.sample(cand_i, cand_j)
-    pick = select_batch(samples, acquisition, batch_size, seed=seed)
-    return pick, {"mean": samples.mean(0), "sd": samples.std(0), "model": model}
+    """The Bayesian low-rank planner with an acquisition (kept for older callers; new code
+    uses :func:`propose`). Returns the chosen positions and ``{"mean", "sd", "model"}``."""
+    planner = "random" if acquisition == "random" else f"bpmf_{acquisition}"
+    out = propose(planner, n_items, cand_i, cand_j, obs_i, obs_j, obs_y, side=side,
+                  batch_size=batch_size, seed=seed, device=device,
+                  state={"model": model} if model is not None else None, model_kw=model_kw)
+    mod = out["state"].get("model")
+    if mod is None:
+        sd = np.full(len(out["mean"]), np.nan)
+    else:
+        sd = mod.sample(cand_i, cand_j).std(0)
+    return out["pick"], {"mean": out["mean"], "sd": sd, "model": mod}
 
 
-def run_campaign(values: np.ndarray, *, side=None, candidates=None, acquisition: str = "ids",
-                 budget: float = 0.2, initial: float = 0.02, batch_size: int | None = None,
+# ---------------------------------------------------------------------- campaigns
+def _candidates(values, candidates):
+    n = values.shape[0]
+    if candidates is None:
+        iu = np.triu_indices(n, 1)
+        ok = np.isfinite(values[iu])
+        return np.stack([iu[0][ok], iu[1][ok]], 1)
+    return np.asarray(candidates, int)
+
+
+def run_campaign(values: np.ndarray, *, planner: str | None = None, side=None, singles=None,
+                 candidates=None, acquisition: str = "ids", budget: float = 0.2,
+                 initial: float = 0.02, batch_size: int | None = None,
                  top_fraction: float = 0.05, seed: int = 0, device: str = "auto",
                  **model_kw) -> pd.DataFrame:
-    """Run one campaign on a complete matrix of pair values (larger = more wanted).
+    """Run one campaign of ``planner`` on a complete matrix of pair values.
 
     Parameters
     ----------
-    values : (n, n) symmetric matrix (NaN where a pair does not exist).
-    side : (n, p) side features of the items (singles), or None.
+    values : (n, n) symmetric matrix (NaN where a pair does not exist); larger = wanted.
+    planner : a name in :data:`PLANNERS`; default ``"bpmf_" + acquisition`` (older callers).
+    side, singles : as in :func:`propose`.
     candidates : optional (m, 2) index pairs; default every i < j with a finite value.
     budget : fraction of the candidates revealed at the end (initial ones included).
-    initial : fraction revealed at random before the first model fit.
+    initial : fraction revealed at random before the first choice (same for every planner
+        of a seed, so planners are compared on the same start).
     batch_size : pairs per round; default ``max(1, m // 100)``.
     top_fraction : the top pairs the campaign tries to find.
 
     Returns
     -------
-    One row per revealed pair, in order: ``round, i, j, value, is_top, acquisition, seed,
-    n_revealed, frac_revealed, top_found_share``.
+    One row per revealed pair, in order: ``round, i, j, value, is_top, acquisition, planner,
+    seed, n_revealed, frac_revealed, top_found_share``.
     """
+    if planner is None:
+        planner = "random" if acquisition == "random" else f"bpmf_{acquisition}"
     values = np.asarray(values, float)
     n = values.shape[0]
-    if candidates is None:
-        iu = np.triu_indices(n, 1)
-        ok = np.isfinite(values[iu])
-        cand = np.stack([iu[0][ok], iu[1][ok]], 1)
-    else:
-        cand = np.asarray(candidates)
+    cand = _candidates(values, candidates)
     m = len(cand)
     v = values[cand[:, 0], cand[:, 1]]
     n_top = max(1, int(round(top_fraction * m)))
@@ -88,29 +358,29 @@ def run_campaign(values: np.ndarray, *, side=None, candidates=None, acquisition:
     total = int(round(budget * m))
     rng = np.random.default_rng(seed)
     revealed = np.zeros(m, bool)
-    order: list[tuple[int, int]] = []  # (candidate, round)
     first = rng.choice(m, max(1, int(round(initial * m))), replace=False)
     revealed[first] = True
-    order += [(int(c), 0) for c in first]
-    model = None
+    order: list[tuple[int, int]] = [(int(c), 0) for c in first]
+    state: dict = {}
     rnd = 0
     while revealed.sum() < total:
         rnd += 1
         hidden = np.flatnonzero(~revealed)
         obs = np.flatnonzero(revealed)
         k = min(batch_size, total - int(revealed.sum()))
-        pick, info = propose_batch(
-            n, cand[hidden, 0], cand[hidden, 1], cand[obs, 0], cand[obs, 1], v[obs],
-            side=side, acquisition=acquisition, batch_size=k, seed=seed * 7919 + rnd,
-            device=device, model=model, **model_kw)
-        model = info["model"]
-        chosen = hidden[pick]
+        out = propose(planner, n, cand[hidden, 0], cand[hidden, 1], cand[obs, 0], cand[obs, 1],
+                      v[obs], side=side, singles=singles, batch_size=k,
+                      seed=seed * 7919 + rnd, device=device, state=state, model_kw=model_kw,
+                      intervals=False)
+        state = out["state"]
+        chosen = hidden[out["pick"]]
         revealed[chosen] = True
         order += [(int(c), rnd) for c in chosen]
     idx = np.array([c for c, _ in order])
     hist = pd.DataFrame({"round": [r for _, r in order], "i": cand[idx, 0], "j": cand[idx, 1],
                          "value": v[idx], "is_top": top[idx]})
-    hist["acquisition"] = acquisition
+    hist["acquisition"] = planner
+    hist["planner"] = planner
     hist["seed"] = seed
     hist["n_revealed"] = np.arange(1, len(hist) + 1)
     hist["frac_revealed"] = hist.n_revealed / m
