@@ -203,3 +203,19 @@ def test_interrupted_write_is_invisible(study):
             tx.write_table("results", pd.DataFrame({"pair": ["Q"], "p": [0.1]}))
             raise KeyboardInterrupt
     assert snapshot(study.path) == before
+
+
+@pytest.mark.parametrize("genes,match", [("A+B+C", "more than two genes"),
+                                         ("A+", "empty gene name"), ("A+A", "one gene twice")])
+def test_gene_sets_that_are_not_singles_or_pairs_are_refused_at_import(study, genes, match):
+    from .conftest import screen_adata
+
+    a = screen_adata()
+    a.obs["genes"] = np.where(a.obs["is_control"], "", a.obs["perturbation"].astype(str))
+    a.obs.iloc[-1, a.obs.columns.get_loc("genes")] = genes
+    with pytest.raises(ValidationError, match=match):
+        with study.step("import") as tx:
+            tx.write_anndata("profiles", a)
+    a.obs.iloc[-1, a.obs.columns.get_loc("genes")] = "A+B"
+    with study.step("import") as tx:
+        tx.write_anndata("profiles", a)

@@ -80,6 +80,8 @@ def validate_screen_obs(obs: pd.DataFrame, control_label: str, where: str = "obs
                 f"{where}[{col!r}] has dtype {s.dtype}, expected strings.",
                 f"convert it with obs[{col!r}] = obs[{col!r}].astype(str).",
             )
+    if "genes" in obs.columns:
+        _check_gene_sets(obs["genes"], where)
     is_ctrl = obs["is_control"].to_numpy(bool)
     if not is_ctrl.any():
         raise ValidationError(
@@ -98,6 +100,26 @@ def validate_screen_obs(obs: pd.DataFrame, control_label: str, where: str = "obs
             "add the control wells of those batches, or merge the batches with the batch "
             "that holds their controls (obs['batch'] = ...).",
         )
+
+
+def _check_gene_sets(genes: pd.Series, where: str) -> None:
+    """``genes`` holds "" (controls), "A" (a single) or "A+B" (a double) in every row."""
+    values = pd.Series(genes.astype(object).where(genes.notna(), "").astype(str).unique())
+    parts = values.str.split("+")
+    too_many = values[parts.map(len) > 2].tolist()
+    if too_many:
+        raise ValidationError(
+            f"{where}['genes'] names more than two genes in {_show(too_many)}; the workbench "
+            "analyses single and double perturbations.",
+            "split higher-order combinations out of this table, or record them in another "
+            "column (the genes column must be '', 'A' or 'A+B').")
+    empty = values[parts.map(lambda p: len(p) == 2 and (not p[0].strip() or not p[1].strip()))]
+    twice = values[parts.map(lambda p: len(p) == 2 and p[0].strip() == p[1].strip() != "")]
+    for bad, what in ((empty.tolist(), "an empty gene name"), (twice.tolist(), "one gene twice")):
+        if bad:
+            raise ValidationError(
+                f"{where}['genes'] has {what} in {_show(bad)}.",
+                "write a double as 'A+B' with two different gene names, a single as 'A'.")
 
 
 def coerce_screen_obs(obs: pd.DataFrame, control_label: str) -> pd.DataFrame:
