@@ -101,7 +101,10 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
         columns=(Key("pair", "str"), Key("gene_a", "str"), Key("gene_b", "str"),
                  Key("test", "str"), Key("statistic", "number"), Key("p", "number"),
                  Key("q", "number"), Key("status", "str"),
-                 Key("effect_size", "number", False))),
+                 Key("effect_size", "number", False), Key("ci_low", "number", False),
+                 Key("ci_high", "number", False), Key("unit", "str", False),
+                 Key("units_ctrl", "int", False), Key("units_a", "int", False),
+                 Key("units_b", "int", False), Key("units_ab", "int", False))),
     ArtefactSpec("pair_details", "json", "`workbench interactions`",
                  "per pair: exemplar crops and embedding shifts for the pair view",
                  json_keys=(Key("pairs", "dict"),)),
@@ -337,3 +340,22 @@ def uns_entry(name: str, adata, keys: tuple[str, ...]):
 
 __all__ = ["ARTEFACTS", "ArtefactSpec", "Key", "SCHEMA_VERSION", "check_anndata",
            "check_array", "check_json", "check_table", "uns_entry"]
+
+
+def check_artefact(name: str, obj: Any, *, writer: str | None = None) -> None:
+    """Check an artefact as :meth:`Study.read` returns it (AnnData, table, array, dict)."""
+    spec = ARTEFACTS.get(name)
+    if spec is None:
+        return
+    if spec.kind == "anndata":
+        check_anndata(name, obj, writer=writer)
+    elif spec.kind == "table":
+        check_table(name, obj, writer=writer)
+    elif spec.kind == "array":
+        check_array(name, obj, dict(obj.attrs) if hasattr(obj, "attrs") else {},
+                    writer=writer)  # only shape and attributes are read
+    elif spec.kind == "json":
+        check_json(name, obj, writer=writer)
+
+
+__all__.append("check_artefact")
