@@ -165,6 +165,12 @@ def _dtype_ok(values, dtype: str) -> bool:
         if dtype in ("float", "number"):
             return pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)
         return True
+    if isinstance(values, np.ndarray) and dtype in ("int", "bool", "float", "number", "str"):
+        dt = values.dtype
+        return {"int": np.issubdtype(dt, np.integer), "bool": dt == np.bool_,
+                "float": np.issubdtype(dt, np.number) and dt != np.bool_,
+                "number": np.issubdtype(dt, np.number) and dt != np.bool_,
+                "str": dt.kind in "UO"}[dtype]
     if dtype == "dict":
         return isinstance(values, dict)
     if dtype == "frame":

@@ -293,13 +293,15 @@ class Study:
                 except Exception as exc:
                     raise self._corrupt(name, exc) from exc
         if deep:
+            from workbench.data.artefacts import check_artefact
+
             for name, entry in self.meta["artefacts"].items():
+                if entry["kind"] in ("table", "array", "json"):
+                    check_artefact(name, self.read(name), writer=entry.get("step"))
                 if entry["kind"] != "anndata":
                     continue
                 adata = self.read(name)
-                from workbench.data.artefacts import check_anndata
-
-                check_anndata(name, adata, writer=entry.get("step"))
+                check_artefact(name, adata, writer=entry.get("step"))
                 if name in SCREEN_ARTEFACTS:
                     validate_screen_obs(adata.obs, self.control_label, where=f"{name}.obs")
                 if adata.n_vars:
