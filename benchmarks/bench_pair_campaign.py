@@ -122,7 +122,7 @@ def report(df: pd.DataFrame) -> str:
                 mu, lo, hi = t_interval(g[np.isclose(g.budget, f)].share)
                 cells.append(f"{mu:.3f} [{lo:.3f}, {hi:.3f}]")
             out.append(f"| {planner} | " + " | ".join(cells) + " |")
-        if "found_synthetic_lethal" in d:
+        if "found_synthetic_lethal" in d and d["found_synthetic_lethal"].notna().any():
             last = d[np.isclose(d.budget, max(FRACTIONS))]
             n = {c: int(last[f"n_{c}"].iloc[0]) for c in CATEGORIES}
             out.append(f"\n{screen} top pairs by kind at {max(FRACTIONS):.0%} revealed (mean found"

@@ -136,10 +136,13 @@ def choose_planner(n_items: int, obs_i, obs_j, obs_y, *, singles=None, min_pairs
     """The ``"auto"`` planner's choice between the two model-free rules, with its reason.
 
     Each rule is scored by how well it ranks the measured pairs it did not see: the
-    gene-mean rule leave-one-out (a pair's own value removed from its genes' means), the
+    gene-mean rule leave-one-out (a pair's own value removed from its genes' means, on the
+    pairs whose genes have other measured pairs), the
     singles rule directly (it never looks at measured values). The rule with the higher
     rank correlation wins; with fewer than ``min_pairs`` measured pairs the singles rule is
-    taken when singles are known. In a campaign, ``previous`` (the last round's choice) is
+    taken when singles are known. When neither correlation is above about two null
+    standard errors, the gene-mean rule is taken if it could be evaluated on ``min_pairs``
+    pairs, else the singles rule. In a campaign, ``previous`` (the last round's choice) is
     kept unless the other rule is ahead by ``margin``: the pairs a rule chose are the ones
     it ranked high, so its correlation on them drops as it succeeds (selection bias), and a
     single noisy round should not switch rules.
@@ -155,17 +158,31 @@ def choose_planner(n_items: int, obs_i, obs_j, obs_y, *, singles=None, min_pairs
     for a in (oi, oj):
         np.add.at(tot, a, y)
         np.add.at(cnt, a, 1.0)
-    loo_mean = (y.sum() - y) / max(len(y) - 1, 1)
-    gi = (tot[oi] - y + kk * loo_mean) / (cnt[oi] - 1 + kk)
-    gj = (tot[oj] - y + kk * loo_mean) / (cnt[oj] - 1 + kk)
-    r_gene = _rank_corr(gi + gj, y)
+    # a pair's own value removed from its genes' sums; shrunk towards the overall mean of
+    # all pairs (a constant: shrinking towards the leave-one-out mean would make the score
+    # fall as the held-out value rises, a spurious negative correlation). Pairs whose
+    # genes have no other measured pair carry no gene-mean information and are left out.
+    ybar = y.mean()
+    ni, nj = cnt[oi] - 1, cnt[oj] - 1
+    gi = (tot[oi] - y + kk * ybar) / (ni + kk)
+    gj = (tot[oj] - y + kk * ybar) / (nj + kk)
+    informative = (ni + nj) > 0
+    r_gene = _rank_corr((gi + gj)[informative], y[informative])
     if singles is None:
         return "gene_mean", f"no singles; gene-mean rule held-out rank correlation {r_gene:.2f}"
     r_single = _rank_corr(singles_scores(singles, oi, oj), y)
     scores = f"held-out rank correlation with the {len(y)} measured values: gene-mean " \
              f"{r_gene:.2f}, singles {r_single:.2f}"
     r = {"gene_mean": r_gene, "singles": r_single}
+    n_eval = {"gene_mean": int(informative.sum()), "singles": len(y)}
+    # evidence: a correlation above two standard errors of a null one (about 2 / sqrt(n))
+    ahead = {k: r[k] > 2.0 / np.sqrt(max(n_eval[k], 1)) for k in r}
     best = max(r, key=r.get)
+    if not any(ahead.values()):
+        pick = "gene_mean" if n_eval["gene_mean"] >= min_pairs else "singles"
+        return pick, f"{scores}; neither is clearly above zero, so the " + (
+            "gene-mean rule (it uses the measured values of these genes)" if pick == "gene_mean"
+            else "singles rule (too few genes with two measured pairs)")
     if previous in r and best != previous and r[best] < r[previous] + margin:
         return previous, f"{scores} (kept: the other rule is not ahead by {margin:g})"
     return best, scores
