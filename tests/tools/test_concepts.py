@@ -214,3 +214,94 @@ def test_selectivity_and_pages_definitions():
     pg = pages(sp.csr_matrix(np.array([[0.0], [3.0], [1.0], [2.0]])), n_top=2)
     assert pg["top"][0].tolist() == [1, 3]
     assert pg["hist_counts"][0].sum() == 3
+
+
+def test_tvn_profiles_are_not_whitened_a_second_time(tmp_path):
+    """After TVN (a control whitening) the default run only centres and unit-normalises."""
+    from workbench.tools.embed import normalize_study
+
+    adata, _ = planted_profiles(seed=2)
+    study = make_study(tmp_path, adata, "tvn")
+    normalize_study(study)                      # the real step: X = TVN on controls
+    kw = dict(n_concepts=12, sparsity=2, max_steps=60, batch_size=256, lr=1e-2,
+              progress=False, seed=0)
+    C.run_concepts(study, **kw)
+    prov = study.provenance[-1]["params"]
+    assert prov["whiten"] is False and prov["whiten_asked"] == "auto"
+    assert "normalize" in prov["whitened_by"]
+    c = study.read("concepts")
+    assert bool(c.uns["workbench"]["whitening"]["whiten"]) is False
+    assert "no whitening" in c.uns["workbench"]["space"]
+    prof = study.read("profiles")
+    x = np.asarray(prof.X, dtype=np.float32)
+    ctrl = prof.obs["is_control"].to_numpy(bool)
+    once = C.learn_concepts(x, ctrl, whiten=False, **kw).codes.toarray()
+    twice = C.learn_concepts(x, ctrl, whiten=True, **kw).codes.toarray()
+    assert not np.array_equal(once, twice)      # the data tell the two apart
+    np.testing.assert_array_equal(np.asarray(prof.obsm["concepts_icfl"]), once)
+    # the raw input features (an obsm key) are whitened, and an explicit choice wins
+    C.run_concepts(study, use_rep="X_features", run="raw", **kw)
+    assert study.provenance[-1]["params"]["whiten"] is True
+    C.run_concepts(study, whiten=True, run="forced", **kw)
+    assert study.provenance[-1]["params"]["whiten"] is True
+    assert study.provenance[-1]["params"]["whiten_asked"] is True
+
+
+def test_whitener_is_fitted_on_controls_only():
+    """Perturbations move samples along axes the controls barely vary on, and controls vary
+    most along a nuisance axis. Fitted on controls, the whitening amplifies the perturbation
+    axes and shrinks the nuisance; fitted on all samples it would shrink the perturbation
+    axes (their spread comes from the perturbations) and the separation collapses."""
+    from workbench.models.dictionary import ControlWhitener
+
+    rng = np.random.default_rng(0)
+    d, n_ctrl, n_pert = 8, 60, 240
+    scale = np.full(d, 0.3)
+    scale[0] = 3.0                                 # nuisance: controls vary along axis 0
+    ctrl = rng.normal(size=(n_ctrl, d)) * scale
+    pert = rng.normal(size=(n_pert, d)) * scale
+    label = np.repeat(["A", "B"], n_pert // 2)
+    pert[label == "A", 1] += 2.0
+    pert[label == "B", 2] += 2.0
+    x = np.vstack([ctrl, pert]).astype(np.float32)
+    is_control = np.r_[np.ones(n_ctrl, bool), np.zeros(n_pert, bool)]
+    names = np.r_[np.full(n_ctrl, "ctrl"), label]
+
+    def separation(xw):
+        """Share of a perturbed sample's (unit) norm along its own perturbation axis."""
+        return min(float((xw[names == g, axis] ** 2).mean()) for g, axis in (("A", 1), ("B", 2)))
+
+    fit = C.learn_concepts(x, is_control, n_concepts=4, sparsity=1, max_steps=20,
+                           batch_size=128, lr=1e-2, progress=False, seed=0)
+    wrong = ControlWhitener(shrinkage=0.1).fit(x).transform(x)   # the pitfall
+    assert fit.whitener.n_controls_ == n_ctrl
+    np.testing.assert_allclose(fit.whitener.mean_, x[is_control].mean(0), rtol=1e-5, atol=1e-6)
+    assert separation(fit.x) > 1.5 * separation(wrong), (separation(fit.x), separation(wrong))
+    assert separation(fit.x) > 0.6
+
+
+def test_demo_check_stores_arrays_that_read_back_as_arrays(tmp_path):
+    """The demo check's recovery table and the step's lists come back as real arrays."""
+    adata, truth = planted_profiles(seed=3, n_programs=2)
+    study = make_study(tmp_path, adata, "demo")
+    genes = sorted({g for gs in truth.values() for g in gs})
+    with study.step("truth", params={}) as tx:
+        tx.write_json("ground_truth", {"genes": genes, "groups": truth,
+                                       "effect_genes": genes})
+    C.demo_step(study, "tiny", seed=0)
+    wb = study.read("concepts").uns["workbench"]
+    rec = wb["demo"]["program_recovery"]
+    assert set(rec) >= {"module", "best_concept", "selectivity", "recovered"}
+    for key, value in rec.items():
+        assert isinstance(value, np.ndarray) and value.shape == (2,), (key, value)
+    assert rec["recovered"].dtype == bool
+    assert np.issubdtype(rec["selectivity"].dtype, np.floating)
+    concepts = set(study.read("concepts").obs_names)
+    assert all(str(v) in concepts for v in rec["best_concept"])
+    assert sorted(map(str, rec["module"])) == sorted(truth)
+    assert isinstance(wb["params"]["labels"], np.ndarray)
+    assert isinstance(wb["whitening"]["eigenvalues"], np.ndarray)
+    # raw planted profiles: the demo and the library default both whiten, once
+    assert bool(wb["whitening"]["whiten"]) and wb["demo"]["second_whitening"] is False
+    note = study.provenance[-1]["notes"]
+    assert note["programs"] == 2 and 0 <= note["programs_recovered"] <= 2

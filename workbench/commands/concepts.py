@@ -4,7 +4,8 @@ from __future__ import annotations
 
 HELP = "learn and annotate sparse concepts (ICFL dictionary, control whitening) of the profiles"
 DESCRIPTION = (
-    "Centre the profiles on controls, whiten them with the control covariance, learn a sparse "
+    "Centre the profiles on controls, whiten them with the control covariance (unless they "
+    "are already TVN output, which is whitened on the controls), learn a sparse "
     "dictionary (ICFL, or a TopK sparse autoencoder as the baseline), encode every sample "
     "into profiles.obsm['concepts_<run>'], and write the 'concepts' artefact: the atoms, and "
     "per concept its activation frequency, selectivity and FDR-controlled enrichment for "
@@ -23,8 +24,13 @@ def add_arguments(parser) -> None:
                         help="nonzero codes per sample (ICFL: rounds x atoms per round)")
     parser.add_argument("--atoms-per-round", type=int,
                         help="ICFL atoms chosen per pursuit round (default min(5, sparsity))")
-    parser.add_argument("--no-whiten", action="store_true",
-                        help="only centre on controls and unit-normalise (ablation)")
+    white = parser.add_mutually_exclusive_group()
+    white.add_argument("--whiten", dest="whiten", action="store_const", const=True,
+                       default=None, help="whiten on the controls even if an earlier step "
+                       "(TVN in embed/normalise) already did")
+    white.add_argument("--no-whiten", dest="whiten", action="store_const", const=False,
+                       help="only centre on controls and unit-normalise (ablation); by "
+                       "default the step whitens unless the profiles are already TVN output")
     parser.add_argument("--shrinkage", type=float, default=0.1,
                         help="whitening ridge as a fraction of the mean control eigenvalue")
     parser.add_argument("--use-rep", help="obsm key of profiles to use instead of X")
@@ -50,7 +56,7 @@ def run(args) -> int:
     study = Study.open(args.study)
     res = run_concepts(study, method=args.method, n_concepts=args.n_concepts,
                        sparsity=args.sparsity, atoms_per_round=args.atoms_per_round,
-                       whiten=not args.no_whiten, shrinkage=args.shrinkage,
+                       whiten=args.whiten, shrinkage=args.shrinkage,
                        use_rep=args.use_rep, labels=args.labels, run=args.run,
                        max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        alpha=args.alpha, device=args.device, seed=args.seed,

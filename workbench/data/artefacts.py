@@ -94,7 +94,11 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
         obs=(Key("frequency", "number"), Key("dead", "bool")),
         obsm=(Key("exemplar_top_index", "int", False, ndim=2, rows="obs"),),
         uns=(Key("method", "str"), Key("run", "str"), Key("profiles_key", "str", False),
-             Key("metrics", "dict", False))),
+             Key("metrics", "dict", False),
+             Key("whitening/whiten", "bool", False,
+                 doc="whether the step whitened on the controls (not after TVN by default)"),
+             Key("demo/program_recovery", "dict", False,
+                 doc="demo check: one array per column of the program recovery table"))),
     ArtefactSpec(
         "interactions", "table", "`workbench interactions`",
         "one row per tested pair and test",

@@ -277,8 +277,8 @@ def summarise(adata, label_columns) -> dict:
 
 # ---------------------------------------------------------------------------- the step
 def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
-                 sparsity: int = 8, atoms_per_round: int | None = None, whiten: bool = True,
-                 shrinkage: float = 0.1, use_rep: str | None = None,
+                 sparsity: int = 8, atoms_per_round: int | None = None,
+                 whiten: bool | None = None, shrinkage: float = 0.1, use_rep: str | None = None,
                  labels: list[str] | None = None, run: str | None = None,
                  max_steps: int | None = None, batch_size: int = 1024, lr: float = 3e-3,
                  alpha: float = 0.05, device: str = "auto", seed: int = 0,
@@ -289,6 +289,13 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     matrix would exceed :data:`DENSE_LIMIT` entries) and ``concepts`` in one step, and
     returns the summary (also noted in the provenance). Training checkpoints go to
     ``<study>/.checkpoints/concepts/`` and an interrupted run resumes from them.
+
+    ``whiten=None`` (the default) whitens on the controls unless the representation was
+    already whitened on them by an earlier step: ``X`` written by ``workbench embed`` or
+    the normalisation of imported profiles holds TVN output (a control-PCA whitening), and
+    whitening it a second time on the same few controls only adds estimation noise. The
+    decision, and why, is recorded in the provenance (``params["whiten"]``,
+    ``params["whitened_by"]``). ``True``/``False`` force it.
     """
     study.require("profiles", why="the concepts step learns from the profiles")
     profiles = study.read("profiles")
@@ -299,6 +306,11 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     if not run.replace("_", "").replace("-", "").isalnum():
         raise ValidationError(f"run name {run!r} must be letters, digits, - or _.",
                               "give another --run name.")
+    whitened_by = control_whitened_by(profiles, use_rep)
+    whiten_asked = "auto" if whiten is None else bool(whiten)
+    if whiten is None:
+        whiten = whitened_by is None
+    whiten = bool(whiten)
     label_columns = ["perturbation"] + [c for c in DEFAULT_LABELS if c in obs.columns]
     for col in labels or []:
         if col not in obs.columns:
@@ -309,7 +321,9 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
         if col not in label_columns:
             label_columns.append(col)
     params = {"method": method, "n_concepts": n_concepts, "sparsity": sparsity,
-              "atoms_per_round": atoms_per_round, "whiten": whiten, "shrinkage": shrinkage,
+              "atoms_per_round": atoms_per_round, "whiten": whiten,
+              "whiten_asked": whiten_asked, "whitened_by": whitened_by or "",
+              "shrinkage": shrinkage,
               "use_rep": use_rep or "X", "labels": label_columns, "run": run,
               "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "alpha": alpha}
     tag = hashlib.sha256(json.dumps({**params, "seed": seed, "n": x.shape},
@@ -376,48 +390,84 @@ def program_recovery(concepts, profiles_obs: pd.DataFrame, codes, ground_truth: 
     return pd.DataFrame(rows)
 
 
+def control_whitened_by(profiles, use_rep: str | None = None) -> str | None:
+    """The step that already whitened the representation on controls, or None.
+
+    Read from what the steps record: ``uns["workbench"]["embedding"]["normalization"]``
+    (``workbench embed``) and ``uns["workbench"]["normalization"]["method"]`` (the
+    normalisation of imported profiles). Both describe ``X`` only; ``obsm`` keys hold the
+    raw features and are never whitened.
+    """
+    if use_rep not in (None, "X"):
+        return None
+    wb = profiles.uns.get("workbench", {}) if hasattr(profiles, "uns") else {}
+    wb = wb if isinstance(wb, dict) else {}
+    norm = wb.get("normalization", {})
+    if isinstance(norm, dict) and "TVN" in str(norm.get("method", "")):
+        return f"normalize ({norm.get('method')})"
+    emb = wb.get("embedding", {})
+    if isinstance(emb, dict) and "TVN" in str(emb.get("normalization", "")):
+        return f"embed ({emb.get('normalization')})"
+    return None
+
+
 def already_control_whitened(profiles) -> bool:
-    """Whether ``X`` was already normalised by TVN (control PCA whitening) in the embed step."""
-    emb = profiles.uns.get("workbench", {}).get("embedding", {}) if hasattr(profiles, "uns") \
-        else {}
-    return "TVN" in str(emb.get("normalization", ""))
+    """Whether ``X`` was already normalised by TVN (control PCA whitening) in a step."""
+    return control_whitened_by(profiles) is not None
+
+
+def _table_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A table as one typed numpy array per column (what AnnData ``uns`` stores as arrays)."""
+    out = {}
+    for col in frame.columns:
+        v = frame[col]
+        if pd.api.types.is_bool_dtype(v):
+            out[str(col)] = v.to_numpy(bool)
+        elif pd.api.types.is_numeric_dtype(v):
+            out[str(col)] = v.to_numpy(np.float64 if pd.api.types.is_float_dtype(v)
+                                       else np.int64)
+        else:
+            out[str(col)] = np.asarray([str(x) for x in v], dtype=str)
+    return out
 
 
 def demo_step(study, size: str = "quick", seed: int = 0) -> None:
     """Concept view of the demo: ICFL on the demo profiles (quick: a few seconds on CPU).
 
-    Runs after the embedding step (``profiles`` with ``X`` = normalised embedding). The embed
-    step's TVN already whitens ``X`` on the controls; whitening a second time on the few demo
-    controls (tens of cells in 64 dimensions) only adds estimation noise, so the demo then
-    centres on controls and unit-normalises without a second whitening (recorded in the
-    provenance). When the Study holds ground truth, the program recovery of ICFL and the dead
-    fraction of a TopK SAE of the same size are added to the provenance notes and
-    ``concepts.uns["workbench"]["demo"]``.
+    Runs after the embedding step (``profiles`` with ``X`` = normalised embedding) with the
+    library's default whitening choice: the embed step's TVN already whitened ``X`` on the
+    controls, so :func:`run_concepts` centres on controls and unit-normalises without a
+    second whitening (recorded in the provenance). When the Study holds ground truth, the
+    program recovery of ICFL and the dead fraction of a TopK SAE of the same size (and
+    the same preparation) are added to the provenance notes and
+    ``concepts.uns["workbench"]["demo"]`` (the recovery table as one array per column).
     """
     cfg = DEMO.get(size, DEMO["quick"])
     profiles = study.read("profiles")
     n = profiles.n_obs
-    whiten = not already_control_whitened(profiles)
     n_concepts = int(min(cfg["n_concepts"], max(2, n // 4)))
     kw = dict(n_concepts=n_concepts, sparsity=cfg["sparsity"], max_steps=cfg["max_steps"],
-              batch_size=512, lr=1e-2, seed=seed, progress=False, whiten=whiten)
+              batch_size=512, lr=1e-2, seed=seed, progress=False)
     summary = run_concepts(study, method="icfl", **kw)
     if not study.has("ground_truth"):
         return
     concepts = study.read("concepts")
+    whiten = bool(concepts.uns["workbench"]["whitening"]["whiten"])
     profiles = study.read("profiles")
     codes = profiles.obsm[f"concepts_{concepts.uns['workbench']['run']}"]
     rec = program_recovery(concepts, profiles.obs, codes, study.read("ground_truth"))
     x, _ = select_representation(profiles)
     kw.pop("seed"), kw.pop("progress")
     topk = learn_concepts(x, profiles.obs["is_control"].to_numpy(bool), method="topk",
-                          seed=seed, progress=False, **kw)
-    demo = {"program_recovery": rec.to_dict(orient="list") if len(rec) else {},
+                          seed=seed, progress=False, whiten=whiten, **kw)
+    demo = {"program_recovery": _table_arrays(rec) if len(rec) else {},
             "programs_recovered": int(rec["recovered"].sum()) if len(rec) else 0,
             "programs": int(len(rec)),
             "dead_fraction_icfl": float(summary["dead_fraction"]),
             "dead_fraction_topk": float(topk.metrics["dead_fraction"]),
-            "second_whitening": whiten}
+            "whitened_by": str(concepts.uns["workbench"]["params"].get("whitened_by", "")),
+            "second_whitening": bool(whiten and concepts.uns["workbench"]["params"]
+                                     .get("whitened_by", ""))}
     concepts.uns["workbench"]["demo"] = demo
     with study.step("concepts_demo_check", params={"size": size}, seed=seed,
                     inputs=["concepts", "ground_truth"]) as tx:

@@ -279,7 +279,7 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
     adata = profiles_from_features(feats, obs, block, study.control_label, tvn_kw=tvn_kw)
     info = {"encoder": ENCODER, "block": int(block), "n_blocks": int(feats["mean"].shape[1]),
             "embed_dim": int(feats["mean"].shape[2]), "source": f"X_{ENCODER}_b{block}",
-            "normalization": "TVN on controls", "tvn": dict(tvn_kw or {}),
+            "normalization": _normalization_label(tvn_kw), "tvn": dict(tvn_kw or {}),
             "config": _cfg_dict(encoder), "trained_steps": int(getattr(encoder, "n_steps_", 0)),
             "probe": probe or "block given"}
     adata.uns["workbench"] = clean_uns({"embedding": info})
@@ -302,6 +302,11 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                 probe_curve=(probe or {}).get("balanced_accuracy"))
     return {"block": int(block), "probe": probe, "encoder": encoder,
             "seconds_train": t_train, "seconds_embed": t_embed}
+
+
+def _normalization_label(tvn_kw: dict | None) -> str:
+    """What ``X`` holds, as later steps read it (the concepts step whitens only raw input)."""
+    return "TVN on controls" if (tvn_kw or {}).get("tvn", True) else "none (raw features)"
 
 
 def _cfg_dict(encoder) -> dict:
@@ -353,7 +358,7 @@ def normalize_study(study, *, source: str | None = None, label_key: str | None =
 
     out = ad.AnnData(X=X, obs=obs, obsm=dict(prof.obsm), uns=dict(prof.uns))
     wb = dict(out.uns.get("workbench", {}))
-    wb["normalization"] = clean_uns({"source": source, "method": "TVN on controls",
+    wb["normalization"] = clean_uns({"source": source, "method": _normalization_label(tvn_kw),
                                      "tvn": tvn_kw or {}})
     out.uns["workbench"] = wb
     pert = perturbation_map(X, obs, study.control_label, label_key=label_key)
