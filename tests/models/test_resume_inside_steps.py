@@ -19,6 +19,7 @@ import torch
 import workbench.models._checkpoint as checkpoint_mod
 import workbench.models.dictionary as dictionary_mod
 import workbench.models.icfl as icfl_mod
+import workbench.models.vit_arch as vit_arch_mod
 import workbench.models.vit_mae as vit_mae_mod
 from workbench.models.icfl import ICFL
 from workbench.models.vit_mae import MAEEncoder
@@ -99,7 +100,7 @@ def run_until_done(make, fit, modules, at: int, max_tries: int = 4):
 def test_encoder_resumes_bit_identically_after_interrupts_inside_steps(tmp_path):
     x = crops()
     ref = encoder().fit(x)
-    modules = [vit_mae_mod, checkpoint_mod]
+    modules = [vit_mae_mod, vit_arch_mod, checkpoint_mod]   # the loop, the loss, saving
     with InterruptAt(modules) as counter:
         encoder(tmp_path / "count").fit(x)
     rng = np.random.default_rng(11)

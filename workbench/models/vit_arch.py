@@ -1,0 +1,234 @@
+"""The ViT masked-autoencoder network: configuration, presets and torch modules.
+
+The layout and module names follow timm's ViT and facebookresearch/mae (He et al. 2022,
+"Masked Autoencoders Are Scalable Vision Learners"), so outside checkpoints map onto it
+(:mod:`workbench.models.vit_weights`). The estimator that trains and uses it is
+:class:`workbench.models.vit_mae.MAEEncoder`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """Architecture of the encoder and its MAE decoder."""
+
+    in_chans: int = 5
+    img_size: int = 64
+    patch_size: int = 8
+    embed_dim: int = 64
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    decoder_dim: int = 64
+    decoder_depth: int = 1
+    decoder_heads: int = 4
+
+    @property
+    def grid(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid ** 2
+
+
+#: Size presets. ``tiny`` is for CPUs and tests; ``small``/``base``/``large`` are the ViT-S/16,
+#: B/16 and L/16 shapes with the standard MAE decoder (512 wide, 8 blocks).
+PRESETS: dict[str, dict] = {
+    "tiny": dict(patch_size=8, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0,
+                 decoder_dim=64, decoder_depth=1, decoder_heads=4),
+    "small": dict(patch_size=16, embed_dim=384, depth=12, num_heads=6,
+                  decoder_dim=512, decoder_depth=8, decoder_heads=16),
+    "base": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12,
+                 decoder_dim=512, decoder_depth=8, decoder_heads=16),
+    "large": dict(patch_size=16, embed_dim=1024, depth=24, num_heads=16,
+                  decoder_dim=512, decoder_depth=8, decoder_heads=16),
+}
+
+
+def make_config(size: str = "tiny", in_chans: int = 5, img_size: int = 64, **overrides) -> ViTConfig:
+    """A :class:`ViTConfig` from a preset name, channel count and crop size."""
+    if size not in PRESETS:
+        raise ValidationError(f"unknown encoder size {size!r}.", f"use one of {sorted(PRESETS)}.")
+    cfg = ViTConfig(in_chans=in_chans, img_size=img_size, **{**PRESETS[size], **overrides})
+    if img_size % cfg.patch_size:
+        raise ValidationError(
+            f"crop size {img_size} is not a multiple of the patch size {cfg.patch_size}.",
+            "crop or pad the images to a multiple of the patch size, or pass patch_size=...")
+    return cfg
+
+
+def sincos_pos_embed(dim: int, grid: int, cls: bool = True) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position codes (as in MAE), with a zero row for the class token."""
+    quarter = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / max(quarter, 1))
+    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64),
+                            torch.arange(grid, dtype=torch.float64), indexing="ij")
+    parts = []
+    for coord in (ys.reshape(-1), xs.reshape(-1)):
+        out = coord[:, None] * omega[None]
+        parts += [torch.sin(out), torch.cos(out)]
+    emb = torch.cat(parts, 1)
+    emb = F.pad(emb, (0, dim - emb.shape[1]))
+    if cls:
+        emb = torch.cat([torch.zeros(1, dim, dtype=emb.dtype), emb], 0)
+    return emb.float()[None]
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (timm layout)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.proj = nn.Conv2d(cfg.in_chans, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class MaskedAutoencoderViT(nn.Module):
+    """ViT encoder plus a light decoder that reconstructs masked patches."""
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, dd = cfg.embed_dim, cfg.decoder_dim
+        self.patch_embed = PatchEmbed(cfg)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(sincos_pos_embed(d, cfg.grid), requires_grad=False)
+        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        self.decoder_embed = nn.Linear(d, dd)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
+        self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(dd, cfg.grid), requires_grad=False)
+        self.decoder_blocks = nn.ModuleList(
+            Block(dd, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth))
+        self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
+        self.decoder_pred = nn.Linear(dd, cfg.patch_size ** 2 * cfg.in_chans)
+        # per-channel pixel normalisation, fitted on the training crops (part of the model)
+        self.register_buffer("pixel_mean", torch.zeros(cfg.in_chans))
+        self.register_buffer("pixel_std", torch.ones(cfg.in_chans))
+        self._init_weights()
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    # -- pieces
+    def normalize(self, x):
+        return (x - self.pixel_mean[None, :, None, None]) / self.pixel_std[None, :, None, None]
+
+    def patchify(self, x):
+        p, g = self.cfg.patch_size, self.cfg.grid
+        b, c = x.shape[:2]
+        x = x.reshape(b, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
+        return x.reshape(b, g * g, p * p * c)
+
+    def tokens(self, x):
+        """Patch tokens with position codes (no class token yet)."""
+        return self.patch_embed(self.normalize(x)) + self.pos_embed[:, 1:]
+
+    def _with_cls(self, x):
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        return torch.cat([cls, x], 1)
+
+    # -- pretraining
+    def forward_loss(self, x, mask_ratio: float, generator: torch.Generator | None = None):
+        """Masked-reconstruction loss: MSE on the hidden patches, per-patch normalised target."""
+        tok = self.tokens(x)
+        b, n, d = tok.shape
+        keep = max(1, int(round(n * (1 - mask_ratio))))
+        noise = torch.rand(b, n, generator=generator).to(x.device)
+        order = noise.argsort(1)
+        restore = order.argsort(1)
+        visible = torch.gather(tok, 1, order[:, :keep, None].expand(-1, -1, d))
+        h = self._with_cls(visible)
+        for blk in self.blocks:
+            h = blk(h)
+        h = self.decoder_embed(self.norm(h))
+        filler = self.mask_token.expand(b, n - keep, -1)
+        y = torch.cat([h[:, 1:], filler], 1)
+        y = torch.gather(y, 1, restore[:, :, None].expand(-1, -1, y.shape[2]))
+        y = torch.cat([h[:, :1], y], 1) + self.decoder_pos_embed
+        for blk in self.decoder_blocks:
+            y = blk(y)
+        pred = self.decoder_pred(self.decoder_norm(y))[:, 1:].float()
+        target = self.patchify(self.normalize(x)).float()
+        target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
+        mask = torch.ones(b, n, device=x.device)
+        mask[:, :keep] = 0
+        mask = torch.gather(mask, 1, restore)
+        per_patch = ((pred - target) ** 2).mean(-1)
+        return (per_patch * mask).sum() / mask.sum()
+
+    # -- features
+    def block_features(self, x, max_block: int | None = None):
+        """Run the encoder once; per block, the mean patch token and the class token.
+
+        Returns two tensors of shape ``(batch, n_blocks, embed_dim)``; blocks after
+        ``max_block`` (1-based) are not computed ("trimming").
+        """
+        h = self._with_cls(self.tokens(x))
+        means, clss = [], []
+        for i, blk in enumerate(self.blocks):
+            if max_block is not None and i >= max_block:
+                break
+            h = blk(h)
+            means.append(h[:, 1:].mean(1).float())
+            clss.append(h[:, 0].float())
+        return torch.stack(means, 1), torch.stack(clss, 1)
