@@ -305,3 +305,14 @@ def test_demo_check_stores_arrays_that_read_back_as_arrays(tmp_path):
     assert bool(wb["whitening"]["whiten"]) and wb["demo"]["second_whitening"] is False
     note = study.provenance[-1]["notes"]
     assert note["programs"] == 2 and 0 <= note["programs_recovered"] <= 2
+
+
+def test_command_whitening_flags():
+    from workbench.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["concepts", "s.study"]).whiten is None          # decided from the data
+    assert parse(["concepts", "s.study", "--whiten"]).whiten is True
+    assert parse(["concepts", "s.study", "--no-whiten"]).whiten is False
+    with pytest.raises(SystemExit):
+        parse(["concepts", "s.study", "--whiten", "--no-whiten"])
