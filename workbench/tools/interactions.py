@@ -32,9 +32,9 @@ test. The step writes
   nearest each condition's mean profile) and the embedding shifts of A, B, A+B and of the
   interaction ``mean(ab) + mean(ctrl) - mean(a) - mean(b)``, for the dashboard's pair view.
 
-:func:`plan_pairs` fits the Bayesian low-rank model to the tested pairs' statistic (with
-the singles' mean profiles as side information) and writes ``"pair_selection"``: the
-measured pairs (history) and the proposed next batch.
+:func:`plan_pairs` (in :mod:`workbench.tools.pair_planning`) learns from the tested pairs
+and writes ``"pair_selection"``: the measured pairs (history) and the proposed next batch,
+each with its predicted value, interval and the reason it was chosen.
 """
 
 from __future__ import annotations
@@ -384,59 +384,11 @@ def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | 
 
 
 # ---------------------------------------------------------------------- planning
-def plan_pairs(study, *, budget: int = 10, acquisition: str = "ids",
-               test: str = "disjointness", value: str = "effect_size", genes=None,
-               use: str | None = None, seed: int = 0, device: str = "auto") -> pd.DataFrame:
-    """Propose the next ``budget`` doubles from the tested ones; write ``"pair_selection"``.
+def plan_pairs(study, **kw) -> pd.DataFrame:
+    """Propose the next doubles; see :func:`workbench.tools.pair_planning.plan_pairs`."""
+    from workbench.tools.pair_planning import plan_pairs as _plan
 
-    The pair value is the chosen test's ``value`` column (larger = more interacting);
-    candidates are all untested pairs of ``genes`` (default: every single perturbation of
-    the screen). Side information: each gene's mean shift from controls.
-    """
-    from workbench.tools.campaign import propose_batch
-
-    study.require("interactions", why="planning learns from the tested pairs")
-    tab = study.read("interactions")
-    tab = tab[(tab.test == test) & tab.status.isin(("tested", "scored (no p-value)"))]
-    if tab.empty:
-        raise ValidationError(f"interactions holds no tested pairs for test {test!r}.",
-                              "run `workbench interactions STUDY` with that test first.")
-    X, obs, _ = load_profiles(study, use)
-    ctrl = obs["is_control"].to_numpy(bool)
-    pert = obs["perturbation"].astype(str).to_numpy()
-    is_single = ~ctrl & ~pd.Series(pert).str.contains("+", regex=False).to_numpy()
-    genes = sorted(set(pert[is_single])) if genes is None else list(genes)
-    pos = {g: i for i, g in enumerate(genes)}
-    side = np.stack([X[is_single & (pert == g)].mean(0) - X[ctrl].mean(0) for g in genes])
-    tab = tab[tab.gene_a.isin(pos) & tab.gene_b.isin(pos)]
-    oi, oj = tab.gene_a.map(pos).to_numpy(), tab.gene_b.map(pos).to_numpy()
-    y = tab[value].to_numpy(float)
-    done = {frozenset(p) for p in zip(oi, oj)}
-    cand = [(i, j) for i in range(len(genes)) for j in range(i + 1, len(genes))
-            if frozenset((i, j)) not in done]
-    if not cand:
-        raise ValidationError("every pair of the genes has been tested already.",
-                              "give more genes (genes=...) to plan over.")
-    ci, cj = np.array(cand).T
-    pick, post = propose_batch(len(genes), ci, cj, oi, oj, y, side=side, acquisition=acquisition,
-                               batch_size=budget, seed=seed, device=device)
-    hist = pd.DataFrame({"round": 0, "gene_a": tab.gene_a.to_numpy(), "gene_b": tab.gene_b.to_numpy(),
-                         "pair": tab.pair.to_numpy(), "status": "measured", "value": y,
-                         "posterior_mean": np.nan, "posterior_sd": np.nan, "rank": np.nan})
-    prop = pd.DataFrame({"round": 1, "gene_a": [genes[i] for i in ci[pick]],
-                         "gene_b": [genes[j] for j in cj[pick]], "status": "proposed",
-                         "value": np.nan, "posterior_mean": post["mean"][pick],
-                         "posterior_sd": post["sd"][pick], "rank": np.arange(1, len(pick) + 1)})
-    prop["pair"] = prop.gene_a + "+" + prop.gene_b
-    out = pd.concat([hist, prop[hist.columns]], ignore_index=True)
-    out["acquisition"] = acquisition
-    out["test"] = test
-    out["seed"] = seed
-    params = {"budget": budget, "acquisition": acquisition, "test": test, "value": value,
-              "n_genes": len(genes), "n_candidates": len(cand)}
-    with study.step("plan_pairs", params=params, seed=seed, inputs=["interactions"]) as tx:
-        tx.write_table("pair_selection", out, description="measured pairs and the next batch")
-    return out
+    return _plan(study, **kw)
 
 
 def demo_step(study, size: str = "quick", seed: int = 0) -> None:
