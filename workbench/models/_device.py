@@ -71,6 +71,20 @@ def isolated_torch_rng(seed: int | None):
         yield
 
 
+@contextlib.contextmanager
+def preserved_global_rng():
+    """Let a block use (and seed) python's, numpy's and torch's global generators, then put
+    the caller's states back, so that a model that still draws from them changes nothing
+    outside its own fit."""
+    py, npy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
+
+
 class torch_threads:
     """Use ``n`` intra-op threads inside the block (None: leave as is), then restore."""
 

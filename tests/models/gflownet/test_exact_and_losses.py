@@ -133,3 +133,24 @@ def test_backward_trajectories_rebuild_the_graphs_edge_by_edge():
     mid = (k > 0) & (k < d)
     assert torch.equal(k[mid], k2[mid])
     assert (moved != g).any(-1)[mid].all()
+
+
+def test_fit_leaves_the_callers_global_generators_alone():
+    import random
+
+    import numpy as np
+    import torch
+
+    from workbench.models.gflownet.dyngfn import DynGFN
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    v = (x @ np.array([[0, 1, 0], [0, 0, 1], [1, 0, 0]], "float32")).astype("float32")
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    before = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone())
+    DynGFN(n_steps=2, n_envs=4, seed=7, device="cpu", progress=False).fit(x, v)
+    assert random.getstate() == before[0]
+    assert (np.random.get_state()[1] == before[1]).all()
+    assert torch.equal(torch.get_rng_state(), before[2])

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from workbench.models._checkpoint import load_checkpoint, save_checkpoint
-from workbench.models._device import resolve_device, seed_everything
+from workbench.models._device import preserved_global_rng, resolve_device, seed_everything
 from workbench.models.gflownet.env import ParentSetEnv
 from workbench.models.gflownet.estimators import ForwardPolicy
 from workbench.models.gflownet.exact import log_prob_graphs
@@ -247,8 +247,13 @@ class DynGFN:
         With a ``checkpoint_path`` that holds a checkpoint and ``resume=True``, training
         continues from it. ``callback(model)`` runs after every step; raising
         ``KeyboardInterrupt`` there (or pressing Ctrl-C) stops at the step boundary after
-        writing a checkpoint.
+        writing a checkpoint. The global random generators it seeds for its own use are
+        put back as they were when it returns.
         """
+        with preserved_global_rng():
+            return self._fit(x, v, resume=resume, callback=callback)
+
+    def _fit(self, x, v, *, resume: bool, callback) -> DynGFN:
         x = np.asarray(x, np.float32)
         v = np.asarray(v, np.float32)
         if x.shape != v.shape or x.ndim != 2:
