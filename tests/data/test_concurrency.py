@@ -269,3 +269,12 @@ def test_malformed_study_json_fields_get_a_clear_error(study, field, value, matc
     (study.path / "study.json").write_text(json.dumps(meta))
     with pytest.raises(StudyCorruptError, match=match):
         Study.open(study.path)
+
+
+def test_rerunning_a_step_through_an_out_of_date_object_replaces_what_it_does_not_read(study):
+    old_object = Study.open(study.path)
+    with Study.open(study.path).step("elsewhere") as tx:
+        tx.write_table("results", pd.DataFrame({"pair": ["elsewhere"], "p": [0.3]}))
+    with old_object.step("again", inputs=["profiles"]) as tx:  # results is not an input
+        tx.write_table("results", pd.DataFrame({"pair": ["again"], "p": [0.4]}))
+    assert Study.open(study.path).read("results")["pair"].tolist() == ["again"]

@@ -124,8 +124,10 @@ class Transaction:
     """Artefacts staged by one step; made visible all at once by :meth:`commit`.
 
     The artefact versions the Study object held when the step began are the versions the
-    step read: provenance records their checksums, and the commit is refused if any of them,
-    or any artefact the step writes, was changed by another process in the meantime.
+    step read: provenance records their checksums, and the commit is refused if one of these
+    inputs changed since, or if an artefact the step writes was committed by another step
+    while this one ran. Re-running a step on a Study object that is merely out of date
+    replaces the outputs it does not read.
     """
 
     def __init__(self, study: Study, tool: str, params: dict, seed: int | None, inputs: list,
@@ -137,8 +139,16 @@ class Transaction:
         self.inputs = list(inputs)
         self.txid = _new_txid()
         self.started = _now()
-        self.base = {name: (int(e.get("version", 0)), e.get("sha256"))
-                     for name, e in study.meta["artefacts"].items()}
+        from workbench.data.study import _load_meta
+
+        def versions(meta):
+            return {name: (int(e.get("version", 0)), e.get("sha256"))
+                    for name, e in meta["artefacts"].items()}
+
+        # what the step read: the versions of the Study object it reads through
+        self.base = versions(study.meta)
+        # what is on disk now: an output written meanwhile by another step is not overwritten
+        self.at_start = versions(_load_meta(study.path))
         self.staged: dict[str, dict[str, Any]] = {}
         self.removed: list[str] = []
         self.meta_updates: dict[str, Any] = {}
@@ -317,7 +327,8 @@ class Transaction:
     def _check_conflicts(self, meta: dict) -> None:
         now = {n: int(e.get("version", 0)) for n, e in meta["artefacts"].items()}
         for name in dict.fromkeys([*self.inputs, *self.staged, *self.removed]):
-            read = self.base.get(name, (0, None))[0]
+            base = self.base if name in self.inputs else self.at_start
+            read = base.get(name, (0, None))[0]
             if now.get(name, 0) != read:
                 entry = meta["artefacts"].get(name, {})
                 by = f" by step {entry.get('step')!r} at {entry.get('written')}" if entry else ""
