@@ -32,7 +32,8 @@ WRITER = textwrap.dedent("""
     from conftest import screen_adata
     study = Study.open(sys.argv[1])
     n, pause = int(sys.argv[2]), float(sys.argv[4])
-    for k in range(1, n + 1):
+    first = int(study.read("results")["k"].iloc[0]) + 1  # go on from the generation there
+    for k in range(first, first + n):
         study.refresh()
         with study.step("gen", params={"k": k}) as tx:
             a = screen_adata()

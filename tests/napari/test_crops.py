@@ -87,35 +87,6 @@ def test_source_errors_are_clear(tmp_path, study_without_images):
         src.open_layers()
 
 
-def test_selection_watcher_reports_new_choices(toy_study, tmp_path):
-    import json
-    import os
-    import shutil
-
-    from workbench.napari._follow import SelectionWatcher
-
-    study = tmp_path / "s.study"
-    shutil.copytree(toy_study, study)
-    w = SelectionWatcher(study)
-    assert w.poll() is None
-
-    def write(i, **kw):
-        data = {"schema": "workbench.selection", "version": 1, "study_id": "",
-                "perturbation": "", "concept": "", "pair": "", "samples": [], **kw}
-        (study / "selection.json").write_text(json.dumps(data))
-        os.utime(study / "selection.json", ns=(i * 10**9, i * 10**9))
-
-    write(1, perturbation="A")
-    assert w.poll() == ("perturbation", "A")
-    assert w.poll() is None  # unchanged file
-    write(2, perturbation="A", pair="A+B")
-    assert w.poll() == ("pair", "A+B")
-    write(3, perturbation="C", pair="A+B")
-    assert w.poll() == ("perturbation", "C")
-    write(4, perturbation="B", source="napari")
-    assert w.poll() is None
-
-
 @pytest.mark.slow
 def test_concepts_step_exemplars_fill_the_top_block(toy_study, tmp_path):
     """With the real concepts step, concept names, codes and exemplars come from it."""

@@ -61,14 +61,14 @@ def test_norman_campaign_beats_random(norman):
     vals = np.abs(norman.gi)
     hist = []
     for seed in range(2):
-        for acq in ("greedy", "random"):
-            hist.append(run_campaign(vals, side=norman.side.to_numpy(), acquisition=acq,
+        for planner in ("bpmf_greedy", "random"):
+            hist.append(run_campaign(vals, side=norman.side.to_numpy(), planner=planner,
                                      seed=seed, batch_size=250, steps=150))
     import pandas as pd
 
     summ = campaign_summary(pd.concat(hist), fractions=(0.2,)).set_index("acquisition")
     print(summ)
-    assert summ.loc["greedy", "mean"] >= 2 * summ.loc["random", "mean"]
+    assert summ.loc["bpmf_greedy", "mean"] >= 2 * summ.loc["random", "mean"]
     h = hist[0]
     assert not h.duplicated(["i", "j"]).any()  # no pair revealed twice
 

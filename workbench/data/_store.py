@@ -207,6 +207,8 @@ def recover(root: Path) -> list[str]:
             last = json.loads((root / STUDY_FILE).read_text()).get("last_transaction")
         except (ValueError, OSError, AttributeError):
             last = None
+        if not st.is_dir():  # the last writer cleaned up before we had the lock
+            return done
         for tx in sorted(st.iterdir()):
             if tx.is_symlink() or not tx.is_dir():
                 remove(tx)  # nothing a transaction writes; never followed

@@ -320,7 +320,8 @@ class Transaction:
         """Forget everything staged; the Study stays exactly as it was."""
         try:
             _remove(self.dir)
-            _cleanup_staging_root(self.study.path)
+            with study_lock(self.study.path):  # never while another step makes its folder
+                _cleanup_staging_root(self.study.path)
         finally:
             self._release()
 
