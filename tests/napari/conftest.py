@@ -1,4 +1,5 @@
-"""Fixtures for the napari plugin tests: small Studies built once per session.
+"""Fixtures for the napari plugin tests: the tiny demo Study built by the real steps, and
+Studies derived from copies of it by real transactions.
 
 Viewer tests use napari's ``make_napari_viewer`` (pytest-qt) under Xvfb, which pytest-xvfb
 starts by itself when Debian's ``xvfb`` is installed; do not set QT_QPA_PLATFORM=offscreen
@@ -6,8 +7,6 @@ starts by itself when Debian's ``xvfb`` is installed; do not set QT_QPA_PLATFORM
 """
 
 from __future__ import annotations
-
-import warnings
 
 import pytest
 
@@ -23,41 +22,49 @@ def _protect_none():
     protect_none()
 
 
-@pytest.fixture(scope="session")
-def toy_study(tmp_path_factory):
-    """A tiny image Study: control, A, B, A+B and C crops with masks and concepts."""
-    from workbench.napari._sample import build_toy_study
+def _without(source, target, name: str):
+    """A copy of ``source`` from which one artefact was removed by a transaction."""
+    from workbench.testing import copy_study
 
-    path = tmp_path_factory.mktemp("napari") / "toy.study"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        build_toy_study(path)
-    return path
+    study = copy_study(source, target)
+    with study.step(f"remove-{name}", params={"artefact": name}) as tx:
+        tx.remove(name)
+    return target
 
 
 @pytest.fixture(scope="session")
-def demo_study(tmp_path_factory):
-    """The simulator's demo Study, size "tiny" (5 channels, planted pairs)."""
-    try:
-        from workbench.data.simulate import build_demo_study
-    except ImportError:
-        pytest.skip("workbench.data.simulate.build_demo_study is not available")
-    path = tmp_path_factory.mktemp("napari") / "demo.study"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        build_demo_study(path, size="tiny")
-    return path
+def study_without_images(tiny_study_path, tmp_path_factory):
+    """The tiny demo Study with its ``images`` artefact removed (profiles and the analyses
+    stay), for the "no crops to show" messages."""
+    return _without(tiny_study_path, tmp_path_factory.mktemp("napari") / "noimages.study",
+                    "images")
 
 
 @pytest.fixture(scope="session")
-def study_without_images(tmp_path_factory):
-    from workbench.napari._sample import build_toy_study
+def study_without_concepts(tiny_study_path, tmp_path_factory):
+    """The tiny demo Study before ``workbench concepts`` (its concepts artefact removed)."""
+    return _without(tiny_study_path, tmp_path_factory.mktemp("napari") / "noconcepts.study",
+                    "concepts")
 
-    path = tmp_path_factory.mktemp("napari") / "noimages.study"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        build_toy_study(path, images=False)
-    return path
+
+@pytest.fixture(scope="session")
+def tiny(tiny_study_path):
+    """What the tests compare the plugin with, read from the tiny demo Study directly."""
+    from workbench.data.study import Study
+
+    study = Study.open(tiny_study_path)
+    store = study.read("images")
+    obs = store.obs
+    pert = obs["perturbation"].astype(str)
+    singles = {p for p in pert[~obs["is_control"]] if "+" not in p}
+    doubles = sorted({p for p in pert if "+" in p and set(p.split("+")) <= singles})
+    pair = study.read("interactions")["pair"].astype(str).iloc[0]
+    a, b = pair.split("+")
+    other = sorted(singles - {a, b})[0]
+    return {"path": tiny_study_path, "study": study, "store": store, "obs": obs,
+            "singles": sorted(singles), "doubles": doubles, "pair": pair, "a": a, "b": b,
+            "other": other, "concepts": study.read("concepts"),
+            "profiles": study.read("profiles")}
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def _suggest(name: str, candidates) -> str:
 
 def gene_set(label: Any) -> frozenset[str]:
     """Genes targeted by a perturbation label: ``"A+B"`` -> {A, B}; ``"A"`` -> {A}."""
-    parts = [p.strip() for p in str(label).replace("|", "+").split("+")]
+    parts = [p.strip() for p in str(label).split("+")]
     return frozenset(p for p in parts if p)
 
 
@@ -64,13 +64,15 @@ def _targets(obs: pd.DataFrame) -> pd.Series:
     return pd.Series(sets, index=obs.index, dtype=object)
 
 
-def control_mask(obs: pd.DataFrame, control_label: str | None = None) -> np.ndarray:
-    """Boolean mask of control crops (``is_control``, else the control label)."""
-    if "is_control" in obs.columns:
-        return obs["is_control"].to_numpy(bool)
-    if control_label is not None and "perturbation" in obs.columns:
-        return (obs["perturbation"].astype(str) == control_label).to_numpy()
-    return np.zeros(len(obs), bool)
+def control_mask(obs: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of control crops: the screen table's ``is_control`` column."""
+    if "is_control" not in obs.columns:
+        raise ValidationError(
+            "the crops' table has no 'is_control' column, so controls cannot be shown.",
+            "import the images with a plate map that names the control "
+            "(`workbench import images FOLDER --out STUDY`).",
+        )
+    return obs["is_control"].to_numpy(bool)
 
 
 def perturbation_names(obs: pd.DataFrame) -> list[str]:
@@ -153,27 +155,34 @@ def concept_conditions(activations: np.ndarray, positions: np.ndarray, *, n: int
                        quantiles=(0.5, 0.9, 0.99, 1.0)) -> list[Condition]:
     """Exemplars of one concept at activation quantiles.
 
-    For each quantile q the block shows the ``n`` crops whose activation is closest to the
-    q-quantile of the concept's activations over all crops (q = 1 is the top ``n``). Seeing
+    For each quantile q the block shows the ``n`` active crops (nonzero activation) whose
+    activation is closest to the q-quantile of the concept's activations over the active
+    crops (q = 1 is the top ``n``), the way the concepts step builds its pages; sparse codes
+    are zero on most crops, so quantiles over all crops would show inactive ones. Seeing
     typical, strong and maximal exemplars side by side tells whether a concept grades a
     phenotype or fires on a few outliers (the practice of dictionary-learning
-    interpretability work, e.g. Bricken et al. 2023, "Towards monosemanticity").
+    interpretability work, e.g. Bricken et al. 2023, "Towards monosemanticity"). A concept
+    active nowhere (dead) shows crops of activation zero.
     """
     act = np.asarray(activations, dtype=float)
     positions = np.asarray(positions, dtype=int)
-    order = np.argsort(act, kind="stable")
+    active = np.flatnonzero(act != 0)
+    pool = active if active.size else np.arange(act.size)
+    a = act[pool]
+    order = np.argsort(a, kind="stable")
     out = []
     for q in quantiles:
         if q >= 1.0:
             pick = order[::-1][:n]
             title = "top"
         else:
-            target = np.quantile(act, q)
-            pick = np.argsort(np.abs(act - target), kind="stable")[:n]
+            target = np.quantile(a, q)
+            pick = np.argsort(np.abs(a - target), kind="stable")[:n]
             title = f"q{round(q * 100):g}"
-        out.append(Condition(title, positions[np.sort(pick)],
-                             f"activation {act[pick].min():.3g}..{act[pick].max():.3g}",
-                             extra={"activation": act[np.sort(pick)].tolist()}))
+        rows = pool[np.sort(pick)]
+        out.append(Condition(title, positions[rows],
+                             f"activation {act[rows].min():.3g}..{act[rows].max():.3g}",
+                             extra={"activation": act[rows].tolist()}))
     return out
 
 
@@ -247,8 +256,8 @@ def crop_layers(store, conditions: list[Condition], *, label: str, study_path: s
         "conditions": [{"title": c.title, "note": c.note, "n": int(len(c.positions))}
                        for c in conditions],
     }}
-    names = store.channel_names or [f"ch{i}" for i in range(n_ch)]
-    colors = list(store.channel_colors)[:n_ch] or ["gray"] * n_ch
+    names = list(store.channel_names)
+    colors = list(store.channel_colors)
     kwargs: dict[str, Any] = {
         "name": [f"{label}: {c}" for c in names],
         "channel_axis": 0,

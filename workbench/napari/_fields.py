@@ -142,19 +142,13 @@ def study_field_layers(source) -> list[tuple]:
     obs = store.obs
     meta = {"workbench": {"kind": "fields", "study": str(source.path),
                           "fields": obs.index.astype(str).tolist(),
-                          "perturbation": obs["perturbation"].astype(str).tolist()
-                          if "perturbation" in obs.columns else []}}
+                          "perturbation": obs["perturbation"].astype(str).tolist()}}
     layers = [(data, {"name": names, "channel_axis": 1, "colormap": channel_colors(names),
                       "blending": "additive", "metadata": meta,
                       "contrast_limits": _contrast(store.get([0]))}, "image")]
     group = store.group
-    kinds = list(group.attrs.get("label_kinds") or [])
-    if kinds and "labels" in group:
-        for k in sorted(kinds, key=_kind_order):
-            layers.append((da.from_zarr(group["labels"][k]),
-                           {"name": f"{k} mask", "opacity": 0.35,
-                            "visible": k != "cytoplasm", "metadata": meta}, "labels"))
-    elif store.has_masks:
-        layers.append((da.from_zarr(group["masks"]).astype(np.int32),
-                       {"name": "masks", "opacity": 0.35, "metadata": meta}, "labels"))
+    for k in sorted(group.attrs.get("label_kinds") or [], key=_kind_order):
+        layers.append((da.from_zarr(group["labels"][k]),
+                       {"name": f"{k} mask", "opacity": 0.35,
+                        "visible": k != "cytoplasm", "metadata": meta}, "labels"))
     return layers

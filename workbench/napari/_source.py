@@ -2,8 +2,11 @@
 
 :class:`StudySource` opens a Study once, keeps its image store and crop table, lists the
 perturbations, pairs and concepts it can show, and builds napari layer data for one of
-them (see :mod:`workbench.napari._crops` for the layout). It imports no Qt, so the reader,
-the dock widget and the command line share it, and tests can check the layers without a
+them (see :mod:`workbench.napari._crops` for the layout). Everything is read through the
+Study's declared artefacts: crops from ``images``, concepts and their exemplars from
+``concepts``, the per-crop codes from ``profiles.obsm[profiles_key]`` as the concepts step
+names them, pairs in the order of ``interactions``. It imports no Qt, so the reader, the
+dock widget and the command line share it, and tests can check the layers without a
 viewer.
 """
 
@@ -89,115 +92,98 @@ class StudySource:
         return first + list(key.values())
 
     def _ranked_pairs(self) -> list[str]:
+        """Pairs in the order of the ``interactions`` table (its ``pair`` column)."""
         if not self.study.has("interactions"):
             return []
-        try:
-            df = self.study.read("interactions")
-        except Exception:  # a table we cannot rank by is not worth failing the browser
-            return []
-        for col in ("pair", "genes", "perturbation"):
-            if col in df.columns:
-                return df[col].astype(str).tolist()
-        if {"gene_a", "gene_b"} <= set(df.columns):
-            return (df["gene_a"].astype(str) + "+" + df["gene_b"].astype(str)).tolist()
-        return []
+        pairs = self.study.read("interactions")["pair"].astype(str)
+        return pairs.drop_duplicates().tolist()
 
     # ------------------------------------------------------------------ concepts
-    def concept_names(self) -> list[str]:
-        """Concept labels: the ``concepts`` artefact's names, else ``0..K-1`` from the
-        per-crop activations in ``profiles``."""
-        acts = self._activation_key()
-        if self.study.has("concepts"):
-            try:
-                names = self.study.read_obs("concepts").index.astype(str).tolist()
-                if names:
-                    return names
-            except Exception:
-                pass
-        if acts is None:
-            return []
-        return [str(i) for i in range(self._profiles_obsm_shape(acts)[1])]
-
-    def _activation_key(self) -> str | None:
-        """The ``profiles.obsm`` key of the per-crop concept codes: the one the concepts step
-        names in ``uns["workbench"]["profiles_key"]``, else the first ``concepts_*``."""
-        if not self.study.has("profiles"):
-            return None
-        import zarr
-
-        group = zarr.open_group(self.study.artefact_path("profiles"), mode="r")
-        keys = sorted(group["obsm"].keys()) if "obsm" in group else []
-        named = self._concepts_uns.get("profiles_key")
-        if named in keys:
-            return named
-        keys = [k for k in keys if k.startswith("concepts")]
-        return keys[0] if keys else None
-
-    def _profiles_obsm_shape(self, key: str) -> tuple[int, ...]:
-        import zarr
-
-        node = zarr.open_group(self.study.artefact_path("profiles"), mode="r")["obsm"][key]
-        shape = node.shape if isinstance(node, zarr.Array) else node.attrs.get("shape")
-        return tuple(int(x) for x in shape)
+    @property
+    def has_concepts(self) -> bool:
+        return self.study.has("concepts")
 
     @cached_property
-    def _concepts_uns(self) -> dict:
-        if not self.study.has("concepts"):
-            return {}
-        try:
-            import zarr
-            from anndata.io import read_elem
+    def concepts(self):
+        """The ``concepts`` AnnData (one row per concept), as the concepts step wrote it."""
+        self.study.require("concepts", why="the concept view shows its exemplars")
+        return self.study.read("concepts")
 
-            group = zarr.open_group(self.study.artefact_path("concepts"), mode="r")
-            uns = read_elem(group["uns"]["workbench"]) if "uns" in group \
-                and "workbench" in group["uns"] else {}
-        except Exception:  # an unreadable annotation should not block the crops
-            return {}
-        return uns if isinstance(uns, dict) else {}
+    @cached_property
+    def profiles(self):
+        """The ``profiles`` AnnData, which holds the per-crop concept codes."""
+        self.study.require("profiles", why="it holds the concept codes of every crop")
+        return self.study.read("profiles")
 
-    def concept_activations(self, concept: str | int) -> tuple[np.ndarray, np.ndarray, str]:
-        """Activations of one concept over the crops, their image-store rows, and its name."""
-        key = self._activation_key()
-        names = self.concept_names()
-        if key is None:
-            raise MissingArtefactError(
-                f"Study {self.path.name} has no concept activations per crop "
-                "(profiles.obsm['concepts_*']).",
-                "run `workbench concepts STUDY` first.",
-            )
+    def concept_names(self) -> list[str]:
+        """Concept labels (the ``concepts`` artefact's row names); empty before
+        ``workbench concepts`` has run."""
+        if not self.has_concepts:
+            return []
+        return self.concepts.obs_names.astype(str).tolist()
+
+    def activation_key(self) -> str:
+        """The ``profiles.obsm`` key of the per-crop codes, as the concepts step names it
+        (``concepts.uns["workbench"]["profiles_key"]``)."""
+        from workbench.data.artefacts import uns_entry
+
+        return str(uns_entry("concepts", self.concepts, ("profiles_key",)))
+
+    def _concept_index(self, concept: str | int) -> int:
+        names = self.concepts.obs_names.astype(str).tolist()  # a clear error without them
         concept = str(concept)
         if concept in names:
-            k = names.index(concept)
-        elif concept.isdigit() and int(concept) < len(names):
-            k = int(concept)
-        else:
-            raise UnknownGeneError(
-                f"concept {concept!r} is not in Study {self.path.name}"
-                f"{_crops._suggest(concept, names)}; it has {len(names)} concepts.",
-                "pick a concept listed in the browser (or by `workbench info STUDY`).",
+            return names.index(concept)
+        if concept.isdigit() and int(concept) < len(names):
+            return int(concept)
+        raise UnknownGeneError(
+            f"concept {concept!r} is not in Study {self.path.name}"
+            f"{_crops._suggest(concept, names)}; it has {len(names)} concepts.",
+            "pick a concept listed in the browser (or by `workbench info STUDY`).",
+        )
+
+    def _profile_rows_to_positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image-store rows of ``profiles`` rows, and which of ``rows`` have a crop."""
+        ids = self.profiles.obs_names.astype(str)[np.asarray(rows, dtype=int)]
+        pos = pd.Index(self.obs.index.astype(str)).get_indexer(ids)
+        return pos[pos >= 0], pos >= 0
+
+    def concept_activations(self, concept: str | int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Activations of one concept over the crops, their image-store rows, and its name.
+
+        The codes are ``profiles.obsm[profiles_key]`` (dense, or CSR for large screens),
+        one row per profile; profiles without a crop in the image store are left out.
+        """
+        k = self._concept_index(concept)
+        key = self.activation_key()
+        if key not in self.profiles.obsm:
+            raise MissingArtefactError(
+                f"Study {self.path.name}: the concepts artefact names profiles.obsm[{key!r}] "
+                "for its codes, but profiles has no such matrix (profiles were rewritten "
+                "after the concepts step).",
+                "run `workbench concepts STUDY` again.",
             )
-        import zarr
-        from anndata.io import read_elem
-
-        group = zarr.open_group(self.study.artefact_path("profiles"), mode="r")
-        codes = group["obsm"][key]
-        if isinstance(codes, zarr.Array):
+        codes = self.profiles.obsm[key]
+        if hasattr(codes, "tocsc"):  # CSR codes
+            acts = np.asarray(codes.tocsc()[:, [k]].toarray(), dtype=float).ravel()
+        else:
             acts = np.asarray(codes[:, k], dtype=float)
-        else:  # sparse codes (CSR) for large screens
-            acts = np.asarray(read_elem(codes)[:, [k]].toarray(), dtype=float).ravel()
-        crop_ids = read_elem(group["obs"]).index.astype(str)
-        pos = pd.Index(self.obs.index.astype(str)).get_indexer(crop_ids)
-        keep = pos >= 0
-        return acts[keep], pos[keep], names[k]
+        pos, keep = self._profile_rows_to_positions(np.arange(len(acts)))
+        return acts[keep], pos, self.concept_names()[k]
 
-    def concept_exemplars(self, name: str) -> np.ndarray:
-        """Image-store rows of the exemplars the concepts step chose for concept ``name``
-        (``concepts.uns["workbench"]["exemplars"]``), in its order; empty when none."""
-        ex = self._concepts_uns.get("exemplars") or {}
-        ids = [str(i) for i in np.atleast_1d(ex.get(name, []))]
-        pos = pd.Index(self.obs.index.astype(str)).get_indexer(ids) if ids else np.array([])
-        return np.asarray(pos, dtype=int)[np.asarray(pos) >= 0] if len(ids) else \
-            np.zeros(0, int)
+    def concept_exemplars(self, concept: str | int) -> np.ndarray:
+        """Image-store rows of the exemplars the concepts step chose for a concept (row of
+        ``concepts.obsm["exemplar_top_index"]``: profile rows, largest activation first,
+        -1 for none), in its order."""
+        k = self._concept_index(concept)
+        if "exemplar_top_index" not in self.concepts.obsm:
+            raise MissingArtefactError(
+                f"Study {self.path.name}: the concepts artefact has no "
+                "obsm['exemplar_top_index'] (the exemplars of each concept).",
+                "run `workbench concepts STUDY` again with this version of the workbench.",
+            )
+        rows = np.asarray(self.concepts.obsm["exemplar_top_index"][k], dtype=int)
+        return self._profile_rows_to_positions(rows[rows >= 0])[0]
 
     # ------------------------------------------------------------------ layers
     def conditions(self, kind: str, value: str, n: int = N_CROPS, seed: int = 0):
@@ -210,9 +196,9 @@ class StudySource:
             acts, pos, name = self.concept_activations(value)
             k = max(1, min(n, 8))
             conds = _crops.concept_conditions(acts, pos, n=k)
-            stored = self.concept_exemplars(name)[:k]
-            if stored.size:  # the top block shows what the dashboards show
-                conds[-1] = _crops.Condition("top", stored, "exemplars of the concepts step")
+            # the top block shows the exemplars the dashboards show: the step's own
+            conds[-1] = _crops.Condition("top", self.concept_exemplars(name)[:k],
+                                         "exemplars of the concepts step")
             return conds
         raise ValueError(f"unknown selection kind {kind!r}")
 
@@ -221,7 +207,7 @@ class StudySource:
         conds = self.conditions(kind, value, n=n, seed=seed)
         label = f"{kind} {value}"
         if kind == "concept":
-            label = f"concept {self.concept_activations(value)[2]}"
+            label = f"concept {self.concept_names()[self._concept_index(value)]}"
         return _crops.crop_layers(self.store, conds, label=label, study_path=str(self.path),
                                   contrast=self.contrast)
 
