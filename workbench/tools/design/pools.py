@@ -5,8 +5,8 @@
   knocked-out gene's pathway (``"none"`` for the planted no-effect genes).
 * :func:`lincs_moa_pool`: the LINCS Cell Painting plate's treated wells, features from
   their profiles, label the compound's mechanism of action.
-* :func:`demo_hit_table`: demo-world genes (many wells' worth of candidates per gene
-  program), score = phenotype strength (norm of the knock-out's latent shift).
+* :func:`demo_hit_table`: a demo-world perturbation library, score = phenotype strength
+  (shift of nucleus size).
 * :func:`norman_hit_table`: Norman et al. 2019 CRISPRa genes, features = each gene's row of
   the genetic-interaction map, score = the single-perturbation growth phenotype.
 """
@@ -62,26 +62,27 @@ def obs_names(adata) -> np.ndarray:
 
 
 def demo_hit_table(seed: int = 0, n_candidates: int = 1500, noise: float = 0.7,
-                   hit_fraction: float = 0.05):
-    """(features, score, hits, names): a demo-world pool for hit finding.
+                   hit_fraction: float = 0.05, phenotype: str = "nucleus_size"):
+    """(features, score, hits, names): a demo-world library of perturbations for hit finding.
 
-    Candidates are perturbations that move the demo world's latent properties along a mix
-    of the gene programs (``n_candidates`` random combinations of the world's programs,
-    like a library of perturbations acting on those pathways); features are a noisy
-    readout of their direction, the score is the phenotype strength (norm of the latent
-    shift), and the hits are the top ``hit_fraction``.
+    Each candidate acts on a few of the demo world's genes with random strengths (like a
+    library of compounds or guides hitting those genes); its latent shift is the mix of the
+    genes' knock-out effects. Features are a noisy record of which genes it acts on (what a
+    prior assay or annotation would give); the score is the phenotype strength, the shift
+    of ``phenotype`` (default nucleus size) in control-sd units; the hits are the top
+    ``hit_fraction``.
     """
-    from workbench.data.simulate import make_world
+    from workbench.data.simulate import PROPERTIES, make_world
 
     world = make_world(seed, "realistic")
     gt = world.ground_truth()
     effects = np.array([gt["effects"][g] for g in world.genes])
     rng = np.random.default_rng([seed, 37])
-    w = rng.standard_normal((n_candidates, len(effects))) * (rng.random((n_candidates, len(effects))) < 0.15)
+    n_genes = len(effects)
+    w = rng.gamma(2.0, 0.5, (n_candidates, n_genes)) * (rng.random((n_candidates, n_genes)) < 0.15)
     shift = w @ effects
-    score = np.linalg.norm(shift, axis=1)
-    X = shift / (1 + score[:, None]) + noise * rng.standard_normal(shift.shape) / np.sqrt(shift.shape[1])
-    X = np.hstack([X, w + noise * rng.standard_normal(w.shape)])
+    score = shift[:, list(PROPERTIES).index(phenotype)]
+    X = w + noise * rng.standard_normal(w.shape)
     hits = score >= np.quantile(score, 1 - hit_fraction)
     return X, score, hits, np.array([f"P{i:04d}" for i in range(n_candidates)])
 
