@@ -93,6 +93,19 @@ def test_exact_grn_step_on_demo_world_is_sparse_and_records_its_settings(demo_st
     assert samples.shape == (400, len(genes), len(genes)) and samples.sum(-1).max() <= 4
     assert np.abs(samples.mean(0) - p).max() < 0.1
     assert info["metrics"]["exact"]["bayes_shd"] < info["metrics"]["baseline"]["bayes_shd"]
+    # every sample carries its fitted weights: non-zero exactly on its edges, and the
+    # confident edges have the planted sign (activating / repressing)
+    weights = np.asarray(study.read("grn_sample_weights"))
+    assert weights.shape == samples.shape
+    assert ((weights != 0) == (samples > 0)).all()
+    true_w = np.asarray(study.read("velocity").varp["true_weights"])
+    w_mean = grn.varp["edge_weight"]
+    share = grn.varp["edge_positive_share"]
+    sure = (p >= 0.5) & ~np.eye(len(genes), dtype=bool) & (true_w != 0)
+    assert sure.sum() >= 4
+    assert (np.sign(w_mean[sure]) == np.sign(true_w[sure])).all()
+    assert ((share[sure] > 0.5) == (true_w[sure] > 0)).all()
+    assert (np.diag(w_mean)[np.diag(hi)] < 0).all()  # decay: each gene represses itself
 
 
 def test_unknown_gene_is_a_clear_error(demo_study):

@@ -133,7 +133,13 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
     ArtefactSpec(
         "grn", "anndata", "`workbench grn`",
         "cells x genes used by the GRN step, with the posterior's edge probabilities",
-        varp=(Key("edge_probability", "number", ndim=2, rows="vars", cols="vars"),),
+        varp=(Key("edge_probability", "number", ndim=2, rows="vars", cols="vars"),
+              Key("edge_weight", "number", False, ndim=2, rows="vars", cols="vars",
+                  doc="mean fitted weight of j -> i over the samples that hold the edge "
+                      "(0 where none does); > 0 activates, < 0 represses"),
+              Key("edge_positive_share", "number", False, ndim=2, rows="vars", cols="vars",
+                  doc="share of the samples holding j -> i in which its weight is > 0 "
+                      "(NaN where no sample holds it)")),
         uns=(Key("cycles", "frame", True, columns=("genes", "length", "frequency"),
                  doc="one row per cycle: genes in regulation order joined by ',', its "
                      "length, and the share of posterior samples that hold it"),
@@ -144,6 +150,10 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
     ArtefactSpec("grn_samples", "array", "`workbench grn`",
                  "posterior graph samples, samples x genes x genes",
                  array_ndim=3, attrs=(Key("genes", "list"),)),
+    ArtefactSpec("grn_sample_weights", "array", "`workbench grn`",
+                 "fitted weight of every edge of every posterior sample (0 off the graph), "
+                 "samples x genes x genes, aligned with grn_samples",
+                 array_ndim=3, attrs=(Key("genes", "list"), Key("units", "str"))),
     ArtefactSpec("ground_truth", "json", "`workbench demo`", "the simulator's planted truth",
                  json_keys=(Key("genes", "list"),)),
 )}
@@ -311,7 +321,7 @@ def check_array(name: str, arr: np.ndarray, attrs: dict, *, writer: str | None =
         elif not _dtype_ok(attrs[key.name], key.dtype):
             raise _fail(name, f"attrs[{key.name!r}]", _describe(attrs[key.name]),
                         f"a {key.dtype}", writer)
-    if name == "grn_samples" and "genes" in attrs and arr.ndim == 3:
+    if name in ("grn_samples", "grn_sample_weights") and "genes" in attrs and arr.ndim == 3:
         d = len(attrs["genes"])
         if arr.shape[1:] != (d, d):
             raise _fail(name, "the array", _describe(arr),

@@ -136,8 +136,12 @@ def fit_posteriors(x, v, *, n_steps: int, n_envs: int, n_samples: int, n_boot: i
     model.fit(x, v)
     samples = model.sample(n_samples, seed=seed + 1)
     baseline = BootstrapLassoPosterior(n_boot=n_boot, seed=seed).fit(x, v, groups=groups)
+    from workbench.models.gflownet.exact_posterior import (parent_set_coefficients,
+                                                           sufficient_statistics)
+
+    weights = parent_set_coefficients(sufficient_statistics(x, v), samples, model.ridge)
     return {"model": model, "samples": samples, "edge_probability": samples.mean(0),
-            "baseline": baseline}
+            "baseline": baseline, "weights": weights}
 
 
 def evaluate(result: dict, truth: np.ndarray, groups=None, name: str = "dyngfn") -> dict:
@@ -201,7 +205,7 @@ def fit_exact(x, v, *, max_parents: int, n_samples: int, n_boot: int, groups=Non
               "prior_sd": eb["prior_sd"], "ridge": eb["ridge"], "log_evidence": eb["evidence"],
               "n_parent_sets": model.n_sets}
     return {"model": model, "samples": samples, "edge_probability": model.edge_probability_,
-            "baseline": baseline, "chosen": chosen}
+            "baseline": baseline, "chosen": chosen, "weights": model.coefficients(samples)}
 
 
 def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "quick",
@@ -296,13 +300,23 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
                          description=f"posterior over regulatory graphs ({settings['method']})")
         tx.write_array("grn_samples", result["samples"],
                        attrs={"genes": genes_sel, "orientation": info["orientation"]})
+        tx.write_array("grn_sample_weights", result["weights"],
+                       attrs={"genes": genes_sel, "orientation": info["orientation"],
+                              "units": WEIGHT_UNITS})
         tx.note(**_flat_metrics(info))
     return info
+
+
+#: What the stored per-sample weights mean.
+WEIGHT_UNITS = ("change in the velocity of gene i, in sds of x_i per unit time, per sd of "
+                "x_j (both genes standardised as the GRN step fits them); sign > 0 activates")
 
 
 def _grn_anndata(adata, data, x, v, sd, result, info):
     import anndata as ad
     import pandas as pd
+
+    from workbench.models.gflownet.exact_posterior import edge_sign_summary
 
     genes = data["genes"]
     obs = adata.obs.copy()
@@ -313,6 +327,9 @@ def _grn_anndata(adata, data, x, v, sd, result, info):
     out.layers["velocity"] = np.asarray(data["v"], np.float32)
     out.varp["edge_probability"] = result["edge_probability"].astype(np.float32)
     out.varp["baseline_edge_probability"] = result["baseline"].edge_probability_.astype(np.float32)
+    mean_w, positive = edge_sign_summary(result["samples"], result["weights"])
+    out.varp["edge_weight"] = mean_w.astype(np.float32)
+    out.varp["edge_positive_share"] = positive.astype(np.float32)
     out.uns["workbench"] = _jsonable(info)
     return out
 

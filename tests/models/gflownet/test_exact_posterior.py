@@ -126,3 +126,27 @@ def test_bad_input_is_refused():
         ep.ExactParentPosterior().fit(np.zeros((5, 3)), np.zeros((5, 2)))
     with pytest.raises(WorkbenchError, match="edge_prior"):
         ep.ExactParentPosterior(edge_prior=1.5).fit(np.zeros((5, 3)), np.zeros((5, 3)))
+
+
+def test_sample_coefficients_recover_signed_weights_of_the_true_graph():
+    x, v, truth = _linear_system(seed=4, n=600, noise=0.2)
+    w_true = np.linalg.lstsq(x - x.mean(0), v - v.mean(0), rcond=None)[0].T * truth
+    model = ep.ExactParentPosterior(4, temperature=0.05, edge_prior=0.2, ridge=1e-3).fit(x, v)
+    samples = model.sample(200, seed=1)
+    w = model.coefficients(samples)
+    assert ((w != 0) == (samples > 0)).all()
+    # on the true graph the weights are its regression weights (rows are children)
+    on_truth = model.coefficients(truth[None].astype(np.uint8))[0]
+    np.testing.assert_allclose(on_truth, w_true, atol=0.02)
+    mean_w, positive = ep.edge_sign_summary(samples, w)
+    sure = model.edge_probability_ > 0.9
+    assert sure.sum() >= truth.sum() - 1
+    assert (np.sign(mean_w[sure]) == np.sign(w_true[sure])).all()
+    assert ((positive[sure] > 0.5) == (w_true[sure] > 0)).all()
+    assert np.isnan(positive[(samples.sum(0) == 0)]).all()
+    # a graph with a wrong extra parent gets its own refit, not the true graph's weights
+    extra = truth.copy()
+    j = int(np.flatnonzero(~truth[0])[0])
+    extra[0, j] = True
+    w_extra = model.coefficients(extra[None].astype(np.uint8))[0]
+    assert w_extra[0, j] != 0 and abs(w_extra[0, j]) < 0.1

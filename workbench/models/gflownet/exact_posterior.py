@@ -139,6 +139,7 @@ class ExactParentPosterior:
     def fit_statistics(self, stats: dict) -> ExactParentPosterior:
         d = stats["gram"].shape[0]
         self.n_genes_ = d
+        self.stats_ = stats
         self.sets_ = parent_sets(d, self.max_parents)
         scores, errors = score_parent_sets(stats, self.sets_, temperature=self.temperature,
                                            ridge=self.ridge, occam=self.occam)
@@ -154,6 +155,10 @@ class ExactParentPosterior:
         self.edge_probability_ = post @ self.membership_          # (d, d)
         self._index = None
         return self
+
+    def coefficients(self, graphs) -> np.ndarray:
+        """Fitted weights ``(n, d, d)`` of each graph's parent sets (:func:`parent_set_coefficients`)."""
+        return parent_set_coefficients(self.stats_, graphs, self.ridge)
 
     def _membership(self) -> np.ndarray:
         d = self.n_genes_
@@ -211,6 +216,46 @@ class ExactParentPosterior:
                            for k in np.flatnonzero(keep)])
             out[i] = float(np.sum(p[keep] * (self.log_posterior_[i, keep] - lq)))
         return out
+
+
+def parent_set_coefficients(stats: dict, graphs, ridge: float) -> np.ndarray:
+    """Fitted weights of every graph's parent sets: ``(n, d, d)`` float32, zero off the graph.
+
+    Row ``i`` of graph ``G`` gets the posterior mean of the Bayesian linear regression of
+    ``v_i`` on its parents, ``w_S = (C_SS + r I)^{-1} c_iS`` (the ridge solution on the
+    centred per-sample statistics), so each sample carries edge signs and strengths in the
+    units of the data it was fitted on. Each distinct (gene, parent set) is solved once.
+    """
+    g = np.asarray(graphs) > 0
+    n, d, _ = g.shape
+    gram, cross = stats["gram"], stats["cross"]
+    out = np.zeros((n, d, d), np.float32)
+    for i in range(d):
+        rows, inverse = np.unique(g[:, i], axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        for k, row in enumerate(rows):
+            idx = np.flatnonzero(row)
+            if not len(idx):
+                continue
+            a = gram[np.ix_(idx, idx)] + ridge * np.eye(len(idx))
+            w = np.linalg.solve(a, cross[i, idx])
+            sel = np.flatnonzero(inverse == k)
+            out[np.ix_(sel, [i], idx)] = w.astype(np.float32)[None, None, :]
+    return out
+
+
+def edge_sign_summary(samples, weights) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean weight given the edge, share of those samples where it activates)``, each ``(d, d)``.
+
+    Entries no sample holds get weight 0 and share ``NaN``.
+    """
+    s = np.asarray(samples) > 0
+    w = np.asarray(weights, np.float64)
+    count = s.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_w = np.where(count > 0, (w * s).sum(0) / np.maximum(count, 1), 0.0)
+        positive = np.where(count > 0, ((w > 0) & s).sum(0) / count, np.nan)
+    return mean_w, positive
 
 
 # ---------------------------------------------------------------- settings from the data
