@@ -123,3 +123,27 @@ def test_bootstrap_refuses_unknown_solver():
 
     with pytest.raises(WorkbenchError, match="solver"):
         BootstrapLassoPosterior(n_boot=2, solver="fast").fit(np.ones((5, 2)), np.ones((5, 2)))
+
+
+@pytest.mark.parametrize("method", ["corr", "ols", "ridge", "trees"])
+def test_edge_score_baselines_rank_true_regulators_in_the_right_orientation(method):
+    from workbench.models.grn_params import edge_scores
+
+    rng = np.random.default_rng(1)
+    n, d = 300, 5
+    x = rng.normal(size=(n, d))
+    w = np.zeros((d, d))
+    w[1, 0], w[3, 2], w[4, 1] = 1.0, -1.0, 0.8   # row = child: j -> i where w[i, j] != 0
+    v = x @ w.T + 0.2 * rng.normal(size=(n, d))
+    s = edge_scores(x, v, method, seed=0)
+    assert s.shape == (d, d)
+    true = w != 0
+    assert s[true].min() > s[~true].max()       # transposed scores would fail this
+
+
+def test_edge_scores_refuse_unknown_method():
+    from workbench.errors import WorkbenchError
+    from workbench.models.grn_params import edge_scores
+
+    with pytest.raises(WorkbenchError, match="baseline"):
+        edge_scores(np.ones((4, 2)), np.ones((4, 2)), "lasso")

@@ -363,3 +363,45 @@ def _lasso_bic_gram(x, v, w) -> np.ndarray:
         crit = n * np.log(2 * np.pi * noise[i]) + rss / noise[i] + np.log(n) * dof
         out[i] = path[:, int(np.argmin(crit))]
     return out
+
+
+# ------------------------------------------------------------- point-score baselines
+def edge_scores(x, v, method: str, *, seed: int = 0, n_trees: int = 200) -> np.ndarray:
+    """Edge scores ``(d, d)`` of a simple baseline (row ``i``: regulators of gene ``i``).
+
+    ``"corr"``: ``|corr(v_i, x_j)|``; ``"ols"``: ``|w|`` of the least-squares fit of ``v_i``
+    on every ``x`` (standardised ``x``, so weights are comparable); ``"ridge"``: the same
+    with a ridge penalty per gene chosen by leave-one-out (``RidgeCV``); ``"trees"``: a
+    GENIE3-style ensemble (Huynh-Thu et al. 2010, *PLoS ONE* 5:e12776), extremely
+    randomised trees with ``sqrt(d)`` candidate features per split regressing each
+    standardised ``v_i`` on ``x``, scored by impurity importance. These are rankings, not
+    probabilities.
+    """
+    from workbench.errors import ValidationError
+
+    x = np.asarray(x, np.float64)
+    v = np.asarray(v, np.float64)
+    xs = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    vc = v - v.mean(0)
+    if method == "corr":
+        vs = vc / np.where(vc.std(0) > 0, vc.std(0), 1.0)
+        return np.abs(vs.T @ xs / len(x))
+    if method == "ols":
+        coef, *_ = np.linalg.lstsq(xs, vc, rcond=None)
+        return np.abs(coef.T)
+    if method == "ridge":
+        from sklearn.linear_model import RidgeCV
+
+        fit = RidgeCV(alphas=np.logspace(-3, 4, 15), alpha_per_target=True).fit(xs, vc)
+        return np.abs(fit.coef_)
+    if method == "trees":
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        out = np.zeros((v.shape[1], x.shape[1]))
+        for i in range(v.shape[1]):
+            target = vc[:, i] / (vc[:, i].std() or 1.0)
+            et = ExtraTreesRegressor(n_estimators=n_trees, max_features="sqrt",
+                                     random_state=seed + i, n_jobs=1).fit(xs, target)
+            out[i] = et.feature_importances_
+        return out
+    raise ValidationError(f"unknown baseline {method!r}.", "use 'corr', 'ols', 'ridge' or 'trees'.")
