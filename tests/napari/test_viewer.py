@@ -305,3 +305,14 @@ def test_view_study_docks_the_browser(make_napari_viewer, tiny, tmp_path):
     assert browser.layers[0].name == f"pair {tiny['pair']}: {tiny['store'].channel_names[0]}"
     assert browser.follow_box.isChecked() and browser._timer.isActive()
     browser.set_follow(False)
+
+
+def test_view_study_without_a_choice_shows_the_overview(make_napari_viewer, tiny):
+    from workbench.napari import view_study
+
+    viewer = make_napari_viewer()
+    _, browser = view_study(tiny["path"], viewer=viewer)
+    info = browser.layers[0].metadata["workbench"]
+    titles = [c["title"] for c in info["conditions"]]
+    assert titles == ["control", *tiny["singles"][:len(titles) - 1]]
+    assert browser.layers[0].name == f"{tiny['study'].title}: {tiny['store'].channel_names[0]}"

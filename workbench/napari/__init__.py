@@ -4,7 +4,8 @@ The plugin is declared in ``workbench/napari.yaml`` (npe2) and contributes
 
 * a reader for ``NAME.study`` folders and for folders of TIFF fields with CellProfiler
   masks (:mod:`workbench.napari._reader`);
-* sample data: a small demo Study built on the fly (:mod:`workbench.napari._sample`);
+* sample data: the tiny demo Study, built on the fly by the real steps
+  (:mod:`workbench.napari._sample`);
 * the Study browser dock widget (:class:`workbench.napari._widget.StudyBrowser`), which,
   opened from a dashboard session, follows that session's selection and sends its own
   choices back (:mod:`workbench.napari._follow`).
@@ -51,13 +52,9 @@ def view_study(study, *, perturbation: str | None = None, concept: str | None = 
         if chosen:
             browser.load(*chosen[0])
         else:
-            from workbench.napari._source import StudySource
-
-            src = browser.source if isinstance(browser.source, StudySource) else None
-            if src is not None:
-                for arr, kw, kind in src.overview_layers():
-                    added = getattr(viewer, f"add_{kind}")(arr, **kw)
-                    browser.layers.extend(added if isinstance(added, list) else [added])
+            for arr, kw, kind in browser.source.overview_layers():
+                added = getattr(viewer, f"add_{kind}")(arr, **kw)
+                browser.layers.extend(added if isinstance(added, list) else [added])
         if channel is not None:
             browser.set_follow(True)
     return viewer, browser
