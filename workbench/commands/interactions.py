@@ -33,6 +33,10 @@ def add_arguments(parser) -> None:
                              "status")
     parser.add_argument("--strict-small", action="store_true",
                         help="fail instead when a pair has too few cells for morphology")
+    parser.add_argument("--cross-batch", default="status", choices=["status", "pool", "error"],
+                        help="a double whose singles ran only in other batches: report it "
+                             "untested (default), test it against those singles (batch "
+                             "effects enter), or stop")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
 
@@ -47,7 +51,8 @@ def run(args) -> int:
         unit=None if args.unit.lower() == "none" else args.unit,
         kernel=args.kernel, n_permutations=args.permutations, n_bootstrap=args.bootstrap,
         min_samples=args.min_samples, on_small="error" if args.strict_small else "skip",
-        seed=args.seed, device=args.device, separability=args.separability)
+        seed=args.seed, device=args.device, separability=args.separability,
+        cross_batch=args.cross_batch)
     tested = table[table.q.notna()]
     print(f"tested {tested.pair.nunique()} of {table.pair.nunique()} pairs; q < 0.05:")
     for test, g in tested.groupby("test"):

@@ -123,10 +123,15 @@ def _units(obs: pd.DataFrame, unit: str | None) -> np.ndarray:
 
 
 def gather_pair(X, obs, pair: str, a: str, b: str, min_samples: int,
-                labels: tuple[str, ...] | None = None) -> dict:
+                labels: tuple[str, ...] | None = None, cross_batch: str = "status") -> dict:
     """Row indices of ctrl/A/B/A+B for one pair, from the batches the double was run in.
 
-    ``labels``: every label of the double (both orders when they were merged).
+    ``labels``: every label of the double (both orders when they were merged). A single
+    run only in batches the double was not run in cannot be compared within batch:
+    ``cross_batch="status"`` marks the pair (``out["cross_batch"]`` names the single and
+    its batches; the caller gives it a status, no p-value), ``"pool"`` takes that single's
+    samples from the other batches (batch effects then enter the contrast) and
+    ``"error"`` raises.
     """
     pert = obs["perturbation"].astype(str).to_numpy()
     genes = obs["genes"].astype(str).to_numpy() if "genes" in obs.columns else pert
@@ -136,7 +141,8 @@ def gather_pair(X, obs, pair: str, a: str, b: str, min_samples: int,
     rows_ab = np.flatnonzero(np.isin(genes, list(labels)) & ~ctrl)
     batches = set(batch[rows_ab])
     in_b = np.isin(batch, list(batches))
-    out = {"ab": rows_ab, "batches": sorted(batches)}
+    out = {"ab": rows_ab, "batches": sorted(batches), "cross_batch": ""}
+    cross = []
     for key, g in (("a", a), ("b", b)):
         single = ((pert == g) | (genes == g)) & ~ctrl
         if not single.any():
@@ -146,8 +152,22 @@ def gather_pair(X, obs, pair: str, a: str, b: str, min_samples: int,
                 f"add the {g} single perturbation to the screen (same batches as {pair}), or "
                 "drop this double.")
         same = np.flatnonzero(single & in_b)
-        out[key] = same if len(same) >= min_samples else np.flatnonzero(single)
-        out[f"{key}_cross_batch"] = len(same) < min_samples
+        out[f"{key}_cross_batch"] = len(same) == 0
+        if len(same):
+            out[key] = same
+            continue
+        cross.append(f"{g} only in batch(es) {', '.join(sorted(set(batch[single])))}")
+        out[key] = np.flatnonzero(single)
+    if cross:
+        out["cross_batch"] = (f"singles {'; '.join(cross)}, not in the double's batch(es) "
+                              f"{', '.join(sorted(batches))}")
+        if cross_batch == "error":
+            raise ValidationError(
+                f"pair {pair}: {out['cross_batch']}, so the double cannot be compared with "
+                "its singles within a batch.",
+                "run the singles in the double's batch, or pass cross_batch='status' (the "
+                "pair is reported untested) or 'pool' (singles from other batches; batch "
+                "effects then enter the test).")
     out["ctrl"] = np.flatnonzero(ctrl & in_b)
     if len(out["ctrl"]) == 0:
         raise ValidationError(
@@ -216,8 +236,8 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
                n_permutations: int = 1000, n_bootstrap: int = 100, min_samples: int = 5,
                max_per_group: int = 200, on_small: str = "skip", seed: int = 0,
                device: str = "auto", pairs: list[tuple[str, str, str]] | None = None,
-               separability: str = "classifier", report: list | None = None
-               ) -> tuple[pd.DataFrame, dict]:
+               separability: str = "classifier", report: list | None = None,
+               cross_batch: str = "status") -> tuple[pd.DataFrame, dict]:
     """Run the tests on every double of ``obs``; return the long table and pair details.
 
     ``unit`` names the replicate unit (``"well"``: plate and well; any obs column; None:
@@ -229,8 +249,12 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
     double against its singles. A pair whose conditions hold fewer than ``min_samples``
     cells gets a status for the morphology tests (its viability is still tested);
     ``on_small="error"`` raises instead. A condition with a single unit gets a status in
-    place of a p-value and a warning. ``report`` (a list) collects those notes and the
-    merges of pairs given in both orders.
+    place of a p-value and a warning. A double whose single(s) were run only in other
+    batches gets the status "not tested: singles ... in another batch" for every test
+    (``cross_batch="status"``, with a warning), is tested against the singles of the other
+    batches with that note in its status (``"pool"``; batch effects enter the contrast), or
+    stops the step (``"error"``). ``report`` (a list) collects those notes and the merges
+    of pairs given in both orders.
     """
     from workbench.models.interaction_tests import benjamini_hochberg
     from workbench.models.kl_additivity import kl_additivity_score
@@ -243,15 +267,18 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
     if not pairs:
         raise ValidationError("the profiles hold no double perturbations (perturbation_type "
                               "'double' / genes 'A+B').", "import a screen with doubles.")
+    if cross_batch not in ("status", "pool", "error"):
+        raise ValidationError(f"cross_batch={cross_batch!r} is not an option.",
+                              "pass 'status', 'pool' or 'error'.")
     X = check_finite(X, "the profiles matrix")
     units = _units(obs, unit)
     info, small = {}, []
     for lab, a, b in pairs:
-        idx = gather_pair(X, obs, lab, a, b, min_samples)
+        idx = gather_pair(X, obs, lab, a, b, min_samples, cross_batch=cross_batch)
         idx["n"] = min(len(idx["ab"]), len(idx["a"]), len(idx["b"]), len(idx["ctrl"]) // 2,
                        max_per_group)
         info[lab] = idx
-        if idx["n"] < min_samples:
+        if idx["n"] < min_samples and not (idx["cross_batch"] and cross_batch == "status"):
             small.append(f"{lab} (A+B {len(idx['ab'])}, {a} {len(idx['a'])}, {b} "
                          f"{len(idx['b'])}, controls {len(idx['ctrl'])})")
     if small and on_small == "error":
@@ -261,7 +288,8 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
             "add replicates for these pairs, lower min_samples, or pass on_small='skip'.")
     rng = np.random.default_rng(seed)
     reference = X[obs["is_control"].to_numpy(bool)]
-    ok = [lab for lab in info if info[lab]["n"] >= min_samples]
+    skip = {lab for lab in info if info[lab]["cross_batch"] and cross_batch == "status"}
+    ok = [lab for lab in info if info[lab]["n"] >= min_samples and lab not in skip]
     rows = []
     conds = ("ctrl", "a", "b", "ab")
     if unit is None:
@@ -285,7 +313,7 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
                           str(r.terms["status"][k])) for k, lab in enumerate(ok)]
     morph = [t for t in tests if t in ("disjointness", "separability")]
     for lab in info:
-        if info[lab]["n"] < min_samples:
+        if info[lab]["n"] < min_samples and lab not in skip:
             for t in morph:
                 name = t if (t == "disjointness" or (unit is None and separability ==
                                                      "gaussian")) else "separability_score"
@@ -294,12 +322,32 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
                                  f"{min_samples}); see the viability test"))
     if "viability" in tests:
         cunits = _units(obs, unit if unit is not None else "well")
+        counted = [lab for lab in info if lab not in skip]
         counts = [{c: np.unique(cunits[info[lab][c]], return_counts=True)[1] for c in conds}
-                  for lab in info]
-        r = count_test(counts)
+                  for lab in counted]
+        r = count_test(counts) if counted else None
         rows += [_row(lab, "viability", r.statistic[k], r.p_value[k], r.effect_size[k],
                       r.ci_low[k], r.ci_high[k], {**r.params, "unit": unit or "well"},
-                      r.status[k]) for k, lab in enumerate(info)]
+                      r.status[k]) for k, lab in enumerate(counted)]
+    names = {"disjointness": "disjointness", "viability": "viability",
+             "separability": ("separability" if unit is None and separability == "gaussian"
+                              else "separability_score")}
+    for lab in sorted(skip):
+        rows += [_row(lab, names[t], np.nan, np.nan, np.nan, np.nan, np.nan, {},
+                      f"not tested: {info[lab]['cross_batch']}") for t in tests if t in names]
+    crossed = sorted(lab for lab in info if info[lab]["cross_batch"])
+    if crossed:
+        what = ("not tested (status)" if cross_batch == "status" else
+                "tested against singles from other batches (batch effects not controlled)")
+        msg = (f"{len(crossed)} double(s) have singles only in another batch, {what}: "
+               + "; ".join(f"{lab}: {info[lab]['cross_batch']}" for lab in crossed[:5])
+               + ("; ..." if len(crossed) > 5 else ""))
+        warnings.warn(msg, stacklevel=2)
+        report.append(msg)
+        if cross_batch == "pool":
+            for row in rows:
+                if info[row["pair"]]["cross_batch"]:
+                    row["status"] += f"; cross-batch: {info[row['pair']]['cross_batch']}"
     one_unit = sorted({row["pair"] for row in rows if "one replicate unit" in row["status"]})
     if one_unit:
         msg = (f"{len(one_unit)} pair(s) have a condition with a single replicate unit "
@@ -357,7 +405,8 @@ def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | 
                      kernel: str = "additive_rbf", n_permutations: int = 1000,
                      n_bootstrap: int = 100, min_samples: int = 5, on_small: str = "skip",
                      seed: int = 0, device: str = "auto",
-                     separability: str = "classifier") -> pd.DataFrame:
+                     separability: str = "classifier", cross_batch: str = "status"
+                     ) -> pd.DataFrame:
     """Test every double of the Study and write ``"interactions"`` and ``"pair_details"``.
 
     ``use="latent"`` (the demo's truth check) is recorded in provenance as such.
@@ -367,11 +416,13 @@ def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | 
     table, details = test_pairs(X, obs, tests=tests, unit=unit, kernel=kernel,
                                 n_permutations=n_permutations, n_bootstrap=n_bootstrap,
                                 min_samples=min_samples, on_small=on_small, seed=seed,
-                                device=device, separability=separability, report=report)
+                                device=device, separability=separability, report=report,
+                                cross_batch=cross_batch)
     params = {"source": src, "tests": list(tests), "unit": unit or "cell", "kernel": kernel,
               "separability_estimator": separability,
               "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
               "min_samples": min_samples, "on_small": on_small, "device": device,
+              "cross_batch": cross_batch,
               "truth_check": use == "latent"}
     inputs = ["profiles"] if src.startswith("profiles") else ["images"]
     with study.step("interactions", params=params, seed=seed, inputs=inputs) as tx:
@@ -381,6 +432,104 @@ def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | 
         tx.note(n_pairs=int(table.pair.nunique()), notes=report,
                 n_significant_q05={t: int((g.q < 0.05).sum()) for t, g in tested.groupby("test")})
     return table
+
+
+# ---------------------------------------------------------------------- against truth
+#: Planted pair types of the demo world that interact, and those that add up.
+INTERACTING = ("buffering", "synergy", "synthetic_lethal")
+ADDITIVE = ("additive_disjoint", "additive_shared")
+
+
+def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(score of an interacting pair > score of an additive pair), ties counted half."""
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    d = pos[:, None] - neg[None, :]
+    return float((d > 0).mean() + 0.5 * (d == 0).mean())
+
+
+def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataFrame:
+    """Per pair, the ranking score of each readout (larger: more interacting).
+
+    ``disjointness`` and ``viability``: ``-log10 p`` (rounded to 6 decimals, so that p
+    values equal up to float noise tie); ``disjointness statistic``: its mean ``t^2``
+    (separates pairs whose p-values all sit at the same floor); ``separability_score``:
+    ``|S|`` (a graded score, ranked without a p-value); ``any readout``: ``-log10`` of the smaller of
+    the disjointness and viability p, Bonferroni-corrected over the readouts the pair has
+    (a pair with too few cells for morphology is ranked by viability alone). With the
+    ``pair_details`` the naive baseline ``|mean(ab) + mean(ctrl) - mean(a) - mean(b)|``
+    (the norm of the interaction shift, no test) is added. NaN where a readout gave none.
+    """
+    out = {}
+    for test, g in table.groupby("test"):
+        g = g.set_index("pair")
+        if test == "separability_score":
+            out[test] = g["statistic"].astype(float).abs()
+        elif test in ("disjointness", "viability", "separability"):
+            out[test] = (-np.log10(np.clip(g["p"].astype(float), 1e-300, 1))).round(6)
+        if test == "disjointness":
+            out["disjointness statistic"] = g["statistic"].astype(float)
+    df = pd.DataFrame(out)
+    ps = [c for c in ("disjointness", "viability") if c in df]
+    if ps:
+        p = np.power(10.0, -df[ps])
+        k = p.notna().sum(1)
+        best = (p.min(1) * k).clip(upper=1)
+        df["any readout"] = -np.log10(best.where(k > 0))
+    if details is not None:
+        df["interaction shift norm (baseline)"] = pd.Series(
+            {lab: d["shift_norms"]["interaction"] for lab, d in details.items()})
+    return df
+
+
+def rank_against_truth(table: pd.DataFrame, truth: dict, details: dict | None = None, *,
+                       n_boot: int = 2000, seed: int = 0, by_kind: bool = False
+                       ) -> pd.DataFrame:
+    """AUROC of the planted interacting pairs against the additive ones, per readout.
+
+    ``truth`` is the demo's ground truth (its ``all_pairs`` list gives each pair's
+    ``type``): interacting are :data:`INTERACTING`, additive :data:`ADDITIVE`; GRN-mediated
+    ("network") pairs are left out of both. Pairs without a score for a readout are left
+    out of that readout and counted. The interval is the 2.5-97.5 percentile of a
+    bootstrap over pairs, resampling the interacting and the additive pairs separately.
+    ``by_kind`` adds one row per readout and interacting kind (that kind against all
+    additive pairs; column ``kind``, "all planted" for the pooled row).
+    """
+    return auroc_table(readout_scores(table, details), pair_types(table, truth),
+                       n_boot=n_boot, seed=seed, by_kind=by_kind)
+
+
+def pair_types(table: pd.DataFrame, truth: dict) -> pd.Series:
+    """Planted type of every pair of ``table`` (either order), "" where the truth has none."""
+    canon = {frozenset(p["pair"].split("+")): p["type"] for p in truth["all_pairs"]}
+    return pd.Series({lab: canon.get(frozenset(lab.split("+")), "")
+                      for lab in table["pair"].unique()})
+
+
+def auroc_table(scores: pd.DataFrame, types: pd.Series, *, n_boot: int = 2000, seed: int = 0,
+                by_kind: bool = False) -> pd.DataFrame:
+    """The rows of :func:`rank_against_truth` from readout scores and pair types."""
+    types = types.reindex(scores.index).fillna("")
+    rng = np.random.default_rng(seed)
+    rows = []
+    targets = [("all planted", INTERACTING)]
+    if by_kind:
+        targets += [(k, (k,)) for k in INTERACTING]
+    for col in scores.columns:
+        v = scores[col]
+        for name, kinds in targets:
+            pos = v[types.isin(kinds) & v.notna()].to_numpy(float)
+            neg = v[types.isin(ADDITIVE) & v.notna()].to_numpy(float)
+            auc = _auroc(pos, neg)
+            boot = [_auroc(rng.choice(pos, len(pos)), rng.choice(neg, len(neg)))
+                    for _ in range(n_boot)] if len(pos) and len(neg) else [np.nan]
+            lo, hi = (np.nanpercentile(boot, [2.5, 97.5]) if np.isfinite(auc)
+                      else (np.nan, np.nan))
+            rows.append({"readout": col, "kind": name, "auroc": auc, "ci_low": float(lo),
+                         "ci_high": float(hi), "n_interacting": len(pos),
+                         "n_additive": len(neg),
+                         "n_unscored": int((types.isin(kinds + ADDITIVE) & v.isna()).sum())})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------- planning
@@ -404,4 +553,4 @@ def demo_step(study, size: str = "quick", seed: int = 0) -> None:
 
 
 __all__ = ["run_interactions", "plan_pairs", "test_pairs", "find_doubles", "gather_pair",
-           "load_profiles", "demo_step", "MissingArtefactError"]
+           "load_profiles", "demo_step", "readout_scores", "rank_against_truth", "MissingArtefactError"]
