@@ -31,7 +31,9 @@ derived from it and ``p_value`` stays NaN. The calibration benchmark
 
 Embeddings of more than ``max_dim`` coordinates are projected onto the leading whitened
 principal components of the controls first; a projection is not injective, so the
-latent-disjoint null then holds only approximately.
+latent-disjoint null then holds only approximately. Coordinates (components) constant in
+the controls are left out, and standardised values are clipped at 20 control sd, so that
+a dead embedding unit that a perturbation switches on cannot break the fits.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from workbench.models.separability import _fit_logistic
 __all__ = ["kl_additivity_score"]
 
 _ORDER = ("ab", "ctrl2", "a", "b", "ref")
+#: Standardised coordinates are clipped to +-_CLIP control sd before the classifier fits.
+_CLIP = 20.0
 
 
 def _features(x: torch.Tensor, omega: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
@@ -124,11 +128,15 @@ def kl_additivity_score(groups: list[dict[str, np.ndarray]], units: list[dict[st
     rng = np.random.default_rng(seed)
     ref_all = (np.concatenate([g["ctrl"] for g in groups]) if reference is None
                else check_finite(reference, "reference"))
-    mu, sd = ref_all.mean(0), ref_all.std(0) + 1e-6
-    proj = np.diag(1.0 / sd)
-    if ref_all.shape[1] > max_dim:
-        _, _, vt = np.linalg.svd((ref_all - mu)[:5000], full_matrices=False)
-        proj = vt[:max_dim].T / ((ref_all - mu) @ vt[:max_dim].T).std(0)
+    mu, sd = ref_all.mean(0), ref_all.std(0)
+    # coordinates (or components) constant in the controls have no density ratio to
+    # estimate (scaled by 1/sd they would reach 1e6 and break the fit): they are left out
+    live = sd > 1e-6 * max(float(sd.max()), 1e-12)
+    proj = np.diag(1.0 / np.where(live, sd, 1.0))[:, live]
+    if live.sum() > max_dim:
+        _, sv, vt = np.linalg.svd((ref_all - mu)[:5000], full_matrices=False)
+        vt = vt[sv > 1e-6 * sv[0]][:max_dim]
+        proj = vt.T / ((ref_all - mu) @ vt.T).std(0)
     dev = resolve_device(device)
     k = proj.shape[1]
     packs, status, ns = [], [], []
@@ -164,7 +172,7 @@ def kl_additivity_score(groups: list[dict[str, np.ndarray]], units: list[dict[st
         for j, i in enumerate(idx_pairs):
             for ci, c in enumerate(_ORDER):
                 x, uu = packs[i][c]
-                z = (np.asarray(x, np.float32) - mu) @ proj
+                z = np.clip((np.asarray(x, np.float32) - mu) @ proj, -_CLIP, _CLIP)
                 for r in range(n_rep):
                     xs[r, j, ci] = z[_draw(np.asarray(uu), n, rng, r == 0)]
         xt = torch.as_tensor(xs, device=dev)
