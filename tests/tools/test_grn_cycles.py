@@ -61,6 +61,46 @@ def test_view_lists_stored_cycles_with_frequencies_and_per_gene(grn_study):
     assert shown["frequency"].notna().all()
 
 
+def test_view_shows_and_exports_activating_and_repressing_edges(grn_study):
+    pytest.importorskip("panel")
+    import io
+
+    import pandas as pd
+
+    from workbench.dashboards.grn import GRNView, edges, effect_label
+    from workbench.dashboards.state import Selection
+
+    study, info = grn_study
+    grn = study.read("grn")
+    names = list(grn.var_names)
+    table = edges(study, 0.2)
+    assert len(table) > 0 and {"weight", "effect"} <= set(table.columns)
+    share = np.asarray(grn.varp["edge_positive_share"])
+    weight = np.asarray(grn.varp["edge_weight"])
+    for row in table.itertuples():
+        i, j = names.index(row.target), names.index(row.source)   # varp is child-major
+        assert row.weight == pytest.approx(weight[i, j])
+        assert row.effect == effect_label(share[i, j])
+        if row.effect == "activates":
+            assert row.weight > 0
+        if row.effect == "represses":
+            assert row.weight < 0
+    # the stored summary is the per-sample weights' own
+    w = np.asarray(study.read("grn_sample_weights"))
+    s = np.asarray(study.read("grn_samples")) > 0
+    held = s.sum(0) > 0
+    np.testing.assert_allclose(weight[held], (w * s).sum(0)[held] / s.sum(0)[held], rtol=1e-5)
+    sel = Selection()
+    view = GRNView(study, sel, threshold=0.2)
+    sel.choose_gene(table["target"].iloc[0])
+    shown = pd.read_csv(io.StringIO(view.edges_csv()))
+    assert list(shown.columns) == ["source", "target", "probability", "weight", "effect"]
+    assert len(shown) > 0 and set(shown["effect"]) <= {"activates", "represses", "mixed"}
+    el = view._graph_element()
+    seg = el.Segments.I.data
+    assert set(seg["effect"]) == set(shown["effect"])
+
+
 def test_old_layout_is_refused_with_the_step_to_rerun():
     from workbench.errors import WorkbenchError
     from workbench.tools.grn_metrics import cycles_from_table

@@ -41,14 +41,47 @@ def posterior(study) -> tuple[list[str], np.ndarray]:
     return cached(study, ["grn"], "grn-posterior", _posterior)
 
 
+def _signs(study):
+    g = study.read("grn")
+    if "edge_weight" not in g.varp or "edge_positive_share" not in g.varp:
+        return None
+    return (np.asarray(g.varp["edge_weight"], np.float64),
+            np.asarray(g.varp["edge_positive_share"], np.float64))
+
+
+def signs(study):
+    """``(mean weight given the edge, share of samples where it activates)`` or ``None``
+    for a GRN artefact written before the step stored per-sample weights."""
+    return cached(study, ["grn"], "grn-signs", _signs)
+
+
+def effect_label(share: float) -> str:
+    """``activates`` / ``represses`` when at least 90 % of the samples agree, else ``mixed``."""
+    share = float(share)
+    if not np.isfinite(share):
+        return "unknown"
+    return "activates" if share >= 0.9 else "represses" if share <= 0.1 else "mixed"
+
+
 def edges(study, threshold: float = 0.5) -> pd.DataFrame:
-    """Edges ``source -> target`` with probability at least ``threshold``."""
+    """Edges ``source -> target`` with probability at least ``threshold``, with the mean
+    fitted weight and its effect (activates / represses / mixed) when the step stored them."""
     names, prob = posterior(study)
     i, j = np.nonzero(prob >= threshold)
     keep = i != j
-    return pd.DataFrame({"source": np.asarray(names)[j[keep]], "target": np.asarray(names)[i[keep]],
-                         "probability": prob[i[keep], j[keep]]}).sort_values(
-        "probability", ascending=False, ignore_index=True)
+    i, j = i[keep], j[keep]
+    df = pd.DataFrame({"source": np.asarray(names)[j], "target": np.asarray(names)[i],
+                       "probability": prob[i, j]})
+    sg = signs(study)
+    if sg is not None:
+        df["weight"] = sg[0][i, j]
+        df["effect"] = pd.Series([effect_label(v) for v in sg[1][i, j]], dtype=object)
+    return df.sort_values("probability", ascending=False, ignore_index=True)
+
+
+#: Edge colours of the subgraph by effect.
+EFFECT_COLOURS = {"activates": "#1a9850", "represses": "#d73027", "mixed": "#7f7f7f",
+                  "unknown": "#7f7f7f"}
 
 
 def _layout(study):
@@ -207,24 +240,31 @@ class GRNView(StudyView):
         x1 = np.array([xy[b][0] for b in e["target"]], dtype=float)
         y1 = np.array([xy[b][1] for b in e["target"]], dtype=float)
         prob = e["probability"].to_numpy(dtype=float)
+        effect = (e["effect"].astype(str).to_numpy() if "effect" in e
+                  else np.full(len(e), "unknown", dtype=object))
         seg = pd.DataFrame({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "probability": prob,
+                            "effect": pd.Series(effect, dtype=object),
                             "edge": [f"{a} → {b}" for a, b in zip(e["source"], e["target"],
                                                                   strict=True)]})
         heads = pd.DataFrame({"x": x0 + 0.8 * (x1 - x0), "y": y0 + 0.8 * (y1 - y0),
                               "angle": np.arctan2(y1 - y0, x1 - x0) - np.pi / 2,
-                              "probability": prob})
+                              "probability": prob, "effect": pd.Series(effect, dtype=object)})
         r = 1.2 * float(np.abs(nd[["x", "y"]].to_numpy()).max()) if len(nd) > 1 else 1.0
         lim = dict(xlim=(-r, r), ylim=(-r, r), framewise=True)
-        edges_el = hv.Segments(seg, ["x0", "y0", "x1", "y1"], ["probability", "edge"]).opts(
-            color="probability", cmap="Greys", clim=(0, 1), line_width=2, tools=["hover"], **lim)
-        heads_el = hv.Points(heads, ["x", "y"], ["angle", "probability"]).opts(
-            marker="triangle", angle=hv.dim("angle"), size=9, color="probability",
-            cmap="Greys", clim=(0, 1))
+        # colour: activating green, repressing red; opacity: posterior probability
+        edges_el = hv.Segments(seg, ["x0", "y0", "x1", "y1"],
+                               ["probability", "effect", "edge"]).opts(
+            color="effect", cmap=EFFECT_COLOURS, alpha=hv.dim("probability"), line_width=2,
+            tools=["hover"], show_legend=False, **lim)
+        heads_el = hv.Points(heads, ["x", "y"], ["angle", "probability", "effect"]).opts(
+            marker="triangle", angle=hv.dim("angle"), size=9, color="effect",
+            cmap=EFFECT_COLOURS, alpha=hv.dim("probability"), show_legend=False)
         nodes_el = hv.Points(nd, ["x", "y"], ["gene", "role"]).opts(
             color="role", cmap={"centre": "red", "neighbour": "lightblue"}, size=16,
             line_color="black", tools=["hover"], show_legend=False)
         labels = hv.Labels(nd, ["x", "y"], "gene").opts(text_font_size="9pt", yoffset=0.08 * r)
-        title = f"Around {gene} (p ≥ {self.threshold:g})" if gene else "Subgraph"
+        title = (f"Around {gene} (p ≥ {self.threshold:g}; green activates, red represses)"
+                 if gene else "Subgraph")
         return (edges_el * heads_el * nodes_el * labels).opts(
             hv.opts.Overlay(width=self.width - 160, height=self.height - 60, xaxis=None,
                             yaxis=None, title=title, tools=["save"]))
@@ -280,6 +320,27 @@ class GRNView(StudyView):
             df = df[df["genes"].map(lambda c: g in c)]
         return df[["cycle", "length", "frequency"]].head(20).reset_index(drop=True)
 
+    def edges_csv(self) -> str:
+        """The edges shown (around the selected gene, or all) as CSV, effects included."""
+        return self.table().to_csv(index=False)
+
+    def edge_table(self):
+        """The likely edges with weight and effect, and a CSV download of them."""
+        tab = pn.widgets.Tabulator(self.table(), show_index=False, disabled=True, height=220,
+                                   width=420)
+
+        def refresh(*_):
+            tab.value = self.table()
+
+        self.selection.param.watch(refresh, "perturbation")
+        self.param.watch(refresh, ["threshold", "max_nodes"])
+        import io
+
+        download = pn.widgets.FileDownload(
+            callback=lambda: io.StringIO(self.edges_csv()), filename="grn_edges.csv",
+            label="Download edges (CSV)", button_type="default", width=200)
+        return pn.Column(tab, download)
+
     def cycle_table(self):
         tab = pn.widgets.Tabulator(self._cycles_for_gene(), show_index=False, disabled=True,
                                    height=150, width=340)
@@ -297,6 +358,7 @@ class GRNView(StudyView):
                     ("Samples", pn.Column(pn.widgets.IntSlider.from_param(self.param.sample,
                                                                           width=240),
                                           self.sample_view())),
+                    ("Edges", self.edge_table()),
                     ("Cycles", self.cycle_table()),
                     ("Reference", pn.widgets.Tabulator(agree, show_index=False, disabled=True,
                                                        width=320, height=160) if len(agree)
