@@ -102,3 +102,75 @@ def split_by_trajectory(trajectory: np.ndarray, fractions=(0.8, 0.1, 0.1), seed:
     n_val = int(round(fractions[1] * len(ids)))
     parts = [ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]]
     return tuple(np.isin(trajectory, part) for part in parts)
+
+
+# ------------------------------------------------- harder systems for the headline benchmark
+def simulate_panel(system: str = "linear", p: int = 10, hidden: int = 0, n_traj: int = 200,
+                   n_points: int = 2, noise: float = 0.0, sparsity: float = 0.8,
+                   seed: int = 13) -> dict:
+    """A sparse system of ``p + hidden`` variables of which only the first ``p`` are observed.
+
+    Same dynamics as :func:`simulate_unidentifiable_system` without copies; ``noise`` adds
+    Gaussian velocity noise of that many velocity sds per gene, and the ``hidden``
+    variables act on the observed ones without being measured (a partially observed panel:
+    their effects show up as confounding between observed genes). ``adjacency`` holds the
+    edges among observed variables, self-loops included (the stable diagonal).
+    """
+    sim = simulate_unidentifiable_system(system, p=p + hidden, n_copies=0, sparsity=sparsity,
+                                         n_traj=n_traj, n_points=n_points, noise=noise,
+                                         seed=seed)
+    keep = np.arange(p)
+    return {"x": sim["x"][:, keep], "v": sim["v"][:, keep], "trajectory": sim["trajectory"],
+            "adjacency": sim["adjacency"][np.ix_(keep, keep)],
+            "names": [f"g{j}" for j in keep]}
+
+
+def simulate_kinetic(p: int = 10, n_traj: int = 30, cells_per_traj: int = 40,
+                     t_max: float = 6.0, library: float = 30.0, seed: int = 13) -> dict:
+    """Unspliced and spliced counts from a transcription/splicing model driven by a GRN.
+
+    Per gene ``i`` (La Manno et al. 2018; Bergen et al. 2020)::
+
+        du_i/dt = alpha_i(s) - beta u_i,      ds_i/dt = beta u_i - gamma_i s_i
+        alpha_i(s) = a / (1 + exp(-(sum_j W_ij (s_j / s*_j - 1) + b_i)))
+
+    with ``beta = 1``, ``gamma_i`` in ``[0.3, 0.8]``, sparse signed ``W`` (about two
+    regulators per gene, no self-regulation) and ``s*`` the level at ``alpha = a / 2``.
+    Trajectories start from scattered states, cells are sampled at random times, and the
+    observed layers are Poisson counts with mean ``library * u`` and ``library * s``. No
+    velocity is returned: it has to come from the steady-state path
+    (:func:`workbench.tools.velocity.steady_state_velocity`). ``adjacency[i, j] = 1`` where
+    ``s_j`` drives ``alpha_i``; the diagonal is set (``gamma_i s_i`` enters ``ds_i/dt``).
+    """
+    rng = np.random.default_rng(seed)
+    keep = rng.random((p, p)) < 2.0 / (p - 1)
+    np.fill_diagonal(keep, False)
+    W = np.where(keep, rng.uniform(1.5, 3.0, (p, p)) * rng.choice([-1.0, 1.0], (p, p)), 0.0)
+    b = rng.normal(0.0, 0.5, p)
+    a, beta = 1.0, 1.0
+    gamma = rng.uniform(0.3, 0.8, p)
+    s_ref = 0.5 * a / gamma
+
+    def alpha(s):
+        return a / (1.0 + np.exp(-((s / s_ref - 1.0) @ W.T + b)))
+
+    dt = 0.02
+    steps = int(round(t_max / dt))
+    s = s_ref * rng.uniform(0.0, 2.0, (n_traj, p))
+    u = gamma * s * rng.uniform(0.0, 2.0, (n_traj, p))
+    path_u, path_s = np.empty((steps + 1, n_traj, p)), np.empty((steps + 1, n_traj, p))
+    path_u[0], path_s[0] = u, s
+    for k in range(steps):  # explicit midpoint
+        du, ds = alpha(s) - beta * u, beta * u - gamma * s
+        um, sm = u + 0.5 * dt * du, s + 0.5 * dt * ds
+        u = u + dt * (alpha(sm) - beta * um)
+        s = s + dt * (beta * um - gamma * sm)
+        path_u[k + 1], path_s[k + 1] = u, s
+    times = rng.integers(0, steps + 1, (n_traj, cells_per_traj))
+    traj = np.repeat(np.arange(n_traj), cells_per_traj)
+    uu, ss = path_u[times.ravel(), traj], path_s[times.ravel(), traj]
+    adjacency = (W != 0).astype(np.uint8) | np.eye(p, dtype=np.uint8)
+    return {"unspliced": rng.poisson(library * uu).astype(np.float64),
+            "spliced": rng.poisson(library * ss).astype(np.float64),
+            "true_velocity": beta * uu - gamma * ss, "trajectory": traj, "W": W,
+            "gamma": gamma, "adjacency": adjacency, "names": [f"k{j}" for j in range(p)]}
