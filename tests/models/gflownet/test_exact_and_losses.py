@@ -154,3 +154,24 @@ def test_fit_leaves_the_callers_global_generators_alone():
     assert random.getstate() == before[0]
     assert (np.random.get_state()[1] == before[1]).all()
     assert torch.equal(torch.get_rng_state(), before[2])
+
+
+def test_sampled_log_q_agrees_with_the_exact_sum_and_covers_any_parent_set_size():
+    from workbench.models.gflownet.exact import MAX_EXACT_PARENTS, log_prob_parent_set_sampled
+
+    d = 20
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        env, pol = ParentSetEnv(d), ForwardPolicy(d, hidden=16)
+    parents = [1, 4, 5, 8, 11, 13, 17]          # 7! = 5040 orders, exact by the subset DP
+    exact = log_prob_parent_set(pol, env, 2, parents)
+    est = log_prob_parent_set_sampled(pol, env, 2, parents, n_orders=3000)
+    assert abs(est - exact) < 0.05, (est, exact)   # a missing log k! would be 8.5 nats off
+    # beyond the exact limit the public function answers with the estimate (no error)
+    big = [j for j in range(d) if j != 0][: MAX_EXACT_PARENTS + 2]
+    lq = log_prob_parent_set(pol, env, 0, big)
+    again = log_prob_parent_set_sampled(pol, env, 0, big, seed=1)
+    assert np.isfinite(lq) and lq < 0 and abs(lq - again) < 0.5
+    # a set larger than the environment allows still has no mass
+    capped = ParentSetEnv(d, max_parents=MAX_EXACT_PARENTS + 1)
+    assert log_prob_parent_set(pol, capped, 0, big) == float("-inf")
