@@ -5,8 +5,12 @@ The pair matrix shows one test's statistic (or -log10 q) for every tested pair, 
 gene; clicking a cell selects the pair and its first gene, and the gene chooser above the
 matrix selects a gene. The volcano plot shows effect size against -log10 p. The pair page
 puts control, A, B and A+B crops side by side, so the interaction can be seen and not only
-read. The active-selection panel shows the selection curve from ``pair_selection`` and the
-batch it proposes next.
+read. The pair summary says, for every tested pair, which readout gave a p-value and which
+a graded score (the separability score is "score, not a p-value": it has an interval, no
+p), the viability result (cell counts of the double against its singles) and the status of
+pairs that were not tested for morphology (too few cells, singles in another batch). The
+active-selection panel shows the selection curve from ``pair_selection`` and the batch it
+proposes next, each pair with its predicted value, 90% interval, reason and planner.
 """
 
 from __future__ import annotations
@@ -21,10 +25,38 @@ from workbench.dashboards.base import StudyView
 from workbench.dashboards.cache import cached
 from workbench.dashboards.state import make_pair
 
+#: Tests whose number is a graded score: shown as such, never as a p-value.
+SCORE_TESTS = ("separability_score", "gi_score")
+SCORE_NOTE = "score, not a p-value"
+#: Column tooltips of the pair summary and the next batch.
+TOOLTIPS = {
+    "disjointness": "replicate-level disjointness test: p-value (BH q in brackets)",
+    "separability": "KL-additivity separability: score, not a p-value; 95% bootstrap "
+                    "interval over wells in brackets",
+    "viability": "cell counts of A+B against A and B: log2 contrast (negative: synthetic "
+                 "sickness or lethality) and its p-value",
+    "status": "why a readout gave no value (too few cells, one well, singles in another "
+              "batch); 'tested' otherwise",
+    "predicted": "the planner's predicted value of the pair",
+    "interval": "90% interval of the prediction",
+    "reason": "why the planner chose the pair",
+    "planner": "the planner that ran",
+}
+
+
+def readout_kind(test: str, p: float) -> str:
+    """How the row's number is to be read: "p-value", "score, not a p-value" or "none"."""
+    if test in SCORE_TESTS:
+        return SCORE_NOTE
+    return "p-value" if np.isfinite(p) else "none (see status)"
+
+
 def _with_scores(df: pd.DataFrame) -> pd.DataFrame:
     df = df.assign(gene_a=df["gene_a"].astype(str), gene_b=df["gene_b"].astype(str))
     df["neg_log10_p"] = -np.log10(np.clip(df["p"].astype(float), 1e-300, 1)).fillna(0.0)
     df["neg_log10_q"] = -np.log10(np.clip(df["q"].astype(float), 1e-300, 1)).fillna(0.0)
+    df["readout"] = [readout_kind(t, p) for t, p in zip(df["test"], df["p"].astype(float),
+                                                        strict=True)]
     return df
 
 
@@ -67,6 +99,64 @@ def pair_matrix(study, test: str, value: str = "statistic") -> pd.DataFrame:
                          "q": df["q"] if "q" in df else np.nan, "pair": df["pair"]})
     mirror = long.rename(columns={"gene_a": "gene_b", "gene_b": "gene_a"})
     return pd.concat([long, mirror], ignore_index=True).drop_duplicates(["gene_a", "gene_b"])
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}g}"
+
+
+def pair_summary(study) -> pd.DataFrame:
+    """One row per tested pair: each readout as text (saying which is a p-value and which
+    a score), the viability result and the status; numeric columns beside them.
+
+    Only for the ``interactions`` artefact (an imported GI map has no tests).
+    """
+    df = interaction_table(study)
+    rows = []
+    for pair, g in df.groupby("pair", sort=True):
+        t = g.set_index("test")
+        row = {"pair": pair, "gene_a": g["gene_a"].iloc[0], "gene_b": g["gene_b"].iloc[0]}
+        notes = []
+        if "disjointness" in t.index:
+            r = t.loc["disjointness"]
+            row["disjointness_p"] = float(r.p)
+            row["disjointness"] = (f"p = {_fmt(r.p)} (q {_fmt(r.q)})" if np.isfinite(r.p)
+                                   else "no p-value")
+            if not np.isfinite(r.p):
+                notes.append(str(r.status))
+        sep = [k for k in ("separability_score", "separability") if k in t.index]
+        if sep:
+            r = t.loc[sep[0]]
+            row["separability_score"] = float(r.statistic)
+            row["separability_low"], row["separability_high"] = float(r.ci_low), float(r.ci_high)
+            if sep[0] == "separability_score":
+                row["separability"] = (
+                    f"S = {_fmt(r.statistic)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] "
+                    f"({SCORE_NOTE})" if np.isfinite(r.statistic) else f"no score ({SCORE_NOTE})")
+            else:  # the cell-level Gaussian null (unit none): its p with its caveat
+                row["separability"] = f"p = {_fmt(r.p)} ({r.status})"
+            if not np.isfinite(r.statistic):
+                notes.append(str(r.status))
+        if "viability" in t.index:
+            r = t.loc["viability"]
+            row["viability_log2"], row["viability_p"] = float(r.statistic), float(r.p)
+            row["viability"] = (f"log2 {r.statistic:+.2f}, p = {_fmt(r.p)}"
+                                if np.isfinite(r.p) else f"no p-value ({r.status})")
+        row["status"] = "; ".join(dict.fromkeys(notes)) or "tested"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def proposed_table(history: pd.DataFrame) -> pd.DataFrame:
+    """The proposed pairs with predicted value, its 90% interval, reason and planner."""
+    nb = next_batch(history)
+    return pd.DataFrame({
+        "pair": nb["pair"].to_numpy(),
+        "predicted": nb["predicted"].astype(float).round(3).to_numpy(),
+        "interval": [f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(nb["predicted_low"],
+                                                             nb["predicted_high"], strict=True)],
+        "reason": nb["reason"].astype(str).to_numpy(),
+        "planner": nb["planner"].astype(str).to_numpy()})
 
 
 def selection_history(study) -> pd.DataFrame | None:
@@ -124,11 +214,15 @@ class InteractionsView(StudyView):
     def matrix(self):
         long = pair_matrix(self.study, self.test, self.value)
         order = genes(self.study)
-        hm = hv.HeatMap(long, ["gene_b", "gene_a"], ["value", "q", "pair"]).redim.values(
+        long["readout"] = readout_kind(self.test or "", 0.0) if self.test in SCORE_TESTS \
+            else "p-value where tested"
+        hm = hv.HeatMap(long, ["gene_b", "gene_a"], ["value", "q", "pair", "readout"]).redim.values(
             gene_a=order, gene_b=order)
+        title = f"{self.test}: {self.value}" + (f" ({SCORE_NOTE})" if self.test in SCORE_TESTS
+                                               else "")
         return hm.opts(width=self.width - 120, height=self.height, cmap="viridis", colorbar=True,
                        tools=["save", "reset", "tap", "hover"], xrotation=90, invert_yaxis=True,
-                       title=f"{self.test}: {self.value}",
+                       title=title,
                        backend_opts={"plot.output_backend": "svg" if self.svg else "canvas"})
 
     def _matrix_pane(self):
@@ -145,9 +239,11 @@ class InteractionsView(StudyView):
     def _volcano_base(self, test=None):
         df = interaction_table(self.study)
         df = df[df["test"] == self.test] if self.test else df
-        return hv.Points(df, ["effect", "neg_log10_p"], ["pair", "q"]).opts(
+        title = (f"Volcano: {self.test} is a {SCORE_NOTE}" if self.test in SCORE_TESTS
+                 else "Volcano")
+        return hv.Points(df, ["effect", "neg_log10_p"], ["pair", "q", "readout"]).opts(
             size=6, color="gray", alpha=0.6, tools=["hover", "save"], width=300,
-            height=240, title="Volcano", ylabel="-log10 p")
+            height=240, title=title, ylabel="-log10 p")
 
     def _volcano_marks(self, perturbation=None, pair=None, test=None):
         df = interaction_table(self.study)
@@ -206,11 +302,37 @@ class InteractionsView(StudyView):
         plot = hv.Curve(curve, "round", "value").opts(
             width=260, height=180, title="Selection curve", ylabel="best value so far",
             tools=["hover", "save"])
-        nb = next_batch(hist)
+        nb = proposed_table(hist)
         return pn.Row(pn.pane.HoloViews(plot, linked_axes=False),
-                      pn.Column(pn.pane.Markdown(f"Next batch ({len(nb)} pairs)"),
+                      pn.Column(pn.pane.Markdown(f"Next batch ({len(nb)} pairs): predicted "
+                                                 "value, 90% interval and reason",
+                                                 css_classes=["wb-next-batch"]),
                                 pn.widgets.Tabulator(nb, show_index=False, disabled=True,
-                                                     height=160, width=300)))
+                                                     height=160, width=self.width - 280,
+                                                     header_tooltips={
+                                                         k: TOOLTIPS[k] for k in nb.columns
+                                                         if k in TOOLTIPS})))
+
+    @param.depends("selection.perturbation")
+    def summary_panel(self):
+        """Every tested pair (the chosen gene's when one is chosen): which readout gave a
+        p-value, which a score, the viability result and the status."""
+        if source(self.study) != "interactions":
+            return pn.pane.Markdown("An imported GI map: one score per pair, no tests.")
+        df = pair_summary(self.study)
+        g = self.selection.perturbation
+        if g:
+            df = df[(df["gene_a"] == g) | (df["gene_b"] == g)]
+        cols = [c for c in ("pair", "disjointness", "separability", "viability", "status")
+                if c in df]
+        return pn.Column(
+            pn.pane.Markdown("Pairs: disjointness and viability give p-values; separability "
+                             f"is a {SCORE_NOTE} (interval in brackets).",
+                             css_classes=["wb-pair-summary"]),
+            pn.widgets.Tabulator(df[cols], show_index=False, disabled=True, height=200,
+                                 width=self.width,
+                                 header_tooltips={k: TOOLTIPS[k] for k in cols
+                                                  if k in TOOLTIPS}))
 
     def body(self):
         controls = pn.Row(
@@ -218,5 +340,5 @@ class InteractionsView(StudyView):
                                          css_classes=["wb-gene-select"]),
             pn.widgets.Select.from_param(self.param.test, width=140),
             pn.widgets.Select.from_param(self.param.value, width=140))
-        return pn.Column(controls, pn.Row(self._matrix_pane(), self.volcano()), self.pair_page,
-                         self.selection_panel())
+        return pn.Column(controls, pn.Row(self._matrix_pane(), self.volcano()),
+                         self.summary_panel, self.pair_page, self.selection_panel())
