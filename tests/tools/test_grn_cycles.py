@@ -67,8 +67,9 @@ def test_view_shows_and_exports_activating_and_repressing_edges(grn_study):
 
     import pandas as pd
 
-    from workbench.dashboards.grn import GRNView, edges, effect_label
+    from workbench.dashboards.grn import GRNView, edges
     from workbench.dashboards.state import Selection
+    from workbench.tools.grn import effect_label, export_edges
 
     study, info = grn_study
     grn = study.read("grn")
@@ -99,6 +100,11 @@ def test_view_shows_and_exports_activating_and_repressing_edges(grn_study):
     el = view._graph_element()
     seg = el.Segments.I.data
     assert set(seg["effect"]) == set(shown["effect"])
+    # the export (as `workbench grn --export-edges` writes it) is the view's table
+    out = study.path.parent / "edges.csv"
+    export_edges(study, out, 0.2)
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(io.StringIO(
+        table.to_csv(index=False))))
 
 
 def test_old_layout_is_refused_with_the_step_to_rerun():

@@ -41,6 +41,11 @@ def add_arguments(parser) -> None:
                         "Gene1,Gene2 or tf,target columns) to score against; repeatable")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export-edges", metavar="CSV",
+                        help="also write the likely edges (probability, weight, activates / "
+                             "represses) to this CSV file")
+    parser.add_argument("--export-threshold", type=float, default=0.5,
+                        help="edge probability cut-off for --export-edges")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
@@ -96,4 +101,11 @@ def run(args) -> int:
                   f"AUPRC {m['auprc']:.3f} (random {m['random_auprc']:.3f})")
     for c in info["cycles"][:5]:
         print(f"  cycle {' -> '.join(c['cycle'])}: {c['frequency']:.2f} of samples")
+    if args.export_edges:
+        from workbench.tools.grn import export_edges
+
+        df = export_edges(Study.open(args.study), args.export_edges, args.export_threshold)
+        counts = df["effect"].value_counts().to_dict() if "effect" in df else {}
+        print(f"  {len(df)} edges (p >= {args.export_threshold:g}) written to "
+              f"{args.export_edges}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0

@@ -55,28 +55,14 @@ def signs(study):
     return cached(study, ["grn"], "grn-signs", _signs)
 
 
-def effect_label(share: float) -> str:
-    """``activates`` / ``represses`` when at least 90 % of the samples agree, else ``mixed``."""
-    share = float(share)
-    if not np.isfinite(share):
-        return "unknown"
-    return "activates" if share >= 0.9 else "represses" if share <= 0.1 else "mixed"
-
-
 def edges(study, threshold: float = 0.5) -> pd.DataFrame:
     """Edges ``source -> target`` with probability at least ``threshold``, with the mean
     fitted weight and its effect (activates / represses / mixed) when the step stored them."""
+    from workbench.tools.grn import edge_frame
+
     names, prob = posterior(study)
-    i, j = np.nonzero(prob >= threshold)
-    keep = i != j
-    i, j = i[keep], j[keep]
-    df = pd.DataFrame({"source": np.asarray(names)[j], "target": np.asarray(names)[i],
-                       "probability": prob[i, j]})
     sg = signs(study)
-    if sg is not None:
-        df["weight"] = sg[0][i, j]
-        df["effect"] = pd.Series([effect_label(v) for v in sg[1][i, j]], dtype=object)
-    return df.sort_values("probability", ascending=False, ignore_index=True)
+    return edge_frame(names, prob, *(sg if sg is not None else (None, None)), threshold)
 
 
 #: Edge colours of the subgraph by effect.

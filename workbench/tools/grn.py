@@ -312,6 +312,45 @@ WEIGHT_UNITS = ("change in the velocity of gene i, in sds of x_i per unit time, 
                 "x_j (both genes standardised as the GRN step fits them); sign > 0 activates")
 
 
+def effect_label(share: float) -> str:
+    """``activates`` / ``represses`` when at least 90 % of the samples holding an edge agree on
+    its sign, ``mixed`` otherwise, ``unknown`` where no sample holds it."""
+    share = float(share)
+    if not np.isfinite(share):
+        return "unknown"
+    return "activates" if share >= 0.9 else "represses" if share <= 0.1 else "mixed"
+
+
+def edge_frame(names, prob, weight=None, positive_share=None, threshold: float = 0.5):
+    """Edges ``source -> target`` with probability at least ``threshold`` (self-loops left
+    out), most probable first, with the mean fitted weight and effect when given."""
+    import pandas as pd
+
+    prob = np.asarray(prob)
+    i, j = np.nonzero(prob >= threshold)
+    keep = i != j
+    i, j = i[keep], j[keep]
+    df = pd.DataFrame({"source": np.asarray(names, dtype=object)[j],
+                       "target": np.asarray(names, dtype=object)[i], "probability": prob[i, j]})
+    if weight is not None and positive_share is not None:
+        df["weight"] = np.asarray(weight, np.float64)[i, j]
+        df["effect"] = pd.Series([effect_label(v) for v in np.asarray(positive_share)[i, j]],
+                                 dtype=object)
+    return df.sort_values("probability", ascending=False, ignore_index=True)
+
+
+def export_edges(study, path, threshold: float = 0.5):
+    """Write the GRN step's likely edges (probability, weight, effect) to a CSV file."""
+    study.require("grn", why="the edges come from the GRN step")
+    g = study.read("grn")
+    has = "edge_weight" in g.varp and "edge_positive_share" in g.varp
+    df = edge_frame(list(map(str, g.var_names)), g.varp["edge_probability"],
+                    g.varp["edge_weight"] if has else None,
+                    g.varp["edge_positive_share"] if has else None, threshold)
+    df.to_csv(path, index=False)
+    return df
+
+
 def _grn_anndata(adata, data, x, v, sd, result, info):
     import anndata as ad
     import pandas as pd
