@@ -73,3 +73,18 @@ def test_bad_pools_are_refused(pool):
     one[:5] = "a"
     with pytest.raises(ValidationError, match="one class only"):
         screen_round(X, one, budget=5, policy="hardest")
+
+
+def test_audit_bound_counts_audited_items_and_holds(pool):
+    X, y, _ = pool
+    miss = []
+    for seed in range(5):
+        r = screen_campaign(X, y, policy="hardest", audit=30, seed=seed, gamma=0.999)
+        h = r["history"]
+        b = r["batch_size"]
+        # each round measures its batch and the audit
+        assert h.fraction_measured.iloc[0] * len(y) == pytest.approx(b + b + 30)
+        h = h[h.fraction_measured < 1]
+        miss += list(h.bound > h.system_accuracy + 1e-12)
+    # a uniform audit makes the bound hold in each round with probability >= 1 - delta
+    assert np.mean(miss) <= 0.1 and len(miss) >= 20

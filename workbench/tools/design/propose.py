@@ -107,7 +107,8 @@ def _previous_certificate(study, y: pd.Series, delta: float, n: int):
     old = study.read("design_plan")
     old = old[(old.status == "proposed") & (old.planner == "screen")]
     old = old[old.candidate.isin(y.index)]
-    done = old[y.loc[old.candidate].notna().to_numpy()]
+    # only items that had a prediction (a first batch chosen before any label has none)
+    done = old[y.loc[old.candidate].notna().to_numpy() & old.predicted.notna().to_numpy()]
     if done.empty:
         return None
     k = int((done.predicted.astype(str).to_numpy()
