@@ -94,3 +94,19 @@ def test_cycles_in_samples():
     assert sorted(simple_cycles(h)) == [(0, 1), (0, 1, 2)]
     freq = cycle_frequencies(np.stack([g, h, np.zeros_like(g)]), ["a", "b", "c", "d"])
     assert freq[0] == {"cycle": ["a", "b", "c"], "length": 3, "frequency": 2 / 3}
+
+
+def test_reference_gene_set_picks_dense_regulators_and_their_shared_targets():
+    import pandas as pd
+
+    from workbench.tools.grn_metrics import reference_gene_set, reference_matrix
+
+    edges = pd.DataFrame({
+        "source": ["TFA"] * 4 + ["TFB"] * 3 + ["TFC", "TFA", "GONE"],
+        "target": ["t1", "t2", "t3", "t4", "t1", "t2", "t5", "t9", "TFB", "t1"]})
+    candidates = ["tfa", "TFB", "TFC", "t1", "t2", "t3", "t4", "t5", "t9"]  # GONE not measured
+    genes = reference_gene_set(edges, candidates, n_genes=5, n_regulators=2)
+    # the two biggest regulators first, then targets shared by most of them; names as given
+    assert genes[:2] == ["tfa", "TFB"] and set(genes[2:4]) == {"t1", "t2"} and len(genes) == 5
+    ref = reference_matrix(edges, genes)
+    assert ref.sum() >= 6 and "GONE" not in genes
