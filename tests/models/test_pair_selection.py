@@ -81,3 +81,37 @@ def test_soft_impute_beats_the_mean_on_a_low_rank_matrix():
     err = np.mean((Z[iu][~obs] - held) ** 2)
     base = np.mean((R[iu][obs].mean() - held) ** 2)
     assert err < 0.3 * base
+
+
+def test_factored_soft_impute_agrees_with_the_dense_one():
+    from workbench.models.pair_selection import soft_impute, soft_impute_entries
+
+    rng = np.random.default_rng(5)
+    n = 40
+    u = rng.normal(size=(n, 2))
+    R = u @ u.T
+    iu = np.triu_indices(n, 1)
+    obs = rng.random(len(iu[0])) < 0.3
+    args = (n, iu[0][obs], iu[1][obs], R[iu][obs])
+    Z = soft_impute(*args, rank=4, shrink=0.05)
+    F = soft_impute(*args, rank=4, shrink=0.05, factors=True)
+    got = soft_impute_entries(F, iu[0][~obs], iu[1][~obs])
+    assert np.abs(got - Z[iu][~obs]).max() < 0.05 * R.std()  # same fixed point
+    assert np.mean((got - R[iu][~obs]) ** 2) < 0.3 * R[iu][~obs].var()
+    # a warm start from the factors continues the same fixed point
+    F2 = soft_impute(*args, rank=4, shrink=0.05, iters=5, init=F, factors=True)
+    assert np.abs(soft_impute_entries(F2, iu[0][~obs], iu[1][~obs]) - got).max() < 0.02 * R.std()
+
+
+def test_factored_soft_impute_never_builds_the_gene_by_gene_matrix():
+    # 20,000 genes: a dense float64 matrix would need 3.2 GB; the factors need n x rank
+    from workbench.models.pair_selection import soft_impute, soft_impute_entries
+
+    n = 20_000
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, n, 3000)
+    j = (i + 1 + rng.integers(0, n - 1, 3000)) % n
+    y = rng.normal(size=3000)
+    U, s, Vh, mean = soft_impute(n, i, j, y, rank=4, iters=3, seed=0, factors=True)
+    assert U.shape[0] == n and Vh.shape[1] == n and U.shape[1] <= 4
+    assert np.isfinite(soft_impute_entries((U, s, Vh, mean), i, j)).all()

@@ -53,7 +53,8 @@ from workbench.models._device import resolve_device, to_numpy, torch_threads
 
 ACQUISITIONS = ("ids", "thompson", "ucb", "greedy", "random")
 
-__all__ = ["LowRankPairModel", "select_batch", "soft_impute", "ACQUISITIONS"]
+__all__ = ["LowRankPairModel", "select_batch", "soft_impute", "soft_impute_entries",
+           "ACQUISITIONS"]
 
 
 def _few_threads(device: torch.device, n_elements: int, limit: int = 1 << 22):
@@ -250,19 +251,35 @@ def select_batch(samples: np.ndarray, acquisition: str, batch_size: int, *,
 
 
 def soft_impute(n_items: int, i, j, y, *, rank: int = 8, shrink: float = 0.2, iters: int = 40,
-                init: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+                init=None, seed: int = 0, factors: bool = False, dense_limit: int = 400):
     """Complete a symmetric pair matrix by soft-thresholded SVD (Mazumder, Hastie & Tibshirani
     2010, "Spectral regularization algorithms for learning large incomplete matrices").
 
     Repeats ``Z <- S_lambda(P_obs(Y) + P_unobs(Z))``, where ``S_lambda`` shrinks the singular
     values by ``lambda = shrink * sigma_1`` of the zero-filled observed matrix and keeps at
-    most ``rank`` of them (a randomised truncated SVD when ``n_items`` is large). Values are
-    centred on the observed mean first. Returns the (n, n) completed matrix; ``init`` warm
-    starts from an earlier completion.
+    most ``rank`` of them. Values are centred on the observed mean first.
+
+    Up to ``dense_limit`` genes the matrix is held dense and decomposed exactly. Above it,
+    ``Z`` is kept as its factors and the matrix being decomposed as "sparse residual on the
+    observed entries + low rank" (the form of section 5 of the paper), so an iteration costs
+    O(observed entries x rank + genes x rank^2) time and memory instead of O(genes^2), and the
+    truncated SVD is a randomised range finder with power iterations (Halko, Martinsson &
+    Tropp 2011) driven by products with that operator.
+
+    Returns the (n, n) completed matrix, or with ``factors=True`` the tuple
+    ``(U, s, Vh, mean)`` (read entries with :func:`soft_impute_entries`). ``init`` warm
+    starts from an earlier result of the same kind.
     """
     i, j = np.asarray(i, int), np.asarray(j, int)
     y = np.asarray(y, float)
     mean = float(y.mean()) if len(y) else 0.0
+    if n_items > dense_limit or factors or isinstance(init, tuple):
+        F = _soft_impute_factored(n_items, i, j, y - mean, rank=rank, shrink=shrink,
+                                  iters=iters, init=init, seed=seed)
+        F = (*F, mean)
+        if factors:
+            return F
+        return (F[0] * F[1]) @ F[2] + mean
     obs = np.zeros((n_items, n_items), bool)
     obs[i, j] = obs[j, i] = True
     target = np.zeros((n_items, n_items))
@@ -270,18 +287,10 @@ def soft_impute(n_items: int, i, j, y, *, rank: int = 8, shrink: float = 0.2, it
     Z = np.zeros_like(target) if init is None else np.asarray(init, float) - mean
     if not len(y):
         return Z + mean
-    gen = torch.Generator().manual_seed(int(seed))
-    q = min(rank + 4, n_items)
 
     def svd(a):
-        t = torch.as_tensor(a)
-        if n_items <= 400:
-            u, s, vh = torch.linalg.svd(t, full_matrices=False)
-            return u[:, :rank].numpy(), s[:rank].numpy(), vh[:rank].numpy()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-            u, s, v = torch.svd_lowrank(t, q=q, niter=3)
-        return u[:, :rank].numpy(), s[:rank].numpy(), v[:, :rank].T.numpy()
+        u, s, vh = torch.linalg.svd(torch.as_tensor(a), full_matrices=False)
+        return u[:, :rank].numpy(), s[:rank].numpy(), vh[:rank].numpy()
 
     lam = shrink * float(svd(target)[1][0])
     for _ in range(iters):
@@ -290,3 +299,69 @@ def soft_impute(n_items: int, i, j, y, *, rank: int = 8, shrink: float = 0.2, it
         Z = (u * s) @ vh
         Z = (Z + Z.T) / 2
     return Z + mean
+
+
+def soft_impute_entries(F, i, j) -> np.ndarray:
+    """Entries ``Z[i, j]`` (symmetrised) of a factored soft-impute result ``(U, s, Vh, mean)``."""
+    U, s, Vh, mean = F
+    i, j = np.asarray(i, int), np.asarray(j, int)
+    us = U * s
+    return ((us[i] * Vh[:, j].T).sum(1) + (us[j] * Vh[:, i].T).sum(1)) / 2 + mean
+
+
+def _randomised_svd(matmul, rmatmul, n: int, rank: int, gen, niter: int = 3):
+    """Top ``rank`` singular triplets of an n x n operator known by its products (torch
+    float64 tensors in and out)."""
+    q = min(rank + 6, n)
+    Q = torch.linalg.qr(matmul(torch.randn(n, q, generator=gen, dtype=torch.float64)))[0]
+    for _ in range(niter):
+        Q = torch.linalg.qr(rmatmul(Q))[0]
+        Q = torch.linalg.qr(matmul(Q))[0]
+    B = rmatmul(Q).T  # Q^T A, (q, n)
+    ub, s, vh = torch.linalg.svd(B, full_matrices=False)
+    return (Q @ ub)[:, :rank], s[:rank], vh[:rank]
+
+
+def _soft_impute_factored(n, i, j, yc, *, rank, shrink, iters, init, seed):
+    # torch with one thread: these are thin (n x rank) problems, where a BLAS thread pool
+    # competing for busy cores made each QR tens of times slower
+    with torch_threads(1):
+        return _soft_impute_factored_run(n, i, j, yc, rank=rank, shrink=shrink, iters=iters,
+                                         init=init, seed=seed)
+
+
+def _soft_impute_factored_run(n, i, j, yc, *, rank, shrink, iters, init, seed):
+    gen = torch.Generator().manual_seed(int(seed))
+    oi = torch.as_tensor(np.concatenate([i, j]))
+    oj = torch.as_tensor(np.concatenate([j, i]))
+    yy = torch.as_tensor(np.concatenate([yc, yc]), dtype=torch.float64)
+    empty = np.zeros((n, 0)), np.zeros(0), np.zeros((0, n))
+    if not len(yc):
+        return empty
+    idx = torch.stack([oi, oj])
+
+    def sp(vals):
+        return torch.sparse_coo_tensor(idx, vals, (n, n), check_invariants=False).coalesce()
+
+    Y = sp(yy)
+    s1 = _randomised_svd(lambda X: Y @ X, lambda X: Y.T @ X, n, 1, gen)[1][0]
+    lam = shrink * float(s1)
+    U, s, Vh = (torch.as_tensor(np.asarray(a, float)) for a in
+                (init[:3] if isinstance(init, tuple) else empty))
+    for _ in range(iters):
+        z = ((U * s)[oi] * Vh[:, oj].T).sum(1)  # Z on the observed entries
+        R = sp(yy - z)
+        Rt = R.t().coalesce()
+        U0, s0, Vh0 = U, s, Vh
+
+        def mm(X, R=R, U0=U0, s0=s0, Vh0=Vh0):
+            return R @ X + U0 @ (s0[:, None] * (Vh0 @ X))
+
+        def rmm(X, Rt=Rt, U0=U0, s0=s0, Vh0=Vh0):
+            return Rt @ X + Vh0.T @ (s0[:, None] * (U0.T @ X))
+
+        U, s, Vh = _randomised_svd(mm, rmm, n, rank, gen)
+        s = torch.clamp(s - lam, min=0.0)
+        keep = s > 0
+        U, s, Vh = U[:, keep], s[keep], Vh[keep]
+    return U.numpy(), s.numpy(), Vh.numpy()

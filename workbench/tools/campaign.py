@@ -266,14 +266,18 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
         return {"pick": pick, "mean": mean, "low": lo, "high": hi, "reason": reason,
                 "state": state}
     if planner == "soft_impute":
-        from workbench.models.pair_selection import soft_impute
+        from workbench.models.pair_selection import soft_impute, soft_impute_entries
 
-        Z = soft_impute(n_items, obs_i, obs_j, y, init=state.get("Z"), seed=seed,
-                        iters=20 if state.get("Z") is None else 8)
-        state["Z"] = Z
-        mean = Z[cand_i, cand_j]
+        # factored (sparse + low rank) above 400 genes: memory grows with the pairs, not n^2
+        F = soft_impute(n_items, obs_i, obs_j, y, init=state.get("Z"), seed=seed,
+                        iters=20 if state.get("Z") is None else 8, factors=n_items > 400)
+        state["Z"] = F
+        if isinstance(F, tuple):
+            mean, fit = soft_impute_entries(F, cand_i, cand_j), soft_impute_entries(F, obs_i, obs_j)
+        else:
+            mean, fit = F[cand_i, cand_j], F[obs_i, obs_j]
         pick = _rank(mean, k, seed)
-        res = (Z[obs_i, obs_j] - y).std() if len(y) > 1 else np.nan
+        res = (fit - y).std() if len(y) > 1 else np.nan
         return {"pick": pick, "mean": mean, "low": mean[pick] - Z90 * res,
                 "high": mean[pick] + Z90 * res,
                 "reason": [f"soft-impute completion predicts {mean[p]:.3g} (rank "
