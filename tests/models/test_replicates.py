@@ -105,3 +105,24 @@ def test_count_test_finds_synthetic_lethality_and_holds_its_level():
     assert _rate(sl.p_value) >= 0.9
     assert np.median(sl.statistic) < -1.5  # a fifth survive: log2(0.2) = -2.3
     assert (sl.ci_low < sl.statistic).all() and (sl.statistic < sl.ci_high).all()
+
+
+def test_disjointness_leaves_out_units_constant_in_controls():
+    """A dead embedding unit (constant in the controls) that perturbations switch on in
+    some cells made most separable pairs significant: every value off the constant shares
+    one extreme normal score, so the squared-score feature is not additive."""
+    from workbench.models.interaction_scenarios import simulate_pairs
+    from workbench.models.replicates import replicate_disjointness_test
+
+    groups, units, _ = simulate_pairs(30, n=40, seed=5)
+    rng = np.random.default_rng(0)
+    for g in groups:
+        g["ctrl"] = np.concatenate([g["ctrl"], np.zeros((len(g["ctrl"]), 1), np.float32)], 1)
+        for c in ("a", "b", "ab"):
+            on = ((rng.random((len(g[c]), 1)) < 0.7) * (1.0 + rng.random((len(g[c]), 1)))
+                  ).astype(np.float32)
+            g[c] = np.concatenate([g[c], on], 1)
+    r = replicate_disjointness_test(groups, units)
+    assert r.params["constant_in_reference_left_out"] == 1 and r.params["dim"] == 6
+    assert (r.p_value < 0.05).mean() <= 0.1  # separable, disjoint null pairs
+    assert len(np.unique(np.round(r.p_value, 12))) > 20

@@ -20,7 +20,8 @@ spread of those summaries between units:
   so for any function ``h`` of one coordinate ``E_ab[h] + E_0[h] = E_a[h] + E_b[h]``. We
   use ``h = u`` and ``h = u^2 - 1`` per coordinate, ``u`` the coordinate's normal score
   against the controls (:func:`normal_scores`; invariant to monotone maps of a
-  coordinate), which sees shifts and changes of spread;
+  coordinate), which sees shifts and changes of spread; coordinates constant in the
+  controls have no such score and are left out (and counted in ``params``);
 - :func:`count_test` is the viability readout: the same contrast on ``log2`` cells per unit
   (synthetic lethality gives a negative contrast, rescue a positive one).
 
@@ -255,6 +256,12 @@ def replicate_disjointness_test(groups: list[dict[str, np.ndarray]],
     names = _groups_ok(groups, units, names)
     ref = (np.concatenate([g["ctrl"] for g in groups]) if reference is None
            else check_finite(reference, "reference"))
+    # a coordinate constant in the reference (a dead embedding unit) has no distribution to
+    # score against: every value off it maps to the same extreme score, so one unit that
+    # all perturbations switch on rejects every pair at the same floor. Left out, counted.
+    sd = np.asarray(ref, float).std(0)
+    live = sd > 1e-6 * max(float(sd.max()), 1e-12)
+    ref = np.asarray(ref)[:, live]
     stat, p, eff, status, ulist = [], [], [], [], []
     for g, u in zip(groups, units):
         empty = [c for c in CONDITIONS if len(g[c]) == 0]
@@ -267,7 +274,7 @@ def replicate_disjointness_test(groups: list[dict[str, np.ndarray]],
             continue
         feats = {}
         for c in CONDITIONS:
-            z = normal_scores(np.asarray(g[c], float), ref)
+            z = normal_scores(np.asarray(g[c], float)[:, live], ref)
             feats[c] = np.concatenate([z, z * z - 1.0], 1)
         r = contrast_test(feats, u)
         ulist.append(r["units"])
@@ -287,7 +294,8 @@ def replicate_disjointness_test(groups: list[dict[str, np.ndarray]],
               "calibration": "per-feature t tests on replicate-unit means (variance pooled "
                              "over conditions, df = units - 4), combined by Simes",
               "kernel": "none (replicate means of u and u^2 per coordinate)",
-              "bandwidth_rule": "n/a", "dim": int(ref.shape[1]), "unit_level": True}
+              "bandwidth_rule": "n/a", "dim": int(ref.shape[1]), "unit_level": True,
+              "constant_in_reference_left_out": int((~live).sum())}
     return ReplicateResult("disjointness", np.array(stat), np.array(p), np.array(eff),
                            nan.copy(), nan.copy(), status, ulist, params)
 
