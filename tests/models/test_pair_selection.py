@@ -98,9 +98,11 @@ def test_factored_soft_impute_agrees_with_the_dense_one():
     got = soft_impute_entries(F, iu[0][~obs], iu[1][~obs])
     assert np.abs(got - Z[iu][~obs]).max() < 0.05 * R.std()  # same fixed point
     assert np.mean((got - R[iu][~obs]) ** 2) < 0.3 * R[iu][~obs].var()
-    # a warm start from the factors continues the same fixed point
+    # a warm start from the factors continues where the first run stopped
     F2 = soft_impute(*args, rank=4, shrink=0.05, iters=5, init=F, factors=True)
-    assert np.abs(soft_impute_entries(F2, iu[0][~obs], iu[1][~obs]) - got).max() < 0.02 * R.std()
+    F45 = soft_impute(*args, rank=4, shrink=0.05, iters=45, factors=True)
+    a, b = (soft_impute_entries(f, iu[0][~obs], iu[1][~obs]) for f in (F2, F45))
+    assert np.abs(a - b).max() < 0.05 * R.std()
 
 
 def test_factored_soft_impute_never_builds_the_gene_by_gene_matrix():
