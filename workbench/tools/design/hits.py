@@ -119,14 +119,15 @@ def hit_campaign(X, score, hits, *, policy: str, batch_size: int, rounds: int = 
         raise ValidationError("the table marks no candidate as a hit.",
                               "mark the top movers as hits (e.g. the top 5% of the score).")
     Z = prepare_features(X)
-    rng = np.random.default_rng([seed, 41, int(permute)])
+    rng = np.random.default_rng([seed, 41])  # the same draws with and without the control
+    shuffle = np.random.default_rng([seed, 42])
     measured = np.zeros(n, bool)
     rows = []
     for r in range(1, rounds + 1):
         meas_idx = np.flatnonzero(measured)
         y = score[meas_idx]
         if permute and len(y):
-            y = rng.permutation(y)
+            y = shuffle.permutation(y)
         open_idx = np.flatnonzero(~measured)
         s, _ = score_candidates(policy, Z, meas_idx, y, open_idx, rng, prior=prior, seed=seed)
         order = np.lexsort((rng.random(len(open_idx)), -s))[:batch_size]

@@ -185,13 +185,7 @@ def screen_round(X, labels, *, budget: int, policy: str = "hardest", seed: int =
     X = check_pool(X, labels, budget=budget)
     labels = pd.Series(np.asarray(labels, object))
     meas = ~labels.isna().to_numpy()
-    if meas.sum() == 0:
-        if policy != "random":
-            policy_used = "random"
-        else:
-            policy_used = policy
-    else:
-        policy_used = policy
+    policy_used = policy if meas.any() else "random"  # nothing to learn from yet
     Z = prepare_features(X)
     rng = np.random.default_rng([seed, 11])
     model = ScreenModel(C=C, n_members=5 if policy_used == "uncertainty" else 0, seed=seed)
@@ -246,10 +240,7 @@ def screen_campaign(X, y, *, policy: str = "hardest", batch_size: int | None = N
     while not measured.all():
         model = ScreenModel(C=C, n_members=5 if policy == "uncertainty" else 0, seed=seed)
         ym = y[measured]
-        if len(np.unique(ym)) < 2:
-            pol = "random"
-        else:
-            pol = policy
+        pol = policy if len(np.unique(ym)) > 1 else "random"  # one class seen: no model yet
         model.fit(Z[measured], ym)
         pred = model.predict(Z)
         open_idx = np.flatnonzero(~measured)
