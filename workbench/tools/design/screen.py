@@ -93,9 +93,9 @@ def prepare_features(X, max_dims: int = 32) -> np.ndarray:
 class ScreenModel:
     """Multinomial logistic regression (scikit-learn) with its class probabilities.
 
-    With a single class among the measured items it predicts that class with
-    probability one half for every item (no evidence either way), so that acquisition
-    treats all items as equally uncertain.
+    With a single class among the measured items it predicts that class for every item
+    and reports every item as maximally uncertain, so that acquisition treats them alike.
+    ``n_members > 0`` also fits that many bootstrap copies for :meth:`disagreement`.
     """
 
     def __init__(self, C: float = 1.0, n_members: int = 0, seed: int = 0):
