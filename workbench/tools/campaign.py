@@ -35,7 +35,7 @@ import pandas as pd
 from workbench.errors import ValidationError
 
 __all__ = ["PLANNERS", "propose", "choose_planner", "propose_batch", "run_campaign", "top_share_curve",
-           "campaign_summary", "gene_mean_scores", "singles_scores"]
+           "campaign_summary", "gene_mean_scores", "singles_scores", "score_pairs"]
 
 #: planner name -> one-line description (shown by ``plan-pairs`` and in the artefact)
 PLANNERS = {
@@ -192,7 +192,7 @@ def choose_planner(n_items: int, obs_i, obs_j, obs_y, *, singles=None, min_pairs
 def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, side=None,
             singles=None, batch_size: int = 10, seed: int = 0, device: str = "auto",
             state: dict | None = None, names=None, beta: float = 1.0,
-            model_kw: dict | None = None, intervals: bool = True) -> dict:
+            model_kw: dict | None = None, intervals: bool = True, scheduler=None) -> dict:
     """Choose ``batch_size`` of the candidate pairs with ``planner``.
 
     Parameters
@@ -206,6 +206,8 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
     names : gene names, used in the reasons (default: indices).
     beta : width of the exchangeable model's upper confidence bound.
     intervals : False skips the rules' bootstrap intervals (campaigns only rank).
+    scheduler : a ``dask.distributed`` address or Client: the models score the candidates
+        there, chunk by chunk (:func:`score_pairs`); same result as the local run.
 
     Returns
     -------
@@ -233,7 +235,7 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
         out = propose(used, n_items, cand_i, cand_j, obs_i, obs_j, y, side=side,
                       singles=singles, batch_size=batch_size, seed=seed, device=device,
                       state=state, names=names, beta=beta, model_kw=model_kw,
-                      intervals=intervals)
+                      intervals=intervals, scheduler=scheduler)
         out["planner"], out["planner_reason"] = used, why
         return out
     if planner == "random" or len(y) == 0:
@@ -291,7 +293,7 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
 
         model = model or ExchangeablePairModel(seed=seed, device=device, **kw)
         model.fit(obs_i, obs_j, y, side=side, n_items=n_items, warm_start=warm)
-        samples = model.sample(cand_i, cand_j)
+        samples = score_pairs(model, cand_i, cand_j, scheduler=scheduler)
         noise = model.residual_sd_
         acq = "ucb"
     else:
@@ -299,7 +301,7 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
 
         model = model or LowRankPairModel(seed=seed, device=device, **kw)
         model.fit(obs_i, obs_j, y, side=side, n_items=n_items, warm_start=warm)
-        samples = model.sample(cand_i, cand_j)
+        samples = score_pairs(model, cand_i, cand_j, scheduler=scheduler)
         noise = model.noise_ * model.y_scale_
         acq = planner.split("_", 1)[1]
     state["model"] = model
@@ -329,6 +331,38 @@ def propose_batch(n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, side=Non
     else:
         sd = mod.sample(cand_i, cand_j).std(0)
     return out["pick"], {"mean": out["mean"], "sd": sd, "model": mod}
+
+
+def score_pairs(model, i, j, *, chunk_size: int = 8192, scheduler=None) -> np.ndarray:
+    """Posterior samples (E, m) of a fitted pair model on many pairs, chunk by chunk.
+
+    A fitted model scores each pair from the measured ones only, so the candidates split
+    into independent chunks: locally they run one after another (memory bounded by one
+    chunk); with ``scheduler`` (a ``dask.distributed`` address or ``Client``) the model is
+    sent to the workers once and the chunks run there. Both give the same numbers.
+    """
+    i, j = np.ascontiguousarray(i, int), np.ascontiguousarray(j, int)
+    step = max(1, int(chunk_size))
+    bounds = [(a, min(a + step, len(i))) for a in range(0, len(i), step)]
+    if scheduler is None:
+        parts = [model.sample(i[a:b], j[a:b]) for a, b in bounds]
+    else:
+        from distributed import Client
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        try:
+            remote = client.scatter(model, broadcast=True)
+            futures = [client.submit(_score_chunk, remote, i[a:b], j[a:b], pure=False)
+                       for a, b in bounds]
+            parts = client.gather(futures)
+        finally:
+            if not isinstance(scheduler, Client):
+                client.close()
+    return np.concatenate(parts, 1) if parts else np.zeros((0, 0))
+
+
+def _score_chunk(model, i, j):
+    return model.sample(i, j)
 
 
 # ---------------------------------------------------------------------- campaigns
