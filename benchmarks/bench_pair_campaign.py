@@ -20,6 +20,7 @@ Bayesian low-rank model with IDS, the exchangeable model, and ``auto`` (the defa
     python benchmarks/bench_pair_campaign.py --screens norman --csv norman.csv
     python benchmarks/bench_pair_campaign.py --screens parrish --csv parrish.csv
     python benchmarks/bench_pair_campaign.py --report norman.csv,parrish.csv > results.md
+    python benchmarks/bench_pair_campaign.py --scale 300 --chunk-size 4096   # memory row
 
 The data folder is ``$WORKBENCH_SHARED_DATA`` or ``../shared/data`` next to the repository.
 """
@@ -135,6 +136,33 @@ def report(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def scale_row(n_genes: int = 300, chunk_size: int = 8192, scheduler=None) -> dict:
+    """Plan over all pairs of ``n_genes`` planted genes: fit the exchangeable model on 5% of
+    the pairs and score every other pair in chunks; peak resident memory of this process."""
+    import resource
+
+    from workbench.models.exchangeable import ExchangeablePairModel
+    from workbench.tools.campaign import score_pairs
+
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(n_genes, 1))
+    u = rng.normal(size=(n_genes, 2))
+    R = np.abs(s) + np.abs(s).T + np.tanh(u @ u.T)
+    iu = np.triu_indices(n_genes, 1)
+    obs = rng.random(len(iu[0])) < 0.05
+    t0 = time.perf_counter()
+    m = ExchangeablePairModel(steps=100, seed=0, device="cpu")
+    m.fit(iu[0][obs], iu[1][obs], R[iu][obs], side=s, n_items=n_genes)
+    samples = score_pairs(m, iu[0][~obs], iu[1][~obs], chunk_size=chunk_size,
+                          scheduler=scheduler)
+    r = np.corrcoef(samples.mean(0), R[iu][~obs])[0, 1]
+    return {"genes": n_genes, "pairs": len(iu[0]), "measured": int(obs.sum()),
+            "chunk_size": chunk_size, "held_out_r": round(float(r), 3),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "seconds_under_load": round(time.perf_counter() - t0, 1),
+            "dask": scheduler is not None}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
@@ -142,7 +170,13 @@ def main():
     ap.add_argument("--planners", default=",".join(PLANNERS))
     ap.add_argument("--csv", default=None, help="write the per-seed results here")
     ap.add_argument("--report", default=None, help="comma-separated CSVs: print the tables")
+    ap.add_argument("--scale", type=int, default=0, help="N genes: plan over all their pairs")
+    ap.add_argument("--chunk-size", type=int, default=8192)
+    ap.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
     args = ap.parse_args()
+    if args.scale:
+        print(scale_row(args.scale, args.chunk_size, args.scheduler))
+        return
     if args.report:
         print(report(pd.concat([pd.read_csv(p) for p in args.report.split(",")])))
         return
