@@ -106,3 +106,12 @@ def test_cli_prints_planner_and_each_pair_with_interval(tested_study, capsys):
 def test_unknown_planner_is_a_clear_error(tested_study):
     with pytest.raises(ValidationError, match="unknown planner"):
         plan_pairs(Study.open(tested_study), planner="magic")
+
+
+def test_cli_says_when_a_planner_makes_no_prediction(tested_study, capsys):
+    assert main(["plan-pairs", str(tested_study), "--budget", "2", "--planner", "random",
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.strip().startswith(("1.", "2."))]
+    assert len(lines) == 2 and all("no prediction" in ln and "random" in ln for ln in lines)
+    assert "nan" not in out

@@ -26,6 +26,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
+
     from workbench.data.study import Study
     from workbench.tools.pair_planning import check_budget, plan_pairs
 
@@ -38,6 +40,11 @@ def run(args) -> int:
     print(f"planner: {prop.planner.iloc[0]} ({prop.planner_reason.iloc[0]})")
     print(f"next {len(prop)} pairs, predicted {args.value} [90% interval]:")
     for _, r in prop.iterrows():
-        print(f"  {int(r['rank']):>3}. {r.pair:<20} {r.predicted:.3g} "
-              f"[{r.predicted_low:.3g}, {r.predicted_high:.3g}]  {r.reason}")
+        if np.isfinite(r.predicted):
+            pred = f"{r.predicted:.3g}"
+            pred += (f" [{r.predicted_low:.3g}, {r.predicted_high:.3g}]"
+                     if np.isfinite(r.predicted_low) else " [no interval]")
+        else:
+            pred = "no prediction"
+        print(f"  {int(r['rank']):>3}. {r.pair:<20} {pred}  {r.reason}")
     return 0

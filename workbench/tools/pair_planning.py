@@ -14,9 +14,10 @@ proposed pair with
 - ``planner`` and ``planner_reason``: which planner ran and why it was the one.
 
 The default planner is ``"auto"`` (:func:`workbench.tools.campaign.choose_planner`):
-among the two model-free rules and the exchangeable model it takes the one whose scores
-rank the already measured pairs best (held-out rank correlation), because which rule works
-depends on the screen. The campaign benchmark (``benchmarks/results_pair_campaign.md``)
+of the two model-free rules it takes the one whose scores rank the already measured pairs
+best (held-out rank correlation), because which rule works depends on the screen. The
+models (soft-impute, BPMF, the exchangeable model) are named options; on Norman and Parrish
+none of them found more top pairs than the better rule, so auto does not pick them. The campaign benchmark (``benchmarks/results_pair_campaign.md``)
 holds the evidence for this choice.
 """
 
