@@ -71,6 +71,8 @@ MAKERS = {
     "grn": "`workbench grn STUDY`",
     "velocity": "`workbench import velocity FILE.h5ad --out STUDY`",
     "ground_truth": "`workbench demo` (only simulated Studies have ground truth)",
+    "design_plan": "`workbench design screen STUDY ...` or `workbench design hits STUDY ...`",
+    "grn_samples": "`workbench grn STUDY`",
 }
 
 
