@@ -21,6 +21,10 @@ For the rules, the predicted value is a least-squares line from the rule's score
 measured values, and its interval comes from bootstrapping the measured pairs and their
 residuals; for the models it is the model's mean with its spread plus its noise.
 
+The models score the candidates chunk by chunk (:func:`score_pairs`), so memory does not
+grow with the number of candidates, and on a ``dask.distributed`` cluster when
+``scheduler=`` is given (same result as the local run).
+
 A *campaign* (:func:`run_campaign`) replays a planner on a screen whose doubles are all
 known: it reveals a small random set, lets the planner choose batches among the hidden pairs
 until the budget is spent, and records the share of the top pairs (top 5% by value) found so
