@@ -111,7 +111,8 @@ def test_real_data_imports_validate(shared_data, tmp_path):
     readers.import_profiles(lincs, out)
     readers.import_relationships(shared_data / "efaar_benchmark_annotations/SIGNOR.txt.gz", out)
     readers.import_gi(shared_data / "norman2019_perturbseq_gi", out)
-    Study.open(out).validate(deep=True)
+    study = Study.open(out).validate(deep=True)  # raises on any schema mismatch
+    assert {"profiles", "relationships", "gi_scores"} <= set(study.artefacts)
     readers.import_velocity(shared_data / "rna_velocity_small/pancreas_veloviz_739cells.h5ad",
                             tmp_path / "vel.study")
     Study.open(tmp_path / "vel.study").validate(deep=True)
