@@ -18,7 +18,7 @@ import sys
 COMMANDS = [
     "demo", "import", "info", "validate", "embed", "benchmark", "concepts",
     "interactions", "plan-pairs", "grn", "serve", "napari",
-    "design",
+    "design", "find",
 ]
 
 
