@@ -181,8 +181,9 @@ def fit_exact(x, v, *, max_parents: int, n_samples: int, n_boot: int, groups=Non
               seed: int = 0) -> dict:
     """The exact bounded-parent posterior, its settings chosen from the data, and the baseline.
 
-    Noise per gene from held-out residuals, effective sample size from their correlation
-    (Kish's design effect), edge prior and weight prior by maximising the exact evidence;
+    Noise per gene from held-out residuals (its overall level rescaled by the evidence),
+    effective sample size from their correlation (Kish's design effect), edge prior and
+    weight prior by maximising the exact evidence;
     see :mod:`workbench.models.gflownet.exact_posterior`.
     """
     from workbench.models.gflownet import exact_posterior as ep
@@ -201,6 +202,7 @@ def fit_exact(x, v, *, max_parents: int, n_samples: int, n_boot: int, groups=Non
     chosen = {"method": "exact", "max_parents": max_parents,
               "temperature": eb["temperature"].tolist(),
               "noise_variance": eb["noise_variance"].tolist(),
+              "noise_scale": eb["noise_scale"],
               "n_effective": eb["n_effective"], "edge_prior": eb["edge_prior"],
               "prior_sd": eb["prior_sd"], "ridge": eb["ridge"], "log_evidence": eb["evidence"],
               "n_parent_sets": model.n_sets}

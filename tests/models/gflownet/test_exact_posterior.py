@@ -150,3 +150,47 @@ def test_sample_coefficients_recover_signed_weights_of_the_true_graph():
     extra[0, j] = True
     w_extra = model.coefficients(extra[None].astype(np.uint8))[0]
     assert w_extra[0, j] != 0 and abs(w_extra[0, j]) < 0.1
+
+
+def _fit_from_data(x, v, groups=None, **kw):
+    res = ep.held_out_residuals(x, v, groups=groups, seed=0)
+    s2 = ep.noise_variance(res)
+    n_eff = ep.effective_sample_size(x, res, groups=groups)
+    stats = ep.sufficient_statistics(x, v)
+    eb = ep.empirical_bayes(stats, ep.parent_sets(x.shape[1], 3), s2, n_eff, **kw)
+    post = ep.ExactParentPosterior(3, eb["temperature"], eb["edge_prior"], eb["ridge"])
+    return eb, s2, post.fit_statistics(stats)
+
+
+def test_evidence_recovers_the_planted_noise_level_with_many_cells():
+    # the Gaussian normaliser -n/2 log sigma^2 is what stops the evidence from always
+    # preferring the largest noise (which flattens every -J / T^2 term)
+    x, v, _ = _linear_system(2, n=400, d=6, noise=0.5)
+    eb, _, _ = _fit_from_data(x, v)
+    assert np.allclose(eb["noise_variance"], 0.25, rtol=0.35)
+    assert 0.4 <= eb["noise_scale"] <= 1.5
+    scales = {g["noise_scale"] for g in eb["grid"]}
+    assert min(scales) < 0.1 and max(scales) > 1.5          # the search spans both sides
+
+
+def test_few_cells_noise_is_rescaled_down_and_the_posterior_is_not_emptied():
+    # 24 cells, 10 genes: held-out residuals of a fit on every gene carry the fit's own
+    # estimation error, so the raw estimate overstates the noise and a posterior built on
+    # it keeps almost no edges. The evidence must shrink it and recover the planted edges.
+    from workbench.tools import grn_synthetic as syn
+    from workbench.tools.grn_metrics import edge_auc
+
+    aucs, fixed_aucs = [], []
+    for seed in (0, 1):
+        sim = syn.simulate_panel("linear", p=10, n_traj=12, noise=0.6, seed=13 + seed)
+        x, v, g = sim["x"], sim["v"], np.asarray(sim["trajectory"])
+        truth = np.asarray(sim["adjacency"]) > 0
+        off = ~np.eye(10, dtype=bool)
+        eb, s2, post = _fit_from_data(x, v, groups=g)
+        _, _, fixed = _fit_from_data(x, v, groups=g, noise_scales=(1.0,))
+        assert eb["noise_scale"] < 0.5
+        assert post.edge_probability_.sum() > 2 * fixed.edge_probability_.sum()
+        aucs.append(edge_auc(post.edge_probability_, truth, off)["auroc"])
+        fixed_aucs.append(edge_auc(fixed.edge_probability_, truth, off)["auroc"])
+    assert np.mean(aucs) > np.mean(fixed_aucs) + 0.03
+    assert min(aucs) > 0.8
