@@ -21,7 +21,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-batch-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=256, help="crops per embedding batch")
     parser.add_argument("--label", default="perturbation",
-                        help="obs column the block probe predicts (default perturbation)")
+                        help="probe task: perturbation (identity, the default), relationship "
+                        "(the Study's known groups) or an obs column (a user label)")
     parser.add_argument("--block", type=int, help="use this block (1-based); skips the probe")
     parser.add_argument("--map-label", help="obs column kept on the map for retrieval mAP "
                         "(e.g. moa)")
@@ -60,7 +61,7 @@ def run(args) -> int:
     if probe:
         curve = ", ".join(f"b{b}={a:.3f}" for b, a in zip(probe["blocks"],
                                                            probe["balanced_accuracy"]))
-        print(f"probe ({probe['label']}, folds by {probe['group_key']}; chance "
-              f"{probe['chance']:.3f}): {curve}")
+        print(f"probe ({probe['task']}, folds by {probe['group_key']}; chance "
+              f"{probe['chance']:.3f}; reduction: {probe['reduction']}): {curve}")
     print(f"block {res['block']} chosen; profiles and perturbations written to {study.path}")
     return 0

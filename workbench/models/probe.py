@@ -45,11 +45,13 @@ def probe_accuracy(X, y, groups, *, n_splits: int = 5, C: float = 1.0,
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y).astype(str)
     pred = np.empty(len(y), dtype=object)
-    per_fold = []
+    per_fold, comps = [], []
     for train, test in grouped_folds(groups, n_splits):
         steps = [StandardScaler()]
-        if max_dim and X.shape[1] > max_dim:
-            steps.append(PCA(max_dim, random_state=seed))
+        k = reduction_size(len(train), X.shape[1], max_dim)
+        comps.append(k)
+        if k < X.shape[1]:
+            steps.append(PCA(k, random_state=seed))
         if len(np.unique(y[train])) < 2:
             pred[test] = y[train][0]
         else:
@@ -57,9 +59,23 @@ def probe_accuracy(X, y, groups, *, n_splits: int = 5, C: float = 1.0,
                                                            class_weight="balanced"))
             pred[test] = clf.fit(X[train], y[train]).predict(X[test])
         per_fold.append(float(np.mean(pred[test] == y[test])))
+    reduced = [c for c in comps if c < X.shape[1]]
     return {"balanced_accuracy": float(balanced_accuracy_score(y, pred.astype(str))),
             "fold_accuracy": per_fold, "chance": 1.0 / len(np.unique(y)),
-            "n_folds": len(per_fold)}
+            "n_folds": len(per_fold), "n_components": comps,
+            "reduction": (f"PCA to {min(reduced)}-{max(reduced)} components (of {X.shape[1]} "
+                          f"dims; at most max_dim={max_dim} and n_train-1)" if reduced
+                          else f"none ({X.shape[1]} dims kept)")}
+
+
+def reduction_size(n_train: int, dims: int, max_dim: int | None = 128) -> int:
+    """Components the probe keeps: ``min(max_dim, n_train - 1, dims)`` (at least 1).
+
+    A PCA cannot have more components than training samples minus one, so on a small fold
+    (132 NF1 crops split by field) a fixed 128 would fail; the probe shrinks instead.
+    """
+    k = dims if not max_dim else min(int(max_dim), dims)
+    return max(1, min(k, int(n_train) - 1))
 
 
 def probe_blocks(features, y, groups, *, prepare=None, **kw) -> dict:
@@ -71,13 +87,14 @@ def probe_blocks(features, y, groups, *, prepare=None, **kw) -> dict:
     F = np.asarray(features)
     if F.ndim != 3:
         raise ValidationError(f"block features have shape {F.shape}; expected (n, blocks, dim).")
-    curve, folds = [], []
+    curve, folds, reduction = [], [], ""
     for b in range(F.shape[1]):
         Xb = prepare(F[:, b]) if prepare else F[:, b]
         r = probe_accuracy(Xb, y, groups, **kw)
         curve.append(r["balanced_accuracy"])
         folds.append(r["fold_accuracy"])
+        reduction = r["reduction"]
     curve = np.asarray(curve)
     return {"blocks": np.arange(1, F.shape[1] + 1), "balanced_accuracy": curve,
             "best_block": int(np.argmax(curve)) + 1, "chance": 1.0 / len(np.unique(np.asarray(y))),
-            "fold_accuracy": folds}
+            "fold_accuracy": folds, "reduction": reduction}

@@ -150,15 +150,30 @@ def probe_groups(obs: pd.DataFrame) -> tuple[str, np.ndarray]:
         "add a 'field_id' column (fields of view) or data from a second plate.")
 
 
-def choose_block(features: np.ndarray, obs: pd.DataFrame, *, label: str = "perturbation",
+def choose_block(features: np.ndarray, obs: pd.DataFrame, *, label="perturbation",
                  max_samples: int = 3000, n_splits: int = 5, seed: int = 0,
                  tvn_kw: dict | None = None) -> dict:
-    """Linear-probe every block (TVN first) and return the curve and the best block."""
+    """Linear-probe every block (TVN first) and return the curve and the best block.
+
+    ``label`` chooses the probe task: ``"perturbation"`` (perturbation identity), any other
+    ``obs`` column (a user label such as a mechanism), or a mapping ``{perturbation:
+    label}`` (a known relationship, e.g. the complex of each gene; see
+    :func:`relationship_labels`). Samples without a label are normalised with the rest
+    (TVN needs the controls) but left out of the probe.
+    """
     from workbench.models.probe import probe_blocks
 
-    if label not in obs.columns:
-        raise ValidationError(f"probe label {label!r} is not a column of the profiles' obs.",
-                              f"choose one of {list(obs.columns)[:12]}.")
+    if isinstance(label, str):
+        if label not in obs.columns:
+            raise ValidationError(f"probe label {label!r} is not a column of the profiles' obs.",
+                                  f"choose one of {list(obs.columns)[:12]}.")
+        task, y_all = ("perturbation identity" if label == "perturbation" else
+                       f"user label {label!r}"), obs[label].astype(str).to_numpy()
+    else:
+        mapping = {str(k): str(v) for k, v in dict(label).items()}
+        task = "known relationship"
+        y_all = obs["perturbation"].astype(str).map(mapping).fillna("").to_numpy()
+        label = "relationship"
     key, groups = probe_groups(obs)
     rng = np.random.default_rng(seed)
     idx = np.arange(len(obs))
@@ -167,15 +182,49 @@ def choose_block(features: np.ndarray, obs: pd.DataFrame, *, label: str = "pertu
     sub = obs.iloc[idx]
     ctrl = sub["is_control"].to_numpy(bool)
     batch = sub["batch"].astype(str).to_numpy() if "batch" in sub else None
+    y = y_all[idx]
+    keep = ~pd.Series(y).str.lower().isin(["", "nan", "none"]).to_numpy()
+    if len(np.unique(y[keep])) < 2:
+        raise ValidationError(f"the probe task ({task}) has fewer than two labels on the "
+                              "profiles.", "choose a label column with at least two values, "
+                              "or relationships that cover the screen's perturbations.")
 
     def prepare(X):
-        return normalized(X, ctrl, batch, **(tvn_kw or {}))
+        return normalized(X, ctrl, batch, **(tvn_kw or {}))[keep]
 
-    res = probe_blocks(features[idx], sub[label].astype(str).to_numpy(), groups[idx],
-                       prepare=prepare, n_splits=n_splits, seed=seed)
-    return {"label": label, "group_key": key, "n_samples": int(len(idx)),
+    res = probe_blocks(features[idx], y[keep], groups[idx][keep], prepare=prepare,
+                       n_splits=n_splits, seed=seed)
+    return {"label": label, "task": task, "group_key": key, "n_samples": int(keep.sum()),
             "blocks": res["blocks"].tolist(), "balanced_accuracy": res["balanced_accuracy"].tolist(),
-            "best_block": res["best_block"], "chance": res["chance"]}
+            "best_block": res["best_block"], "chance": res["chance"],
+            "reduction": res["reduction"]}
+
+
+def relationship_labels(study) -> dict[str, str]:
+    """``{perturbation: group}`` from the Study's known relationships, for the probe.
+
+    Planted gene groups of a simulated Study, else the clusters of a ``relationships``
+    artefact (a gene in several groups keeps the first, in sorted order).
+    """
+    from workbench.tools.map_benchmarks import _groups_from_truth
+
+    groups = _groups_from_truth(study.read("ground_truth")) if study.has("ground_truth") else None
+    if not groups and study.has("relationships"):
+        from workbench.data.readers.relationships import load_relationships
+
+        rel = load_relationships(study)
+        col = next((c for c in ("cluster", "complex", "group") if c in rel.columns), None)
+        if col is not None:
+            groups = {str(g): list(pd.unique(pd.concat([d["entity1"], d["entity2"]])))
+                      for g, d in rel.groupby(col)}
+    if not groups:
+        raise MissingArtefactError("the Study holds no known relationships to probe on.",
+                                   "import relationships first, or probe on a label column.")
+    out: dict[str, str] = {}
+    for g in sorted(groups):
+        for gene in groups[g]:
+            out.setdefault(str(gene), str(g))
+    return out
 
 
 def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarray:
@@ -249,7 +298,9 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
         timm / MAE / HuggingFace checkpoints) or ``None`` to pretrain a new ``size`` encoder
         on the Study's crops for ``train_steps`` steps (resumable from ``checkpoint_dir``).
     label, block
-        Probe label for the block choice; ``block`` (1-based) skips the choice.
+        Probe task for the block choice: ``"perturbation"`` (identity), ``"relationship"``
+        (the Study's known groups, :func:`relationship_labels`) or an ``obs`` column;
+        ``block`` (1-based) skips the choice.
     scheduler
         dask.distributed scheduler address or Client: embed on the cluster.
     """
@@ -274,7 +325,8 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
     obs = images.obs.copy()
     probe = None
     if block is None:
-        probe = choose_block(feats["mean"], obs, label=label, seed=seed, tvn_kw=tvn_kw)
+        task = relationship_labels(study) if label == "relationship" else label
+        probe = choose_block(feats["mean"], obs, label=task, seed=seed, tvn_kw=tvn_kw)
         block = probe["best_block"]
     adata = profiles_from_features(feats, obs, block, study.control_label, tvn_kw=tvn_kw)
     info = {"encoder": ENCODER, "block": int(block), "n_blocks": int(feats["mean"].shape[1]),
