@@ -6,7 +6,9 @@ HELP = "serve the linked dashboards of a Study (embeddings, concepts, interactio
 DESCRIPTION = (
     "Serve the Panel dashboards of a Study at http://ADDRESS:PORT/. Binds 127.0.0.1 unless "
     "--address says otherwise; when exposing it to a lab, give --allow-websocket-origin "
-    "(the host:port browsers will use) and --basic-auth."
+    "(the host:port browsers will use), --basic-auth-file (credentials read from a file, so no "
+    "password shows in ps; failed logins are throttled) and, on a shared network, "
+    "--ssl-certfile/--ssl-keyfile for HTTPS."
 )
 
 
@@ -18,8 +20,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--allow-websocket-origin", action="append", default=None,
                         metavar="HOST[:PORT]",
                         help="host:port browsers use to reach the server (repeatable)")
-    parser.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE.json",
-                        help="require a password, or user/password pairs from a JSON file")
+    parser.add_argument("--basic-auth-file", default=None, metavar="FILE",
+                        help="require a login: a JSON file of user/password pairs, or a file "
+                             "whose first line is a shared password (chmod 600 it)")
+    parser.add_argument("--basic-auth", default=None, metavar="FILE.json|PASSWORD",
+                        help="like --basic-auth-file; a password given here shows in ps, so "
+                             "prefer the file")
+    parser.add_argument("--ssl-certfile", default=None, metavar="CERT.pem",
+                        help="serve over HTTPS with this certificate (with --ssl-keyfile)")
+    parser.add_argument("--ssl-keyfile", default=None, metavar="KEY.pem",
+                        help="the certificate's private key")
     parser.add_argument("--cookie-secret", default=None,
                         help="secret for auth cookies (default: $WORKBENCH_COOKIE_SECRET or random)")
     parser.add_argument("--views", default=None,
@@ -32,8 +42,11 @@ def run(args) -> int:
     from workbench.dashboards.serve import serve_study
 
     views = [v.strip() for v in args.views.split(",")] if args.views else None
-    print(f"serving {args.study} at http://{args.address}:{args.port}/  (Ctrl+C to stop)")
+    scheme = "https" if args.ssl_certfile else "http"
+    print(f"serving {args.study} at {scheme}://{args.address}:{args.port}/  (Ctrl+C to stop)")
     serve_study(args.study, address=args.address, port=args.port, show=args.show,
                 allow_websocket_origin=args.allow_websocket_origin,
-                basic_auth=args.basic_auth, cookie_secret=args.cookie_secret, views=views)
+                basic_auth=args.basic_auth, basic_auth_file=args.basic_auth_file,
+                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                cookie_secret=args.cookie_secret, views=views)
     return 0

@@ -19,7 +19,7 @@ import sys
 import panel as pn
 import param
 
-from workbench.dashboards.base import csv_bytes
+from workbench.dashboards.base import csv_bytes, md_text
 from workbench.data.selection import FIELDS as CHANNEL_FIELDS
 from workbench.data.selection import SelectionChannel
 from workbench.dashboards.export import selection_table
@@ -208,8 +208,9 @@ class Dashboard(pn.viewable.Viewer):
     def _summary(self):
         s = self.selection
         return pn.pane.Markdown(
-            f"**Gene:** {s.perturbation or '-'} · **Concept:** {s.concept or '-'} · "
-            f"**Pair:** {s.pair or '-'} · **Samples:** {len(s.samples)}",
+            f"**Gene:** {md_text(s.perturbation) or '-'} · **Concept:** "
+            f"{md_text(s.concept) or '-'} · **Pair:** {md_text(s.pair) or '-'} · "
+            f"**Samples:** {len(s.samples)}",
             css_classes=["wb-selection-summary"], margin=(5, 10))
 
     def _selection_csv(self):
@@ -258,7 +259,8 @@ class Dashboard(pn.viewable.Viewer):
             nap = pn.widgets.Button(name="Open in napari", width=140, css_classes=["wb-napari"])
             nap.on_click(lambda e: self.open_napari())
             items.append(nap)
-        title = pn.pane.Markdown(f"## {self.study.title}", margin=(0, 10))
+        title = pn.pane.Markdown(f"## {md_text(self.study.title)}", margin=(0, 10),
+                                 css_classes=["wb-study-title"])
         return pn.Column(pn.Row(title, self._summary), pn.Row(*items, chooser))
 
     def _gene_options(self) -> list[str]:

@@ -6,11 +6,19 @@ parameters, ``__panel__`` lays out widgets made with ``from_param`` and plots wh
 come through ``param.depends``. Each view names the artefacts it ``needs``; when one is
 missing, the view shows the problem and the command that makes it (from
 :data:`workbench.data.study.MAKERS`) instead of failing.
+
+Text that comes from a user or a Study (a gene name from the URL, a Study title, a status,
+a driver list) never reaches the page as markup: :func:`md_text` escapes it for Markdown
+panes and :func:`html_text` for HTML panes, so ``?gene=<img src=x onerror=...>`` is shown
+as the literal text it is. Table cells are safe as they are: Panel's Tabulator renders them
+through Bokeh's ``StringFormatter``, which writes text nodes, never HTML.
 """
 
 from __future__ import annotations
 
+import html
 import io
+import re
 
 import holoviews as hv
 import pandas as pd
@@ -28,6 +36,40 @@ if "bokeh" not in hv.Store.renderers:  # views use Bokeh options: load the backe
 BASE_TOOLS = ["save", "reset", "pan", "wheel_zoom"]
 
 
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
+#: ASCII punctuation that Markdown gives a meaning (all of it may be backslash-escaped).
+_MD_PUNCT = set("\\`*_{}[]()#+-.!|~:=$")
+_CODE_SPAN = re.compile(r"(`[^`\n]+`)")
+
+
+def html_text(value) -> str:
+    """``value`` as text that is safe inside HTML (tags, attributes and entities escaped)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def md_text(value, *, code: bool = False) -> str:
+    """``value`` as literal text inside Markdown: HTML characters become entities and
+    Markdown punctuation is backslash-escaped, so no tag, link, image or emphasis can be
+    injected. Line breaks become spaces. With ``code=True``, backtick code spans of our
+    own messages (```workbench grn STUDY```) are kept as code (their content is shown as
+    text by the renderer anyway)."""
+    text = "" if value is None else str(value)
+    if code:
+        return "".join(part if _CODE_SPAN.fullmatch(part) else md_text(part)
+                       for part in _CODE_SPAN.split(text))
+    out = []
+    for ch in text:
+        if ch in _ENTITIES:
+            out.append(_ENTITIES[ch])
+        elif ch in _MD_PUNCT:
+            out.append("\\" + ch)
+        elif ch in "\r\n\t" or ord(ch) < 32:
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def missing_artefacts(study, names) -> list[MissingArtefactError]:
     """The :class:`MissingArtefactError` for each of ``names`` that the Study lacks."""
     errors = []
@@ -41,9 +83,10 @@ def missing_artefacts(study, names) -> list[MissingArtefactError]:
 
 def error_pane(exc: Exception, kind: str = "warning") -> pn.pane.Alert:
     if isinstance(exc, WorkbenchError):
-        text = f"**{exc.problem}**" + (f"\n\nTo make it: {exc.fix}" if exc.fix else "")
+        text = f"**{md_text(exc.problem, code=True)}**" + (
+            f"\n\nTo make it: {md_text(exc.fix, code=True)}" if exc.fix else "")
     else:
-        text = f"**{type(exc).__name__}**: {exc}"
+        text = f"**{type(exc).__name__}**: {md_text(exc, code=True)}"
     return pn.pane.Alert(text, alert_type=kind, css_classes=["wb-missing"], sizing_mode="stretch_width")
 
 
@@ -99,7 +142,7 @@ class StudyView(pn.viewable.Viewer):
 
     def __panel__(self):
         missing = self.missing
-        header = pn.pane.Markdown(f"### {self.label}", margin=(0, 10))
+        header = pn.pane.Markdown(f"### {md_text(self.label)}", margin=(0, 10))
         if missing:
             return pn.Column(header, *(error_pane(m) for m in missing),
                              css_classes=["wb-view", f"wb-view-{self.key}"])

@@ -18,7 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView
+from workbench.dashboards.base import StudyView, md_text
 from workbench.dashboards.cache import cached
 from workbench.dashboards.concepts import _uns
 from workbench.dashboards.embeddings import flat_numbers
@@ -263,7 +263,7 @@ class GRNView(StudyView):
                                     f"({len(posterior(self.study)[0])} genes).",
                                     css_classes=["wb-grn-centre"])
         nodes, e = subgraph(self.study, gene, self.threshold, self.max_nodes)
-        return pn.pane.Markdown(f"Subgraph centred on **{gene}**: {len(nodes)} genes, "
+        return pn.pane.Markdown(f"Subgraph centred on **{md_text(gene)}**: {len(nodes)} genes, "
                                 f"{len(e)} edges", css_classes=["wb-grn-centre"])
 
     def graph(self):
@@ -290,8 +290,9 @@ class GRNView(StudyView):
             k = names.index(gene)
             regs = [names[j] for j in np.flatnonzero(s[k]) if j != k]
             tgts = [names[i] for i in np.flatnonzero(s[:, k]) if i != k]
-            txt += f"; regulators of {gene}: {', '.join(regs) or '-'}; targets: {', '.join(tgts) or '-'}"
-        return pn.pane.Markdown(txt, width=260)
+            txt += (f"; regulators of {gene}: {', '.join(regs) or '-'}; "
+                    f"targets: {', '.join(tgts) or '-'}")
+        return pn.pane.Markdown(md_text(txt), width=260)
 
     def sample_view(self):
         if not self.study.has("grn_samples"):

@@ -16,7 +16,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView
+from workbench.dashboards.base import StudyView, html_text, md_text
 from workbench.dashboards.composite import composite, to_png
 from workbench.dashboards.embeddings import highlight_mask
 
@@ -32,7 +32,9 @@ def crop_table(study) -> pd.DataFrame:
 
 def tile_html(study, ids, captions=None, *, channels=None, contrast=(1.0, 99.5),
               scale: int = 3, css: str = "wb-tile") -> str:
-    """HTML of a row of composite crops (PNG data URIs), with captions."""
+    """HTML of a row of composite crops (PNG data URIs), with captions.
+
+    Each caption is a string (escaped here) or a tuple of strings shown on separate lines."""
     store = study.read("images")
     ids = [str(i) for i in ids][:MAX_TILES]
     known = set(store.obs.index.astype(str))
@@ -47,8 +49,13 @@ def tile_html(study, ids, captions=None, *, channels=None, contrast=(1.0, 99.5),
         uri = "data:image/png;base64," + base64.b64encode(png).decode()
         parts.append(f'<figure class="{css}" style="display:inline-block;margin:2px;text-align:center">'
                      f'<img src="{uri}" style="image-rendering:pixelated"/>'
-                     f'<figcaption style="font-size:10px">{cap}</figcaption></figure>')
+                     f'<figcaption style="font-size:10px">{_caption(cap)}</figcaption></figure>')
     return "".join(parts)
+
+
+def _caption(cap) -> str:
+    lines = cap if isinstance(cap, tuple | list) else (cap,)
+    return "<br>".join(html_text(line) for line in lines)
 
 
 def ids_of(study, perturbation: str, n: int = 8, exact: bool = False) -> list[str]:
@@ -95,11 +102,12 @@ class ImagesView(StudyView):
         chans = [store.channel_names.index(c) for c in self.channels]
         obs = crop_table(self.study)
         ids = self.shown_ids()
-        caps = [f"{i}<br>{obs.loc[i, 'perturbation']}" if i in obs.index else i for i in ids]
+        caps = [(i, str(obs.loc[i, "perturbation"])) if i in obs.index else i for i in ids]
         what = ("selected samples" if self.selection.samples else
                 f"samples of {self.selection.perturbation}" if self.selection.perturbation
                 else "first crops")
-        return pn.Column(pn.pane.Markdown(f"{len(ids)} crops: {what}", css_classes=["wb-images-status"]),
+        return pn.Column(pn.pane.Markdown(f"{len(ids)} crops: {md_text(what)}",
+                                          css_classes=["wb-images-status"]),
                          pn.pane.HTML(tile_html(self.study, ids, caps, channels=chans,
                                                 contrast=self.contrast),
                                       width=self.width + 200))

@@ -21,7 +21,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView
+from workbench.dashboards.base import StudyView, md_text
 from workbench.dashboards.cache import cached
 from workbench.dashboards.state import make_pair
 
@@ -272,7 +272,8 @@ class InteractionsView(StudyView):
         a, b = pair
         df = interaction_table(self.study)
         rows = df[df["pair"] == self.selection.pair]
-        parts = [pn.pane.Markdown(f"#### Pair {a} + {b}", css_classes=["wb-pair-page"]),
+        parts = [pn.pane.Markdown(f"#### Pair {md_text(a)} \\+ {md_text(b)}",
+                                  css_classes=["wb-pair-page"]),
                  pn.widgets.Tabulator(rows.drop(columns=["neg_log10_p", "neg_log10_q"]),
                                       show_index=False, disabled=True, height=110,
                                       width=self.width)]

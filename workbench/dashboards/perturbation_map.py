@@ -20,7 +20,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView
+from workbench.dashboards.base import StudyView, md_text
 from workbench.dashboards.cache import cached
 
 #: Above this many perturbations the heatmap is drawn as an image (no per-cell glyphs).
@@ -147,10 +147,10 @@ class PerturbationMapView(StudyView):
             return pn.pane.Markdown("Choose a perturbation to list its nearest neighbours.")
         df = neighbours(self.study, gene, self.k)
         if df.empty:
-            return pn.pane.Markdown(f"**{gene}** is not in the perturbation map.")
+            return pn.pane.Markdown(f"**{md_text(gene)}** is not in the perturbation map.")
         n_known = int(df["known"].sum())
         return pn.Column(
-            pn.pane.Markdown(f"Nearest to **{gene}** ({n_known} known relationship(s) ★)",
+            pn.pane.Markdown(f"Nearest to **{md_text(gene)}** ({n_known} known relationship(s) ★)",
                              css_classes=["wb-neighbours-title"]),
             pn.widgets.Tabulator(df.assign(known=df["known"].map({True: "★", False: ""})),
                                  show_index=False, disabled=True, height=260, width=340))

@@ -3,16 +3,28 @@
 Every session calls :func:`workbench.dashboards.app.build_app` anew, so each has its own
 Study handle, Selection and views: nothing mutable is shared between users. What sessions
 do share is the read cache of :mod:`workbench.dashboards.cache`, keyed on Study id and
-artefact version and never mutated. The server binds 127.0.0.1 unless told otherwise; to
-expose it to a lab, give ``address="0.0.0.0"``, the origins browsers will use
-(``allow_websocket_origin``) and ``basic_auth`` (a password, or a JSON file of
-user: password pairs).
+artefact version and never mutated. The server binds 127.0.0.1 unless told otherwise.
+
+To serve a lab:
+
+* ``basic_auth_file``: the credentials, read from a file so that no password shows in
+  ``ps`` or the shell history. The file is a JSON object of ``user: password`` pairs, or
+  one line holding a shared password (any user name is then accepted). Failed logins are
+  throttled per client address (:class:`LoginThrottle`): after a few failures each further
+  attempt must wait, doubling up to a minute, and gets HTTP 429 meanwhile.
+* ``ssl_certfile`` / ``ssl_keyfile``: serve over HTTPS (passed to the Bokeh server).
+* ``allow_websocket_origin``: the host:port browsers use; a websocket from any other
+  Origin is refused (HTTP 403), so another site cannot drive a user's session.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 import os
 import secrets
+import threading
+import time
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
@@ -36,14 +48,135 @@ def make_app(study_path, views=None, *, local: bool = True):
     return session
 
 
+# ---------------------------------------------------------------------------- credentials
+def read_credentials(path: str | os.PathLike) -> dict[str, str] | str:
+    """The credentials in ``path``: a ``{user: password}`` dict (a JSON object) or one
+    shared password (the file's first line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"the basic-auth file {path} does not exist.",
+                             "write a JSON object of user: password pairs, or one line "
+                             "with a password, into it (readable by you only: chmod 600).")
+    text = path.read_text(encoding="utf-8").strip()
+    if text.startswith("{"):
+        try:
+            users = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WorkbenchError(f"the basic-auth file {path} is not valid JSON ({exc.msg} at "
+                                 f"line {exc.lineno}).",
+                                 'write {"user": "password", ...} or one line with a '
+                                 "password.") from None
+        if not users or not all(isinstance(k, str) and isinstance(v, str) and v
+                                for k, v in users.items()):
+            raise WorkbenchError(f"the basic-auth file {path} holds no user with a password.",
+                                 'write {"user": "password", ...} with non-empty passwords.')
+        return dict(users)
+    password = text.splitlines()[0].strip() if text else ""
+    if not password:
+        raise WorkbenchError(f"the basic-auth file {path} is empty.",
+                             "write a password (or a JSON object of users) into it.")
+    return password
+
+
+def check_password(credentials: dict[str, str] | str, user: str, password: str) -> bool:
+    """Whether ``user``/``password`` match (compared in constant time)."""
+    if isinstance(credentials, dict):
+        want = credentials.get(user)
+        if want is None:
+            hmac.compare_digest(password.encode(), b"x" * max(len(password), 1))
+            return False
+    else:
+        want = credentials
+    return hmac.compare_digest(password.encode(), want.encode())
+
+
+class LoginThrottle:
+    """Failed logins per client: after ``free`` failures, each next attempt must wait
+    ``base * 2**(extra failures)`` seconds (at most ``cap``) since the last failure.
+    A success clears the client's record."""
+
+    def __init__(self, free: int = 3, base: float = 1.0, cap: float = 60.0, clock=time.monotonic):
+        self.free, self.base, self.cap, self.clock = free, base, cap, clock
+        self._failures: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, client: str) -> float:
+        """Seconds the client must still wait before its next attempt (0: may try)."""
+        with self._lock:
+            n, last = self._failures.get(client, (0, 0.0))
+        if n < self.free:
+            return 0.0
+        delay = min(self.cap, self.base * 2 ** (n - self.free))
+        return max(0.0, last + delay - self.clock())
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            n, _ = self._failures.get(client, (0, 0.0))
+            self._failures[client] = (n + 1, self.clock())
+            if len(self._failures) > 10_000:  # bound the memory an attacker can fill
+                oldest = sorted(self._failures, key=lambda k: self._failures[k][1])[:5_000]
+                for k in oldest:
+                    del self._failures[k]
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+
+
+def auth_provider(credentials: dict[str, str] | str, throttle: LoginThrottle | None = None):
+    """A Panel login page (Panel's basic one) that checks ``credentials`` held in memory
+    and throttles failed attempts."""
+    import tornado.escape
+    from panel.auth import BasicAuthProvider, BasicLoginHandler, _validate_next_url
+    from panel.io.state import state
+
+    throttle = throttle or LoginThrottle()
+
+    class ThrottledLoginHandler(BasicLoginHandler):
+        def post(self):
+            client = self.request.remote_ip or "?"
+            wait = throttle.wait(client)
+            if wait > 0:
+                self.set_status(429)
+                self.set_header("Retry-After", str(int(wait) + 1))
+                self.finish(f"Too many failed logins: try again in {int(wait) + 1} s.")
+                return
+            user = self.get_argument("username", "")
+            password = self.get_argument("password", "")
+            if check_password(credentials, user, password):
+                throttle.succeeded(client)
+                self.set_current_user(user or "user")
+                self.redirect(_validate_next_url(self.get_cookie("next_url", state.base_url)))
+            else:
+                throttle.failed(client)
+                msg = tornado.escape.url_escape("Invalid username or password!")
+                self.redirect(self._login_endpoint + "?error=" + msg)
+
+    class Provider(BasicAuthProvider):
+        @property
+        def login_handler(self):
+            ThrottledLoginHandler._login_endpoint = self._login_endpoint
+            ThrottledLoginHandler._login_template = self._login_template
+            return ThrottledLoginHandler
+
+    provider = Provider()
+    provider.throttle = throttle
+    return provider
+
+
 def serve_study(path: str | os.PathLike, address: str = "127.0.0.1", port: int = 5006,
                 show: bool = False, *, allow_websocket_origin=None, basic_auth: str | None = None,
+                basic_auth_file: str | os.PathLike | None = None,
+                ssl_certfile: str | os.PathLike | None = None,
+                ssl_keyfile: str | os.PathLike | None = None,
                 cookie_secret: str | None = None, views=None, threaded: bool = False,
-                title: str | None = None, **kw):
+                title: str | None = None, throttle: LoginThrottle | None = None, **kw):
     """Serve the dashboards of the Study at ``path`` on ``http://address:port/``.
 
-    Blocks until interrupted, unless ``threaded`` (then returns the server thread, whose
-    ``stop()`` shuts it down). Extra keywords go to :func:`panel.serve`.
+    ``basic_auth`` is a password (or the path of a credentials file); prefer
+    ``basic_auth_file``, whose content never appears on a command line. Blocks until
+    interrupted, unless ``threaded`` (then returns the server thread, whose ``stop()`` shuts
+    it down). Extra keywords go to :func:`panel.serve`.
     """
     import panel as pn
 
@@ -54,13 +187,28 @@ def serve_study(path: str | os.PathLike, address: str = "127.0.0.1", port: int =
     if not origins:
         origins = [f"{address}:{port}"] + ([f"localhost:{port}", f"127.0.0.1:{port}"]
                                            if is_local(address) else [])
-    if not is_local(address) and not basic_auth:
-        print(f"warning: serving {study.path.name} on {address} without --basic-auth: anyone "
-              "who can reach this port can read the Study.")
-    if basic_auth:
+    credentials = None
+    if basic_auth_file is not None:
+        credentials = read_credentials(basic_auth_file)
+    elif basic_auth:
+        credentials = (read_credentials(basic_auth) if Path(basic_auth).is_file()
+                       else str(basic_auth))
+    if not is_local(address) and credentials is None:
+        print(f"warning: serving {study.path.name} on {address} without --basic-auth-file: "
+              "anyone who can reach this port can read the Study.")
+    if credentials is not None:
         cookie_secret = cookie_secret or os.environ.get("WORKBENCH_COOKIE_SECRET") or \
             secrets.token_urlsafe(32)
-        kw.update(basic_auth=basic_auth, cookie_secret=cookie_secret)
+        kw.update(auth_provider=auth_provider(credentials, throttle), cookie_secret=cookie_secret)
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise WorkbenchError("TLS needs both --ssl-certfile and --ssl-keyfile.",
+                             "give the certificate and its private key.")
+    if ssl_certfile is not None:
+        for f in (ssl_certfile, ssl_keyfile):
+            if not Path(f).is_file():
+                raise WorkbenchError(f"the TLS file {f} does not exist.",
+                                     "give the path of the PEM certificate and key.")
+        kw.update(ssl_certfile=str(ssl_certfile), ssl_keyfile=str(ssl_keyfile))
     if port == 0 and threaded:
         raise WorkbenchError("port 0 cannot be used with a threaded server here.",
                              "pick a free port.")

@@ -33,6 +33,20 @@ VIEW_NAMES = ("embeddings", "interactions", "concepts", "grn", "perturbation_map
 DEFAULT_VIEWS = ("embeddings", "interactions", "concepts", "grn")
 #: At most this many sample ids go into a URL (the rest stay in the session).
 MAX_URL_SAMPLES = 200
+#: Longest name a selection field keeps (gene, concept, pair, sample id); longer text from
+#: a URL or a channel file is cut, so a crafted link cannot store a large payload.
+MAX_NAME = 200
+
+
+def clean_name(value: Any) -> str:
+    """A selection value as plain one-line text: control characters dropped, cut at
+    :data:`MAX_NAME`. (Markup is escaped where it is shown, see ``base.md_text``.)"""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    text = "".join(ch for ch in str(value) if ch.isprintable())
+    return text.strip()[:MAX_NAME]
 
 
 def split_pair(pair: str) -> tuple[str, str] | None:
@@ -66,7 +80,7 @@ class Selection(param.Parameterized):
     # ------------------------------------------------------------------ choosing
     def choose_gene(self, gene: str | None) -> None:
         """Select a perturbation/gene; clears a pair that does not contain it."""
-        gene = "" if gene is None else str(gene)
+        gene = clean_name(gene)
         pair = split_pair(self.pair)
         with param.parameterized.batch_call_watchers(self):
             if pair and gene and gene not in pair:
@@ -82,16 +96,17 @@ class Selection(param.Parameterized):
                 self.pair = ""
                 return
             a, b = ab
+        a, b = clean_name(a), clean_name(b)
         with param.parameterized.batch_call_watchers(self):
             self.pair = make_pair(a, b)
             self.perturbation = str(a)
 
     def choose_concept(self, concept: str | None) -> None:
-        self.concept = "" if concept is None else str(concept)
+        self.concept = clean_name(concept)
 
     def choose_samples(self, ids) -> None:
         """Select samples by id (a box or lasso selection)."""
-        self.samples = [str(i) for i in ids]
+        self.samples = [clean_name(i) for i in ids]
 
     def clear(self) -> None:
         self.update(perturbation="", concept="", pair="", samples=[])
@@ -106,14 +121,15 @@ class Selection(param.Parameterized):
                 "pair": self.pair, "samples": list(self.samples)}
 
     def update(self, values: dict[str, Any] | None = None, **kw: Any) -> None:
-        """Set several fields at once (one redraw); unknown keys are ignored."""
+        """Set several fields at once (one redraw); unknown keys are ignored. Values are
+        cleaned with :func:`clean_name`."""
         values = {**(values or {}), **kw}
         clean: dict[str, Any] = {}
         for key in ("perturbation", "concept", "pair"):
             if key in values and values[key] is not None:
-                clean[key] = str(values[key])
+                clean[key] = clean_name(values[key])
         if "samples" in values and values["samples"] is not None:
-            clean["samples"] = [str(s) for s in values["samples"]]
+            clean["samples"] = [clean_name(s) for s in values["samples"]]
         if clean:
             self.param.update(**clean)
 
