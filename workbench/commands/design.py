@@ -3,12 +3,14 @@
 ``design screen`` proposes the candidates to measure so that the rest can be predicted, and
 reports the certified lower bound on the accuracy of the measured-plus-predicted table once
 a proposed batch has come back labelled. ``design hits`` proposes the next candidates to
-screen to find hits. Both write the ``design_plan`` artefact.
+screen to find hits. ``design knockout`` proposes the next gene knock-outs for the GRN, by
+expected information gain about the graph. All write the ``design_plan`` artefact.
 """
 
 from __future__ import annotations
 
-HELP = "propose what to measure next (screen planner with a certified stop, or hit designer)"
+HELP = ("propose what to measure next (screen planner with a certified stop, hit designer, "
+        "or the next GRN knock-outs)")
 
 
 def add_arguments(parser) -> None:
@@ -38,6 +40,17 @@ def add_arguments(parser) -> None:
             p.add_argument("--prior", default=None,
                            help="CSV with 'perturbation' and 'score' (your ranked list; "
                                 "needed by policy prior_nn)")
+    from workbench.tools.design.knockout import KNOCKOUT_POLICIES
+
+    p = sub.add_parser("knockout", help="next knock-outs for the GRN (expected information gain)")
+    p.add_argument("study", help="path of the NAME.study folder (after `workbench grn`)")
+    p.add_argument("--budget", type=int, default=2, help="knock-outs to propose (>= 1)")
+    p.add_argument("--policy", default="eig", choices=KNOCKOUT_POLICIES)
+    p.add_argument("--cells", type=int, default=50,
+                   help="cells measured per knock-out (sets the noise of its response)")
+    p.add_argument("--candidates", default=None,
+                   help="comma-separated genes that may be knocked out (default: all)")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def run(args) -> int:
@@ -51,6 +64,8 @@ def run(args) -> int:
         raise ValidationError(f"budget {args.budget} asks for nothing: it must be at least 1.",
                               "give --budget N with N >= 1.")
     study = Study.open(args.study)
+    if args.planner == "knockout":
+        return _knockout(study, args)
     kw = {}
     if args.planner == "screen":
         kw.update(gamma=args.gamma, delta=args.delta)
@@ -74,4 +89,23 @@ def run(args) -> int:
     print(f"next {len(batch.table)}:")
     for _, r in batch.table.iterrows():
         print(f"  {int(r['rank']):>3}. {r.candidate:<20} {r.reason}")
+    return 0
+
+
+def _knockout(study, args) -> int:
+    from workbench.tools.design import propose
+
+    cand = [c.strip() for c in args.candidates.split(",") if c.strip()] \
+        if args.candidates else None
+    batch = propose(study, args.budget, args.policy, kind="knockout", seed=args.seed,
+                    cells_per_knockout=args.cells, candidates=cand)
+    info = batch.info
+    verdict = ("stop: no batch is expected to teach much more" if info["stop"]
+               else "knock out the batch, add its cells and refit the GRN")
+    print(f"knock-out planner, policy {batch.policy}: {info['n_candidates']} candidate genes, "
+          f"posterior mean edge entropy {info['entropy']:.3f} nats")
+    print(f"expected information gain of the batch: {info['batch_gain']:.3f} nats: {verdict}")
+    print(f"next {len(batch.table)}:")
+    for _, r in batch.table.iterrows():
+        print(f"  {int(r['rank']):>3}. {r.candidate:<10} {r.reason}")
     return 0

@@ -125,20 +125,26 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
                  Key("planner", "str", False, doc="the planner that ran"),
                  Key("planner_reason", "str", False, doc="why that planner was used"))),
     ArtefactSpec(
-        "design_plan", "table", "`workbench design screen` / `workbench design hits`",
+        "design_plan", "table",
+        "`workbench design screen` / `workbench design hits` / `workbench design knockout`",
         "one row per candidate of the pool: measured, proposed next, or predicted",
         columns=(Key("candidate", "str"), Key("status", "str",
-                     doc="measured, proposed (the next batch) or predicted"),
+                     doc="measured, proposed (the next batch) or predicted; for knock-outs "
+                         "proposed or open"),
                  Key("rank", "number", doc="1.. within the proposed batch, NaN otherwise"),
-                 Key("score", "number", doc="the policy's acquisition score of a proposed one"),
+                 Key("score", "number", doc="the policy's acquisition score of a proposed one "
+                     "(knock-outs: every gene's own expected information gain, nats)"),
                  Key("reason", "str", doc="why the candidate was proposed ('' otherwise)"),
                  Key("label", "any", doc="measured label or value (None if not measured)"),
                  Key("predicted", "any", doc="the screen model's predicted label"),
                  Key("confidence", "number", doc="the model's probability of that label"),
-                 Key("planner", "str", doc="screen or hits"), Key("policy", "str"),
+                 Key("planner", "str", doc="screen, hits or knockout"), Key("policy", "str"),
                  Key("bound", "number", doc="certified lower bound on system accuracy from the "
                      "last batch's labels (NaN before any batch came back)"),
-                 Key("stop", "bool", doc="the bound reached the target gamma"))),
+                 Key("stop", "bool", doc="the bound reached the target gamma (knock-outs: "
+                     "the batch is expected to teach less than the stop gain)"),
+                 Key("entropy", "number", required=False,
+                     doc="knock-outs: mean edge entropy (nats) of the posterior planned on"))),
     ArtefactSpec(
         "velocity", "anndata", "`workbench import velocity` or `workbench demo`",
         "cells x genes with spliced and unspliced counts (and velocity when known)",

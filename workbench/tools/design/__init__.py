@@ -11,10 +11,14 @@ Planners (``kind``):
 ``"hits"``
     which candidates to screen next to find the most hits (:mod:`.hits`; linear bandits,
     GP-UCB, prior-guided nearest neighbour).
+``"knockout"``
+    which genes to knock out next to learn the regulatory graph (:mod:`.knockout`;
+    expected information gain over the GRN posterior samples).
 ``"pairs"``
     the next double perturbations (:func:`workbench.tools.pair_planning.plan_pairs`).
 
-The campaign simulators (:func:`.screen.screen_campaign`, :func:`.hits.hit_campaign`)
+The campaign simulators (:func:`.screen.screen_campaign`, :func:`.hits.hit_campaign`,
+:func:`.knockout_campaign.knockout_campaign`)
 replay a policy on a fully measured table, so its behaviour is known before spending.
 """
 

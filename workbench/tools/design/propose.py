@@ -12,6 +12,9 @@ which gives the certified lower bound on the system accuracy and the stop recomm
 
 ``kind="hits"`` (:mod:`.hits`) proposes what to screen next to find hits.
 
+``kind="knockout"`` (:mod:`.knockout`) proposes the next gene knock-outs for the GRN, by
+expected information gain about the graph.
+
 ``kind="pairs"`` hands over to :func:`workbench.tools.pair_planning.plan_pairs`.
 
 The screen and hit planners write ``"design_plan"`` (Parquet): one row per candidate with
@@ -31,7 +34,7 @@ from workbench.errors import ValidationError
 
 __all__ = ["Batch", "propose", "study_pool", "KINDS"]
 
-KINDS = ("screen", "hits", "pairs")
+KINDS = ("screen", "hits", "pairs", "knockout")
 
 
 @dataclass
@@ -125,6 +128,10 @@ def propose(study, budget: int, policy: str, *, kind: str = "screen", labels=Non
     """Propose the next ``budget`` candidates of ``study`` with ``policy``; see the module."""
     if kind not in KINDS:
         raise ValidationError(f"unknown planner kind {kind!r}.", f"use one of {', '.join(KINDS)}.")
+    if kind == "knockout":
+        from workbench.tools.design.knockout import propose_knockouts
+
+        return propose_knockouts(study, budget, policy, seed=seed, write=write, **kw)
     if kind == "pairs":
         from workbench.tools.pair_planning import plan_pairs
 

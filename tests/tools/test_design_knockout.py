@@ -1,0 +1,188 @@
+"""The GRN knock-out planner: its information gain, its batches, the Study path and the replay."""
+
+import math
+
+import numpy as np
+import pytest
+
+from workbench.cli import main
+from workbench.errors import ValidationError
+from workbench.models.knockout_eig import KnockoutScorer, greedy_batch, mixture_information
+from workbench.testing import copy_study
+from workbench.tools.design import propose
+from workbench.tools.design.knockout import plan_knockouts
+from workbench.tools.design.knockout_campaign import (knockout_campaign, knockout_cells,
+                                                      refit_posterior)
+
+
+def two_graphs(d=4, w=1.0):
+    """Two equally weighted graphs: they differ only in edge 0 -> 1 (weight ``w``); both
+    hold 2 -> 3 with the same weight."""
+    s = np.zeros((2, d, d), np.uint8)
+    wt = np.zeros((2, d, d))
+    s[0, 1, 0], wt[0, 1, 0] = 1, w
+    s[:, 3, 2], wt[:, 3, 2] = 1, 0.7
+    return s, wt
+
+
+def quadrature_information(delta, sd):
+    """I(y; c) for y ~ N(0, sd^2) or N(delta, sd^2), each with weight 1/2, by a fine grid."""
+    y = np.linspace(-10 * sd, delta + 10 * sd, 200001)
+    p0 = np.exp(-0.5 * (y / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+    p1 = np.exp(-0.5 * ((y - delta) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+    m = 0.5 * (p0 + p1)
+    h_mix = -np.trapezoid(m * np.log(np.maximum(m, 1e-300)), y)
+    return h_mix - 0.5 * math.log(2 * math.pi * math.e * sd ** 2)
+
+
+@pytest.mark.parametrize("delta", [0.5, 1.5, 4.0])
+def test_mixture_information_matches_quadrature(delta):
+    eps = np.random.default_rng(0).standard_normal((20000, 1))
+    got = mixture_information(np.array([[0.0], [delta]]), np.array([0.5, 0.5]), 1.0, eps)
+    assert got == pytest.approx(quadrature_information(delta, 1.0), abs=0.01)
+    assert 0 <= got <= math.log(2)
+
+
+def test_separating_knockout_outranks_one_all_samples_agree_on():
+    s, w = two_graphs()
+    sc = KnockoutScorer(s, w, shift=3.0, noise_sd=0.2, seed=0)
+    sep, agree = sc.score([0]), sc.score([2])
+    assert agree == 0.0                       # both graphs predict the same response of 3
+    assert sep == pytest.approx(math.log(2), abs=0.02)   # well separated: one bit settled
+    assert sc.gains([0])[1] == pytest.approx(sep)         # and it is about gene 1's parents
+    edges = sc.disambiguated(0)
+    assert edges[0][0] == 1 and edges[0][2] == pytest.approx(0.5)
+    # noise as large as the effect: less than the bit, more than nothing
+    noisy = KnockoutScorer(s, w, shift=1.0, noise_sd=1.0, seed=0).score([0])
+    assert 0.05 < noisy < 0.6 * math.log(2)
+
+
+def test_zero_gain_when_every_sample_is_the_same_graph():
+    s, w = two_graphs()
+    same_s, same_w = np.repeat(s[:1], 5, 0), np.repeat(w[:1], 5, 0)
+    sc = KnockoutScorer(same_s, same_w, shift=3.0, noise_sd=0.1)
+    assert all(sc.score([g]) == 0.0 for g in range(4))
+    assert sc.score([0, 1, 2, 3]) == 0.0
+
+
+def test_knocked_out_gene_does_not_inform_its_own_parents():
+    s = np.zeros((2, 3, 3), np.uint8)
+    w = np.zeros((2, 3, 3))
+    s[0, 1, 1], w[0, 1, 1] = 1, -1.0          # the samples differ only on the self-loop of 1
+    sc = KnockoutScorer(s, w, shift=3.0, noise_sd=0.1)
+    assert sc.score([1]) == 0.0
+
+
+def test_greedy_batch_is_diverse():
+    """Genes 0 and 1 inform the same uncertain parent set of gene 3; gene 2 informs gene 4's
+    a little less. The greedy batch of two takes 0 (or 1) and 2, not the redundant pair."""
+    d, n = 5, 4
+    s = np.zeros((n, d, d), np.uint8)
+    w = np.zeros((n, d, d))
+    # gene 3: parent {0, 1} (collinear pair) in samples 0, 1, none in 2, 3
+    for k in (0, 1):
+        s[k, 3, [0, 1]], w[k, 3, [0, 1]] = 1, 1.0
+    # gene 4: parent 2 in samples 0 and 2 only (independent of gene 3's split)
+    for k in (0, 2):
+        s[k, 4, 2], w[k, 4, 2] = 1, 1.0
+    sc = KnockoutScorer(s, w, shift=np.array([3, 3, 1.2, 3, 3.0]), noise_sd=0.5, seed=1)
+    single = [sc.score([g]) for g in range(d)]
+    assert single[0] == pytest.approx(single[1]) and single[0] > single[2] > 0.1
+    picks = [g for g, _ in greedy_batch(sc, [0, 1, 2, 3, 4], 2)]
+    assert picks[0] in (0, 1) and picks[1] == 2
+    # a top-2 by single gain would have taken the redundant pair
+    assert sorted(np.argsort(single)[::-1][:2]) == [0, 1]
+
+
+def test_plan_policies_and_bad_input():
+    s, w = two_graphs()
+    setup = {"shift": np.full(4, 3.0), "noise_sd": np.full(4, 0.2)}
+    out = plan_knockouts(s, w, setup, 1, "eig", genes=list("ABCD"))
+    assert out["pick"] == [0] and "A->B (p=0.50)" in out["reason"][0]
+    assert not out["stop"]
+    rnd = plan_knockouts(s, w, setup, 2, "random", seed=3)
+    assert len(set(rnd["pick"])) == 2
+    with pytest.raises(ValidationError, match="larger than the 4 candidate"):
+        plan_knockouts(s, w, setup, 5, "eig")
+    with pytest.raises(ValidationError, match="unknown knock-out policy"):
+        plan_knockouts(s, w, setup, 1, "greedy")
+    with pytest.raises(ValidationError, match="has 1 sample"):
+        plan_knockouts(s[:1], w[:1], setup, 1, "eig")
+    # all samples alike: nothing to learn, the planner says stop
+    same = plan_knockouts(np.repeat(s[:1], 3, 0), np.repeat(w[:1], 3, 0), setup, 1, "eig")
+    assert same["stop"] and same["batch_gain"] == 0.0
+
+
+# ------------------------------------------------------------------ the simulator and refit
+def test_knockout_cells_clamp_the_gene():
+    from workbench.data.simulate import make_world
+
+    world = make_world(seed=0, size="tiny")
+    ko = knockout_cells(world.grn, [2], np.random.default_rng(0), 2, 20)
+    assert np.all(ko["state"][:, 2] == 0) and np.all(ko["velocity"][:, 2] == 0)
+    assert np.all(ko["state"][:, [0, 1]] > 0)
+
+
+def test_refit_matches_the_grn_step_and_leaves_knocked_rows_out():
+    from workbench.models.gflownet import exact_posterior as ep
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    v = x @ np.array([[-1, 0, 0, 0], [0.8, -1, 0, 0], [0, 0.7, -1, 0], [0, 0, 0, -1.0]]).T
+    v = v + 0.3 * rng.normal(size=v.shape)
+    sigma2, hyper = np.full(4, 0.09), dict(ratio=1.0, edge_prior=0.2, prior_sd=1.0)
+    post = refit_posterior(x, v, np.full(300, -1), sigma2=sigma2, **hyper)
+    model = ep.ExactParentPosterior(4, np.sqrt(2 * sigma2 / 300), 0.2,
+                                    float(0.09 / 300)).fit(x, v)
+    assert np.allclose(post["edge_probability"], model.edge_probability_)
+    # the same cells marked as knock-outs of gene 1, plus junk velocity for gene 1 there
+    xk = np.vstack([x, rng.normal(size=(100, 4))])
+    vk = np.vstack([v, rng.normal(size=(100, 4)) * 5])
+    knocked = np.r_[np.full(300, -1), np.full(100, 1)]
+    both = refit_posterior(xk, vk, knocked, sigma2=sigma2, **hyper)
+    assert np.allclose(both["edge_probability"][1], post["edge_probability"][1])
+    assert not np.allclose(both["edge_probability"][2], post["edge_probability"][2])
+
+
+def test_campaign_records_rounds():
+    rec = knockout_campaign("eig", seed=0, size="tiny", rounds=2, budget=2, n_samples=100)
+    assert [r["round"] for r in rec] == [0, 1, 2]
+    chosen = [g for r in rec for g in r["chosen"]]
+    assert len(chosen) == 4 and len(set(chosen)) == 4
+    assert all(0 <= r["entropy"] <= math.log(2) and 0 <= r["auroc"] <= 1 for r in rec)
+    ctrl = knockout_campaign("more_cells", seed=0, size="tiny", rounds=1, n_samples=100)
+    assert ctrl[1]["chosen"] == [] and ctrl[0]["entropy"] == rec[0]["entropy"]
+
+
+# ------------------------------------------------------------------ on a Study
+@pytest.fixture()
+def study(tiny_study_path, tmp_path):
+    return copy_study(tiny_study_path, tmp_path / "s.study")
+
+
+def test_propose_knockout_on_a_demo_study(study, capsys):
+    b = propose(study, 2, "eig", kind="knockout")
+    plan = study.read("design_plan")
+    genes = list(study.read("grn").var_names)
+    assert b.kind == "knockout" and len(b.table) == 2
+    assert list(plan.candidate) == genes and (plan.status == "proposed").sum() == 2
+    assert all("nats" in r and "->" in r for r in b.table.reason)
+    assert (plan.score >= 0).all() and plan.entropy.notna().all()
+    assert study.provenance[-1]["notes"]["planner"] == "knockout"
+    with pytest.raises(ValidationError, match="larger than the"):
+        propose(study, len(genes) + 1, "eig", kind="knockout")
+    assert main(["design", "knockout", str(study.path), "--budget", "2",
+                 "--policy", "uncertain_edges"]) == 0
+    out = capsys.readouterr().out
+    assert "next 2:" in out and "edge entropy" in out
+
+
+def test_one_sample_posterior_in_a_study_is_refused(study):
+    samples = np.asarray(study.read("grn_samples"))[:1]
+    weights = np.asarray(study.read("grn_sample_weights"))[:1]
+    genes = [str(g) for g in study.read("grn").var_names]
+    with study.step("grn", params={"note": "one sample"}, inputs=["grn"]) as tx:
+        tx.write_array("grn_samples", samples, attrs={"genes": genes})
+        tx.write_array("grn_sample_weights", weights, attrs={"genes": genes, "units": "sd"})
+    with pytest.raises(ValidationError, match="one graph carries no uncertainty"):
+        propose(study, 1, "eig", kind="knockout")
