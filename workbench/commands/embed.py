@@ -15,6 +15,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("study", help="path of the Study (NAME.study)")
     parser.add_argument("--weights", help="encoder weights to use instead of training "
                         "(safetensors, timm / MAE / HuggingFace ViTMAE checkpoints)")
+    parser.add_argument("--channel-adapt", choices=["repeat", "average", "tokens"],
+                        help="3-channel weights on crops with more channels: repeat the "
+                        "filters, average the channels, or per-channel tokens")
+    parser.add_argument("--partial-weights", action="store_true",
+                        help="load what fits and record the keys that do not (default: a "
+                        "key too many or too few is an error)")
+    parser.add_argument("--input-norm", default="auto",
+                        choices=["auto", "mean_std", "percentile", "self", "none"],
+                        help="input normalisation for outside weights (auto: the weights' "
+                        "own, else a per-channel mean/std fitted on the crops)")
     parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base", "large"],
                         help="encoder size when training (default tiny: CPU friendly)")
     parser.add_argument("--steps", type=int, default=200, help="pretraining steps")
@@ -56,7 +66,8 @@ def run(args) -> int:
                       train_batch_size=args.train_batch_size, label=args.label,
                       block=args.block, scheduler=args.scheduler, batch_size=args.batch_size,
                       device=args.device, seed=args.seed, tvn_kw=tvn_kw,
-                      label_key=args.map_label)
+                      label_key=args.map_label, channel_adapt=args.channel_adapt,
+                      partial_weights=args.partial_weights, input_norm=args.input_norm)
     probe = res["probe"]
     if probe:
         curve = ", ".join(f"b{b}={a:.3f}" for b, a in zip(probe["blocks"],

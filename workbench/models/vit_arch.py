@@ -31,6 +31,29 @@ class ViTConfig:
     decoder_dim: int = 64
     decoder_depth: int = 1
     decoder_heads: int = 4
+    #: Layout of outside weights (built from their shapes by :mod:`vit_weights`):
+    #: ``block`` "serial" (timm ``Block``) or "parallel" (timm ``ParallelScalingBlock``, as in
+    #: Recursion's Phenom models); LayerScale; query/key LayerNorm; bias on q/k/v.
+    block: str = "serial"
+    layer_scale: bool = False
+    qk_norm: bool = False
+    qkv_bias: bool = True
+    norm_eps: float = 1e-6
+    #: Register tokens after the class token (DINOv2 with registers, Darcet et al. 2024).
+    n_registers: int = 0
+    #: Whether the position table has rows for the class/register tokens (timm
+    #: ``no_embed_class=False``) or only for patches.
+    pos_prefix: bool = True
+    #: Channel-agnostic patch tokens (Kraus et al. 2024, CA-MAE): one shared 1-channel
+    #: projection, one token per channel and patch, the position table repeated per
+    #: channel; ``max_chans`` is how many channels that table holds.
+    channel_agnostic: bool = False
+    max_chans: int = 0
+    #: Input normalisation: "fixed" (per-channel ``pixel_mean``/``pixel_std`` buffers:
+    #: fitted mean/std or percentile range) or "self" (each crop and channel standardised
+    #: on itself, as Phenom does); ``pixel_scale`` divides raw pixels first (e.g. 255).
+    input_norm: str = "fixed"
+    pixel_scale: float = 1.0
 
     @property
     def grid(self) -> int:
@@ -85,17 +108,35 @@ def sincos_pos_embed(dim: int, grid: int, cls: bool = True) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, qk_norm: bool = False,
+                 eps: float = 1e-6):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(dim, dim * 3)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        if qk_norm:
+            self.q_norm = nn.LayerNorm(dim // heads, eps=eps)
+            self.k_norm = nn.LayerNorm(dim // heads, eps=eps)
+        self.qk_norm = qk_norm
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x):
         b, n, d = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
         x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(x.transpose(1, 2).reshape(b, n, d))
+
+
+class LayerScale(nn.Module):
+    """Per-channel scale of a residual branch (Touvron et al. 2021, CaiT; used by DINOv2)."""
+
+    def __init__(self, dim: int, init: float = 1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), init))
+
+    def forward(self, x):
+        return x * self.gamma
 
 
 class Mlp(nn.Module):
@@ -111,25 +152,82 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block (timm layout)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, *, layer_scale: bool = False,
+                 qkv_bias: bool = True, qk_norm: bool = False, eps: float = 1e-6):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, heads, qkv_bias, qk_norm, eps)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.ls1 = LayerScale(dim) if layer_scale else nn.Identity()
+        self.ls2 = LayerScale(dim) if layer_scale else nn.Identity()
 
     def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.ls1(self.attn(self.norm1(x)))
+        return x + self.ls2(self.mlp(self.norm2(x)))
+
+
+class ParallelBlock(nn.Module):
+    """Attention and MLP side by side from one fused input projection (Dehghani et al.
+    2023, "Scaling Vision Transformers to 22 Billion Parameters"); timm's
+    ``ParallelScalingBlock`` names, the block of Recursion's Phenom encoders. The fused
+    projection's rows are [MLP hidden | q | k | v]."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, *, layer_scale: bool = False,
+                 qkv_bias: bool = False, qk_norm: bool = False, eps: float = 1e-6):
+        super().__init__()
+        self.heads, self.hidden = heads, int(dim * mlp_ratio)
+        self.in_norm = nn.LayerNorm(dim, eps=eps)
+        self.in_proj = nn.Linear(dim, self.hidden + 3 * dim, bias=qkv_bias)
+        self.mlp_bias = None if qkv_bias else nn.Parameter(torch.zeros(self.hidden))
+        self.qk_norm = qk_norm
+        if qk_norm:
+            self.q_norm = nn.LayerNorm(dim // heads, eps=eps)
+            self.k_norm = nn.LayerNorm(dim // heads, eps=eps)
+        self.attn_out_proj = nn.Linear(dim, dim)
+        self.mlp_out_proj = nn.Linear(self.hidden, dim)
+        self.ls = LayerScale(dim) if layer_scale else nn.Identity()
+
+    def forward(self, x):
+        b, n, d = x.shape
+        y = self.in_norm(x)
+        if self.mlp_bias is not None:
+            bias = torch.cat([self.mlp_bias, self.mlp_bias.new_zeros(3 * d)])
+            y = F.linear(y, self.in_proj.weight, bias)
+        else:
+            y = self.in_proj(y)
+        h, q, k, v = torch.split(y, [self.hidden, d, d, d], dim=-1)
+        q, k, v = (t.reshape(b, n, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
+        return x + self.ls(self.attn_out_proj(a) + self.mlp_out_proj(F.gelu(h)))
 
 
 class PatchEmbed(nn.Module):
+    """Patch tokens: one per patch over all channels, or (channel-agnostic) one per channel
+    and patch from a shared one-channel projection, channel-major as in CA-MAE."""
+
     def __init__(self, cfg: ViTConfig):
         super().__init__()
-        self.proj = nn.Conv2d(cfg.in_chans, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
+        self.channel_agnostic = cfg.channel_agnostic
+        c = 1 if cfg.channel_agnostic else cfg.in_chans
+        self.proj = nn.Conv2d(c, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
 
     def forward(self, x):
+        if self.channel_agnostic:
+            b, c, h, w = x.shape
+            t = self.proj(x.reshape(b * c, 1, h, w)).flatten(2).transpose(1, 2)
+            return t.reshape(b, c * t.shape[1], t.shape[2])
         return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def make_block(cfg: ViTConfig) -> nn.Module:
+    kind = {"serial": Block, "parallel": ParallelBlock}.get(cfg.block)
+    if kind is None:
+        raise ValidationError(f"unknown block type {cfg.block!r}.", "use 'serial' or 'parallel'.")
+    return kind(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, layer_scale=cfg.layer_scale,
+                qkv_bias=cfg.qkv_bias, qk_norm=cfg.qk_norm, eps=cfg.norm_eps)
 
 
 class MaskedAutoencoderViT(nn.Module):
@@ -141,9 +239,18 @@ class MaskedAutoencoderViT(nn.Module):
         d, dd = cfg.embed_dim, cfg.decoder_dim
         self.patch_embed = PatchEmbed(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embed = nn.Parameter(sincos_pos_embed(d, cfg.grid), requires_grad=False)
-        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(d, eps=1e-6)
+        if cfg.n_registers:
+            self.reg_token = nn.Parameter(torch.zeros(1, cfg.n_registers, d))
+        pos = sincos_pos_embed(d, cfg.grid)
+        if cfg.channel_agnostic:   # the grid's codes repeated for every channel
+            pos = torch.cat([pos[:, :1]] + [pos[:, 1:]] * max(cfg.max_chans, cfg.in_chans), 1)
+        if cfg.pos_prefix and cfg.n_registers:
+            pos = torch.cat([pos[:, :1]] * (1 + cfg.n_registers) + [pos[:, 1:]], 1)
+        if not cfg.pos_prefix:
+            pos = pos[:, 1:]
+        self.pos_embed = nn.Parameter(pos, requires_grad=False)
+        self.blocks = nn.ModuleList(make_block(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d, eps=cfg.norm_eps)
         self.decoder_embed = nn.Linear(d, dd)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
         self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(dd, cfg.grid), requires_grad=False)
@@ -160,7 +267,8 @@ class MaskedAutoencoderViT(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -171,7 +279,13 @@ class MaskedAutoencoderViT(nn.Module):
 
     # -- pieces
     def normalize(self, x):
-        return (x - self.pixel_mean[None, :, None, None]) / self.pixel_std[None, :, None, None]
+        """The recorded input normalisation (see :class:`ViTConfig`), applied to raw crops."""
+        if self.cfg.pixel_scale != 1.0:
+            x = x / self.cfg.pixel_scale
+        if self.cfg.input_norm == "self":
+            return F.instance_norm(x)
+        c = x.shape[1]   # a channel-agnostic model may see fewer channels than its table
+        return (x - self.pixel_mean[None, :c, None, None]) / self.pixel_std[None, :c, None, None]
 
     def patchify(self, x):
         p, g = self.cfg.patch_size, self.cfg.grid
@@ -179,13 +293,28 @@ class MaskedAutoencoderViT(nn.Module):
         x = x.reshape(b, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, g * g, p * p * c)
 
+    @property
+    def n_prefix(self) -> int:
+        """Tokens before the patches: the class token and any registers."""
+        return 1 + self.cfg.n_registers
+
     def tokens(self, x):
-        """Patch tokens with position codes (no class token yet)."""
-        return self.patch_embed(self.normalize(x)) + self.pos_embed[:, 1:]
+        """Patch tokens with position codes (no class or register token yet)."""
+        t = self.patch_embed(self.normalize(x))
+        start = self.n_prefix if self.cfg.pos_prefix else 0
+        return t + self.pos_embed[:, start: start + t.shape[1]]
 
     def _with_cls(self, x):
-        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
-        return torch.cat([cls, x], 1)
+        cls = self.cls_token
+        if self.cfg.pos_prefix:
+            cls = cls + self.pos_embed[:, :1]
+        parts = [cls.expand(x.shape[0], -1, -1)]
+        if self.cfg.n_registers:
+            reg = self.reg_token
+            if self.cfg.pos_prefix:
+                reg = reg + self.pos_embed[:, 1: self.n_prefix]
+            parts.append(reg.expand(x.shape[0], -1, -1))
+        return torch.cat(parts + [x], 1)
 
     # -- pretraining
     def forward_loss(self, x, mask_ratio: float, generator: torch.Generator | None = None):
@@ -229,6 +358,6 @@ class MaskedAutoencoderViT(nn.Module):
             if max_block is not None and i >= max_block:
                 break
             h = blk(h)
-            means.append(h[:, 1:].mean(1).float())
+            means.append(h[:, self.n_prefix:].mean(1).float())
             clss.append(h[:, 0].float())
         return torch.stack(means, 1), torch.stack(clss, 1)

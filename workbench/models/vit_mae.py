@@ -93,7 +93,9 @@ def _check_crops(crops, cfg: ViTConfig | None):
     if shape[2] != shape[3]:
         raise ValidationError(f"crops are {shape[2]}x{shape[3]} pixels; the encoder needs squares.",
                               "crop square tiles from the fields.")
-    if cfg is not None and (shape[1] != cfg.in_chans or shape[2] != cfg.img_size):
+    chans_ok = cfg is None or (shape[1] <= max(cfg.max_chans, cfg.in_chans) if
+                               cfg.channel_agnostic else shape[1] == cfg.in_chans)
+    if cfg is not None and (not chans_ok or shape[2] != cfg.img_size):
         raise ValidationError(
             f"crops are {shape[1]} channels x {shape[2]} px but the encoder was built for "
             f"{cfg.in_chans} channels x {cfg.img_size} px.",
@@ -365,29 +367,48 @@ class MAEEncoder:
     @classmethod
     def load(cls, path_or_state, *, device: str = "auto", bf16: bool = True, in_chans=None,
              img_size=None, num_heads: int | None = None, strict_decoder: bool = False,
-             config: ViTConfig | dict | None = None, **kw) -> MAEEncoder:
-        """An encoder from outside weights (ours, timm, facebook MAE or HuggingFace ViTMAE).
+             config: ViTConfig | dict | None = None, channel_adapt: str | None = None,
+             partial: bool = False, input_norm=None, **kw) -> MAEEncoder:
+        """An encoder from outside weights (ours, timm, DINOv2, MAE, HuggingFace, Phenom).
 
-        The architecture is read from the weights; ``in_chans``/``img_size`` override it
-        (position codes are resized to a new crop size; a channel mismatch is an error).
-        Plain state dicts do not record the number of attention heads: it is taken as
-        ``embed_dim // 64`` (true of ViT-S/B/L) unless ``num_heads`` is given.
+        The architecture is built from the weights' shapes
+        (:func:`~workbench.models.vit_weights.config_from_state_dict`); ``img_size``
+        resizes the position codes to another crop size. Every key is accounted for:
+        unknown or missing encoder keys are an error naming them unless ``partial``; what
+        was loaded, ignored or kept at initialisation is in ``load_report_``. When the
+        heads cannot be read off the shapes (no q/k norm) they are ``embed_dim // 64``
+        unless ``num_heads`` is given.
+
+        ``in_chans`` other than the weights' is refused unless ``channel_adapt`` is
+        "repeat", "average" or "tokens" (:func:`~workbench.models.vit_weights.adapt_channels`);
+        a channel-agnostic model takes any channel count up to its table. ``input_norm``
+        sets the input normalisation (:meth:`set_input_norm`); weights without one keep
+        the identity until it is set or fitted on crops (:meth:`fit_input_norm`).
         """
-        from workbench.models.vit_weights import config_from_state_dict, load_into, read_weights
+        from workbench.models.vit_weights import (
+            adapt_channels, config_from_state_dict, load_into, read_weights)
 
         state, meta_cfg = read_weights(path_or_state)
         if isinstance(config, dict):
             config = ViTConfig(**config)
-        cfg = config or meta_cfg or config_from_state_dict(state)
+        cfg = config or meta_cfg or config_from_state_dict(state, num_heads=num_heads)
         if num_heads:
             cfg = replace(cfg, num_heads=int(num_heads))
+        adapted = None
+        if in_chans and in_chans != cfg.in_chans:
+            if cfg.channel_agnostic and in_chans <= max(cfg.max_chans, cfg.in_chans):
+                cfg = replace(cfg, in_chans=int(in_chans))
+            elif channel_adapt:
+                state, cfg = adapt_channels(state, cfg, int(in_chans), channel_adapt)
+                adapted = channel_adapt
+            else:
+                raise ValidationError(
+                    f"the weights were trained on {cfg.in_chans}-channel crops, not {in_chans}.",
+                    "pass channel_adapt='repeat', 'average' or 'tokens' (--channel-adapt) to "
+                    "adapt them, use crops with the model's channels, or pretrain a new "
+                    "encoder (workbench embed --train).")
         if img_size:
             cfg = replace(cfg, img_size=int(img_size))
-        if in_chans and in_chans != cfg.in_chans:
-            raise ValidationError(
-                f"the weights were trained on {cfg.in_chans}-channel crops, not {in_chans}.",
-                "use crops with the channels the model was trained on, or pretrain a new "
-                "encoder (workbench embed --train).")
         kw.setdefault("warm_start", True)
         enc = cls(size="custom", in_chans=cfg.in_chans, img_size=cfg.img_size,
                   device=device, bf16=bf16, **kw)
@@ -395,7 +416,75 @@ class MAEEncoder:
         enc.device_ = resolve_device(device)
         with isolated_torch_rng(enc.seed):   # parts the weights lack keep a seeded init
             enc.model_ = MaskedAutoencoderViT(cfg)
-        load_into(enc.model_, state, strict_decoder=strict_decoder)
+        report = load_into(enc.model_, state, strict_decoder=strict_decoder, partial=partial)
+        report["channel_adapt"] = adapted or "none"
+        report["input_norm"] = ("from the weights" if _has_pixel_stats(enc.model_) or
+                                cfg.input_norm == "self" else "none")
+        enc.load_report_ = report
+        if input_norm is not None:
+            enc.set_input_norm(input_norm)
         enc.model_.to(enc.device_).eval()
         enc.n_steps_, enc.loss_history_ = 0, []
         return enc
+
+    # -- input normalisation
+    def has_input_norm(self) -> bool:
+        """Whether the model normalises its input (fitted statistics or self-standardising)."""
+        self._require_model()
+        return self.config_.input_norm == "self" or _has_pixel_stats(self.model_)
+
+    def set_input_norm(self, norm) -> MAEEncoder:
+        """Record the input normalisation with the weights (saved by :meth:`save`).
+
+        ``norm`` is "self" (each crop and channel standardised on itself, as Phenom does) or
+        ``{"mean": [...], "std": [...]}`` per channel, or ``{"low": [...], "high": [...]}``
+        (a percentile range mapped to 0..1).
+        """
+        self._require_model()
+        m = self.model_
+        if norm == "self":
+            self.config_ = replace(self.config_, input_norm="self")
+            m.cfg = self.config_
+        elif isinstance(norm, dict) and ({"mean", "std"} <= set(norm) or {"low", "high"} <= set(norm)):
+            lo = np.asarray(norm.get("mean", norm.get("low")), dtype=np.float32).reshape(-1)
+            hi = np.asarray(norm["std"] if "std" in norm else
+                            np.asarray(norm["high"], np.float32) - lo, dtype=np.float32).reshape(-1)
+            if lo.size != m.pixel_mean.numel() or hi.size != lo.size:
+                raise ValidationError(f"input normalisation has {lo.size} values for "
+                                      f"{m.pixel_mean.numel()} channels.", "give one per channel.")
+            m.pixel_mean.copy_(torch.from_numpy(lo))
+            m.pixel_std.copy_(torch.from_numpy(np.maximum(hi, 1e-6)))
+            self.config_ = replace(self.config_, input_norm="fixed")
+            m.cfg = self.config_
+        else:
+            raise ValidationError(f"unknown input normalisation {norm!r}.",
+                                  "use 'self', {'mean','std'} or {'low','high'} per channel.")
+        if hasattr(self, "load_report_"):
+            self.load_report_["input_norm"] = ("self-standardised" if norm == "self" else
+                                               "given: " + ",".join(sorted(norm)))
+        return self
+
+    def fit_input_norm(self, crops, how: str = "mean_std", percentiles=(1.0, 99.0),
+                       max_crops: int = 512) -> dict:
+        """Fit the per-channel input normalisation on (a seeded sample of) ``crops``."""
+        n = int(crops.shape[0])
+        idx = np.sort(numpy_generator(self.seed).choice(n, size=min(n, max_crops), replace=False))
+        x = take(crops, idx)
+        if how == "mean_std":
+            norm = {"mean": x.mean((0, 2, 3)), "std": x.std((0, 2, 3)) + 1e-6}
+        elif how == "percentile":
+            flat = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
+            lo, hi = np.percentile(flat, percentiles, axis=1)
+            norm = {"low": lo, "high": hi}
+        elif how == "self":
+            norm = "self"
+        else:
+            raise ValidationError(f"unknown input normalisation {how!r}.",
+                                  "use 'mean_std', 'percentile' or 'self'.")
+        self.set_input_norm(norm)
+        rec = {"method": how, "n_crops": int(len(idx))}
+        if isinstance(norm, dict):
+            rec.update({k: np.asarray(v, dtype=np.float64).round(4).tolist() for k, v in norm.items()})
+        if hasattr(self, "load_report_"):
+            self.load_report_["input_norm"] = f"fitted on the crops ({how})"
+        return rec

@@ -288,7 +288,8 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                 train_batch_size: int = 64, label: str = "perturbation", block: int | None = None,
                 scheduler=None, batch_size: int = 256, device: str = "auto", seed: int = 0,
                 tvn_kw: dict | None = None, label_key: str | None = None,
-                checkpoint_dir=None, progress: bool = True) -> dict:
+                checkpoint_dir=None, progress: bool = True, channel_adapt: str | None = None,
+                partial_weights: bool = False, input_norm: str = "auto") -> dict:
     """Embed the Study's images and write ``profiles`` and ``perturbations``.
 
     Parameters
@@ -303,6 +304,14 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
         ``block`` (1-based) skips the choice.
     scheduler
         dask.distributed scheduler address or Client: embed on the cluster.
+    channel_adapt, partial_weights
+        For a weights file: how 3-channel weights meet the crops' channels ("repeat",
+        "average", "tokens"), and whether keys that do not fit may be skipped (both
+        recorded in the provenance with the load report).
+    input_norm
+        For outside weights: "auto" fits a per-channel mean/std on the crops when the
+        weights carry no normalisation; "mean_std", "percentile" or "self" force one;
+        "none" keeps the weights' own (or none). Recorded in the provenance.
     """
     from workbench.models.vit_mae import MAEEncoder
 
@@ -317,7 +326,10 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                                 checkpoint_dir=ckpt, progress=progress)
         trained = True
     elif not isinstance(encoder, MAEEncoder):
-        encoder = MAEEncoder.load(encoder, device=device, img_size=images.shape[2])
+        encoder = MAEEncoder.load(encoder, device=device, img_size=images.shape[2],
+                                  in_chans=images.shape[1], channel_adapt=channel_adapt,
+                                  partial=partial_weights)
+    norm_rec = _input_norm(encoder, images.crops, input_norm, trained)
     t_train = time.perf_counter() - t0
     feats = extract_features(images, encoder, batch_size=batch_size, scheduler=scheduler,
                              progress=progress)
@@ -333,7 +345,8 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
             "embed_dim": int(feats["mean"].shape[2]), "source": f"X_{ENCODER}_b{block}",
             "normalization": _normalization_label(tvn_kw), "tvn": dict(tvn_kw or {}),
             "config": _cfg_dict(encoder), "trained_steps": int(getattr(encoder, "n_steps_", 0)),
-            "probe": probe or "block given"}
+            "probe": probe or "block given", "input_norm": norm_rec,
+            "weights_load": _load_summary(encoder)}
     adata.uns["workbench"] = clean_uns({"embedding": info})
     pert = perturbation_map(adata.X, obs, study.control_label, label_key=label_key)
     pert.uns["workbench"] = clean_uns({"source": info["source"], "normalization": "TVN",
@@ -341,7 +354,10 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                                        "label_key": label_key or ""})
     params = {"encoder": "trained" if trained else "given", "size": size,
               "train_steps": train_steps, "label": label, "block": int(block),
-              "distributed": scheduler is not None, "batch_size": batch_size, "tvn": tvn_kw or {}}
+              "distributed": scheduler is not None, "batch_size": batch_size, "tvn": tvn_kw or {},
+              "channel_adapt": channel_adapt or "none", "partial_weights": bool(partial_weights),
+              "input_norm": norm_rec.get("method", "none"),
+              "weights_load": _load_summary(encoder)}
     with study.step("embed", params=params, seed=seed, inputs=["images"]) as tx:
         tx.write_anndata("profiles", adata, description=f"{ENCODER} per-block features; X = "
                          f"TVN of block {block}")
@@ -354,6 +370,30 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                 probe_curve=(probe or {}).get("balanced_accuracy"))
     return {"block": int(block), "probe": probe, "encoder": encoder,
             "seconds_train": t_train, "seconds_embed": t_embed}
+
+
+def _input_norm(encoder, crops, how: str, trained: bool) -> dict:
+    """Set (or keep) the encoder's input normalisation and say what it is."""
+    if trained:
+        return {"method": "mean_std", "source": "fitted while pretraining"}
+    if how == "none" or (how == "auto" and encoder.has_input_norm()):
+        return {"method": encoder.config_.input_norm if encoder.has_input_norm() else "none",
+                "source": "the weights" if encoder.has_input_norm() else "none"}
+    rec = encoder.fit_input_norm(crops, "mean_std" if how == "auto" else how)
+    return {**rec, "source": "fitted on this Study's crops"}
+
+
+def _load_summary(encoder) -> dict:
+    """The load report of outside weights, short enough for provenance."""
+    rep = getattr(encoder, "load_report_", None)
+    if not rep:
+        return {"weights": "trained or given in memory"}
+    out = {k: rep[k] for k in ("loaded", "partial", "channel_adapt", "input_norm",
+                               "decoder_loaded")}
+    for k in ("missing", "unknown", "shape_mismatch", "ignored"):
+        out[k] = list(rep[k])[:20]
+        out[f"n_{k}"] = len(rep[k])
+    return out
 
 
 def _normalization_label(tvn_kw: dict | None) -> str:
