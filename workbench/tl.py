@@ -1,0 +1,556 @@
+"""The analysis steps, one verb each: ``wb.tl.embed(study)``, ``wb.tl.concepts(study)``, ...
+
+Every function takes a :class:`~workbench.data.study.Study` (or the path of a
+``NAME.study`` folder), runs the real step of :mod:`workbench.tools`, which validates what
+it writes against the artefact's schema and appends a provenance entry (parameters,
+version, seed, input checksums), and returns the Study, refreshed. Each docstring names
+the artefacts written and how to read them back.
+
+The shared parameters have one spelling everywhere:
+
+``seed``
+    seed of every random generator the step uses (the step makes its own generators).
+``device``
+    ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+``n_permutations``
+    permutations (or null data sets) of a permutation test.
+``budget``
+    how many candidates a planner proposes.
+``progress``
+    show progress bars.
+
+Names use American spelling (``normalize``, ``color``), as numpy and scanpy do; ``size``
+is never overloaded: the demo world's size is ``wb.datasets.demo(size=...)``, the encoder
+preset is ``encoder_size`` and the GRN training preset is ``preset``.
+
+Defaults run on the ``"tiny"`` and ``"quick"`` demo worlds as they are: the concepts
+step decides by itself whether the profiles still need whitening (TVN output does not),
+and pairs with too few cells are kept as rows with a status instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.data.study import Study
+
+__all__ = [
+    "benchmark", "concepts", "design_hits", "design_screen", "embed", "grn", "interactions",
+    "plan_pairs",
+]
+
+
+# ---------------------------------------------------------------------- argument checks
+def as_study(study: Any) -> Study:
+    """``study`` as an open Study: a Study is returned as is, a path is opened."""
+    from workbench.data.study import Study
+
+    if isinstance(study, Study):
+        return study
+    if isinstance(study, (str, os.PathLike)):
+        return Study.open(study)
+    raise ValidationError(
+        f"expected a Study or the path of a NAME.study folder, got {type(study).__name__}.",
+        "pass the object wb.datasets.demo() or wb.open_study() returned, or its path.")
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None,
+              optional: bool = False) -> int | None:
+    """``value`` as an int (``None`` allowed when ``optional``); a clear error otherwise."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValidationError(f"{name} must be an integer, got {value!r} "
+                              f"({type(value).__name__}).", f"pass {name}=<int>.")
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{name} must be at least {minimum}, got {value}.",
+                              f"pass {name} >= {minimum}.")
+    return int(value)
+
+
+def check_float(name: str, value: Any) -> float:
+    """``value`` as a float; a clear error for strings, booleans and other types."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValidationError(f"{name} must be a number, got {value!r} "
+                              f"({type(value).__name__}).", f"pass {name}=<float>.")
+    return float(value)
+
+
+def check_str(name: str, value: Any, *, optional: bool = False,
+              choices: Sequence[str] | None = None) -> str | None:
+    """``value`` as a string (``None`` allowed when ``optional``), one of ``choices``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string, got {value!r} "
+                              f"({type(value).__name__}).", f"pass {name}='...'.")
+    if choices is not None and value not in choices:
+        raise ValidationError(f"unknown {name} {value!r}.", f"use one of {', '.join(choices)}.")
+    return value
+
+
+def _common(seed: Any, device: Any = "auto") -> tuple[int, str]:
+    return check_int("seed", seed, minimum=0), check_str("device", device)
+
+
+def _names(name: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValidationError(f"{name} must be a list of strings, got {value!r}.",
+                          f"pass {name}=['A', 'B'].")
+
+
+# ---------------------------------------------------------------------- steps
+def embed(study: Study | str | os.PathLike, *, weights: str | os.PathLike | None = None,
+          encoder_size: str = "tiny", train_steps: int = 200, train_batch_size: int = 64,
+          block: int | None = None, label: str = "perturbation", map_label: str | None = None,
+          coral: bool = False, batch_center: bool = True, scheduler: Any = None,
+          batch_size: int = 256, device: str = "auto", seed: int = 0,
+          progress: bool = False) -> Study:
+    """Embed the images (ViT-MAE), choose a block, normalize on controls (TVN), map.
+
+    A Study with images gets a masked autoencoder (trained on its crops, or loaded from
+    ``weights``), every block's features, the block a linear probe ranks best (folds
+    grouped by batch/plate/field), TVN on the controls and the perturbation map. A Study
+    with precomputed profiles and no images (an imported CellProfiler table) is only
+    normalized and mapped.
+
+    Parameters
+    ----------
+    study
+        The Study, or the path of its folder.
+    weights
+        Encoder weights to load instead of training (safetensors, timm, MAE or HuggingFace
+        ViTMAE checkpoints).
+    encoder_size
+        ViT preset when training: ``"tiny"`` (CPU friendly), ``"small"``, ``"base"``,
+        ``"large"``.
+    train_steps, train_batch_size
+        Pretraining steps and crops per step.
+    block
+        Use this block (1-based) and skip the probe.
+    label
+        ``obs`` column the block probe predicts.
+    map_label
+        ``obs`` column kept on the map for retrieval mAP (e.g. ``"moa"``).
+    coral, batch_center
+        TVN options: add the per-batch covariance (CORAL) step; centre and scale per batch
+        (``False``: on all controls together).
+    scheduler
+        A ``dask.distributed`` scheduler address or Client: embed on that cluster.
+    batch_size
+        Crops per embedding batch.
+    device, seed, progress
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``profiles`` (``X`` the TVN profile, ``obsm["X_mae_b<k>"]`` per block,
+        ``uns["workbench"]["embedding"]``), ``perturbations`` (mean profiles,
+        ``obsp["cosine"]``) and ``encoder`` (the weights); provenance step ``"embed"`` (or
+        ``"normalize"`` for profiles without images).
+    """
+    study = as_study(study)
+    seed, device = _common(seed, device)
+    tvn_kw: dict[str, Any] = {"coral": bool(coral)}
+    if not batch_center:
+        tvn_kw["batch_center"] = False
+    map_label = check_str("map_label", map_label, optional=True)
+    if not study.has("images") and study.has("profiles"):
+        from workbench.tools.embed import normalize_study
+
+        normalize_study(study, label_key=map_label, tvn_kw=tvn_kw, seed=seed)
+        return study.refresh()
+    from workbench.tools.embed import embed_study
+
+    embed_study(study, encoder=weights, size=check_str("encoder_size", encoder_size),
+                train_steps=check_int("train_steps", train_steps, minimum=1),
+                train_batch_size=check_int("train_batch_size", train_batch_size, minimum=1),
+                label=check_str("label", label),
+                block=check_int("block", block, minimum=1, optional=True),
+                scheduler=scheduler, batch_size=check_int("batch_size", batch_size, minimum=1),
+                device=device, seed=seed, tvn_kw=tvn_kw, label_key=map_label,
+                progress=bool(progress))
+    return study.refresh()
+
+
+def benchmark(study: Study | str | os.PathLike, *,
+              relationships: Sequence[str | os.PathLike] = (), map_label: str | None = None,
+              n_permutations: int = 1000, seed: int = 0) -> Study:
+    """Benchmark the perturbation map: replicate consistency, known-relationship recall,
+    retrieval mAP, each next to its random baseline (Celik et al. 2024, EFAAR).
+
+    Parameters
+    ----------
+    study
+        The Study (after :func:`embed`), or its path.
+    relationships
+        EFAAR-format annotation files (``entity1,entity2`` CSV or cluster TSV), in addition
+        to the Study's own ``relationships`` artefact and a demo world's planted groups.
+    map_label
+        ``perturbations.obs`` column for same-label retrieval mAP; default: the one the map
+        was built with.
+    n_permutations
+        Permutations of the retrieval-mAP null.
+    seed
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With the results in ``perturbations.uns["workbench"]["benchmarks"]``
+        (``study.read_uns("perturbations", "benchmarks")``); provenance step
+        ``"benchmark"``.
+    """
+    study = as_study(study)
+    seed, _ = _common(seed)
+    if isinstance(relationships, (str, os.PathLike)):
+        relationships = [relationships]
+    from workbench.tools.map_benchmarks import run_benchmarks
+
+    run_benchmarks(study, relationships=list(relationships),
+                   label_key=check_str("map_label", map_label, optional=True),
+                   n_perm=check_int("n_permutations", n_permutations, minimum=1), seed=seed,
+                   write=True)
+    return study.refresh()
+
+
+def concepts(study: Study | str | os.PathLike, *, method: str = "icfl",
+             n_concepts: int | None = None, sparsity: int = 8, whiten: bool | None = None,
+             use_rep: str | None = None, labels: Sequence[str] | None = None,
+             run: str | None = None, max_steps: int | None = None, batch_size: int = 1024,
+             learning_rate: float = 3e-3, alpha: float = 0.05, resume: bool = True,
+             device: str = "auto", seed: int = 0, progress: bool = False) -> Study:
+    """Learn sparse concepts of the profiles (ICFL, or the TopK SAE baseline) and annotate them.
+
+    Parameters
+    ----------
+    study
+        The Study (with ``profiles``), or its path.
+    method
+        ``"icfl"`` (dictionary learning with PCA whitening fitted on controls) or ``"topk"``
+        (TopK sparse autoencoder, the baseline).
+    n_concepts
+        Dictionary size (default: samples / 4, at most 256).
+    sparsity
+        Nonzero codes per sample.
+    whiten
+        ``None`` whitens on the controls unless the profiles are TVN output already
+        (recorded in the provenance); ``True``/``False`` force it.
+    use_rep
+        ``obsm`` key of ``profiles`` to use instead of ``X``.
+    labels
+        Extra ``obs`` columns to test for enrichment (``moa``, ``target``, ``genes`` are
+        taken when present).
+    run
+        Run name: codes go to ``profiles.obsm["concepts_<run>"]`` (default: the method).
+    max_steps, batch_size, learning_rate
+        Optimizer steps (default about 60 passes), samples per step, learning rate.
+    alpha
+        FDR level of the enrichment tests.
+    resume
+        Resume from the checkpoint an interrupted run left.
+    device, seed, progress
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``concepts`` (atoms in ``X``; per concept its activation frequency,
+        selectivity, enrichment, driving perturbations and exemplars in ``obs``) and
+        ``profiles.obsm["concepts_<run>"]``; provenance step ``"concepts"``.
+    """
+    study = as_study(study)
+    seed, device = _common(seed, device)
+    if whiten is not None and not isinstance(whiten, bool):
+        raise ValidationError(f"whiten must be None, True or False, got {whiten!r}.",
+                              "leave it None to let the step decide.")
+    from workbench.tools.concepts import run_concepts
+
+    run_concepts(study, method=check_str("method", method, choices=("icfl", "topk")),
+                 n_concepts=check_int("n_concepts", n_concepts, minimum=2, optional=True),
+                 sparsity=check_int("sparsity", sparsity, minimum=1), whiten=whiten,
+                 use_rep=check_str("use_rep", use_rep, optional=True),
+                 labels=_names("labels", labels) or [],
+                 run=check_str("run", run, optional=True),
+                 max_steps=check_int("max_steps", max_steps, minimum=1, optional=True),
+                 batch_size=check_int("batch_size", batch_size, minimum=1),
+                 lr=check_float("learning_rate", learning_rate),
+                 alpha=check_float("alpha", alpha), device=device, seed=seed,
+                 progress=bool(progress), resume=bool(resume))
+    return study.refresh()
+
+
+def interactions(study: Study | str | os.PathLike, *, use: str | None = None,
+                 tests: Sequence[str] = ("disjointness", "separability", "viability"),
+                 unit: str | None = "well", kernel: str = "additive_rbf",
+                 separability: str = "classifier", n_permutations: int = 1000,
+                 n_bootstrap: int = 100, min_samples: int = 5, on_small: str = "skip",
+                 cross_batch: str = "status", device: str = "auto", seed: int = 0) -> Study:
+    """Test every double perturbation against its singles and controls.
+
+    The disjointness test asks whether the double's shift is the sum of the singles'
+    shifts; the separability score grades how far the double sits from the additive
+    prediction (a graded score, no p-value, when replicates are wells); viability compares
+    cell counts.
+
+    Parameters
+    ----------
+    study
+        The Study (with ``profiles``), or its path.
+    use
+        Profiles matrix: ``None`` (``X``), an ``obsm`` key, or ``"latent"`` (the
+        simulator's true states: a truth check only).
+    tests
+        Any of ``"disjointness"``, ``"separability"``, ``"viability"``.
+    unit
+        ``obs`` column of the replicate unit (within its plate); ``None`` treats cells as
+        replicates (not valid under well effects).
+    kernel
+        ``"additive_rbf"``, ``"linear"`` or ``"rbf"``.
+    separability
+        Estimator with ``unit=None``: ``"classifier"`` (graded score) or ``"gaussian"``
+        (p-value valid for Gaussian latents only).
+    n_permutations, n_bootstrap
+        Permutations of the disjointness test (and null data sets of separability);
+        bootstrap resamples of the effect-size intervals.
+    min_samples
+        Fewest units per condition for a pair to be tested.
+    on_small
+        ``"skip"`` keeps pairs with too few cells as rows with a status; ``"error"`` stops.
+    cross_batch
+        A double whose singles ran only in other batches: ``"status"`` (reported untested),
+        ``"pool"`` (tested against those singles; batch effects enter) or ``"error"``.
+    device, seed
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``interactions`` (one row per pair and test: statistic, p, q, effect size,
+        interval, sample sizes, status; ``study.read("interactions")``) and
+        ``pair_details``; provenance step ``"interactions"``.
+    """
+    study = as_study(study)
+    seed, device = _common(seed, device)
+    tests = _names("tests", tests)
+    if not tests:
+        raise ValidationError("tests is empty.", "name at least one of disjointness, "
+                              "separability, viability.")
+    from workbench.tools.interactions import run_interactions
+
+    run_interactions(study, use=check_str("use", use, optional=True), tests=tuple(tests),
+                     unit=check_str("unit", unit, optional=True),
+                     kernel=check_str("kernel", kernel, choices=("additive_rbf", "linear", "rbf")),
+                     n_permutations=check_int("n_permutations", n_permutations, minimum=1),
+                     n_bootstrap=check_int("n_bootstrap", n_bootstrap, minimum=1),
+                     min_samples=check_int("min_samples", min_samples, minimum=2),
+                     on_small=check_str("on_small", on_small, choices=("skip", "error")),
+                     seed=seed, device=device,
+                     separability=check_str("separability", separability,
+                                            choices=("classifier", "gaussian")),
+                     cross_batch=check_str("cross_batch", cross_batch,
+                                           choices=("status", "pool", "error")))
+    return study.refresh()
+
+
+def plan_pairs(study: Study | str | os.PathLike, *, budget: int = 5, planner: str = "auto",
+               test: str = "disjointness", value: str = "effect_size",
+               genes: Sequence[str] | None = None, use: str | None = None,
+               device: str = "auto", seed: int = 0) -> Study:
+    """Propose the next double perturbations from the tested ones, each with a reason.
+
+    Parameters
+    ----------
+    study
+        The Study (after :func:`interactions`), or its path.
+    budget
+        Pairs to propose (1 .. the number of untested pairs).
+    planner
+        ``"auto"`` (the model-free rule that ranks the measured pairs best) or a name of
+        :data:`workbench.tools.campaign.PLANNERS`.
+    test, value
+        Which test's rows of ``interactions`` and which column to model (larger = more
+        interacting).
+    genes
+        Genes to plan over (default: every single perturbation of the screen).
+    use
+        Profiles matrix whose singles give the side information.
+    device, seed
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``pair_selection`` (the proposed pairs with rank, prediction, interval and
+        reason, beside the measured ones; ``study.read("pair_selection")``); provenance
+        step ``"plan_pairs"``.
+    """
+    study = as_study(study)
+    seed, device = _common(seed, device)
+    from workbench.tools.pair_planning import plan_pairs as _plan
+
+    _plan(study, budget=check_int("budget", budget, minimum=1),
+          planner=check_str("planner", planner), test=check_str("test", test),
+          value=check_str("value", value), genes=_names("genes", genes),
+          use=check_str("use", use, optional=True), seed=seed, device=device)
+    return study.refresh()
+
+
+def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
+        tf_list: Sequence[str] | None = None, n_top: int = 20, preset: str = "quick",
+        method: str = "auto", max_parents: int = 4, n_steps: int | None = None,
+        n_samples: int | None = None, temperature: float | str = "auto",
+        sparsity: float = 70.0, reward: str = "linear",
+        references: dict[str, Any] | None = None, device: str = "auto", seed: int = 0,
+        progress: bool = False) -> Study:
+    """Posterior over gene-regulatory networks, cycles allowed, from RNA velocity.
+
+    Exact enumeration of bounded parent sets where it fits, else DynGFN (Atanackovic et
+    al. 2023), next to a bootstrap sparse-regression baseline.
+
+    Parameters
+    ----------
+    study
+        The Study (with ``velocity``), or its path.
+    genes, tf_list
+        Genes to model, or transcription factors of which those present are used;
+        default: the ``n_top`` most variable genes.
+    n_top
+        Number of genes picked when ``genes`` is not given.
+    preset
+        Training preset: ``"tiny"``, ``"quick"`` (CPU friendly), ``"realistic"``, ``"full"``.
+    method
+        ``"auto"`` (exact where it fits), ``"exact"`` or ``"dyngfn"``.
+    max_parents
+        Largest parent set per gene for the exact posterior.
+    n_steps, n_samples
+        Training steps and posterior samples (override the preset).
+    temperature
+        ``"auto"`` (Gaussian likelihood) or the T of the reward MSE / T^2.
+    sparsity
+        Lambda of the edge prior ``lambda * |parents| / n_genes``.
+    reward
+        ``"linear"`` or ``"hyper"``.
+    references
+        ``{name: edge list}`` of reference networks to score against
+        (:func:`workbench.tools.grn_metrics.read_edge_list` reads them).
+    device, seed, progress
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``grn`` (``varp["edge_probability"]``: probability that gene j regulates gene
+        i, metrics in ``uns["workbench"]``) and ``grn_samples`` (the posterior sample
+        stack); provenance step ``"grn"``.
+    """
+    study = as_study(study)
+    seed, device = _common(seed, device)
+    if not (temperature == "auto" or (isinstance(temperature, Real)
+                                      and not isinstance(temperature, bool))):
+        raise ValidationError(f"temperature must be 'auto' or a number, got {temperature!r}.",
+                              "leave it 'auto' unless you know the noise level.")
+    from workbench.tools.grn import run_grn
+
+    run_grn(study, genes=_names("genes", genes), tf_list=_names("tf_list", tf_list),
+            n_top=check_int("n_top", n_top, minimum=2), size=check_str("preset", preset),
+            n_steps=check_int("n_steps", n_steps, minimum=1, optional=True),
+            n_samples=check_int("n_samples", n_samples, minimum=1, optional=True),
+            temperature=temperature, sparsity=check_float("sparsity", sparsity),
+            reward=check_str("reward", reward, choices=("linear", "hyper")),
+            method=check_str("method", method, choices=("auto", "exact", "dyngfn")),
+            max_parents=check_int("max_parents", max_parents, minimum=1),
+            references=references, seed=seed, device=device, progress=bool(progress))
+    return study.refresh()
+
+
+def design_screen(study: Study | str | os.PathLike, *, budget: int = 10,
+                  policy: str = "hardest", labels: Any = None, column: str = "label",
+                  gamma: float = 0.9, delta: float = 0.05, seed: int = 0) -> Study:
+    """Propose which perturbations to measure so that the rest can be predicted, with a
+    certified stop (Inference Set Design).
+
+    Parameters
+    ----------
+    study
+        The Study (with ``perturbations``), or its path.
+    budget
+        Candidates to propose.
+    policy
+        A name of :data:`workbench.tools.design.screen.SCREEN_POLICIES`.
+    labels
+        A table (path, DataFrame or Series) with a ``perturbation`` column and the label
+        of each measured candidate; ``None`` before anything is measured.
+    column
+        Column of ``labels`` to use.
+    gamma, delta
+        Target accuracy of the measured-plus-predicted table, and the allowed probability
+        that the certified bound is wrong.
+    seed
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``design_plan`` (the proposed batch with ranks and reasons, and the
+        certificate once a proposed batch has come back labelled); provenance step of the
+        design layer.
+    """
+    return _design(study, "screen", budget, policy, labels, column, seed,
+                   gamma=check_float("gamma", gamma), delta=check_float("delta", delta))
+
+
+def design_hits(study: Study | str | os.PathLike, *, budget: int = 10, policy: str = "ucb",
+                labels: Any = None, column: str = "value", prior: Any = None,
+                seed: int = 0) -> Study:
+    """Propose the next perturbations to screen to find the most hits (linear Thompson
+    sampling / UCB, GP-UCB, prior-guided nearest neighbour).
+
+    Parameters
+    ----------
+    study
+        The Study (with ``perturbations``), or its path.
+    budget
+        Candidates to propose.
+    policy
+        A name of :data:`workbench.tools.design.hits.HIT_POLICIES`.
+    labels
+        A table with a ``perturbation`` column and the phenotype value of each measured
+        candidate; ``None`` before anything is measured.
+    column
+        Column of ``labels`` to use.
+    prior
+        A ``pandas.Series`` of prior scores indexed by perturbation (needed by
+        ``policy="prior_nn"``).
+    seed
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``design_plan`` (the proposed batch with scores and reasons).
+    """
+    kw = {} if prior is None else {"prior": prior}
+    return _design(study, "hits", budget, policy, labels, column, seed, **kw)
+
+
+def _design(study, kind: str, budget, policy, labels, column, seed, **kw) -> Study:
+    study = as_study(study)
+    seed, _ = _common(seed)
+    from workbench.tools.design import propose
+
+    propose(study, check_int("budget", budget, minimum=1), check_str("policy", policy),
+            kind=kind, labels=labels, column=check_str("column", column), seed=seed, **kw)
+    return study.refresh()
