@@ -162,3 +162,92 @@ def test_metrics():
     assert atom_recovery(a, -a, signed=True)[0] == 0.0
     assert dead_fraction(np.array([[1, 0, 0], [2, 0, 1]])) == pytest.approx(1 / 3)
     assert r2_score(a, a) == 1.0
+
+
+def _reference_pursuit(w, x, k, L, signed=True, refit=False):
+    """Numpy statement of the pursuit: rounds of L atoms (the last partial), each atom chosen
+    at most once, per-round least squares on the residual, optional joint re-fit."""
+    code = np.zeros(w.shape[0])
+    r = x.astype(np.float64).copy()
+    taken = np.zeros(w.shape[0], bool)
+    left = k
+    while left > 0:
+        size = min(L, left)
+        s = w @ r
+        if not signed:
+            s = np.abs(s)
+        s[taken] = -np.inf
+        sel = np.argsort(-s, kind="stable")[:size]
+        coef, *_ = np.linalg.lstsq(w[sel].T, r, rcond=None)
+        code[sel] += coef
+        r = r - w[sel].T @ coef
+        taken[sel] = True
+        left -= size
+    if refit:
+        sel = np.flatnonzero(taken)
+        coef, *_ = np.linalg.lstsq(w[sel].T, x, rcond=None)
+        code[:] = 0
+        code[sel] = coef
+    return code
+
+
+def _fixed_dictionary(w, **kw):
+    """An ICFL whose atoms are set to ``w`` (no training), bias 0."""
+    n, d = w.shape
+    model = ICFL(n, max_steps=1, batch_size=8, progress=False, device="cpu", fit_bias=False,
+                 **kw).fit(np.random.default_rng(0).normal(size=(8, d)).astype(np.float32))
+    with torch.no_grad():
+        model.module_.atoms.copy_(torch.from_numpy(w.astype(np.float32)))
+        model.module_.bias.zero_()
+    return model
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 6, 7, 8, 11])
+def test_icfl_gives_exactly_k_nonzeros_for_any_k(k):
+    """Old behaviour rounded k up to whole rounds of L (k=6, L=5 gave 10 nonzeros)."""
+    from workbench.tools.concepts import make_model
+
+    rng = np.random.default_rng(k)
+    w = rng.normal(size=(40, 16))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    x = rng.normal(size=(30, 16)).astype(np.float32)
+    model = _fixed_dictionary(w, atoms_per_round=5, n_nonzero=k)
+    assert model.sparsity == k and sum(model.round_sizes()) == k
+    codes = model.transform(x, dense=True)
+    assert ((codes != 0).sum(axis=1) == k).all()
+    built = make_model("icfl", 40, k, progress=False, device="cpu")
+    assert built.sparsity == k and sum(built.round_sizes()) == k
+    assert built.pursuit_name == "signed"          # the paper's pursuit is the default
+
+
+@pytest.mark.parametrize("pursuit,k", [("signed", 7), ("signed", 4), ("abs_refit", 7)])
+def test_icfl_pursuit_matches_the_reference_statement(pursuit, k):
+    """Codes equal the numpy statement of the pursuit (selection rule, partial last round,
+    per-round least squares, re-fit only for abs_refit)."""
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(24, 12))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    x = rng.normal(size=(10, 12)).astype(np.float32)
+    model = _fixed_dictionary(w, atoms_per_round=3, n_nonzero=k, pursuit=pursuit)
+    codes = model.transform(x, dense=True)
+    for i in range(len(x)):
+        ref = _reference_pursuit(w, x[i], k, 3, signed=pursuit == "signed",
+                                 refit=pursuit == "abs_refit")
+        assert set(np.flatnonzero(codes[i])) == set(np.flatnonzero(ref)), i
+        np.testing.assert_allclose(codes[i], ref, rtol=2e-2, atol=5e-3)
+
+
+def test_signed_and_absolute_selection_differ_where_they_should():
+    """x = -3 e0 + e1: the paper's signed rule picks e1 (inner product +1), the absolute
+    rule picks e0 (|-3|). A default that selected by absolute value fails here."""
+    w = np.eye(4)
+    x = np.array([[-3.0, 1.0, 0.0, 0.0]], np.float32)
+    signed = _fixed_dictionary(w, atoms_per_round=1, n_nonzero=1).transform(x, dense=True)
+    absolute = _fixed_dictionary(w, atoms_per_round=1, n_nonzero=1,
+                                 pursuit="abs_refit").transform(x, dense=True)
+    assert np.flatnonzero(signed[0]).tolist() == [1]
+    assert signed[0, 1] == pytest.approx(1.0)
+    assert np.flatnonzero(absolute[0]).tolist() == [0]
+    assert absolute[0, 0] == pytest.approx(-3.0)
+    with pytest.raises(ValueError, match="pursuit"):
+        ICFL(4, pursuit="omp")

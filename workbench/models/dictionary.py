@@ -103,6 +103,28 @@ class ControlWhitener:
             xc = xc / np.maximum(norm, 1e-12)
         return xc.astype(np.float32)
 
+    def state_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The fitted whitener as arrays (float32) and settings: what a saved model holds."""
+        arrays = {"mean": self.mean_.astype(np.float32),
+                  "components": np.ascontiguousarray(self.components_, dtype=np.float32),
+                  "eigenvalues": self.eigenvalues_.astype(np.float32)}
+        settings = {"whiten": bool(self.whiten), "shrinkage": float(self.shrinkage),
+                    "unit_norm": bool(self.unit_norm), "delta": float(self.delta_),
+                    "n_controls": int(self.n_controls_)}
+        return arrays, settings
+
+    @classmethod
+    def from_state(cls, arrays: dict, settings: dict) -> ControlWhitener:
+        """Rebuild a fitted whitener from :meth:`state_arrays` output."""
+        wh = cls(whiten=bool(settings["whiten"]), shrinkage=float(settings["shrinkage"]),
+                 unit_norm=bool(settings["unit_norm"]))
+        wh.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
+        wh.components_ = np.asarray(arrays["components"], dtype=np.float64)
+        wh.eigenvalues_ = np.asarray(arrays["eigenvalues"], dtype=np.float64)
+        wh.delta_ = float(settings["delta"])
+        wh.n_controls_ = int(settings["n_controls"])
+        return wh
+
     def inverse_direction(self, directions: np.ndarray) -> np.ndarray:
         """Map directions of the whitened space back to input coordinates (unit norm rows)."""
         w = np.asarray(directions, dtype=np.float64)
@@ -388,6 +410,46 @@ class SparseDictionary:
 
     def _rows_follow_atoms(self, p: torch.Tensor) -> bool:
         return False
+
+    # -- saving and loading
+    def get_params(self) -> dict:
+        """The constructor's settings (scikit-learn style), enough to rebuild the model."""
+        import inspect
+
+        names: list[str] = []
+        for klass in type(self).__mro__:
+            if "__init__" in klass.__dict__ and klass is not object:
+                names += [p for p in inspect.signature(klass.__init__).parameters
+                          if p not in ("self", "kwargs")]
+        return {n: getattr(self, n) for n in dict.fromkeys(names) if hasattr(self, n)}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted parameters (atoms, bias, and the encoder of an autoencoder), float32."""
+        self._ready()
+        return {k: to_numpy(v).astype(np.float32) for k, v in self.module_.state_dict().items()}
+
+    @classmethod
+    def from_state(cls, params: dict, arrays: dict, *, device: str = "auto") -> SparseDictionary:
+        """A fitted dictionary rebuilt from :meth:`get_params` and :meth:`state_arrays`."""
+        params = dict(params)
+        params["device"] = device
+        model = cls(**params)
+        n_atoms, d = np.shape(arrays["atoms"])
+        if n_atoms != model.n_atoms:
+            raise ValueError(f"saved atoms have {n_atoms} rows; the settings say {model.n_atoms}")
+        model.device_ = resolve_device(device)
+        model.n_features_ = int(d)
+        gen = make_generator(0)
+        model.module_ = model._build(d, torch.zeros(n_atoms, d), gen)
+        model.module_.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32))
+                                       for k, v in arrays.items()})
+        model.module_.to(model.device_)
+        model.components_ = np.asarray(arrays["atoms"], dtype=np.float32)
+        model.bias_ = np.asarray(arrays["bias"], dtype=np.float32)
+        model.n_steps_ = 0
+        model.loss_history_ = []
+        model.n_resampled_ = 0
+        return model
 
     # -- using a fitted dictionary
     def _batches(self, x, batch_size: int | None):

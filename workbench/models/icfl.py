@@ -9,8 +9,20 @@ pursuit against the current dictionary:
 2. for ``J`` rounds: pick the ``L`` atoms with the largest inner product with the residual,
    fit their coefficients by least squares *to this round's residual only*, subtract their
    contribution from the residual;
-3. the code is the sum of the rounds' coefficients (at most ``J * L`` nonzeros; an atom picked
-   in several rounds accumulates).
+3. the code is the sum of the rounds' coefficients.
+
+**Exact sparsity.** The paper's budget is ``J * L`` selections, so a sparsity that is not a
+multiple of ``L`` would be rounded up to whole rounds. Here ``n_nonzero=k`` sets the budget
+directly: ``ceil(k / L)`` rounds, the last one choosing only the ``k - (J - 1) L`` atoms that
+remain. An atom already chosen in an earlier round is not chosen again (the paper allows a
+repeat, which then only adds to its coefficient and leaves the code with fewer than ``k``
+nonzeros); with that, every code has exactly ``k`` distinct atoms. Two named pursuits:
+
+* ``pursuit="signed"`` (default): the paper's Algorithm 1, selection by signed inner product,
+  per-round least squares, no joint re-fit;
+* ``pursuit="abs_refit"``: classic orthogonal matching pursuit choices, selection by absolute
+  inner product and one joint least-squares re-fit over all chosen atoms at the end; suited
+  to problems whose planted coefficients take both signs.
 
 Unlike textbook orthogonal matching pursuit, a round does not re-fit the atoms chosen in
 earlier rounds: this is the paper's algorithm, kept on purpose (it is what makes the encoder a
@@ -20,9 +32,7 @@ that some residual points at gets selected, and so gets gradient, which is why I
 dead atoms where a TopK autoencoder has many.
 
 Choices the paper leaves open, made here on purpose: atoms are kept at unit norm after every
-step; codes are signed (least squares, no non-negativity); selection is by signed inner
-product as in the paper (``selection="signed"``), with ``"abs"`` for problems whose planted
-coefficients take both signs (classic OMP); duplicated atoms (cosine > 0.9) and atoms unused
+step; codes are signed (least squares, no non-negativity); duplicated atoms (cosine > 0.9) and atoms unused
 since the last check are re-initialised every ``resample_every`` steps.
 """
 
@@ -55,6 +65,12 @@ class ICFL(SparseDictionary):
         Pursuit rounds ``J`` (paper: 20).
     atoms_per_round
         Atoms chosen per round ``L`` (paper: 5). A code has at most ``J * L`` nonzeros.
+    n_nonzero
+        Exact number of atoms per code (``k``); None keeps the paper's ``n_rounds * L``.
+        Given, it sets the number of rounds to ``ceil(k / L)`` with a partial last round.
+    pursuit
+        A named pursuit that sets ``selection`` and ``refit`` together: "signed" (the paper:
+        signed selection, no re-fit) or "abs_refit" (absolute selection and a joint re-fit).
     selection
         "signed" (the paper) or "abs" (largest absolute inner product).
     refit
@@ -84,11 +100,27 @@ class ICFL(SparseDictionary):
 
     kind = "icfl"
 
+    #: The named pursuits: (selection, refit).
+    PURSUITS = {"signed": ("signed", False), "abs_refit": ("abs", True)}
+
     def __init__(self, n_atoms: int = 512, *, n_rounds: int = 20, atoms_per_round: int = 5,
+                 n_nonzero: int | None = None, pursuit: str | None = None,
                  selection: str = "signed", refit: bool = False,
                  bf16_scores: bool | str = "auto", **kwargs):
         super().__init__(n_atoms, **kwargs)
+        if pursuit is not None:
+            if pursuit not in self.PURSUITS:
+                raise ValueError(f"pursuit must be one of {sorted(self.PURSUITS)}, "
+                                 f"not {pursuit!r}")
+            selection, refit = self.PURSUITS[pursuit]
+        self.pursuit = pursuit
         self.refit = refit
+        self.n_nonzero = n_nonzero
+        if n_nonzero is not None:
+            if n_nonzero < 1:
+                raise ValueError(f"n_nonzero must be positive, not {n_nonzero}")
+            atoms_per_round = min(atoms_per_round, n_nonzero)
+            n_rounds = math.ceil(n_nonzero / atoms_per_round)
         self.n_rounds = n_rounds
         self.atoms_per_round = atoms_per_round
         self.selection = selection
@@ -96,7 +128,20 @@ class ICFL(SparseDictionary):
 
     @property
     def sparsity(self) -> int:
-        return self.n_rounds * self.atoms_per_round
+        return int(self.n_nonzero or self.n_rounds * self.atoms_per_round)
+
+    @property
+    def pursuit_name(self) -> str:
+        """The pursuit that runs, by name ("signed", "abs_refit", or the two settings)."""
+        for name, (sel, refit) in self.PURSUITS.items():
+            if (sel, refit) == (self.selection, bool(self.refit)):
+                return name
+        return f"{self.selection}{'+refit' if self.refit else ''}"
+
+    def round_sizes(self) -> list[int]:
+        """Atoms chosen in each pursuit round (the last one partial under ``n_nonzero``)."""
+        k, L = self.sparsity, self.atoms_per_round
+        return [min(L, k - r * L) for r in range(self.n_rounds)]
 
     @property
     def _abs_duplicates(self) -> bool:  # an atom and its negative are duplicates under "abs"
@@ -105,8 +150,8 @@ class ICFL(SparseDictionary):
     def _build(self, n_features, x_init, gen):
         if self.selection not in ("signed", "abs"):
             raise ValueError(f"selection must be 'signed' or 'abs', not {self.selection!r}")
-        if self.atoms_per_round > self.n_atoms:
-            raise ValueError("atoms_per_round cannot exceed n_atoms")
+        if self.atoms_per_round > self.n_atoms or self.sparsity > self.n_atoms:
+            raise ValueError("the number of atoms per code cannot exceed n_atoms")
         mod = _Decoder(self.n_atoms, n_features)
         with torch.no_grad():
             if self.init == "data":
@@ -127,35 +172,39 @@ class ICFL(SparseDictionary):
 
     @torch.no_grad()
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched pursuit: ``(indices, values)``, each ``(B, n_rounds * atoms_per_round)``."""
+        """Batched pursuit: ``(indices, values)``, each ``(B, k)``; ``k`` distinct atoms."""
         atoms = self.module_.atoms.detach()
         r = x - self.module_.bias.detach()
-        L = self.atoms_per_round
         bf16 = self._use_bf16(atoms.device)
-        eye = torch.eye(L, device=x.device, dtype=x.dtype) * 1e-6
+        taken = torch.zeros(x.shape[0], atoms.shape[0], dtype=torch.bool, device=x.device)
+        rows = torch.arange(x.shape[0], device=x.device)[:, None]
         all_idx, all_val = [], []
-        for _ in range(self.n_rounds):
+        for L in self.round_sizes():
             with autocast(atoms.device, enabled=bf16):
                 scores = r @ atoms.T
+            scores = scores.float()
             if self.selection == "abs":
                 scores = scores.abs()
+            scores = scores.masked_fill(taken, float("-inf"))  # each atom at most once
             if L == 1:
                 sel = scores.argmax(dim=1, keepdim=True)
             else:
                 sel = scores.topk(L, dim=1).indices  # (B, L)
+            taken[rows, sel] = True
             chosen = atoms[sel]  # (B, L, d)
             rhs = torch.einsum("bld,bd->bl", chosen, r)
             if L == 1:  # unit-norm atoms: the least-squares coefficient is the inner product
                 z = rhs
             else:
+                eye = torch.eye(L, device=x.device, dtype=x.dtype) * 1e-6
                 gram = torch.einsum("bld,bmd->blm", chosen, chosen) + eye
                 z = torch.linalg.solve(gram, rhs.unsqueeze(-1)).squeeze(-1)
             r = r - torch.einsum("bl,bld->bd", z, chosen)
             all_idx.append(sel)
             all_val.append(z)
         idx, val = torch.cat(all_idx, 1), torch.cat(all_val, 1)
-        if self.refit and self.n_rounds > 1:
-            chosen = atoms[idx]  # (B, k, d); an atom chosen twice makes the ridge split it
+        if self.refit and len(all_idx) > 1:
+            chosen = atoms[idx]  # (B, k, d), distinct atoms
             target = x - self.module_.bias.detach()
             gram = torch.einsum("bld,bmd->blm", chosen, chosen)
             gram = gram + torch.eye(idx.shape[1], device=x.device, dtype=x.dtype) * 1e-5
