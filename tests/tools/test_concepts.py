@@ -225,7 +225,7 @@ def test_tvn_profiles_are_not_whitened_a_second_time(tmp_path):
     normalize_study(study)                      # the real step: X = TVN on controls
     kw = dict(n_concepts=12, sparsity=2, max_steps=60, batch_size=256, lr=1e-2,
               progress=False, seed=0)
-    C.run_concepts(study, **kw)
+    C.run_concepts(study, holdout="none", **kw)   # all samples: comparable with learn_concepts
     prov = study.provenance[-1]["params"]
     assert prov["whiten"] is False and prov["whiten_asked"] == "auto"
     assert "normalize" in prov["whitened_by"]

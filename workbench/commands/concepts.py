@@ -10,12 +10,19 @@ DESCRIPTION = (
     "into profiles.obsm['concepts_<run>'], and write the 'concepts' artefact: the atoms, and "
     "per concept its activation frequency, selectivity and FDR-controlled enrichment for "
     "perturbations and label columns (moa, target, ...), driving perturbations, a "
-    "batch/plate flag, and exemplar pages for the dashboards and napari. Interrupted runs "
-    "resume from a checkpoint.")
+    "batch/plate flag, and exemplar pages for the dashboards and napari. The dictionary is "
+    "fitted on part of the samples and judged on the held-out rest (--holdout). The fitted "
+    "model is saved in the Study; `workbench concepts encode STUDY --model OTHER.study` "
+    "encodes STUDY's profiles with the model of OTHER.study (same concept ids). "
+    "Interrupted runs resume from a checkpoint.")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("study", help="path of the Study (NAME.study)")
+    parser.add_argument("study", help="path of the Study (NAME.study), or 'encode'")
+    parser.add_argument("target", nargs="?",
+                        help="with 'encode': the Study whose profiles are encoded")
+    parser.add_argument("--model", help="with 'encode': the Study that holds the concept "
+                        "model (written by an earlier `workbench concepts` run)")
     parser.add_argument("--method", default="icfl", choices=["icfl", "topk"],
                         help="ICFL (default) or the TopK sparse autoencoder baseline")
     parser.add_argument("--n-concepts", type=int,
@@ -23,7 +30,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sparsity", type=int, default=8,
                         help="nonzero codes per sample (ICFL: rounds x atoms per round)")
     parser.add_argument("--atoms-per-round", type=int,
-                        help="ICFL atoms chosen per pursuit round (default min(5, sparsity))")
+                        help="ICFL atoms chosen per pursuit round (default min(5, sparsity); "
+                             "the last round is partial so codes have exactly --sparsity)")
+    parser.add_argument("--pursuit", default="signed", choices=["signed", "abs_refit"],
+                        help="ICFL pursuit: the paper's signed selection (default), or "
+                             "absolute selection with a joint least-squares re-fit")
+    parser.add_argument("--holdout", default="replicate",
+                        choices=["replicate", "dose", "plate", "none"],
+                        help="how to split samples for the held-out evaluation (default: "
+                             "half of each perturbation's replicates held out)")
     white = parser.add_mutually_exclusive_group()
     white.add_argument("--whiten", dest="whiten", action="store_const", const=True,
                        default=None, help="whiten on the controls even if an earlier step "
@@ -49,21 +64,48 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def _encode(args) -> int:
+    from workbench.data.study import Study
+    from workbench.errors import ValidationError
+    from workbench.tools.concept_model import encode_study
+
+    if not args.target or not args.model:
+        raise ValidationError("`workbench concepts encode` needs the Study to encode and "
+                              "--model.", "run `workbench concepts encode STUDY --model "
+                              "OTHER.study`.")
+    res = encode_study(Study.open(args.target), Study.open(args.model), run=args.run,
+                       use_rep=args.use_rep, labels=args.labels, alpha=args.alpha,
+                       device=args.device)
+    print(f"{res['n_concepts']} concepts of {args.model} on {args.target}: R2 "
+          f"{res['r2']:.3f}, dead {res['dead_fraction']:.1%}")
+    return 0
+
+
 def run(args) -> int:
     from workbench.data.study import Study
+    from workbench.errors import ValidationError
     from workbench.tools.concepts import run_concepts
 
+    if args.study == "encode":
+        return _encode(args)
+    if args.target or args.model:
+        raise ValidationError(f"unexpected {args.target or '--model'} after {args.study}.",
+                              "to encode with a saved model run `workbench concepts encode "
+                              "STUDY --model OTHER.study`.")
     study = Study.open(args.study)
     res = run_concepts(study, method=args.method, n_concepts=args.n_concepts,
                        sparsity=args.sparsity, atoms_per_round=args.atoms_per_round,
-                       whiten=args.whiten, shrinkage=args.shrinkage,
+                       pursuit=args.pursuit, holdout=args.holdout, whiten=args.whiten, shrinkage=args.shrinkage,
                        use_rep=args.use_rep, labels=args.labels, run=args.run,
                        max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        alpha=args.alpha, device=args.device, seed=args.seed,
                        resume=not args.no_resume)
     print(f"{res['n_concepts']} concepts ({args.method}), dead {res['dead_fraction']:.1%}, "
-          f"R2 {res['r2']:.3f}, {res['n_technical']} flagged as batch/plate")
+          f"R2 {res['r2']:.3f} (training), {res['n_technical']} flagged as batch/plate")
+    if "heldout_r2" in res:
+        print(f"  held out ({args.holdout}): R2 {res['heldout_r2']:.3f}, dead "
+              f"{res['heldout_dead_fraction']:.1%}, dense {res['heldout_dense_fraction']:.1%}")
     for key in sorted(res):
-        if key.endswith(("_selective_0.5", "_labels_enriched")):
+        if key.endswith(("_selective_0.5", "_labels_enriched")) and "heldout" not in key:
             print(f"  {key}: {res[key]}")
     return 0

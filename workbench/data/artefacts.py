@@ -98,7 +98,30 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
              Key("whitening/whiten", "bool", False,
                  doc="whether the step whitened on the controls (not after TVN by default)"),
              Key("demo/program_recovery", "dict", False,
-                 doc="demo check: one array per column of the program recovery table"))),
+                 doc="demo check: one array per column of the program recovery table"),
+             Key("heldout", "dict", False,
+                 doc="held-out evaluation: split (replicate, dose, plate or none), row "
+                     "counts, held-out row positions, and metrics measured on them"),
+             Key("heldout/split", "str", False, doc="how the samples were split"),
+             Key("heldout/metrics", "dict", False,
+                 doc="held-out R^2, dead and dense fractions, selectivity, enrichment "
+                     "(controls left out of the label sets)"),
+             Key("pursuit", "str", False, doc="ICFL pursuit that ran (signed, abs_refit)"),
+             Key("source_model", "dict", False,
+                 doc="set when the codes come from a model saved in another Study"))),
+    ArtefactSpec(
+        "concept_model", "file", "`workbench concepts`",
+        "the fitted control whitener and dictionary (tensors.safetensors) with their "
+        "settings, feature names and concept ids (model.json); read by "
+        "`workbench concepts encode`",
+        json_keys=(Key("format", "str"), Key("version", "int"), Key("class", "str"),
+                   Key("params", "dict"), Key("whitener", "dict"), Key("features", "list"),
+                   Key("concept_ids", "list"), Key("tensors_sha256", "str"))),
+    ArtefactSpec(
+        "concept_pages", "json", "`workbench concepts`",
+        "one precomputed page per concept: top and quantile exemplars with activations, "
+        "histogram, selectivity per label, significant drivers with q, similar concepts",
+        json_keys=(Key("version", "int"), Key("alpha", "number"), Key("concepts", "dict"))),
     ArtefactSpec(
         "interactions", "table", "`workbench interactions`",
         "one row per tested pair and test",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +55,7 @@ class ConceptFit:
     codes: Any  # CSR, samples x concepts
     x: np.ndarray  # prepared (whitened, unit-norm) samples
     metrics: dict = field(default_factory=dict)
+    keep: np.ndarray | None = None  # mask of the input features used
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -138,15 +138,26 @@ def check_inputs(x: np.ndarray, is_control: np.ndarray, n_concepts: int, *,
 
 
 # ---------------------------------------------------------------------------- learning
+PURSUITS = ("signed", "abs_refit")
+
+
 def make_model(method: str, n_concepts: int, sparsity: int, *, atoms_per_round: int | None = None,
-               max_steps: int = 1000, batch_size: int = 1024, lr: float = 3e-3,
-               device: str = "auto", seed: int = 0, progress: bool = True):
-    """An unfitted ICFL (``method="icfl"``) or TopK SAE (``"topk"``) of the given size."""
+               pursuit: str = "signed", max_steps: int = 1000, batch_size: int = 1024,
+               lr: float = 3e-3, device: str = "auto", seed: int = 0, progress: bool = True):
+    """An unfitted ICFL (``method="icfl"``) or TopK SAE (``"topk"``) of the given size.
+
+    Both give exactly ``sparsity`` nonzeros per sample: ICFL's last pursuit round is partial
+    when ``sparsity`` is not a multiple of ``atoms_per_round``. ``pursuit`` names ICFL's
+    pursuit ("signed": the paper's; "abs_refit": absolute selection and a joint re-fit).
+    """
     if method == "icfl":
         from workbench.models.icfl import ICFL
 
+        if pursuit not in PURSUITS:
+            raise ValidationError(f"unknown ICFL pursuit {pursuit!r}.",
+                                  f"use one of {', '.join(PURSUITS)} (--pursuit).")
         per = atoms_per_round or min(5, sparsity)
-        return ICFL(n_concepts, n_rounds=max(1, math.ceil(sparsity / per)), atoms_per_round=per,
+        return ICFL(n_concepts, atoms_per_round=per, n_nonzero=sparsity, pursuit=pursuit,
                     max_steps=max_steps, batch_size=batch_size, lr=lr, device=device, seed=seed,
                     progress=progress)
     if method in ("topk", "topk_sae"):
@@ -164,7 +175,8 @@ def default_steps(n: int, batch_size: int) -> int:
 
 def learn_concepts(x: np.ndarray, is_control: np.ndarray, *, method: str = "icfl",
                    n_concepts: int | None = None, sparsity: int = 8,
-                   atoms_per_round: int | None = None, whiten: bool = True,
+                   atoms_per_round: int | None = None, pursuit: str = "signed",
+                   whiten: bool = True,
                    shrinkage: float = 0.1, feature_names=None, max_steps: int | None = None,
                    batch_size: int = 1024, lr: float = 3e-3, device: str = "auto",
                    seed: int = 0, checkpoint=None, progress: bool = True) -> ConceptFit:
@@ -184,7 +196,7 @@ def learn_concepts(x: np.ndarray, is_control: np.ndarray, *, method: str = "icfl
     xw = whitener.transform(x)
     steps = max_steps or default_steps(n, batch_size)
     model = make_model(method, n_concepts, sparsity, atoms_per_round=atoms_per_round,
-                       max_steps=steps, batch_size=batch_size, lr=lr, device=device, seed=seed,
+                       pursuit=pursuit, max_steps=steps, batch_size=batch_size, lr=lr, device=device, seed=seed,
                        progress=progress)
     t0 = time.perf_counter()
     model.fit(xw, checkpoint=checkpoint)
@@ -195,7 +207,9 @@ def learn_concepts(x: np.ndarray, is_control: np.ndarray, *, method: str = "icfl
                "n_steps": int(model.n_steps_), "n_resampled": int(model.n_resampled_),
                "mean_active_per_sample": float((codes != 0).sum(axis=1).mean()),
                "n_features_used": int(keep.sum()), "n_features_dropped": int((~keep).sum())}
-    return ConceptFit(model, whitener, names, codes, xw, metrics)
+    if method == "icfl":
+        metrics["pursuit"] = model.pursuit_name
+    return ConceptFit(model, whitener, names, codes, xw, metrics, keep)
 
 
 def _top_features(directions: np.ndarray, names: np.ndarray, n: int = 3) -> list[str]:
@@ -206,17 +220,28 @@ def _top_features(directions: np.ndarray, names: np.ndarray, n: int = 3) -> list
     return out
 
 
+def concept_ids(m: int) -> list[str]:
+    """Stable concept ids: ``c000``, ``c001``... (the atom's row in the dictionary)."""
+    width = max(3, len(str(m - 1)))
+    return [f"c{i:0{width}d}" for i in range(m)]
+
+
 def concepts_anndata(fit: ConceptFit, profiles_obs: pd.DataFrame, *, is_control, control_label,
-                     label_columns, run: str, method: str, params: dict, alpha: float = 0.05):
-    """The ``concepts`` AnnData (concepts x features) with its annotation and pages."""
+                     label_columns, run: str, method: str, params: dict, alpha: float = 0.05,
+                     names: list[str] | None = None, stability=None):
+    """The ``concepts`` AnnData (concepts x features) with its annotation, and the pages.
+
+    Returns ``(adata, pages)``: ``pages`` is the ``concept_pages`` document
+    (:func:`workbench.tools.concept_pages.build_pages`).
+    """
     import anndata as ad
 
     from workbench.tools.concept_annotation import annotate
+    from workbench.tools.concept_pages import build_pages
 
     model, wh = fit.model, fit.whitener
     m = model.components_.shape[0]
-    width = max(3, len(str(m - 1)))
-    names = [f"c{i:0{width}d}" for i in range(m)]
+    names = list(names) if names is not None else concept_ids(m)
     table, obsm, uns = annotate(fit.codes, profiles_obs, is_control=is_control,
                                 control_label=control_label, label_columns=label_columns,
                                 alpha=alpha)
@@ -241,6 +266,9 @@ def concepts_anndata(fit: ConceptFit, profiles_obs: pd.DataFrame, *, is_control,
     space = ("whitened (ZCA form of control-PCA whitening: same coordinates as the input "
              "features; unit-norm samples)" if wh.whiten else
              "control-centred, unit-norm input features (no whitening)")
+    pages = build_pages(fit.codes, profiles_obs, names, model.components_, table, obsm,
+                        uns["labels"], control_label=control_label, alpha=alpha,
+                        stability=stability)
     adata.uns["workbench"] = {
         "run": run, "method": method, "params": params, "space": space,
         "profiles_key": f"concepts_{run}",
@@ -254,11 +282,17 @@ def concepts_anndata(fit: ConceptFit, profiles_obs: pd.DataFrame, *, is_control,
         "encode": "x -> whiten (var control_mean, varm whitening_components, eigenvalues, "
                   "delta) -> unit norm -> pursuit against X with bias var['bias']",
     }
-    return adata
+    if "pursuit" in fit.metrics:
+        adata.uns["workbench"]["pursuit"] = str(fit.metrics["pursuit"])
+    return adata, pages
 
 
-def summarise(adata, label_columns) -> dict:
-    """Headline numbers of a concepts AnnData (for provenance notes and reports)."""
+def summarise(adata, label_columns, control_label: str | None = None) -> dict:
+    """Headline numbers of a concepts AnnData (for provenance notes and reports).
+
+    ``<col>_labels_enriched`` counts the labels (other than the control label) with an
+    FDR-significant enrichment in some concept.
+    """
     obs = adata.obs
     out = {"n_concepts": int(adata.n_obs), "dead_fraction": float(obs["dead"].mean()),
            "n_technical": int(obs["technical"].sum())}
@@ -269,26 +303,58 @@ def summarise(adata, label_columns) -> dict:
             out[f"{col}_selective_0.5"] = int((sel > 0.5).sum())
             out[f"{col}_selective_0.2"] = int((sel > 0.2).sum())
             out[f"{col}_concepts_enriched"] = int((obs[f"{col}_n_enriched"] > 0).sum())
-            out[f"{col}_labels_enriched"] = int(
-                (adata.obsm[f"enrichment_q_{col}"] < adata.uns["workbench"]["alpha"])
-                .any(axis=0).sum())
+            levels = np.asarray(adata.uns["workbench"]["labels"][col]["levels"], dtype=str)
+            sig = (adata.obsm[f"enrichment_q_{col}"] < adata.uns["workbench"]["alpha"]) & (
+                adata.obsm[f"selectivity_{col}"] > 0)
+            out[f"{col}_labels_enriched"] = int(sig.any(axis=0)[levels != control_label].sum())
     return out
 
 
 # ---------------------------------------------------------------------------- the step
+#: What the concepts step writes; locked when the step starts, before any fitting.
+OUTPUTS = ("profiles", "concepts", "concept_model", "concept_pages")
+
+
+def _store_codes(profiles, run: str, codes) -> None:
+    n, m = codes.shape
+    profiles.obsm[f"concepts_{run}"] = (codes.toarray().astype(np.float32)
+                                        if n * m <= DENSE_LIMIT else codes.astype(np.float32))
+
+
+def _write_outputs(tx, profiles, adata, pages, fit, *, run: str, method: str, split: dict,
+                   description: str) -> None:
+    from workbench.tools.concept_model import save_model
+
+    tx.write_anndata("profiles", profiles)
+    tx.write_anndata("concepts", adata, screen=False, description=description)
+    save_model(tx.stage_path("concept_model", "file", "concept_model"), fit,
+               concept_ids=list(adata.obs_names), method=method, run=run, split=split)
+    tx.write_json("concept_pages", pages)
+
+
 def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
                  sparsity: int = 8, atoms_per_round: int | None = None,
-                 whiten: bool | None = None, shrinkage: float = 0.1, use_rep: str | None = None,
-                 labels: list[str] | None = None, run: str | None = None,
+                 pursuit: str = "signed", whiten: bool | None = None, shrinkage: float = 0.1,
+                 use_rep: str | None = None, labels: list[str] | None = None,
+                 run: str | None = None, holdout: str = "replicate",
                  max_steps: int | None = None, batch_size: int = 1024, lr: float = 3e-3,
                  alpha: float = 0.05, device: str = "auto", seed: int = 0,
                  progress: bool = True, resume: bool = True) -> dict:
     """Learn, encode and annotate concepts of a Study's profiles; write them back.
 
-    Writes ``profiles`` (with ``obsm["concepts_<run>"]``: dense float32 codes, or CSR when the
-    matrix would exceed :data:`DENSE_LIMIT` entries) and ``concepts`` in one step, and
-    returns the summary (also noted in the provenance). Training checkpoints go to
-    ``<study>/.checkpoints/concepts/`` and an interrupted run resumes from them.
+    The step locks its outputs (:data:`OUTPUTS`) before it reads or fits anything, so a
+    second concepts run on the same Study is refused at once. The samples are split
+    (``holdout``: "replicate" by default, "dose", "plate" or "none";
+    :mod:`workbench.tools.concept_eval`): the whitener and the dictionary are fitted on the
+    training part only, every sample is encoded, and reconstruction, dead and dense
+    fractions, selectivity and enrichment are measured on the held-out part
+    (``concepts.uns["workbench"]["heldout"]``). Writes ``profiles`` (with
+    ``obsm["concepts_<run>"]``: dense float32 codes, or CSR when the matrix would exceed
+    :data:`DENSE_LIMIT` entries), ``concepts``, ``concept_model`` (whitener, dictionary,
+    settings: :mod:`workbench.tools.concept_model`) and ``concept_pages``
+    (:mod:`workbench.tools.concept_pages`) in one transaction, and returns the summary (also
+    noted in the provenance). Training checkpoints go to ``<study>/.checkpoints/concepts/``
+    and an interrupted run resumes from them.
 
     ``whiten=None`` (the default) whitens on the controls unless the representation was
     already whitened on them by an earlier step: ``X`` written by ``workbench embed`` or
@@ -297,97 +363,94 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     decision, and why, is recorded in the provenance (``params["whiten"]``,
     ``params["whitened_by"]``). ``True``/``False`` force it.
     """
+    from workbench.tools.concept_eval import SPLITS, heldout_metrics, split_rows
+
     study.require("profiles", why="the concepts step learns from the profiles")
-    profiles = study.read("profiles")
-    obs = profiles.obs
-    x, names = select_representation(profiles, use_rep)
-    is_control = obs["is_control"].to_numpy(bool)
     run = run or method
     if not run.replace("_", "").replace("-", "").isalnum():
         raise ValidationError(f"run name {run!r} must be letters, digits, - or _.",
                               "give another --run name.")
-    whitened_by = control_whitened_by(profiles, use_rep)
-    whiten_asked = "auto" if whiten is None else bool(whiten)
-    if whiten is None:
-        whiten = whitened_by is None
-    whiten = bool(whiten)
-    label_columns = ["perturbation"] + [c for c in DEFAULT_LABELS if c in obs.columns]
-    for col in labels or []:
-        if col not in obs.columns:
-            raise ValidationError(
-                f"label column {col!r} is not in profiles.obs "
-                f"(columns: {', '.join(map(str, obs.columns[:20]))}).",
-                "name an existing obs column with --labels.")
-        if col not in label_columns:
-            label_columns.append(col)
+    if method not in ("icfl", "topk", "topk_sae"):
+        raise ValidationError(f"unknown concept method {method!r}.", "use 'icfl' or 'topk'.")
+    if method == "icfl" and pursuit not in PURSUITS:
+        raise ValidationError(f"unknown ICFL pursuit {pursuit!r}.",
+                              f"use one of {', '.join(PURSUITS)} (--pursuit).")
+    if holdout not in SPLITS:
+        raise ValidationError(f"unknown held-out split {holdout!r}.",
+                              f"use one of {', '.join(SPLITS)} (--holdout).")
     params = {"method": method, "n_concepts": n_concepts, "sparsity": sparsity,
-              "atoms_per_round": atoms_per_round, "whiten": whiten,
-              "whiten_asked": whiten_asked, "whitened_by": whitened_by or "",
-              "shrinkage": shrinkage,
-              "use_rep": use_rep or "X", "labels": label_columns, "run": run,
+              "atoms_per_round": atoms_per_round,
+              "pursuit": pursuit if method == "icfl" else "", "holdout": holdout,
+              "shrinkage": shrinkage, "use_rep": use_rep or "X", "run": run,
               "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "alpha": alpha}
-    tag = hashlib.sha256(json.dumps({**params, "seed": seed, "n": x.shape},
-                                    sort_keys=True, default=str).encode()).hexdigest()[:12]
-    ckpt = study.path / ".checkpoints" / "concepts" / f"concepts-{tag}.pt"
-    if not resume and ckpt.exists():
-        ckpt.unlink()
-    fit = learn_concepts(x, is_control, method=method, n_concepts=n_concepts,
-                         sparsity=sparsity, atoms_per_round=atoms_per_round, whiten=whiten,
-                         shrinkage=shrinkage, feature_names=names, max_steps=max_steps,
-                         batch_size=batch_size, lr=lr, device=device, seed=seed,
-                         checkpoint=ckpt, progress=progress)
-    adata = concepts_anndata(fit, obs, is_control=is_control,
-                             control_label=study.control_label, label_columns=label_columns,
-                             run=run, method=method, params=params, alpha=alpha)
-    codes = fit.codes
-    n, m = codes.shape
-    profiles.obsm[f"concepts_{run}"] = (codes.toarray().astype(np.float32)
-                                        if n * m <= DENSE_LIMIT else codes.astype(np.float32))
-    summary = {**summarise(adata, label_columns), **fit.metrics}
-    with study.step("concepts", params=params, seed=seed, inputs=["profiles"]) as tx:
-        tx.write_anndata("profiles", profiles)
-        tx.write_anndata("concepts", adata, screen=False,
-                         description=f"{method} concepts (run {run!r}): X atoms in "
-                                     f"{'whitened' if whiten else 'input'} space, obs annotation")
+    with study.step("concepts", params=params, seed=seed, inputs=["profiles"],
+                    outputs=list(OUTPUTS)) as tx:
+        profiles = study.read("profiles")
+        obs = profiles.obs
+        x, names = select_representation(profiles, use_rep)
+        is_control = obs["is_control"].to_numpy(bool)
+        whitened_by = control_whitened_by(profiles, use_rep)
+        whiten_asked = "auto" if whiten is None else bool(whiten)
+        whiten = bool(whitened_by is None if whiten is None else whiten)
+        label_columns = ["perturbation"] + [c for c in DEFAULT_LABELS if c in obs.columns]
+        for col in labels or []:
+            if col not in obs.columns:
+                raise ValidationError(
+                    f"label column {col!r} is not in profiles.obs "
+                    f"(columns: {', '.join(map(str, obs.columns[:20]))}).",
+                    "name an existing obs column with --labels.")
+            if col not in label_columns:
+                label_columns.append(col)
+        held = split_rows(obs, holdout, seed)
+        train = ~held
+        params.update({"whiten": whiten, "whiten_asked": whiten_asked,
+                       "whitened_by": whitened_by or "", "labels": label_columns})
+        tag = hashlib.sha256(json.dumps({**params, "seed": seed, "n": x.shape},
+                                        sort_keys=True, default=str).encode()).hexdigest()[:12]
+        ckpt = study.path / ".checkpoints" / "concepts" / f"concepts-{tag}.pt"
+        if not resume and ckpt.exists():
+            ckpt.unlink()
+        where = "the training part of the profiles" if held.any() else "profiles"
+        n_c = n_concepts if n_concepts is not None else int(min(256, max(2, x.shape[0] // 4)))
+        if held.any() and (is_control & train).sum() < (2 if whiten else 1):
+            raise ValidationError(
+                f"the {holdout} split leaves {int((is_control & train).sum())} control(s) in "
+                "the training part; the whitener is fitted on training controls.",
+                "split another way (--holdout), or fit on all samples (--holdout none).")
+        check_inputs(x[train], is_control[train], n_c, whiten=whiten, where=where)
+        fit = learn_concepts(x[train], is_control[train], method=method, n_concepts=n_c,
+                             sparsity=sparsity, atoms_per_round=atoms_per_round,
+                             pursuit=pursuit, whiten=whiten, shrinkage=shrinkage,
+                             feature_names=names, max_steps=max_steps, batch_size=batch_size,
+                             lr=lr, device=device, seed=seed, checkpoint=ckpt,
+                             progress=progress)
+        fit.x = fit.whitener.transform(x[:, fit.keep])       # every sample, training whitener
+        fit.codes = fit.model.transform(fit.x)
+        split = {"split": holdout, "n_train": int(train.sum()), "n_heldout": int(held.sum()),
+                 "rows": np.flatnonzero(held).astype(np.int64)}
+        if held.any():
+            h = np.flatnonzero(held)
+            split["metrics"] = heldout_metrics(
+                fit.x[h], fit.model.reconstruct(fit.x[h]), fit.codes[h], obs.iloc[h],
+                label_columns=label_columns, alpha=alpha)
+        adata, pages = concepts_anndata(fit, obs, is_control=is_control,
+                                        control_label=study.control_label,
+                                        label_columns=label_columns, run=run, method=method,
+                                        params=params, alpha=alpha)
+        adata.uns["workbench"]["heldout"] = split
+        _store_codes(profiles, run, fit.codes)
+        summary = {**summarise(adata, label_columns, study.control_label), **fit.metrics,
+                   **{f"heldout_{k}": v for k, v in split.get("metrics", {}).items()},
+                   "holdout": holdout}
+        _write_outputs(tx, profiles, adata, pages, fit, run=run, method=method,
+                       split={k: v for k, v in split.items() if k != "rows"} | {
+                           "rows": split["rows"].tolist()},
+                       description=f"{method} concepts (run {run!r}): X atoms in "
+                                   f"{'whitened' if whiten else 'input'} space, obs annotation")
         tx.note(**{k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
     if ckpt.exists():
         ckpt.unlink()
     return summary
-
-
-# ---------------------------------------------------------------------------- demo world
-def program_recovery(concepts, profiles_obs: pd.DataFrame, codes, ground_truth: dict,
-                     threshold: float = 0.2) -> pd.DataFrame:
-    """For each planted module program: the concept most selective for its perturbations.
-
-    The perturbations driving a program are the knockouts (single, or double "A+B") that hit a
-    gene of the module which moves cell properties (``ground_truth["groups"]`` and
-    ``"effect_genes"``). A concept's selectivity for the module is
-    ``P(active | those perturbations) - P(active | the rest)``.
-    Returns one row per module: best concept, its selectivity, whether it passes
-    ``threshold``, and that concept's own top driver.
-    """
-    from workbench.tools.concept_annotation import active_matrix
-
-    act = active_matrix(codes)
-    pert = profiles_obs["perturbation"].astype(str).to_numpy()
-    effect = set(ground_truth.get("effect_genes", []))
-    rows = []
-    for module, genes in ground_truth["groups"].items():
-        drivers = [g for g in genes if g in effect] or list(genes)
-        hit = {str(g) for g in drivers}
-        mask = np.array([bool(hit & set(p.split("+"))) for p in pert])
-        if not mask.any() or mask.all():
-            continue
-        p_in = np.asarray(act[np.flatnonzero(mask)].mean(axis=0)).ravel()
-        p_out = np.asarray(act[np.flatnonzero(~mask)].mean(axis=0)).ravel()
-        sel = p_in - p_out
-        best = int(np.argmax(sel))
-        rows.append({"module": module, "drivers": ";".join(drivers),
-                     "best_concept": str(concepts.obs_names[best]),
-                     "selectivity": float(sel[best]), "recovered": bool(sel[best] >= threshold),
-                     "concept_drivers": str(concepts.obs["drivers"].iloc[best])})
-    return pd.DataFrame(rows)
 
 
 def control_whitened_by(profiles, use_rep: str | None = None) -> str | None:
@@ -416,60 +479,15 @@ def already_control_whitened(profiles) -> bool:
     return control_whitened_by(profiles) is not None
 
 
-def _table_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """A table as one typed numpy array per column (what AnnData ``uns`` stores as arrays)."""
-    out = {}
-    for col in frame.columns:
-        v = frame[col]
-        if pd.api.types.is_bool_dtype(v):
-            out[str(col)] = v.to_numpy(bool)
-        elif pd.api.types.is_numeric_dtype(v):
-            out[str(col)] = v.to_numpy(np.float64 if pd.api.types.is_float_dtype(v)
-                                       else np.int64)
-        else:
-            out[str(col)] = np.asarray([str(x) for x in v], dtype=str)
-    return out
-
-
 def demo_step(study, size: str = "quick", seed: int = 0) -> None:
-    """Concept view of the demo: ICFL on the demo profiles (quick: a few seconds on CPU).
+    """The concept view of the demo (see :func:`workbench.tools.concept_demo.demo_step`)."""
+    from workbench.tools.concept_demo import demo_step as _demo
 
-    Runs after the embedding step (``profiles`` with ``X`` = normalised embedding) with the
-    library's default whitening choice: the embed step's TVN already whitened ``X`` on the
-    controls, so :func:`run_concepts` centres on controls and unit-normalises without a
-    second whitening (recorded in the provenance). When the Study holds ground truth, the
-    program recovery of ICFL and the dead fraction of a TopK SAE of the same size (and
-    the same preparation) are added to the provenance notes and
-    ``concepts.uns["workbench"]["demo"]`` (the recovery table as one array per column).
-    """
-    cfg = DEMO.get(size, DEMO["quick"])
-    profiles = study.read("profiles")
-    n = profiles.n_obs
-    n_concepts = int(min(cfg["n_concepts"], max(2, n // 4)))
-    kw = dict(n_concepts=n_concepts, sparsity=cfg["sparsity"], max_steps=cfg["max_steps"],
-              batch_size=512, lr=1e-2, seed=seed, progress=False)
-    summary = run_concepts(study, method="icfl", **kw)
-    if not study.has("ground_truth"):
-        return
-    concepts = study.read("concepts")
-    whiten = bool(concepts.uns["workbench"]["whitening"]["whiten"])
-    profiles = study.read("profiles")
-    codes = profiles.obsm[f"concepts_{concepts.uns['workbench']['run']}"]
-    rec = program_recovery(concepts, profiles.obs, codes, study.read("ground_truth"))
-    x, _ = select_representation(profiles)
-    kw.pop("seed"), kw.pop("progress")
-    topk = learn_concepts(x, profiles.obs["is_control"].to_numpy(bool), method="topk",
-                          seed=seed, progress=False, whiten=whiten, **kw)
-    demo = {"program_recovery": _table_arrays(rec) if len(rec) else {},
-            "programs_recovered": int(rec["recovered"].sum()) if len(rec) else 0,
-            "programs": int(len(rec)),
-            "dead_fraction_icfl": float(summary["dead_fraction"]),
-            "dead_fraction_topk": float(topk.metrics["dead_fraction"]),
-            "whitened_by": str(concepts.uns["workbench"]["params"].get("whitened_by", "")),
-            "second_whitening": bool(whiten and concepts.uns["workbench"]["params"]
-                                     .get("whitened_by", ""))}
-    concepts.uns["workbench"]["demo"] = demo
-    with study.step("concepts_demo_check", params={"size": size}, seed=seed,
-                    inputs=["concepts", "ground_truth"]) as tx:
-        tx.write_anndata("concepts", concepts, screen=False)
-        tx.note(**{k: v for k, v in demo.items() if not isinstance(v, dict)})
+    _demo(study, size=size, seed=seed)
+
+
+def program_recovery(*args, **kwargs):
+    """See :func:`workbench.tools.concept_demo.program_recovery`."""
+    from workbench.tools.concept_demo import program_recovery as _rec
+
+    return _rec(*args, **kwargs)

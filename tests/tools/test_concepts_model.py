@@ -1,0 +1,213 @@
+"""The concepts step's saved model, held-out split, up-front lock and precomputed pages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+ad = pytest.importorskip("anndata")
+
+from workbench.data.study import Study  # noqa: E402
+from workbench.errors import StudyBusyError, ValidationError  # noqa: E402
+from workbench.tools import concepts as C  # noqa: E402
+from workbench.tools.concept_eval import split_rows  # noqa: E402
+from workbench.tools.concept_model import (  # noqa: E402
+    activation_correlation,
+    encode_study,
+    load_model,
+    match_concepts,
+)
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+KW = dict(n_concepts=12, sparsity=2, max_steps=150, batch_size=256, lr=1e-2, progress=False)
+
+
+def world(seed=0, d=16, n_programs=3, cells=24, controls=40, effect=2.5):
+    """Controls vary along a strong nuisance axis; each program's two genes move cells
+    along the program's own direction. Two replicates per sample group."""
+    rng = np.random.default_rng(seed)
+    nuisance = rng.normal(size=(2, d))
+    programs = np.linalg.qr(rng.normal(size=(d, n_programs)))[0].T
+    obs = [("DMSO", True)] * controls
+    for p in range(n_programs):
+        for g in range(2):
+            obs += [(f"G{p}{g}", False)] * cells
+    obs = pd.DataFrame(obs, columns=["perturbation", "is_control"])
+    n = len(obs)
+    x = (rng.normal(size=(n, 2)) * 3.0) @ nuisance + 0.3 * rng.normal(size=(n, d))
+    for p in range(n_programs):
+        hit = obs["perturbation"].str.startswith(f"G{p}").to_numpy()
+        x[hit] += effect * rng.uniform(0.8, 1.2, size=(hit.sum(), 1)) * programs[p]
+    obs["batch"] = "b0"
+    obs["plate"] = "p0"
+    obs["well"] = [f"w{i}" for i in range(n)]
+    obs["moa"] = obs["perturbation"].str[:2].where(~obs["is_control"], None)
+    obs.index = [f"s{i}" for i in range(n)]
+    return ad.AnnData(X=x.astype(np.float32), obs=obs), programs
+
+
+def make_study(path, adata):
+    study = Study.create(path, control_label="DMSO")
+    with study.step("import", params={}) as tx:
+        tx.write_anndata("profiles", adata)
+    return study
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    adata, programs = world()
+    study = make_study(tmp_path_factory.mktemp("cm") / "a.study", adata)
+    summary = C.run_concepts(study, seed=0, **KW)
+    return study, adata, summary
+
+
+def test_holdout_is_recorded_and_whitener_sees_training_controls_only(fitted):
+    study, adata, summary = fitted
+    c = study.read("concepts")
+    held = c.uns["workbench"]["heldout"]
+    assert held["split"] == "replicate" and study.provenance[-1]["params"]["holdout"] == "replicate"
+    rows = np.asarray(held["rows"])
+    n = adata.n_obs
+    assert held["n_train"] + held["n_heldout"] == n and len(rows) == held["n_heldout"]
+    # half of every perturbation's samples is held out, controls included
+    pert = adata.obs["perturbation"].to_numpy()
+    for p in np.unique(pert):
+        k = (pert == p).sum()
+        assert (pert[rows] == p).sum() == k // 2
+    m = held["metrics"]
+    assert {"r2", "dead_fraction", "dense_fraction", "moa_selective_0.5"} <= set(m)
+    assert m["n_samples"] == len(rows) and 0 < m["r2"] <= 1
+    assert summary["heldout_r2"] == pytest.approx(m["r2"])
+    # controls are not a label of the held-out selectivity: three programs, three MOAs
+    assert m["moa_n_labels"] == 3
+    model = load_model(study)
+    train = np.setdiff1d(np.arange(n), rows)
+    ctrl = adata.obs["is_control"].to_numpy(bool)
+    train_ctrl = train[ctrl[train]]
+    assert model.whitener.n_controls_ == len(train_ctrl)
+    np.testing.assert_allclose(model.whitener.mean_, np.asarray(adata.X)[train_ctrl].mean(0),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_step_whitener_fitted_on_all_samples_would_change_the_answer(tmp_path, monkeypatch):
+    """Strong programs dominate the all-sample covariance but not the controls': whitening
+    fitted on all samples shrinks the program directions. The saved whitener must give the
+    control-fitted separation, and a whitener fitted on all samples measurably less."""
+    from workbench.models.dictionary import ControlWhitener
+
+    adata, programs = world(seed=4, effect=6.0)
+    study = make_study(tmp_path / "w.study", adata)
+    C.run_concepts(study, seed=0, holdout="none", **KW)
+    x = np.asarray(adata.X)
+    hit = ~adata.obs["is_control"].to_numpy(bool)
+
+    def along_programs(xw):
+        return float((np.abs(xw[hit] @ programs.T).max(axis=1) ** 2).mean())
+
+    saved = along_programs(load_model(study).prepare(x))
+    right = along_programs(ControlWhitener().fit(x[~hit]).transform(x))
+    wrong = along_programs(ControlWhitener().fit(x).transform(x))
+    assert saved == pytest.approx(right, rel=1e-4)
+    assert right > wrong + 0.2, (right, wrong)
+
+
+def test_saved_model_encodes_like_the_step(fitted):
+    study, adata, _ = fitted
+    model = load_model(study)
+    assert model.concept_ids == list(study.read("concepts").obs_names)
+    assert model.doc["params"]["pursuit"] == "signed" and model.doc["version"] == 1
+    codes = model.encode(np.asarray(adata.X)).toarray()
+    np.testing.assert_allclose(codes, np.asarray(study.read("profiles").obsm["concepts_icfl"]),
+                               atol=1e-5)
+    assert ((codes != 0).sum(axis=1) == 2).all()       # exactly --sparsity nonzeros
+    folder = study.artefact_path("concept_model")
+    assert {p.name for p in folder.iterdir()} == {"tensors.safetensors", "model.json"}
+
+
+def test_encode_a_second_study_keeps_ids_and_activations(fitted, tmp_path):
+    study, adata, _ = fitted
+    other, _ = world(seed=0)        # same world, new replicate noise: a second plate
+    rng = np.random.default_rng(9)
+    other.X = other.X + 0.05 * rng.normal(size=other.X.shape).astype(np.float32)
+    second = make_study(tmp_path / "b.study", other)
+    summary = encode_study(second, study)
+    c1, c2 = study.read("concepts"), second.read("concepts")
+    assert list(c1.obs_names) == list(c2.obs_names)
+    np.testing.assert_allclose(c1.X, c2.X)
+    assert c2.uns["workbench"]["source_model"]["study"] == "a.study"
+    codes1 = study.read("profiles").obsm["concepts_icfl"]
+    codes2 = second.read("profiles").obsm["concepts_icfl"]
+    corr = activation_correlation(codes1, adata.obs["perturbation"], codes2,
+                                  other.obs["perturbation"])
+    live = ~np.isnan(corr)
+    assert live.sum() >= 3 and np.median(corr[live]) > 0.9, corr
+    assert summary["r2"] > 0.3
+    prov = second.provenance[-1]
+    assert prov["tool"] == "concepts_encode" and prov["params"]["model_study"] == "a.study"
+    # features are aligned by name: a missing feature is a clear error
+    bad = make_study(tmp_path / "c.study", other[:, 1:].copy())
+    with pytest.raises(ValidationError, match="lacks 1 of the model's"):
+        encode_study(bad, study)
+    with pytest.raises(ValidationError, match="no saved concept model"):
+        encode_study(study, bad)
+
+
+def test_match_concepts_is_a_one_to_one_assignment():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 10))
+    perm = rng.permutation(6)
+    b = a[perm] + 0.01 * rng.normal(size=(6, 10))
+    m = match_concepts(a, b, [f"a{i}" for i in range(6)], [f"b{i}" for i in range(6)])
+    assert len(m) == 6 and m["concept_b"].is_unique
+    inv = np.argsort(perm)
+    assert m["concept_b"].tolist() == [f"b{inv[i]}" for i in range(6)]
+    assert (m["cosine"] > 0.99).all()
+    # a greedy best match would give two concepts the same partner; Hungarian cannot
+    a2 = np.array([[1.0, 0.0], [0.9, 0.1]])
+    b2 = np.array([[1.0, 0.05], [0.0, 1.0]])
+    m2 = match_concepts(a2, b2)
+    assert m2["concept_b"].is_unique
+    assert match_concepts(a, -a, signed=False)["cosine"].min() > 0.99
+    assert match_concepts(a, -a)["cosine"].max() < 0.99
+
+
+def test_step_locks_its_outputs_before_fitting(tmp_path, monkeypatch):
+    adata, _ = world(seed=1)
+    study = make_study(tmp_path / "l.study", adata)
+    calls = []
+    monkeypatch.setattr(C, "learn_concepts", lambda *a, **k: calls.append(1))
+    other = Study.open(study.path)
+    with other.step("concepts", params={}, outputs=["concepts"]):
+        with pytest.raises(StudyBusyError, match="busy"):
+            C.run_concepts(study, seed=0, **KW)
+    assert calls == []                      # refused before any fitting
+
+
+def test_split_rules():
+    obs = pd.DataFrame({"perturbation": ["A"] * 6 + ["DMSO"] * 4,
+                        "is_control": [False] * 6 + [True] * 4,
+                        "dose": [1, 1, 2, 2, 3, 3, 0, 0, 0, 0], "plate": ["p1"] * 10})
+    held = split_rows(obs, "dose", seed=0)
+    assert held[:6].tolist() == [False, False, True, True, False, False]
+    assert held[6:].sum() == 2
+    assert split_rows(obs, "replicate", seed=0)[:6].sum() == 3
+    assert not split_rows(obs, "none").any()
+    with pytest.raises(ValidationError, match="one plate"):
+        split_rows(obs, "plate")
+    obs["plate"] = ["p1"] * 5 + ["p2"] * 5
+    assert split_rows(obs, "plate").tolist() == [False] * 5 + [True] * 5
+    with pytest.raises(ValidationError, match="unknown held-out split"):
+        split_rows(obs, "well")
+
+
+def test_command_encode_and_flags():
+    from workbench.cli import build_parser
+
+    parse = build_parser().parse_args
+    a = parse(["concepts", "encode", "b.study", "--model", "a.study"])
+    assert (a.study, a.target, a.model) == ("encode", "b.study", "a.study")
+    a = parse(["concepts", "s.study", "--pursuit", "abs_refit", "--holdout", "dose"])
+    assert (a.pursuit, a.holdout, a.target) == ("abs_refit", "dose", None)
+    assert parse(["concepts", "s.study"]).pursuit == "signed"

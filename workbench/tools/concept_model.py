@@ -1,0 +1,295 @@
+"""A saved concept model: encode new profiles with concepts learned elsewhere, and compare runs.
+
+The concepts step saves what it needs to encode a sample in the ``concept_model`` artefact, a
+folder of two open files:
+
+* ``tensors.safetensors``: the control whitener (``whitener.mean``, ``whitener.components``,
+  ``whitener.eigenvalues``) and the dictionary's parameters (``dictionary.atoms``,
+  ``dictionary.bias``, and for a TopK SAE ``dictionary.encoder``/``encoder_bias``), float32;
+* ``model.json``: the format name and version, the dictionary's class and settings, the
+  whitener's settings, the input feature names in order, the concept ids, the training
+  split, and the checksum of the tensor file.
+
+:func:`encode_study` reads a model from one Study and encodes the profiles of another with
+it: the features are aligned by name, the whitener is the one fitted on the *first* Study's
+controls, and the concept ids are the model's, so concept ``c007`` means the same direction
+in both. :func:`match_concepts` pairs the concepts of two runs or methods one to one
+(Hungarian assignment on atom cosine, :func:`scipy.optimize.linear_sum_assignment`) and
+gives each pair its cosine as a stability score; :func:`activation_correlation` compares the
+activations of one model on two sets of samples through their per-perturbation means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import ValidationError
+
+FORMAT = "workbench.concept_model"
+MODEL_VERSION = 1
+TENSORS = "tensors.safetensors"
+SETTINGS = "model.json"
+REQUIRED = ("format", "version", "class", "params", "whitener", "features", "concept_ids",
+            "tensors_sha256")
+
+
+@dataclass
+class ConceptModel:
+    """A loaded model: the fitted whitener and dictionary, feature names, concept ids."""
+
+    model: object
+    whitener: object
+    features: list
+    concept_ids: list
+    doc: dict
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        return self.whitener.transform(x)
+
+    def encode(self, x: np.ndarray):
+        """Sparse codes (CSR, samples x concepts) of raw input rows with these features."""
+        return self.model.transform(self.prepare(x))
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_model(folder: Path, fit, *, concept_ids, method: str, run: str, split: dict) -> dict:
+    """Write ``fit`` (a :class:`~workbench.tools.concepts.ConceptFit`) into ``folder``."""
+    from safetensors.numpy import save_file
+
+    from workbench import __version__
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {f"dictionary.{k}": np.ascontiguousarray(v)
+              for k, v in fit.model.state_arrays().items()}
+    w_arrays, w_settings = fit.whitener.state_arrays()
+    arrays.update({f"whitener.{k}": np.ascontiguousarray(v) for k, v in w_arrays.items()})
+    save_file(arrays, str(folder / TENSORS), metadata={"format": FORMAT,
+                                                       "version": str(MODEL_VERSION)})
+    params = {k: _jsonable(v) for k, v in fit.model.get_params().items()
+              if k not in ("device", "progress")}
+    doc = {"format": FORMAT, "version": MODEL_VERSION, "workbench_version": __version__,
+           "class": type(fit.model).__name__, "method": method, "run": run,
+           "params": params, "whitener": w_settings,
+           "features": [str(f) for f in fit.features], "concept_ids": list(concept_ids),
+           "split": split, "tensors": TENSORS, "tensors_sha256": _sha(folder / TENSORS)}
+    from workbench.data.artefacts import check_json
+
+    check_json("concept_model", doc, writer="concepts")
+    (folder / SETTINGS).write_text(json.dumps(doc, indent=2, default=_jsonable))
+    return doc
+
+
+def _bad(study_name: str, what: str) -> ValidationError:
+    return ValidationError(f"the concept model of {study_name} {what}.",
+                           "re-run `workbench concepts` on that Study with this version of "
+                           "the workbench to save a fresh model.")
+
+
+def load_model(study, *, device: str = "auto") -> ConceptModel:
+    """The ``concept_model`` of ``study``, checked (format, version, checksum, shapes)."""
+    from safetensors.numpy import load_file
+
+    from workbench.models.icfl import ICFL
+    from workbench.models.topk_sae import TopKSAE
+
+    if not study.has("concept_model"):
+        raise ValidationError(
+            f"Study {study.path.name} has no saved concept model.",
+            f"run `workbench concepts {study.path.name}` first (it saves the model).")
+    folder = study.artefact_path("concept_model")
+    try:
+        doc = json.loads((folder / SETTINGS).read_text())
+    except (OSError, ValueError) as exc:
+        raise _bad(study.path.name, f"cannot be read ({exc})") from exc
+    from workbench.data.artefacts import check_json
+
+    check_json("concept_model", doc, writer="concepts")
+    missing = [k for k in REQUIRED if k not in doc]
+    if missing or doc.get("format") != FORMAT:
+        raise _bad(study.path.name, f"is not a {FORMAT} document (missing {missing})")
+    if int(doc["version"]) > MODEL_VERSION:
+        raise ValidationError(
+            f"the concept model of {study.path.name} has format version {doc['version']}; "
+            f"this workbench reads up to {MODEL_VERSION}.", "upgrade the workbench.")
+    tensors = folder / doc.get("tensors", TENSORS)
+    if not tensors.is_file() or _sha(tensors) != doc["tensors_sha256"]:
+        raise _bad(study.path.name, "has a tensor file that is missing or does not match "
+                                    "its checksum")
+    arrays = load_file(str(tensors))
+    classes = {"ICFL": ICFL, "TopKSAE": TopKSAE}
+    if doc["class"] not in classes:
+        raise _bad(study.path.name, f"names an unknown dictionary class {doc['class']!r}")
+    dic = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("dictionary.")}
+    wh = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("whitener.")}
+    from workbench.models.dictionary import ControlWhitener
+
+    model = classes[doc["class"]].from_state(doc["params"], dic, device=device)
+    if dic["atoms"].shape != (len(doc["concept_ids"]), len(doc["features"])):
+        raise _bad(study.path.name, "has atoms whose shape does not match its concept ids "
+                                    "and features")
+    return ConceptModel(model, ControlWhitener.from_state(wh, doc["whitener"]),
+                        list(doc["features"]), list(doc["concept_ids"]), doc)
+
+
+def align_features(x: np.ndarray, names: list[str], features: list[str], where: str):
+    """Columns of ``x`` (named ``names``) in the model's feature order; error if missing."""
+    pos = {str(n): i for i, n in enumerate(names)}
+    missing = [f for f in features if f not in pos]
+    if missing:
+        raise ValidationError(
+            f"{where} lacks {len(missing)} of the model's {len(features)} features "
+            f"(first: {missing[:5]}).",
+            "encode profiles made the same way (same encoder and block, or the same "
+            "CellProfiler features), or pick the matching representation with --use-rep.")
+    return x[:, [pos[f] for f in features]]
+
+
+def match_concepts(atoms_a: np.ndarray, atoms_b: np.ndarray, ids_a=None, ids_b=None, *,
+                   signed: bool = True) -> pd.DataFrame:
+    """One-to-one matching of two dictionaries' atoms (Hungarian, maximal total cosine).
+
+    Returns one row per concept of ``a`` that gets a partner: ``concept_a``, ``concept_b``,
+    ``cosine`` (the stability score: 1 = the same direction). ``signed=False`` treats an
+    atom and its negative as the same concept (for absolute-selection pursuits).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    a = np.asarray(atoms_a, np.float64)
+    b = np.asarray(atoms_b, np.float64)
+    if a.shape[1] != b.shape[1]:
+        raise ValidationError(f"the two dictionaries have {a.shape[1]} and {b.shape[1]} "
+                              "features; concepts can only be matched in one space.",
+                              "match runs learned on the same representation.")
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    cos = a @ b.T
+    score = cos if signed else np.abs(cos)
+    ra, cb = linear_sum_assignment(-score)
+    ids_a = list(ids_a) if ids_a is not None else [f"c{i}" for i in range(len(a))]
+    ids_b = list(ids_b) if ids_b is not None else [f"c{i}" for i in range(len(b))]
+    return pd.DataFrame({"concept_a": [ids_a[i] for i in ra],
+                         "concept_b": [ids_b[j] for j in cb],
+                         "cosine": score[ra, cb].astype(np.float32)})
+
+
+def group_means(codes, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean code per group (groups x concepts) and the group names."""
+    import scipy.sparse as sp
+
+    names, inv = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    c = codes if sp.issparse(codes) else sp.csr_matrix(np.asarray(codes))
+    onehot = sp.csr_matrix((np.ones(len(inv)), (inv, np.arange(len(inv)))),
+                           shape=(len(names), len(inv)))
+    sums = np.asarray((onehot @ c).todense())
+    return sums / np.bincount(inv)[:, None], names
+
+
+def activation_correlation(codes_a, groups_a, codes_b, groups_b) -> np.ndarray:
+    """Per concept: Pearson correlation, over the groups present in both sets, of the mean
+    activation in ``a`` and in ``b`` (NaN for a concept constant in either)."""
+    ma, na = group_means(codes_a, groups_a)
+    mb, nb = group_means(codes_b, groups_b)
+    common = sorted(set(na) & set(nb))
+    ia = [int(np.searchsorted(na, g)) for g in common]
+    ib = [int(np.searchsorted(nb, g)) for g in common]
+    a, b = ma[ia], mb[ib]
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    den = np.sqrt((a**2).sum(0) * (b**2).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12, (a * b).sum(0) / den, np.nan)
+
+
+def encode_study(study, model_study, *, run: str | None = None, use_rep: str | None = None,
+                 labels: list[str] | None = None, alpha: float = 0.05,
+                 device: str = "auto") -> dict:
+    """Encode ``study``'s profiles with the concept model saved in ``model_study``.
+
+    Writes ``profiles.obsm["concepts_<run>"]`` (run: the model's run name unless given), a
+    ``concepts`` artefact annotated on this Study's samples with the model's concept ids
+    (``uns["workbench"]["source_model"]`` names where the model came from), its
+    ``concept_pages`` and a copy of the model. Returns the summary.
+    """
+    import shutil
+
+    from workbench.tools.concepts import (
+        DEFAULT_LABELS,
+        ConceptFit,
+        _store_codes,
+        concepts_anndata,
+        select_representation,
+        summarise,
+    )
+
+    from workbench.models.dictionary import dead_fraction, r2_score
+
+    study.require("profiles", why="the profiles are what gets encoded")
+    cm = load_model(model_study, device=device)
+    run = run or str(cm.doc.get("run") or cm.doc.get("method") or "icfl")
+    if not run.replace("_", "").replace("-", "").isalnum():
+        raise ValidationError(f"run name {run!r} must be letters, digits, - or _.",
+                              "give another --run name.")
+    method = str(cm.doc.get("method", "icfl"))
+    params = {"model_study": model_study.path.name, "model_study_id": model_study.id,
+              "run": run, "use_rep": use_rep or "X", "alpha": alpha, "method": method}
+    outputs = ["profiles", "concepts", "concept_model", "concept_pages"]
+    with study.step("concepts_encode", params=params, inputs=["profiles"],
+                    outputs=outputs) as tx:
+        profiles = study.read("profiles")
+        obs = profiles.obs
+        x, names = select_representation(profiles, use_rep)
+        x = align_features(x, names, cm.features, f"profiles of {study.path.name}")
+        if not np.isfinite(x).all():
+            raise ValidationError(f"profiles of {study.path.name} hold NaN/infinite values.",
+                                  "impute or drop them before encoding.")
+        xw = cm.prepare(x)
+        codes = cm.model.transform(xw)
+        metrics = {"r2": float(r2_score(xw, cm.model.reconstruct(xw))),
+                   "dead_fraction": float(dead_fraction(codes)),
+                   "mean_active_per_sample": float((codes != 0).sum(axis=1).mean())}
+        fit = ConceptFit(cm.model, cm.whitener, np.asarray(cm.features, dtype=object), codes,
+                         xw, metrics)
+        label_columns = ["perturbation"] + [c for c in DEFAULT_LABELS if c in obs.columns]
+        label_columns += [c for c in labels or [] if c in obs.columns and c not in label_columns]
+        params["labels"] = label_columns
+        adata, pages = concepts_anndata(
+            fit, obs, is_control=obs["is_control"].to_numpy(bool),
+            control_label=study.control_label, label_columns=label_columns, run=run,
+            method=method, params={**cm.doc.get("params", {}), **params}, alpha=alpha,
+            names=cm.concept_ids)
+        adata.uns["workbench"]["source_model"] = {
+            "study": model_study.path.name, "study_id": str(model_study.id),
+            "run": str(cm.doc.get("run", "")), "format_version": int(cm.doc["version"])}
+        _store_codes(profiles, run, codes)
+        tx.write_anndata("profiles", profiles)
+        tx.write_anndata("concepts", adata, screen=False,
+                         description=f"concepts of {model_study.path.name}'s model "
+                                     f"(run {run!r}) on these profiles")
+        dst = tx.stage_path("concept_model", "file", "concept_model")
+        shutil.copytree(model_study.artefact_path("concept_model"), dst)
+        tx.write_json("concept_pages", pages)
+        summary = {**summarise(adata, label_columns, study.control_label), **metrics}
+        tx.note(**{k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+    return summary
+
+
+__all__ = ["ConceptModel", "encode_study", "FORMAT", "MODEL_VERSION", "activation_correlation",
+           "align_features", "group_means", "load_model", "match_concepts", "save_model"]
