@@ -34,13 +34,15 @@ from workbench.dashboards.state import (
 )
 
 VIEW_LABELS = {"embeddings": "Embeddings", "interactions": "Interactions", "concepts": "Concepts",
-               "grn": "GRN", "perturbation_map": "Perturbation map", "images": "Images"}
+               "grn": "GRN", "perturbation_map": "Perturbation map", "images": "Images",
+               "gene_card": "Gene card", "overview": "Overview"}
 EXTENSIONS = ("tabulator",)
 
 
 VIEW_CLASSES = {"embeddings": "EmbeddingsView", "interactions": "InteractionsView",
                 "concepts": "ConceptsView", "grn": "GRNView",
-                "perturbation_map": "PerturbationMapView", "images": "ImagesView"}
+                "perturbation_map": "PerturbationMapView", "images": "ImagesView",
+                "gene_card": "GeneCardView", "overview": "OverviewView"}
 
 
 def view_class(name: str):
@@ -167,7 +169,9 @@ class Dashboard(pn.viewable.Viewer):
     def view(self, name: str):
         """The session's instance of a view (built on first use, then kept)."""
         if name not in self._views:
-            self._views[name] = view_class(name)(self.study, self.selection)
+            cls = view_class(name)
+            extra = {"layout": self.layout} if "layout" in cls.param else {}
+            self._views[name] = cls(self.study, self.selection, **extra)
         return self._views[name]
 
     def link_napari(self) -> NapariLink:
@@ -215,6 +219,16 @@ class Dashboard(pn.viewable.Viewer):
 
     def _selection_csv(self):
         return csv_bytes(selection_table(self.study, self.selection))
+
+    @param.depends("selection.perturbation", "layout.views")
+    def _landing(self):
+        """Above the views: the gene card of the chosen gene, or the Study's overview when
+        nothing is chosen (unless the grid already shows it)."""
+        name = "gene_card" if self.selection.perturbation else "overview"
+        if name in self.layout.views:
+            return pn.Spacer(height=0)
+        return pn.Column(self.view(name), sizing_mode="stretch_width",
+                         css_classes=["wb-landing", f"wb-landing-{name}"])
 
     @param.depends("layout.views")
     def _grid(self):
@@ -265,26 +279,12 @@ class Dashboard(pn.viewable.Viewer):
 
     def _gene_options(self) -> list[str]:
         """Every perturbation and gene the Study's views know (the control left out)."""
-        study, names = self.study, set()
-        if study.has("perturbations"):  # the embed step's map: one row per perturbation
-            names |= set(study.read_obs("perturbations").index.astype(str))
-        elif study.has("profiles"):
-            names |= set(study.read_obs("profiles")["perturbation"].astype(str))
-        elif study.has("images"):
-            names |= set(study.read("images").obs["perturbation"].astype(str))
-        if study.has("grn"):
-            from workbench.dashboards.grn import posterior
+        from workbench.dashboards.gene_card import known_genes
 
-            names |= set(posterior(study)[0])
-        if study.has("interactions") or study.has("gi_scores"):
-            from workbench.dashboards.interactions import genes
-
-            names |= set(genes(study))
-        names.discard(study.control_label)
-        return sorted(names)
+        return known_genes(self.study)
 
     def __panel__(self):
-        return pn.Column(self.header(), self._grid, sizing_mode="stretch_width")
+        return pn.Column(self.header(), self._landing, self._grid, sizing_mode="stretch_width")
 
 
 def build_app(study, views=None, *, local: bool = False, sync_url: bool = True,

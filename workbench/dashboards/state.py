@@ -29,7 +29,8 @@ import param
 #: Selection parameter -> URL query key.
 URL_KEYS = {"perturbation": "gene", "concept": "concept", "pair": "pair", "samples": "samples"}
 #: The views a dashboard can show, in their default order.
-VIEW_NAMES = ("embeddings", "interactions", "concepts", "grn", "perturbation_map", "images")
+VIEW_NAMES = ("embeddings", "interactions", "concepts", "grn", "perturbation_map", "images",
+              "gene_card", "overview")
 DEFAULT_VIEWS = ("embeddings", "interactions", "concepts", "grn")
 #: At most this many sample ids go into a URL (the rest stay in the session).
 MAX_URL_SAMPLES = 200
