@@ -39,3 +39,33 @@ def test_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_reader_claims_study_folders_not_every_path(tmp_path):
+    """The reader opens folders only: ``*.study`` by name, and folders of TIFF fields
+    through ``accepts_directories``. It does not claim single files, so napari offers
+    its own readers (and other plugins') for a ``.tif`` or a ``.csv``."""
+    import npe2
+
+    from workbench.napari._reader import get_reader, read_study
+
+    mf = npe2.PluginManifest.from_distribution("workbench")
+    reader = mf.contributions.readers[0]
+    assert reader.filename_patterns == ["*.study"]
+    assert reader.accepts_directories
+    study = tmp_path / "screen.study"
+    study.mkdir()
+    assert get_reader(str(study)) is read_study
+    for name in ("field.tif", "table.csv", "notes.study"):
+        f = tmp_path / "files" / name
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(b"")
+        assert get_reader(str(f)) is None, name
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    ours = [r for r in pm.iter_compatible_readers([str(tmp_path / "files" / "table.csv")])
+            if r.command.startswith("workbench.")]
+    assert ours == []
+    ours = [r for r in pm.iter_compatible_readers([str(study)])
+            if r.command.startswith("workbench.")]
+    assert [r.command for r in ours] == ["workbench.read_study"]
