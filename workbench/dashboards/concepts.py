@@ -3,9 +3,16 @@
 A concept is one atom of the sparse dictionary learned over the embeddings (ICFL, or a TopK
 SAE as the baseline). The concepts step annotates each one (activation frequency,
 selectivity, the perturbations that drive it, a flag for concepts that follow batches
-rather than biology) and precomputes its page: exemplar crop ids and an activation
-histogram (the Neuronpedia/InterPLM pattern, STYLE item 9); this view only reads them.
-Choosing a gene filters the list to the concepts that gene drives.
+rather than biology) and precomputes its page in the ``concept_pages`` artefact
+(:mod:`workbench.tools.concept_pages`): top-activating crops with their activation values,
+quantile exemplars, the activation histogram, selectivity per label, the significantly
+enriched perturbations with their q-values, and similar concepts (the Neuronpedia/InterPLM
+pattern, STYLE item 9); this view only reads them. A perturbation is shown as a *driver*
+only when its enrichment is significant (q below the step's FDR level); otherwise the page
+says that there is no significant driver and names the most selective perturbation as a
+candidate that did not pass. Choosing a gene filters the list to the concepts linked to
+that gene (a significant driver, or that candidate). Every text that comes from the Study
+is escaped before it enters HTML or Markdown.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView
+from workbench.dashboards.base import StudyView, md_text
 from workbench.dashboards.cache import cached
 
 
@@ -54,9 +61,10 @@ def _split(value) -> list[str]:
 
 
 def top_perturbations(study) -> dict[str, list[str]]:
-    """Concept id -> its driving perturbations: the significant ``drivers`` the concepts
-    step lists, else (no significant driver) its most selective perturbation
-    (``perturbation_best``) when that is not the control."""
+    """Concept id -> the perturbations it is linked to, for following a gene: the
+    significant ``drivers`` the concepts step lists, else (no significant driver) its most
+    selective perturbation (``perturbation_best``) when that is not the control. The page
+    shows the second kind as a candidate that is *not* significant."""
     def _read(study):
         obs = concept_table(study)
         tops = {cid: _split(v) for cid, v in obs["drivers"].items()}
@@ -79,23 +87,79 @@ def concepts_of(study, gene: str) -> list[str]:
     return out
 
 
+def concept_pages(study) -> dict:
+    """The ``concept_pages`` document the concepts step wrote ({} for older Studies)."""
+    def _read(study):
+        return study.read("concept_pages") if study.has("concept_pages") else {}
+
+    return cached(study, ["concept_pages"], "concept-pages", _read)
+
+
 def concept_page(study, concept: str) -> dict:
     """A concept's page as the concepts step precomputed it: ``exemplars`` (crop ids,
-    largest activation first, from ``uns["workbench"]["exemplars"]``), ``hist_counts`` and
-    ``hist_edges`` (``obsm["activation_hist"]``, ``obsm["activation_hist_edges"]``) and
-    ``top_perturbations``."""
+    largest activation first), ``activations`` (their values), ``hist_counts`` and
+    ``hist_edges``, ``drivers`` (significant only: perturbation, selectivity, q),
+    ``driver_state`` ("significant" or "none"), ``best_candidate``, ``quantiles``,
+    ``selectivity`` per label, ``similar`` concepts and ``top_perturbations`` (the gene
+    link, see :func:`top_perturbations`)."""
     def _read(study, concept):
-        import zarr
+        page = dict(concept_pages(study).get("concepts", {}).get(concept, {}))
+        if page:
+            top = page.get("top", [])
+            page.update(exemplars=[str(t["id"]) for t in top],
+                        activations=[float(t["activation"]) for t in top],
+                        hist_counts=np.asarray(page["histogram"]["counts"]),
+                        hist_edges=np.asarray(page["histogram"]["edges"]))
+        else:  # a Study written before the pages artefact: exemplar ids and histogram only
+            import zarr
 
-        wb = _uns(study, "concepts")
-        row = int(concept_table(study).index.get_loc(concept))
-        obsm = zarr.open_group(study.artefact_path("concepts"), mode="r")["obsm"]
-        return {"exemplars": _split(wb["exemplars"][concept]),
-                "hist_counts": np.asarray(obsm["activation_hist"][row]),
-                "hist_edges": np.asarray(obsm["activation_hist_edges"][row]),
-                "top_perturbations": top_perturbations(study)[concept]}
+            wb = _uns(study, "concepts")
+            row = int(concept_table(study).index.get_loc(concept))
+            obsm = zarr.open_group(study.artefact_path("concepts"), mode="r")["obsm"]
+            page = {"exemplars": _split(wb["exemplars"][concept]), "activations": [],
+                    "hist_counts": np.asarray(obsm["activation_hist"][row]),
+                    "hist_edges": np.asarray(obsm["activation_hist_edges"][row]),
+                    "drivers": [], "driver_state": "unknown", "best_candidate": None,
+                    "quantiles": [], "selectivity": {}, "similar": []}
+        page["top_perturbations"] = top_perturbations(study)[concept]
+        return page
 
-    return cached(study, ["concepts"], "concept-page", _read, concept)
+    return cached(study, ["concepts", "concept_pages"], "concept-page", _read, concept)
+
+
+def drivers_markdown(page: dict, alpha: float = 0.05) -> str:
+    """The drivers line of a page: significant drivers with q, or the no-driver state."""
+    if page.get("driver_state") == "significant":
+        items = ", ".join(f"{md_text(d['perturbation'])} (selectivity "
+                          f"{d['selectivity']:.2f}, q {d['q']:.2g})" for d in page["drivers"])
+        return f"**Driving perturbations** (q < {alpha:g}): {items}"
+    if page.get("driver_state") == "none":
+        best = page.get("best_candidate")
+        extra = (f"; most selective: {md_text(best['perturbation'])} (selectivity "
+                 f"{best['selectivity']:.2f}, q {best['q']:.2g}, not significant)"
+                 if best else "")
+        return f"**No significant driver** (no perturbation enriched at q < {alpha:g}){extra}"
+    return "Drivers: not computed for this Study (re-run `workbench concepts`)."
+
+
+def _similar_markdown(page: dict) -> str:
+    sim = page.get("similar") or []
+    if not sim:
+        return ""
+    return "Similar concepts: " + ", ".join(
+        f"{md_text(s['concept'])} ({s['cosine']:.2f})" for s in sim)
+
+
+def _selectivity_html(page: dict) -> str:
+    rows = []
+    for col, items in (page.get("selectivity") or {}).items():
+        cells = ", ".join(f"{html_text(i['label'])} {i['selectivity']:.2f} (q {i['q']:.2g})"
+                          for i in items[:3])
+        rows.append(f"<tr><td>{html_text(col)}</td><td>{cells}</td></tr>")
+    if not rows:
+        return ""
+    return ('<table class="wb-concept-selectivity"><tr><th>label</th><th>most selective '
+            "(selectivity, q)</th></tr>" + "".join(rows) + "</table>")
 
 
 class ConceptsView(StudyView):
@@ -117,7 +181,7 @@ class ConceptsView(StudyView):
     def _heading(self) -> str:
         gene = self.selection.perturbation
         ids = concepts_of(self.study, gene)
-        return (f"Concepts of **{gene}**: {', '.join(ids) if ids else 'none'}" if gene
+        return (f"Concepts of **{md_text(gene)}**: {', '.join(ids) if ids else 'none'}" if gene
                 else f"{len(concept_table(self.study))} concepts (choose a gene to filter)")
 
     def _rows(self) -> pd.DataFrame:
@@ -152,22 +216,40 @@ class ConceptsView(StudyView):
         if not cid or cid not in concept_table(self.study).index:
             return pn.pane.Markdown("Choose a concept for its page.")
         page = concept_page(self.study, cid)
-        parts = [pn.pane.Markdown(f"#### Concept {cid}", css_classes=["wb-concept-page"])]
+        alpha = float(concept_pages(self.study).get("alpha", 0.05))
+        parts = [pn.pane.Markdown(f"#### Concept {md_text(cid)}",
+                                  css_classes=["wb-concept-page"])]
         hist = hv.Histogram((page["hist_edges"], page["hist_counts"]),
                             kdims="activation", vdims="samples")
         hist = hist.opts(width=260, height=160, title="Activation", tools=["hover", "save"])
-        tops = page["top_perturbations"]
-        drivers = pn.pane.Markdown("Driving perturbations: " + (", ".join(
-            f"`{p}`" for p in _split(tops)) or "none listed"))
-        parts += [pn.Row(pn.pane.HoloViews(hist, linked_axes=False), drivers)]
-        ex = page["exemplars"]
+        drivers = pn.pane.Markdown(drivers_markdown(page, alpha),
+                                   css_classes=["wb-concept-drivers"])
+        side = [drivers, pn.pane.Markdown(_similar_markdown(page))]
+        table = _selectivity_html(page)
+        if table:
+            side.append(pn.pane.HTML(table))
+        parts += [pn.Row(pn.pane.HoloViews(hist, linked_axes=False), pn.Column(*side))]
+        ex, acts = page["exemplars"], page.get("activations") or []
+        caps = [(e, f"activation {a:.3f}") for e, a in zip(ex, acts, strict=False)] or None
         if ex and self.study.has("images"):
             from workbench.dashboards.images import tile_html
 
-            parts.append(pn.pane.HTML(tile_html(self.study, ex[:8]), width=self.width))
+            parts.append(pn.pane.Markdown("Top-activating crops (largest first):"))
+            parts.append(pn.pane.HTML(tile_html(self.study, ex[:8], caps[:8] if caps else None),
+                                      width=self.width, css_classes=["wb-concept-exemplars"]))
         elif ex:
-            parts.append(pn.pane.Markdown("Exemplars: " + ", ".join(ex[:8]) +
-                                          " (no images in this Study)"))
+            shown = [f"{md_text(e)} ({a:.3f})" for e, a in zip(ex, acts, strict=False)] or \
+                [md_text(e) for e in ex]
+            parts.append(pn.pane.Markdown("Exemplars (activation): " + ", ".join(shown[:8]) +
+                                          " (no images in this Study)",
+                                          css_classes=["wb-concept-exemplars"]))
+        quant = page.get("quantiles") or []
+        if quant:
+            parts.append(pn.pane.Markdown(
+                "Exemplars at activation quantiles: " + ", ".join(
+                    f"q{int(round(q['quantile'] * 100))} {md_text(q['id'])} "
+                    f"({q['activation']:.3f})" for q in quant),
+                css_classes=["wb-concept-quantiles"]))
         return pn.Column(*parts)
 
     def body(self):

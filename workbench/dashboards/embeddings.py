@@ -19,7 +19,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, no_data
+from workbench.dashboards.base import StudyView, md_text, no_data
 from workbench.dashboards.cache import cached
 from workbench.errors import WorkbenchError
 
@@ -352,7 +352,7 @@ class EmbeddingsView(StudyView):
     def _status(self):
         gene = self.selection.perturbation
         n_hi = int(highlight_mask(self.data(), gene).sum()) if gene else 0
-        text = (f"Highlighted: {n_hi} {self.level} of **{gene}**" if gene
+        text = (f"Highlighted: {n_hi} {self.level} of **{md_text(gene)}**" if gene
                 else "Highlighted: none (choose a gene)")
         text += f" · selected: {len(self.selection.samples)}"
         return pn.pane.Markdown(text, css_classes=["wb-emb-status"], margin=(0, 10))
