@@ -137,3 +137,73 @@ def test_lincs_plate_tvn_on_dmso_moa_retrieval(shared_data):
     shuffled = np.random.default_rng(0).permutation(moa.to_numpy())
     rs = retrieval_map(P, shuffled, n_perm=500, sep="|")
     assert rs["map"] < r["map"] and rs["p_value"] > 0.02
+
+
+def test_recall_tails_match_an_independent_count_and_are_5_95_by_default():
+    """Pairs placed between the 5th and 10th percentile count at 10/90 but not at 5/95:
+    widening the headline tails (or one-siding them) changes the numbers and fails."""
+    from workbench.tools.map_benchmarks import RECALL_THRESHOLDS, summary
+
+    rng = np.random.default_rng(7)
+    n = 40
+    names = np.array([f"g{i}" for i in range(n)])
+    cos = rng.uniform(-1, 1, (n, n))
+    cos = (cos + cos.T) / 2
+    np.fill_diagonal(cos, 1)
+    iu = np.triu_indices(n, 1)
+    null = np.sort(cos[iu])
+    q = lambda f: null[int(f * len(null))]          # noqa: E731
+    pairs = pd.DataFrame({"entity1": ["g0", "g1", "g2", "g3", "g4"],
+                          "entity2": ["g10", "g11", "g12", "g13", "g14"]})
+    vals = [q(0.01), q(0.07), q(0.08), q(0.93), q(0.5)]   # tails: 1 at 5/95; 4 at 10/90
+    for (a, b), v in zip(zip(pairs.entity1, pairs.entity2), vals):
+        i, j = int(a[1:]), int(b[1:])
+        cos[i, j] = cos[j, i] = v
+    null = np.sort(cos[iu])
+
+    def loop_recall(lo, hi):
+        hits = 0
+        for a, b in zip(pairs.entity1, pairs.entity2):
+            v = cos[int(a[1:]), int(b[1:])]
+            left = np.sum(null <= v) / len(null)
+            right = np.sum(null < v) / len(null)
+            hits += (left <= lo) or (right >= hi)
+        return hits / len(pairs)
+
+    r = relationship_recall(cos, names, pairs)
+    assert RECALL_THRESHOLDS[0] == (0.05, 0.95)
+    assert r["recall"]["0.05_0.95"] == pytest.approx(loop_recall(0.05, 0.95)) == 0.2
+    assert r["recall"]["0.1_0.9"] == pytest.approx(loop_recall(0.1, 0.9)) == 0.8
+    s = summary({"relationship_recall": {"set": r}})
+    assert s["recall_set_0.05_0.95"] == 0.2
+
+
+def test_map_benchmarks_report_the_control_null_beside_the_random_pair_baseline():
+    import anndata as ad
+
+    from workbench.tools.map_benchmarks import map_benchmarks, summary
+
+    rng = np.random.default_rng(0)
+    rows, X = [], []
+    for b in range(2):
+        for w in range(6):
+            rows.append(("ctrl", f"b{b}", f"c{b}{w}"))
+            X.append(rng.normal(size=6))
+        for p, e in (("A", 3.0), ("B", 0.0)):
+            for w in range(3):
+                rows.append((p, f"b{b}", f"{p}{b}{w}"))
+                X.append(e * np.eye(6)[0] + rng.normal(size=6))
+    obs = pd.DataFrame(rows, columns=["perturbation", "batch", "well"])
+    obs["is_control"] = obs.perturbation == "ctrl"
+    prof = ad.AnnData(np.asarray(X, np.float32), obs=obs.set_index(obs.well.rename(None)))
+    P = np.stack([prof.X[obs.perturbation.to_numpy() == p].mean(0) for p in ("A", "B")])
+    pert = ad.AnnData(P, obs=pd.DataFrame({"n_profiles": [6, 6]}, index=["A", "B"]))
+    res = map_benchmarks(pert, prof, "ctrl", n_perm=200)
+    cn = res["control_null"]
+    assert {"consistency", "consistency_cross_batch", "replicate_map", "energy"} <= set(cn)
+    per = dict(zip(cn["replicate_map"]["per_perturbation"]["perturbation"],
+                   cn["replicate_map"]["per_perturbation"]["q"]))
+    assert per["A"] < 0.05 and per["B"] > 0.05
+    s = summary(res)
+    assert {"replicate_ks_control", "replicate_cvm_control", "replicate_ks_control_cross_batch",
+            "replicate_map_fraction_q05", "replicate_ks"} <= set(s)

@@ -12,6 +12,12 @@ code `recursionpharma/EFAAR_benchmarking`) and ViTally Consistent (Kenyon-Dean e
   triangle) as the null; a known pair (same complex, pathway ...) is "recalled" when its
   cosine falls in either tail (at most the 5th or at least the 95th percentile: related
   genes can also be anti-correlated). Random recall is 10 % at (0.05, 0.95).
+* **Against the controls** (:mod:`workbench.tools.efaar_benchmarks`): replicate
+  consistency with the negative-control null (KS and Cramer-von Mises, with and without
+  same-batch pairs), per-query mAP of each perturbation's replicates among the control
+  replicates with p and BH q, and the energy-distance magnitude, under
+  ``"control_null"``. The random-pair consistency above is kept beside it as the simple
+  baseline.
 * **Retrieval mAP.** Each perturbation with a label shared by another (e.g. the same
   mechanism of action) ranks all others by cosine; average precision over its same-label
   hits, averaged over queries. The p-value comes from shuffling the labels.
@@ -274,6 +280,8 @@ def map_benchmarks(perturbations, profiles, control_label: str, *, relationships
                                                    .to_numpy()[idx], seed=seed, n_perm=n_perm)
             overall["replicate_unit"] = f"profile (pairs across {replicate_key}s)"
         out["replicate_consistency"] = {**overall, "per_perturbation": table.to_dict("list")}
+        out.update(control_benchmarks(R, rep_pert, rep_batch, control_label, n_perm=n_perm,
+                                      seed=seed))
         if len(np.unique(rep_batch)) > 1:
             out["batch_effect"] = batch_effect(R, rep_pert, rep_batch, exclude=[control_label])
     rel = {}
@@ -303,6 +311,53 @@ def map_benchmarks(perturbations, profiles, control_label: str, *, relationships
                             seed=seed, cos=cos, sep=label_sep)
         res.pop("ap")
         out["retrieval_map"] = {"label": label_key, **res}
+        from workbench.tools.efaar_benchmarks import relationship_map
+
+        per = relationship_map(perturbations.X, names, perturbations.obs[label_key],
+                               n_null=max(n_perm, 1000), seed=seed, sep=label_sep)
+        out["retrieval_map"]["per_query"] = {
+            "n_queries": int(len(per)), "fraction_q05": float(np.mean(per["q"] < 0.05))
+            if len(per) else float("nan"), "table": per.to_dict("list")}
+    return out
+
+
+def control_benchmarks(R, rep_pert, rep_batch, control_label: str, *, n_perm: int = 1000,
+                       seed: int = 0) -> dict:
+    """The control-null benchmarks of :mod:`workbench.tools.efaar_benchmarks` on
+    replicate (well) profiles: consistency with and without same-batch pairs, per-query
+    mAP against the controls, energy-distance magnitude. Skipped (with the reason) when
+    the screen has fewer than 3 control replicates or no perturbation with 2."""
+    from workbench.tools.efaar_benchmarks import (
+        control_null_consistency, energy_magnitude, replicate_map)
+
+    pert = np.asarray(rep_pert).astype(str)
+    n_ctrl = int(np.sum(pert == str(control_label)))
+    counts = pd.Series(pert[pert != str(control_label)]).value_counts()
+    if n_ctrl < 3 or not len(counts) or counts.max() < 2:
+        return {"control_null": {"skipped": f"{n_ctrl} control replicate(s), at most "
+                                 f"{int(counts.max()) if len(counts) else 0} replicate(s) "
+                                 "per perturbation: the control null needs 3 and 2"}}
+    out: dict = {"control_null": {}}
+    for cross in (False, True):
+        key = "consistency_cross_batch" if cross else "consistency"
+        try:
+            res = control_null_consistency(R, pert, rep_batch, control_label,
+                                           exclude_same_batch=cross, n_null=n_perm, seed=seed)
+        except ValidationError as exc:
+            out["control_null"][key] = {"skipped": exc.problem}
+            continue
+        out["control_null"][key] = {**res["overall"],
+                                    "per_perturbation": res["per_perturbation"].to_dict("list")}
+    m = replicate_map(R, pert, control_label, n_null=max(n_perm, 1000), seed=seed)
+    out["control_null"]["replicate_map"] = {
+        "n_perturbations": int(len(m)), "mean_map": float(m["map"].mean()) if len(m) else
+        float("nan"), "fraction_q05": float(np.mean(m["q"] < 0.05)) if len(m) else float("nan"),
+        "per_perturbation": m.to_dict("list")}
+    e = energy_magnitude(R, pert, rep_batch, control_label, n_perm=min(n_perm, 200), seed=seed)
+    out["control_null"]["energy"] = {
+        "n_perturbations": int(len(e)),
+        "fraction_q05": float(np.mean(e["q"] < 0.05)) if len(e) else float("nan"),
+        "per_perturbation": e.to_dict("list")}
     return out
 
 
@@ -369,4 +424,16 @@ def summary(res: dict) -> dict:
         out["map_p"] = res["retrieval_map"]["p_value"]
     if "batch_effect" in res:
         out["batch_gap"] = res["batch_effect"]["gap"]
+    cn = res.get("control_null", {})
+    for part, tag in (("consistency", "control"), ("consistency_cross_batch", "control_cross_batch")):
+        for k in ("ks", "cvm", "fraction_q05"):
+            if k in cn.get(part, {}):
+                out[f"replicate_{k}_{tag}"] = cn[part][k]
+    if "fraction_q05" in cn.get("replicate_map", {}):
+        out["replicate_map_fraction_q05"] = cn["replicate_map"]["fraction_q05"]
+        out["replicate_map_mean"] = cn["replicate_map"]["mean_map"]
+    if "fraction_q05" in cn.get("energy", {}):
+        out["energy_fraction_q05"] = cn["energy"]["fraction_q05"]
+    if "per_query" in res.get("retrieval_map", {}):
+        out["map_per_query_fraction_q05"] = res["retrieval_map"]["per_query"]["fraction_q05"]
     return out
