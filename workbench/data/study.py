@@ -71,7 +71,7 @@ MAKERS = {
     "grn": "`workbench grn STUDY`",
     "velocity": "`workbench import velocity FILE.h5ad --out STUDY`",
     "ground_truth": "`workbench demo` (only simulated Studies have ground truth)",
-    "design_plan": "`workbench design screen STUDY ...` or `workbench design hits STUDY ...`",
+    "design_plan": "`workbench design screen|hits|knockout STUDY ...`",
     "grn_samples": "`workbench grn STUDY`",
 }
 

@@ -204,4 +204,11 @@ def propose(study, budget: int, policy: str, *, kind: str = "screen", labels=Non
         with study.step("design", params=params, seed=seed, inputs=inputs) as tx:
             tx.write_table("design_plan", plan, description="candidates measured, proposed "
                            "next and predicted, with reasons and the certified bound")
+            # the campaign so far, one point per design step (read by the Plan view)
+            notes = {"planner": kind, "n_measured": int(y.notna().sum())}
+            if kind == "screen" and cert is not None:
+                notes["bound"] = float(bound)
+            if kind == "hits" and meas.any():
+                notes["best_value"] = float(np.max(vals))
+            tx.note(**notes)
     return Batch(kind, out["policy"], table, info)
