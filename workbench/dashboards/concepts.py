@@ -25,7 +25,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, md_text
+from workbench.dashboards.base import StudyView, html_text, md_text
 from workbench.dashboards.cache import cached
 
 
