@@ -211,3 +211,37 @@ def test_command_encode_and_flags():
     a = parse(["concepts", "s.study", "--pursuit", "abs_refit", "--holdout", "dose"])
     assert (a.pursuit, a.holdout, a.target) == ("abs_refit", "dose", None)
     assert parse(["concepts", "s.study"]).pursuit == "signed"
+
+
+def test_pages_list_only_significant_drivers_and_escape_study_text():
+    import scipy.sparse as sp
+
+    from workbench.tools.concept_annotation import annotate
+    from workbench.tools.concept_pages import build_pages
+
+    n = 120
+    pert = np.where(np.arange(n) < 40, "DMSO", np.where(np.arange(n) < 80, "<b>A</b>", "B"))
+    obs = pd.DataFrame({"perturbation": pert, "is_control": pert == "DMSO",
+                        "batch": "b0", "plate": "p0"}, index=[f"s{i}" for i in range(n)])
+    codes = np.zeros((n, 2), np.float32)
+    codes[40:80, 0] = np.linspace(0.5, 2.0, 40)          # concept 0: drug "<b>A</b>"'s
+    codes[::9, 1] = 0.3                                 # concept 1: spread, no driver
+    table, obsm, uns = annotate(sp.csr_matrix(codes), obs, is_control=obs["is_control"].to_numpy(),
+                                control_label="DMSO", label_columns=["perturbation"])
+    doc = build_pages(sp.csr_matrix(codes), obs, ["c0", "c1"], np.eye(2), table, obsm,
+                      uns["labels"], control_label="DMSO")
+    p0, p1 = doc["concepts"]["c0"], doc["concepts"]["c1"]
+    assert p0["driver_state"] == "significant" and p0["drivers"][0]["perturbation"] == "<b>A</b>"
+    assert p0["drivers"][0]["q"] < 0.05
+    assert p0["top"][0] == {"id": "s79", "row": 79, "activation": 2.0, "perturbation": "<b>A</b>"}
+    assert [q["quantile"] for q in p0["quantiles"]] == doc["quantiles"]
+    assert p1["driver_state"] == "none" and p1["drivers"] == []
+    assert p1["best_candidate"]["q"] >= 0.05
+    assert all(d["perturbation"] != "DMSO" for p in (p0, p1) for d in p["drivers"])
+    assert p0["similar"][0]["concept"] == "c1"
+    pytest.importorskip("panel")
+    from workbench.dashboards.concepts import drivers_markdown
+
+    text = drivers_markdown(p0)
+    assert "Driving perturbations" in text and "<b>" not in text and "&lt;b&gt;" in text
+    assert drivers_markdown(p1).startswith("**No significant driver**")
