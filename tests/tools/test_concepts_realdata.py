@@ -89,3 +89,50 @@ def test_deepprofiler_cells_run_through_the_step(shared_data, tmp_path):
     assert summary["dead_fraction"] <= 0.25
     with pytest.raises(Exception, match="only 158 samples"):
         C.run_concepts(study, n_concepts=200, max_steps=2, progress=False)
+
+
+def _half_studies(lincs_study, root, seed=0):
+    """The plate split by replicate into two Studies: half of every compound's wells (and
+    half of the DMSO wells) in each, drawn with ``seed``."""
+    from workbench.data.study import Study
+    from workbench.tools.concept_eval import split_rows
+
+    profiles = lincs_study.read("profiles")
+    held = split_rows(profiles.obs, "replicate", seed=seed)
+    out = []
+    for name, rows in (("first", ~held), ("second", held)):
+        study = Study.create(root / f"{name}.study", control_label=lincs_study.control_label)
+        with study.step("import", params={"half": name}) as tx:
+            tx.write_anndata("profiles", profiles[rows].copy())
+        out.append(study)
+    return out
+
+
+@pytest.mark.slow
+def test_lincs_model_learned_on_one_half_encodes_the_other(lincs_study, tmp_path):
+    """Learn on one replicate half of the plate, encode the other with the saved model:
+    the concept ids are the model's, and a concept's per-compound mean activation agrees
+    between the halves (median Pearson r over live concepts, reported in the results)."""
+    from workbench.tools.concept_model import activation_correlation, encode_study
+
+    first, second = _half_studies(lincs_study, tmp_path)
+    C.run_concepts(first, n_concepts=32, sparsity=3, max_steps=300, batch_size=192, lr=1e-2,
+                   holdout="none", progress=False, seed=0)
+    summary = encode_study(second, first)
+    c1, c2 = first.read("concepts"), second.read("concepts")
+    assert list(c1.obs_names) == list(c2.obs_names)
+    np.testing.assert_array_equal(c1.X, c2.X)
+    p1, p2 = first.read("profiles"), second.read("profiles")
+    codes2 = np.asarray(p2.obsm["concepts_icfl"])
+    assert ((codes2 != 0).sum(axis=1) == 3).all()
+    corr = activation_correlation(p1.obsm["concepts_icfl"], p1.obs["perturbation"],
+                                  codes2, p2.obs["perturbation"])
+    live = corr[np.isfinite(corr)]
+    assert live.size >= 20
+    assert np.median(live) > 0.3, np.round(np.sort(live), 2)
+    # a model that does not carry the concepts over (shuffled compound names) scores ~0
+    rng = np.random.default_rng(0)
+    null = activation_correlation(p1.obsm["concepts_icfl"], p1.obs["perturbation"], codes2,
+                                  rng.permutation(p2.obs["perturbation"].to_numpy()))
+    assert np.median(live) > np.nanmedian(null) + 0.2
+    assert summary["r2"] > 0.2
