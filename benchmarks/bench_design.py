@@ -34,7 +34,14 @@ against the true network (off-diagonal), mean and 95% interval over seeds, and t
 difference to random choice. ``more_cells`` is the control that adds as many cells without a
 knock-out (is it the intervention or just more data that helps?).
 
+Pool size (``--part scale``, code for a quiet machine; no figures are kept from a loaded
+one): one planning round of the screen planner (``hardest``) and the hit designer (``ucb``,
+``gp_ucb``) at 1e3, 1e4 and 1e5 candidates with 32 features and 1,000 measured, timed and
+with its peak traced memory, next to a plain scikit-learn loop doing the same round
+(LogisticRegression / BayesianRidge / GaussianProcessRegressor, fit, predict the pool, top-b).
+
     python benchmarks/bench_design.py --seeds 10 > benchmarks/results_design.md
+    python benchmarks/bench_design.py --part scale --sizes 1000,10000,100000
 
 The data folder is ``$WORKBENCH_SHARED_DATA`` or ``../shared/data`` next to the repository.
 """
@@ -171,10 +178,95 @@ def knockout_section(seeds: int, sizes=("tiny", "quick"), rounds: int = 3,
     return out
 
 
+def _measure(fn) -> tuple[float, float]:
+    """(seconds, peak traced MiB) of one call."""
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    return dt, peak
+
+
+def scale_pool(n: int, d: int = 32, n_measured: int = 1000, seed: int = 0):
+    """A synthetic pool: features, a 4-class label and a value, ``n_measured`` measured."""
+    rng = np.random.default_rng([seed, n])
+    X = rng.standard_normal((n, d))
+    w = rng.standard_normal((d, 4))
+    y = np.argmax(X @ w + rng.gumbel(size=(n, 4)), 1).astype(str)
+    value = X @ rng.standard_normal(d) + 0.5 * rng.standard_normal(n)
+    meas = rng.choice(n, size=min(n_measured, n // 2), replace=False)
+    return X, y, value, meas
+
+
+def scale_section(sizes, budget: int = 96) -> list[str]:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+    from sklearn.linear_model import BayesianRidge, LogisticRegression
+
+    from workbench.tools.design.hits import score_candidates
+    from workbench.tools.design.screen import prepare_features, screen_round
+
+    out = ["## One planning round against pool size", "",
+           f"32 features, 1,000 measured, batch of {budget}; time (s) and peak traced memory "
+           "(MiB) of one round. Timings depend on the machine and its load: record them only "
+           "from a quiet one.", "",
+           "| candidates | planner | ours: s | ours: MiB | plain scikit-learn: s | "
+           "plain scikit-learn: MiB |", "|---|---|---|---|---|---|"]
+    for n in sizes:
+        X, y, value, meas = scale_pool(n)
+        open_idx = np.setdiff1d(np.arange(n), meas)
+        labels = np.full(n, None, object)
+        labels[meas] = y[meas]
+
+        def ours_screen():
+            screen_round(X, labels, budget=budget, policy="hardest")
+
+        def plain_screen():
+            m = LogisticRegression(max_iter=500).fit(X[meas], y[meas])
+            p = m.predict_proba(X[open_idx])
+            open_idx[np.argsort(p.max(1))[:budget]]
+
+        def ours_hits(policy):
+            def run():
+                Z = prepare_features(X)
+                s, _ = score_candidates(policy, Z, meas, value[meas], open_idx,
+                                        np.random.default_rng(0))
+                open_idx[np.argsort(-s)[:budget]]
+            return run
+
+        def plain_ucb():
+            m = BayesianRidge().fit(X[meas], value[meas])
+            mu, sd = m.predict(X[open_idx], return_std=True)
+            open_idx[np.argsort(-(mu + 2 * sd))[:budget]]
+
+        def plain_gp():
+            k = ConstantKernel(1.0) * RBF(np.sqrt(X.shape[1])) + WhiteKernel(0.5)
+            gp = GaussianProcessRegressor(k, normalize_y=True, random_state=0)
+            gp.fit(X[meas], value[meas])
+            mu, sd = gp.predict(X[open_idx], return_std=True)
+            open_idx[np.argsort(-(mu + 2 * sd))[:budget]]
+
+        for name, ours, plain in (("screen (hardest)", ours_screen, plain_screen),
+                                  ("hits (ucb)", ours_hits("ucb"), plain_ucb),
+                                  ("hits (gp_ucb)", ours_hits("gp_ucb"), plain_gp)):
+            t1, m1 = _measure(ours)
+            t2, m2 = _measure(plain)
+            out.append(f"| {n:,} | {name} | {t1:.2f} | {m1:.0f} | {t2:.2f} | {m2:.0f} |")
+            print(out[-1], file=sys.stderr)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--part", choices=("all", "screen", "hits", "knockout"), default="all")
+    ap.add_argument("--part", choices=("all", "screen", "hits", "knockout", "scale"),
+                    default="all")
+    ap.add_argument("--sizes", default="1000,10000,100000",
+                    help="pool sizes of --part scale (comma-separated)")
     ap.add_argument("--knockout", action="store_true", help="only the knock-out planner "
                     "(same as --part knockout; 5 seeds unless --seeds is given)")
     args = ap.parse_args(argv)
@@ -182,13 +274,17 @@ def main(argv=None) -> int:
         args.part = "knockout"
         if "--seeds" not in (argv if argv is not None else sys.argv):
             args.seeds = 5
-    cmd = "--knockout" if args.part == "knockout" else f"--seeds {args.seeds}"
+    cmd = ("--knockout" if args.part == "knockout" else
+           f"--part scale --sizes {args.sizes}" if args.part == "scale"
+           else f"--seeds {args.seeds}")
     lines = ["# Design layer: campaign replays", "",
              f"Command: `python benchmarks/bench_design.py {cmd}`", ""]
     if args.part in ("all", "screen"):
         lines += screen_section(args.seeds)
     if args.part in ("all", "hits"):
         lines += hit_section(args.seeds)
+    if args.part == "scale":  # timings: never part of "all", run on a quiet machine
+        lines += scale_section([int(v) for v in args.sizes.split(",") if v.strip()])
     if args.part in ("all", "knockout"):
         lines += knockout_section(args.seeds if args.part == "knockout" else 5)
     print("\n".join(lines))
