@@ -21,7 +21,8 @@ import pytest
 
 pytestmark = [pytest.mark.slow]
 
-ARGS = ["--steps", "30", "--train-batch-size", "16", "--device", "cpu", "--seed", "0"]
+ARGS = ["--steps", "30", "--train-batch-size", "16", "--device", "cpu", "--seed", "0",
+        "--layout", "pca"]
 
 
 def command(study):

@@ -25,6 +25,9 @@ def add_arguments(parser) -> None:
                         choices=["auto", "mean_std", "percentile", "self", "none"],
                         help="input normalisation for outside weights (auto: the weights' "
                         "own, else a per-channel mean/std fitted on the crops)")
+    parser.add_argument("--layout", default="auto", choices=["auto", "umap", "pca"],
+                        help="2-D layout stored for the views (auto: UMAP, or PCA with a "
+                        "recorded note when umap-learn is absent or the points are few)")
     parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base", "large"],
                         help="encoder size when training (default tiny: CPU friendly)")
     parser.add_argument("--steps", type=int, default=200, help="pretraining steps")
@@ -56,7 +59,8 @@ def run(args) -> int:
     if not study.has("images") and study.has("profiles"):
         from workbench.tools.embed import normalize_study
 
-        res = normalize_study(study, label_key=args.map_label, tvn_kw=tvn_kw, seed=args.seed)
+        res = normalize_study(study, label_key=args.map_label, tvn_kw=tvn_kw, seed=args.seed,
+                              layout=args.layout)
         print(f"normalised precomputed profiles ({res['source']}) and mapped "
               f"{res['n_perturbations']} perturbations")
         return 0
@@ -67,7 +71,8 @@ def run(args) -> int:
                       block=args.block, scheduler=args.scheduler, batch_size=args.batch_size,
                       device=args.device, seed=args.seed, tvn_kw=tvn_kw,
                       label_key=args.map_label, channel_adapt=args.channel_adapt,
-                      partial_weights=args.partial_weights, input_norm=args.input_norm)
+                      partial_weights=args.partial_weights, input_norm=args.input_norm,
+                      layout=args.layout)
     probe = res["probe"]
     if probe:
         curve = ", ".join(f"b{b}={a:.3f}" for b, a in zip(probe["blocks"],

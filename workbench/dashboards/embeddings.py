@@ -38,15 +38,41 @@ def _pca2(x: np.ndarray) -> np.ndarray:
     return (x @ vecs[:, ::-1][:, :2]).astype(np.float32)
 
 
-#: 2-D layouts the view can draw. The embed step writes the normalised embedding as ``X``
-#: of ``profiles`` and ``perturbations``; the view projects it on its first two principal
-#: axes (computed once per artefact version and cached).
-BASES = ("pca",)
+#: 2-D layouts the view can draw, and the ``obsm`` key the embed/normalize step writes each
+#: under (:mod:`workbench.tools.layout`). The view reads the stored layout; only profiles
+#: that no step has laid out (an imported table) are projected here on their first two
+#: principal axes (once per artefact version, cached).
+BASES = ("pca", "umap")
+LAYOUT_KEYS = {"pca": "X_pca", "umap": "X_umap"}
+
+
+def layouts(study, level: str = "samples") -> list[str]:
+    """The layouts this Study's ``profiles`` (or ``perturbations``) can be drawn in."""
+    name = "profiles" if level == "samples" else "perturbations"
+    if not study.has(name):
+        return ["pca"]
+    keys = set(_obsm_keys(study, name))
+    return ["pca"] + [b for b in BASES if b != "pca" and LAYOUT_KEYS[b] in keys]
+
+
+def _obsm_keys(study, name: str) -> list[str]:
+    import zarr
+
+    group = zarr.open_group(study.artefact_path(name), mode="r")
+    return list(group["obsm"].keys()) if "obsm" in group else []
 
 
 def _points(study, level: str, basis: str) -> pd.DataFrame:
     adata = study.read("profiles" if level == "samples" else "perturbations")
-    xy = _pca2(adata.X)
+    key = LAYOUT_KEYS[basis]
+    if key in adata.obsm and np.shape(adata.obsm[key])[1:] == (2,):
+        xy = np.asarray(adata.obsm[key], dtype=np.float32)
+    elif basis == "pca":
+        xy = _pca2(adata.X)
+    else:
+        raise WorkbenchError(f"unknown embedding layout {basis!r} here: the "
+                             f"{'profiles' if level == 'samples' else 'perturbations'} hold no "
+                             f"obsm[{key!r}].", "run `workbench embed STUDY --layout umap`.")
     df = adata.obs.copy()
     if level == "perturbations":  # one row per perturbation, named by its index
         df.insert(0, "perturbation", df.index.astype(str))
@@ -249,7 +275,8 @@ class EmbeddingsView(StudyView):
 
     level = param.Selector(default="samples", objects=["samples", "perturbations"],
                            doc="Draw one point per sample (crop) or per perturbation.")
-    basis = param.Selector(default="pca", objects=list(BASES), doc="2-D coordinates.")
+    basis = param.Selector(default="pca", objects=list(BASES),
+                           doc="2-D layout: the one the embed step stored (UMAP or PCA).")
     color_by = param.Selector(default="perturbation", objects=["perturbation"],
                               doc="Colour points by an obs column or a concept's activation.")
     datashade_above = param.Integer(default=DATASHADE_ABOVE, bounds=(100, None),
@@ -262,13 +289,25 @@ class EmbeddingsView(StudyView):
     def __init__(self, study=None, selection=None, **params):
         super().__init__(study, selection, **params)
         if not self.missing:
+            self.param.basis.objects = layouts(self.study, self.level)
+            if "umap" in self.param.basis.objects and "basis" not in params:
+                self.basis = "umap"
             cols = [c for c in self.data().columns if c not in ("x", "y", "id")]
             self.param.color_by.objects = ["none", *cols, "concept activation"]
 
     def data(self) -> pd.DataFrame:
         if self.level == "perturbations" and not self.study.has("perturbations"):
             self.study.require("perturbations", why="the perturbation-level map needs it")
-        return points(self.study, self.level, self.basis)
+        basis = self.basis if self.basis in layouts(self.study, self.level) else "pca"
+        return points(self.study, self.level, basis)
+
+    def layout_note(self) -> str:
+        """How the drawn layout was made (the step's record), as escaped Markdown."""
+        name = "profiles" if self.level == "samples" else "perturbations"
+        wb = _read_uns(self.study, name) if self.study.has(name) else {}
+        info = (wb.get("embedding") or {}).get("layout") or wb.get("layout") or {}
+        note = info.get("note") if isinstance(info, dict) else None
+        return md_text(str(note)) if note else "PCA of X, computed for this view (no stored layout)"
 
     def _colored(self) -> pd.DataFrame:
         df = self.data()
@@ -387,5 +426,7 @@ class EmbeddingsView(StudyView):
                                       css_classes=["wb-emb-benchmarks"])
                          if len(bench) else pn.pane.Markdown(
                              "No benchmark numbers yet (`workbench benchmark STUDY`)."))
-        return pn.Column(controls, self._status,
+        note = pn.pane.Markdown(f"Layout: {self.layout_note()}", margin=(0, 10),
+                                css_classes=["wb-emb-layout"])
+        return pn.Column(controls, self._status, note,
                          pn.Row(self._plot_pane, side))

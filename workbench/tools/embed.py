@@ -27,8 +27,16 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import MissingArtefactError, ValidationError
+from workbench.tools.block_choice import (  # noqa: F401  (public names of this step)
+    choose_block,
+    probe_groups,
+    relationship_labels,
+)
 
 ENCODER = "mae"
+#: The demo's 2-D layout: PCA, so that building the demo does not wait for UMAP's
+#: just-in-time compilation; ``workbench embed`` computes UMAP by default (``--layout``).
+DEMO_LAYOUT = "pca"
 #: Training settings of :func:`demo_step` per demo size (quick: well under a minute on CPU).
 DEMO_TRAINING = {"tiny": dict(steps=40, batch_size=32), "quick": dict(steps=100, batch_size=64),
                  "realistic": dict(steps=400, batch_size=64)}
@@ -139,94 +147,6 @@ def extract_features(images, encoder, *, batch_size: int = 256, scheduler=None,
     return {k: np.concatenate([p[k] for p in parts]) for k in ("mean", "cls")}
 
 
-# ---------------------------------------------------------------------- block choice
-def probe_groups(obs: pd.DataFrame) -> tuple[str, np.ndarray]:
-    """The grouping of probe folds: batch, else plate, else field_id (>= 2 groups)."""
-    for key in ("batch", "plate", "field_id"):
-        if key in obs.columns and obs[key].astype(str).nunique() >= 2:
-            return key, obs[key].astype(str).to_numpy()
-    raise ValidationError(
-        "the probe needs at least two batches, plates or fields to group its folds by.",
-        "add a 'field_id' column (fields of view) or data from a second plate.")
-
-
-def choose_block(features: np.ndarray, obs: pd.DataFrame, *, label="perturbation",
-                 max_samples: int = 3000, n_splits: int = 5, seed: int = 0,
-                 tvn_kw: dict | None = None) -> dict:
-    """Linear-probe every block (TVN first) and return the curve and the best block.
-
-    ``label`` chooses the probe task: ``"perturbation"`` (perturbation identity), any other
-    ``obs`` column (a user label such as a mechanism), or a mapping ``{perturbation:
-    label}`` (a known relationship, e.g. the complex of each gene; see
-    :func:`relationship_labels`). Samples without a label are normalised with the rest
-    (TVN needs the controls) but left out of the probe.
-    """
-    from workbench.models.probe import probe_blocks
-
-    if isinstance(label, str):
-        if label not in obs.columns:
-            raise ValidationError(f"probe label {label!r} is not a column of the profiles' obs.",
-                                  f"choose one of {list(obs.columns)[:12]}.")
-        task, y_all = ("perturbation identity" if label == "perturbation" else
-                       f"user label {label!r}"), obs[label].astype(str).to_numpy()
-    else:
-        mapping = {str(k): str(v) for k, v in dict(label).items()}
-        task = "known relationship"
-        y_all = obs["perturbation"].astype(str).map(mapping).fillna("").to_numpy()
-        label = "relationship"
-    key, groups = probe_groups(obs)
-    rng = np.random.default_rng(seed)
-    idx = np.arange(len(obs))
-    if len(idx) > max_samples:
-        idx = np.sort(rng.choice(idx, max_samples, replace=False))
-    sub = obs.iloc[idx]
-    ctrl = sub["is_control"].to_numpy(bool)
-    batch = sub["batch"].astype(str).to_numpy() if "batch" in sub else None
-    y = y_all[idx]
-    keep = ~pd.Series(y).str.lower().isin(["", "nan", "none"]).to_numpy()
-    if len(np.unique(y[keep])) < 2:
-        raise ValidationError(f"the probe task ({task}) has fewer than two labels on the "
-                              "profiles.", "choose a label column with at least two values, "
-                              "or relationships that cover the screen's perturbations.")
-
-    def prepare(X):
-        return normalized(X, ctrl, batch, **(tvn_kw or {}))[keep]
-
-    res = probe_blocks(features[idx], y[keep], groups[idx][keep], prepare=prepare,
-                       n_splits=n_splits, seed=seed)
-    return {"label": label, "task": task, "group_key": key, "n_samples": int(keep.sum()),
-            "blocks": res["blocks"].tolist(), "balanced_accuracy": res["balanced_accuracy"].tolist(),
-            "best_block": res["best_block"], "chance": res["chance"],
-            "reduction": res["reduction"]}
-
-
-def relationship_labels(study) -> dict[str, str]:
-    """``{perturbation: group}`` from the Study's known relationships, for the probe.
-
-    Planted gene groups of a simulated Study, else the clusters of a ``relationships``
-    artefact (a gene in several groups keeps the first, in sorted order).
-    """
-    from workbench.tools.map_benchmarks import _groups_from_truth
-
-    groups = _groups_from_truth(study.read("ground_truth")) if study.has("ground_truth") else None
-    if not groups and study.has("relationships"):
-        from workbench.data.readers.relationships import load_relationships
-
-        rel = load_relationships(study)
-        col = next((c for c in ("cluster", "complex", "group") if c in rel.columns), None)
-        if col is not None:
-            groups = {str(g): list(pd.unique(pd.concat([d["entity1"], d["entity2"]])))
-                      for g, d in rel.groupby(col)}
-    if not groups:
-        raise MissingArtefactError("the Study holds no known relationships to probe on.",
-                                   "import relationships first, or probe on a label column.")
-    out: dict[str, str] = {}
-    for g in sorted(groups):
-        for gene in groups[g]:
-            out.setdefault(str(gene), str(g))
-    return out
-
-
 def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarray:
     """TVN of ``X`` on its controls, or (``tvn=False``) the raw features as float32."""
     from workbench.tools.normalize import TVN
@@ -289,7 +209,8 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                 scheduler=None, batch_size: int = 256, device: str = "auto", seed: int = 0,
                 tvn_kw: dict | None = None, label_key: str | None = None,
                 checkpoint_dir=None, progress: bool = True, channel_adapt: str | None = None,
-                partial_weights: bool = False, input_norm: str = "auto") -> dict:
+                partial_weights: bool = False, input_norm: str = "auto",
+                layout: str = "pca") -> dict:
     """Embed the Study's images and write ``profiles`` and ``perturbations``.
 
     Parameters
@@ -312,6 +233,11 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
         For outside weights: "auto" fits a per-channel mean/std on the crops when the
         weights carry no normalisation; "mean_std", "percentile" or "self" force one;
         "none" keeps the weights' own (or none). Recorded in the provenance.
+    layout
+        The 2-D layout stored in ``obsm`` for the views (:func:`~workbench.tools.layout.layout_2d`):
+        "auto" (UMAP, PCA when umap-learn is absent or the points are few), "umap", "pca".
+        The function defaults to "pca" (UMAP's first call compiles for tens of seconds);
+        ``workbench embed`` defaults to "auto".
     """
     from workbench.models.vit_mae import MAEEncoder
 
@@ -347,17 +273,19 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
             "config": _cfg_dict(encoder), "trained_steps": int(getattr(encoder, "n_steps_", 0)),
             "probe": probe or "block given", "input_norm": norm_rec,
             "weights_load": _load_summary(encoder)}
+    info["layout"] = add_layout(adata, layout, seed)
     adata.uns["workbench"] = clean_uns({"embedding": info})
     pert = perturbation_map(adata.X, obs, study.control_label, label_key=label_key)
+    pert_layout = add_layout(pert, layout, seed)
     pert.uns["workbench"] = clean_uns({"source": info["source"], "normalization": "TVN",
                                        "control_label": study.control_label,
-                                       "label_key": label_key or ""})
+                                       "label_key": label_key or "", "layout": pert_layout})
     params = {"encoder": "trained" if trained else "given", "size": size,
               "train_steps": train_steps, "label": label, "block": int(block),
               "distributed": scheduler is not None, "batch_size": batch_size, "tvn": tvn_kw or {},
               "channel_adapt": channel_adapt or "none", "partial_weights": bool(partial_weights),
               "input_norm": norm_rec.get("method", "none"),
-              "weights_load": _load_summary(encoder)}
+              "weights_load": _load_summary(encoder), "layout": layout}
     with study.step("embed", params=params, seed=seed, inputs=["images"]) as tx:
         tx.write_anndata("profiles", adata, description=f"{ENCODER} per-block features; X = "
                          f"TVN of block {block}")
@@ -370,6 +298,15 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                 probe_curve=(probe or {}).get("balanced_accuracy"))
     return {"block": int(block), "probe": probe, "encoder": encoder,
             "seconds_train": t_train, "seconds_embed": t_embed}
+
+
+def add_layout(adata, method: str, seed: int) -> dict:
+    """Compute the 2-D layout of ``adata.X`` into ``obsm`` (``X_umap`` or ``X_pca``)."""
+    from workbench.tools.layout import layout_2d
+
+    xy, info = layout_2d(adata.X, method=method, seed=seed)
+    adata.obsm[info["key"]] = xy
+    return info
 
 
 def _input_norm(encoder, crops, how: str, trained: bool) -> dict:
@@ -426,7 +363,7 @@ def profiles_from_features(feats: dict, obs: pd.DataFrame, block: int, control_l
 
 
 def normalize_study(study, *, source: str | None = None, label_key: str | None = None,
-                    tvn_kw: dict | None = None, seed: int = 0) -> dict:
+                    tvn_kw: dict | None = None, seed: int = 0, layout: str = "pca") -> dict:
     """TVN + aggregation for profiles that are already features (no images needed).
 
     ``source`` is an ``obsm`` key of ``profiles`` (e.g. ``X_mae_b3``); by default the
@@ -452,13 +389,17 @@ def normalize_study(study, *, source: str | None = None, label_key: str | None =
     wb = dict(out.uns.get("workbench", {}))
     wb["normalization"] = clean_uns({"source": source, "method": _normalization_label(tvn_kw),
                                      "tvn": tvn_kw or {}})
+    for key in ("X_umap", "X_pca"):   # a layout of the previous X no longer fits
+        out.obsm.pop(key, None)
+    wb["layout"] = clean_uns(add_layout(out, layout, seed))
     out.uns["workbench"] = wb
     pert = perturbation_map(X, obs, study.control_label, label_key=label_key)
     pert.uns["workbench"] = clean_uns({"source": source, "normalization": "TVN",
                                        "control_label": study.control_label,
-                                       "label_key": label_key or ""})
+                                       "label_key": label_key or "",
+                                       "layout": add_layout(pert, layout, seed)})
     with study.step("normalize", params={"source": source, "tvn": tvn_kw or {},
-                                         "label_key": label_key}, seed=seed,
+                                         "label_key": label_key, "layout": layout}, seed=seed,
                     inputs=["profiles"]) as tx:
         tx.write_anndata("profiles", out)
         tx.write_anndata("perturbations", pert, screen=False)
@@ -490,7 +431,8 @@ def demo_step(study, size: str = "quick", seed: int = 0) -> None:
 
     train = DEMO_TRAINING.get(size, DEMO_TRAINING["quick"])
     embed_study(study, size="tiny", train_steps=train["steps"],
-                train_batch_size=train["batch_size"], seed=seed, progress=False)
+                train_batch_size=train["batch_size"], seed=seed, progress=False,
+                layout=DEMO_LAYOUT)
     res = run_benchmarks(study, seed=seed, n_perm=200, write=False)
     res["without_tvn"] = no_tvn_comparison(study, seed=seed)
     pert = study.read("perturbations")
