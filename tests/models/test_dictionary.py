@@ -251,3 +251,16 @@ def test_signed_and_absolute_selection_differ_where_they_should():
     assert absolute[0, 0] == pytest.approx(-3.0)
     with pytest.raises(ValueError, match="pursuit"):
         ICFL(4, pursuit="omp")
+
+
+def test_whitener_transform_in_chunks_equals_one_pass():
+    rng = np.random.default_rng(3)
+    ctrl = rng.normal(size=(30, 12)) * np.linspace(0.2, 3, 12)
+    x = rng.normal(size=(101, 12)).astype(np.float32)
+    wh = ControlWhitener().fit(ctrl)
+    whole = wh.transform(x, chunk=10_000)
+    parts = wh.transform(x, chunk=7)
+    assert parts.dtype == np.float32 and parts.shape == x.shape
+    np.testing.assert_array_equal(parts, whole)
+    back = ControlWhitener.from_state(*wh.state_arrays())
+    np.testing.assert_allclose(back.transform(x), whole, atol=1e-6)

@@ -92,7 +92,20 @@ class ControlWhitener:
         base = 1.0 / math.sqrt(self.delta_)
         return 1.0 / np.sqrt(self.eigenvalues_ + self.delta_) - base, base
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
+    def transform(self, x: np.ndarray, *, chunk: int = 32768) -> np.ndarray:
+        """Whitened, unit-norm float32 rows of ``x``, computed ``chunk`` rows at a time.
+
+        Memory beyond the float32 output stays at a few ``chunk x d`` float64 blocks, so a
+        screen of a million profiles is never copied whole in float64.
+        """
+        x = np.asarray(x)
+        out = np.empty(x.shape, dtype=np.float32)
+        step = max(int(chunk), 1)
+        for s in range(0, x.shape[0], step):
+            out[s:s + step] = self._transform_block(x[s:s + step])
+        return out
+
+    def _transform_block(self, x: np.ndarray) -> np.ndarray:
         xc = np.asarray(x, dtype=np.float64) - self.mean_
         if self.whiten:
             extra, base = self._scales()
