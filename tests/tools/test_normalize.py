@@ -91,3 +91,36 @@ def test_aggregate_and_cosine():
     np.testing.assert_allclose(M[0], [1, 0])
     S = standardize_on_controls(X, [True, True, True, False])
     assert np.abs(S[:3].mean(0)).max() < 1e-6
+
+
+def test_aggregation_levels_qc_and_dose():
+    import pandas as pd
+
+    from workbench.tools.normalize import aggregate_obs, aggregate_rows, qc_mask
+
+    obs = pd.DataFrame({"perturbation": ["A", "A", "A", "B", "B", "C"],
+                        "plate": ["p1"] * 6, "well": ["w1", "w1", "w2", "w3", "w3", "w4"],
+                        "cell_id": ["c1", "c1", "c2", "c3", "c4", "c5"],
+                        "dose": [1, 1, 2, 1, 1, 1], "no_cell": [0, 0, 0, 0, 1, 0]})
+    X = np.arange(12, dtype=float).reshape(6, 2)
+    codes, wells = aggregate_obs(obs, "well")
+    assert list(wells.index) == ["p1_w1", "p1_w2", "p1_w3", "p1_w4"]
+    assert list(wells["n_crops"]) == [2, 1, 2, 1] and "cell_id" not in wells.columns
+    W = aggregate_rows(X, codes, len(wells))
+    np.testing.assert_allclose(W[0], X[:2].mean(0))
+    M = aggregate_rows(np.array([[0.0], [0.0], [9.0], [1.0], [5.0], [7.0]]),
+                       np.array([0, 0, 0, 1, 1, 2]), 3, "median")
+    np.testing.assert_allclose(M.ravel(), [0.0, 3.0, 7.0])
+    _, cells = aggregate_obs(obs, "cell")
+    assert len(cells) == 5
+    keep, rep = qc_mask(obs, exclude_column="no_cell")
+    codes_qc, wells_qc = aggregate_obs(obs, "well", keep=keep)
+    assert codes_qc[4] == -1 and list(wells_qc["n_crops"]) == [2, 1, 1, 1]
+    np.testing.assert_allclose(aggregate_rows(X, codes_qc, 4)[2], X[3])
+    inten = np.array([1.0, 1.1, 0.9, 1.0, 1.05, 50.0])
+    keep2, rep2 = qc_mask(obs, inten, max_intensity_z=5)
+    assert not keep2[5] and keep2[:5].all() and rep2["excluded_by_intensity"] == 1
+    _, doses = aggregate_obs(obs, "perturbation", dose_key="dose")
+    assert len(doses) == 4                   # A@1, A@2, B@1, C@1
+    with pytest.raises(ValidationError, match="cell_id"):
+        aggregate_obs(obs.drop(columns="cell_id"), "cell")

@@ -28,6 +28,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--layout", default="auto", choices=["auto", "umap", "pca"],
                         help="2-D layout stored for the views (auto: UMAP, or PCA with a "
                         "recorded note when umap-learn is absent or the points are few)")
+    parser.add_argument("--level", default="crop", choices=["crop", "cell", "well"],
+                        help="unit of the profiles, on which the probe and TVN run (well: "
+                        "EFAAR's unit for plates)")
+    parser.add_argument("--aggregate", default="mean", choices=["mean", "median"],
+                        help="how crops are aggregated to the level and to perturbations")
+    parser.add_argument("--dose-key", help="obs column: one map row per perturbation and dose")
+    parser.add_argument("--qc-exclude", metavar="COLUMN",
+                        help="boolean obs column of crops to drop (e.g. crops with no cell)")
+    parser.add_argument("--qc-max-intensity-z", type=float, metavar="Z",
+                        help="drop crops whose mean intensity is more than Z robust "
+                        "z-scores from the median")
     parser.add_argument("--size", default="tiny", choices=["tiny", "small", "base", "large"],
                         help="encoder size when training (default tiny: CPU friendly)")
     parser.add_argument("--steps", type=int, default=200, help="pretraining steps")
@@ -60,7 +71,10 @@ def run(args) -> int:
         from workbench.tools.embed import normalize_study
 
         res = normalize_study(study, label_key=args.map_label, tvn_kw=tvn_kw, seed=args.seed,
-                              layout=args.layout)
+                              layout=args.layout, level=args.level, aggregate=args.aggregate,
+                      dose_key=args.dose_key, qc={k: v for k, v in (
+                          ("exclude_column", args.qc_exclude),
+                          ("max_intensity_z", args.qc_max_intensity_z)) if v is not None})
         print(f"normalised precomputed profiles ({res['source']}) and mapped "
               f"{res['n_perturbations']} perturbations")
         return 0
@@ -72,7 +86,10 @@ def run(args) -> int:
                       device=args.device, seed=args.seed, tvn_kw=tvn_kw,
                       label_key=args.map_label, channel_adapt=args.channel_adapt,
                       partial_weights=args.partial_weights, input_norm=args.input_norm,
-                      layout=args.layout)
+                      layout=args.layout, level=args.level, aggregate=args.aggregate,
+                      dose_key=args.dose_key, qc={k: v for k, v in (
+                          ("exclude_column", args.qc_exclude),
+                          ("max_intensity_z", args.qc_max_intensity_z)) if v is not None})
     probe = res["probe"]
     if probe:
         curve = ", ".join(f"b{b}={a:.3f}" for b, a in zip(probe["blocks"],

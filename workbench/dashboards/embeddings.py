@@ -177,7 +177,7 @@ def block_probe(study) -> pd.DataFrame | None:
 
     def _read(study):
         probe = (_read_uns(study, "profiles").get("embedding") or {}).get("probe")
-        if not probe:
+        if not isinstance(probe, dict) or "blocks" not in probe:   # a block was given
             return None
         df = pd.DataFrame({"block": np.asarray(probe["blocks"]).astype(int),
                            "balanced_accuracy": np.asarray(probe["balanced_accuracy"], float)})

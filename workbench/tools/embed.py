@@ -160,25 +160,40 @@ def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarr
 
 
 # ---------------------------------------------------------------------- maps
-def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str | None = None):
-    """AnnData of one mean profile per perturbation (controls dropped) with ``obsp["cosine"]``."""
+def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str | None = None,
+                     how: str = "mean", dose_key: str | None = None):
+    """AnnData of one profile per perturbation (controls dropped) with ``obsp["cosine"]``.
+
+    ``how`` is "mean" or "median" over the rows of ``X`` (crops, cells or wells);
+    ``dose_key`` (an obs column) makes one row per perturbation and dose, named
+    ``"<perturbation>@<dose>"``.
+    """
     import anndata as ad
 
     from workbench.tools.normalize import aggregate, cosine_matrix
 
-    names, P, counts = aggregate(X, obs["perturbation"].astype(str).to_numpy(),
-                                 drop=[control_label])
+    pert = obs["perturbation"].astype(str).to_numpy()
+    key = pert
+    if dose_key:
+        if dose_key not in obs.columns:
+            raise ValidationError(f"dose key {dose_key!r} is not a column of the screen table.",
+                                  f"choose one of {list(obs.columns)[:12]}.")
+        key = np.where(pert == str(control_label), pert,
+                       pert + "@" + obs[dose_key].astype(str).to_numpy())
+    names, P, counts = aggregate(X, key, how=how, drop=[control_label])
     if len(names) < 1:
         raise ValidationError("no non-control perturbation: there is no map.",
                               "check the perturbation column and the control label.")
-    first = obs.assign(_p=obs["perturbation"].astype(str)).drop_duplicates("_p").set_index("_p")
+    first = obs.assign(_p=key).drop_duplicates("_p").set_index("_p")
     pobs = pd.DataFrame(index=pd.Index(names, name="perturbation"))
     pobs["n_profiles"] = counts.astype(int)
-    for col in ("perturbation_type", "genes", label_key):
+    for col in ("perturbation_type", "genes", label_key, dose_key):
         if col and col in first.columns:
             pobs[col] = first.loc[names, col].astype(str).to_numpy()
+    if dose_key:
+        pobs["perturbation_name"] = first.loc[names, "perturbation"].astype(str).to_numpy()
     if "well" in obs.columns:
-        pobs["n_wells"] = obs.groupby(obs["perturbation"].astype(str), observed=True)["well"] \
+        pobs["n_wells"] = obs.groupby(key, observed=True)["well"] \
             .nunique().reindex(names).to_numpy().astype(int)
     adata = ad.AnnData(X=P, obs=pobs)
     adata.obsp["cosine"] = cosine_matrix(P)
@@ -210,7 +225,8 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                 tvn_kw: dict | None = None, label_key: str | None = None,
                 checkpoint_dir=None, progress: bool = True, channel_adapt: str | None = None,
                 partial_weights: bool = False, input_norm: str = "auto",
-                layout: str = "pca") -> dict:
+                layout: str = "pca", level: str = "crop", aggregate: str = "mean",
+                dose_key: str | None = None, qc: dict | None = None) -> dict:
     """Embed the Study's images and write ``profiles`` and ``perturbations``.
 
     Parameters
@@ -238,6 +254,13 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
         "auto" (UMAP, PCA when umap-learn is absent or the points are few), "umap", "pca".
         The function defaults to "pca" (UMAP's first call compiles for tens of seconds);
         ``workbench embed`` defaults to "auto".
+    level, aggregate, dose_key, qc
+        The unit of ``profiles``, on which the probe and TVN run: "crop", "cell" (needs
+        ``cell_id``) or "well" (``plate``+``well``; EFAAR's unit for plates), aggregated
+        by "mean" or "median"; the map aggregates that unit to perturbations (split by
+        ``dose_key`` when given). ``qc`` filters crops first:
+        ``{"exclude_column": "no_cell", "max_intensity_z": 5}``
+        (:func:`~workbench.tools.normalize.qc_mask`).
     """
     from workbench.models.vit_mae import MAEEncoder
 
@@ -261,6 +284,7 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                              progress=progress)
     t_embed = time.perf_counter() - t0 - t_train
     obs = images.obs.copy()
+    feats, obs, agg_info = _to_level(feats, obs, images, level, aggregate, qc, batch_size)
     probe = None
     if block is None:
         task = relationship_labels(study) if label == "relationship" else label
@@ -271,11 +295,12 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
             "embed_dim": int(feats["mean"].shape[2]), "source": f"X_{ENCODER}_b{block}",
             "normalization": _normalization_label(tvn_kw), "tvn": dict(tvn_kw or {}),
             "config": _cfg_dict(encoder), "trained_steps": int(getattr(encoder, "n_steps_", 0)),
-            "probe": probe or "block given", "input_norm": norm_rec,
-            "weights_load": _load_summary(encoder)}
+            "probe": probe or {"skipped": f"block {int(block)} given"}, "input_norm": norm_rec,
+            "weights_load": _load_summary(encoder), "aggregation": agg_info}
     info["layout"] = add_layout(adata, layout, seed)
     adata.uns["workbench"] = clean_uns({"embedding": info})
-    pert = perturbation_map(adata.X, obs, study.control_label, label_key=label_key)
+    pert = perturbation_map(adata.X, adata.obs, study.control_label, label_key=label_key,
+                            how=aggregate, dose_key=dose_key)
     pert_layout = add_layout(pert, layout, seed)
     pert.uns["workbench"] = clean_uns({"source": info["source"], "normalization": "TVN",
                                        "control_label": study.control_label,
@@ -285,7 +310,8 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
               "distributed": scheduler is not None, "batch_size": batch_size, "tvn": tvn_kw or {},
               "channel_adapt": channel_adapt or "none", "partial_weights": bool(partial_weights),
               "input_norm": norm_rec.get("method", "none"),
-              "weights_load": _load_summary(encoder), "layout": layout}
+              "weights_load": _load_summary(encoder), "layout": layout, "level": level,
+              "aggregate": aggregate, "dose_key": dose_key or "", "qc": qc or {}}
     with study.step("embed", params=params, seed=seed, inputs=["images"]) as tx:
         tx.write_anndata("profiles", adata, description=f"{ENCODER} per-block features; X = "
                          f"TVN of block {block}")
@@ -298,6 +324,29 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                 probe_curve=(probe or {}).get("balanced_accuracy"))
     return {"block": int(block), "probe": probe, "encoder": encoder,
             "seconds_train": t_train, "seconds_embed": t_embed}
+
+
+def _to_level(feats, obs, images, level: str, how: str, qc: dict | None, batch_size: int):
+    """QC-filter the crops and aggregate their block features to ``level``."""
+    from workbench.tools.normalize import aggregate_obs, aggregate_rows, qc_mask
+
+    qc = dict(qc or {})
+    intensity = None
+    if qc.get("max_intensity_z") is not None:
+        crops = images.group["crops"]
+        intensity = np.concatenate([np.asarray(crops[s: s + batch_size], np.float64)
+                                    .mean((1, 2, 3)) for s in range(0, len(obs), batch_size)])
+    keep, report = qc_mask(obs, intensity, max_intensity_z=qc.get("max_intensity_z"),
+                           exclude_column=qc.get("exclude_column"))
+    if level == "perturbation":
+        raise ValidationError("profiles are crops, cells or wells; the map aggregates them to "
+                              "perturbations.", "use level='well' (or 'cell', 'crop').")
+    if level == "crop" and keep.all():
+        return feats, obs, {"level": "crop", "how": "none", "qc": report}
+    codes, gobs = aggregate_obs(obs, level, keep=keep)
+    out = {k: aggregate_rows(v, codes, len(gobs), how) for k, v in feats.items()}
+    return out, gobs, {"level": level, "how": how if level != "crop" else "none",
+                       "n_groups": int(len(gobs)), "qc": report}
 
 
 def add_layout(adata, method: str, seed: int) -> dict:

@@ -197,3 +197,89 @@ def cosine_matrix(A, B=None) -> np.ndarray:
 
     a = unit(A)
     return (a @ (a if B is None else unit(B)).T).astype(np.float32)
+
+
+#: Aggregation levels from the finest to the coarsest, and the obs columns that key each.
+LEVELS = {"crop": (), "cell": ("plate", "well", "cell_id"), "well": ("plate", "well"),
+          "perturbation": ("perturbation",)}
+
+
+def aggregate_obs(obs, level: str, *, dose_key: str | None = None, keep=None):
+    """Group keys of ``obs`` rows at ``level`` (crop -> cell -> well -> perturbation).
+
+    Returns ``(codes, group_obs)``: ``codes[i]`` is the group of row ``i`` (-1 when the
+    row is filtered out by ``keep``), ``group_obs`` one row per group with the columns
+    that are constant within every group and ``n_crops``. ``dose_key`` (e.g. ``dose``)
+    splits a perturbation by dose at the perturbation level.
+    """
+    import pandas as pd
+
+    if level not in LEVELS:
+        raise ValidationError(f"unknown aggregation level {level!r}.", f"use one of {list(LEVELS)}.")
+    cols = list(LEVELS[level]) + ([dose_key] if dose_key and level == "perturbation" else [])
+    missing = [c for c in cols if c not in obs.columns]
+    if missing:
+        raise ValidationError(f"aggregating to the {level} level needs obs column(s) {missing}.",
+                              "add them to the screen table, or choose another level.")
+    keep = np.ones(len(obs), bool) if keep is None else np.asarray(keep, bool)
+    if not keep.any():
+        raise ValidationError("the QC filter removed every sample.", "loosen the QC thresholds.")
+    if not cols:
+        codes = np.where(keep, np.cumsum(keep) - 1, -1)
+        out = obs[keep].copy()
+        out["n_crops"] = 1
+        return codes, out
+    key = obs[cols].astype(str).agg("|".join, axis=1).to_numpy()
+    uniq, first = np.unique(key[keep], return_index=True)
+    order = np.argsort(first)            # groups in order of first appearance
+    uniq = uniq[order]
+    lookup = {k: i for i, k in enumerate(uniq)}
+    codes = np.array([lookup[k] if m else -1 for k, m in zip(key, keep)])
+    sub = obs[keep].assign(_g=codes[keep])
+    constant = [c for c in obs.columns if sub.groupby("_g", observed=True)[c].nunique(dropna=False)
+                .max() <= 1]
+    out = sub.drop_duplicates("_g").set_index("_g").sort_index()[constant]
+    out.index = pd.Index(uniq, name=None).str.replace("|", "_", regex=False)
+    out["n_crops"] = np.bincount(codes[keep], minlength=len(uniq)).astype(int)
+    return codes, out
+
+
+def aggregate_rows(X, codes, n_groups: int, how: str = "mean") -> np.ndarray:
+    """Mean or median of the rows of ``X`` (any trailing shape) per group code (-1 dropped)."""
+    X = np.asarray(X)
+    codes = np.asarray(codes)
+    out = np.zeros((n_groups, *X.shape[1:]), dtype=np.float64)
+    if how == "mean":
+        keep = codes >= 0
+        np.add.at(out, codes[keep], X[keep])
+        out /= np.bincount(codes[keep], minlength=n_groups).reshape(-1, *[1] * (X.ndim - 1))
+    elif how == "median":
+        for g in range(n_groups):
+            out[g] = np.median(X[codes == g], 0)
+    else:
+        raise ValidationError(f"unknown aggregation {how!r}.", "use 'mean' or 'median'.")
+    return out.astype(np.float32)
+
+
+def qc_mask(obs, intensity=None, *, max_intensity_z: float | None = None,
+            exclude_column: str | None = None) -> tuple[np.ndarray, dict]:
+    """Rows that pass QC: not flagged in ``exclude_column`` (e.g. crops with no cell) and,
+    given per-crop mean ``intensity``, within ``max_intensity_z`` robust z-scores (median
+    and MAD) of it. Returns ``(mask, report)``."""
+    keep = np.ones(len(obs), bool)
+    report = {"n_in": int(len(obs))}
+    if exclude_column:
+        if exclude_column not in obs.columns:
+            raise ValidationError(f"QC column {exclude_column!r} is not in the screen table.",
+                                  f"choose one of {list(obs.columns)[:12]}.")
+        flag = obs[exclude_column].astype(bool).to_numpy()
+        keep &= ~flag
+        report["excluded_by_column"] = int(flag.sum())
+    if max_intensity_z is not None and intensity is not None:
+        v = np.asarray(intensity, dtype=np.float64)
+        mad = 1.4826 * np.median(np.abs(v - np.median(v))) or 1.0
+        z = np.abs(v - np.median(v)) / mad
+        report["excluded_by_intensity"] = int(np.sum(keep & (z > max_intensity_z)))
+        keep &= z <= max_intensity_z
+    report["n_kept"] = int(keep.sum())
+    return keep, report
