@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import weakref
 
 import panel as pn
 import param
@@ -37,6 +38,10 @@ VIEW_LABELS = {"embeddings": "Embeddings", "interactions": "Interactions", "conc
                "grn": "GRN", "perturbation_map": "Perturbation map", "images": "Images",
                "gene_card": "Gene card", "overview": "Overview"}
 EXTENSIONS = ("tabulator",)
+#: The dashboards alive in this process, held weakly: a served session's page leaves it
+#: when the session ends and its objects are freed (the load test and the session test
+#: read it; nothing else keeps a session alive).
+LIVE = weakref.WeakSet()
 
 
 VIEW_CLASSES = {"embeddings": "EmbeddingsView", "interactions": "InteractionsView",
@@ -158,13 +163,21 @@ class Dashboard(pn.viewable.Viewer):
     local = param.Boolean(default=False, doc="Served on the user's own machine (napari button).")
     channel_dir = param.Parameter(default=None, doc="Folder of this session's napari channel "
                                   "(default: the temporary folder).")
+    landing = param.Selector(default="overview", objects=["overview", "gene_card"],
+                             doc="What sits above the views: the overview (nothing chosen) "
+                                 "or the chosen gene's card.")
 
     def __init__(self, study, views=None, selection=None, **params):
         layout = Layout(views=list(views or DEFAULT_VIEWS)[:4])
         super().__init__(study=study, selection=selection or Selection(), layout=layout, **params)
         self._views: dict[str, object] = {}
+        self._panels: dict[str, object] = {}
+        self._landing_box = self._grid_box = None
+        self._set_landing()
+        self.selection.param.watch(self._set_landing, "perturbation")
         self.napari_link: NapariLink | None = None
         self._poller = None
+        LIVE.add(self)
 
     def view(self, name: str):
         """The session's instance of a view (built on first use, then kept)."""
@@ -220,20 +233,47 @@ class Dashboard(pn.viewable.Viewer):
     def _selection_csv(self):
         return csv_bytes(selection_table(self.study, self.selection))
 
-    @param.depends("selection.perturbation", "layout.views")
+    def panel_of(self, name: str):
+        """The laid-out panel of view ``name``, built once per session: showing a view
+        again (another landing, another grid) reuses it instead of building it anew, so no
+        extra watchers pile up on the Selection."""
+        if name not in self._panels:
+            self._panels[name] = pn.panel(self.view(name))
+        return self._panels[name]
+
+    def _set_landing(self, *_events) -> None:
+        self.landing = "gene_card" if self.selection.perturbation else "overview"
+
     def _landing(self):
         """Above the views: the gene card of the chosen gene, or the Study's overview when
-        nothing is chosen (unless the grid already shows it)."""
-        name = "gene_card" if self.selection.perturbation else "overview"
-        if name in self.layout.views:
-            return pn.Spacer(height=0)
-        return pn.Column(self.view(name), sizing_mode="stretch_width",
-                         css_classes=["wb-landing", f"wb-landing-{name}"])
+        nothing is chosen (unless the grid already shows it). One Column per session whose
+        content changes only when it switches between the two; the card follows each new
+        gene in place."""
+        if self._landing_box is None:
+            self._landing_box = pn.Column(sizing_mode="stretch_width")
+            self.param.watch(lambda *e: self._fill_landing(), ["landing"])
+            self.layout.param.watch(lambda *e: self._fill_landing(), ["views"])
+        self._fill_landing()
+        return self._landing_box
 
-    @param.depends("layout.views")
+    def _fill_landing(self) -> None:
+        name, box = self.landing, self._landing_box
+        shown = [] if name in self.layout.views else [self.panel_of(name)]
+        if list(box.objects) != shown:
+            box.objects = shown
+        box.css_classes = ["wb-landing", f"wb-landing-{name}"]
+
     def _grid(self):
+        """The chosen views (two to four) in a grid; one GridBox per session whose children
+        are swapped when the views change."""
         names = [v for v in self.layout.views if v in VIEW_NAMES][:4] or list(DEFAULT_VIEWS[:2])
-        return pn.GridBox(*(self.view(n) for n in names), ncols=min(len(names), 2))
+        panels = [self.panel_of(n) for n in names]
+        if self._grid_box is None:
+            self._grid_box = pn.GridBox(*panels, ncols=min(len(names), 2))
+            self.layout.param.watch(lambda *e: self._grid(), ["views"])
+        elif list(self._grid_box.objects) != panels:
+            self._grid_box.param.update(objects=panels, ncols=min(len(names), 2))
+        return self._grid_box
 
     def header(self):
         gene = pn.widgets.AutocompleteInput(
@@ -284,7 +324,8 @@ class Dashboard(pn.viewable.Viewer):
         return known_genes(self.study)
 
     def __panel__(self):
-        return pn.Column(self.header(), self._landing, self._grid, sizing_mode="stretch_width")
+        return pn.Column(self.header(), self._landing(), self._grid(),
+                         sizing_mode="stretch_width")
 
 
 def build_app(study, views=None, *, local: bool = False, sync_url: bool = True,

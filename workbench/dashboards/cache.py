@@ -42,3 +42,26 @@ def clear() -> None:
 
 def size() -> int:
     return len(_CACHE)
+
+
+class CachedReads:
+    """A Study whose ``read``, ``read_obs`` and ``read_uns`` are remembered per artefact
+    version (everything else goes to the Study). Summaries that read many artefacts (the
+    gene card, the overview) use it so that choosing another gene reads nothing from disk
+    again. What it returns is shared: callers must not mutate it."""
+
+    def __init__(self, study):
+        self._study = study
+
+    def __getattr__(self, name):
+        return getattr(self._study, name)
+
+    def read(self, name: str):
+        return cached(self._study, [name], "read", lambda s, n: s.read(n), name)
+
+    def read_obs(self, name: str):
+        return cached(self._study, [name], "read_obs", lambda s, n: s.read_obs(n), name)
+
+    def read_uns(self, name: str, *keys: str):
+        return cached(self._study, [name], "read_uns", lambda s, n, *k: s.read_uns(n, *k),
+                      name, *keys)

@@ -29,6 +29,9 @@ COLUMNS = ("section", "fact", "value", "baseline", "view")
 ALPHA = 0.05
 #: Regulators and targets at least this probable are listed.
 EDGE_LEVEL = 0.5
+#: Every artefact the card reads: cached cards are keyed on their versions.
+READS = ("images", "profiles", "perturbations", "concepts", "interactions", "gi_scores",
+         "pair_selection", "grn", "design_plan", "relationships", "ground_truth")
 #: Where each section's detail lives, and the command that fills an empty one.
 SECTIONS = {
     "profile": ("perturbation_map", "`workbench embed STUDY`"),
@@ -255,11 +258,22 @@ def gene_card(study, gene: str) -> pd.DataFrame:
         study = Study.open(study)
     gene = str(gene).strip()
     known = known_genes(study)
+    if gene in known:
+        from workbench.dashboards.cache import cached
+
+        return cached(study, READS, "gene-card", _card_rows, gene).copy()
     if gene not in known:
         close = [g for g in known if gene.lower() in g.lower()][:5]
         raise UnknownGeneError(
             f"{gene!r} is not a gene or perturbation of Study {study.path.name}.",
             f"choose one of {', '.join(close or known[:8])}" + (" ..." if len(known) > 8 else ""))
+    return _card_rows(study, gene)
+
+
+def _card_rows(study, gene: str) -> pd.DataFrame:
+    from workbench.dashboards.cache import CachedReads
+
+    study = CachedReads(study)
     rows = [*_profile(study, gene), *_concepts(study, gene), *_interactions(study, gene),
             *_grn(study, gene), *_next(study, gene)]
     df = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -268,7 +282,14 @@ def gene_card(study, gene: str) -> pd.DataFrame:
 
 
 def known_genes(study) -> list[str]:
-    """Every perturbation and gene any artefact of the Study knows (the control left out)."""
+    """Every perturbation and gene any artefact of the Study knows (the control left out).
+    Read once per artefact version and shared by sessions (a new list each call)."""
+    from workbench.dashboards.cache import cached
+
+    return list(cached(study, READS, "known-genes", _known_genes))
+
+
+def _known_genes(study) -> list[str]:
     names: set[str] = set()
     if study.has("perturbations"):
         names |= set(study.read_obs("perturbations").index.astype(str))
@@ -329,34 +350,51 @@ def _view_class():
 
             return io.StringIO(card_json(self.table()))
 
-        @param.depends("selection.perturbation")
-        def _card(self):
+        def _card_state(self):
+            """(title, empty-state message, table) of the current gene."""
             gene = self.selection.perturbation
+            empty = pd.DataFrame(columns=list(COLUMNS))
             if not gene:
-                return pn.pane.Markdown("Choose a gene or perturbation (box above, or click "
-                                        "one in any view) to see its card.",
-                                        css_classes=["wb-gene-card-empty"])
+                return "", ("Choose a gene or perturbation (box above, or click one in any "
+                            "view) to see its card."), empty
             if gene not in known_genes(self.study):
-                return pn.pane.Markdown(f"**{md_text(gene)}** is not a gene or perturbation "
-                                        "of this Study.", css_classes=["wb-gene-card-empty"])
+                return "", (f"**{md_text(gene)}** is not a gene or perturbation of this "
+                            "Study."), empty
             card = self.table()
+            return (f"#### What the workbench knows about **{md_text(gene)}**", "",
+                    card.assign(view=[f"open {v} ›" for v in card["view"]]))
+
+        def _card(self):
+            """The card, built once per session; a new gene updates its text and the
+            table's rows in place (a delta to the browser, not a new table)."""
+            title_text, message, rows = self._card_state()
+            title = pn.pane.Markdown(title_text, visible=bool(title_text),
+                                     css_classes=["wb-gene-card-title"])
+            empty = pn.pane.Markdown(message, visible=bool(message),
+                                     css_classes=["wb-gene-card-empty"])
             tab = pn.widgets.Tabulator(
-                card.assign(view=[f"open {v} ›" for v in card["view"]]), show_index=False,
-                disabled=True, layout="fit_data_table", sizing_mode="stretch_width",
-                groupby=["section"], css_classes=["wb-gene-card-table"],
+                rows, show_index=False, disabled=True, layout="fit_data_table",
+                sizing_mode="stretch_width", groupby=["section"], visible=bool(title_text),
+                css_classes=["wb-gene-card-table"],
                 header_tooltips={"baseline": "baseline or chance level to compare with",
                                  "view": "click to open the view with the detail"})
-            views = list(card["view"])
-            tab.on_click(lambda e: e.column == "view" and self.open_view(views[e.row]))
-            return pn.Column(pn.pane.Markdown(f"#### What the workbench knows about "
-                                              f"**{md_text(gene)}**",
-                                              css_classes=["wb-gene-card-title"]), tab)
+            tab.on_click(lambda e: e.column == "view" and self.open_view(
+                str(tab.value["view"].iloc[e.row]).removeprefix("open ").removesuffix(" ›")))
+
+            def redraw(*_):
+                title_text, message, rows = self._card_state()
+                title.param.update(object=title_text, visible=bool(title_text))
+                empty.param.update(object=message, visible=bool(message))
+                tab.param.update(value=rows, visible=bool(title_text))
+
+            self.selection.param.watch(redraw, "perturbation")
+            return pn.Column(title, empty, tab, sizing_mode="stretch_width")
 
         def body(self):
             json_dl = pn.widgets.FileDownload(
                 callback=self._json, filename="gene_card.json", label="Gene card (JSON)",
                 embed=False, width=180, height=34, css_classes=["wb-export-gene-card-json"])
-            return pn.Column(self._card, json_dl, sizing_mode="stretch_width")
+            return pn.Column(self._card(), json_dl, sizing_mode="stretch_width")
 
     return GeneCardView
 

@@ -40,7 +40,18 @@ def _missing(step: str, artefact: str) -> dict:
 
 def overview_table(study) -> pd.DataFrame:
     """One row per step: what it holds, its headline number, the baseline or chance level
-    beside it, and where to look (a view, or the command that fills an empty step)."""
+    beside it, and where to look (a view, or the command that fills an empty step).
+    Computed once per artefact version and shared by sessions (a copy each call)."""
+    from workbench.dashboards.cache import cached
+    from workbench.dashboards.gene_card import READS
+
+    return cached(study, READS, "overview", _overview_rows).copy()
+
+
+def _overview_rows(study) -> pd.DataFrame:
+    from workbench.dashboards.cache import CachedReads
+
+    study = CachedReads(study)
     rows = []
     if study.has("images"):
         obs = study.read("images").obs
@@ -152,8 +163,13 @@ def _view_class():
                 "**Choose a gene** in the box above (or click one in any view) to see its "
                 "card; the views below follow the same choice.",
                 css_classes=["wb-overview-intro"], sizing_mode="stretch_width")
+            # columns share the width and long cells wrap, so "where" is never cut off
+            wrap = {"type": "textarea"}
             tab = pn.widgets.Tabulator(self.table(), show_index=False, disabled=True,
-                                       layout="fit_data_table", sizing_mode="stretch_width",
+                                       layout="fit_columns", sizing_mode="stretch_width",
+                                       widths=dict(zip(COLUMNS, ("10%", "22%", "30%", "22%",
+                                                                 "16%"), strict=True)),
+                                       formatters={c: wrap for c in COLUMNS},
                                        css_classes=["wb-overview-table"])
             return pn.Column(intro, tab, sizing_mode="stretch_width")
 
