@@ -5,17 +5,17 @@ and an ``import_*`` function that writes the result into a Study in one step wit
 provenance, creating the Study when needed; ``workbench import`` on the command line calls
 the same functions.
 
-======================  ==================================  ===========================
-reader                  input                               import path -> artefact
-======================  ==================================  ===========================
-``read_images``         folder of TIFF fields + plate map   ``import_images`` -> images
-``read_profiles_table`` well-level table, Metadata_ columns ``import_profiles`` -> profiles
-``read_deepprofiler``   DeepProfiler .npz (+ index CSV)     ``import_profiles``
-``read_velocity``       AnnData with spliced/unspliced      ``import_velocity`` -> velocity
-``read_gi_matrix``      square GI matrix (Norman 2019)      ``import_gi`` -> gi_scores
-``read_guide_counts``   pgRNA counts + library (pgPEN)      ``import_guide_counts``
-``read_relationships``  EFAAR pairs / complex clusters      ``import_relationships``
-======================  ==================================  ===========================
+=======================  =================================  ===============================
+reader                   input                              import path -> artefact
+=======================  =================================  ===============================
+``read_images``          folder of TIFF fields + plate map  ``import_images`` -> images
+``read_profiles_table``  well-level profile table (CSV)     ``import_profiles`` -> profiles
+``read_deepprofiler``    DeepProfiler .npz (+ index CSV)    ``import_profiles``
+``read_velocity``        AnnData with spliced/unspliced     ``import_velocity`` -> velocity
+``read_gi_matrix``       square GI matrix (Norman 2019)     ``import_gi`` -> gi_scores
+``read_guide_counts``    pgRNA counts + library (pgPEN)     ``import_guide_counts``
+``read_relationships``   EFAAR pairs / complex clusters     ``import_relationships``
+=======================  =================================  ===============================
 
 ``open_study`` and ``create_study`` open and create Study folders. Names load lazily.
 """

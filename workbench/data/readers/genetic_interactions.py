@@ -122,7 +122,7 @@ def read_gi_matrix(
     include_diagonal
         Keep gene-with-itself entries (two guides against one gene); off by default.
     symmetry_tol
-        An asymmetric matrix (|S - S^T| above this) is averaged with its transpose, and the
+        An asymmetric matrix (``|S - S^T|`` above this) is averaged with its transpose, and the
         largest difference is recorded in ``table.attrs["max_asymmetry"]``.
 
     Returns
