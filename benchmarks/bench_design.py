@@ -202,13 +202,53 @@ def scale_pool(n: int, d: int = 32, n_measured: int = 1000, seed: int = 0):
     return X, y, value, meas
 
 
-def scale_section(sizes, budget: int = 96) -> list[str]:
+def _round_ours_screen(p, budget):
+    from workbench.tools.design.screen import screen_round
+
+    screen_round(p["X"], p["labels"], budget=budget, policy="hardest")
+
+
+def _round_plain_screen(p, budget):
+    from sklearn.linear_model import LogisticRegression
+
+    m = LogisticRegression(max_iter=500).fit(p["X"][p["meas"]], p["y"][p["meas"]])
+    prob = m.predict_proba(p["X"][p["open"]])
+    return p["open"][np.argsort(prob.max(1))[:budget]]
+
+
+def _round_ours_hits(p, budget, policy):
+    from workbench.tools.design.hits import score_candidates
+    from workbench.tools.design.screen import prepare_features
+
+    s, _ = score_candidates(policy, prepare_features(p["X"]), p["meas"],
+                            p["value"][p["meas"]], p["open"], np.random.default_rng(0))
+    return p["open"][np.argsort(-s)[:budget]]
+
+
+def _round_plain_hits(p, budget, policy):
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-    from sklearn.linear_model import BayesianRidge, LogisticRegression
+    from sklearn.linear_model import BayesianRidge
 
-    from workbench.tools.design.hits import score_candidates
-    from workbench.tools.design.screen import prepare_features, screen_round
+    if policy == "ucb":
+        m = BayesianRidge()
+    else:
+        k = ConstantKernel(1.0) * RBF(np.sqrt(p["X"].shape[1])) + WhiteKernel(0.5)
+        m = GaussianProcessRegressor(k, normalize_y=True, random_state=0)
+    m.fit(p["X"][p["meas"]], p["value"][p["meas"]])
+    mu, sd = m.predict(p["X"][p["open"]], return_std=True)
+    return p["open"][np.argsort(-(mu + 2 * sd))[:budget]]
+
+
+def scale_section(sizes, budget: int = 96) -> list[str]:
+    from functools import partial
+
+    # import what the rounds use before anything is timed
+    import sklearn.gaussian_process  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+
+    import workbench.tools.design.hits  # noqa: F401
+    import workbench.tools.design.screen  # noqa: F401
 
     out = ["## One planning round against pool size", "",
            f"32 features, 1,000 measured, batch of {budget}; time (s) and peak traced memory "
@@ -218,41 +258,17 @@ def scale_section(sizes, budget: int = 96) -> list[str]:
            "plain scikit-learn: MiB |", "|---|---|---|---|---|---|"]
     for n in sizes:
         X, y, value, meas = scale_pool(n)
-        open_idx = np.setdiff1d(np.arange(n), meas)
         labels = np.full(n, None, object)
         labels[meas] = y[meas]
-
-        def ours_screen():
-            screen_round(X, labels, budget=budget, policy="hardest")
-
-        def plain_screen():
-            m = LogisticRegression(max_iter=500).fit(X[meas], y[meas])
-            p = m.predict_proba(X[open_idx])
-            open_idx[np.argsort(p.max(1))[:budget]]
-
-        def ours_hits(policy):
-            def run():
-                Z = prepare_features(X)
-                s, _ = score_candidates(policy, Z, meas, value[meas], open_idx,
-                                        np.random.default_rng(0))
-                open_idx[np.argsort(-s)[:budget]]
-            return run
-
-        def plain_ucb():
-            m = BayesianRidge().fit(X[meas], value[meas])
-            mu, sd = m.predict(X[open_idx], return_std=True)
-            open_idx[np.argsort(-(mu + 2 * sd))[:budget]]
-
-        def plain_gp():
-            k = ConstantKernel(1.0) * RBF(np.sqrt(X.shape[1])) + WhiteKernel(0.5)
-            gp = GaussianProcessRegressor(k, normalize_y=True, random_state=0)
-            gp.fit(X[meas], value[meas])
-            mu, sd = gp.predict(X[open_idx], return_std=True)
-            open_idx[np.argsort(-(mu + 2 * sd))[:budget]]
-
-        for name, ours, plain in (("screen (hardest)", ours_screen, plain_screen),
-                                  ("hits (ucb)", ours_hits("ucb"), plain_ucb),
-                                  ("hits (gp_ucb)", ours_hits("gp_ucb"), plain_gp)):
+        p = {"X": X, "y": y, "value": value, "meas": meas, "labels": labels,
+             "open": np.setdiff1d(np.arange(n), meas)}
+        for name, ours, plain in (
+                ("screen (hardest)", partial(_round_ours_screen, p, budget),
+                 partial(_round_plain_screen, p, budget)),
+                ("hits (ucb)", partial(_round_ours_hits, p, budget, "ucb"),
+                 partial(_round_plain_hits, p, budget, "ucb")),
+                ("hits (gp_ucb)", partial(_round_ours_hits, p, budget, "gp_ucb"),
+                 partial(_round_plain_hits, p, budget, "gp_ucb"))):
             t1, m1 = _measure(ours)
             t2, m2 = _measure(plain)
             out.append(f"| {n:,} | {name} | {t1:.2f} | {m1:.0f} | {t2:.2f} | {m2:.0f} |")

@@ -133,8 +133,9 @@ def hit_campaign(X, score, hits, *, policy: str, batch_size: int, rounds: int = 
         order = np.lexsort((rng.random(len(open_idx)), -s))[:batch_size]
         measured[open_idx[order]] = True
         found = int((measured & hits).sum())
-        rows.append({"round": r, "policy": policy, "permuted": permute, "measured": int(measured.sum()),
-                     "hits_found": found, "hit_recall": found / hits.sum()})
+        rows.append({"round": r, "policy": policy, "permuted": permute,
+                     "measured": int(measured.sum()), "hits_found": found,
+                     "hit_recall": found / hits.sum()})
     return pd.DataFrame(rows)
 
 
