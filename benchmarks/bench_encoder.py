@@ -6,7 +6,9 @@ Usage::
                                        [--batch 64] [--size small]
 
 Each configuration runs in its own subprocess (so that peak memory is its own), with
-warm-up batches and the median over timed batches. Rows:
+warm-up batches and the median over timed batches; ``--interleaved`` instead runs every row
+in fp32 and bf16 in one process, one batch each in turn, so that load drift cancels
+(times only). Rows:
 
 * ``ours: all blocks`` - :meth:`MAEEncoder.extract`: one pass, every block's mean patch
   token and class token;
@@ -66,17 +68,12 @@ def peer_model(kind: str, size: str, img: int, chans: int):
     return TorchViT()
 
 
-def worker(a) -> dict:
-    import numpy as np
+def build(row: str, a, dev, x):
+    """The model of ``row`` on ``dev`` and a function running one batch ``x`` through it."""
     import torch
     from torch import nn
 
-    from workbench.models._device import autocast, resolve_device
-
-    torch.manual_seed(0)
-    dev = resolve_device(a.device)
-    x = torch.randn(a.batch, a.chans, a.img, a.img, device=dev)
-    if a.row.startswith("ours"):
+    if row.startswith("ours"):
         from workbench.models.vit_mae import MaskedAutoencoderViT, make_config
 
         model = MaskedAutoencoderViT(make_config(a.size, in_chans=a.chans, img_size=a.img))
@@ -84,7 +81,7 @@ def worker(a) -> dict:
         model.decoder_blocks, model.decoder_embed = nn.ModuleList(), nn.Identity()
         model.decoder_pred, model.decoder_norm = nn.Identity(), nn.Identity()
         model = model.to(dev).eval()
-        if a.row == "ours_all":
+        if row == "ours_all":
             def fwd():
                 m, c = model.block_features(x)
                 return torch.cat([m, c], 1)
@@ -99,6 +96,19 @@ def worker(a) -> dict:
 
         def fwd():
             return model(x)
+    return model, fwd
+
+
+def worker(a) -> dict:
+    import numpy as np
+    import torch
+
+    from workbench.models._device import autocast, resolve_device
+
+    torch.manual_seed(0)
+    dev = resolve_device(a.device)
+    x = torch.randn(a.batch, a.chans, a.img, a.img, device=dev)
+    model, fwd = build(a.row, a, dev, x)
     ts = []
     with torch.inference_mode(), autocast(dev, a.bf16):
         for i in range(a.warmup + a.iters):
@@ -116,6 +126,47 @@ def worker(a) -> dict:
     return {"row": a.row, "crops_per_s": a.batch / med, "s_per_batch": med, "peak_mib": mem,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
             "threads": torch.get_num_threads(), "device": str(dev)}
+
+
+def interleaved(a, peer: str) -> None:
+    """All rows and both dtypes in one process, one batch each in turn per round, so that
+    load drift on a shared machine hits every row alike (no per-row peak memory here)."""
+    import numpy as np
+    import torch
+
+    from workbench.models._device import autocast, resolve_device
+
+    a.peer = peer
+    torch.manual_seed(0)
+    dev = resolve_device(a.device)
+    x = torch.randn(a.batch, a.chans, a.img, a.img, device=dev)
+    rows = ("peer", "ours_last", "ours_all")
+    fns = {r: build(r, a, dev, x)[1] for r in rows}
+    times = {(r, bf): [] for r in rows for bf in (False, True)}
+    with torch.inference_mode():
+        for i in range(a.warmup + a.iters):
+            for bf in (False, True):
+                for r in rows:
+                    with autocast(dev, bf):
+                        if dev.type == "cuda":
+                            torch.cuda.synchronize()
+                        t0 = time.perf_counter()
+                        fns[r]()
+                        if dev.type == "cuda":
+                            torch.cuda.synchronize()
+                    if i >= a.warmup:
+                        times[(r, bf)].append(time.perf_counter() - t0)
+    print(f"ViT-{a.size} on {a.batch} x {a.chans} x {a.img}^2, device {dev}, rows interleaved, "
+          f"median of {a.iters} rounds, {torch.get_num_threads()} threads, "
+          f"{time.strftime('%Y-%m-%d')}\n")
+    print("| dtype | model | crops/s | s/batch | speed vs peer |")
+    print("|---|---|---|---|---|")
+    for bf in (False, True):
+        ref = float(np.median(times[("peer", bf)]))
+        for r in rows:
+            med = float(np.median(times[(r, bf)]))
+            print(f"| {'bf16 autocast' if bf else 'fp32'} | {r} | {a.batch / med:.1f} | "
+                  f"{med:.3f} | {ref / med:.2f}x |")
 
 
 def peer_kind() -> str:
@@ -138,6 +189,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--interleaved", action="store_true",
+                   help="all rows and fp32 + bf16 in one process, interleaved batch by batch")
     p.add_argument("--row", help=argparse.SUPPRESS)
     p.add_argument("--peer", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -147,6 +200,9 @@ def main() -> None:
     if a.quick:
         a.img, a.batch, a.iters, a.warmup = 64, 16, 3, 1
     peer = peer_kind()
+    if a.interleaved:
+        interleaved(a, peer)
+        return
     base = [sys.executable, __file__, "--device", a.device, "--size", a.size, "--img",
             str(a.img), "--chans", str(a.chans), "--batch", str(a.batch), "--iters",
             str(a.iters), "--warmup", str(a.warmup), "--peer", peer] + (["--bf16"] if a.bf16 else [])

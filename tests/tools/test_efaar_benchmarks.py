@@ -104,7 +104,7 @@ def test_same_batch_exclusion_removes_the_shared_batch_effect():
 
 def loop_ap(scores, positive):
     order = sorted(range(len(scores)), key=lambda k: -scores[k])
-    hits, total, precs = 0, 0, []
+    hits, precs = 0, []
     for rank, k in enumerate(order, 1):
         if positive[k]:
             hits += 1

@@ -207,3 +207,13 @@ def test_map_benchmarks_report_the_control_null_beside_the_random_pair_baseline(
     s = summary(res)
     assert {"replicate_ks_control", "replicate_cvm_control", "replicate_ks_control_cross_batch",
             "replicate_map_fraction_q05", "replicate_ks"} <= set(s)
+
+
+def test_control_null_is_skipped_with_the_reason_when_controls_are_few():
+    from workbench.tools.map_benchmarks import MIN_CONTROL_REPLICATES, control_benchmarks
+
+    rng = np.random.default_rng(1)
+    pert = np.array(["ctrl"] * 4 + ["A"] * 3 + ["B"] * 3)
+    res = control_benchmarks(rng.normal(size=(10, 5)), pert, np.array(["b1"] * 10), "ctrl")
+    assert set(res) == {"control_null"} and "needs" in res["control_null"]["skipped"]
+    assert MIN_CONTROL_REPLICATES > 4

@@ -37,6 +37,8 @@ import pandas as pd
 from workbench.errors import ValidationError
 from workbench.tools.normalize import aggregate, cosine_matrix
 
+#: Fewest control replicates (wells) for the control-null benchmarks.
+MIN_CONTROL_REPLICATES = 8
 #: Percentile thresholds (lower, upper) of the recall benchmark, as in EFAAR.
 RECALL_THRESHOLDS = ((0.05, 0.95), (0.1, 0.9))
 
@@ -326,17 +328,19 @@ def control_benchmarks(R, rep_pert, rep_batch, control_label: str, *, n_perm: in
     """The control-null benchmarks of :mod:`workbench.tools.efaar_benchmarks` on
     replicate (well) profiles: consistency with and without same-batch pairs, per-query
     mAP against the controls, energy-distance magnitude. Skipped (with the reason) when
-    the screen has fewer than 3 control replicates or no perturbation with 2."""
+    the screen has fewer than :data:`MIN_CONTROL_REPLICATES` control replicates (a null
+    of a handful of control pairs calls everything consistent) or no perturbation with 2."""
     from workbench.tools.efaar_benchmarks import (
         control_null_consistency, energy_magnitude, replicate_map)
 
     pert = np.asarray(rep_pert).astype(str)
     n_ctrl = int(np.sum(pert == str(control_label)))
     counts = pd.Series(pert[pert != str(control_label)]).value_counts()
-    if n_ctrl < 3 or not len(counts) or counts.max() < 2:
+    if n_ctrl < MIN_CONTROL_REPLICATES or not len(counts) or counts.max() < 2:
         return {"control_null": {"skipped": f"{n_ctrl} control replicate(s), at most "
                                  f"{int(counts.max()) if len(counts) else 0} replicate(s) "
-                                 "per perturbation: the control null needs 3 and 2"}}
+                                 f"per perturbation: the control null needs "
+                                 f"{MIN_CONTROL_REPLICATES} and 2"}}
     out: dict = {"control_null": {}}
     for cross in (False, True):
         key = "consistency_cross_batch" if cross else "consistency"
