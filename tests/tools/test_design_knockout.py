@@ -186,3 +186,25 @@ def test_one_sample_posterior_in_a_study_is_refused(study):
         tx.write_array("grn_sample_weights", weights, attrs={"genes": genes, "units": "sd"})
     with pytest.raises(ValidationError, match="one graph carries no uncertainty"):
         propose(study, 1, "eig", kind="knockout")
+
+
+def test_setup_noise_comes_from_the_data_and_shrinks_with_cells():
+    from workbench.tools.design.knockout import knockout_setup
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 3))
+    x = (x - x.mean(0)) / x.std(0)
+    v = x @ np.array([[-1, 0.5, 0], [0, -1, 0], [0.3, 0, -1.0]]).T
+    v = v + rng.normal(size=v.shape) * np.array([0.1, 0.3, 0.6])
+    level = np.array([-2.0, -3.0, -1.0])
+    a = knockout_setup(x, v, cells_per_knockout=50, knocked_level=level)
+    b = knockout_setup(x, v, cells_per_knockout=200, knocked_level=level)
+    assert np.allclose(a["noise_variance"], [0.01, 0.09, 0.36], rtol=0.2)
+    assert np.allclose(b["noise_sd"], a["noise_sd"] / 2)
+    assert np.allclose(a["shift"], np.sqrt(level ** 2 + 1))
+    # noisier genes make the same weight difference less informative
+    s = np.zeros((2, 3, 3), np.uint8)
+    w = np.zeros((2, 3, 3))
+    s[0, [0, 2], 1], w[0, [0, 2], 1] = 1, 0.2
+    gains = KnockoutScorer(s, w, a["shift"], a["noise_sd"]).gains([1])
+    assert gains[0] > gains[2] > 0
