@@ -48,7 +48,8 @@ def test_submodules_and_all_are_explicit():
         wb.no_such_thing  # noqa: B018
 
 
-@pytest.mark.parametrize("mod, name, fn", list(_facade()), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize("mod, name, fn", list(_facade()),
+                         ids=lambda x: x if isinstance(x, str) else "")
 def test_every_facade_function_has_numpydoc_and_hints(mod, name, fn):
     doc = inspect.getdoc(fn) or ""
     assert "Parameters\n----------" in doc and "Returns\n-------" in doc, f"{mod}.{name}"
@@ -273,6 +274,14 @@ def test_gene_card_delegates(tiny_study_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "workbench.dashboards.gene_card", fake)
     assert wb.pl.gene_card(tiny_study_path, "G03", compact=True) == "card"
     assert calls == [(tiny_study_path, "G03", {"compact": True})]
+
+
+def test_gene_card_of_the_real_module(tiny_study_path):
+    pytest.importorskip("workbench.dashboards.gene_card")
+    card = wb.pl.gene_card(tiny_study_path, "G01")
+    assert {"section", "fact", "value"} <= set(card.columns) and len(card) > 0
+    with pytest.raises(WorkbenchError):
+        wb.pl.gene_card(tiny_study_path, "NOT_A_GENE")
 
 
 def test_gene_card_says_when_it_is_missing(tiny_study_path, monkeypatch):

@@ -4,6 +4,7 @@ dependencies or in the extra of the layer that imports it."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 import tomllib
@@ -33,6 +34,11 @@ OPTIONAL = {"imagecodecs"}
 #: the dashboards extra, qtpy in the napari extra. The strict xfail below turns red once
 #: they are declared, so that this list is emptied then.
 PENDING = {"tornado": "dashboards", "qtpy": "napari"}
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return packages_distributions()
 
 
 def normalize(name: str) -> str:
@@ -94,7 +100,7 @@ def undeclared(package: Path, pyproject: Path, pending=()) -> list[str]:
     extras at module level), as readable lines."""
     decl = declared(pyproject)
     anywhere = set().union(*decl.values())
-    dists = packages_distributions()
+    dists = _distributions()
     own = package.name
     problems = []
     for rel, mod, module_level in imports(package):
@@ -134,7 +140,7 @@ def test_pending_imports_are_declared():
 def test_every_declared_runtime_dependency_is_used():
     """A core dependency nothing imports is dead weight (pyyaml was one)."""
     decl = declared(REPO / "pyproject.toml")
-    dists = packages_distributions()
+    dists = _distributions()
     used = {normalize(d) for _, mod, _ in imports(PACKAGE) for d in dists.get(mod, [])}
     # pillow and pyarrow are loaded by tifffile and pandas for us, not imported by name
     indirect = {"pillow", "pyarrow", "dask"}
@@ -165,7 +171,7 @@ def test_the_check_catches_an_undeclared_import(tmp_path):
     assert undeclared(pkg, pyproject) == []
     # not declared anywhere: caught even when lazy
     pkg, pyproject = _fake_project(tmp_path / "c", "def f():\n    import yaml\n", [])
-    if "yaml" in packages_distributions():
+    if "yaml" in _distributions():
         assert any("declared nowhere" in p for p in undeclared(pkg, pyproject))
 
 

@@ -23,6 +23,25 @@ reader                   input                              import path -> artef
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - names for type checkers and linters; loaded lazily
+    from workbench.data.readers import (
+        import_gi,
+        import_guide_counts,
+        import_images,
+        import_profiles,
+        import_relationships,
+        import_velocity,
+        read_deepprofiler,
+        read_gi_matrix,
+        read_guide_counts,
+        read_images,
+        read_profiles_table,
+        read_relationships,
+        read_velocity,
+    )
+    from workbench.data.study import create_study, open_study
 
 __all__ = [
     "create_study", "import_gi", "import_guide_counts", "import_images", "import_profiles",

@@ -23,6 +23,7 @@ from workbench.errors import WorkbenchError
 from workbench.tl import as_study, check_int, check_str
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     from holoviews.core import Dimensioned
 
     from workbench.dashboards.base import StudyView
@@ -351,9 +352,10 @@ def _browser_export(html: str, model_id: str, path: Path, width: int, height: in
                 browser.close()
 
 
-def gene_card(study: Study | str | os.PathLike, gene: str, **kwargs: Any) -> Any:
-    """Everything the Study knows about one gene, on one card (embedding neighbours,
-    concepts, interaction partners, regulators and targets).
+def gene_card(study: Study | str | os.PathLike, gene: str, **kwargs: Any) -> pd.DataFrame:
+    """Everything the Study knows about one gene, one row per fact: its replicate
+    consistency and neighbours in the map, the concepts it drives, its interaction
+    partners, its regulators and targets, and what the planners propose next.
 
     Parameters
     ----------
@@ -366,8 +368,10 @@ def gene_card(study: Study | str | os.PathLike, gene: str, **kwargs: Any) -> Any
 
     Returns
     -------
-    object
-        The card, a Panel object that renders in a notebook.
+    pandas.DataFrame
+        Columns ``section``, ``fact``, ``value``, ``baseline`` (the baseline or chance level
+        where there is one) and ``view`` (the dashboard view with the detail). An unknown
+        gene is an :class:`~workbench.errors.UnknownGeneError` naming close matches.
     """
     gene = check_str("gene", gene)
     try:
@@ -378,5 +382,4 @@ def gene_card(study: Study | str | os.PathLike, gene: str, **kwargs: Any) -> Any
                                  "update workbench, or use wb.pl.embeddings(study, gene=...) "
                                  "and the other views.") from exc
         raise
-    _extensions()
     return _card(as_study(study), gene, **kwargs)

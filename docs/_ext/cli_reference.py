@@ -31,6 +31,10 @@ def _help(parser: argparse.ArgumentParser) -> str:
         parser.formatter_class = cls
 
 
+def _block(parser: argparse.ArgumentParser) -> list[str]:
+    return [".. code-block:: text", ""] + ["    " + ln for ln in _help(parser).splitlines()] + [""]
+
+
 class WorkbenchCli(SphinxDirective):
     has_content = False
 
@@ -39,16 +43,13 @@ class WorkbenchCli(SphinxDirective):
 
         parser = build_parser()
         parser.prog = "workbench"
-        lines = ["Usage", "-----", "", ".. code-block:: text", ""]
-        lines += ["    " + ln for ln in _help(parser).splitlines()] + [""]
+        lines = ["Usage", "-----", ""] + _block(parser)
         for name, sub in _subparsers(parser):
             title = f"workbench {name}"
-            lines += [title, "-" * len(title), ""]
-            lines += [".. code-block:: text", ""] + ["    " + ln for ln in _help(sub).splitlines()] + [""]
+            lines += [title, "-" * len(title), ""] + _block(sub)
             for sub_name, subsub in _subparsers(sub):
                 t2 = f"workbench {name} {sub_name}"
-                lines += [t2, "~" * len(t2), "", ".. code-block:: text", ""]
-                lines += ["    " + ln for ln in _help(subsub).splitlines()] + [""]
+                lines += [t2, "~" * len(t2), ""] + _block(subsub)
         node = nodes.section()
         node.document = self.state.document
         nested_parse_with_titles(self.state, StringList(lines, source="workbench-cli"), node)
