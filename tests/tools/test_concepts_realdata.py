@@ -81,14 +81,18 @@ def test_deepprofiler_cells_run_through_the_step(shared_data, tmp_path):
     assert codes.shape == (158, 16)
     assert concepts.shape == (16, 6400)
     assert np.isfinite(concepts.X).all() and np.isfinite(concepts.layers["input_space"]).all()
-    # every cell is a DMSO control: whitening on 158 cells in 6400 dimensions is regularised
-    assert concepts.uns["workbench"]["whitening"]["n_controls"] == 158
+    # every cell is a DMSO control: whitening on the 79 training cells (half of 158, the
+    # default replicate split) in 6400 dimensions is regularised
+    assert concepts.uns["workbench"]["whitening"]["n_controls"] == 79
+    assert concepts.uns["workbench"]["heldout"]["n_heldout"] == 79
     # whitened on the very cells it encodes, the data are near-isotropic: 2 atoms of 16
     # explain little, but clearly more than nothing
     assert 0.03 < summary["r2"] < 1.0
     assert summary["dead_fraction"] <= 0.25
-    with pytest.raises(Exception, match="only 158 samples"):
+    with pytest.raises(Exception, match="only 79 samples"):
         C.run_concepts(study, n_concepts=200, max_steps=2, progress=False)
+    with pytest.raises(Exception, match="only 158 samples"):
+        C.run_concepts(study, n_concepts=200, max_steps=2, holdout="none", progress=False)
 
 
 def _half_studies(lincs_study, root, seed=0):
