@@ -124,3 +124,38 @@ def test_aggregation_levels_qc_and_dose():
     assert len(doses) == 4                   # A@1, A@2, B@1, C@1
     with pytest.raises(ValidationError, match="cell_id"):
         aggregate_obs(obs.drop(columns="cell_id"), "cell")
+
+
+def test_arm_centering_removes_a_shared_arm_offset_only_where_enough_genes_are_silent():
+    from workbench.tools.normalize import arm_centering
+
+    rng = np.random.default_rng(0)
+    genes = [f"g{i}" for i in range(90)]
+    arms = {g: ("1p" if i < 40 else "2q" if i < 70 else "3p") for i, g in enumerate(genes)}
+    P = rng.normal(0, 0.1, (90, 4))
+    P[:40] += np.array([2.0, 0, 0, 0])          # truncation signature of arm 1p
+    P[70:] += np.array([0, 2.0, 0, 0])          # arm 3p: only 5 silent genes, not centred
+    silent = set(genes[:25]) | set(genes[40:45]) | set(genes[70:75])
+    out, used = arm_centering(P, genes, arms, silent)
+    assert used == {"1p": 25}
+    assert np.abs(out[:40, 0].mean()) < 0.05 and np.allclose(out[40:], P[40:], atol=1e-6)
+    cos_before = cosine_matrix(P[:40]).mean()
+    assert cosine_matrix(out[:40]).mean() < cos_before - 0.5
+
+
+def test_perturbation_map_applies_the_arm_correction():
+    import pandas as pd
+
+    from workbench.tools.embed import perturbation_map
+
+    rng = np.random.default_rng(1)
+    genes = [f"g{i}" for i in range(30)]
+    obs = pd.DataFrame({"perturbation": np.repeat(["NT"] + genes, 2)})
+    X = rng.normal(0, 0.1, (len(obs), 3))
+    X[2:2 + 2 * 25, 0] += 3.0                       # g0..g24 share arm 1p's signature
+    arms = {g: "1p" if i < 25 else "2q" for i, g in enumerate(genes)}
+    plain = perturbation_map(X, obs, "NT")
+    fixed = perturbation_map(X, obs, "NT", arm_correction=(arms, set(genes[:22])))
+    assert fixed.uns["workbench"]["arm_correction"]["arms"] == ["1p"]
+    on = plain.obs_names.isin(genes[:25])
+    assert plain.X[on, 0].mean() > 2.5 and abs(fixed.X[on, 0].mean()) < 0.2

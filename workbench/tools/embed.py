@@ -161,12 +161,15 @@ def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarr
 
 # ---------------------------------------------------------------------- maps
 def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str | None = None,
-                     how: str = "mean", dose_key: str | None = None):
+                     how: str = "mean", dose_key: str | None = None,
+                     arm_correction: tuple[dict, set] | None = None):
     """AnnData of one profile per perturbation (controls dropped) with ``obsp["cosine"]``.
 
     ``how`` is "mean" or "median" over the rows of ``X`` (crops, cells or wells);
     ``dose_key`` (an obs column) makes one row per perturbation and dose, named
-    ``"<perturbation>@<dose>"``.
+    ``"<perturbation>@<dose>"``. ``arm_correction = (arms, unexpressed)`` applies the
+    chromosome-arm correction of CRISPR maps
+    (:func:`~workbench.tools.normalize.arm_centering`) to the gene profiles.
     """
     import anndata as ad
 
@@ -195,8 +198,16 @@ def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str
     if "well" in obs.columns:
         pobs["n_wells"] = obs.groupby(key, observed=True)["well"] \
             .nunique().reindex(names).to_numpy().astype(int)
+    arms_used = None
+    if arm_correction is not None:
+        from workbench.tools.normalize import arm_centering
+
+        P, arms_used = arm_centering(P, names, *arm_correction)
     adata = ad.AnnData(X=P, obs=pobs)
     adata.obsp["cosine"] = cosine_matrix(P)
+    if arms_used is not None:
+        adata.uns["workbench"] = {"arm_correction": {
+            "arms": sorted(arms_used), "n_unexpressed": [arms_used[a] for a in sorted(arms_used)]}}
     return adata
 
 

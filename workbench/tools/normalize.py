@@ -283,3 +283,29 @@ def qc_mask(obs, intensity=None, *, max_intensity_z: float | None = None,
         keep &= z <= max_intensity_z
     report["n_kept"] = int(keep.sum())
     return keep, report
+
+
+def arm_centering(P, genes, arms: dict, unexpressed, *, min_genes: int = 20) -> tuple[np.ndarray, dict]:
+    """Chromosome-arm correction of a CRISPR gene map (Lazar et al. 2024, Nat Genet,
+    "High-resolution genome-wide mapping of chromosome-arm-scale truncations induced by
+    CRISPR-Cas9 editing"; EFAAR's ``proxbias`` arm centring).
+
+    Cutting a gene can truncate its chromosome arm, so genes of one arm look alike. For
+    every arm with more than ``min_genes`` *unexpressed* genes (whose knockout should do
+    nothing but the truncation), their mean profile is subtracted from every gene of that
+    arm. ``arms`` maps gene -> arm (e.g. "1p"); ``unexpressed`` is a set of genes. Genes
+    with no arm, or on arms with too few unexpressed genes, are left as they are.
+    Returns ``(corrected, {arm: n_unexpressed})`` for the arms that were centred.
+    """
+    P = np.asarray(P, dtype=np.float64).copy()
+    genes = np.asarray(genes).astype(str)
+    arm_of = np.array([str(arms.get(g, "")) for g in genes])
+    off = np.isin(genes, [str(g) for g in unexpressed])
+    used = {}
+    for arm in sorted(set(arm_of) - {""}):
+        on = arm_of == arm
+        k = int(np.sum(on & off))
+        if k > min_genes:
+            P[on] -= P[on & off].mean(0)
+            used[arm] = k
+    return P.astype(np.float32), used
