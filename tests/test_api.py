@@ -98,13 +98,15 @@ def test_version_tells_builds_apart():
 @pytest.mark.slow
 def test_embed_writes_profiles_and_records_its_parameters(study):
     before = study.version_of("profiles")
-    out = wb.tl.embed(study.path, train_steps=3, train_batch_size=16, seed=3, device="cpu")
+    out = wb.tl.embed(study.path, train_steps=3, train_batch_size=16, block=2, seed=3,
+                      device="cpu")
     assert out.path == study.path
     entry, after = _last(out, "embed")
     assert after == 0
     assert entry["params"]["train_steps"] == 3
     assert entry["params"]["encoder"] == "trained" and entry["seed"] == 3
     block = entry["params"]["block"]
+    assert block == 2
     assert out.version_of("profiles") > before
     prof = out.read("profiles")
     assert f"X_mae_b{block}" in prof.obsm and np.isfinite(prof.X).all()
