@@ -29,11 +29,9 @@ LAYER_EXTRAS = {
 #: Imports that are optional on purpose: the code catches their absence and says so.
 OPTIONAL = {"imagecodecs"}
 
-#: Imported by name but, for now, only installed as a dependency of a declared package
-#: (tornado comes with bokeh, qtpy with napari). They belong in pyproject.toml: tornado in
-#: the dashboards extra, qtpy in the napari extra. The strict xfail below turns red once
-#: they are declared, so that this list is emptied then.
-PENDING = {"tornado": "dashboards", "qtpy": "napari"}
+#: Imports that are allowed to be undeclared for now (none: tornado and qtpy, which once
+#: came only through bokeh and napari, are declared in their extras).
+PENDING: dict[str, str] = {}
 
 
 @functools.cache
@@ -131,10 +129,9 @@ def test_every_import_is_declared():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="tornado and qtpy are imported but not declared yet")
-def test_pending_imports_are_declared():
+def test_the_server_and_qt_imports_are_declared_in_their_extras():
     decl = declared(REPO / "pyproject.toml")
-    assert all(mod in decl.get(extra, set()) for mod, extra in PENDING.items())
+    assert "tornado" in decl["dashboards"] and "qtpy" in decl["napari"]
 
 
 def test_every_declared_runtime_dependency_is_used():
