@@ -10,13 +10,14 @@ SIZE   ?= realistic
 PIP_QUIET := 2> >(grep -v 'is ignored' >&2)
 SHELL  := /bin/bash
 
-.PHONY: demo demo-quick test test-fast test-shuffled system venv bench clean help
+.PHONY: demo demo-quick test test-fast test-shuffled system venv bench docs clean help
 
 help:
 	@echo "make demo   build the demo Study ($(DEMO)) and serve its dashboards"
 	@echo "make test   run the whole test suite"
 	@echo "make demo-quick  the same on the small demo world (demo-quick.study, about a minute)"
 	@echo "make bench  run the benchmarks (quick sizes)"
+	@echo "make docs   build the documentation site into docs/_build/html"
 
 system:
 	bash .ci/system-deps.sh
@@ -56,5 +57,8 @@ test-shuffled: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
 
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) demo.study demo-quick.study test-results
+	rm -rf $(VENV) demo.study demo-quick.study test-results docs/_build
