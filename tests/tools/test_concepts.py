@@ -291,7 +291,9 @@ def test_demo_check_stores_arrays_that_read_back_as_arrays(tmp_path):
     C.demo_step(study, "tiny", seed=0)
     wb = study.read("concepts").uns["workbench"]
     rec = wb["demo"]["program_recovery"]
-    assert set(rec) >= {"module", "best_concept", "selectivity", "recovered"}
+    assert set(rec) >= {"module", "best_concept", "selectivity", "recovered",
+                        "probe_balanced_accuracy"}
+    assert ((rec["probe_balanced_accuracy"] >= 0) & (rec["probe_balanced_accuracy"] <= 1)).all()
     for key, value in rec.items():
         assert isinstance(value, np.ndarray) and value.shape == (2,), (key, value)
     assert rec["recovered"].dtype == bool

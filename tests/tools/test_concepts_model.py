@@ -245,3 +245,15 @@ def test_pages_list_only_significant_drivers_and_escape_study_text():
     text = drivers_markdown(p0)
     assert "Driving perturbations" in text and "<b>" not in text and "&lt;b&gt;" in text
     assert drivers_markdown(p1).startswith("**No significant driver**")
+
+
+def test_linear_probe_tells_visible_from_invisible_programs():
+    pytest.importorskip("sklearn")
+    from workbench.tools.concept_demo import probe_accuracy
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8))
+    visible = x[:, 0] + 0.2 * rng.normal(size=200) > 0.5
+    invisible = rng.random(200) < 0.3            # unrelated to the features
+    assert probe_accuracy(x, visible) > 0.85
+    assert abs(probe_accuracy(x, invisible) - 0.5) < 0.15

@@ -14,8 +14,29 @@ import pandas as pd
 from workbench.tools.concepts import DEMO, learn_concepts, run_concepts, select_representation
 
 
+def probe_accuracy(x: np.ndarray, mask: np.ndarray, seed: int = 0, folds: int = 3) -> float:
+    """Cross-validated balanced accuracy of a linear probe for ``mask`` on features ``x``.
+
+    A class-balanced logistic regression (stratified folds). Near 0.5 means the program is
+    not linearly visible in the features at all, so no concept over them can pick it out.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    y = np.asarray(mask, int)
+    k = int(min(folds, np.bincount(y, minlength=2).min()))
+    if k < 2:
+        return float("nan")
+    probe = LogisticRegression(class_weight="balanced", max_iter=500, C=1.0)
+    pred = cross_val_predict(probe, x, y, cv=StratifiedKFold(k, shuffle=True,
+                                                             random_state=seed))
+    return float(balanced_accuracy_score(y, pred))
+
+
 def program_recovery(concepts, profiles_obs: pd.DataFrame, codes, ground_truth: dict,
-                     threshold: float = 0.2) -> pd.DataFrame:
+                     threshold: float = 0.2, features: np.ndarray | None = None,
+                     seed: int = 0) -> pd.DataFrame:
     """For each planted module program: the concept most selective for its perturbations.
 
     The perturbations driving a program are the knockouts (single, or double "A+B") that hit a
@@ -23,7 +44,10 @@ def program_recovery(concepts, profiles_obs: pd.DataFrame, codes, ground_truth: 
     ``"effect_genes"``). A concept's selectivity for the module is
     ``P(active | those perturbations) - P(active | the rest)``.
     Returns one row per module: best concept, its selectivity, whether it passes
-    ``threshold``, and that concept's own top driver.
+    ``threshold``, and that concept's own top driver. With ``features`` (the representation
+    the concepts were learned on), ``probe_balanced_accuracy`` says whether the program is
+    visible in it at all (:func:`probe_accuracy`): a program missed by every concept *and* by
+    the probe is invisible in the features, not missed by the dictionary.
     """
     from workbench.tools.concept_annotation import active_matrix
 
@@ -44,7 +68,9 @@ def program_recovery(concepts, profiles_obs: pd.DataFrame, codes, ground_truth: 
         rows.append({"module": module, "drivers": ";".join(drivers),
                      "best_concept": str(concepts.obs_names[best]),
                      "selectivity": float(sel[best]), "recovered": bool(sel[best] >= threshold),
-                     "concept_drivers": str(concepts.obs["drivers"].iloc[best])})
+                     "concept_drivers": str(concepts.obs["drivers"].iloc[best]),
+                     **({"probe_balanced_accuracy": probe_accuracy(features, mask, seed)}
+                        if features is not None else {})})
     return pd.DataFrame(rows)
 
 
@@ -87,8 +113,9 @@ def demo_step(study, size: str = "quick", seed: int = 0) -> None:
     whiten = bool(concepts.uns["workbench"]["whitening"]["whiten"])
     profiles = study.read("profiles")
     codes = profiles.obsm[f"concepts_{concepts.uns['workbench']['run']}"]
-    rec = program_recovery(concepts, profiles.obs, codes, study.read("ground_truth"))
     x, _ = select_representation(profiles)
+    rec = program_recovery(concepts, profiles.obs, codes, study.read("ground_truth"),
+                           features=x, seed=seed)
     kw.pop("seed"), kw.pop("progress")
     topk = learn_concepts(x, profiles.obs["is_control"].to_numpy(bool), method="topk",
                           seed=seed, progress=False, whiten=whiten, **kw)
