@@ -56,6 +56,14 @@ def _pairs(idx: np.ndarray, batch: np.ndarray | None, cross_only: bool):
     return idx[a], idx[b]
 
 
+def _pair_cos(U: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Cosines of the unit-row pairs ``(a[i], b[i])``, a chunk of pairs at a time."""
+    out = np.empty(len(a))
+    for s in range(0, len(a), chunk):
+        out[s: s + chunk] = np.einsum("ij,ij->i", U[a[s: s + chunk]], U[b[s: s + chunk]])
+    return out
+
+
 def _mean_pair_cosine(U: np.ndarray, batch: np.ndarray | None, cross_only: bool) -> float:
     """Mean cosine over pairs of the unit rows ``U`` (cross-batch pairs only if asked),
     from sums of unit vectors: no pair matrix is formed."""
@@ -114,7 +122,7 @@ def control_null_consistency(R, perturbation, batch, control_label: str, *,
     if len(ca) > max_null_pairs:
         pick = np.sort(rng.choice(len(ca), max_null_pairs, replace=False))
         ca, cb = ca[pick], cb[pick]
-    null = np.einsum("ij,ij->i", U[ca], U[cb])
+    null = _pair_cos(U, ca, cb)
     rows, reps = [], []
     ctrl_by_batch = {b: ctrl[bat[ctrl] == b] for b in np.unique(bat[ctrl])}
     for p in pd.unique(pert[pert != str(control_label)]):
@@ -122,7 +130,7 @@ def control_null_consistency(R, perturbation, batch, control_label: str, *,
         a, b = _pairs(idx, bat, exclude_same_batch)
         if len(idx) < 2 or len(a) == 0:
             continue
-        rep = np.einsum("ij,ij->i", U[a], U[b])
+        rep = _pair_cos(U, a, b)
         reps.append(rep)
         obs = _mean_pair_cosine(U[idx], bat[idx], exclude_same_batch)
         draws = _control_sets(rng, ctrl, ctrl_by_batch, bat[idx], n_null)
