@@ -183,3 +183,26 @@ def test_local_embedding_keeps_no_module_level_encoder(tmp_path):
     assert feats["mean"].shape == (len(images), 4, 64)
     np.testing.assert_array_equal(feats["mean"][:5], enc.extract(images.crops[:5])["mean"])
     assert embed._WorkerEncoder.encoder is None and embed._WorkerEncoder.token is None
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_nf1_fields_with_a_vit_s_sized_encoder_adapt_the_probe(shared_data, tmp_path):
+    """132 crops, 384-dim blocks, folds of about 100 crops: the probe shrinks its PCA
+    below the fold size instead of failing, and says so."""
+    from workbench.data.readers.images import import_images
+    from workbench.tools.embed import embed_study
+
+    nf1 = shared_data / "cellpainting_images_wayscience" / "nf1_plate2"
+    study = import_images(nf1, tmp_path / "nf1.study", nf1 / "platemap_NF1_plate2.csv",
+                          perturbation_column="genotype", control="WT", plate="NF1_plate2",
+                          crop_size=48)
+    res = embed_study(study, size="small", train_steps=2, train_batch_size=16,
+                      progress=False, batch_size=32, device="cpu")
+    probe = res["probe"]
+    assert len(probe["balanced_accuracy"]) == 12 and 1 <= res["block"] <= 12
+    assert "components (of 384 dims" in probe["reduction"]
+    low, high = (int(v) for v in probe["reduction"].split("PCA to ")[1].split(" ")[0].split("-"))
+    assert high < 128 and low >= 90
+    info = study.read("profiles").uns["workbench"]["embedding"]
+    assert info["input_norm"]["source"] == "fitted while pretraining"
