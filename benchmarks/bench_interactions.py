@@ -121,7 +121,7 @@ def numpy_loop(n_genes, perms, eps, max_pairs, vectorised, out):
         z = np.concatenate([ab[p], ctrl[p], a[p], b[p]]).astype(np.float64)
         k = np.exp(-((z[:, None, :] - z[None, :, :]) ** 2) / (2 * sig)).mean(-1)
 
-        def statistic(order):
+        def statistic(order, k=k):
             kp = k[np.ix_(order, order)] * sign[:, None] * sign[None, :]
             h = kp.reshape(4, n, 4, n).sum((0, 2))
             return (h.sum() - np.trace(h)) / norm

@@ -18,7 +18,7 @@ def _draw(world, pairs, reps, n=N, seed=0):
 
     rng = np.random.default_rng(seed)
     groups, names = [], []
-    for r in range(reps):
+    for _ in range(reps):
         for p in pairs:
             a, b = p.split("+")
             groups.append({"ctrl": sample_latents(world, "control", 2 * n, rng),
@@ -168,7 +168,7 @@ def test_batched_statistics_match_a_direct_per_permutation_loop(kernel, parts):
         per_part = ((z[:, None, :] - z[None, :, :]) ** 2) @ assign
         k = np.exp(-per_part / (2 * sig)).mean(-1)
 
-        def stat(order):
+        def stat(order, k=k):
             h = (k[np.ix_(order, order)] * np.outer(sign, sign)).reshape(4, n, 4, n).sum((0, 2))
             return (h.sum() - np.trace(h)) / (n * (n - 1))
 

@@ -108,7 +108,7 @@ def test_encoder_resumes_bit_identically_after_interrupts_inside_steps(tmp_path)
     n_interrupted = 0
     for i, at in enumerate(points):
         folder = tmp_path / f"run{i}"
-        model, interrupted = run_until_done(lambda: encoder(folder), lambda e: e.fit(x),
+        model, interrupted = run_until_done(lambda folder=folder: encoder(folder), lambda e: e.fit(x),
                                             modules, at)
         n_interrupted += interrupted
         assert model.n_steps_ == ref.n_steps_
@@ -145,7 +145,7 @@ def test_dictionary_resumes_bit_identically_after_interrupts_inside_steps(tmp_pa
     for i, at in enumerate(points):
         ck = tmp_path / f"run{i}.pt"
         model, _ = run_until_done(lambda: ICFL(10, **kw),
-                                  lambda m: m.fit(x, checkpoint=ck), modules, at)
+                                  lambda m, ck=ck: m.fit(x, checkpoint=ck), modules, at)
         assert model.n_steps_ == 30
         assert model.loss_history_ == ref.loss_history_, f"interrupt at line event {at}"
         np.testing.assert_array_equal(model.components_, ref.components_)

@@ -30,7 +30,7 @@ def planted_profiles(seed=0, d=32, n_programs=4, genes_per=3, cells=30, controls
     programs /= np.linalg.norm(programs, axis=1, keepdims=True)
     rows, obs = [], []
     truth = {}
-    for b, batch in enumerate(["b0", "b1"]):
+    for batch in ["b0", "b1"]:
         shift = 0.3 * rng.normal(size=d)
         for _ in range(controls):
             obs.append(("DMSO", True, batch))

@@ -121,7 +121,7 @@ class OwnerLock:
             self._fh = None
             raise StudyBusyError(*(busy_message(holder) if busy_message else
                                    (f"{path} is locked by another process ({holder}).",
-                                    "wait for it to finish.")))
+                                    "wait for it to finish."))) from None
         if info is not None:
             self._fh.seek(0)
             self._fh.truncate()

@@ -102,7 +102,7 @@ class SelectionChannel:
             raise WorkbenchError(f"unknown selection source {source!r}.",
                                  f"use one of {', '.join(SOURCES)}.")
         data = {"schema": SCHEMA, "version": VERSION, "study_id": study_id, **_clean(values),
-                "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+                "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
                 "source": source}
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=str(self.path.parent))
         try:

@@ -51,8 +51,6 @@ from workbench.data.transaction import (  # noqa: F401  (re-exported for callers
 from workbench.errors import (
     MissingArtefactError,
     SchemaVersionError,
-    StudyBusyError,
-    StudyConflictError,
     StudyCorruptError,
     StudyNotFoundError,
     WorkbenchError,

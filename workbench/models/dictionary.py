@@ -520,5 +520,5 @@ def __getattr__(name: str):  # convenience: dictionary.ICFL, dictionary.TopKSAE
     raise AttributeError(name)
 
 
-__all__ = ["ControlWhitener", "SparseDictionary", "ICFL", "TopKSAE", "atom_recovery",
+__all__ = ["ControlWhitener", "SparseDictionary", "ICFL", "TopKSAE", "atom_recovery",  # noqa: F822 (lazy)
            "dead_fraction", "r2_score"]

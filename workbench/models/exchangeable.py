@@ -129,7 +129,7 @@ class ExchangeablePairModel:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, i, j, y, *, side=None, n_items: int | None = None,
-            warm_start: bool = False) -> "ExchangeablePairModel":
+            warm_start: bool = False) -> ExchangeablePairModel:
         """Fit the ensemble to the observed entries ``R[i, j] = y`` (order of i, j ignored).
 
         ``side`` is an (n_items, p) array of per-gene side features, or None.

@@ -101,7 +101,7 @@ def simulate_pairs(n_pairs: int, *, kind: str = "null", map: str = "gaussian", n
         raise ValueError(f"unknown kind {kind!r}; use one of {KINDS}")
     rng = np.random.default_rng(seed)
     groups, units, counts = [], [], []
-    for p in range(n_pairs):
+    for _ in range(n_pairs):
         g, u, c = {}, {}, {}
         for cond in ("ctrl", "a", "b", "ab"):
             nw = 2 * wells if cond == "ctrl" else wells

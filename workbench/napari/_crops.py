@@ -272,7 +272,7 @@ def crop_layers(store, conditions: list[Condition], *, label: str, study_path: s
         m = np.asarray(store.get_masks(uniq)).astype(np.int32)
         lab = np.zeros((mh, mw), np.int32)
         offset = 0
-        for j, ((y, x, _, _), i) in enumerate(zip(cells, inverse)):
+        for (y, x, _, _), i in zip(cells, inverse):
             block = m[i]
             lab[y:y + h, x:x + w] = np.where(block > 0, block + offset, 0)
             offset += int(block.max()) if block.size else 0

@@ -12,7 +12,8 @@ a click on a crop), napari writes it back into the same file and the browser fol
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from workbench.data.selection import FIELDS, SelectionChannel
 

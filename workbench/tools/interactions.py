@@ -357,7 +357,7 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
         report.append(msg)
     table = pd.DataFrame(rows)
     table["q"] = np.nan
-    for t, g in table.groupby("test"):
+    for _, g in table.groupby("test"):
         table.loc[g.index, "q"] = benjamini_hochberg(g.p.to_numpy(float))
     pair_gene = {lab: (a, b) for lab, a, b in pairs}
     table.insert(1, "gene_a", table.pair.map(lambda p: pair_gene[p][0]))

@@ -103,7 +103,6 @@ def test_enough_null_pairs_for_false_positive_rates(realistic_world):
     types = [p["type"] for p in realistic_world.ground_truth()["all_pairs"]]
     assert types.count("additive_disjoint") + types.count("additive_shared") >= 200
     # null pairs really are additive in expectation
-    m = realistic_world.morphology
     for p in realistic_world.ground_truth()["all_pairs"]:
         if p["type"].startswith("additive"):
             assert p["deviation"] < 1e-9

@@ -75,7 +75,7 @@ def read_table(path: PathLike, what: str = "table", **kw) -> pd.DataFrame:
         return pd.read_csv(path, sep=sep, **kw)
     except InputFormatError:
         raise
-    except (pd.errors.EmptyDataError,) as exc:
+    except pd.errors.EmptyDataError as exc:
         raise InputFormatError(f"{what} {path} is empty.", "give a file with a header and rows.") \
             from exc
     except Exception as exc:  # parser errors, truncated gzip (EOFError), bad parquet

@@ -50,7 +50,7 @@ def read_profiles_table(
     dose_column: str | None = None,
     metadata_prefix: str = "Metadata_",
     nan_policy: str = "error",
-) -> "anndata.AnnData":  # noqa: F821
+) -> anndata.AnnData:  # noqa: F821
     """Read a well-level profile table (CSV/TSV, gzipped or not, or Parquet) into AnnData.
 
     Parameters
@@ -181,7 +181,7 @@ def read_deepprofiler(
     *,
     perturbation_key: str = "Compound",
     control: str | None = None,
-) -> "anndata.AnnData":  # noqa: F821
+) -> anndata.AnnData:  # noqa: F821
     """Read DeepProfiler single-cell features (``.npz`` per site) into AnnData.
 
     Parameters

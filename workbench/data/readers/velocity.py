@@ -64,7 +64,7 @@ def read_velocity(
     cell_type_key: str | None = None,
     keep_layers: tuple[str, ...] = (),
     own_velocity: bool = True,
-) -> "anndata.AnnData":  # noqa: F821
+) -> anndata.AnnData:  # noqa: F821
     """Read an AnnData with spliced/unspliced layers and check it.
 
     Parameters

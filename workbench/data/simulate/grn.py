@@ -149,7 +149,7 @@ def make_grn(rng: np.random.Generator, module_sizes: list[int], n_no_effect: int
         targets_all.append(targets)
     no_effect = list(range(start, n))
     all_cores = [c for core in cores for c in core]
-    for j, ne in enumerate(no_effect):
+    for ne in no_effect:
         w[ne, rng.choice(all_cores)] = weight()
     if len(no_effect) >= 2:
         w[no_effect[0], no_effect[1]] = weight()
