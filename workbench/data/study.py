@@ -71,6 +71,7 @@ MAKERS = {
     "ground_truth": "`workbench demo` (only simulated Studies have ground truth)",
     "design_plan": "`workbench design screen|hits|knockout STUDY ...`",
     "grn_samples": "`workbench grn STUDY`",
+    "phenotype_search": "`workbench find STUDY --exemplar CROP_ID`",
 }
 
 
