@@ -39,7 +39,7 @@ def test_submodules_and_all_are_explicit():
     assert {"tl", "pl", "io", "datasets", "dashboards", "Study"} <= set(wb.__all__)
     assert wb.tl.__all__ == sorted(wb.tl.__all__)
     for name in ("embed", "benchmark", "concepts", "interactions", "plan_pairs", "grn",
-                 "design_screen", "design_hits"):
+                 "design_screen", "design_hits", "design_knockout"):
         assert callable(getattr(wb.tl, name)), name
     for name in wb.io.__all__:
         assert callable(getattr(wb.io, name)), name
@@ -166,6 +166,16 @@ def test_design_writes_a_plan(study, fn, kind, policy):
     assert entry["params"]["kind"] == kind and entry["params"]["budget"] == 4
     assert entry["params"]["policy"] == policy
     assert out.has("design_plan")
+
+
+def test_design_knockout_writes_a_plan_for_the_grn_genes(study):
+    out = wb.tl.design_knockout(study, budget=2, seed=0)
+    entry, _ = _last(out, "design")
+    assert entry["params"]["kind"] == "knockout" and entry["params"]["budget"] == 2
+    plan = out.read("design_plan")
+    genes = [str(g) for g in out.read("grn").var_names]
+    assert set(plan.candidate) <= set(genes)
+    assert (plan.status == "proposed").sum() == 2
 
 
 # ---------------------------------------------------------------------- bad input

@@ -41,8 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from workbench.data.study import Study
 
 __all__ = [
-    "benchmark", "concepts", "design_hits", "design_screen", "embed", "grn", "interactions",
-    "plan_pairs",
+    "benchmark", "concepts", "design_hits", "design_knockout", "design_screen", "embed", "grn",
+    "interactions", "plan_pairs",
 ]
 
 
@@ -544,6 +544,48 @@ def design_hits(study: Study | str | os.PathLike, *, budget: int = 10, policy: s
     """
     kw = {} if prior is None else {"prior": prior}
     return _design(study, "hits", budget, policy, labels, column, seed, **kw)
+
+
+def design_knockout(study: Study | str | os.PathLike, *, budget: int = 2, policy: str = "eig",
+                    candidates: Sequence[str] | None = None, cells_per_knockout: int = 50,
+                    seed: int = 0) -> Study:
+    """Propose the next knock-outs that would teach most about the GRN posterior.
+
+    Scores each candidate gene by the expected information gain about the graph over the
+    Study's GRN posterior samples (BALD-style), and picks a batch by joint gain.
+
+    Parameters
+    ----------
+    study
+        The Study (with ``grn``, ``grn_samples`` and ``grn_sample_weights``: run
+        :func:`grn` first), or its path.
+    budget
+        Knock-outs to propose.
+    policy
+        ``"eig"`` (expected information gain), ``"uncertain_edges"`` (summed entropy of a
+        gene's outgoing edges) or ``"random"``; see
+        :data:`workbench.tools.design.knockout.KNOCKOUT_POLICIES`.
+    candidates
+        Genes allowed as knock-outs (default every gene of the GRN).
+    cells_per_knockout
+        Cells the experiment would measure per knock-out (sets the expected noise).
+    seed
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``design_plan`` (one row per gene: proposed or open, its gain and the edges it
+        would inform).
+    """
+    study = as_study(study)
+    seed, _ = _common(seed)
+    from workbench.tools.design import propose
+
+    propose(study, check_int("budget", budget, minimum=1), check_str("policy", policy),
+            kind="knockout", seed=seed, candidates=_names("candidates", candidates),
+            cells_per_knockout=check_int("cells_per_knockout", cells_per_knockout, minimum=1))
+    return study.refresh()
 
 
 def _design(study, kind: str, budget, policy, labels, column, seed, **kw) -> Study:
