@@ -27,7 +27,8 @@ def test_napari_discovers_the_plugin():
     pm.discover()
     assert "workbench" in pm._manifests
     mf = pm.get_manifest("workbench")
-    assert [w.display_name for w in mf.contributions.widgets] == ["Study browser"]
+    widgets = [w.display_name for w in mf.contributions.widgets]
+    assert widgets == ["Study browser", "Find more like this"]
     assert [s.key for s in mf.contributions.sample_data] == ["demo_study"]
     assert mf.contributions.readers[0].accepts_directories
 

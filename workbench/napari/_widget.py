@@ -64,6 +64,8 @@ class StudyBrowser(QWidget):
         self._timer = None
         self.channel = Path(channel) if channel else None
         self.follower: SelectionFollower | None = None
+        self.selected_crop: str | None = None
+        self.find_widget = None
 
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("path/to/NAME.study")
@@ -96,6 +98,9 @@ class StudyBrowser(QWidget):
                                    "open napari from a dashboard ('Open in napari') to link "
                                    "the two")
         self.follow_box.toggled.connect(self.set_follow)
+        find_btn = QPushButton("Find more like this")
+        find_btn.setToolTip("guided search for crops like the one last clicked")
+        find_btn.clicked.connect(lambda: self.find_more_like_this())
 
         self.message = QLabel("Open a Study to browse its crops.")
         self.message.setWordWrap(True)
@@ -111,6 +116,7 @@ class StudyBrowser(QWidget):
         lay.addLayout(form)
         lay.addWidget(show_btn)
         lay.addWidget(self.follow_box)
+        lay.addWidget(find_btn)
         lay.addWidget(self.message)
         lay.addWidget(QLabel("Under the cursor:"))
         lay.addWidget(self.cursor_label)
@@ -231,6 +237,8 @@ class StudyBrowser(QWidget):
         """A click at a world position: the crop there becomes the dashboard session's
         selected sample, and its perturbation the selected gene. Returns the crop hit."""
         hit = self.crop_under(world_position)
+        if hit is not None:
+            self.selected_crop = hit["crop_id"]
         if hit is None or self.follower is None or self.source is None:
             return hit
         obs = self.source.obs
@@ -250,6 +258,20 @@ class StudyBrowser(QWidget):
                 self.click(event.position)
             except Exception:  # never let a click raise into napari
                 log.exception("Study browser click failed")
+
+    def find_more_like_this(self, crop_id: str | None = None, **kw):
+        """Dock a guided phenotype search (:mod:`workbench.napari._find`) started from
+        ``crop_id`` (default: the crop last clicked); returns the widget."""
+        from workbench.napari._find import FindWidget
+
+        crop = crop_id or self.selected_crop
+        if self.source is None or crop is None:
+            self._fail(WorkbenchError("no crop to start from.", "open a Study and click a "
+                                      "crop first."))
+            return None
+        self.find_widget = FindWidget(self.viewer, study=self.source.path, exemplar=crop, **kw)
+        self.viewer.window.add_dock_widget(self.find_widget, name="Find more like this")
+        return self.find_widget
 
     def show_perturbation(self, name: str, n: int | None = None) -> bool:
         return self.load("perturbation", name, n)
