@@ -251,7 +251,18 @@ class GRNView(StudyView):
         labels = hv.Labels(nd, ["x", "y"], "gene").opts(text_font_size="9pt", yoffset=0.08 * r)
         title = (f"Around {gene} (p ≥ {self.threshold:g}; green activates, red represses)"
                  if gene else "Subgraph")
-        return (edges_el * heads_el * nodes_el * labels).opts(
+        # the empty states say what fills them (one text layer always, so the overlay keeps
+        # its shape between redraws)
+        if not gene:
+            msg = "Choose a gene (box above, or click\nthe matrix) to draw its likely\n" \
+                  "regulators and targets here"
+        elif len(e) == 0:
+            msg = f"No edge with p ≥ {self.threshold:g}\naround {gene}:\nlower the threshold"
+        else:
+            msg = ""
+        note = hv.Text(0, -0.5 * r if len(e) else 0, msg).opts(text_font_size="10pt",
+                                                              text_color="dimgray")
+        return (edges_el * heads_el * nodes_el * labels * note).opts(
             hv.opts.Overlay(width=self.width - 160, height=self.height - 60, xaxis=None,
                             yaxis=None, title=title, tools=["save"]))
 

@@ -21,7 +21,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, md_text
+from workbench.dashboards.base import StudyView, md_text, no_data
 from workbench.dashboards.cache import cached
 from workbench.dashboards.state import make_pair
 
@@ -300,9 +300,16 @@ class InteractionsView(StudyView):
         measured = hist[hist["status"] == "measured"]
         curve = measured.groupby("round", as_index=False)["value"].max()
         curve["value"] = curve["value"].cummax()
-        plot = hv.Curve(curve, "round", "value").opts(
-            width=260, height=180, title="Selection curve", ylabel="best value so far",
-            tools=["hover", "save"])
+        if len(curve) < 2:
+            # one round cannot draw a curve: say what adds the next point
+            plot = no_data(f"{len(curve)} round measured so far.\nThe curve grows with each "
+                           "round:\nworkbench plan-pairs STUDY --budget N,\nthen measure the "
+                           "proposed pairs", width=260, height=180, title="Selection curve",
+                           text_font_size="8pt")
+        else:
+            plot = hv.Curve(curve, "round", "value").opts(
+                width=260, height=180, title="Selection curve", ylabel="best value so far",
+                tools=["hover", "save"]) * hv.Scatter(curve, "round", "value").opts(size=6)
         nb = proposed_table(hist)
         return pn.Row(pn.pane.HoloViews(plot, linked_axes=False),
                       pn.Column(pn.pane.Markdown(f"Next batch ({len(nb)} pairs): predicted "
