@@ -11,11 +11,25 @@ crops, and for the rare class the share of seeds certified below tau with the la
 Median and inter-quartile range over seeds.
 
     python benchmarks/bench_find.py --seeds 10 --n 10000
+
+``--demo``: the demo world's planted phenotype on a quick demo Study (built with the
+simulate and embed steps unless ``--study`` names one): the crops of the synthetic-lethal
+pair (about 1 % of crops) answered from the ``perturbation`` column through the step's
+label-column oracle, each policy run through :class:`workbench.tools.find.FindSession`.
+
+``--real``: the LINCS Cell Painting plate of the public data folder (384 wells, the
+normalised CellProfiler features as the embedding), each 12-well MOA in turn as the
+phenotype answered from its ``moa`` column; then one search through the step with its
+enrichment (which compounds carry the phenotype).
+
+    python benchmarks/bench_find.py --demo --seeds 10
+    python benchmarks/bench_find.py --real --seeds 5
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -49,6 +63,143 @@ def summary(values, cap):
     return f"{med:.0f} [{q1:.0f}, {q3:.0f}]{tail}"
 
 
+def session_run(study, exemplar, truth, *, policy, tau, batch, budget, seed):
+    """One search through the step's session (no save), answered from ``truth`` (a bool
+    Series over the profiles' ids, what the label-column oracle returns): per round the
+    labels spent and positives found; stops at the decision or the budget."""
+    from workbench.tools.find import FindSession
+
+    s = FindSession.open(study, [exemplar], tau=tau, batch=batch, policy=policy, seed=seed,
+                         restart=True)
+    while s.status == "open" and len(s.search.state.labels) < budget:
+        ids = s.next_batch()
+        if not ids and len(s.search.state.labels) >= len(s.crop_ids) - 1:
+            break
+        s.record({i: bool(truth[i]) for i in ids})
+    return s
+
+
+def _labels_to(rows, key, value):
+    for r in rows:
+        if r[key] >= value if key == "positives" else r[key] == value:
+            return r["labels"]
+    return None
+
+
+def policy_table(study, truth, exemplars, *, tau, batch, budget, seeds, find_k, lc_budget):
+    """Rows of the table: per policy, labels to confirm above tau and to find ``find_k``
+    positives, median [IQR] over seeds (exemplar ``exemplars[seed % len]``)."""
+    out = []
+    for pol in ("guided", "random", "least_confidence"):
+        cap = budget if pol != "least_confidence" else lc_budget
+        conf, find = [], []
+        for seed in range(seeds):
+            ex = exemplars[seed % len(exemplars)]
+            # least confidence never decides, so it runs to its budget
+            s = session_run(study, ex, truth, policy=pol, tau=tau, batch=batch, budget=cap,
+                            seed=seed)
+            conf.append(_labels_to(s.rounds, "status", "confirmed_common"))
+            find.append(_labels_to(s.rounds, "positives", find_k))
+            if pol != "least_confidence" and s.status == "confirmed_common" and find[-1] is None:
+                # keep asking (the classifier's least-confident crops) to count the finds
+                while len(s.search.state.labels) < cap and find[-1] is None:
+                    ids = s.next_batch()
+                    if not ids and len(s.search.state.labels) >= len(s.crop_ids) - 1:
+                        break
+                    s.record({i: bool(truth[i]) for i in ids})
+                    find[-1] = _labels_to(s.rounds, "positives", find_k)
+        c = "no valid interval" if pol == "least_confidence" else summary(conf, cap)
+        out.append((pol, c, summary(find, cap)))
+    return out
+
+
+def demo(a):
+    import tempfile
+
+    from workbench.data.study import Study
+    from workbench.testing import make_demo_study
+
+    if a.study:
+        study = Study.open(a.study)
+    else:
+        tmp = Path(tempfile.mkdtemp()) / "quick.study"
+        print("building the quick demo Study (simulate, embed) ...", flush=True)
+        study = make_demo_study(tmp, size="quick", seed=0, steps="simulate,embed")
+    obs = study.read_obs("profiles")
+    pert = obs["perturbation"].astype(str)
+    tau = a.demo_tau
+    nucleus = obs["latent_nucleus_size"].astype(float)
+    phenotypes = [
+        (f"synthetic-lethal pair {a.phenotype}", pert == a.phenotype),
+        ("largest nuclei: top 1 % of the truth column latent_nucleus_size",
+         nucleus >= nucleus.quantile(0.99)),
+    ]
+    print(f"quick demo Study: {len(obs)} crops; tau {tau:.1%}, batch {a.demo_batch}, "
+          f"{a.seeds} seeds (exemplar: one of the phenotype's crops in turn); median "
+          "[IQR]; labels capped at the pool size\n")
+    print("| phenotype | crops | policy | labels to confirm above tau | labels to find half "
+          "of its crops |")
+    print("|---|---|---|---|---|")
+    for name, truth in phenotypes:
+        ex = [str(i) for i in obs.index[truth]]
+        k = max(1, int(truth.sum()) // 2)
+        for pol, c, f in policy_table(study, truth, ex, tau=tau, batch=a.demo_batch,
+                                      budget=len(obs), seeds=a.seeds, find_k=k,
+                                      lc_budget=len(obs)):
+            print(f"| {name} | {int(truth.sum())} ({truth.mean():.1%}) | {pol} | {c} | "
+                  f"{f} (k = {k}) |", flush=True)
+
+
+LINCS = "lincs_cellpainting_profiles/SQ00015054_normalized_feature_select.csv.gz"
+
+
+def real(a):
+    import tempfile
+
+    from workbench.data.readers.profiles import import_profiles
+    from workbench.tools.find import run_find
+
+    path = Path(a.data) / LINCS
+    if not path.is_file():
+        raise SystemExit(f"{LINCS} is not under {a.data}")
+    study = import_profiles(path, Path(tempfile.mkdtemp()) / "lincs.study")
+    obs = study.read_obs("profiles")
+    moa = obs["moa"].astype(str)
+    counts = moa[obs["moa"].notna()].value_counts()
+    moas = sorted(counts.index[counts == counts.max()])
+    tau = a.real_tau
+    print(f"LINCS plate: {len(obs)} wells, {len(counts)} MOAs; each MOA of {counts.max()} "
+          f"wells ({counts.max() / len(obs):.1%}) as the phenotype, tau {tau:.0%}, batch "
+          f"{a.real_batch}, {a.seeds} seeds per MOA (exemplar: one of its wells in turn); "
+          "median [IQR]\n")
+    print("| MOA (12 wells) | guided: labels to confirm | random: labels to confirm | "
+          "guided: to find 6 | random: to find 6 | least confidence: to find 6 |")
+    print("|---|---|---|---|---|---|")
+    for m in moas:
+        truth = moa == m
+        ex = [str(i) for i in obs.index[truth]]
+        rows = {p: (c, f) for p, c, f in policy_table(
+            study, truth, ex, tau=tau, batch=a.real_batch, budget=len(obs), seeds=a.seeds,
+            find_k=6, lc_budget=len(obs))}
+        print(f"| {m.replace('|', ' / ')} | {rows['guided'][0]} | {rows['random'][0]} | {rows['guided'][1]} | "
+              f"{rows['random'][1]} | {rows['least_confidence'][1]} |", flush=True)
+    # one search through the step, answered from the moa column, and its enrichment
+    m = a.real_moa
+    dose = obs["dose"].where(moa == m, -1.0)
+    ex = str(dose.idxmax())
+    s = run_find(study, [ex], tau=tau, label_column="moa", batch=a.real_batch,
+                 budget=len(obs), seed=0)
+    lo, hi = s.interval
+    print(f"\nstep run on {m!r} from well {ex}: {len(s.search.state.labels)} answers, "
+          f"status {s.status}, prevalence in [{lo:.1%}, {hi:.1%}] (true "
+          f"{(moa == m).mean():.1%})")
+    enr = s.enrichment()
+    moa_of = dict(zip(obs["perturbation"].astype(str), moa))
+    print("perturbations with q < 0.05: " + "; ".join(
+        f"{r.perturbation} (MOA {moa_of[r.perturbation]}, {r.n_positive}/{r.n_crops}, "
+        f"q {r.q:.2g})" for r in enr[enr["q"] < 0.05].itertuples()))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
@@ -60,7 +211,22 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--budget", type=int, default=4000)
     ap.add_argument("--lc-budget", type=int, default=600)
+    ap.add_argument("--demo", action="store_true", help="the quick demo Study's pair")
+    ap.add_argument("--study", help="a quick demo Study built before (for --demo)")
+    ap.add_argument("--phenotype", default="G03+G08")
+    ap.add_argument("--demo-tau", type=float, default=0.005)
+    ap.add_argument("--demo-batch", type=int, default=10)
+    ap.add_argument("--real", action="store_true", help="the LINCS plate's MOAs")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent
+                                          / "shared" / "data"))
+    ap.add_argument("--real-tau", type=float, default=0.01)
+    ap.add_argument("--real-batch", type=int, default=10)
+    ap.add_argument("--real-moa", default="proteasome inhibitor")
     a = ap.parse_args(argv)
+    if a.demo:
+        return demo(a)
+    if a.real:
+        return real(a)
     print(f"pool {a.n} crops, tau {a.tau}, delta {a.delta}, batch {a.batch}, "
           f"{a.seeds} seeds; median [IQR]\n")
     print(f"| policy | labels to confirm {a.common:.1%} | labels to find 10 | "
