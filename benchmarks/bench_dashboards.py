@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_dashboards.py [--quick] [--study PATH] [--no-browser]
+    python benchmarks/bench_dashboards.py [--quick] [--study PATH] [--no-browser] [--sessions N]
 
 1. **Server start to first complete render**: ``serve_study`` in a thread, then Debian's
    Chromium (Playwright) loads the page until the four default views have drawn. Without
@@ -11,7 +11,12 @@ Usage::
 2. **Selection propagation**: choosing a gene in one session until every view has updated:
    in process (``Selection.choose_gene`` returns after all watchers ran and all Bokeh models
    changed), and in the browser (select a gene, wait until the GRN view shows it).
-3. **Scatter re-render**: the embedding scatter at 10^4, 10^5, 10^6 points, as glyphs (the
+3. **A lab at once**: N browser pages (default 20; 3 with ``--quick``) on one server, each
+   choosing genes: first-render and selection latency percentiles, whether any page ends
+   up showing another user's choice, the server's memory after a warm-up page, with all
+   sessions open and after all closed, and how many dashboards are still alive after the
+   server ended the sessions (should be 0: memory bounded).
+4. **Scatter re-render**: the embedding scatter at 10^4, 10^5, 10^6 points, as glyphs (the
    peer) and rasterised with datashader, with the bytes each sends to the browser; "zoom"
    is the re-aggregation a pan/zoom triggers on the server.
 
@@ -59,6 +64,23 @@ def _gene(study) -> str:
     return posterior(study)[0][0] if study.has("grn") else ""
 
 
+def _wait_all_views(page, g: str, in_grn: bool, timeout: int = 60_000) -> None:
+    """Until the header, the gene card and (for a gene of the network) the GRN view show
+    gene ``g``."""
+    page.locator(".wb-selection-summary").first.filter(has_text=f"Gene: {g}").wait_for(
+        timeout=timeout)
+    page.locator(".wb-gene-card-title").first.filter(has_text=g).wait_for(timeout=timeout)
+    if in_grn:
+        page.locator(".wb-grn-centre").first.filter(has_text=f"on {g}").wait_for(
+            timeout=timeout)
+
+
+def _grn_genes(study) -> set:
+    from workbench.dashboards.grn import posterior
+
+    return set(posterior(study)[0]) if study.has("grn") else set()
+
+
 def first_render(study, use_browser: bool) -> dict:
     import urllib.request
 
@@ -101,25 +123,141 @@ def first_render(study, use_browser: bool) -> dict:
                 out[f"{label}: load to complete render (s)"] = time.perf_counter() - t1
                 if "cold" in label:
                     out["server start to first complete render (s)"] = time.perf_counter() - t0
-            gene = _gene(study)
+            gene, grn = _gene(study), _grn_genes(study)
             times = []
             sel = page.locator(".wb-gene-select select").first
-            options = [o for o in sel.locator("option").all_text_contents() if o][:4]
-            for g in options:
+            options = [o for o in sel.locator("option").all_text_contents() if o and o != gene]
+            for g in (options[:12] if len(options) > 1 else []):
                 t2 = time.perf_counter()
                 sel.select_option(g)
-                page.locator(".wb-grn-centre").first.filter(has_text=f"on {g}").wait_for(
-                    timeout=60_000) if g in (gene or g) else None
-                page.locator(".wb-selection-summary").first.filter(
-                    has_text=f"Gene: {g}").wait_for(timeout=60_000)
+                _wait_all_views(page, g, g in grn)
                 times.append(time.perf_counter() - t2)
             if times:
                 out["browser: gene chosen to all views updated, median (ms)"] = \
                     1000 * statistics.median(times)
+                out["browser: gene chosen to all views updated, p95 (ms)"] = \
+                    1000 * float(np.percentile(times, 95))
             browser.close()
     finally:
         thread.stop()
     return out
+
+
+def _rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+async def _session(browser, url, genes, grn, out, k):
+    """One user: open the page, choose each of ``genes`` in turn (timing each until every
+    view shows it), then check the page still shows this user's last choice."""
+    page = await browser.new_page(viewport={"width": 1500, "height": 1100})
+    t0 = time.perf_counter()
+    await page.goto(url)
+    sel = page.locator(".wb-gene-select select").first
+    await sel.wait_for(timeout=600_000)
+    out["first render (s)"].append(time.perf_counter() - t0)
+    for g in genes:
+        t = time.perf_counter()
+        await sel.select_option(g, timeout=600_000)
+        await page.locator(".wb-selection-summary").first.filter(
+            has_text=f"Gene: {g}").wait_for(timeout=600_000)
+        await page.locator(".wb-gene-card-title").first.filter(has_text=g).wait_for(
+            timeout=600_000)
+        if g in grn:
+            await page.locator(".wb-grn-centre").first.filter(has_text=f"on {g}").wait_for(
+                timeout=600_000)
+        out["selection (ms)"].append(1000 * (time.perf_counter() - t))
+    out["pages"][k] = (page, genes[-1])
+
+
+def load_test(study, n_sessions: int, choices: int) -> dict:
+    """``n_sessions`` browser pages at once on one server (127.0.0.1), each choosing
+    ``choices`` genes: latency percentiles, cross-talk, server memory and the sessions left
+    alive after all pages closed."""
+    import asyncio
+    import gc
+
+    from playwright.async_api import async_playwright
+
+    from workbench.dashboards import app
+    from workbench.dashboards.serve import serve_study
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    thread = serve_study(study.path, port=port, threaded=True,
+                         check_unused_sessions_milliseconds=500,
+                         unused_session_lifetime_milliseconds=1000)
+    _wait_live(url)
+    grn = _grn_genes(study)
+    from workbench.dashboards.interactions import genes as pair_genes
+
+    # the genes the interaction view's chooser offers (each user picks there)
+    options = [str(g) for g in pair_genes(study) if "+" not in str(g)]
+    gc.collect()
+    out = {"first render (s)": [], "selection (ms)": [], "pages": {}}
+
+    async def run():
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                              headless=True, args=ARGS)
+            await _session(browser, url, options[:1], grn, {"first render (s)": [],
+                           "selection (ms)": [], "pages": {}}, 0)  # warm-up page
+            rss0 = _rss_mib()
+            plans = [[options[(k * 3 + j) % len(options)] for j in range(choices)]
+                     for k in range(n_sessions)]
+            await asyncio.gather(*(_session(browser, url, plans[k], grn, out, k)
+                                   for k in range(n_sessions)))
+            rss_open = _rss_mib()
+            crosstalk = 0
+            lasts = {last for _, last in out["pages"].values()}
+            for page, last in out["pages"].values():  # has_text looks inside shadow roots
+                summary = page.locator(".wb-selection-summary").first
+                mine = await summary.filter(has_text=f"Gene: {last} ").count()
+                theirs = [await summary.filter(has_text=f"Gene: {g} ").count()
+                          for g in lasts - {last}]
+                crosstalk += (not mine) or any(theirs)
+            for page, _ in out["pages"].values():
+                await page.close()
+            await browser.close()
+            return rss0, rss_open, crosstalk
+
+    try:
+        rss0, rss_open, crosstalk = asyncio.run(run())
+        alive = len(app.LIVE)
+        for _ in range(60):  # the server ends sessions about a second after their pages
+            gc.collect()
+            alive = len(app.LIVE)
+            if alive == 0:
+                break
+            time.sleep(0.5)
+        rss_closed = _rss_mib()
+    finally:
+        thread.stop()
+    fr, sl = np.array(out["first render (s)"]), np.array(out["selection (ms)"])
+    return {"sessions at once": n_sessions, "gene choices per session": choices,
+            "first render, median (s)": float(np.median(fr)),
+            "first render, p95 (s)": float(np.percentile(fr, 95)),
+            "selection to all views, median (ms)": float(np.median(sl)),
+            "selection to all views, p95 (ms)": float(np.percentile(sl, 95)),
+            "selection to all views, max (ms)": float(sl.max()),
+            "pages showing another user's gene": crosstalk,
+            "server RSS after one warm-up page (MiB)": rss0,
+            "server RSS with all sessions open (MiB)": rss_open,
+            "server RSS after all closed (MiB)": rss_closed,
+            "dashboards still alive after close": alive}
+
+
+def _wait_live(url: str) -> None:
+    import urllib.request
+
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(url + "liveness", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def propagation(study, repeats: int = 5) -> dict:
@@ -130,7 +268,7 @@ def propagation(study, repeats: int = 5) -> dict:
 
     hv.extension("bokeh")
     t0 = time.perf_counter()
-    dash = build_app(study, sync_url=False, write_file=False, restore=False)
+    dash = build_app(study, sync_url=False)
     root = pn.panel(dash).get_root()
     build = time.perf_counter() - t0
     genes = dash._gene_options()[:repeats] or [""]
@@ -196,6 +334,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="10^4 and 10^5 points only")
     ap.add_argument("--study", default=None, help="a Study to serve (default: synthetic)")
     ap.add_argument("--no-browser", action="store_true", help="server-side timings only")
+    ap.add_argument("--sessions", type=int, default=None,
+                    help="browser sessions at once in the load test (default 20, --quick 3)")
     args = ap.parse_args(argv)
     from workbench.data.study import Study
 
@@ -216,6 +356,13 @@ def main(argv=None) -> int:
     print("| measure | value |\n|---|---|")
     for k, v in timings.items():
         print(f"| {k} | {v:.3g} |")
+    if use_browser:
+        n = args.sessions or (3 if args.quick else 20)
+        load = load_test(study, n, 2 if args.quick else 5)
+        print(f"\n## {n} sessions at once on 127.0.0.1 (Playwright pages)\n")
+        print("| measure | value |\n|---|---|")
+        for k, v in load.items():
+            print(f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |")
     sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]
     print("\n## Embedding scatter (glyphs = the peer; datashaded above the threshold)\n")
     rows = scatter_rows(sizes, glyph_max=10**5 if args.quick else 10**6)
