@@ -113,3 +113,20 @@ def test_study_text_is_escaped(study):
 def test_missing_plan_names_the_step(study):
     text = _texts(PlanView(study, Selection()).__panel__())
     assert "design\\_plan" in text and "workbench design screen|hits|knockout" in text
+
+
+def test_the_dashboard_opens_the_plan_view_and_links_it(study):
+    from workbench.dashboards.app import build_app, view_class
+
+    assert view_class("plan") is PlanView
+    b = propose(study, 2, "eig", kind="knockout")
+    dash = build_app(study, views=["grn", "plan"], sync_url=False)
+    try:
+        plan = dash.view("plan")
+        assert isinstance(plan, PlanView)
+        plan.candidate = b.candidates[0]
+        # the proposed gene is chosen for the whole page, the GRN view included
+        assert dash.selection.perturbation == b.candidates[0]
+        assert dash.view("grn").selection is dash.selection
+    finally:
+        dash.close()

@@ -36,7 +36,7 @@ from workbench.dashboards.state import (
 
 VIEW_LABELS = {"embeddings": "Embeddings", "interactions": "Interactions", "concepts": "Concepts",
                "grn": "GRN", "perturbation_map": "Perturbation map", "images": "Images",
-               "gene_card": "Gene card", "overview": "Overview"}
+               "gene_card": "Gene card", "overview": "Overview", "plan": "Plan"}
 EXTENSIONS = ("tabulator",)
 #: The dashboards alive in this process, held weakly: a served session's page leaves it
 #: when the session ends and its objects are freed (the load test and the session test
@@ -47,7 +47,7 @@ LIVE = weakref.WeakSet()
 VIEW_CLASSES = {"embeddings": "EmbeddingsView", "interactions": "InteractionsView",
                 "concepts": "ConceptsView", "grn": "GRNView",
                 "perturbation_map": "PerturbationMapView", "images": "ImagesView",
-                "gene_card": "GeneCardView", "overview": "OverviewView"}
+                "gene_card": "GeneCardView", "overview": "OverviewView", "plan": "PlanView"}
 
 
 def view_class(name: str):

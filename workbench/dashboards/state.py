@@ -30,7 +30,7 @@ import param
 URL_KEYS = {"perturbation": "gene", "concept": "concept", "pair": "pair", "samples": "samples"}
 #: The views a dashboard can show, in their default order.
 VIEW_NAMES = ("embeddings", "interactions", "concepts", "grn", "perturbation_map", "images",
-              "gene_card", "overview")
+              "gene_card", "overview", "plan")
 DEFAULT_VIEWS = ("embeddings", "interactions", "concepts", "grn")
 #: At most this many sample ids go into a URL (the rest stay in the session).
 MAX_URL_SAMPLES = 200
