@@ -76,9 +76,22 @@ def test_find_widget_from_a_crop_answers_saves_and_resumes(make_napari_viewer, s
     # a wrong answer taken back with u, then the batch answered by key
     _press(viewer, "y" if not truth[ids[0]] else "n")
     assert widget.current == (ids[1] if len(ids) > 1 else None)
+    colours = viewer.layers["find: frames"].edge_color
+    np.testing.assert_allclose(colours[0], [1, 0, 0, 1] if truth[ids[0]] else [0, 1, 0, 1])
+    if len(ids) > 1:  # the next crop to judge is framed yellow
+        np.testing.assert_allclose(colours[1], [1, 1, 0, 1])
     _press(viewer, "u")
     assert widget.current == ids[0]
-    for _ in range(3):
+    np.testing.assert_allclose(viewer.layers["find: frames"].edge_color[0], [1, 1, 0, 1])
+    _answer_batch(viewer, widget, truth)
+    # the next batch replaces the grid: its first crop's pixels, its frames
+    info = viewer.layers[images[0].name].metadata["workbench"]
+    y, x, _, cid = info["cells"][0]
+    assert cid == widget.batch_ids[0] and cid not in ids
+    np.testing.assert_array_equal(viewer.layers[images[0].name].data[y:y + h, x:x + w],
+                                  tiny["store"].get([cid])[0, 0])
+    assert len(viewer.layers["find: frames"].data) == len(widget.batch_ids)
+    for _ in range(2):
         _answer_batch(viewer, widget, truth)
     assert widget.session.search.state.n_rounds == 3
     text = widget.interval_label.text()

@@ -306,10 +306,9 @@ class FindWidget(QWidget):
         return pos[pos >= 0]
 
     def _draw_batch(self) -> None:
-        self._clear(BATCH_LABEL)
-        self._clear(FRAME)
         self._cells = {}
         if not self.batch_ids:
+            self._clear(BATCH_LABEL)
             return
         rnd = self.session.search.state.n_rounds + 1
         cond = _crops.Condition(f"round {rnd}", self._positions(self.batch_ids),
@@ -317,17 +316,40 @@ class FindWidget(QWidget):
         data = _crops.crop_layers(self.source.store, [cond], label=BATCH_LABEL,
                                   study_path=str(self.source.path),
                                   contrast=self.source.contrast, masks=False)
-        layers = self._add(data)
-        info = layers[0].metadata[_crops.META_KEY]
+        info = data[0][1]["metadata"][_crops.META_KEY]
         self._cells = {cid: (y, x) for y, x, _, cid in info["cells"]}
         self._hw = tuple(info["crop_hw"])
-        self.viewer.reset_view()
+        if not self._refill(data):
+            self._clear(BATCH_LABEL)
+            self._add(data)
+            self.viewer.reset_view()
+
+    def _refill(self, data: list[tuple]) -> bool:
+        """Put a new batch into the layers already on screen when the grid has the same
+        size (new layers are slow to make under software OpenGL); False when it has not."""
+        mosaic, kwargs, _ = data[0]
+        names = kwargs["name"]
+        points = [d for d in data if d[2] == "points"]
+        if not all(n in self.viewer.layers for n in names) or not points \
+                or points[0][1]["name"] not in self.viewer.layers \
+                or self.viewer.layers[names[0]].data.shape != mosaic.shape[1:]:
+            return False
+        for c, name in enumerate(names):
+            layer = self.viewer.layers[name]
+            layer.data = mosaic[c]
+            layer.metadata = dict(kwargs["metadata"])
+        pts, pkw, _ = points[0]
+        layer = self.viewer.layers[pkw["name"]]
+        layer.data = pts
+        layer.features = pkw["features"]
+        layer.metadata = dict(pkw["metadata"])
+        return True
 
     def _update_frames(self) -> None:
         """One rectangle per crop of the batch: yellow the one to answer, green yes, red
         no, grey not yet."""
-        self._clear(FRAME)
         if not self._cells:
+            self._clear(FRAME)
             return
         h, w = self._hw
         rects, colours = [], []
@@ -339,6 +361,12 @@ class FindWidget(QWidget):
             rects.append(np.array([[y, x], [y + h, x + w]], float))
             colours.append("yellow" if cid == cur else "lime" if self.given.get(cid) is True
                            else "red" if cid in self.given else "gray")
+        key = [r.tolist() for r in rects]
+        if FRAME in self.viewer.layers and getattr(self, "_frame_key", None) == key:
+            self.viewer.layers[FRAME].edge_color = colours  # same grid: recolour in place
+            return
+        self._frame_key = key
+        self._clear(FRAME)
         layer = self.viewer.add_shapes(rects, shape_type="rectangle", name=FRAME,
                                        edge_color=colours, face_color="transparent",
                                        edge_width=max(1, h // 16))
