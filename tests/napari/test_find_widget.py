@@ -126,6 +126,7 @@ def test_find_widget_from_a_crop_answers_saves_and_resumes(make_napari_viewer, s
     # close; a new widget on the same Study and crop resumes with the answers kept
     n_kept, batch_on_screen = len(labels), list(widget.batch_ids)
     widget.close()
+    assert not any(str(k).lower() in "ynu" for k in viewer.keymap)  # keys handed back
     again = FindWidget(viewer, study=study_copy.path, exemplar=crop, tau=0.05, batch=6)
     assert again.session is not None, again.message.text()
     assert f"resumed with {n_kept} answers kept" in again.message.text()

@@ -44,3 +44,8 @@ def test_lincs_moa_is_confirmed_and_its_compound_enriched(lincs_study):
     enr = kept.uns["workbench"]["enrichment"]
     compound = set(obs.loc[truth, "perturbation"].astype(str))
     assert enr["perturbation"].iloc[0] in compound and enr["q"].iloc[0] < 0.05
+    # the baseline: random draws with their exact binomial bound, given as many answers,
+    # have not confirmed it
+    r = run_find(lincs_study, [ex], tau=0.01, label_column="moa", batch=10, budget=n,
+                 policy="random", seed=0, restart=True)
+    assert len(r.search.state.labels) >= n and r.status == "open"
