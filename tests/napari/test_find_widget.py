@@ -148,6 +148,11 @@ def test_find_widget_names_bad_input(make_napari_viewer, study_copy, tiny):
     crop = str(tiny["profiles"].obs_names[0])
     w.tau_box.setValue(100)  # clamped to 99.99 %: a valid fraction
     assert w.start(exemplar=crop) and w.session.settings["tau"] == pytest.approx(0.9999)
+    from workbench.napari._widget import StudyBrowser
+
+    browser = StudyBrowser(viewer, study=study_copy.path)
+    assert browser.find_more_like_this() is None  # no crop clicked yet
+    assert "no crop to start from" in browser.message.text()
     w2 = FindWidget(viewer, study=study_copy.path / "nope", exemplar=crop)
     assert w2.session is None and w2.message.text()
     assert not w2.answer(True)  # nothing on screen: no answer taken
