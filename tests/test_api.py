@@ -39,7 +39,7 @@ def test_submodules_and_all_are_explicit():
     assert {"tl", "pl", "io", "datasets", "dashboards", "Study"} <= set(wb.__all__)
     assert wb.tl.__all__ == sorted(wb.tl.__all__)
     for name in ("embed", "benchmark", "concepts", "interactions", "plan_pairs", "grn",
-                 "design_screen", "design_hits", "design_knockout"):
+                 "design_screen", "design_hits", "design_knockout", "find"):
         assert callable(getattr(wb.tl, name)), name
     for name in wb.io.__all__:
         assert callable(getattr(wb.io, name)), name
@@ -176,6 +176,21 @@ def test_design_knockout_writes_a_plan_for_the_grn_genes(study):
     genes = [str(g) for g in out.read("grn").var_names]
     assert set(plan.candidate) <= set(genes)
     assert (plan.status == "proposed").sum() == 2
+
+
+def test_find_keeps_a_search_answered_by_a_label_column(study):
+    obs = study.read_obs("profiles")
+    ex = str(obs.index[obs["perturbation"] == "G03+G08"][0])
+    out = wb.tl.find(study, ex, tau=0.05, label_column="perturbation", batch=10, budget=20)
+    entry, _ = _last(out, "find")
+    kept = out.read("phenotype_search")
+    assert list(kept.uns["workbench"]["exemplars"]) == [ex]
+    answered = kept.obs["answer"] != ""
+    assert answered.sum() >= 20
+    truth = (obs["perturbation"] == "G03+G08").map({True: "yes", False: "no"})
+    assert (kept.obs.loc[answered, "answer"] == truth[answered]).all()
+    with pytest.raises(WorkbenchError, match="tau"):
+        wb.tl.find(study, ex, tau="small", label_column="perturbation")
 
 
 # ---------------------------------------------------------------------- bad input

@@ -41,8 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from workbench.data.study import Study
 
 __all__ = [
-    "benchmark", "concepts", "design_hits", "design_knockout", "design_screen", "embed", "grn",
-    "interactions", "plan_pairs",
+    "benchmark", "concepts", "design_hits", "design_knockout", "design_screen", "embed",
+    "find", "grn", "interactions", "plan_pairs",
 ]
 
 
@@ -585,6 +585,65 @@ def design_knockout(study: Study | str | os.PathLike, *, budget: int = 2, policy
     propose(study, check_int("budget", budget, minimum=1), check_str("policy", policy),
             kind="knockout", seed=seed, candidates=_names("candidates", candidates),
             cells_per_knockout=check_int("cells_per_knockout", cells_per_knockout, minimum=1))
+    return study.refresh()
+
+
+def find(study: Study | str | os.PathLike, exemplars: str | Sequence[str], *,
+         tau: float = 0.01, label_column: str | None = None, oracle: Any = None,
+         positive: Any = None, budget: int = 200, batch: int = 20, delta: float = 0.05,
+         policy: str = "guided", restart: bool = False, seed: int = 0) -> Study:
+    """Search the screen for more crops like the exemplars, with a certified prevalence.
+
+    Exemplar-guided sampling (Hartford et al. 2020) with an importance-weighted prevalence
+    and a confidence sequence valid at every look: the search stops once the phenotype is
+    confirmed above ``tau`` or certified below it (confidence ``1 - delta``), or after
+    ``budget`` answers. Running it again on the same exemplars continues the kept search.
+
+    Parameters
+    ----------
+    study
+        The Study (with profiles holding an embedding), or its path.
+    exemplars
+        Crop id(s) showing the phenotype.
+    tau
+        Prevalence threshold, in (0, 1).
+    label_column
+        A profiles column that answers the questions (demo data, or a label the data
+        carries); give this or ``oracle``.
+    oracle
+        A callable taking a list of crop ids and returning one yes/no answer for each
+        (a person's answers in a notebook).
+    positive
+        The value of ``label_column`` that means yes (default: the exemplars' value).
+    budget
+        New answers to ask for in this call.
+    batch
+        Crops per round.
+    delta
+        Allowed probability that the stop decision is wrong.
+    policy
+        ``"guided"`` (ours), ``"random"`` or ``"least_confidence"`` (the baselines).
+    restart
+        Replace a kept search instead of continuing it.
+    seed
+        See the module docstring.
+
+    Returns
+    -------
+    Study
+        With ``phenotype_search`` (answers, draws with their probabilities, the interval
+        and status per round, classifier scores, enriched perturbations).
+    """
+    study = as_study(study)
+    seed, _ = _common(seed)
+    from workbench.tools.find import run_find
+
+    run_find(study, _names("exemplars", exemplars), tau=check_float("tau", tau),
+             oracle=oracle, label_column=check_str("label_column", label_column, optional=True),
+             positive=positive, batch=check_int("batch", batch, minimum=1),
+             budget=check_int("budget", budget, minimum=1),
+             delta=check_float("delta", delta), policy=check_str("policy", policy),
+             seed=seed, restart=bool(restart))
     return study.refresh()
 
 
