@@ -63,16 +63,45 @@ def _cases():
                 yield pytest.param(name, group, key.name, id=f"{name}.{group}.{key.name}")
 
 
+def _file_copy(obj, group, key, tmp_path, spec):
+    """A copy of a folder artefact whose manifest lacks ``key``."""
+    import json
+    import shutil
+
+    dst = tmp_path / "copy"
+    shutil.copytree(obj, dst)
+    doc = json.loads((dst / spec.manifest).read_text())
+    del doc[key]
+    (dst / spec.manifest).write_text(json.dumps(doc))
+    return dst
+
+
 @pytest.mark.parametrize("name,group,key", list(_cases()))
-def test_removing_a_required_key_is_caught_and_named(tiny_demo, name, group, key):
+def test_removing_a_required_key_is_caught_and_named(tiny_demo, name, group, key, tmp_path):
     if not tiny_demo.has(name):
         pytest.skip(f"the tiny demo has no {name!r}")
     obj = tiny_demo.read(name)
-    obj = obj.copy() if hasattr(obj, "copy") and not isinstance(obj, dict) else copy.deepcopy(obj)
     check_artefact(name, obj)  # as written: fine
-    _drop(obj, group, key)
+    if ARTEFACTS[name].kind == "file":
+        obj = _file_copy(obj, group, key, tmp_path, ARTEFACTS[name])
+    else:
+        obj = obj.copy() if hasattr(obj, "copy") and not isinstance(obj, dict) \
+            else copy.deepcopy(obj)
+        _drop(obj, group, key)
     with pytest.raises(ValidationError, match=rf"(?s){name}.*{key.split('/')[-1]}.*re-run"):
         check_artefact(name, obj)
+
+
+def test_a_folder_artefact_without_its_manifest_is_named(tiny_demo, tmp_path):
+    import shutil
+
+    if not tiny_demo.has("concept_model"):
+        pytest.skip("the tiny demo has no 'concept_model'")
+    dst = tmp_path / "model"
+    shutil.copytree(tiny_demo.read("concept_model"), dst)
+    (dst / "model.json").unlink()
+    with pytest.raises(ValidationError, match=r"(?s)concept_model.*model\.json"):
+        check_artefact("concept_model", dst)
 
 
 def test_wrong_dtypes_and_shapes_are_named(tiny_demo):

@@ -63,6 +63,9 @@ class ArtefactSpec:
     array_ndim: int | None = None
     attrs: tuple[Key, ...] = ()
     json_keys: tuple[Key, ...] = ()
+    #: for ``kind="file"`` artefacts (a file or a folder): the JSON document inside the
+    #: folder whose ``json_keys`` are checked
+    manifest: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -130,7 +133,8 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
         "`workbench concepts encode`",
         json_keys=(Key("format", "str"), Key("version", "int"), Key("class", "str"),
                    Key("params", "dict"), Key("whitener", "dict"), Key("features", "list"),
-                   Key("concept_ids", "list"), Key("tensors_sha256", "str"))),
+                   Key("concept_ids", "list"), Key("tensors_sha256", "str")),
+        manifest="model.json"),
     ArtefactSpec(
         "concept_pages", "json", "`workbench concepts`",
         "one precomputed page per concept: top and quantile exemplars with activations, "
@@ -461,6 +465,25 @@ def check_artefact(name: str, obj: Any, *, writer: str | None = None) -> None:
                     writer=writer)  # only shape and attributes are read
     elif spec.kind == "json":
         check_json(name, obj, writer=writer)
+    elif spec.kind == "file" and spec.manifest:
+        check_json(name, read_manifest(name, obj, writer=writer), writer=writer)
+
+
+def read_manifest(name: str, path, *, writer: str | None = None) -> Any:
+    """The JSON document a ``file`` artefact (a folder) declares as its manifest."""
+    import json
+    from pathlib import Path
+
+    spec = ARTEFACTS[name]
+    doc = Path(path) / spec.manifest
+    if not doc.is_file():
+        raise _fail(name, f"the folder has no {spec.manifest}", "(missing)",
+                    f"a JSON document {spec.manifest}", writer)
+    try:
+        return json.loads(doc.read_text())
+    except (OSError, ValueError) as exc:
+        raise _fail(name, spec.manifest, f"unreadable ({exc})", "a JSON document",
+                    writer) from None
 
 
 __all__.append("check_artefact")

@@ -297,7 +297,7 @@ class Study:
             from workbench.data.artefacts import check_artefact
 
             for name, entry in self.meta["artefacts"].items():
-                if entry["kind"] in ("table", "array", "json"):
+                if entry["kind"] in ("table", "array", "json", "file"):
                     check_artefact(name, self.read(name), writer=entry.get("step"))
                 if entry["kind"] != "anndata":
                     continue
