@@ -33,7 +33,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from workbench.errors import ValidationError, WorkbenchError
+from workbench.napari._messages import MessageLine
+from workbench.errors import ValidationError
 from workbench.napari import _crops
 from workbench.napari._qt_guard import protect_none
 
@@ -57,7 +58,7 @@ def recommendation(status: str) -> str:
     return STATUS_TEXT.get(status, status)
 
 
-class FindWidget(QWidget):
+class FindWidget(MessageLine, QWidget):
     """Dock widget for one guided phenotype search (see module docstring).
 
     Parameters
@@ -73,6 +74,8 @@ class FindWidget(QWidget):
     start
         Start (or resume) the search straight away when ``study`` and ``exemplar`` are given.
     """
+
+    _what = "find widget"
 
     def __init__(self, napari_viewer, study: str | Path | None = None,
                  exemplar: str | list[str] | None = None, *, tau: float = 0.01,
@@ -157,25 +160,6 @@ class FindWidget(QWidget):
                 self.viewer.bind_key(key, None)
             except Exception:  # pragma: no cover - viewer already closed
                 pass
-
-    def _say(self, text: str, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet("color: #ff6b6b;" if error else "")
-        if error:
-            try:
-                from napari.utils.notifications import show_warning
-
-                show_warning(text)
-            except Exception:  # pragma: no cover - notification manager gone at teardown
-                log.warning(text)
-
-    def _fail(self, exc: Exception) -> bool:
-        if isinstance(exc, WorkbenchError):
-            self._say(str(exc), error=True)
-        else:  # a bug of ours: say so briefly, keep the details in the log
-            log.exception("find widget failed")
-            self._say(f"unexpected error: {type(exc).__name__}: {exc}", error=True)
-        return False
 
     # ------------------------------------------------------------------ session
     def start(self, study: str | Path | None = None,

@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from workbench.napari._messages import MessageLine
 from workbench.errors import WorkbenchError
 from workbench.napari import _crops
 from workbench.napari._follow import SelectionFollower, start_polling
@@ -42,7 +43,7 @@ protect_none()  # PySide6 6.12.0 on CPython 3.11 leaks references to None; see _
 KINDS = ("perturbation", "pair", "concept")
 
 
-class StudyBrowser(QWidget):
+class StudyBrowser(MessageLine, QWidget):
     """Dock widget that browses one Study's crops (see module docstring).
 
     Parameters
@@ -54,6 +55,8 @@ class StudyBrowser(QWidget):
     channel
         The selection channel of the dashboard session that opened napari (a path), or None.
     """
+
+    _what = "Study browser"
 
     def __init__(self, napari_viewer, study: str | Path | None = None, parent=None,
                  channel: str | Path | None = None):
@@ -133,25 +136,6 @@ class StudyBrowser(QWidget):
                     break
 
     # ------------------------------------------------------------------ messages
-    def _say(self, text: str, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setStyleSheet("color: #ff6b6b;" if error else "")
-        if error:
-            try:
-                from napari.utils.notifications import show_warning
-
-                show_warning(text)
-            except Exception:  # pragma: no cover - notification manager gone at teardown
-                log.warning(text)
-
-    def _fail(self, exc: Exception) -> bool:
-        if isinstance(exc, WorkbenchError):
-            self._say(str(exc), error=True)
-        else:  # a bug of ours: say so briefly, keep the details in the log
-            log.exception("Study browser failed")
-            self._say(f"unexpected error: {type(exc).__name__}: {exc}", error=True)
-        return False
-
     # ------------------------------------------------------------------ opening
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a Study folder")
