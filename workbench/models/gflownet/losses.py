@@ -16,6 +16,9 @@ Huber) residual over all transitions in the batch: no reward-softmax weighting.
 
 **Trajectory balance** (Malkin et al. 2022): for a whole trajectory ending in ``x``,
 ``log Z_i + sum_t log P_F = log R(x) + sum_t log P_B``, with one learnable ``log Z`` per node.
+
+The f-trajectory-balance family (mode-seeking to mass-covering, no ``log Z``) lives in
+:mod:`workbench.models.gflownet.f_losses` and shares :func:`trajectory_log_ratio`.
 """
 
 from __future__ import annotations
@@ -81,6 +84,18 @@ def trajectory_balance_loss(
     ``log_reward_final`` is ``(B, d)`` (reward of each terminal parent set) and ``log_z``
     is ``(d,)``, one learnable log-partition function per node.
     """
+    residual = log_z + trajectory_log_ratio(traj, log_pf, log_reward_final)
+    return _penalty(residual, huber_delta).mean()
+
+
+def trajectory_log_ratio(traj: Trajectories, log_pf: torch.Tensor,
+                         log_reward_final: torch.Tensor) -> torch.Tensor:
+    """``sum_t log P_F - log R(x) - sum_t log P_B`` of every node trajectory, ``(B, d)``.
+
+    This is the trajectory-balance residual without ``log Z``: the log-ratio of the
+    sampler's trajectory probability to the unnormalised target ``R(x) P_B(tau | x)``.
+    ``log P_B`` enters once per edge-adding step (the stop step has no backward term).
+    """
     d = traj.states.shape[-1]
     a = traj.actions
     active = a >= 0
@@ -89,5 +104,4 @@ def trajectory_balance_loss(
     is_edge = active & (a < d)
     lp_back = uniform_backward_log_prob(traj.states[1:])
     sum_pb = torch.where(is_edge, lp_back, torch.zeros_like(lp_back)).sum(0)
-    residual = log_z + sum_pf - log_reward_final - sum_pb
-    return _penalty(residual, huber_delta).mean()
+    return sum_pf - log_reward_final - sum_pb
