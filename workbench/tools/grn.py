@@ -215,6 +215,7 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
             n_samples: int | None = None, n_boot: int | None = None,
             temperature: float | str = "auto", sparsity: float = 70.0,
             reward: str = "linear", method: str = "auto", max_parents: int = 4,
+            loss: str = "db", ftb_alpha: float | str = 0.0,
             recompute_velocity: bool = False, references: dict | None = None, seed: int = 0,
             device: str = "auto", checkpoint_dir=None, progress: bool = False) -> dict:
     """Run the GRN step on a Study's ``"velocity"`` artefact; returns the metrics written.
@@ -226,7 +227,9 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     set) pairs and a linear reward, else DynGFN.
 
     For DynGFN, ``temperature="auto"`` uses :func:`auto_temperature` with the number of
-    trajectories (or cells / 30) as the effective sample size. Training checkpoints go to
+    trajectories (or cells / 30) as the effective sample size; ``loss`` (``"db"``, ``"tb"``
+    or ``"ftb"`` with ``ftb_alpha``, see :class:`~workbench.models.gflownet.DynGFN`) is the
+    training objective and is recorded in the step's params. Training checkpoints go to
     ``checkpoint_dir`` (default: ``<study>/.checkpoints/grn``); running the step again after
     an interrupt resumes from there with the same settings.
     """
@@ -240,6 +243,14 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     if method not in ("auto", "exact", "dyngfn"):
         raise WorkbenchError(f"unknown GRN method {method!r}.",
                              "use 'auto', 'exact' (enumerated posterior) or 'dyngfn'.")
+    if loss not in ("db", "tb", "ftb"):
+        raise WorkbenchError(f"unknown GFlowNet loss {loss!r}.",
+                             "use 'db' (detailed balance), 'tb' (trajectory balance) or 'ftb' "
+                             "(f-trajectory balance, with ftb_alpha).")
+    if loss == "ftb":
+        from workbench.models.gflownet.f_losses import resolve_alpha
+
+        resolve_alpha(ftb_alpha)
     if int(max_parents) < 1:
         raise WorkbenchError(f"max_parents must be at least 1, got {max_parents}.",
                              "allow each gene at least one parent (4 is the default).")
@@ -269,12 +280,13 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
         temp = auto_temperature(x, v, n_eff) if temperature == "auto" else float(temperature)
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else study.path / ".checkpoints" / "grn"
         params = {"genes": data["genes"], "size": size, **preset, "temperature": temp,
-                  "sparsity": sparsity, "reward": reward, "method": "dyngfn",
+                  "sparsity": sparsity, "reward": reward, "method": "dyngfn", "loss": loss,
+                  **({"ftb_alpha": ftb_alpha} if loss == "ftb" else {}),
                   "velocity_source": data["velocity_source"]}
         ckpt = ckpt_dir / f"dyngfn-{_settings_key(params, seed)}.pt"
         result = fit_posteriors(x, v, temperature=temp, sparsity=sparsity, reward=reward,
                                 groups=traj, seed=seed, device=device, checkpoint_path=ckpt,
-                                progress=progress, **preset)
+                                progress=progress, loss=loss, ftb_alpha=ftb_alpha, **preset)
         settings = params
     genes_sel = data["genes"]
     info = {"settings": settings, "orientation": "edge_probability[i, j]: gene j regulates "

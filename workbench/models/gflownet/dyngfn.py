@@ -6,7 +6,7 @@ Each training step (method card section 1.6):
    environments in parallel);
 2. score every visited parent set with the reward (linear: closed-form ridge; hyper: the
    current hypernetwork on a mini-batch of cells);
-3. take one Adam step on the detailed-balance (or trajectory-balance) loss;
+3. take one Adam step on the detailed-balance (or trajectory-balance, or f-TB) loss;
 4. for the hypernetwork variant, take ``hyper_steps`` Adam steps on its velocity MSE over
    graphs drawn on-policy from the current ``Q`` (the hypernetwork is trained on the
    posterior it is scoring, as in h-DynGFN).
@@ -27,12 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from workbench.errors import WorkbenchError
 from workbench.models._checkpoint import load_checkpoint, save_checkpoint
 from workbench.models._device import preserved_global_rng, resolve_device, seed_everything
 from workbench.models.gflownet.env import ParentSetEnv
 from workbench.models.gflownet.estimators import ForwardPolicy
 from workbench.models.gflownet.exact import log_prob_graphs
-from workbench.models.gflownet.losses import detailed_balance_loss, trajectory_balance_loss
+from workbench.models.gflownet.f_losses import resolve_alpha, shift_invariant_ftb
+from workbench.models.gflownet.losses import (detailed_balance_loss, trajectory_balance_loss,
+                                              trajectory_log_ratio)
 from workbench.models.gflownet.sampler import (backward_trajectories, perturb_graphs, rollout,
                                                sample_graphs, temper_schedule)
 from workbench.models.grn_params import HyperVelocityModel, LinearVelocityReward
@@ -56,7 +59,13 @@ class DynGFN:
     lr, hidden
         Adam learning rate and width of the policy networks.
     loss
-        ``"db"`` (detailed balance with stop terms) or ``"tb"`` (trajectory balance).
+        ``"db"`` (detailed balance with stop terms), ``"tb"`` (trajectory balance) or
+        ``"ftb"`` (f-trajectory balance, :mod:`.f_losses`: no ``log Z``, and a dial from
+        mode-seeking to mass-covering set by ``ftb_alpha``).
+    ftb_alpha
+        Member of the f-TB family: ``0`` or ``"reverse_kl"`` (mode-seeking, the gradient of
+        squared TB), ``0.5`` or ``"hellinger"``, ``1`` or ``"forward_kl"`` (mass-covering),
+        or any other number. Only read when ``loss="ftb"``.
     huber_delta
         Huber threshold on the residuals (``None``: squared error).
     detach_next_stop
@@ -69,7 +78,8 @@ class DynGFN:
         backward from locally perturbed versions of the graphs just sampled (one parent
         swapped per row with probability 1/2). They are off-policy DB transitions along
         routes into graphs next to the current modes, such as a parent swapped for an
-        equivalent copy; ``0`` turns this off (pure DynGFN exploration). DB only.
+        equivalent copy; ``0`` turns this off (pure DynGFN exploration). DB and f-TB
+        (for f-TB they join the roll-outs in one batch with one shift per node).
     max_parents
         Cap on parent-set size (``None``: no cap).
     hyper_hidden, hyper_width, hyper_activation, hyper_steps, hyper_lr, batch_size
@@ -86,6 +96,7 @@ class DynGFN:
     def __init__(self, reward: str = "linear", temperature: float = 0.01,
                  sparsity: float = 100.0, ridge: float = 1e-4, n_steps: int = 500,
                  n_envs: int = 128, lr: float = 1e-3, hidden: int = 64, loss: str = "db",
+                 ftb_alpha: float | str = 0.0,
                  huber_delta: float | None = 10.0, detach_next_stop: bool = False,
                  temper_period: int = 50, temper_min: float = 0.2, epsilon: float = 0.05,
                  local_search: float = 1.0,
@@ -103,6 +114,7 @@ class DynGFN:
         self.lr = lr
         self.hidden = hidden
         self.loss = loss
+        self.ftb_alpha = ftb_alpha
         self.huber_delta = huber_delta
         self.detach_next_stop = detach_next_stop
         self.temper_period = temper_period
@@ -126,8 +138,13 @@ class DynGFN:
     def _build(self, d: int, x: np.ndarray, v: np.ndarray) -> None:
         if self.reward not in ("linear", "hyper"):
             raise ValueError(f"reward must be 'linear' or 'hyper', got {self.reward!r}")
-        if self.loss not in ("db", "tb"):
-            raise ValueError(f"loss must be 'db' or 'tb', got {self.loss!r}")
+        if self.loss not in ("db", "tb", "ftb"):
+            raise ValueError(f"loss must be 'db', 'tb' or 'ftb', got {self.loss!r}")
+        if self.loss == "ftb":
+            self.ftb_alpha_ = resolve_alpha(self.ftb_alpha)
+            if self.n_envs < 2:
+                raise WorkbenchError(f"loss='ftb' needs n_envs >= 2, got {self.n_envs}.",
+                                     "roll out at least two graphs per step.")
         dev = resolve_device(self.device)
         self.device_ = dev
         seed_everything(self.seed)
@@ -207,9 +224,11 @@ class DynGFN:
         if self.loss == "db":
             loss = detailed_balance_loss(traj, log_pf, log_r, huber_delta=self.huber_delta,
                                          detach_next_stop=self.detach_next_stop)
-        else:
+        elif self.loss == "tb":
             loss = trajectory_balance_loss(traj, log_pf, log_r, self.log_z_,
                                            huber_delta=self.huber_delta)
+        else:
+            loss = self._ftb_loss(traj, log_pf, log_r, xb, vb)
         if self.loss == "db" and self.local_search > 0:
             n_ls = max(1, int(round(self.local_search * self.n_envs)))
             start = traj.final[:n_ls] if n_ls <= self.n_envs else traj.final.repeat(
@@ -240,6 +259,18 @@ class DynGFN:
         self.history_["mean_edges"].append(float(traj.final.sum((-1, -2)).mean()))
         self.history_["hyper_mse"].append(hyper_mse)
         self.step_ += 1
+
+    def _ftb_loss(self, traj, log_pf, log_r, xb, vb) -> torch.Tensor:
+        """f-TB over the roll-outs, plus backward trajectories into perturbed graphs."""
+        delta = trajectory_log_ratio(traj, log_pf, log_r)
+        if self.local_search > 0:
+            n_ls = max(1, int(round(self.local_search * self.n_envs)))
+            start = traj.final.repeat((n_ls + self.n_envs - 1) // self.n_envs, 1, 1)[:n_ls]
+            back = backward_trajectories(perturb_graphs(start, self.generator_), self.generator_)
+            back_pf = self.policy_.log_probs(back.states, self.env_.forward_mask(back.states))
+            back_r = self._log_reward(back.final, xb, vb)
+            delta = torch.cat([delta, trajectory_log_ratio(back, back_pf, back_r)])
+        return shift_invariant_ftb(delta, self.ftb_alpha_)
 
     def fit(self, x, v, *, resume: bool = True, callback=None) -> DynGFN:
         """Train on states ``x`` and velocities ``v`` (``(n, d)`` arrays, already scaled).
