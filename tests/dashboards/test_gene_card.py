@@ -128,7 +128,7 @@ def test_unknown_gene_and_exports(study):
     card = gene_card(study, "G07")
     assert list(card.columns) == ["section", "fact", "value", "baseline", "view"]
     assert set(card["section"]) == {"profile", "concepts", "interactions", "grn",
-                                    "next experiment"}
+                                    "next experiment", "phenotype"}
     data = json.loads(card_json(card))
     assert data["gene"] == "G07" and data["facts"][0] == card.iloc[0].to_dict()
 

@@ -7,6 +7,14 @@ lasso selections are then computed on the server against every point, so the sel
 exact, not a selection of pixels. The samples of the selected perturbation are drawn on
 top, and the view also shows which transformer block the linear probe chose and the
 benchmark numbers of the map.
+
+Categorical colourings get an explicit colour per category and a legend beside the map
+(scrollable, so dozens of perturbations stay readable); at the perturbation level at most
+:data:`MAX_LABELS` of the most extreme perturbations (farthest from the map's median point)
+are named on the map. When the Study holds a phenotype search (``workbench find``), the
+points can be coloured by its classifier's score (:mod:`workbench.dashboards.phenotype`):
+per crop, or per perturbation its mean score or the fraction of its crops called positive;
+points the search holds no score for are drawn grey.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, md_text, no_data
+from workbench.dashboards import phenotype as ph
+from workbench.dashboards.base import StudyView, csv_bytes, html_text, md_text, no_data
 from workbench.dashboards.cache import cached
 from workbench.errors import WorkbenchError
 
@@ -28,6 +37,11 @@ DATASHADE_ABOVE = 20_000
 #: At most this many highlighted points are drawn as glyphs on top of the map.
 MAX_OVERLAY = 5_000
 HOVER_COLS = ("perturbation", "batch", "plate", "well")
+#: At most this many perturbations are named on a perturbation-level map.
+MAX_LABELS = 50
+#: Colour of points without a value (a crop the phenotype search holds no score for).
+NO_VALUE = "lightgray"
+PHENOTYPE_COLUMN = "phenotype"
 
 
 # ---------------------------------------------------------------------- data (no widgets)
@@ -248,18 +262,21 @@ def scatter(df: pd.DataFrame, color: str | None, *, threshold: int = DATASHADE_A
         opts = dict(size=5, alpha=0.8, **common)
         opts["tools"] = opts["tools"] + ["hover", "box_select", "lasso_select", "tap"]
         if color and color in df:
-            opts.update(color=color, cmap="Category20" if not _numeric(df[color]) else "viridis")
             if _numeric(df[color]):
-                opts["colorbar"] = True
-            elif df[color].nunique() > 12:  # a legend of dozens of entries hides the map
-                opts["show_legend"] = False
+                opts.update(color=color, cmap="viridis", colorbar=True,
+                            clipping_colors={"NaN": NO_VALUE})
+                if color == PHENOTYPE_COLUMN:
+                    opts["clim"] = (0.0, 1.0)
+            else:  # colours fixed per category; the legend sits beside the map
+                opts.update(color=color, cmap=category_colors(df[color]), show_legend=False)
         return pts.opts(**opts)
     import datashader as ds
     from holoviews.operation.datashader import datashade, dynspread, rasterize
 
     common["tools"] = common["tools"] + ["box_select", "lasso_select", "tap"]
     if color and color in df and not _numeric(df[color]):
-        return dynspread(datashade(pts, aggregator=ds.count_cat(color))).opts(**common)
+        return dynspread(datashade(pts, aggregator=ds.count_cat(color),
+                                   color_key=category_colors(df[color]))).opts(**common)
     agg = ds.mean(color) if color and color in df else ds.count()
     return rasterize(pts, aggregator=agg).opts(cmap="viridis", cnorm="eq_hist", colorbar=True,
                                                **{**common, "tools": common["tools"] + ["hover"]})
@@ -267,6 +284,31 @@ def scatter(df: pd.DataFrame, color: str | None, *, threshold: int = DATASHADE_A
 
 def _numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def category_colors(values) -> dict[str, str]:
+    """One colour per category (sorted names, Category20 repeated past 20): the map and
+    its legend use the same mapping."""
+    from bokeh.palettes import Category20_20
+
+    cats = sorted({str(v) for v in pd.Series(values).astype(str)})
+    return {c: Category20_20[i % len(Category20_20)] for i, c in enumerate(cats)}
+
+
+def legend_html(colors: dict[str, str], title: str) -> str:
+    """A legend of ``colors`` (category -> colour) as escaped HTML."""
+    rows = "".join(f"<div style='white-space:nowrap'><span style='display:inline-block;"
+                   f"width:10px;height:10px;margin-right:4px;background:{c}'></span>"
+                   f"{html_text(k)}</div>" for k, c in colors.items())
+    return f"<div style='font-size:11px'><b>{html_text(title)}</b>{rows}</div>"
+
+
+def extreme(df: pd.DataFrame, n: int = MAX_LABELS) -> pd.DataFrame:
+    """The ``n`` points farthest from the map's median point (the ones worth naming)."""
+    if len(df) <= n:
+        return df
+    d = np.hypot(df["x"] - df["x"].median(), df["y"] - df["y"].median())
+    return df.iloc[np.argsort(-d.to_numpy(), kind="stable")[:n]]
 
 
 # ---------------------------------------------------------------------- the view
@@ -292,8 +334,22 @@ class EmbeddingsView(StudyView):
             self.param.basis.objects = layouts(self.study, self.level)
             if "umap" in self.param.basis.objects and "basis" not in params:
                 self.basis = "umap"
-            cols = [c for c in self.data().columns if c not in ("x", "y", "id")]
-            self.param.color_by.objects = ["none", *cols, "concept activation"]
+            self._color_options()
+
+    @param.depends("level", watch=True)
+    def _color_options(self):
+        """Colour choices of the drawn level: its obs columns, a concept's activation (crops)
+        and, when the Study holds a phenotype search, its scores."""
+        cols = [c for c in self.data().columns if c not in ("x", "y", "id")]
+        extra = ["concept activation"] if self.level == "samples" else []
+        if ph.has_search(self.study):
+            extra += [ph.color_label(self.study, ph.SCORE)]
+            if self.level == "perturbations":
+                extra += [ph.color_label(self.study, ph.FRACTION)]
+        objects = ["none", *cols, *extra]
+        self.param.color_by.objects = objects
+        if self.color_by not in objects:
+            self.color_by = "perturbation" if "perturbation" in objects else "none"
 
     def data(self) -> pd.DataFrame:
         if self.level == "perturbations" and not self.study.has("perturbations"):
@@ -309,13 +365,56 @@ class EmbeddingsView(StudyView):
         note = info.get("note") if isinstance(info, dict) else None
         return md_text(str(note)) if note else "PCA of X, computed for this view (no stored layout)"
 
+    def _phenotype_choice(self) -> str | None:
+        """``phenotype.SCORE`` or ``phenotype.FRACTION`` when the colouring is a search's."""
+        if not ph.has_search(self.study):
+            return None
+        for what in (ph.SCORE, ph.FRACTION):
+            if self.color_by == ph.color_label(self.study, what):
+                return what
+        return None
+
+    def _color_column(self) -> str | None:
+        if self._phenotype_choice():
+            return PHENOTYPE_COLUMN
+        return {"none": None, "concept activation": "activation"}.get(self.color_by,
+                                                                      self.color_by)
+
     def _colored(self) -> pd.DataFrame:
         df = self.data()
         if self.color_by == "concept activation" and self.level == "samples":
             act = concept_activation(self.study, self.selection.concept)
             if act is not None:
                 df = df.assign(activation=act)
+        what = self._phenotype_choice()
+        if what:  # joined by crop id / perturbation name, never by row position
+            key = df["id"] if self.level == "samples" else df["perturbation"]
+            df = df.assign(**{PHENOTYPE_COLUMN: ph.scores_for(self.study, key, self.level,
+                                                               what)})
         return df
+
+    def figure_data(self) -> pd.DataFrame:
+        """The data behind the drawn map: x, y, id, the hover columns and the colour."""
+        df = self._colored()
+        color = self._color_column()
+        cols = ["x", "y", "id", *[c for c in HOVER_COLS if c in df]]
+        if color and color in df and color not in cols:
+            cols.append(color)
+        return df[cols].set_index("id")
+
+    def legend(self) -> dict[str, str]:
+        """Category -> colour of a categorical colouring (empty for numeric ones)."""
+        color = self._color_column()
+        df = self.data()
+        if not color or color not in df or _numeric(df[color]):
+            return {}
+        return category_colors(df[color])
+
+    def labels(self) -> pd.DataFrame:
+        """The points named on the map: at the perturbation level the
+        :data:`MAX_LABELS` most extreme perturbations; none for samples."""
+        df = self.data()
+        return extreme(df) if self.level == "perturbations" else df.iloc[:0]
 
     def highlighted(self) -> pd.DataFrame:
         """Points of the selected perturbation (the overlay)."""
@@ -333,11 +432,15 @@ class EmbeddingsView(StudyView):
     # -- plot pieces
     def _base(self):
         df = self._colored()
-        color = {"none": None, "concept activation": "activation"}.get(self.color_by, self.color_by)
-        return scatter(df, color, threshold=self.datashade_above, width=self.width,
+        color = self._color_column()
+        base = scatter(df, color, threshold=self.datashade_above, width=self.width,
                        height=self.height, tools=["save", "reset", "wheel_zoom", "pan"]).opts(
             backend_opts={"plot.output_backend": "svg" if self.svg else "canvas"},
             title=f"{len(df):,} {self.level} ({self.basis.upper()})")
+        what = self._phenotype_choice()
+        if what and isinstance(base, hv.Points):
+            base = base.opts(clabel=f"{what} (grey: none)")
+        return base
 
     def _overlay(self, perturbation, samples):
         df = self.data()
@@ -364,7 +467,17 @@ class EmbeddingsView(StudyView):
                                  ids_in_polygon(self.data(), geometry[:, 0], geometry[:, 1])))
         tap.add_subscriber(lambda x=None, y=None, **kw: self._tap(x, y))
         self._streams = dict(box=box, lasso=lasso, tap=tap)
-        return (base * overlay).opts(hv.opts.Overlay(legend_position="bottom_right"))
+        out = base
+        names = self.labels()
+        if len(names):
+            out = out * hv.Labels(names, ["x", "y"], "perturbation").opts(
+                text_font_size="8pt", yoffset=0.02 * max(float(np.ptp(self.data()["y"])), 1e-9),
+                text_color="black")
+        return (out * overlay).opts(hv.opts.Overlay(legend_position="bottom_right"))
+
+    def figure(self):
+        """The map as a HoloViews object (for :func:`workbench.dashboards.export.export_view`)."""
+        return self.plot()
 
     @param.depends("level", "basis", "color_by", "selection.concept", "width", "height", "svg")
     def _plot_pane(self):
@@ -374,7 +487,12 @@ class EmbeddingsView(StudyView):
                self.selection.concept if self.color_by == "concept activation" else None)
         if getattr(self, "_pane_key", None) != key:
             self._pane_key = key
-            self._pane = pn.pane.HoloViews(self.plot(), linked_axes=False)
+            plot = pn.pane.HoloViews(self.plot(), linked_axes=False)
+            colors = self.legend()
+            self._pane = pn.Row(plot, pn.pane.HTML(
+                legend_html(colors, self.color_by), css_classes=["wb-emb-legend"],
+                height=self.height, width=150, styles={"overflow-y": "auto"},
+                visible=bool(colors)))
         return self._pane
 
     def _tap(self, x, y):
@@ -428,5 +546,20 @@ class EmbeddingsView(StudyView):
                              "No benchmark numbers yet (`workbench benchmark STUDY`)."))
         note = pn.pane.Markdown(f"Layout: {self.layout_note()}", margin=(0, 10),
                                 css_classes=["wb-emb-layout"])
-        return pn.Column(controls, self._status, note,
-                         pn.Row(self._plot_pane, side))
+        data = pn.widgets.FileDownload(
+            callback=lambda: csv_bytes(self.figure_data()), filename="embedding_map.csv",
+            label="Map data (CSV)", embed=False, width=160, height=34,
+            css_classes=["wb-export-embedding-map"])
+        return pn.Column(controls, self._status, self._color_note, note,
+                         pn.Row(self._plot_pane, side), data)
+
+    @param.depends("color_by", "level")
+    def _color_note(self):
+        what = self._phenotype_choice()
+        if not what:
+            return pn.pane.Markdown("", visible=False, css_classes=["wb-emb-color-note"])
+        values = self._colored()[PHENOTYPE_COLUMN]
+        unit = "crops" if self.level == "samples" else "perturbations"
+        text = (f"Colour: {md_text(self.color_by)}, {int(values.notna().sum())} of "
+                f"{len(values)} {unit} have a value (grey: none)")
+        return pn.pane.Markdown(text, margin=(0, 10), css_classes=["wb-emb-color-note"])

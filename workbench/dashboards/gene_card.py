@@ -8,7 +8,10 @@ significantly (q < 0.05, else "no significant concept"); its significant interac
 partners (p-values only from tests whose p-values are calibrated, graded scores labelled
 as scores); its likely regulators and targets with their posterior probabilities (DynGFN,
 Atanackovic et al. 2023, against the prior edge probability); and the next experiment
-proposed for it (the pair planner's batch, the screen designer's plan).
+proposed for it (the pair planner's batch, the screen designer's plan); and the phenotype
+searches (``workbench find``, Hartford et al. 2020) in which a perturbation holding it is
+enriched, with the enrichment's BH q shown as the ranking score it is (its level was not
+checked under well or batch effects), or "no phenotype search".
 
 Every line names the view that holds the detail, and the baseline or chance level beside
 its value where there is one. :func:`gene_card` returns the table (a notebook, CSV or JSON
@@ -31,7 +34,8 @@ ALPHA = 0.05
 EDGE_LEVEL = 0.5
 #: Every artefact the card reads: cached cards are keyed on their versions.
 READS = ("images", "profiles", "perturbations", "concepts", "interactions", "gi_scores",
-         "pair_selection", "grn", "design_plan", "relationships", "ground_truth")
+         "pair_selection", "grn", "design_plan", "relationships", "ground_truth",
+         "phenotype_search")
 #: Where each section's detail lives, and the command that fills an empty one.
 SECTIONS = {
     "profile": ("perturbation_map", "`workbench embed STUDY`"),
@@ -39,6 +43,7 @@ SECTIONS = {
     "interactions": ("interactions", "`workbench interactions STUDY`"),
     "grn": ("grn", "`workbench grn STUDY`"),
     "next experiment": ("interactions", "`workbench plan-pairs STUDY --budget N`"),
+    "phenotype": ("embeddings", "`workbench find STUDY --exemplar CROP_ID`"),
 }
 
 
@@ -237,6 +242,25 @@ def _next(study, gene: str) -> list[dict]:
     return rows
 
 
+def _phenotype(study, gene: str) -> list[dict]:
+    from workbench.dashboards import phenotype as ph
+
+    if not ph.has_search(study):
+        return [_row("phenotype", "phenotype searches", "no phenotype search",
+                     f"run {SECTIONS['phenotype'][1]}")]
+    name = ph.search_name(study)
+    status = study.read_uns(ph.ARTEFACT, "status")
+    hits = ph.enriched_for(study, gene)
+    fact = f"enriched in the {name} ({status})"
+    if not len(hits):
+        return [_row("phenotype", fact, f"no perturbation holding {gene} is enriched "
+                     f"(ranking score < {ph.ALPHA:g})", ph.SCORE_NOTE)]
+    text = "; ".join(f"{r['perturbation']} ({int(r['n_positive'])} of {int(r['n_crops'])} "
+                     f"crops positive, ranking score {_fmt(r['q'], 2)})"
+                     for _, r in hits.iterrows())
+    return [_row("phenotype", fact, text, ph.SCORE_NOTE)]
+
+
 def _plan_view() -> str:
     from workbench.dashboards.state import VIEW_NAMES
 
@@ -275,7 +299,7 @@ def _card_rows(study, gene: str) -> pd.DataFrame:
 
     study = CachedReads(study)
     rows = [*_profile(study, gene), *_concepts(study, gene), *_interactions(study, gene),
-            *_grn(study, gene), *_next(study, gene)]
+            *_grn(study, gene), *_next(study, gene), *_phenotype(study, gene)]
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df.attrs["gene"] = gene
     return df
