@@ -98,16 +98,20 @@ def test_plan_policies_and_bad_input():
     s, w = two_graphs()
     setup = {"shift": np.full(4, 3.0), "noise_sd": np.full(4, 0.2)}
     out = plan_knockouts(s, w, setup, 1, "eig", genes=list("ABCD"))
-    assert out["pick"] == [0] and "A->B (p=0.50)" in out["reason"][0]
+    assert out["pick"] == [0] and "parents of B" in out["reason"][0]
+    assert "A->B p=0.50" in out["reason"][0]
     assert not out["stop"]
+    old = plan_knockouts(s, w, setup, 1, "edge_eig", genes=list("ABCD"))
+    assert old["pick"] == [0] and "A->B (p=0.50)" in old["reason"][0]
     rnd = plan_knockouts(s, w, setup, 2, "random", seed=3)
     assert len(set(rnd["pick"])) == 2
     with pytest.raises(ValidationError, match="larger than the 4 candidate"):
         plan_knockouts(s, w, setup, 5, "eig")
     with pytest.raises(ValidationError, match="unknown knock-out policy"):
         plan_knockouts(s, w, setup, 1, "greedy")
-    with pytest.raises(ValidationError, match="has 1 sample"):
-        plan_knockouts(s[:1], w[:1], setup, 1, "eig")
+    for pol in ("eig", "edge_eig", "uncertain_edges", "random"):
+        with pytest.raises(ValidationError, match="has 1 sample"):
+            plan_knockouts(s[:1], w[:1], setup, 1, pol)
     # all samples alike: nothing to learn, the planner says stop
     same = plan_knockouts(np.repeat(s[:1], 3, 0), np.repeat(w[:1], 3, 0), setup, 1, "eig")
     assert same["stop"] and same["batch_gain"] == 0.0
@@ -208,3 +212,155 @@ def test_setup_noise_comes_from_the_data_and_shrinks_with_cells():
     s[0, [0, 2], 1], w[0, [0, 2], 1] = 1, 0.2
     gains = KnockoutScorer(s, w, a["shift"], a["noise_sd"]).gains([1])
     assert gains[0] > gains[2] > 0
+
+
+# ------------------------------------------------------------------ the whole-graph score
+def graph_scorer(samples, weights, gram=None, offset=2.0, noise_sd=0.5, **kw):
+    from workbench.models.knockout_eig import GraphKnockoutScorer
+
+    d = samples.shape[1]
+    return GraphKnockoutScorer(samples, weights, np.eye(d) if gram is None else gram,
+                               offset, noise_sd, **kw)
+
+
+def test_pairwise_bounds_hold_the_monte_carlo_information():
+    from workbench.models.knockout_eig import pairwise_information
+
+    rng = np.random.default_rng(3)
+    eps = rng.standard_normal((20000, 3))
+    for _ in range(4):
+        mu = rng.normal(scale=1.5, size=(5, 3))
+        pi = rng.dirichlet(np.ones(5))
+        dist = ((mu[:, None] - mu[None]) ** 2).sum(-1)
+        lo = pairwise_information(dist, pi, c=0.125)
+        hi = pairwise_information(dist, pi, c=0.5)
+        mc = mixture_information(mu, pi, 1.0, eps)
+        assert lo - 0.02 <= mc <= hi + 0.02
+        assert 0 <= lo <= hi <= -(pi * np.log(pi)).sum() + 1e-12
+
+
+def test_graph_distances_match_the_clamped_cells():
+    """The precomputed distances equal ||(X_g - xbar) (w_u - w_t)||^2 / (n s^2) computed on
+    explicit cells with gene g clamped, for every candidate g and every gene's pair."""
+    rng = np.random.default_rng(0)
+    d, n = 4, 400
+    x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d))
+    xbar = x.mean(0)
+    gram = (x - xbar).T @ (x - xbar) / n
+    level = np.array([-2.0, -1.0, -3.0, -0.5])
+    s = np.zeros((3, d, d), np.uint8)
+    w = np.zeros((3, d, d))
+    s[0, 1, [0, 2]], w[0, 1, [0, 2]] = 1, [0.8, -0.4]
+    s[1, 1, 3], w[1, 1, 3] = 1, 0.6
+    s[2, 3, 0], w[2, 3, 0] = 1, 1.1
+    noise = np.array([0.3, 0.5, 0.7, 0.4])
+    sc = graph_scorer(s, w, gram, level - xbar, noise)
+    for i in (1, 3):
+        _, first = np.unique(s[:, i], axis=0, return_index=True)
+        wu = w[first, i]
+        for g in range(d):
+            xg = x.copy()
+            xg[:, g] = level[g]
+            mu = (xg - xbar) @ wu.T                                      # (n, U)
+            want = ((mu[:, :, None] - mu[:, None, :]) ** 2).mean(0) / noise[i] ** 2
+            want = 0 * want if g == i else want
+            assert np.allclose(sc.dist_[i][g], want, rtol=1e-4, atol=1e-6), (i, g)
+
+
+def test_isolated_gene_gets_only_the_generic_information():
+    """Gene 4 has no edges in or out; the samples disagree on 0 -> 1 and 2 -> 3. Its
+    knock-out's cells teach what any new cells teach (the edges' natural variation), less
+    than a knock-out that also steps an uncertain edge; the edge-only score gives it zero,
+    the lowest."""
+    from workbench.models.knockout_eig import pairwise_information
+
+    d = 5
+    s = np.zeros((4, d, d), np.uint8)
+    w = np.zeros((4, d, d))
+    for k, (a, b) in enumerate([(1, 1), (1, 0), (0, 1), (0, 0)]):
+        s[k, 1, 0], w[k, 1, 0] = a, 0.5 * a
+        s[k, 3, 2], w[k, 3, 2] = b, 0.5 * b
+    sc = graph_scorer(s, w, offset=2.5, noise_sd=0.5)
+    single = sc.single_scores()
+    generic = 2 * pairwise_information(np.array([[0, 1.0], [1.0, 0]]), [0.5, 0.5])
+    assert single[4] == pytest.approx(generic)
+    assert single[0] > single[4] and single[2] > single[4]
+    assert np.allclose(single, [sc.score([g]) for g in range(d)])
+    edge = KnockoutScorer(s, w, shift=2.5, noise_sd=0.5)
+    edge_single = [edge.score([g]) for g in range(d)]
+    assert edge_single[4] == 0.0 and edge_single[4] == min(edge_single)
+
+
+def test_transposed_adjacency_would_be_caught():
+    """``G[i, j] = 1`` is j -> i: samples split on 0 -> 1 (row 1). Knocking out 1 uses none
+    of its own velocity, so it teaches nothing; knocking out 0 steps the edge."""
+    s, w = two_graphs(w=0.6)
+    sc = graph_scorer(s, w, offset=2.5, noise_sd=0.4)
+    assert sc.score([1]) == 0.0
+    assert sc.score([0]) > sc.score([2]) > 0
+    assert sc.gains([0])[0] == 0.0 and sc.gains([0])[1] > 0
+
+
+def test_copy_pair_is_told_apart_only_by_knocking_out_one_of_them():
+    """Gene 2 follows gene 0 (correlation 0.98): whether 0 or 2 drives gene 1 is hardly
+    visible in new unperturbed-like cells, but a knock-out of either breaks the tie."""
+    d = 4
+    gram = np.eye(d)
+    gram[0, 2] = gram[2, 0] = 0.98
+    s = np.zeros((2, d, d), np.uint8)
+    w = np.zeros((2, d, d))
+    s[0, 1, 0], w[0, 1, 0] = 1, 0.8
+    s[1, 1, 2], w[1, 1, 2] = 1, 0.8
+    sc = graph_scorer(s, w, gram, offset=2.0, noise_sd=0.3)
+    single = sc.single_scores()
+    assert single[3] < 0.05 < 0.6 < min(single[0], single[2])
+    assert single[1] == 0.0
+
+
+def test_greedy_batch_never_repeats_and_its_gains_add_up():
+    rng = np.random.default_rng(4)
+    d, n = 6, 30
+    s = (rng.random((n, d, d)) < 0.3).astype(np.uint8)
+    s[:, np.arange(d), np.arange(d)] = 0
+    w = rng.normal(size=(n, d, d)) * s
+    sc = graph_scorer(s, w, offset=2.0, noise_sd=1.0)
+    picks = greedy_batch(sc, [3, 3, 1, 0, 5, 2, 4, 1], d)
+    genes = [g for g, _ in picks]
+    assert sorted(genes) == list(range(d))                 # every gene once, none twice
+    gains = [gain for _, gain in picks]
+    assert all(a >= -1e-9 for a in gains)
+    for k in range(1, d + 1):
+        assert sum(gains[:k]) == pytest.approx(sc.score(genes[:k]), rel=1e-5)
+    # the first pick is the best single knock-out
+    assert genes[0] == int(np.argmax(sc.single_scores()))
+    setup = {"shift": np.full(d, 2.0), "noise_sd": np.ones(d)}
+    for pol in ("eig", "edge_eig", "uncertain_edges", "random"):
+        out = plan_knockouts(s, w, setup, d, pol, seed=1)
+        assert sorted(out["pick"]) == list(range(d)), pol
+
+
+def test_graph_scorer_bad_input():
+    s, w = two_graphs()
+    with pytest.raises(ValidationError, match="one graph carries no uncertainty"):
+        graph_scorer(s[:1], w[:1])
+    with pytest.raises(ValidationError, match="gram is"):
+        graph_scorer(s, w, gram=np.eye(3))
+    with pytest.raises(ValidationError, match="noise_sd must be positive"):
+        graph_scorer(s, w, noise_sd=0.0)
+
+
+def test_hard_world_plants_copies_that_regulate_nothing():
+    from workbench.tools.design.knockout_campaign import hard_world
+
+    world = hard_world(seed=1)
+    grn = world.grn
+    assert grn.n_genes == 22 and len(world.copies) == 3
+    for a, b in world.copies:
+        assert np.array_equal(grn.weights[b], grn.weights[a]) and grn.weights[b].any()
+        assert not grn.weights[:, b].any()                 # the copy regulates nothing
+        assert grn.weights[:, a].any()                     # the original does
+        assert grn.fixed_point[b] == pytest.approx(grn.fixed_point[a])
+    cells = knockout_cells(grn, [], np.random.default_rng(0), 4, 25)
+    a, b = world.copies[0]
+    r = np.corrcoef(cells["spliced"][:, a], cells["spliced"][:, b])[0, 1]
+    assert 0.5 < r < 0.999                                 # close, not identical

@@ -8,8 +8,14 @@ candidate knock-out by its expected information gain about the graph
 (:mod:`workbench.models.knockout_eig`). Policies:
 
 ``"eig"``
-    greedy joint information gain: each pick adds the most to what the batch already
-    settles (the diverse batch);
+    greedy joint information gain about the whole graph
+    (:class:`~workbench.models.knockout_eig.GraphKnockoutScorer`): what the knock-out's
+    cells would tell about every gene's parents, the clamp's step on the edges out of the
+    gene and the broken correlations of the gene with the others; each pick adds the most to
+    what the batch already settles (the diverse batch);
+``"edge_eig"``
+    the earlier, narrower score (:class:`~workbench.models.knockout_eig.KnockoutScorer`):
+    only what the clamp says about the edges out of the knocked-out gene, greedy batch;
 ``"uncertain_edges"``
     the simple baseline: the genes whose outgoing edges have the largest summed posterior
     entropy, no model of the experiment;
@@ -30,7 +36,7 @@ from workbench.errors import ValidationError
 __all__ = ["KNOCKOUT_POLICIES", "knockout_setup", "plan_knockouts", "study_knockout_inputs",
            "mean_edge_entropy"]
 
-KNOCKOUT_POLICIES = ("eig", "uncertain_edges", "random")
+KNOCKOUT_POLICIES = ("eig", "edge_eig", "uncertain_edges", "random")
 
 
 def mean_edge_entropy(prob) -> float:
@@ -48,8 +54,10 @@ def knockout_setup(x, v, *, groups=None, cells_per_knockout: int = 50,
 
     ``knocked_level`` is the standardised value of a knocked-out gene (default: the level of
     zero expression when ``x`` is standardised, which needs the raw mean and sd; pass it).
-    Returns ``shift`` (``D_g``), ``noise_sd`` per gene, ``noise_variance`` and ``n_eff_ratio``
-    (independent observations per cell).
+    Returns ``shift`` (``D_g``, the root mean square of ``k_g - x_g``), ``gram`` (the centred
+    second moment of ``x``), ``offset`` (``k_g - mean(x_g)``), ``noise_sd`` per gene
+    (``sigma_i / sqrt(n_eff)`` for one knock-out's cells), ``noise_variance`` and
+    ``n_eff_ratio`` (independent observations per cell).
     """
     from workbench.models.gflownet import exact_posterior as ep
 
@@ -61,7 +69,9 @@ def knockout_setup(x, v, *, groups=None, cells_per_knockout: int = 50,
     k = np.zeros(x.shape[1]) if knocked_level is None else np.asarray(knocked_level, float)
     shift = np.sqrt(((k[None, :] - x) ** 2).mean(0))
     n_eff = max(ratio * cells_per_knockout, 1.0)
-    return {"shift": shift, "noise_sd": np.sqrt(sigma2 / n_eff), "noise_variance": sigma2,
+    xc = x - x.mean(0)
+    return {"shift": shift, "gram": xc.T @ xc / len(x), "offset": k - x.mean(0),
+            "noise_sd": np.sqrt(sigma2 / n_eff), "noise_variance": sigma2,
             "n_eff_ratio": float(ratio), "knocked_level": k}
 
 
@@ -70,16 +80,26 @@ def plan_knockouts(samples, weights, setup: dict, budget: int, policy: str = "ei
                    seed: int = 0) -> dict:
     """Choose ``budget`` knock-outs; returns picks, scores, reasons and every candidate's EIG.
 
-    ``candidates`` are gene indices (default: every gene). Errors name the problem when the
-    posterior has one sample, the policy is unknown or the budget exceeds the candidates.
+    ``candidates`` are gene indices (default: every gene). ``setup`` is what
+    :func:`knockout_setup` returns (without ``gram`` and ``offset``, the cells are taken as
+    uncorrelated with unit variance and ``offset = shift``). The single-knock-out gains and
+    the reasons come from the whole-graph score for every policy except ``edge_eig``, so
+    the policies are described on one scale. Errors name the problem when the posterior has
+    one sample, the policy is unknown or the budget exceeds the candidates.
     """
-    from workbench.models.knockout_eig import KnockoutScorer, edge_entropy, greedy_batch
+    from workbench.models.knockout_eig import (GraphKnockoutScorer, KnockoutScorer,
+                                               edge_entropy, greedy_batch)
 
     if policy not in KNOCKOUT_POLICIES:
         raise ValidationError(f"unknown knock-out policy {policy!r}.",
                               f"use one of {', '.join(KNOCKOUT_POLICIES)}.")
-    scorer = KnockoutScorer(samples, weights, setup["shift"], setup["noise_sd"],
-                            n_draws=n_draws, seed=seed)
+    if policy == "edge_eig":
+        scorer = KnockoutScorer(samples, weights, setup["shift"], setup["noise_sd"],
+                                n_draws=n_draws, seed=seed)
+    else:
+        d0 = np.shape(samples)[-1]
+        scorer = GraphKnockoutScorer(samples, weights, setup.get("gram", np.eye(d0)),
+                                     setup.get("offset", setup["shift"]), setup["noise_sd"])
     d = scorer.n_genes
     genes = [f"gene {i}" for i in range(d)] if genes is None else list(genes)
     cand = list(range(d)) if candidates is None else [int(c) for c in candidates]
@@ -89,9 +109,12 @@ def plan_knockouts(samples, weights, setup: dict, budget: int, policy: str = "ei
     if int(budget) > len(cand):
         raise ValidationError(f"budget {budget} is larger than the {len(cand)} candidate "
                               "knock-outs.", f"give a budget of at most {len(cand)}.")
-    single = np.array([scorer.score([g]) for g in range(d)])
+    if hasattr(scorer, "single_scores"):
+        single = np.asarray(scorer.single_scores(), float)
+    else:
+        single = np.array([scorer.score([g]) for g in range(d)])
     rng = np.random.default_rng([seed, 44])
-    if policy == "eig":
+    if policy in ("eig", "edge_eig"):
         order = list(rng.permutation(cand))       # random tie-breaks
         picked = greedy_batch(scorer, order, int(budget))
         pick, score = [g for g, _ in picked], [s for _, s in picked]
@@ -110,7 +133,11 @@ def plan_knockouts(samples, weights, setup: dict, budget: int, policy: str = "ei
     reasons = []
     for g, s in zip(pick, score, strict=True):
         edges = scorer.disambiguated(g)
-        settle = ", ".join(f"{genes[g]}->{genes[i]} (p={pe:.2f})" for i, _, pe in edges)
+        if policy == "edge_eig":
+            settle = ", ".join(f"{genes[g]}->{genes[i]} (p={pe:.2f})" for i, _, pe in edges)
+        else:
+            settle = ", ".join(f"parents of {genes[i]} ({gi:.2g} nats; {genes[j]}->{genes[i]} "
+                               f"p={pe:.2f})" for i, gi, j, pe in edges)
         reasons.append(f"{what} {s:.3g}" + (" nats" if policy != "uncertain_edges" else "")
                        + (f"; informs {settle}" if settle else "; informs no edge"))
     batch_gain = scorer.score(pick)

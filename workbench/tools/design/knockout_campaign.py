@@ -12,6 +12,14 @@ interventions: a knocked-out gene's own velocity is left out of the fit of its p
 (noise per gene from held-out residuals, independent observations per cell, edge prior and
 weight prior by empirical Bayes) are chosen once on the observational cells and kept.
 
+The demo worlds saturate: after 3 rounds every policy reaches an edge AUROC of 0.92-0.998,
+so the choice of knock-out can hardly matter there. :func:`hard_world` draws a world where it
+can: more genes (22), fewer cells (4 observational trajectories of 25 cells, 25 cells per
+knock-out), and copy pairs: a few genes that receive exactly the inputs of a core gene of a
+feedback loop but regulate nothing (a paralogue that tracks its original), so from
+observational cells the original's children could as well be the copy's; knocking out the
+original or the copy tells them apart.
+
 After each round the campaign records the posterior's mean edge entropy and the AUROC of
 its edge probabilities against the true network (off-diagonal entries: the diagonal is
 the decay every gene has), so policies are compared on the same worlds and seeds.
@@ -24,7 +32,60 @@ import math
 
 import numpy as np
 
-__all__ = ["knockout_cells", "refit_posterior", "knockout_campaign"]
+__all__ = ["knockout_cells", "refit_posterior", "knockout_campaign", "hard_world",
+           "HARD_WORLD"]
+
+#: The harder world of :func:`hard_world`: module sizes, extra genes and the cells observed.
+HARD_WORLD = dict(modules=[5, 5, 5, 4], n_no_effect=3, n_cross=2, n_self_loops=2,
+                  n_copies=3, trajectories=4, cells_per_trajectory=25)
+
+
+@dataclasses.dataclass
+class KnockoutWorld:
+    """A network and how it is observed: what :func:`knockout_campaign` needs of a world."""
+
+    seed: int
+    size: str
+    config: dict
+    grn: object
+    copies: list[tuple[int, int]]   # (original, copy) gene indices
+
+
+def hard_world(seed: int = 0, **overrides) -> KnockoutWorld:
+    """A world where the choice of knock-out matters (see the module docstring).
+
+    ``overrides`` replace entries of :data:`HARD_WORLD`. The ``n_copies`` copy genes are
+    the planted no-effect genes rewired: their own edges are removed and each receives the
+    row of weights, bias and rates of a distinct core gene, so it follows that gene's level
+    (from its own scattered start) and regulates nothing.
+    """
+    from workbench.data.simulate.grn import make_grn, sigmoid
+    from workbench.errors import ValidationError
+
+    cfg = {**HARD_WORLD, **overrides}
+    rng = np.random.default_rng([seed, 20261201])
+    grn = make_grn(rng, list(cfg["modules"]), cfg["n_no_effect"], n_cross=cfg["n_cross"],
+                   n_self_loops=cfg["n_self_loops"])
+    copy_genes = list(grn.no_effect)[: cfg["n_copies"]]
+    cores = [c for core in grn.cores for c in core]
+    if len(copy_genes) < cfg["n_copies"] or len(cores) < cfg["n_copies"]:
+        raise ValidationError(f"n_copies={cfg['n_copies']} needs as many no-effect and core "
+                              "genes.", "raise n_no_effect or lower n_copies.")
+    w, bias = grn.weights.copy(), grn.bias.copy()
+    alpha, gamma, beta = grn.alpha.copy(), grn.gamma.copy(), grn.beta.copy()
+    w[copy_genes, :] = 0.0
+    w[:, copy_genes] = 0.0
+    originals = [int(a) for a in rng.choice(cores, size=len(copy_genes), replace=False)]
+    for b, a in zip(copy_genes, originals, strict=True):
+        w[b] = w[a]
+        bias[b], alpha[b], gamma[b], beta[b] = bias[a], alpha[a], gamma[a], beta[a]
+    grn = dataclasses.replace(grn, weights=w, bias=bias, alpha=alpha, gamma=gamma, beta=beta)
+    x = np.full(grn.n_genes, 0.5)
+    for _ in range(2000):
+        x = alpha * sigmoid(w @ x + bias) / gamma
+    grn.fixed_point = x
+    return KnockoutWorld(seed=seed, size="hard", config=cfg, grn=grn,
+                         copies=list(zip(originals, copy_genes, strict=True)))
 
 
 def knockout_cells(grn, genes, rng, n_trajectories: int, cells_per_trajectory: int) -> dict:
@@ -113,7 +174,8 @@ def knockout_campaign(policy: str, *, seed: int = 0, size: str = "tiny", rounds:
     """Rounds of ``budget`` knock-outs chosen by ``policy`` on the demo world of ``seed``.
 
     ``policy`` is one of :data:`~workbench.tools.design.knockout.KNOCKOUT_POLICIES`, or
-    ``"more_cells"``: the control that adds as many unperturbed cells instead.
+    ``"more_cells"``: the control that adds as many unperturbed cells instead. ``size`` is a
+    demo size preset or ``"hard"`` (:func:`hard_world`).
 
     Returns one record per round (round 0 is the observational posterior): ``round``,
     ``entropy`` (mean edge entropy, nats), ``auroc``, ``chosen`` (genes knocked out that
@@ -124,7 +186,8 @@ def knockout_campaign(policy: str, *, seed: int = 0, size: str = "tiny", rounds:
     from workbench.models.gflownet import exact_posterior as ep
     from workbench.tools.design.knockout import knockout_setup, mean_edge_entropy, plan_knockouts
 
-    world = make_world(seed=seed, size=size) if world is None else world
+    if world is None:
+        world = hard_world(seed) if size == "hard" else make_world(seed=seed, size=size)
     grn, cfg = world.grn, world.config
     rng = np.random.default_rng([seed, 3])
     obs = sample_trajectories(grn, rng, cfg["trajectories"], cfg["cells_per_trajectory"])
