@@ -63,9 +63,42 @@ def test_save_figure(tmp_path):
     hv.extension("bokeh")
     curve = hv.Curve([1, 3, 2])
     assert save_figure(curve, tmp_path / "f.html").stat().st_size > 1000
-    with pytest.raises(WorkbenchError, match="use .html or .png"):
+    with pytest.raises(WorkbenchError, match=r"use .html, .png or .svg"):
         save_figure(curve, tmp_path / "f.pdf")
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("no Chromium for the PNG export")
     png = save_figure(curve, tmp_path / "f.png", width=400, height=300)
     assert png.read_bytes()[:4] == b"\x89PNG"
+    svg = save_figure(curve, tmp_path / "f.svg", width=400, height=300).read_text()
+    assert svg.startswith("<svg") and "<path" in svg
+
+
+def test_export_view_writes_the_drawn_map_with_its_data(study, tmp_path):
+    """The exported CSV is the data of the map as coloured now; PNG and SVG are its
+    picture (the SVG names the perturbations drawn as labels)."""
+    pytest.importorskip("panel")
+    from workbench.dashboards.embeddings import EmbeddingsView
+    from workbench.dashboards.export import export_view
+    from workbench.dashboards.perturbation_map import PerturbationMapView
+    from workbench.errors import WorkbenchError
+
+    view = EmbeddingsView(study, Selection(), level="perturbations", basis="pca")
+    view.color_by = "n_profiles"
+    paths = export_view(view, tmp_path / "out", formats=())
+    data = pd.read_csv(paths["csv"], index_col="id")
+    pert = study.read_obs("perturbations")
+    assert sorted(data.index) == sorted(pert.index.astype(str))
+    assert (data["n_profiles"] == pert.loc[data.index, "n_profiles"]).all()
+    drawn = view.data().set_index("id")
+    np.testing.assert_allclose(data["x"], drawn.loc[data.index, "x"], rtol=1e-6)
+    with pytest.raises(WorkbenchError, match="cannot export a view as"):
+        export_view(view, tmp_path / "out", formats=("pdf",))
+    hm = export_view(PerturbationMapView(study, Selection()), tmp_path / "out", formats=())
+    cos = pd.read_csv(hm["csv"], index_col="perturbation")
+    assert cos.shape == (len(pert), len(pert)) and np.allclose(np.diag(cos), 1, atol=1e-5)
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("no Chromium for the PNG and SVG export")
+    paths = export_view(view, tmp_path / "fig")
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    svg = paths["svg"].read_text()
+    assert svg.startswith("<svg") and all(p in svg for p in view.labels()["perturbation"])

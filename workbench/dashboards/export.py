@@ -1,10 +1,12 @@
-"""Exports: the current selection and every view's table as CSV, figures as HTML or PNG.
+"""Exports: the current selection and every view's table as CSV, figures as HTML, PNG or SVG.
 
 In the browser each plot's toolbar has a save button: it downloads a PNG, or an SVG when
 the view's "SVG figures" switch is on (Bokeh then draws with its SVG backend). From Python
 (a notebook, a script), :func:`save_figure` writes a HoloViews object to ``.html`` with
-Bokeh, and to ``.png`` by opening that page in a headless Chromium through Playwright when
-both are installed.
+Bokeh, and to ``.png`` or ``.svg`` by opening that page in a headless Chromium through
+Playwright when both are installed; :func:`export_view` writes a view as it is drawn now
+(its colouring, its level) as PNG and SVG together with the data behind it as CSV, so a
+figure and its numbers travel together.
 """
 
 from __future__ import annotations
@@ -71,11 +73,70 @@ def write_view_tables(views: dict, folder: str | os.PathLike) -> list[Path]:
     return out
 
 
-def save_figure(obj, path: str | os.PathLike, *, width: int = 900, height: int = 600) -> Path:
-    """Write a HoloViews/Panel object to ``.html`` or ``.png``.
+#: Collects the SVG of every Bokeh plot on a page: each plot view repaints itself into an
+#: SVG context (``view.export("svg")``), whatever backend it draws with on screen.
+_SVG_JS = """() => {
+  const {LayoutDOMView} = Bokeh.require("models/layouts/layout_dom")
+  const {PlotView} = Bokeh.require("models/plots/plot")
+  const out = []
+  const walk = (views) => { for (const v of views) {
+    if (v instanceof PlotView) out.push(v.export("svg").ctx.get_serialized_svg(true))
+    else if (v instanceof LayoutDOMView) walk(v.child_views.values()) } }
+  walk(Bokeh.index)
+  return out }"""
 
-    PNG needs Playwright and a Chromium (``$WORKBENCH_CHROMIUM`` or ``/usr/bin/chromium``);
-    for SVG, switch a view's "SVG figures" on and use the plot's save button.
+
+def _chromium() -> str:
+    chromium = (os.environ.get("WORKBENCH_CHROMIUM") or shutil.which("chromium")
+                or "/usr/bin/chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        raise WorkbenchError("PNG and SVG export need Playwright.",
+                             "pip install playwright, or use the plot's save button.") from exc
+    if not Path(chromium).exists():
+        raise WorkbenchError(f"PNG and SVG export need Chromium; {chromium} does not exist.",
+                             "install it (apt-get install chromium) or set WORKBENCH_CHROMIUM.")
+    return chromium
+
+
+def _render_in_browser(obj, outputs: dict[str, Path], width: int, height: int) -> None:
+    """Open ``obj`` as a standalone Bokeh page in headless Chromium and write each of
+    ``outputs`` (``{"png": path, "svg": path}``)."""
+    import holoviews as hv
+    from bokeh.resources import INLINE
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    with tempfile.TemporaryDirectory() as tmp:
+        page_file = Path(tmp) / "figure.html"
+        hv.save(obj, page_file, backend="bokeh", resources=INLINE)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(page_file.as_uri())
+                page.wait_for_selector(".bk-Figure, .bk-Canvas, canvas", timeout=20_000)
+                page.wait_for_timeout(300)
+                if "png" in outputs:
+                    page.screenshot(path=str(outputs["png"]), full_page=True)
+                if "svg" in outputs:
+                    svgs = page.evaluate(_SVG_JS)
+                    if not svgs:
+                        raise WorkbenchError("the figure has no plot to write as SVG.",
+                                             "export a view that draws a plot.")
+                    outputs["svg"].write_text(svgs[0])
+            finally:
+                browser.close()
+
+
+def save_figure(obj, path: str | os.PathLike, *, width: int = 900, height: int = 600) -> Path:
+    """Write a HoloViews/Panel object to ``.html``, ``.png`` or ``.svg``.
+
+    PNG and SVG need Playwright and a Chromium (``$WORKBENCH_CHROMIUM`` or
+    ``/usr/bin/chromium``); the SVG is the first plot of the figure, drawn by Bokeh's SVG
+    backend (vector shapes and text, for a journal figure).
     """
     import holoviews as hv
 
@@ -84,30 +145,40 @@ def save_figure(obj, path: str | os.PathLike, *, width: int = 900, height: int =
     if suffix == ".html":
         hv.save(obj, path, backend="bokeh") if not hasattr(obj, "save") else obj.save(path)
         return path
-    if suffix != ".png":
+    if suffix not in (".png", ".svg"):
         raise WorkbenchError(f"cannot write a figure as {suffix or 'a file without suffix'}.",
-                             "use .html or .png; for SVG, switch the view's 'SVG figures' on "
-                             "and use the plot's save button.")
-    chromium = os.environ.get("WORKBENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        raise WorkbenchError("PNG export needs Playwright.",
-                             "pip install playwright, or use the plot's save button.") from exc
-    if not Path(chromium).exists():
-        raise WorkbenchError(f"PNG export needs Chromium; {chromium} does not exist.",
-                             "install it (apt-get install chromium) or set WORKBENCH_CHROMIUM.")
-    with tempfile.TemporaryDirectory() as tmp:
-        html = Path(tmp) / "figure.html"
-        from bokeh.resources import INLINE
-
-        hv.save(obj, html, backend="bokeh", resources=INLINE)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(html.as_uri())
-            page.wait_for_selector(".bk-Figure, .bk-Canvas, canvas", timeout=20_000)
-            page.wait_for_timeout(300)
-            page.screenshot(path=str(path), full_page=True)
-            browser.close()
+                             "use .html, .png or .svg.")
+    _render_in_browser(obj, {suffix[1:]: path}, width, height)
     return path
+
+
+def export_view(view, folder: str | os.PathLike, *, formats=("png", "svg"),
+                width: int = 900, height: int = 600) -> dict[str, Path]:
+    """Write the view as it is drawn now, with the data behind it, into ``folder``:
+    ``<key>.csv`` (the view's ``figure_data()`` where it has one, else its table) and
+    ``<key>.png`` / ``<key>.svg`` of its ``figure()``. Returns ``{format: path}``."""
+    formats = tuple(formats)
+    bad = [f for f in formats if f not in ("png", "svg", "html")]
+    if bad:
+        raise WorkbenchError(f"cannot export a view as {bad}.", "use png, svg or html.")
+    if view.missing:
+        raise WorkbenchError(f"the {view.label} view has nothing to export: "
+                             f"{view.missing[0].problem}", view.missing[0].fix)
+    if formats and not hasattr(view, "figure"):
+        raise WorkbenchError(f"the {view.label} view has no figure to export.",
+                             "export its table (formats=()) or use the plot's save button.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = view.figure_data() if hasattr(view, "figure_data") else view.table()
+    out = {"csv": folder / f"{view.key}.csv"}
+    data.to_csv(out["csv"])
+    if not formats:
+        return out
+    fig = view.figure()
+    paths = {f: folder / f"{view.key}.{f}" for f in formats}
+    if "html" in paths:
+        save_figure(fig, paths.pop("html"), width=width, height=height)
+        out["html"] = folder / f"{view.key}.html"
+    if paths:
+        _render_in_browser(fig, paths, width, height)
+    return {**out, **paths}

@@ -25,6 +25,15 @@ from workbench.dashboards.cache import cached
 
 #: Above this many perturbations the heatmap is drawn as an image (no per-cell glyphs).
 MAX_HEATMAP_CELLS = 120
+#: At most this many perturbations are named on each axis of the heatmap.
+MAX_TICKS = 50
+
+
+def tick_labels(labels: list[str], n: int = MAX_TICKS) -> list[str]:
+    """The labels named on an axis: all of them up to ``n``, else every k-th (evenly over
+    the clustered order, so each block keeps a name)."""
+    step = max(1, -(-len(labels) // n))
+    return list(labels[::step])
 
 
 def _clustered(study):
@@ -98,6 +107,17 @@ def neighbours(study, perturbation: str, k: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _thin_ticks(named: set[str]):
+    """A Bokeh hook that leaves only the ``named`` factors' tick labels visible."""
+    def hook(plot, element):
+        from bokeh.models import CustomJSTickFormatter
+
+        js = f"return {sorted(named)!r}.includes(tick) ? tick : '';"
+        for axis in (plot.state.xaxis, plot.state.yaxis):
+            axis.formatter = CustomJSTickFormatter(code=js)
+    return hook
+
+
 class PerturbationMapView(StudyView):
     """Clustered similarity heatmap and nearest neighbours of the selected perturbation."""
 
@@ -119,16 +139,32 @@ class PerturbationMapView(StudyView):
         opts = dict(width=self.width, height=self.height, cmap="RdBu_r", clim=(-1, 1),
                     colorbar=True, tools=["save", "reset", "tap", "hover"],
                     title="Cosine similarity (clustered)")
+        named = tick_labels(labels)
         if n <= MAX_HEATMAP_CELLS:
             df = pd.DataFrame({"a": np.repeat(labels, n), "b": np.tile(labels, n),
                                "cosine": cos.ravel()})
             hm = hv.HeatMap(df, ["b", "a"], "cosine").opts(xrotation=90, invert_yaxis=True, **opts)
+            if len(named) < n:  # name every k-th perturbation; hover names each cell
+                hm = hm.opts(hooks=[_thin_ticks(set(named))])
         else:
-            hm = hv.Image(cos[::-1], bounds=(0, 0, n, n), vdims="cosine").opts(**opts)
+            # row 0 of an Image is its top: the first perturbation at the top, as above
+            pos = {name: i for i, name in enumerate(labels)}
+            hm = hv.Image(cos, bounds=(0, 0, n, n), vdims="cosine").opts(
+                xticks=[(pos[t] + 0.5, t) for t in named],
+                yticks=[(n - pos[t] - 0.5, t) for t in named], xrotation=90, **opts)
         tap = hv.streams.Tap(source=hm)
         tap.add_subscriber(lambda x=None, y=None, **kw: self._tap(x, y, labels))
         self._tap_stream = tap
         return hm
+
+    def figure(self):
+        """The heatmap as a HoloViews object (for ``export.export_view``)."""
+        return self.heatmap()
+
+    def figure_data(self) -> pd.DataFrame:
+        """The cosine matrix behind the heatmap, in its clustered order."""
+        labels, cos = similarity(self.study)
+        return pd.DataFrame(cos, index=pd.Index(labels, name="perturbation"), columns=labels)
 
     def _tap(self, x, y, labels):
         if y is None:
