@@ -68,9 +68,18 @@ def test_step_writes_tables_and_finds_planted_pair(tmp_path):
                                                sep.loc["G1+G3", "statistic"])
     via = table[table.test == "viability"].set_index("pair")
     assert via.p.notna().all() and (via.status == "tested").all()
+    add = table[table.test == "additivity"].set_index("pair")
+    assert add.loc["G3+G4", "q"] < 0.05 and (add.status == "tested").all()
+    assert add.loc["G1+G2", "p"] > 0.05 and add.loc["G1+G3", "p"] > 0.05
+    # effect: the debiased interaction norm (control-sd units; 2.5 planted) in its interval
+    g34 = add.loc["G3+G4"]
+    assert g34.ci_low <= g34.effect_size <= g34.ci_high and 1.5 < g34.effect_size < 3.5
+    assert add.loc["G1+G2", "ci_low"] < 0.5
+    assert json.loads(g34["params"])["unit"] == "well" and (add.units_ab == 6).all()
     stored = s.read("interactions")
-    assert len(stored) == 9
-    assert set(stored.test) == {"disjointness", "separability_score", "viability"}
+    assert len(stored) == 12
+    assert set(stored.test) == {"additivity", "disjointness", "separability_score",
+                                "viability"}
     details = s.read("pair_details")["pairs"]["G3+G4"]
     assert set(details["exemplars"]) == {"control", "A", "B", "A+B"}
     inter = np.array(details["shifts"]["interaction"])
@@ -94,10 +103,13 @@ def test_too_few_cells_is_a_status_and_viability_still_tested(tmp_path):
     with pytest.raises(ValidationError, match=r"too few samples.*G1\+G2"):
         run_interactions(s, n_permutations=50, n_bootstrap=5, min_samples=8, on_small="error")
     table = run_interactions(s, n_permutations=50, n_bootstrap=5, min_samples=8)
-    morph = table[table.test != "viability"]
+    morph = table[~table.test.isin(["viability", "additivity"])]
     assert morph.p.isna().all()
     assert morph.status.str.startswith("too few cells for morphology").all()
     assert table[table.test == "viability"].p.notna().all()
+    # the additivity test needs one cell per condition: it still tests these pairs
+    add = table[table.test == "additivity"]
+    assert len(add) == 3 and add.p.notna().all() and (add.status == "tested").all()
 
 
 def test_without_profiles_names_embed_and_latent_is_a_recorded_truth_check(tmp_path):
@@ -146,7 +158,9 @@ def test_one_well_per_condition_warns_and_gives_a_status():
     obs["well"] = obs["perturbation"].astype(str)  # one well per condition and plate
     obs["plate"] = "P"  # ... and one plate
     with pytest.warns(UserWarning, match="single replicate unit"):
-        table, _ = test_pairs(adata.X, obs, n_bootstrap=5, tests=("disjointness", "viability"))
+        table, _ = test_pairs(adata.X, obs, n_bootstrap=5, n_permutations=50,
+                              tests=("additivity", "disjointness", "viability"))
+    assert set(table.test) == {"additivity", "disjointness", "viability"}
     assert table.p.isna().all()
     assert table.status.str.contains("one replicate unit").all()
 
@@ -225,15 +239,15 @@ def test_singles_only_in_another_batch_status_pool_or_error():
     with pytest.warns(UserWarning, match=r"G3\+G4: singles G4 only in batch\(es\) B2"):
         table, _ = test_pairs(X, obs, n_bootstrap=5)
     g34 = table[table.pair == "G3+G4"]
-    assert len(g34) == 3 and g34.p.isna().all() and g34.statistic.isna().all()
+    assert len(g34) == 4 and g34.p.isna().all() and g34.statistic.isna().all()
     assert g34.status.str.startswith("not tested: singles G4 only in batch(es) B2").all()
     others = table[(table.pair != "G3+G4") & (table.test != "separability_score")]
     assert others.p.notna().all()
     with pytest.raises(ValidationError, match=r"G3\+G4.*G4 only in batch\(es\) B2"):
         test_pairs(X, obs, n_bootstrap=5, cross_batch="error")
     with pytest.warns(UserWarning, match="batch effects not controlled"):
-        pooled, _ = test_pairs(X, obs, n_bootstrap=5, cross_batch="pool",
-                               tests=("disjointness", "viability"))
+        pooled, _ = test_pairs(X, obs, n_bootstrap=5, cross_batch="pool", n_permutations=100,
+                               tests=("additivity", "disjointness", "viability"))
     g34 = pooled[pooled.pair == "G3+G4"]
     assert g34.p.notna().all() and g34.status.str.contains("cross-batch: singles G4").all()
     assert g34.singles_cross_batch.all() and not pooled[pooled.pair == "G1+G2"

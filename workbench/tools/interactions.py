@@ -6,8 +6,13 @@ reported) the step gathers four samples from the batches the double was run in: 
 A, B and A+B, each cell with its replicate unit (``obs["well"]`` within its plate by
 default, any column with ``unit=``). Wells are the unit of inference: cell-level statistics
 are computed inside wells and compared by their spread between wells
-(:mod:`workbench.models.replicates`). Three readouts per pair:
+(:mod:`workbench.models.replicates`). Four readouts per pair:
 
+- ``additivity``: does the double's mean shift equal the sum of the singles' shifts in the
+  embedding (the GI null of Norman et al. 2019 carried to profiles)? A shrunken
+  Mahalanobis norm of the interaction contrast of well means, with a replicate-level
+  parametric bootstrap null (:mod:`workbench.models.additivity`; p-value, effect size and
+  interval); it also tests pairs with few cells (a condition needs one cell);
 - ``disjointness``: replicate-level additivity of per-coordinate features (p-value, Simes
   over features; a condition with one well gets a status instead);
 - ``separability_score``: KL additivity from flexible, cross-fitted density ratios
@@ -47,7 +52,7 @@ import pandas as pd
 
 from workbench.errors import MissingArtefactError, ValidationError
 
-TESTS = ("disjointness", "separability", "viability")
+TESTS = ("additivity", "disjointness", "separability", "viability")
 #: Settings of :func:`demo_step` per demo size.
 DEMO = {"tiny": dict(n_permutations=200, n_bootstrap=30),
         "quick": dict(n_permutations=500, n_bootstrap=50),
@@ -241,7 +246,10 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
     """Run the tests on every double of ``obs``; return the long table and pair details.
 
     ``unit`` names the replicate unit (``"well"``: plate and well; any obs column; None:
-    every cell its own replicate, the cell-level kernel and Gaussian tests). With a unit,
+    every cell its own replicate, the cell-level kernel and Gaussian tests).
+    ``"additivity"`` is :func:`~workbench.models.additivity.additivity_test` with
+    ``n_permutations`` bootstrap draws for its null, run on every pair with a cell in each
+    condition (cells as units when ``unit`` is None). With a unit,
     ``"disjointness"`` is the replicate-level test of
     :func:`~workbench.models.replicates.replicate_disjointness_test`, ``"separability"``
     the graded KL-additivity score with a well-level bootstrap interval (test name
@@ -296,7 +304,20 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
         rows += _cell_level(X, info, ok, tests, kernel=kernel, n_permutations=n_permutations,
                             n_bootstrap=n_bootstrap, separability=separability,
                             reference=reference, rng=rng, seed=seed, device=device)
-    elif ok:
+    todo = [lab for lab in info if lab not in skip]  # additivity: few cells are enough
+    if "additivity" in tests and todo:
+        from workbench.models.additivity import additivity_test
+
+        r = additivity_test([{c: X[info[lab][c]] for c in conds} for lab in todo],
+                            [{c: units[info[lab][c]] for c in conds} for lab in todo],
+                            reference=reference, names=todo, n_bootstrap=n_permutations,
+                            seed=seed, device=device)
+        note = " (cells as replicates)" if unit is None else ""
+        rows += [_row(lab, "additivity", r.statistic[k], r.p_value[k], r.effect_size[k],
+                      r.ci_low[k], r.ci_high[k], {**r.params, "unit": unit or "cell"},
+                      r.status[k] + (note if r.status[k] == "tested" else ""))
+                 for k, lab in enumerate(todo)]
+    if unit is not None and ok:
         groups = [{c: X[info[lab][c]] for c in conds} for lab in ok]
         ugroups = [{c: units[info[lab][c]] for c in conds} for lab in ok]
         if "disjointness" in tests:
@@ -330,6 +351,7 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
                       r.ci_low[k], r.ci_high[k], {**r.params, "unit": unit or "well"},
                       r.status[k]) for k, lab in enumerate(counted)]
     names = {"disjointness": "disjointness", "viability": "viability",
+             "additivity": "additivity",
              "separability": ("separability" if unit is None and separability == "gaussian"
                               else "separability_score")}
     for lab in sorted(skip):
@@ -451,9 +473,10 @@ def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
 def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataFrame:
     """Per pair, the ranking score of each readout (larger: more interacting).
 
-    ``disjointness`` and ``viability``: ``-log10 p`` (rounded to 6 decimals, so that p
-    values equal up to float noise tie); ``disjointness statistic``: its mean ``t^2``
-    (separates pairs whose p-values all sit at the same floor); ``separability_score``:
+    ``additivity``, ``disjointness`` and ``viability``: ``-log10 p`` (rounded to 6
+    decimals, so that p values equal up to float noise tie); ``disjointness statistic``: its
+    mean ``t^2``, ``additivity statistic``: its Mahalanobis norm ``Q`` (they separate pairs
+    whose p-values all sit at the same floor); ``separability_score``:
     ``|S|`` (a graded score, ranked without a p-value); ``any readout``: ``-log10`` of the smaller of
     the disjointness and viability p, Bonferroni-corrected over the readouts the pair has
     (a pair with too few cells for morphology is ranked by viability alone). With the
@@ -465,10 +488,10 @@ def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataF
         g = g.set_index("pair")
         if test == "separability_score":
             out[test] = g["statistic"].astype(float).abs()
-        elif test in ("disjointness", "viability", "separability"):
+        elif test in ("additivity", "disjointness", "viability", "separability"):
             out[test] = (-np.log10(np.clip(g["p"].astype(float), 1e-300, 1))).round(6)
-        if test == "disjointness":
-            out["disjointness statistic"] = g["statistic"].astype(float)
+        if test in ("additivity", "disjointness"):
+            out[f"{test} statistic"] = g["statistic"].astype(float)
     df = pd.DataFrame(out)
     ps = [c for c in ("disjointness", "viability") if c in df]
     if ps:
