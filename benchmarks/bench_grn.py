@@ -18,6 +18,8 @@ with an observe-only Lightning callback, and prints the per-step ratio.
 Usage::
 
     python benchmarks/bench_grn.py [--quick] [--reference DIR --reference-python PY]
+
+``--losses`` compares the training objectives instead (``bench_grn_losses.py``).
 """
 
 from __future__ import annotations
@@ -427,7 +429,18 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared"
                                           / "data"), help="the shared data folder")
     ap.add_argument("--n-perm", type=int, default=1000)
+    ap.add_argument("--losses", action="store_true",
+                    help="modified DB, TB and the f-TB members: mode coverage and KL to the "
+                         "enumerated posterior (--loss-d genes, --n-seeds seeds, --steps)")
+    ap.add_argument("--loss-d", type=int, default=5)
+    ap.add_argument("--n-seeds", type=int, default=3)
+    ap.add_argument("--loss-temperature", type=float, default=0.1)
     args = ap.parse_args(argv)
+    if args.losses:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_grn_losses import main_losses
+
+        return main_losses(args)
     if args.pancreas:
         return main_pancreas(args)
     if args.headline:
