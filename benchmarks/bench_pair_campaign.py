@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PLANNERS = ("random", "gene_mean", "singles", "soft_impute", "bpmf_ids", "exchangeable", "auto")
+PLANNERS = ("random", "gene_mean", "singles", "soft_impute", "bpmf_ids", "exchangeable",
+            "auto_rules", "auto")
 FRACTIONS = (0.05, 0.10, 0.20)
 CATEGORIES = ("synthetic_lethal", "saturation", "suppression")
 
@@ -98,6 +99,8 @@ def run_screen(screen: str, planners, seeds) -> pd.DataFrame:
                 sub = h[h.frac_revealed <= f + 1e-9]
                 row = {"screen": screen, "planner": planner, "seed": seed, "budget": f,
                        "share": sub.is_top.sum() / n_top}
+                ran = sub[sub.planner_used != "initial"].planner_used.value_counts()
+                row["ran"] = ";".join(f"{k}={v}" for k, v in ran.items())  # pairs per planner
                 if top_cat is not None:
                     found = [top_cat[(a, b)] for a, b, t in zip(sub.i, sub.j, sub.is_top) if t]
                     for c in CATEGORIES:

@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import ValidationError
+from workbench.tools.planner_choice import (choose_planner, gene_mean_scores, rank_average,
+                                            rule_choice, singles_scores)
 
 __all__ = ["PLANNERS", "propose", "choose_planner", "propose_batch", "run_campaign", "top_share_curve",
            "campaign_summary", "gene_mean_scores", "singles_scores", "score_pairs"]
@@ -52,7 +54,12 @@ PLANNERS = {
     "bpmf_ucb": "Bayesian low-rank model with side features, upper confidence bound",
     "bpmf_thompson": "Bayesian low-rank model with side features, Thompson sampling",
     "exchangeable": "exchangeable matrix model (ensemble), upper confidence bound",
-    "auto": "the model-free rule that ranks the measured pairs best (held-out), each round",
+    "gene_mean+exchangeable": "rank average of the gene-mean rule and the exchangeable model",
+    "singles+exchangeable": "rank average of the singles rule and the exchangeable model",
+    "auto": "the planner (rule, exchangeable model or their rank average) that ranks the "
+            "measured pairs best, cross-fitted",
+    "auto_rules": "the model-free rule that ranks the measured pairs best (held out), each "
+                  "round (the earlier default)",
 }
 Z90 = 1.6449  # two-sided 90% normal interval
 
@@ -64,21 +71,15 @@ def _rank(score, k: int, seed: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- rule scores
-def gene_mean_scores(n_items: int, obs_i, obs_j, obs_y, k: float = 2.0):
-    """Shrunken mean value and number of measured pairs of every gene."""
-    y = np.asarray(obs_y, float)
-    tot, cnt = np.zeros(n_items), np.zeros(n_items)
-    for a in (np.asarray(obs_i, int), np.asarray(obs_j, int)):
-        np.add.at(tot, a, y)
-        np.add.at(cnt, a, 1.0)
-    overall = y.mean() if len(y) else 0.0
-    return (tot + k * overall) / (cnt + k), cnt
-
-
-def singles_scores(singles, cand_i, cand_j) -> np.ndarray:
-    """``|single A| + |single B|`` of the candidate pairs."""
-    s = np.abs(np.asarray(singles, float))
-    return s[np.asarray(cand_i, int)] + s[np.asarray(cand_j, int)]
+def _rule_scores(rule, n_items, cand_i, cand_j, obs_i, obs_j, y, singles):
+    """A rule's score of the candidates and of the measured pairs."""
+    if rule == "gene_mean":
+        g, _ = gene_mean_scores(n_items, obs_i, obs_j, y)
+        return g[cand_i] + g[cand_j], g[obs_i] + g[obs_j]
+    if singles is None:
+        raise ValidationError("the singles rule needs each gene's single effect.",
+                              "give singles=... (one value per gene).")
+    return singles_scores(singles, cand_i, cand_j), singles_scores(singles, obs_i, obs_j)
 
 
 def _calibrate(score_obs, y_obs, score_cand, pick, seed: int, n_boot: int = 200):
@@ -124,79 +125,12 @@ def _calibrate_boot(score_obs, y_obs, score_cand, pick, seed: int, n_boot: int):
     return mean, lo, hi
 
 
-def _rank_corr(a, b) -> float:
-    """Spearman correlation (0 when either side is constant)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 0.0
-    ra = np.argsort(np.argsort(a)).astype(float)
-    rb = np.argsort(np.argsort(b)).astype(float)
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def choose_planner(n_items: int, obs_i, obs_j, obs_y, *, singles=None, min_pairs: int = 10,
-                   previous: str | None = None, margin: float = 0.1,
-                   **_unused) -> tuple[str, str]:
-    """The ``"auto"`` planner's choice between the two model-free rules, with its reason.
-
-    Each rule is scored by how well it ranks the measured pairs it did not see: the
-    gene-mean rule leave-one-out (a pair's own value removed from its genes' means, on the
-    pairs whose genes have other measured pairs), the
-    singles rule directly (it never looks at measured values). The rule with the higher
-    rank correlation wins; with fewer than ``min_pairs`` measured pairs the singles rule is
-    taken when singles are known. When neither correlation is above about two null
-    standard errors, the gene-mean rule is taken if it could be evaluated on ``min_pairs``
-    pairs, else the singles rule. In a campaign, ``previous`` (the last round's choice) is
-    kept unless the other rule is ahead by ``margin``: the pairs a rule chose are the ones
-    it ranked high, so its correlation on them drops as it succeeds (selection bias), and a
-    single noisy round should not switch rules.
-    """
-    y = np.asarray(obs_y, float)
-    oi, oj = np.asarray(obs_i, int), np.asarray(obs_j, int)
-    if len(y) < min_pairs:
-        if singles is not None:
-            return "singles", f"only {len(y)} measured pairs: too few to compare the rules"
-        return "gene_mean", f"only {len(y)} measured pairs and no singles"
-    kk = 2.0
-    tot, cnt = np.zeros(n_items), np.zeros(n_items)
-    for a in (oi, oj):
-        np.add.at(tot, a, y)
-        np.add.at(cnt, a, 1.0)
-    # a pair's own value removed from its genes' sums; shrunk towards the overall mean of
-    # all pairs (a constant: shrinking towards the leave-one-out mean would make the score
-    # fall as the held-out value rises, a spurious negative correlation). Pairs whose
-    # genes have no other measured pair carry no gene-mean information and are left out.
-    ybar = y.mean()
-    ni, nj = cnt[oi] - 1, cnt[oj] - 1
-    gi = (tot[oi] - y + kk * ybar) / (ni + kk)
-    gj = (tot[oj] - y + kk * ybar) / (nj + kk)
-    informative = (ni + nj) > 0
-    r_gene = _rank_corr((gi + gj)[informative], y[informative])
-    if singles is None:
-        return "gene_mean", f"no singles; gene-mean rule held-out rank correlation {r_gene:.2f}"
-    r_single = _rank_corr(singles_scores(singles, oi, oj), y)
-    scores = f"held-out rank correlation with the {len(y)} measured values: gene-mean " \
-             f"{r_gene:.2f}, singles {r_single:.2f}"
-    r = {"gene_mean": r_gene, "singles": r_single}
-    n_eval = {"gene_mean": int(informative.sum()), "singles": len(y)}
-    # evidence: a correlation above two standard errors of a null one (about 2 / sqrt(n))
-    ahead = {k: r[k] > 2.0 / np.sqrt(max(n_eval[k], 1)) for k in r}
-    best = max(r, key=r.get)
-    if not any(ahead.values()):
-        pick = "gene_mean" if n_eval["gene_mean"] >= min_pairs else "singles"
-        return pick, f"{scores}; neither is clearly above zero, so the " + (
-            "gene-mean rule (it uses the measured values of these genes)" if pick == "gene_mean"
-            else "singles rule (too few genes with two measured pairs)")
-    if previous in r and best != previous and r[best] < r[previous] + margin:
-        return previous, f"{scores} (kept: the other rule is not ahead by {margin:g})"
-    return best, scores
-
-
 # ---------------------------------------------------------------------- propose
 def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, side=None,
             singles=None, batch_size: int = 10, seed: int = 0, device: str = "auto",
             state: dict | None = None, names=None, beta: float = 1.0,
-            model_kw: dict | None = None, intervals: bool = True, scheduler=None) -> dict:
+            model_kw: dict | None = None, intervals: bool = True, scheduler=None,
+            chunk_size: int = 8192) -> dict:
     """Choose ``batch_size`` of the candidate pairs with ``planner``.
 
     Parameters
@@ -212,6 +146,7 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
     intervals : False skips the rules' bootstrap intervals (campaigns only rank).
     scheduler : a ``dask.distributed`` address or Client: the models score the candidates
         there, chunk by chunk (:func:`score_pairs`); same result as the local run.
+    chunk_size : candidates per chunk (per task on a cluster).
 
     Returns
     -------
@@ -219,6 +154,8 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
     of every candidate), ``low``/``high`` (90% interval of the picked ones), ``reason`` (one
     string per picked pair) and ``state``.
     """
+    from scipy.stats import rankdata
+
     from workbench.models.pair_selection import select_batch
 
     if planner not in PLANNERS:
@@ -232,31 +169,49 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
     state = dict(state or {})
     names = list(names) if names is not None else [str(g) for g in range(n_items)]
     nan = np.full(k, np.nan)
-    if planner == "auto":
-        used, why = choose_planner(n_items, obs_i, obs_j, y, singles=singles,
-                                   previous=state.get("auto_choice"))
+    if planner in ("auto", "auto_rules"):
+        prev = state.get("auto_choice")
+        if planner == "auto_rules":
+            used, why = rule_choice(n_items, obs_i, obs_j, y, singles=singles, previous=prev)
+        else:
+            used, why = choose_planner(n_items, obs_i, obs_j, y, singles=singles, side=side,
+                                       previous=prev, state=state, seed=seed, device=device,
+                                       model_kw=model_kw)
         state["auto_choice"] = used
         out = propose(used, n_items, cand_i, cand_j, obs_i, obs_j, y, side=side,
                       singles=singles, batch_size=batch_size, seed=seed, device=device,
                       state=state, names=names, beta=beta, model_kw=model_kw,
-                      intervals=intervals, scheduler=scheduler)
+                      intervals=intervals, scheduler=scheduler, chunk_size=chunk_size)
         out["planner"], out["planner_reason"] = used, why
         return out
+    if planner.endswith("+exchangeable") and len(y) > 0:
+        rule = planner.split("+")[0]
+        rule_score = _rule_scores(rule, n_items, cand_i, cand_j, obs_i, obs_j, y, singles)[0]
+        b = propose("exchangeable", n_items, cand_i, cand_j, obs_i, obs_j, y, side=side,
+                    batch_size=k, seed=seed, device=device, state=state, names=names,
+                    beta=beta, model_kw=model_kw, scheduler=scheduler, chunk_size=chunk_size)
+        model_score = b["mean"] + beta * b["sd"]  # the model's own acquisition (UCB)
+        pick = _rank(rank_average(rule_score, model_score), k, seed)
+        half = Z90 * np.sqrt(b["sd"][pick] ** 2 + b["noise"] ** 2)
+        rr = (m + 1 - rankdata(rule_score, "max")).astype(int)
+        mr = (m + 1 - rankdata(model_score, "max")).astype(int)
+        reason = [f"rank average: {rule.replace('_', '-')} rule rank {rr[p]}, exchangeable "
+                  f"model rank {mr[p]} (predicted {b['mean'][p]:.3g} +- {b['sd'][p]:.2g}) "
+                  f"of {m}" for p in pick]
+        return {"pick": pick, "mean": b["mean"], "low": b["mean"][pick] - half,
+                "high": b["mean"][pick] + half, "reason": reason, "state": b["state"]}
     if planner == "random" or len(y) == 0:
         pick = np.random.default_rng(seed).choice(m, k, replace=False)
         why = "random choice" if planner == "random" else "no measured pair yet: random choice"
         return {"pick": pick, "mean": np.full(m, np.nan), "low": nan, "high": nan,
                 "reason": [why] * k, "state": state}
     if planner in ("gene_mean", "singles"):
+        score_c, score_o = _rule_scores(planner, n_items, cand_i, cand_j, obs_i, obs_j, y,
+                                        singles)
         if planner == "gene_mean":
             g, cnt = gene_mean_scores(n_items, obs_i, obs_j, y)
-            score_c, score_o = g[cand_i] + g[cand_j], g[obs_i] + g[obs_j]
         else:
-            if singles is None:
-                raise ValidationError("the singles rule needs each gene's single effect.",
-                                      "give singles=... (one value per gene).")
             s = np.abs(np.asarray(singles, float))
-            score_c, score_o = s[cand_i] + s[cand_j], s[obs_i] + s[obs_j]
         pick = _rank(score_c, k, seed)
         mean, lo, hi = _calibrate(score_o, y, score_c, pick, seed, 200 if intervals else 0)
         reason = []
@@ -297,7 +252,8 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
 
         model = model or ExchangeablePairModel(seed=seed, device=device, **kw)
         model.fit(obs_i, obs_j, y, side=side, n_items=n_items, warm_start=warm)
-        samples = score_pairs(model, cand_i, cand_j, scheduler=scheduler)
+        samples = score_pairs(model, cand_i, cand_j, scheduler=scheduler,
+                              chunk_size=chunk_size)
         noise = model.residual_sd_
         acq = "ucb"
     else:
@@ -305,7 +261,8 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
 
         model = model or LowRankPairModel(seed=seed, device=device, **kw)
         model.fit(obs_i, obs_j, y, side=side, n_items=n_items, warm_start=warm)
-        samples = score_pairs(model, cand_i, cand_j, scheduler=scheduler)
+        samples = score_pairs(model, cand_i, cand_j, scheduler=scheduler,
+                              chunk_size=chunk_size)
         noise = model.noise_ * model.y_scale_
         acq = planner.split("_", 1)[1]
     state["model"] = model
@@ -317,7 +274,7 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
     reason = [f"{what}: predicted {mean[p]:.3g} +- {sd[p]:.2g} (model spread), "
               f"rank {r + 1} of {m}" for r, p in enumerate(pick)]
     return {"pick": pick, "mean": mean, "low": mean[pick] - half, "high": mean[pick] + half,
-            "reason": reason, "state": state}
+            "reason": reason, "state": state, "sd": sd, "noise": noise}
 
 
 def propose_batch(n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, side=None,
@@ -353,7 +310,17 @@ def score_pairs(model, i, j, *, chunk_size: int = 8192, scheduler=None) -> np.nd
     else:
         from distributed import Client
 
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        if isinstance(scheduler, Client):
+            client = scheduler
+        else:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise ValidationError(
+                    f"could not reach a dask scheduler at {scheduler!r} ({exc}).",
+                    "start one (`dask scheduler`, then `dask worker ADDRESS`) and give its "
+                    "address, e.g. tcp://127.0.0.1:8786, or leave out --scheduler to score "
+                    "locally.") from exc
         try:
             remote = client.scatter(model, broadcast=True)
             futures = [client.submit(_score_chunk, remote, i[a:b], j[a:b], pure=False)
@@ -401,7 +368,8 @@ def run_campaign(values: np.ndarray, *, planner: str | None = None, side=None, s
     Returns
     -------
     One row per revealed pair, in order: ``round, i, j, value, is_top, acquisition, planner,
-    seed, n_revealed, frac_revealed, top_found_share``.
+    planner_used`` (the planner ``auto`` ran that round; ``initial`` for the random start),
+    ``seed, n_revealed, frac_revealed, top_found_share``.
     """
     if planner is None:
         planner = "random" if acquisition == "random" else f"bpmf_{acquisition}"
@@ -420,6 +388,7 @@ def run_campaign(values: np.ndarray, *, planner: str | None = None, side=None, s
     first = rng.choice(m, max(1, int(round(initial * m))), replace=False)
     revealed[first] = True
     order: list[tuple[int, int]] = [(int(c), 0) for c in first]
+    used: list[str] = ["initial"] * len(first)
     state: dict = {}
     rnd = 0
     while revealed.sum() < total:
@@ -435,11 +404,13 @@ def run_campaign(values: np.ndarray, *, planner: str | None = None, side=None, s
         chosen = hidden[out["pick"]]
         revealed[chosen] = True
         order += [(int(c), rnd) for c in chosen]
+        used += [out.get("planner", planner)] * len(chosen)
     idx = np.array([c for c, _ in order])
     hist = pd.DataFrame({"round": [r for _, r in order], "i": cand[idx, 0], "j": cand[idx, 1],
                          "value": v[idx], "is_top": top[idx]})
     hist["acquisition"] = planner
     hist["planner"] = planner
+    hist["planner_used"] = used
     hist["seed"] = seed
     hist["n_revealed"] = np.arange(1, len(hist) + 1)
     hist["frac_revealed"] = hist.n_revealed / m
