@@ -115,3 +115,41 @@ def test_cli_says_when_a_planner_makes_no_prediction(tested_study, capsys):
     lines = [ln for ln in out.splitlines() if ln.strip().startswith(("1.", "2."))]
     assert len(lines) == 2 and all("no prediction" in ln and "random" in ln for ln in lines)
     assert "nan" not in out
+
+
+@pytest.mark.slow
+def test_plan_pairs_on_a_dask_cluster_equals_the_local_run(tested_study, capsys):
+    distributed = pytest.importorskip("distributed", reason="dask.distributed not installed")
+    s = Study.open(tested_study)
+    kw = dict(budget=3, planner="exchangeable", seed=0, device="cpu", chunk_size=2)
+    local = plan_pairs(s, **kw)
+    assert main(["plan-pairs", str(tested_study), "--budget", "3", "--planner", "exchangeable",
+                 "--device", "cpu", "--chunk-size", "2"]) == 0
+    local_text = capsys.readouterr().out
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        remote = plan_pairs(Study.open(tested_study), **kw, scheduler=cluster.scheduler_address)
+        # 6 untested pairs in chunks of 2: three tasks on the workers
+        assert (remote.status == "proposed").sum() == 3
+        assert main(["plan-pairs", str(tested_study), "--budget", "3", "--planner",
+                     "exchangeable", "--device", "cpu", "--chunk-size", "2", "--scheduler",
+                     cluster.scheduler_address]) == 0
+        remote_text = capsys.readouterr().out
+    cols = ["pair", "status", "rank", "reason", "planner"]
+    pd.testing.assert_frame_equal(remote[cols], local[cols])
+    np.testing.assert_allclose(remote[["predicted", "predicted_low", "predicted_high"]],
+                               local[["predicted", "predicted_low", "predicted_high"]],
+                               atol=1e-6)
+    assert remote_text == local_text and "exchangeable" in remote_text
+    assert Study.open(tested_study).read("pair_selection").pair.tolist() == remote.pair.tolist()
+
+
+def test_bad_chunk_size_is_a_clear_error(tested_study):
+    with pytest.raises(ValidationError, match="chunk size"):
+        plan_pairs(Study.open(tested_study), budget=2, chunk_size=0, device="cpu")
+
+
+def test_auto_with_few_pairs_compares_the_rules_and_says_when_the_model_joins(tested_study):
+    s = Study.open(tested_study)
+    out = plan_pairs(s, budget=2, seed=0, device="cpu")
+    assert "model is checked from 30" in out.planner_reason.iloc[0]

@@ -17,12 +17,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--budget", type=int, default=10,
                         help="pairs to propose (at least 1, at most the untested pairs)")
     parser.add_argument("--planner", default="auto", choices=_planners(),
-                        help="auto: the model-free rule that ranks the measured pairs best")
+                        help="auto: the rule, the exchangeable model or their rank average, "
+                             "whichever ranks held-out measured pairs best")
     parser.add_argument("--test", default="disjointness", help="which test's values to model")
     parser.add_argument("--value", default="effect_size", help="column of 'interactions' to model")
     parser.add_argument("--use", default=None, help="profiles matrix for the side information")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="dask.distributed scheduler address: the models score the "
+                             "candidate pairs on its workers (same result as a local run)")
+    parser.add_argument("--chunk-size", type=int, default=8192,
+                        help="candidate pairs scored per chunk (per task with --scheduler)")
 
 
 def run(args) -> int:
@@ -35,7 +41,8 @@ def run(args) -> int:
         check_budget(args.budget, 0)  # a clear error before the Study is touched
     study = Study.open(args.study)
     out = plan_pairs(study, budget=args.budget, planner=args.planner, test=args.test,
-                     value=args.value, use=args.use, seed=args.seed, device=args.device)
+                     value=args.value, use=args.use, seed=args.seed, device=args.device,
+                     scheduler=args.scheduler, chunk_size=args.chunk_size)
     prop = out[out.status == "proposed"]
     print(f"planner: {prop.planner.iloc[0]} ({prop.planner_reason.iloc[0]})")
     print(f"next {len(prop)} pairs, predicted {args.value} [90% interval]:")

@@ -13,12 +13,17 @@ proposed pair with
 - ``reason``: why the planner chose it,
 - ``planner`` and ``planner_reason``: which planner ran and why it was the one.
 
-The default planner is ``"auto"`` (:func:`workbench.tools.campaign.choose_planner`):
-of the two model-free rules it takes the one whose scores rank the already measured pairs
-best (held-out rank correlation), because which rule works depends on the screen. The
-models (soft-impute, BPMF, the exchangeable model) are named options; on Norman and Parrish
-none of them found more top pairs than the better rule, so auto does not pick them. The campaign benchmark (``benchmarks/results_pair_campaign.md``)
-holds the evidence for this choice.
+The default planner is ``"auto"`` (:mod:`workbench.tools.planner_choice`): it scores the
+two model-free rules, the exchangeable model and the rank average of the better rule and
+the model by how well each ranks measured pairs it did not see (cross-fitted folds), and
+runs the best; a model has to beat the best rule in most paired resamples of the held-out
+pairs to be taken, because which planner works depends on the screen. Soft-impute and
+BPMF are named options that auto does not weigh (neither was ahead of the better rule on
+Norman or Parrish). The campaign benchmark (``benchmarks/results_pair_campaign.md``) holds
+the evidence for this choice.
+
+With ``scheduler`` (a ``dask.distributed`` address or Client) the models score the
+candidates on that cluster in chunks; the result equals the local run.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def _side_features(shift: np.ndarray, k: int = 8) -> np.ndarray:
 
 def plan_pairs(study, *, budget: int = 10, planner: str = "auto", test: str = "disjointness",
                value: str = "effect_size", genes=None, use: str | None = None, seed: int = 0,
-               device: str = "auto") -> pd.DataFrame:
+               device: str = "auto", scheduler=None, chunk_size: int = 8192) -> pd.DataFrame:
     """Propose the next ``budget`` doubles from the tested ones; write ``"pair_selection"``.
 
     Parameters
@@ -85,6 +90,8 @@ def plan_pairs(study, *, budget: int = 10, planner: str = "auto", test: str = "d
         = more interacting).
     genes : genes to plan over (default every single perturbation of the screen).
     use : profiles matrix whose singles give the side information.
+    scheduler : a ``dask.distributed`` scheduler address (or Client): the models score the
+        candidates there, ``chunk_size`` pairs per task (same result as the local run).
     """
     from workbench.tools.campaign import PLANNERS, choose_planner, propose
 
@@ -93,6 +100,11 @@ def plan_pairs(study, *, budget: int = 10, planner: str = "auto", test: str = "d
                               f"use auto or one of {', '.join(PLANNERS)}.")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         check_budget(budget, 0)  # raises with the message for this kind of budget
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+            or chunk_size < 1:
+        raise ValidationError(f"chunk size must be a whole number of pairs >= 1, got "
+                              f"{chunk_size!r}.", "give --chunk-size N with N >= 1 (default "
+                              "8192).")
     study.require("interactions", why="planning learns from the tested pairs")
     tab = study.read("interactions")
     tab = tab[(tab.test == test) & tab.status.isin(("tested", "scored (no p-value)"))]
@@ -122,7 +134,8 @@ def plan_pairs(study, *, budget: int = 10, planner: str = "auto", test: str = "d
     else:
         used, why = planner, "chosen by the user"
     out = propose(used, len(genes), ci, cj, oi, oj, y, side=side, singles=singles,
-                  batch_size=budget, seed=seed, device=device, names=genes)
+                  batch_size=budget, seed=seed, device=device, names=genes,
+                  scheduler=scheduler, chunk_size=chunk_size)
     pick = out["pick"]
     hist = pd.DataFrame({"round": 0, "gene_a": tab.gene_a.to_numpy(), "gene_b": tab.gene_b.to_numpy(),
                          "pair": tab.pair.to_numpy(), "status": "measured", "value": y,
@@ -144,7 +157,9 @@ def plan_pairs(study, *, budget: int = 10, planner: str = "auto", test: str = "d
     res["test"] = test
     res["seed"] = seed
     params = {"budget": budget, "planner": planner, "planner_used": used, "test": test,
-              "value": value, "n_genes": len(genes), "n_candidates": len(cand)}
+              "value": value, "n_genes": len(genes), "n_candidates": len(cand),
+              "scheduler": scheduler if scheduler is None or isinstance(scheduler, str)
+              else "a dask.distributed Client"}
     with study.step("plan_pairs", params=params, seed=seed, inputs=["interactions"]) as tx:
         tx.note(planner=used, planner_reason=why)
         tx.write_table("pair_selection", res, description="measured pairs and the next batch, "
