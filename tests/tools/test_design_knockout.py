@@ -364,3 +364,21 @@ def test_hard_world_plants_copies_that_regulate_nothing():
     a, b = world.copies[0]
     r = np.corrcoef(cells["spliced"][:, a], cells["spliced"][:, b])[0, 1]
     assert 0.5 < r < 0.999                                 # close, not identical
+
+
+def test_near_steady_knockout_moves_only_the_descendants():
+    from workbench.tools.design.knockout_campaign import hard_world
+
+    world = hard_world(seed=0, start_spread=0.2)
+    assert world.size == "steady"
+    grn = world.grn
+    g = grn.cores[0][0]
+    ko = knockout_cells(grn, [g], np.random.default_rng(0), 3, 40, start_spread=0.0)
+    assert np.all(ko["spliced"][:, g] == 0) and np.all(ko["velocity"][:, g] == 0)
+    reach = grn.ancestors()
+    late = ko["state"][ko["time"] > 3.0]
+    moved = np.abs(late / grn.fixed_point - 1).max(0)
+    child = int(np.flatnonzero(grn.weights[:, g])[0])
+    assert moved[child] > 0.05                              # the response spreads down
+    others = [i for i in range(grn.n_genes) if i != g and not reach[i, g]]
+    assert others and moved[others].max() < 1e-6            # and nowhere else

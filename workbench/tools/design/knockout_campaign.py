@@ -18,7 +18,11 @@ can: more genes (22), fewer cells (4 observational trajectories of 25 cells, 25 
 knock-out), and copy pairs: a few genes that receive exactly the inputs of a core gene of a
 feedback loop but regulate nothing (a paralogue that tracks its original), so from
 observational cells the original's children could as well be the copy's; knocking out the
-original or the copy tells them apart.
+original or the copy tells them apart. ``size="steady"`` is the same network observed the
+way a screen sees it: cells near the steady state (starts scattered by a factor
+``exp(0.2 z)`` around the fixed point, not uniformly between 0 and 2.5 times it), and each
+knock-out started from that steady state, so its cells show the response spreading from the
+knocked-out gene instead of a fresh scattered trajectory that informs every gene.
 
 After each round the campaign records the posterior's mean edge entropy and the AUROC of
 its edge probabilities against the true network (off-diagonal entries: the diagonal is
@@ -33,11 +37,11 @@ import math
 import numpy as np
 
 __all__ = ["knockout_cells", "refit_posterior", "knockout_campaign", "hard_world",
-           "HARD_WORLD"]
+           "near_steady_trajectories", "HARD_WORLD"]
 
 #: The harder world of :func:`hard_world`: module sizes, extra genes and the cells observed.
 HARD_WORLD = dict(modules=[5, 5, 5, 4], n_no_effect=3, n_cross=2, n_self_loops=2,
-                  n_copies=3, trajectories=4, cells_per_trajectory=25)
+                  n_copies=3, trajectories=4, cells_per_trajectory=25, start_spread=None)
 
 
 @dataclasses.dataclass
@@ -84,12 +88,18 @@ def hard_world(seed: int = 0, **overrides) -> KnockoutWorld:
     for _ in range(2000):
         x = alpha * sigmoid(w @ x + bias) / gamma
     grn.fixed_point = x
-    return KnockoutWorld(seed=seed, size="hard", config=cfg, grn=grn,
+    return KnockoutWorld(seed=seed, size="hard" if cfg["start_spread"] is None else "steady",
+                         config=cfg, grn=grn,
                          copies=list(zip(originals, copy_genes, strict=True)))
 
 
-def knockout_cells(grn, genes, rng, n_trajectories: int, cells_per_trajectory: int) -> dict:
-    """Cells sampled along trajectories of the network with ``genes`` knocked out."""
+def knockout_cells(grn, genes, rng, n_trajectories: int, cells_per_trajectory: int,
+                   start_spread: float | None = None) -> dict:
+    """Cells sampled along trajectories of the network with ``genes`` knocked out.
+
+    ``start_spread=None``: the demo's scattered starts; a number: starts near the
+    unperturbed steady state (:func:`near_steady_trajectories`).
+    """
     from workbench.data.simulate.grn import sample_trajectories
 
     alpha = grn.alpha.copy()
@@ -97,7 +107,38 @@ def knockout_cells(grn, genes, rng, n_trajectories: int, cells_per_trajectory: i
     alpha[list(genes)] = 0.0
     start[list(genes)] = 0.0
     ko = dataclasses.replace(grn, alpha=alpha, fixed_point=start)
-    return sample_trajectories(ko, rng, n_trajectories, cells_per_trajectory)
+    if start_spread is None:
+        return sample_trajectories(ko, rng, n_trajectories, cells_per_trajectory)
+    return near_steady_trajectories(ko, rng, n_trajectories, cells_per_trajectory,
+                                    start_spread, scale=grn.fixed_point, clamp=list(genes))
+
+
+def near_steady_trajectories(grn, rng, n_trajectories: int, cells_per_trajectory: int,
+                             spread: float, *, scale=None, clamp=(), t_max: float = 4.0,
+                             dt: float = 0.02, noise: float = 0.02) -> dict:
+    """Like :func:`~workbench.data.simulate.grn.sample_trajectories`, from starts near the
+    steady state: ``x0 = x* exp(spread z)`` (``z`` standard normal per gene and
+    trajectory), ``clamp`` genes held at zero. ``scale`` sets the measurement noise
+    (default ``x*``)."""
+    g = grn.n_genes
+    scale = grn.fixed_point if scale is None else np.asarray(scale, np.float64)
+    x = scale * np.exp(spread * rng.standard_normal((n_trajectories, g)))
+    x[:, list(clamp)] = 0.0
+    steps = int(round(t_max / dt))
+    path = np.empty((steps + 1, n_trajectories, g))
+    path[0] = x
+    for k in range(steps):  # RK2 (midpoint), as the demo simulator
+        k1 = grn.drift(x)
+        x = x + dt * grn.drift(x + 0.5 * dt * k1)
+        path[k + 1] = x
+    times = np.sort(t_max * rng.beta(0.7, 1.3, (n_trajectories, cells_per_trajectory)), axis=1)
+    step_idx = np.clip(np.round(times / dt).astype(int), 0, steps)
+    traj = np.repeat(np.arange(n_trajectories), cells_per_trajectory)
+    states = path[step_idx.ravel(), traj]
+    noisy = states + rng.normal(0, noise, states.shape) * scale
+    noisy[:, list(clamp)] = 0.0
+    return {"spliced": noisy, "velocity": grn.drift(states), "trajectory": traj,
+            "time": step_idx.ravel() * dt, "state": states}
 
 
 def refit_posterior(x, v, knocked, *, sigma2, ratio: float, edge_prior: float,
@@ -187,10 +228,17 @@ def knockout_campaign(policy: str, *, seed: int = 0, size: str = "tiny", rounds:
     from workbench.tools.design.knockout import knockout_setup, mean_edge_entropy, plan_knockouts
 
     if world is None:
-        world = hard_world(seed) if size == "hard" else make_world(seed=seed, size=size)
+        world = (hard_world(seed) if size == "hard" else
+                 hard_world(seed, start_spread=0.2) if size == "steady" else
+                 make_world(seed=seed, size=size))
     grn, cfg = world.grn, world.config
     rng = np.random.default_rng([seed, 3])
-    obs = sample_trajectories(grn, rng, cfg["trajectories"], cfg["cells_per_trajectory"])
+    spread = cfg.get("start_spread")
+    if spread is None:
+        obs = sample_trajectories(grn, rng, cfg["trajectories"], cfg["cells_per_trajectory"])
+    else:
+        obs = near_steady_trajectories(grn, rng, cfg["trajectories"],
+                                       cfg["cells_per_trajectory"], spread)
     raw, vel = obs["spliced"], obs["velocity"]
     mean, sd = raw.mean(0), np.where(raw.std(0) > 0, raw.std(0), 1.0)
     x, v = (raw - mean) / sd, vel / sd
@@ -223,7 +271,7 @@ def knockout_campaign(policy: str, *, seed: int = 0, size: str = "tiny", rounds:
                                   candidates=cand, seed=seed * 100 + r)
         for g in plan["pick"]:
             ko = knockout_cells(grn, [g] if g >= 0 else [], rng, trajectories_per_knockout,
-                                cfg["cells_per_trajectory"])
+                                cfg["cells_per_trajectory"], start_spread=spread)
             x = np.vstack([x, (ko["spliced"] - mean) / sd])
             v = np.vstack([v, ko["velocity"] / sd])
             knocked = np.concatenate([knocked, np.full(len(ko["spliced"]), g)])
