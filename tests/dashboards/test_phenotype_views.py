@@ -178,6 +178,12 @@ def test_categorical_colouring_has_a_legend_matching_the_map(study):
                     if isinstance(getattr(m, "text", None), str) and "wb-emb-legend"
                     in (getattr(m, "css_classes", None) or []))
     assert all(p in html for p in perts)
+    # the exported figure carries the legend inside it, every category named
+    fig = hv.render(view.figure())
+    items = [i for lg in fig.legend for i in lg.items if getattr(i.label, "field", None)]
+    assert len(items) == 1  # one entry per value of the colour column
+    src = items[0].renderers[0].data_source.data
+    assert set(map(str, src[items[0].label.field])) == perts
     view.color_by = "latent_nucleus_size"  # a numeric colouring has a colour bar instead
     assert view.legend() == {}
 

@@ -30,6 +30,14 @@ import param
 from workbench.dashboards import phenotype as ph
 from workbench.dashboards.base import StudyView, csv_bytes, html_text, md_text, no_data
 from workbench.dashboards.cache import cached
+from workbench.dashboards.map_numbers import (  # noqa: F401 (the view's numbers, re-exported)
+    HEADLINE,
+    _read_uns,
+    benchmark_numbers,
+    block_probe,
+    flat_numbers,
+    headline_first,
+)
 from workbench.errors import WorkbenchError
 
 #: Above this many points the scatter is rasterised with datashader.
@@ -170,85 +178,6 @@ def ids_in_polygon(df: pd.DataFrame, xs, ys) -> list[str]:
         j = i
     inside[cand] = hit
     return df["id"].to_numpy()[inside].astype(str).tolist()
-
-
-def _read_uns(study, name: str) -> dict:
-    """``uns["workbench"]`` of an AnnData artefact, read without loading its matrices."""
-    import zarr
-    from anndata.io import read_elem
-
-    group = zarr.open_group(study.artefact_path(name), mode="r")
-    return read_elem(group["uns"]["workbench"]) if "uns" in group and "workbench" in group["uns"] else {}
-
-
-def block_probe(study) -> pd.DataFrame | None:
-    """The linear probe of each transformer block that the embed step ran
-    (``profiles.uns["workbench"]["embedding"]["probe"]``): columns ``block`` and
-    ``balanced_accuracy``; ``attrs`` hold ``best_block`` and ``chance``. None when the
-    profiles were not embedded from images (imported profiles have no blocks)."""
-    if not study.has("profiles"):
-        return None
-
-    def _read(study):
-        probe = (_read_uns(study, "profiles").get("embedding") or {}).get("probe")
-        if not isinstance(probe, dict) or "blocks" not in probe:   # a block was given
-            return None
-        df = pd.DataFrame({"block": np.asarray(probe["blocks"]).astype(int),
-                           "balanced_accuracy": np.asarray(probe["balanced_accuracy"], float)})
-        df.attrs.update(best_block=int(probe["best_block"]), chance=float(probe["chance"]))
-        return df
-
-    return cached(study, ["profiles"], "block-probe", _read)
-
-
-def flat_numbers(d, prefix: str = "") -> dict[str, float]:
-    """Scalar numbers of a nested dict, with dotted keys."""
-    out: dict[str, float] = {}
-    for k, v in (d or {}).items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flat_numbers(v, key + "."))
-        elif np.ndim(v) == 0 and isinstance(v, int | float | np.number) and not isinstance(v, bool):
-            out[key] = float(v)
-    return out
-
-
-def benchmark_numbers(study) -> pd.DataFrame:
-    """The map benchmarks of the perturbation map
-    (``perturbations.uns["workbench"]["benchmarks"]``, written by ``workbench benchmark``
-    and the demo's embed step), flattened to dotted metric names."""
-    if not study.has("perturbations"):
-        return pd.DataFrame(columns=["metric", "value"])
-
-    def _read(study):
-        nums = flat_numbers(_read_uns(study, "perturbations").get("benchmarks"))
-        return pd.DataFrame({"metric": list(nums), "value": list(nums.values())})
-
-    return cached(study, ["perturbations"], "benchmarks", _read)
-
-
-#: The numbers a biologist reads first, with short names; the rest follow under their keys.
-HEADLINE = {
-    "relationship_recall.relationships.recall.0.05_0.95": "known-pair recall (5/95 pct)",
-    "relationship_recall.relationships.random_baseline.0.05_0.95": "  random baseline",
-    "relationship_recall.planted_groups.recall.0.05_0.95": "planted-group recall (5/95 pct)",
-    "retrieval_map.map": "same-label mAP",
-    "retrieval_map.p_value": "  permutation p",
-    "planted_group_retrieval.map": "planted-group mAP",
-    "replicate_consistency.fraction_consistent_p05": "replicate-consistent fraction",
-    "batch_effect.gap": "batch gap (same - cross batch)",
-    "without_tvn.batch_gap": "  batch gap without TVN",
-}
-
-
-def headline_first(bench: pd.DataFrame) -> pd.DataFrame:
-    """Benchmark rows with the :data:`HEADLINE` metrics first, under their short names."""
-    known = [k for k in HEADLINE if k in set(bench["metric"])]
-    rest = bench[~bench["metric"].isin(known)]
-    lookup = dict(zip(bench["metric"], bench["value"], strict=True))
-    head = pd.DataFrame({"metric": [HEADLINE[k] for k in known],
-                         "value": [lookup[k] for k in known]})
-    return pd.concat([head, rest], ignore_index=True)
 
 
 def scatter(df: pd.DataFrame, color: str | None, *, threshold: int = DATASHADE_ABOVE,
@@ -476,8 +405,15 @@ class EmbeddingsView(StudyView):
         return (out * overlay).opts(hv.opts.Overlay(legend_position="bottom_right"))
 
     def figure(self):
-        """The map as a HoloViews object (for :func:`workbench.dashboards.export.export_view`)."""
-        return self.plot()
+        """The map as a HoloViews object (for :func:`workbench.dashboards.export.export_view`):
+        a categorical colouring carries its legend inside the figure, right of the map."""
+        fig = self.plot()
+        n = len(self.legend())
+        if n:
+            cols = max(1, -(-(n + 2) // max(1, (self.height - 60) // 24)))  # entries fit
+            fig = fig.opts(hv.opts.Points(show_legend=True), hv.opts.Overlay(
+                legend_position="right", legend_cols=cols, width=self.width + 110 * cols))
+        return fig
 
     @param.depends("level", "basis", "color_by", "selection.concept", "width", "height", "svg")
     def _plot_pane(self):
@@ -530,7 +466,8 @@ class EmbeddingsView(StudyView):
     def body(self):
         controls = pn.Row(pn.widgets.Select.from_param(self.param.level, width=120),
                           pn.widgets.Select.from_param(self.param.basis, width=90),
-                          pn.widgets.Select.from_param(self.param.color_by, width=160))
+                          pn.widgets.Select.from_param(self.param.color_by, width=260,
+                                                       css_classes=["wb-emb-color"]))
         bench = headline_first(benchmark_numbers(self.study))
         # value first: long metric keys must not push the numbers out of view
         rows = "".join(f"<tr><td style='text-align:right;padding-right:8px'>{v:.3g}</td>"
