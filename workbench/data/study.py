@@ -34,8 +34,8 @@ import pandas as pd
 
 from workbench.data.schema import validate_matrix, validate_screen_obs
 from workbench.data._store import inside, study_lock
+from workbench.data._meta import KINDS, SCHEMA_VERSION, load_meta as _load_meta  # noqa: F401
 from workbench.data.transaction import (  # noqa: F401  (re-exported for callers)
-    KINDS,
     SCREEN_ARTEFACTS,
     STAGING,
     STUDY_FILE,
@@ -50,13 +50,11 @@ from workbench.data.transaction import (  # noqa: F401  (re-exported for callers
 )
 from workbench.errors import (
     MissingArtefactError,
-    SchemaVersionError,
     StudyCorruptError,
     StudyNotFoundError,
     WorkbenchError,
 )
 
-SCHEMA_VERSION = 1
 
 #: Which step makes which artefact: used to say what to run when one is missing.
 MAKERS = {
@@ -357,52 +355,6 @@ class Study:
     def __repr__(self) -> str:
         names = ", ".join(self.meta["artefacts"]) or "no artefacts"
         return f"<Study {self.title!r} at {self.path} ({names})>"
-
-
-def _load_meta(path: Path) -> dict[str, Any]:
-    """Read and check ``study.json``: its fields, their types, and that every artefact path
-    stays inside the Study (a crafted file must not make us touch anything outside it)."""
-    f = path / STUDY_FILE
-    restore = "restore study.json from a backup; the artefacts themselves are untouched."
-    try:
-        meta = json.loads(f.read_text())
-    except json.JSONDecodeError as exc:
-        raise StudyCorruptError(
-            f"{f} is not valid JSON ({exc.msg} at line {exc.lineno}).", restore) from exc
-    except (UnicodeDecodeError, OSError) as exc:
-        raise StudyCorruptError(f"{f} cannot be read ({type(exc).__name__}: {exc}).",
-                                restore) from exc
-    if not isinstance(meta, dict) or "schema_version" not in meta:
-        raise StudyCorruptError(f"{f} has no schema_version: it was not written by workbench.",
-                                "open a folder made by `workbench demo` or `workbench import`.")
-    version = meta["schema_version"]
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise StudyCorruptError(
-            f"{f}: schema_version is {version!r}; expected a whole number such as "
-            f"{SCHEMA_VERSION}.", restore)
-    if version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{path} uses Study schema version {version}, newer than the "
-            f"{SCHEMA_VERSION} this workbench ({_version()}) reads.",
-            "upgrade the workbench (pip install -U workbench) to open it.",
-        )
-    missing = {"artefacts", "provenance", "control_label", "study_id"} - set(meta)
-    if missing:
-        raise StudyCorruptError(f"{f} lacks the field(s) {sorted(missing)}.", restore)
-    types = {"artefacts": (dict, "an object of name: entry"), "provenance": (list, "a list"),
-             "control_label": (str, "a string"), "study_id": (str, "a string")}
-    for key, (typ, said) in types.items():
-        if not isinstance(meta[key], typ):
-            raise StudyCorruptError(
-                f"{f}: {key!r} is a {type(meta[key]).__name__}; expected {said}.", restore)
-    for name, entry in meta["artefacts"].items():
-        if not isinstance(entry, dict) or entry.get("kind") not in KINDS \
-                or not isinstance(entry.get("version", 1), int):
-            raise StudyCorruptError(
-                f"{f}: the entry of artefact {name!r} is {entry!r}; expected an object with "
-                f"a kind (one of {sorted(KINDS)}), a path and a version.", restore)
-        inside(path, entry.get("path"), what=f"the path of artefact {name!r}")
-    return meta
 
 
 def create_study(path: str | os.PathLike, **kw) -> Study:

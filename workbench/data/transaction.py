@@ -41,6 +41,7 @@ from workbench.data._store import (
     study_lock,
     writer_lock,
 )
+from workbench.data._meta import KINDS, _version, load_meta as _load_meta  # noqa: F401
 from workbench.data._store import recover as _recover
 from workbench.data.schema import validate_matrix, validate_screen_obs
 from workbench.errors import StudyConflictError, StudyCorruptError, ValidationError
@@ -48,8 +49,6 @@ from workbench.errors import StudyConflictError, StudyCorruptError, ValidationEr
 if TYPE_CHECKING:
     from workbench.data.study import Study
 
-KINDS = {"anndata": ".zarr", "table": ".parquet", "array": ".zarr", "images": ".zarr",
-         "json": ".json", "file": ""}
 #: Artefacts whose ``obs`` must follow the screen contract of :mod:`workbench.data.schema`.
 SCREEN_ARTEFACTS = ("profiles",)
 
@@ -65,12 +64,6 @@ def quiet_zarr():
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def _version() -> str:
-    from workbench import __version__
-
-    return __version__
 
 
 def checksum(path: str | os.PathLike) -> str:
@@ -139,7 +132,6 @@ class Transaction:
         self.inputs = list(inputs)
         self.txid = _new_txid()
         self.started = _now()
-        from workbench.data.study import _load_meta
 
         def versions(meta):
             return {name: (int(e.get("version", 0)), e.get("sha256"))
@@ -344,7 +336,6 @@ class Transaction:
     def commit(self) -> None:
         study = self.study
         root = study.path
-        from workbench.data.study import _load_meta
 
         # checksums of the staged artefacts (folder checksums use relative paths, so they
         # equal those of the artefacts once moved into place), before any lock is taken
