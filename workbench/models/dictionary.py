@@ -508,17 +508,4 @@ class SparseDictionary:
         return r2_score(self._check_x(x).numpy(), self.reconstruct(x))
 
 
-def __getattr__(name: str):  # convenience: dictionary.ICFL, dictionary.TopKSAE
-    if name == "ICFL":
-        from workbench.models.icfl import ICFL
-
-        return ICFL
-    if name == "TopKSAE":
-        from workbench.models.topk_sae import TopKSAE
-
-        return TopKSAE
-    raise AttributeError(name)
-
-
-__all__ = ["ControlWhitener", "SparseDictionary", "ICFL", "TopKSAE", "atom_recovery",  # noqa: F822 (lazy)
-           "dead_fraction", "r2_score"]
+__all__ = ["ControlWhitener", "SparseDictionary", "atom_recovery", "dead_fraction", "r2_score"]
