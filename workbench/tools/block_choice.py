@@ -64,7 +64,7 @@ def choose_block(features: np.ndarray, obs: pd.DataFrame, *, label="perturbation
                               "profiles.", "choose a label column with at least two values, "
                               "or relationships that cover the screen's perturbations.")
 
-    from workbench.tools.embed import normalized
+    from workbench.tools.normalize import normalized
 
     def prepare(X):
         return normalized(X, ctrl, batch, **(tvn_kw or {}))[keep]

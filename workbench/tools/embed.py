@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import MissingArtefactError, ValidationError
+from workbench.data.uns import clean_uns  # noqa: F401  (used by the steps here)
+from workbench.tools.normalize import normalized  # noqa: F401  (used by the steps here)
 from workbench.tools.block_choice import (  # noqa: F401  (public names of this step)
     choose_block,
     probe_groups,
@@ -147,18 +149,6 @@ def extract_features(images, encoder, *, batch_size: int = 256, scheduler=None,
     return {k: np.concatenate([p[k] for p in parts]) for k in ("mean", "cls")}
 
 
-def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarray:
-    """TVN of ``X`` on its controls, or (``tvn=False``) the raw features as float32."""
-    from workbench.tools.normalize import TVN
-
-    if not tvn:
-        return np.asarray(X, dtype=np.float32)
-    kw = {"batch_center": batch is not None, **kw}
-    if not kw["batch_center"]:
-        batch = None if not kw.get("coral") else batch
-    return TVN(**kw).fit_transform(X, is_control, batch)
-
-
 # ---------------------------------------------------------------------- maps
 def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str | None = None,
                      how: str = "mean", dose_key: str | None = None,
@@ -209,24 +199,6 @@ def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str
         adata.uns["workbench"] = {"arm_correction": {
             "arms": sorted(arms_used), "n_unexpressed": [arms_used[a] for a in sorted(arms_used)]}}
     return adata
-
-
-def clean_uns(obj):
-    """Make nested results storable in AnnData ``uns`` (no None, no tuples, str keys)."""
-    if isinstance(obj, dict):
-        return {str(k): clean_uns(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        vals = [clean_uns(v) for v in obj]
-        if vals and all(isinstance(v, (int, float, bool, np.number)) for v in vals):
-            return np.asarray(vals)
-        if vals and all(isinstance(v, str) for v in vals):
-            return np.asarray(vals, dtype=object)
-        return {str(i): v for i, v in enumerate(vals)} if vals else np.asarray([])
-    if obj is None:
-        return "none"
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 # ---------------------------------------------------------------------- steps on a Study

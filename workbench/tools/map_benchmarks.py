@@ -392,7 +392,7 @@ def run_benchmarks(study, *, relationships=None, label_key: str | None = None,
     res = map_benchmarks(pert, prof, study.control_label, relationships=files, groups=groups,
                          known=known, label_key=label_key, n_perm=n_perm, seed=seed)
     if write:
-        from workbench.tools.embed import clean_uns
+        from workbench.data.uns import clean_uns
 
         pert.uns.setdefault("workbench", {})["benchmarks"] = clean_uns(res)
         with study.step("benchmark", params={"relationships": [str(f) for f in files],

@@ -309,3 +309,13 @@ def arm_centering(P, genes, arms: dict, unexpressed, *, min_genes: int = 20) -> 
             P[on] -= P[on & off].mean(0)
             used[arm] = k
     return P.astype(np.float32), used
+
+
+def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarray:
+    """TVN of ``X`` on its controls, or (``tvn=False``) the raw features as float32."""
+    if not tvn:
+        return np.asarray(X, dtype=np.float32)
+    kw = {"batch_center": batch is not None, **kw}
+    if not kw["batch_center"]:
+        batch = None if not kw.get("coral") else batch
+    return TVN(**kw).fit_transform(X, is_control, batch)
