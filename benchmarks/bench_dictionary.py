@@ -251,7 +251,8 @@ def lincs_encode(data_dir, seeds=(0, 1, 2), n_concepts=32, k=3, steps=300):
 
     from workbench.data.study import Study
     from workbench.tools.concept_eval import split_rows
-    from workbench.tools.concept_model import activation_correlation, encode_study
+    from workbench.tools.concept_encode import encode_study
+    from workbench.tools.concept_model import activation_correlation
     from workbench.tools.concepts import run_concepts
 
     prof = _lincs_profiles(data_dir)

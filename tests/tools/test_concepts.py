@@ -12,6 +12,7 @@ ad = pytest.importorskip("anndata")
 
 from workbench.data.study import Study  # noqa: E402
 from workbench.errors import ValidationError  # noqa: E402
+from workbench.tools import concept_demo  # noqa: E402
 from workbench.tools import concepts as C  # noqa: E402
 from workbench.tools.concept_annotation import annotate, label_table, pages  # noqa: E402
 
@@ -288,7 +289,7 @@ def test_demo_check_stores_arrays_that_read_back_as_arrays(tmp_path):
     with study.step("truth", params={}) as tx:
         tx.write_json("ground_truth", {"genes": genes, "groups": truth,
                                        "effect_genes": genes})
-    C.demo_step(study, "tiny", seed=0)
+    concept_demo.demo_step(study, "tiny", seed=0)
     wb = study.read("concepts").uns["workbench"]
     rec = wb["demo"]["program_recovery"]
     assert set(rec) >= {"module", "best_concept", "selectivity", "recovered",

@@ -13,9 +13,9 @@ from workbench.data.study import Study  # noqa: E402
 from workbench.errors import StudyBusyError, ValidationError  # noqa: E402
 from workbench.tools import concepts as C  # noqa: E402
 from workbench.tools.concept_eval import split_rows  # noqa: E402
+from workbench.tools.concept_encode import encode_study  # noqa: E402
 from workbench.tools.concept_model import (  # noqa: E402
     activation_correlation,
-    encode_study,
     load_model,
     match_concepts,
 )

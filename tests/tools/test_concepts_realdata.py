@@ -117,7 +117,8 @@ def test_lincs_model_learned_on_one_half_encodes_the_other(lincs_study, tmp_path
     """Learn on one replicate half of the plate, encode the other with the saved model:
     the concept ids are the model's, and a concept's per-compound mean activation agrees
     between the halves (median Pearson r over live concepts, reported in the results)."""
-    from workbench.tools.concept_model import activation_correlation, encode_study
+    from workbench.tools.concept_encode import encode_study
+    from workbench.tools.concept_model import activation_correlation
 
     first, second = _half_studies(lincs_study, tmp_path)
     C.run_concepts(first, n_concepts=32, sparsity=3, max_steps=300, batch_size=192, lr=1e-2,

@@ -67,7 +67,7 @@ def add_arguments(parser) -> None:
 def _encode(args) -> int:
     from workbench.data.study import Study
     from workbench.errors import ValidationError
-    from workbench.tools.concept_model import encode_study
+    from workbench.tools.concept_encode import encode_study
 
     if not args.target or not args.model:
         raise ValidationError("`workbench concepts encode` needs the Study to encode and "

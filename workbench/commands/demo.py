@@ -17,7 +17,7 @@ DESCRIPTION = __doc__
 #: (step name, module with ``demo_step(study, size, seed)``, artefact that marks it done)
 DEMO_STEPS = [
     ("embed", "workbench.tools.embed", "perturbations"),
-    ("concepts", "workbench.tools.concepts", "concepts"),
+    ("concepts", "workbench.tools.concept_demo", "concepts"),
     ("interactions", "workbench.tools.interactions", "interactions"),
     ("grn", "workbench.tools.grn", "grn"),
 ]

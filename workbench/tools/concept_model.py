@@ -10,8 +10,8 @@ folder of two open files:
   whitener's settings, the input feature names in order, the concept ids, the training
   split, and the checksum of the tensor file.
 
-:func:`encode_study` reads a model from one Study and encodes the profiles of another with
-it: the features are aligned by name, the whitener is the one fitted on the *first* Study's
+:func:`workbench.tools.concept_encode.encode_study` reads a model from one Study and
+encodes the profiles of another with it: the features are aligned by name, the whitener is the one fitted on the *first* Study's
 controls, and the concept ids are the model's, so concept ``c007`` means the same direction
 in both. :func:`match_concepts` pairs the concepts of two runs or methods one to one
 (Hungarian assignment on atom cosine, :func:`scipy.optimize.linear_sum_assignment`) and
@@ -218,78 +218,5 @@ def activation_correlation(codes_a, groups_a, codes_b, groups_b) -> np.ndarray:
         return np.where(den > 1e-12, (a * b).sum(0) / den, np.nan)
 
 
-def encode_study(study, model_study, *, run: str | None = None, use_rep: str | None = None,
-                 labels: list[str] | None = None, alpha: float = 0.05,
-                 device: str = "auto") -> dict:
-    """Encode ``study``'s profiles with the concept model saved in ``model_study``.
-
-    Writes ``profiles.obsm["concepts_<run>"]`` (run: the model's run name unless given), a
-    ``concepts`` artefact annotated on this Study's samples with the model's concept ids
-    (``uns["workbench"]["source_model"]`` names where the model came from), its
-    ``concept_pages`` and a copy of the model. Returns the summary.
-    """
-    import shutil
-
-    from workbench.tools.concepts import (
-        DEFAULT_LABELS,
-        ConceptFit,
-        _store_codes,
-        concepts_anndata,
-        select_representation,
-        summarise,
-    )
-
-    from workbench.models.dictionary import dead_fraction, r2_score
-
-    study.require("profiles", why="the profiles are what gets encoded")
-    cm = load_model(model_study, device=device)
-    run = run or str(cm.doc.get("run") or cm.doc.get("method") or "icfl")
-    if not run.replace("_", "").replace("-", "").isalnum():
-        raise ValidationError(f"run name {run!r} must be letters, digits, - or _.",
-                              "give another --run name.")
-    method = str(cm.doc.get("method", "icfl"))
-    params = {"model_study": model_study.path.name, "model_study_id": model_study.id,
-              "run": run, "use_rep": use_rep or "X", "alpha": alpha, "method": method}
-    outputs = ["profiles", "concepts", "concept_model", "concept_pages"]
-    with study.step("concepts_encode", params=params, inputs=["profiles"],
-                    outputs=outputs) as tx:
-        profiles = study.read("profiles")
-        obs = profiles.obs
-        x, names = select_representation(profiles, use_rep)
-        x = align_features(x, names, cm.features, f"profiles of {study.path.name}")
-        if not np.isfinite(x).all():
-            raise ValidationError(f"profiles of {study.path.name} hold NaN/infinite values.",
-                                  "impute or drop them before encoding.")
-        xw = cm.prepare(x)
-        codes = cm.model.transform(xw)
-        metrics = {"r2": float(r2_score(xw, cm.model.reconstruct(xw))),
-                   "dead_fraction": float(dead_fraction(codes)),
-                   "mean_active_per_sample": float((codes != 0).sum(axis=1).mean())}
-        fit = ConceptFit(cm.model, cm.whitener, np.asarray(cm.features, dtype=object), codes,
-                         xw, metrics)
-        label_columns = ["perturbation"] + [c for c in DEFAULT_LABELS if c in obs.columns]
-        label_columns += [c for c in labels or [] if c in obs.columns and c not in label_columns]
-        params["labels"] = label_columns
-        adata, pages = concepts_anndata(
-            fit, obs, is_control=obs["is_control"].to_numpy(bool),
-            control_label=study.control_label, label_columns=label_columns, run=run,
-            method=method, params={**cm.doc.get("params", {}), **params}, alpha=alpha,
-            names=cm.concept_ids)
-        adata.uns["workbench"]["source_model"] = {
-            "study": model_study.path.name, "study_id": str(model_study.id),
-            "run": str(cm.doc.get("run", "")), "format_version": int(cm.doc["version"])}
-        _store_codes(profiles, run, codes)
-        tx.write_anndata("profiles", profiles)
-        tx.write_anndata("concepts", adata, screen=False,
-                         description=f"concepts of {model_study.path.name}'s model "
-                                     f"(run {run!r}) on these profiles")
-        dst = tx.stage_path("concept_model", "file", "concept_model")
-        shutil.copytree(model_study.artefact_path("concept_model"), dst)
-        tx.write_json("concept_pages", pages)
-        summary = {**summarise(adata, label_columns, study.control_label), **metrics}
-        tx.note(**{k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-    return summary
-
-
-__all__ = ["ConceptModel", "encode_study", "FORMAT", "MODEL_VERSION", "activation_correlation",
+__all__ = ["ConceptModel", "FORMAT", "MODEL_VERSION", "activation_correlation",
            "align_features", "group_means", "load_model", "match_concepts", "save_model"]

@@ -477,17 +477,3 @@ def control_whitened_by(profiles, use_rep: str | None = None) -> str | None:
 def already_control_whitened(profiles) -> bool:
     """Whether ``X`` was already normalised by TVN (control PCA whitening) in a step."""
     return control_whitened_by(profiles) is not None
-
-
-def demo_step(study, size: str = "quick", seed: int = 0) -> None:
-    """The concept view of the demo (see :func:`workbench.tools.concept_demo.demo_step`)."""
-    from workbench.tools.concept_demo import demo_step as _demo
-
-    _demo(study, size=size, seed=seed)
-
-
-def program_recovery(*args, **kwargs):
-    """See :func:`workbench.tools.concept_demo.program_recovery`."""
-    from workbench.tools.concept_demo import program_recovery as _rec
-
-    return _rec(*args, **kwargs)
