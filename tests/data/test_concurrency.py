@@ -33,6 +33,7 @@ WRITER = textwrap.dedent("""
     study = Study.open(sys.argv[1])
     n, pause = int(sys.argv[2]), float(sys.argv[4])
     first = int(study.read("results")["k"].iloc[0]) + 1  # go on from the generation there
+    print("ready", flush=True)
     for k in range(first, first + n):
         study.refresh()
         with study.step("gen", params={"k": k}) as tx:
@@ -191,7 +192,9 @@ def test_kill_9_of_a_writer_at_random_moments_leaves_the_old_or_the_new_state(tm
     last = 0
     for _ in range(20):
         proc = _py(WRITER, s.path, 1000, here, 0.0)
-        time.sleep(rng.uniform(1.0, 3.0))  # python and anndata imports take about a second
+        # the kill lands at a random moment of the writing, whatever the imports took
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        time.sleep(rng.uniform(0.0, 2.0))
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
         k = _generation(s.path)  # opens (recovers), validates deeply, checks agreement
