@@ -268,3 +268,16 @@ def test_quick_demo_viability_ranks_synthetic_lethal_pairs_first(demo_study_path
     via = res.set_index(["readout", "kind"]).loc[("viability", "synthetic_lethal")]
     assert via.n_interacting >= 1 and via.n_additive >= 4
     assert via.auroc >= 0.95 and via.ci_low > 0.5
+
+
+def test_additivity_or_viability_is_the_bonferroni_minimum_of_the_two():
+    from workbench.tools.interactions import readout_scores
+
+    table = _ranked_table({"A+B": (1e-4, -5.0, 0.5), "C+D": (np.nan, np.nan, 1e-3),
+                           "E+F": (0.3, 0.5, 0.4)})
+    table["test"] = table["test"].replace({"disjointness": "additivity"})
+    sc = readout_scores(table)
+    got = sc["additivity or viability"]
+    np.testing.assert_allclose(got["A+B"], -np.log10(2e-4), rtol=1e-5)
+    np.testing.assert_allclose(got["C+D"], 3.0, rtol=1e-5)  # one readout: no correction
+    np.testing.assert_allclose(got["E+F"], -np.log10(0.6), rtol=1e-5)

@@ -479,7 +479,8 @@ def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataF
     whose p-values all sit at the same floor); ``separability_score``:
     ``|S|`` (a graded score, ranked without a p-value); ``any readout``: ``-log10`` of the smaller of
     the disjointness and viability p, Bonferroni-corrected over the readouts the pair has
-    (a pair with too few cells for morphology is ranked by viability alone). With the
+    (a pair with too few cells for morphology is ranked by viability alone);
+    ``additivity or viability``: the same for the additivity and viability p. With the
     ``pair_details`` the naive baseline ``|mean(ab) + mean(ctrl) - mean(a) - mean(b)|``
     (the norm of the interaction shift, no test) is added. NaN where a readout gave none.
     """
@@ -499,6 +500,10 @@ def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataF
         k = p.notna().sum(1)
         best = (p.min(1) * k).clip(upper=1)
         df["any readout"] = -np.log10(best.where(k > 0))
+    if "additivity" in df and "viability" in df:  # morphology shift or cell count
+        p = np.power(10.0, -df[["additivity", "viability"]])
+        k = p.notna().sum(1)
+        df["additivity or viability"] = -np.log10((p.min(1) * k).clip(upper=1).where(k > 0))
     if details is not None:
         df["interaction shift norm (baseline)"] = pd.Series(
             {lab: d["shift_norms"]["interaction"] for lab, d in details.items()})
