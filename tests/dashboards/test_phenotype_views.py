@@ -204,3 +204,27 @@ def test_perturbation_map_names_at_most_the_50_most_extreme(study):
     texts = [r for r in fig.renderers if "perturbation" in getattr(r, "data_source", {}).data
              and type(r.glyph).__name__ == "Text"]
     assert sorted(texts[0].data_source.data["perturbation"]) == sorted(view.data()["perturbation"])
+
+
+def test_phenotype_is_a_selection_the_map_and_the_card_share(searched):
+    sel = Selection()
+    view = emb.EmbeddingsView(searched, sel)
+    name, label = ph.search_name(searched), ph.color_label(searched)
+    sel.choose_phenotype(name)  # chosen elsewhere: the map colours by its score
+    assert view.color_by == label
+    sel.clear()
+    assert sel.phenotype == "" and view.color_by == "perturbation"
+    view.color_by = label  # chosen in the map: the selection holds it
+    assert sel.phenotype == name
+    view.color_by = "batch"
+    assert sel.phenotype == ""
+    sel.choose_phenotype("another search")  # not this Study's: the map keeps its colour
+    assert view.color_by == "batch"
+    # the gene card's phenotype line chooses it and opens the map coloured by it
+    from workbench.dashboards.app import build_app
+
+    dash = build_app(searched, views=["gene_card", "grn"], sync_url=False)
+    dash.selection.choose_gene("G08")
+    dash.view("gene_card").open_line("phenotype", "embeddings")
+    assert dash.selection.phenotype == name and "embeddings" in dash.layout.views
+    assert dash.view("embeddings").color_by == label

@@ -264,6 +264,26 @@ class EmbeddingsView(StudyView):
             if "umap" in self.param.basis.objects and "basis" not in params:
                 self.basis = "umap"
             self._color_options()
+            self._follow_phenotype()
+
+    @param.depends("selection.phenotype", watch=True)
+    def _follow_phenotype(self):
+        """A phenotype chosen elsewhere (the gene card) colours the map by its score."""
+        if not ph.has_search(self.study):
+            return
+        chosen = self.selection.phenotype == ph.search_name(self.study)
+        if chosen and not self._phenotype_choice():
+            self.color_by = ph.color_label(self.study, ph.SCORE)
+        elif not chosen and self._phenotype_choice():
+            self.color_by = "perturbation"
+
+    @param.depends("color_by", watch=True)
+    def _choose_phenotype(self):
+        """Colouring by the search's score makes its phenotype the selected one."""
+        if ph.has_search(self.study):
+            name = ph.search_name(self.study) if self._phenotype_choice() else ""
+            if name != self.selection.phenotype:
+                self.selection.choose_phenotype(name)
 
     @param.depends("level", watch=True)
     def _color_options(self):

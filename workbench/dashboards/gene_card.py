@@ -369,6 +369,15 @@ def _view_class():
             views = [v for v in self.layout.views if v != name]
             self.layout.views = [*views[:3], name]
 
+        def open_line(self, section: str, view: str) -> None:
+            """A click on a line's link: the phenotype line also chooses the search's
+            phenotype, so the embedding view opens coloured by its score."""
+            from workbench.dashboards import phenotype as ph
+
+            if section == "phenotype" and ph.has_search(self.study):
+                self.selection.choose_phenotype(ph.search_name(self.study))
+            self.open_view(view)
+
         def _json(self):
             import io
 
@@ -402,7 +411,8 @@ def _view_class():
                 css_classes=["wb-gene-card-table"],
                 header_tooltips={"baseline": "baseline or chance level to compare with",
                                  "view": "click to open the view with the detail"})
-            tab.on_click(lambda e: e.column == "view" and self.open_view(
+            tab.on_click(lambda e: e.column == "view" and self.open_line(
+                str(tab.value["section"].iloc[e.row]),
                 str(tab.value["view"].iloc[e.row]).removeprefix("open ").removesuffix(" ›")))
 
             def redraw(*_):

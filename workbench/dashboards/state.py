@@ -77,6 +77,9 @@ class Selection(param.Parameterized):
     pair = param.String(default="", doc='Selected pair of perturbations, written "A+B".')
     samples = param.List(default=[], item_type=str,
                          doc="Ids of the samples selected by box or lasso (profiles obs_names).")
+    phenotype = param.String(default="", doc="Selected phenotype: the name of the Study's "
+                             "phenotype search (``workbench find``), whose classifier score "
+                             "the embedding view colours by. Not part of the URL or channel.")
 
     # ------------------------------------------------------------------ choosing
     def choose_gene(self, gene: str | None) -> None:
@@ -105,12 +108,15 @@ class Selection(param.Parameterized):
     def choose_concept(self, concept: str | None) -> None:
         self.concept = clean_name(concept)
 
+    def choose_phenotype(self, name: str | None) -> None:
+        self.phenotype = clean_name(name)
+
     def choose_samples(self, ids) -> None:
         """Select samples by id (a box or lasso selection)."""
         self.samples = [clean_name(i) for i in ids]
 
     def clear(self) -> None:
-        self.update(perturbation="", concept="", pair="", samples=[])
+        self.update(perturbation="", concept="", pair="", samples=[], phenotype="")
 
     @property
     def pair_genes(self) -> tuple[str, str] | None:
@@ -126,7 +132,7 @@ class Selection(param.Parameterized):
         cleaned with :func:`clean_name`."""
         values = {**(values or {}), **kw}
         clean: dict[str, Any] = {}
-        for key in ("perturbation", "concept", "pair"):
+        for key in ("perturbation", "concept", "pair", "phenotype"):
             if key in values and values[key] is not None:
                 clean[key] = clean_name(values[key])
         if "samples" in values and values["samples"] is not None:
