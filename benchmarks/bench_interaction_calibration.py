@@ -32,6 +32,11 @@ norm of the interaction shift.
 
     python benchmarks/bench_interaction_calibration.py --demo q0.study q1.study ...
 
+The additivity test alone (2 and 4 wells per condition; beside it the same statistic with
+every cell its own replicate, i.e. wells ignored):
+
+    python benchmarks/bench_interaction_calibration.py --additivity --pairs 100 --power-pairs 30
+
 The graded separability score alone (interval coverage on null pairs, share of intervals
 excluding 0 on interacting pairs, 20 bootstrap replicates):
 
@@ -87,7 +92,11 @@ def run_tests(groups, units, counts, score: bool, seed: int):
     from workbench.models.interaction_tests import disjointness_test, separability_score
     from workbench.models.replicates import count_test, replicate_disjointness_test
 
+    from workbench.models.additivity import additivity_test
+
     out = {}
+    out["additivity (wells)"] = additivity_test(groups, units, n_bootstrap=200, seed=seed,
+                                                device="cpu").p_value
     out["disjointness (wells)"] = replicate_disjointness_test(groups, units).p_value
     n_min = min(min(len(g["a"]), len(g["b"]), len(g["ab"]), len(g["ctrl"]) // 2)
                 for g in groups)
@@ -168,6 +177,62 @@ def demo_ranking(paths, seed: int = 0) -> list[str]:
     return lines
 
 
+def _cell_units(units):
+    """Every cell its own replicate unit (the wells-ignored version of a test)."""
+    return [{c: np.array([f"{c}{i}" for i in range(len(v))]) for c, v in u.items()}
+            for u in units]
+
+
+def additivity_calibration(n_pairs: int, n_power: int, n_bootstrap: int = 200,
+                           wells_list=(2, 4), maps=None, cells=(20, 100)) -> list[str]:
+    """Markdown table: null rate and power of the replicate-level additivity test, next to
+    the same statistic with cells as replicates (wells ignored), per scenario."""
+    from workbench.models._device import torch_threads
+    from workbench.models.additivity import additivity_test
+    from workbench.models.interaction_scenarios import MAPS, simulate_pairs
+
+    kinds = ("buffering", "synergy", "synthetic_lethal", "new_property")
+    lines = ["| map | wells/cond | well sd | cells/cond | test | null rate [95% CI] (pairs) | "
+             "level held | " + " | ".join(f"power: {k}" for k in kinds) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(kinds)]
+    seed = 500
+    with torch_threads(1):
+        for map_ in MAPS:
+            for wells in wells_list:
+                for wsd in (0.0, 1 / 3):
+                    for n in (20, 100):
+                        seed += 1
+                        if (maps and map_ not in maps) or n not in cells:
+                            continue
+                        res = {}
+                        for kind, m, off in [("null", n_pairs, 0)] + [(k, n_power, 1000)
+                                                                      for k in kinds]:
+                            g, u, _ = simulate_pairs(m, kind=kind, map=map_, n=n, wells=wells,
+                                                     well_sd=wsd, seed=off + seed)
+                            for name, uu in (("additivity (wells)", u),
+                                             ("additivity (cells, wells ignored)",
+                                              _cell_units(u))):
+                                r = additivity_test(g, uu, n_bootstrap=n_bootstrap, seed=seed,
+                                                    device="cpu")
+                                res.setdefault(name, {})[kind] = r.p_value
+                        for name, by in res.items():
+                            r_, lo, hi, m_ = rate(by["null"])
+                            if map_ == "mixing":
+                                held = ("n/a (additivity in x is not latent separability: "
+                                        "a mixing map makes separable pairs non-additive)")
+                            else:
+                                held = "yes" if r_ <= 0.06 else "**no**"
+                            cells = []
+                            for k in kinds:
+                                pr, plo, phi, _ = rate(by[k])
+                                cells.append(f"{pr:.2f} [{plo:.2f}, {phi:.2f}]")
+                            lines.append(f"| {map_} | {wells} | {wsd:.2f} | {n} | {name} | "
+                                         f"{r_:.3f} [{lo:.3f}, {hi:.3f}] ({m_}) | {held} | "
+                                         + " | ".join(cells) + " |")
+                            print(lines[-1], flush=True)
+    return lines
+
+
 def score_coverage(n_pairs: int, n_power: int, n_bootstrap: int = 20) -> list[str]:
     """Markdown table: how often the separability score's interval covers 0 on null pairs
     (its coverage; nominal 0.95) and excludes 0 on interacting pairs, per scenario."""
@@ -212,7 +277,18 @@ def main():
                     help="demo Studies: rank planted vs additive pairs (AUROC) instead")
     ap.add_argument("--score-only", action="store_true",
                     help="only the separability score's interval coverage and power")
+    ap.add_argument("--additivity", action="store_true",
+                    help="only the additivity test (2 and 4 wells), wells vs cells as units")
+    ap.add_argument("--wells", type=int, nargs="+", default=[2, 4],
+                    help="--additivity: wells per condition")
+    ap.add_argument("--maps", nargs="+", default=None, help="--additivity: maps to run")
+    ap.add_argument("--cells", type=int, nargs="+", default=[20, 100],
+                    help="--additivity: cells per condition")
     args = ap.parse_args()
+    if args.additivity:
+        additivity_calibration(args.pairs, args.power_pairs, wells_list=args.wells,
+                               maps=args.maps, cells=args.cells)
+        return
     if args.score_only:
         score_coverage(args.pairs, args.power_pairs)
         return
@@ -249,6 +325,8 @@ def main():
                         r, lo, hi, m = rate(p)
                         if test.startswith("disjointness") and map_ == "mixing":
                             held = "n/a (pairs not disjoint in x)"
+                        elif test.startswith("additivity") and map_ == "mixing":
+                            held = "n/a (additivity in x is not latent separability)"
                         elif "not a p-value" in test:
                             held = "score"
                         else:
