@@ -184,7 +184,8 @@ def _cell_units(units):
 
 
 def additivity_calibration(n_pairs: int, n_power: int, n_bootstrap: int = 200,
-                           wells_list=(2, 4), maps=None, cells=(20, 100)) -> list[str]:
+                           wells_list=(2, 4), maps=None, cells=(20, 100),
+                           well_sds=(0.0, 1 / 3)) -> list[str]:
     """Markdown table: null rate and power of the replicate-level additivity test, next to
     the same statistic with cells as replicates (wells ignored), per scenario."""
     from workbench.models._device import torch_threads
@@ -202,7 +203,8 @@ def additivity_calibration(n_pairs: int, n_power: int, n_bootstrap: int = 200,
                 for wsd in (0.0, 1 / 3):
                     for n in (20, 100):
                         seed += 1
-                        if (maps and map_ not in maps) or n not in cells:
+                        if ((maps and map_ not in maps) or n not in cells
+                                or not any(abs(wsd - w) < 1e-3 for w in well_sds)):
                             continue
                         res = {}
                         for kind, m, off in [("null", n_pairs, 0)] + [(k, n_power, 1000)
@@ -284,10 +286,12 @@ def main():
     ap.add_argument("--maps", nargs="+", default=None, help="--additivity: maps to run")
     ap.add_argument("--cells", type=int, nargs="+", default=[20, 100],
                     help="--additivity: cells per condition")
+    ap.add_argument("--well-sds", type=float, nargs="+", default=[0.0, 1 / 3],
+                    help="--additivity: well sds (0.333 for a third)")
     args = ap.parse_args()
     if args.additivity:
         additivity_calibration(args.pairs, args.power_pairs, wells_list=args.wells,
-                               maps=args.maps, cells=args.cells)
+                               maps=args.maps, cells=args.cells, well_sds=args.well_sds)
         return
     if args.score_only:
         score_coverage(args.pairs, args.power_pairs)
