@@ -228,3 +228,25 @@ def test_phenotype_is_a_selection_the_map_and_the_card_share(searched):
     dash.view("gene_card").open_line("phenotype", "embeddings")
     assert dash.selection.phenotype == name and "embeddings" in dash.layout.views
     assert dash.view("embeddings").color_by == label
+
+
+def test_rasterised_maps_keep_the_category_colours_and_skip_missing_scores():
+    rng = np.random.default_rng(2)
+    cat = rng.choice(["a", "b", "c"], 400)
+    centre = pd.Series(cat).map({"a": 0.0, "b": 10.0, "c": 20.0}).to_numpy()
+    df = pd.DataFrame({"x": centre + rng.normal(0, 0.3, 400), "y": rng.normal(0, 0.3, 400),
+                       "id": [str(i) for i in range(400)], "perturbation": pd.Categorical(cat)})
+    shaded = emb.scatter(df, "perturbation", threshold=100)
+    assert not isinstance(shaded, hv.Points)
+    hv.render(shaded)
+    rgb = shaded[()]  # the rasterised image: each cluster in its category's colour
+    px = np.stack([rgb.dimension_values(k).astype(int) for k in "RGBA"], axis=1)
+    px = px[px[:, 3] > 0, :3]
+    key = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)]
+                    for c in emb.category_colors(df["perturbation"]).values()])
+    dist = np.abs(px[:, None, :] - key[None, :, :]).max(axis=2)  # pixel x category
+    assert dist.min(axis=1).max() <= 2  # every pixel is one category's colour (rounding)
+    assert set(dist.argmin(axis=1)) == {0, 1, 2}
+    scores = rng.uniform(size=400)
+    scores[:50] = np.nan  # crops the search holds no score for
+    hv.render(emb.scatter(df.assign(phenotype=scores), "phenotype", threshold=100))
