@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-HELP = ("test every double perturbation (disjointness, separability score, viability) and "
-        "write 'interactions'")
+HELP = ("test every double perturbation (additivity, disjointness, separability score, "
+        "viability) and write 'interactions'")
 
 
 def add_arguments(parser) -> None:
@@ -11,8 +11,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--use", default=None,
                         help="profiles matrix: 'X' (default), an obsm key, or 'latent' (the "
                              "simulator's true states: demo truth check only)")
-    parser.add_argument("--tests", default="disjointness,separability,viability",
-                        help="comma-separated: disjointness, separability, viability")
+    parser.add_argument("--tests", default="additivity,disjointness,separability,viability",
+                        help="comma-separated: additivity, disjointness, separability, "
+                             "viability")
     parser.add_argument("--unit", default="well",
                         help="obs column of the replicate unit (default 'well', within its "
                              "plate); 'none' treats cells as replicates (not valid under "
@@ -25,7 +26,8 @@ def add_arguments(parser) -> None:
                              "score, no p-value) or 'gaussian' (p-value valid for Gaussian "
                              "latents only); with a unit it is always the graded score")
     parser.add_argument("--permutations", type=int, default=1000,
-                        help="permutations (disjointness) and null data sets (separability)")
+                        help="permutations (disjointness), null data sets (separability) "
+                             "and bootstrap draws (additivity)")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--min-samples", type=int, default=5)
     parser.add_argument("--skip-small", action="store_true",
