@@ -435,6 +435,7 @@ def main(argv=None) -> int:
     ap.add_argument("--loss-d", type=int, default=5)
     ap.add_argument("--n-seeds", type=int, default=3)
     ap.add_argument("--loss-temperature", type=float, default=0.1)
+    ap.add_argument("--loss-local-search", type=float, default=0.0)
     args = ap.parse_args(argv)
     if args.losses:
         sys.path.insert(0, str(Path(__file__).resolve().parent))

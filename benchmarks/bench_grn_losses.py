@@ -4,7 +4,8 @@ A small linear system (``d`` genes, every parent set enumerable) with one gene t
 near copy of another, so that every row regulated by the original has a second, almost
 equally good parent set using the copy: a posterior with two modes per such row. For each
 loss (modified DB, TB, and the f-TB members) and each seed DynGFN is trained with the same
-budget (steps, roll-outs per step, no local search, same exploration), then scored against
+budget (steps, roll-outs per step, same exploration; no local search unless
+``--loss-local-search`` asks for it, and TB never has it), then scored against
 the exact reward posterior ``P_R``:
 
 - ``KL(P_R || Q)`` and ``KL(Q || P_R)`` summed over genes (every parent set is enumerated,
@@ -64,7 +65,8 @@ def score(model, exact, top_k: int, n_samples: int, seed: int) -> dict:
 
 
 def run_losses(d: int = 5, n_steps: int = 300, n_envs: int = 64, seeds=(0, 1, 2),
-               top_k: int = 5, n_samples: int = 1000, temperature: float = 0.1) -> dict:
+               top_k: int = 5, n_samples: int = 1000, temperature: float = 0.1,
+               local_search: float = 0.0) -> dict:
     """Every loss of :data:`LOSSES` on the copy world, same budget, several seeds."""
     import torch
 
@@ -83,12 +85,12 @@ def run_losses(d: int = 5, n_steps: int = 300, n_envs: int = 64, seeds=(0, 1, 2)
         for seed in seeds:
             t0 = time.perf_counter()
             model = DynGFN(temperature=temperature, sparsity=lam, ridge=1e-4, n_steps=n_steps,
-                           n_envs=n_envs, loss=loss, ftb_alpha=alpha, local_search=0.0,
+                           n_envs=n_envs, loss=loss, ftb_alpha=alpha, local_search=local_search,
                            device="cpu", seed=seed).fit(world["x"], world["v"])
             fit_s = time.perf_counter() - t0
             runs.append({**score(model, exact, top_k, n_samples, seed), "fit_s": fit_s})
         rows[label] = runs
-    return {"d": d, "temperature": temperature, "steps": n_steps, "envs": n_envs, "seeds": list(seeds), "top_k": top_k,
+    return {"d": d, "temperature": temperature, "local_search": local_search, "steps": n_steps, "envs": n_envs, "seeds": list(seeds), "top_k": top_k,
             "n_samples": n_samples, "rows": rows,
             "p_top": float(np.mean(np.sort(p, 1)[:, ::-1][:, :top_k].sum(1))),
             "entropy": float(-(p * np.where(p > 0, exact.log_posterior_, 0.0)).sum())}
@@ -96,10 +98,12 @@ def run_losses(d: int = 5, n_steps: int = 300, n_envs: int = 64, seeds=(0, 1, 2)
 
 def main_losses(args) -> int:
     r = run_losses(d=args.loss_d, n_steps=args.steps or 300,
-                   seeds=tuple(range(args.n_seeds)), temperature=args.loss_temperature)
+                   seeds=tuple(range(args.n_seeds)), temperature=args.loss_temperature,
+                   local_search=args.loss_local_search)
     print(f"\n## DynGFN losses on the copy world (d = {r['d']}, T = {r['temperature']:g}, every "
           "parent set enumerated; "
-          f"{r['steps']} steps x {r['envs']} roll-outs, no local search, seeds "
+          f"{r['steps']} steps x {r['envs']} roll-outs, local search {r['local_search']:g} "
+          "(TB: none), seeds "
           f"{r['seeds']}; mean ± sd over seeds)\n")
     print(f"P_R: entropy {r['entropy']:.2f} nats summed over genes; its top {r['top_k']} "
           f"parent sets per gene hold {r['p_top']:.3f} of the mass.\n")
