@@ -6,7 +6,9 @@ until 20% of the pairs are revealed (``workbench.tools.campaign``). The target i
 5% of pairs by |GI|; random choice finds, in expectation, the revealed share of them.
 Planners: random, the two model-free rules (gene_mean, singles), soft-impute greedy, the
 Bayesian low-rank model with IDS, the exchangeable model, and ``auto`` (the default of
-``workbench plan-pairs``: the rule that ranks the measured pairs best, held out).
+``workbench plan-pairs``: the rule, the exchangeable model or their rank average, whichever
+ranks held-out measured pairs best, cross-fitted) next to ``auto_rules`` (the earlier
+default: the better rule only).
 
 - Norman 2019 (CRISPRa, K562): the published GI map, 112 genes, 6,216 pairs; side features
   of a gene: single growth phenotype, replicate spread, fitness; singles = growth phenotype.
@@ -126,6 +128,31 @@ def report(df: pd.DataFrame) -> str:
                 mu, lo, hi = t_interval(g[np.isclose(g.budget, f)].share)
                 cells.append(f"{mu:.3f} [{lo:.3f}, {hi:.3f}]")
             out.append(f"| {planner} | " + " | ".join(cells) + " |")
+        if "auto" in set(d.planner):
+            out.append(f"\n{screen}: auto minus each planner, paired over the same seeds and "
+                       "starts, mean [95% t-interval]:\n")
+            out.append("| auto minus | " + " | ".join(f"{f:.0%}" for f in FRACTIONS) + " |")
+            out.append("|---" * (len(FRACTIONS) + 1) + "|")
+            a = d[d.planner == "auto"].set_index(["seed", "budget"]).share
+            for planner, g in d[d.planner != "auto"].groupby("planner", sort=False):
+                diff = (a - g.set_index(["seed", "budget"]).share).dropna()
+                cells = []
+                for f in FRACTIONS:
+                    x = diff[np.isclose(diff.index.get_level_values("budget"), f)]
+                    mu, lo, hi = t_interval(x) if len(x) else (np.nan, np.nan, np.nan)
+                    cells.append(f"{mu:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+                out.append(f"| {planner} | " + " | ".join(cells) + " |")
+            if "ran" in d:
+                last = d[(d.planner == "auto") & np.isclose(d.budget, max(FRACTIONS))]
+                count: dict[str, int] = {}
+                for cell in last.ran.dropna():
+                    for kv in str(cell).split(";"):
+                        k, v = kv.split("=")
+                        count[k] = count.get(k, 0) + int(v)
+                total = sum(count.values()) or 1
+                out.append(f"\n{screen}: pairs auto chose with each planner (all seeds): " +
+                           ", ".join(f"{k} {v / total:.0%}" for k, v in
+                                     sorted(count.items(), key=lambda kv: -kv[1])))
         if "found_synthetic_lethal" in d and d["found_synthetic_lethal"].notna().any():
             last = d[np.isclose(d.budget, max(FRACTIONS))]
             n = {c: int(last[f"n_{c}"].iloc[0]) for c in CATEGORIES}

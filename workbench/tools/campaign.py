@@ -15,7 +15,13 @@ candidate and, for the chosen ones, the reason out. The planners (:data:`PLANNER
   low-rank model with side features and an acquisition
   (:mod:`workbench.models.pair_selection`; Xu et al. 2024, arXiv 2409.07594);
 - ``"exchangeable"``: the exchangeable matrix model (Hartford et al. 2018;
-  :mod:`workbench.models.exchangeable`), upper confidence bound over its ensemble.
+  :mod:`workbench.models.exchangeable`), upper confidence bound over its ensemble;
+- ``"gene_mean+exchangeable"``, ``"singles+exchangeable"``: the rank average of a rule's
+  score and the model's upper bound;
+- ``"auto"`` (the default of ``plan-pairs``): each round the planner among the two rules,
+  the model and the rank average that ranks held-out measured pairs best, cross-fitted
+  (:mod:`workbench.tools.planner_choice`); ``"auto_rules"``: the earlier default, the
+  better of the two rules only.
 
 For the rules, the predicted value is a least-squares line from the rule's score to the
 measured values, and its interval comes from bootstrapping the measured pairs and their
