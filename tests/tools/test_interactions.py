@@ -281,3 +281,15 @@ def test_additivity_or_viability_is_the_bonferroni_minimum_of_the_two():
     np.testing.assert_allclose(got["A+B"], -np.log10(2e-4), rtol=1e-5)
     np.testing.assert_allclose(got["C+D"], 3.0, rtol=1e-5)  # one readout: no correction
     np.testing.assert_allclose(got["E+F"], -np.log10(0.6), rtol=1e-5)
+
+
+def test_additivity_with_cells_as_units_says_so():
+    from workbench.tools.interactions import test_pairs
+
+    adata = _screen()
+    table, _ = test_pairs(adata.X, adata.obs, unit=None, tests=("additivity",),
+                          n_permutations=100)
+    add = table.set_index("pair")
+    assert (add.status == "tested (cells as replicates)").all() and (add.unit == "cell").all()
+    assert (add.units_ab == add.n_ab).all()  # every cell its own unit
+    assert add.loc["G3+G4", "p"] < 0.05 and add.loc["G1+G2", "p"] > 0.05
