@@ -57,6 +57,12 @@ def test_ftb_options_are_checked_with_a_fix():
     m = DynGFN(n_steps=3, n_envs=4, loss="ftb", ftb_alpha=1.0, local_search=1.0,
                device="cpu").fit(x, v)
     assert len(m.history_["loss"]) == 3 and np.isfinite(m.history_["loss"]).all()
+    # the default (None) is no local search for f-TB and one trajectory per roll-out for DB
+    kw = dict(n_steps=3, n_envs=4, device="cpu", seed=1)
+    for loss, same, other in (("ftb", 0.0, 1.0), ("db", 1.0, 0.0)):
+        runs = {ls: DynGFN(loss=loss, local_search=ls, **kw).fit(x, v).history_["loss"]
+                for ls in (None, same, other)}
+        assert runs[None] == runs[same] and runs[None] != runs[other], loss
 
 
 @pytest.mark.slow
