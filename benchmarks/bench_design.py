@@ -146,11 +146,13 @@ def hit_section(seeds: int) -> list[str]:
 
 
 def knockout_section(seeds: int, sizes=("tiny", "quick", "hard", "steady"), rounds: int = 3,
-                     budget: int = 2) -> list[str]:
+                     budget: int = 2, policies=None) -> list[str]:
     from workbench.tools.design.knockout import KNOCKOUT_POLICIES
     from workbench.tools.design.knockout_campaign import knockout_campaign
 
-    policies = (*KNOCKOUT_POLICIES, "more_cells")
+    policies = (*KNOCKOUT_POLICIES, "more_cells") if policies is None else tuple(policies)
+    if "random" not in policies:
+        policies = (*policies, "random")
     out = ["## GRN knock-out planner: posterior after rounds of knock-outs", "",
            f"{rounds} rounds of {budget} knock-outs, {seeds} seeds (one demo world per seed); "
            "entropy = mean binary entropy of the off-diagonal edge probabilities (nats, lower "
@@ -330,6 +332,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ko-worlds", default="tiny,quick,hard,steady",
                     help="worlds of the knock-out part (comma-separated: tiny, quick, hard, "
                     "steady)")
+    ap.add_argument("--ko-policies", default=None,
+                    help="policies of the knock-out part (default: all, and more_cells)")
     ap.add_argument("--knockout", action="store_true", help="only the knock-out planner "
                     "(same as --part knockout; 5 seeds unless --seeds is given)")
     args = ap.parse_args(argv)
@@ -350,7 +354,9 @@ def main(argv=None) -> int:
         lines += scale_section([int(v) for v in args.sizes.split(",") if v.strip()])
     if args.part in ("all", "knockout"):
         lines += knockout_section(args.seeds if args.part == "knockout" else 5,
-                                  sizes=tuple(args.ko_worlds.split(",")))
+                                  sizes=tuple(args.ko_worlds.split(",")),
+                                  policies=None if args.ko_policies is None
+                                  else tuple(args.ko_policies.split(",")))
     print("\n".join(lines))
     return 0
 

@@ -203,6 +203,14 @@ def test_setup_noise_comes_from_the_data_and_shrinks_with_cells():
     level = np.array([-2.0, -3.0, -1.0])
     a = knockout_setup(x, v, cells_per_knockout=50, knocked_level=level)
     b = knockout_setup(x, v, cells_per_knockout=200, knocked_level=level)
+    # the clamp step is trusted only as far as the cells reach
+    far = knockout_setup(x, v, knocked_level=np.array([-2.0, -30.0, 1.0]))
+    reach = np.abs(x - x.mean(0)).max(0)
+    assert far["offset"][0] == pytest.approx(-2.0 - x.mean(0)[0])
+    assert far["offset"][1] == pytest.approx(-reach[1]) and 2 < reach[1] < 5
+    raw = knockout_setup(x, v, knocked_level=np.array([-2.0, -30.0, 1.0]), clip_offset=False)
+    assert raw["offset"][1] == pytest.approx(-30.0 - x.mean(0)[1])
+    assert np.allclose(far["gram"], np.cov(x.T, bias=True))
     assert np.allclose(a["noise_variance"], [0.01, 0.09, 0.36], rtol=0.2)
     assert np.allclose(b["noise_sd"], a["noise_sd"] / 2)
     assert np.allclose(a["shift"], np.sqrt(level ** 2 + 1))

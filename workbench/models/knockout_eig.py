@@ -216,7 +216,10 @@ class GraphKnockoutScorer:
     gram
         ``(d, d)`` centred second moment of the cells (standardised units).
     offset
-        ``(d,)`` ``k_g - xbar_g``: knocked-out level minus the cells' mean.
+        ``(d,)`` ``k_g - xbar_g``: knocked-out level minus the cells' mean. A linear
+        mechanism extrapolated far beyond the cells it was fitted on promises a decisive
+        step from every clamp; :func:`~workbench.tools.design.knockout.knockout_setup`
+        clips the step to the cells' range by default.
     noise_sd
         ``(d,)`` ``s_i``: sd of the noise on gene ``i``'s velocity divided by the square root
         of the independent observations one knock-out experiment gives.

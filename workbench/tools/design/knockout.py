@@ -11,7 +11,8 @@ candidate knock-out by its expected information gain about the graph
     greedy joint information gain about the whole graph
     (:class:`~workbench.models.knockout_eig.GraphKnockoutScorer`): what the knock-out's
     cells would tell about every gene's parents, the clamp's step on the edges out of the
-    gene and the broken correlations of the gene with the others; each pick adds the most to
+    gene (no larger than the cells' range, where the linear mechanisms were fitted) and the
+    broken correlations of the gene with the others; each pick adds the most to
     what the batch already settles (the diverse batch);
 ``"edge_eig"``
     the earlier, narrower score (:class:`~workbench.models.knockout_eig.KnockoutScorer`):
@@ -49,13 +50,15 @@ def mean_edge_entropy(prob) -> float:
 
 
 def knockout_setup(x, v, *, groups=None, cells_per_knockout: int = 50,
-                   knocked_level=None, seed: int = 0) -> dict:
+                   knocked_level=None, clip_offset: bool = True, seed: int = 0) -> dict:
     """Noise and clamp size of a knock-out experiment on standardised ``x, v``.
 
     ``knocked_level`` is the standardised value of a knocked-out gene (default: the level of
     zero expression when ``x`` is standardised, which needs the raw mean and sd; pass it).
     Returns ``shift`` (``D_g``, the root mean square of ``k_g - x_g``), ``gram`` (the centred
-    second moment of ``x``), ``offset`` (``k_g - mean(x_g)``), ``noise_sd`` per gene
+    second moment of ``x``), ``offset`` (``k_g - mean(x_g)``; with ``clip_offset`` no
+    larger than the cells' largest deviation from the mean, where the linear mechanisms
+    were fitted), ``noise_sd`` per gene
     (``sigma_i / sqrt(n_eff)`` for one knock-out's cells), ``noise_variance`` and
     ``n_eff_ratio`` (independent observations per cell).
     """
@@ -70,7 +73,13 @@ def knockout_setup(x, v, *, groups=None, cells_per_knockout: int = 50,
     shift = np.sqrt(((k[None, :] - x) ** 2).mean(0))
     n_eff = max(ratio * cells_per_knockout, 1.0)
     xc = x - x.mean(0)
-    return {"shift": shift, "gram": xc.T @ xc / len(x), "offset": k - x.mean(0),
+    offset = k - x.mean(0)
+    if clip_offset:
+        # the linear mechanisms are trusted only as far as the cells reach: a clamp far
+        # outside their range counts as a step to the edge of that range
+        reach = np.abs(xc).max(0)
+        offset = np.sign(offset) * np.minimum(np.abs(offset), reach)
+    return {"shift": shift, "gram": xc.T @ xc / len(x), "offset": offset,
             "noise_sd": np.sqrt(sigma2 / n_eff), "noise_variance": sigma2,
             "n_eff_ratio": float(ratio), "knocked_level": k}
 
