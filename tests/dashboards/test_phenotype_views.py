@@ -149,7 +149,11 @@ def test_gene_card_lists_the_search_the_gene_is_enriched_in(study, searched):
         assert value.startswith(f"{PHENO} (") and f"ranking score {enr.loc[PHENO, 'q']:.2g}" \
             in value
         assert "not a checked q-value" in base and "q " not in value
-        assert ph.search_name(searched) in row["fact"].iloc[0]
+        wb = searched.read("phenotype_search").uns["workbench"]
+        assert row["fact"].iloc[0] == (f"enriched in the {ph.search_name(searched)} "
+                                       f"({wb['status']}; prevalence {wb['lower']:.2%} to "
+                                       f"{wb['upper']:.2%}, "
+                                       f"{1 - wb['settings']['delta']:.0%} interval)")
         assert row["view"].iloc[0] == "embeddings"
     # a gene whose perturbations are not enriched, and a Study without a search
     value = gene_card(searched, "G01").query("section == 'phenotype'")["value"].iloc[0]

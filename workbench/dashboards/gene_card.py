@@ -250,8 +250,11 @@ def _phenotype(study, gene: str) -> list[dict]:
                      f"run {SECTIONS['phenotype'][1]}")]
     name = ph.search_name(study)
     status = study.read_uns(ph.ARTEFACT, "status")
+    lo, hi = (float(study.read_uns(ph.ARTEFACT, k)) for k in ("lower", "upper"))
+    level = 1 - float(study.read_uns(ph.ARTEFACT, "settings")["delta"])
     hits = ph.enriched_for(study, gene)
-    fact = f"enriched in the {name} ({status})"
+    fact = (f"enriched in the {name} ({status}; prevalence {lo:.2%} to {hi:.2%}, "
+            f"{level:.0%} interval)")
     if not len(hits):
         return [_row("phenotype", fact, f"no perturbation holding {gene} is enriched "
                      f"(ranking score < {ph.ALPHA:g})", ph.SCORE_NOTE)]
