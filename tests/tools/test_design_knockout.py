@@ -154,6 +154,7 @@ def test_campaign_records_rounds():
     chosen = [g for r in rec for g in r["chosen"]]
     assert len(chosen) == 4 and len(set(chosen)) == 4
     assert all(0 <= r["entropy"] <= math.log(2) and 0 <= r["auroc"] <= 1 for r in rec)
+    assert all(math.isnan(r["copy_confusion"]) for r in rec)      # the demo has no copies
     ctrl = knockout_campaign("more_cells", seed=0, size="tiny", rounds=1, n_samples=100)
     assert ctrl[1]["chosen"] == [] and ctrl[0]["entropy"] == rec[0]["entropy"]
 
@@ -390,3 +391,17 @@ def test_near_steady_knockout_moves_only_the_descendants():
     assert moved[child] > 0.05                              # the response spreads down
     others = [i for i in range(grn.n_genes) if i != g and not reach[i, g]]
     assert others and moved[others].max() < 1e-6            # and nowhere else
+
+
+@pytest.mark.slow
+def test_knocking_out_the_copies_tells_them_apart():
+    """On the steady world, knocking out the three copies (the candidates restricted to
+    them) lowers the posterior probability of the copies' false edges."""
+    from workbench.tools.design.knockout_campaign import hard_world
+
+    world = hard_world(seed=0, start_spread=0.2)
+    copies = [b for _, b in world.copies]
+    rec = knockout_campaign("random", seed=0, world=world, rounds=1, budget=3,
+                            n_samples=50, candidates=copies)
+    assert sorted(rec[1]["chosen"]) == sorted(world.grn.genes[b] for b in copies)
+    assert 0 <= rec[1]["copy_confusion"] < rec[0]["copy_confusion"]

@@ -211,16 +211,20 @@ def _auroc(prob, truth) -> float:
 
 def knockout_campaign(policy: str, *, seed: int = 0, size: str = "tiny", rounds: int = 3,
                       budget: int = 2, n_samples: int = 200, max_parents: int = 4,
-                      trajectories_per_knockout: int = 1, world=None) -> list[dict]:
+                      trajectories_per_knockout: int = 1, world=None,
+                      candidates=None) -> list[dict]:
     """Rounds of ``budget`` knock-outs chosen by ``policy`` on the demo world of ``seed``.
 
     ``policy`` is one of :data:`~workbench.tools.design.knockout.KNOCKOUT_POLICIES`, or
     ``"more_cells"``: the control that adds as many unperturbed cells instead. ``size`` is a
-    demo size preset or ``"hard"`` (:func:`hard_world`).
+    demo size preset, ``"hard"`` or ``"steady"`` (:func:`hard_world`); ``candidates``
+    restricts the knock-outs to those gene indices.
 
     Returns one record per round (round 0 is the observational posterior): ``round``,
     ``entropy`` (mean edge entropy, nats), ``auroc``, ``chosen`` (genes knocked out that
-    round) and ``batch_gain`` (the planner's expected gain of that batch, nats).
+    round), ``batch_gain`` (the planner's expected gain of that batch, nats) and, on a
+    world with copy pairs, ``copy_confusion``: the mean posterior probability of the false
+    edges from each copy to its original's children (lower: the copies are told apart).
     """
     from workbench.data.simulate import make_world
     from workbench.data.simulate.grn import sample_trajectories
@@ -257,13 +261,21 @@ def knockout_campaign(policy: str, *, seed: int = 0, size: str = "tiny", rounds:
                            knocked_level=-mean / sd, seed=seed)
     post = refit_posterior(x, v, knocked, seed=seed, **hyper)
     truth = grn.adjacency
+    false_edges = [(c, b) for a, b in getattr(world, "copies", [])
+                   for c in np.flatnonzero(truth[:, a]) if c not in (a, b)]
+
+    def confusion(prob) -> float:
+        return float(np.mean([prob[c, b] for c, b in false_edges])) if false_edges \
+            else float("nan")
+
     out = [{"round": 0, "entropy": mean_edge_entropy(post["edge_probability"]),
             "auroc": _auroc(post["edge_probability"], truth), "chosen": [],
-            "batch_gain": float("nan")}]
+            "batch_gain": float("nan"), "copy_confusion": confusion(post["edge_probability"])}]
     done: list[int] = []
     traj_id = int(groups.max()) + 1
     for r in range(1, rounds + 1):
-        cand = [g for g in range(grn.n_genes) if g not in done]
+        pool = range(grn.n_genes) if candidates is None else [int(g) for g in candidates]
+        cand = [g for g in pool if g not in done]
         if policy == "more_cells":      # control: as many cells, no knock-out
             plan = {"pick": [-1] * budget, "batch_gain": float("nan")}
         else:
@@ -282,5 +294,6 @@ def knockout_campaign(policy: str, *, seed: int = 0, size: str = "tiny", rounds:
         out.append({"round": r, "entropy": mean_edge_entropy(post["edge_probability"]),
                     "auroc": _auroc(post["edge_probability"], truth),
                     "chosen": [grn.genes[g] for g in plan["pick"] if g >= 0],
-                    "batch_gain": float(plan["batch_gain"])})
+                    "batch_gain": float(plan["batch_gain"]),
+                    "copy_confusion": confusion(post["edge_probability"])})
     return out
