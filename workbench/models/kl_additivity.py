@@ -119,7 +119,7 @@ def kl_additivity_score(groups: list[dict[str, np.ndarray]], units: list[dict[st
     interval in ``ci_low``/``ci_high``, ``effect_size = S / bootstrap sd``, the four KLs in
     ``terms`` and a per-pair ``terms["status"]``.
     """
-    from workbench.models.interaction_tests import InteractionTestResult
+    from workbench.models.interaction_result import InteractionTestResult
 
     names = names or [f"pair {i}" for i in range(len(groups))]
     for name, g in zip(names, groups):

@@ -247,7 +247,7 @@ def separability_score(ctrl, a, b, ab, *, estimator: str = "gaussian", n_null: i
     four KL estimates, ``S_raw = KL_ab - KL_a - KL_b`` (the paper's signed difference) and,
     for the Gaussian estimator, the null mean and sd. ``effect_size`` is ``S / se``.
     """
-    from workbench.models.interaction_tests import InteractionTestResult
+    from workbench.models.interaction_result import InteractionTestResult
 
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; use one of {ESTIMATORS}")
