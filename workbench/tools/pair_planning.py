@@ -52,7 +52,7 @@ def check_budget(budget, n_candidates: int) -> int:
 
 
 def _singles(study, use, genes_hint=None):
-    from workbench.tools.interactions import load_profiles
+    from workbench.tools.screen_profiles import load_profiles
 
     X, obs, _ = load_profiles(study, use)
     ctrl = obs["is_control"].to_numpy(bool)
