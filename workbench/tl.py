@@ -368,6 +368,7 @@ def interactions(study: Study | str | os.PathLike, *, use: str | None = None,
 def plan_pairs(study: Study | str | os.PathLike, *, budget: int = 5, planner: str = "auto",
                test: str = "disjointness", value: str = "effect_size",
                genes: Sequence[str] | None = None, use: str | None = None,
+               scheduler: Any = None, chunk_size: int = 8192,
                device: str = "auto", seed: int = 0) -> Study:
     """Propose the next double perturbations from the tested ones, each with a reason.
 
@@ -378,8 +379,9 @@ def plan_pairs(study: Study | str | os.PathLike, *, budget: int = 5, planner: st
     budget
         Pairs to propose (1 .. the number of untested pairs).
     planner
-        ``"auto"`` (the model-free rule that ranks the measured pairs best) or a name of
-        :data:`workbench.tools.campaign.PLANNERS`.
+        ``"auto"`` (of the two model-free rules, the exchangeable model and a rank average of
+        the better rule with the model, the one that ranks held-out measured pairs best;
+        cross-fitted) or a name of :data:`workbench.tools.campaign.PLANNERS`.
     test, value
         Which test's rows of ``interactions`` and which column to model (larger = more
         interacting).
@@ -387,6 +389,11 @@ def plan_pairs(study: Study | str | os.PathLike, *, budget: int = 5, planner: st
         Genes to plan over (default: every single perturbation of the screen).
     use
         Profiles matrix whose singles give the side information.
+    scheduler
+        A ``dask.distributed`` scheduler address or Client: a model planner scores the candidate
+        pairs in chunks on its workers (the same numbers as the local run).
+    chunk_size
+        Candidate pairs scored per chunk (per task with a scheduler).
     device, seed
         See the module docstring.
 
@@ -404,7 +411,9 @@ def plan_pairs(study: Study | str | os.PathLike, *, budget: int = 5, planner: st
     _plan(study, budget=check_int("budget", budget, minimum=1),
           planner=check_str("planner", planner), test=check_str("test", test),
           value=check_str("value", value), genes=_names("genes", genes),
-          use=check_str("use", use, optional=True), seed=seed, device=device)
+          use=check_str("use", use, optional=True),
+          scheduler=scheduler,
+          chunk_size=check_int("chunk_size", chunk_size, minimum=1), seed=seed, device=device)
     return study.refresh()
 
 
