@@ -421,9 +421,9 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
         tf_list: Sequence[str] | None = None, n_top: int = 20, preset: str = "quick",
         method: str = "auto", max_parents: int = 4, n_steps: int | None = None,
         n_samples: int | None = None, temperature: float | str = "auto",
-        sparsity: float = 70.0, reward: str = "linear",
-        references: dict[str, Any] | None = None, device: str = "auto", seed: int = 0,
-        progress: bool = False) -> Study:
+        sparsity: float = 70.0, reward: str = "linear", loss: str = "db",
+        ftb_alpha: float | str = 0.0, references: dict[str, Any] | None = None,
+        device: str = "auto", seed: int = 0, progress: bool = False) -> Study:
     """Posterior over gene-regulatory networks, cycles allowed, from RNA velocity.
 
     Exact enumeration of bounded parent sets where it fits, else DynGFN (Atanackovic et
@@ -452,6 +452,11 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
         Lambda of the edge prior ``lambda * |parents| / n_genes``.
     reward
         ``"linear"`` or ``"hyper"``.
+    loss, ftb_alpha
+        DynGFN's training loss: ``"db"`` (modified detailed balance, the default) or
+        ``"ftb"`` (f-trajectory balance, Fawkes & Hartford) with ``ftb_alpha`` naming the
+        divergence (0 or ``"reverse_kl"``, 0.5 Hellinger, 1 or ``"forward_kl"``, any alpha);
+        ``benchmarks/results_grn.md`` compares them.
     references
         ``{name: edge list}`` of reference networks to score against
         (:func:`workbench.tools.grn_metrics.read_edge_list` reads them).
@@ -481,6 +486,7 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
             reward=check_str("reward", reward, choices=("linear", "hyper")),
             method=check_str("method", method, choices=("auto", "exact", "dyngfn")),
             max_parents=check_int("max_parents", max_parents, minimum=1),
+            loss=check_str("loss", loss, choices=("db", "ftb")), ftb_alpha=ftb_alpha,
             references=references, seed=seed, device=device, progress=bool(progress))
     return study.refresh()
 
