@@ -70,3 +70,22 @@ def test_the_whole_demo_pipeline_runs_from_the_command_line(tmp_path):
         assert study.has(name), name
     tools = [p["tool"] for p in study.provenance]
     assert tools[0] == "simulate" and {"embed", "interactions", "grn"} <= set(tools)
+
+
+def test_grn_loss_options_reach_the_step_and_bad_ones_are_refused(tmp_path, capsys):
+    """`--loss ftb --ftb-alpha NAME` is what the step records; an unknown divergence is a
+    short error with a fix, and nothing is written."""
+    out = tmp_path / "g.study"
+    assert main(["demo", "--size", "tiny", "--steps", "simulate", "--no-serve",
+                 "--out", str(out)]) == 0
+    bad = _run("grn", out, "--method", "dyngfn", "--loss", "ftb", "--ftb-alpha", "nope",
+               "--size", "tiny", "--steps", "2")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "unknown f-divergence 'nope'" in bad.stderr + bad.stdout
+    assert main(["grn", str(out), "--method", "dyngfn", "--loss", "ftb", "--ftb-alpha",
+                 "forward_kl", "--size", "tiny", "--steps", "2", "--samples", "8"]) == 0
+    from workbench.data.study import Study
+
+    runs = [p["params"] for p in Study.open(out).provenance if p["tool"] == "grn"]
+    assert len(runs) == 1
+    assert (runs[0]["loss"], runs[0]["ftb_alpha"]) == ("ftb", "forward_kl")

@@ -34,6 +34,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", default="auto", choices=["auto", "exact", "dyngfn"],
                         help="exact: enumerate every bounded parent set (settings chosen from "
                         "the data); dyngfn: GFlowNet sampler; auto: exact where it fits")
+    parser.add_argument("--loss", default="db", choices=["db", "ftb"],
+                        help="DynGFN's loss: db (modified detailed balance) or ftb "
+                             "(f-trajectory balance, with --ftb-alpha)")
+    parser.add_argument("--ftb-alpha", default="0",
+                        help="the f-divergence of --loss ftb: reverse_kl (0), hellinger (0.5), "
+                             "forward_kl (1) or any number")
     parser.add_argument("--max-parents", type=int, default=4,
                         help="largest parent set per gene for the exact posterior")
     parser.add_argument("--reference", action="append", default=[], metavar="NAME=FILE",
@@ -65,6 +71,13 @@ def _read_list(path: str) -> list[str]:
     return names
 
 
+def _alpha(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a divergence name; the step checks it
+
+
 def run(args) -> int:
     from workbench.data.study import Study
     from workbench.tools.grn import run_grn
@@ -83,7 +96,7 @@ def run(args) -> int:
                    n_top=args.n_top, size=args.size, n_steps=args.steps,
                    n_samples=args.samples, temperature=temperature, sparsity=args.sparsity,
                    reward=args.reward, method=args.method, max_parents=args.max_parents,
-                   references=refs or None, seed=args.seed,
+                   loss=args.loss, ftb_alpha=_alpha(args.ftb_alpha), references=refs or None, seed=args.seed,
                    device=args.device, progress=args.progress)
     genes = info["settings"]["genes"]
     temp = np.atleast_1d(info["settings"]["temperature"])
