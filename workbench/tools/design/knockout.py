@@ -190,7 +190,7 @@ def propose_knockouts(study, budget: int, policy: str = "eig", *, seed: int = 0,
     """
     import pandas as pd
 
-    from workbench.tools.design.propose import Batch
+    from workbench.tools.design.batch import Batch
 
     inp = study_knockout_inputs(study)
     genes = inp["genes"]

@@ -24,33 +24,17 @@ measured and the model's prediction and confidence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import ValidationError
+from workbench.tools.design.batch import Batch
 
 __all__ = ["Batch", "propose", "study_pool", "KINDS"]
 
 KINDS = ("screen", "hits", "pairs", "knockout")
-
-
-@dataclass
-class Batch:
-    """A proposed batch: ``table`` has one row per proposed candidate (``candidate``,
-    ``rank``, ``score``, ``reason``); ``info`` holds the planner's summary (for a screen:
-    the certified bound and whether to stop)."""
-
-    kind: str
-    policy: str
-    table: pd.DataFrame
-    info: dict = field(default_factory=dict)
-
-    @property
-    def candidates(self) -> list[str]:
-        return self.table["candidate"].tolist()
 
 
 def _read_labels(labels, column: str) -> pd.Series:

@@ -1,0 +1,25 @@
+"""The batch every planner of the design layer proposes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+__all__ = ["Batch"]
+
+
+@dataclass
+class Batch:
+    """A proposed batch: ``table`` has one row per proposed candidate (``candidate``,
+    ``rank``, ``score``, ``reason``); ``info`` holds the planner's summary (for a screen:
+    the certified bound and whether to stop)."""
+
+    kind: str
+    policy: str
+    table: pd.DataFrame
+    info: dict = field(default_factory=dict)
+
+    @property
+    def candidates(self) -> list[str]:
+        return self.table["candidate"].tolist()
