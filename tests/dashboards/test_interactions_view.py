@@ -1,5 +1,6 @@
 """Interactions view on the tiny demo Study (real steps): p-values and scores told apart,
-viability and status per pair, proposed pairs with prediction, interval and reason."""
+viability and status per pair, proposed pairs with prediction, interval and reason under the
+line naming the planner."""
 
 from __future__ import annotations
 
@@ -83,5 +84,8 @@ def test_view_shows_summary_tooltips_and_proposed_pairs(study):
         assert txt == f"[{lo:.3g}, {hi:.3g}]"
     panel = view.selection_panel()
     nb = [t for t in _tabulators(panel) if "interval" in t.value.columns][0]
-    assert {"predicted", "interval", "reason", "planner"} <= set(nb.value.columns)
+    assert {"rank", "predicted", "interval", "reason"} <= set(nb.value.columns)
     assert "why the planner chose" in nb.header_tooltips["reason"]
+    # the planner is named once, in the line above the table
+    assert any(str(prop["planner"].iloc[0]) in str(m.object)
+               for m in panel.select(pn.pane.Markdown))

@@ -5,12 +5,16 @@ The pair matrix shows one test's statistic (or -log10 q) for every tested pair, 
 gene; clicking a cell selects the pair and its first gene, and the gene chooser above the
 matrix selects a gene. The volcano plot shows effect size against -log10 p. The pair page
 puts control, A, B and A+B crops side by side, so the interaction can be seen and not only
-read. The pair summary says, for every tested pair, which readout gave a p-value and which
-a graded score (the separability score is "score, not a p-value": it has an interval, no
-p), the viability result (cell counts of the double against its singles) and the status of
-pairs that were not tested for morphology (too few cells, singles in another batch). The
-active-selection panel shows the selection curve from ``pair_selection`` and the batch it
-proposes next, each pair with its predicted value, 90% interval, reason and planner.
+read. The pair summary puts the four readouts of every tested pair side by side and says
+which gave a p-value and which a graded score: the additivity test (is the double's mean
+shift the sum of the singles'? p, q and the interaction effect with its interval), the
+disjointness test (p and q), the separability score ("score, not a p-value": an interval,
+no p) and the viability result (cell counts of the double against its singles), with the
+status of readouts that gave no value (too few cells, singles in another batch). The
+active-selection panel shows the selection curve from ``pair_selection`` and the "next
+pairs to run" table: the proposed pairs in the planner's rank order, each with its
+predicted value, 90% interval and reason, under one line naming the planner that ran and
+why it was chosen; choosing a row selects that pair everywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ SCORE_TESTS = ("separability_score", "gi_score")
 SCORE_NOTE = "score, not a p-value"
 #: Column tooltips of the pair summary and the next batch.
 TOOLTIPS = {
+    "additivity": "additivity of the mean shifts, wells as replicates: p-value, BH q and the "
+                  "interaction effect (debiased norm of the double's departure from the sum "
+                  "of the singles) with its interval",
     "disjointness": "replicate-level disjointness test: p-value (BH q in brackets)",
     "separability": "KL-additivity separability: score, not a p-value; 95% bootstrap "
                     "interval over wells in brackets",
@@ -37,6 +44,7 @@ TOOLTIPS = {
                  "sickness or lethality) and its p-value",
     "status": "why a readout gave no value (too few cells, one well, singles in another "
               "batch); 'tested' otherwise",
+    "rank": "the planner's order: 1 is the pair it would run first",
     "predicted": "the planner's predicted value of the pair",
     "interval": "90% interval of the prediction",
     "reason": "why the planner chose the pair",
@@ -117,6 +125,16 @@ def pair_summary(study) -> pd.DataFrame:
         t = g.set_index("test")
         row = {"pair": pair, "gene_a": g["gene_a"].iloc[0], "gene_b": g["gene_b"].iloc[0]}
         notes = []
+        if "additivity" in t.index:
+            r = t.loc["additivity"]
+            row["additivity_p"], row["additivity_q"] = float(r.p), float(r.q)
+            row["additivity_effect"] = float(r.effect_size)
+            if np.isfinite(r.p):
+                row["additivity"] = (f"p = {_fmt(r.p)} (q {_fmt(r.q)}), effect "
+                                     f"{_fmt(r.effect_size)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]")
+            else:
+                row["additivity"] = f"no p-value ({r.status})"
+                notes.append(str(r.status))
         if "disjointness" in t.index:
             r = t.loc["disjointness"]
             row["disjointness_p"] = float(r.p)
@@ -148,15 +166,40 @@ def pair_summary(study) -> pd.DataFrame:
 
 
 def proposed_table(history: pd.DataFrame) -> pd.DataFrame:
-    """The proposed pairs with predicted value, its 90% interval, reason and planner."""
-    nb = next_batch(history)
+    """The next pairs to run: the proposed rows of ``pair_selection`` in the planner's rank
+    order, with ``rank``, ``pair``, ``predicted``, its 90% ``interval`` (as text,
+    ``[low, high]``) and ``reason``; the two genes and the numeric ends (``predicted_low``,
+    ``predicted_high``) are kept beside them for export and selection."""
+    nb = next_batch(history).sort_values("rank", kind="stable")
     return pd.DataFrame({
-        "pair": nb["pair"].to_numpy(),
+        "rank": nb["rank"].astype(int).to_numpy(),
+        "pair": nb["pair"].astype(str).to_numpy(),
         "predicted": nb["predicted"].astype(float).round(3).to_numpy(),
         "interval": [f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(nb["predicted_low"],
                                                              nb["predicted_high"], strict=True)],
         "reason": nb["reason"].astype(str).to_numpy(),
-        "planner": nb["planner"].astype(str).to_numpy()})
+        "gene_a": nb["gene_a"].astype(str).to_numpy(),
+        "gene_b": nb["gene_b"].astype(str).to_numpy(),
+        "predicted_low": nb["predicted_low"].astype(float).to_numpy(),
+        "predicted_high": nb["predicted_high"].astype(float).to_numpy()})
+
+
+#: Columns of the "next pairs to run" table as shown (the numeric interval ends are in the
+#: ``interval`` text; they stay in :func:`proposed_table` for export).
+NEXT_COLUMNS = ("rank", "pair", "predicted", "interval", "reason")
+#: What the view says when the Study has no ``pair_selection`` yet.
+NO_PLAN = ("No pairs proposed yet: run `workbench plan-pairs STUDY --budget N` to choose the "
+           "next N double perturbations.")
+
+
+def planner_line(history: pd.DataFrame) -> str:
+    """One Markdown line naming the planner that ran and why (Study text escaped)."""
+    nb = next_batch(history)
+    if nb.empty:
+        return "The planner proposed no pairs."
+    planner, why = str(nb["planner"].iloc[0]), str(nb["planner_reason"].iloc[0])
+    return (f"Next pairs to run ({len(nb)}), proposed by the **{md_text(planner)}** planner"
+            + (f": {md_text(why)}" if why else "") + ".")
 
 
 def selection_history(study) -> pd.DataFrame | None:
@@ -292,10 +335,10 @@ class InteractionsView(StudyView):
         return pn.Column(*parts)
 
     def selection_panel(self):
+        """The selection curve and the "next pairs to run" table (or what makes them)."""
         hist = selection_history(self.study)
         if hist is None:
-            return pn.pane.Markdown("No active pair selection yet "
-                                    "(run `workbench plan-pairs STUDY --budget N`).")
+            return pn.pane.Markdown(md_text(NO_PLAN, code=True), css_classes=["wb-next-batch"])
         # the best interaction statistic measured so far, round by round
         measured = hist[hist["status"] == "measured"]
         curve = measured.groupby("round", as_index=False)["value"].max()
@@ -310,16 +353,35 @@ class InteractionsView(StudyView):
             plot = hv.Curve(curve, "round", "value").opts(
                 width=260, height=180, title="Selection curve", ylabel="best value so far",
                 tools=["hover", "save"]) * hv.Scatter(curve, "round", "value").opts(size=6)
+        return pn.Row(pn.pane.HoloViews(plot, linked_axes=False), self.next_pairs(hist))
+
+    def next_pairs(self, hist: pd.DataFrame) -> pn.Column:
+        """The proposed pairs in rank order under the planner line; choosing a row selects
+        the pair (and its first gene) in the Selection, and a pair chosen elsewhere is
+        highlighted when it is one of them."""
         nb = proposed_table(hist)
-        return pn.Row(pn.pane.HoloViews(plot, linked_axes=False),
-                      pn.Column(pn.pane.Markdown(f"Next batch ({len(nb)} pairs): predicted "
-                                                 "value, 90% interval and reason",
-                                                 css_classes=["wb-next-batch"]),
-                                pn.widgets.Tabulator(nb, show_index=False, disabled=True,
-                                                     height=160, width=self.width - 280,
-                                                     header_tooltips={
-                                                         k: TOOLTIPS[k] for k in nb.columns
-                                                         if k in TOOLTIPS})))
+        shown = nb[list(NEXT_COLUMNS)]
+        keys = [make_pair(a, b) for a, b in zip(nb["gene_a"], nb["gene_b"], strict=True)]
+        tab = pn.widgets.Tabulator(shown, show_index=False, disabled=True, selectable=1,
+                                   height=160, width=self.width - 280,
+                                   css_classes=["wb-next-pairs"],
+                                   header_tooltips={k: TOOLTIPS[k] for k in NEXT_COLUMNS
+                                                    if k in TOOLTIPS})
+
+        def chosen(event):
+            if event.new and keys[event.new[0]] != self.selection.pair:
+                k = event.new[0]
+                self.selection.choose_pair(nb["gene_a"].iloc[k], nb["gene_b"].iloc[k])
+
+        def follow(event):
+            rows = [i for i, key in enumerate(keys) if key == event.new]
+            if rows != list(tab.selection):
+                tab.selection = rows
+
+        tab.param.watch(chosen, "selection")
+        self.selection.param.watch(follow, "pair")
+        return pn.Column(pn.pane.Markdown(planner_line(hist), css_classes=["wb-next-batch"]),
+                         tab)
 
     @param.depends("selection.perturbation")
     def summary_panel(self):
@@ -331,11 +393,11 @@ class InteractionsView(StudyView):
         g = self.selection.perturbation
         if g:
             df = df[(df["gene_a"] == g) | (df["gene_b"] == g)]
-        cols = [c for c in ("pair", "disjointness", "separability", "viability", "status")
-                if c in df]
+        cols = [c for c in ("pair", "additivity", "disjointness", "separability", "viability",
+                            "status") if c in df]
         return pn.Column(
-            pn.pane.Markdown("Pairs: disjointness and viability give p-values; separability "
-                             f"is a {SCORE_NOTE} (interval in brackets).",
+            pn.pane.Markdown("Pairs: additivity, disjointness and viability give p-values; "
+                             f"separability is a {SCORE_NOTE} (interval in brackets).",
                              css_classes=["wb-pair-summary"]),
             pn.widgets.Tabulator(df[cols], show_index=False, disabled=True, height=200,
                                  width=self.width,
