@@ -118,6 +118,11 @@ def test_view_shows_planner_line_and_choosing_a_row_selects_the_pair(study):
     assert md_text(planner) in line and md_text(why) in line
     texts = [str(m.object) for m in view.selection_panel().select(pn.pane.Markdown)]
     assert line in texts
+    # Study text reaches the page as text, never as markup
+    odd = hist.assign(planner="*x*", planner_reason="<img src=x onerror=alert(1)> [a](b)")
+    shown = planner_line(odd)
+    assert "<img" not in shown and "&lt;img" in shown and "\\[a\\]" in shown
+    assert "*x*" not in shown
     # a row chosen in the table selects that pair, its first gene becoming the gene
     row = prop.iloc[1]
     tab.selection = [1]
