@@ -32,6 +32,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from workbench.models.guided_search import simulate_search
 
@@ -114,17 +115,7 @@ def policy_table(study, truth, exemplars, *, tau, batch, budget, seeds, find_k, 
 
 
 def demo(a):
-    import tempfile
-
-    from workbench.data.study import Study
-    from workbench.testing import make_demo_study
-
-    if a.study:
-        study = Study.open(a.study)
-    else:
-        tmp = Path(tempfile.mkdtemp()) / "quick.study"
-        print("building the quick demo Study (simulate, embed) ...", flush=True)
-        study = make_demo_study(tmp, size="quick", seed=0, steps="simulate,embed")
+    study = _demo_study(a)
     obs = study.read_obs("profiles")
     pert = obs["perturbation"].astype(str)
     tau = a.demo_tau
@@ -148,6 +139,77 @@ def demo(a):
                                       lc_budget=len(obs)):
             print(f"| {name} | {int(truth.sum())} ({truth.mean():.1%}) | {pol} | {c} | "
                   f"{f} (k = {k}) |", flush=True)
+
+
+def rare_run(study, exemplar, truth, *, uniform, tau, delta, batch, max_draws, seed):
+    """One search to its decision, answered from ``truth``: the guided session, or with
+    ``uniform`` the same session with its proposal set to uniform draws (random sampling
+    under the same betting interval: every draw has probability 1 / N and range 1).
+    Draws that land on a crop already answered cost no label, so the search goes on past
+    the last unanswered crop; it stops when decided or after ``max_draws`` draws."""
+    from workbench.tools.find import FindSession
+
+    s = FindSession.open(study, [exemplar], tau=tau, delta=delta, batch=batch,
+                         policy="guided", seed=seed, restart=True)
+    if uniform:
+        s.search.floor = 1.0
+    while s.status == "open" and len(s.search.state.item) < max_draws:
+        ids = s.next_batch()
+        s.record({i: bool(truth[i]) for i in ids})
+    return s
+
+
+def demo_rare(a):
+    """The certify-rare check on the quick demo Study (``--demo-rare``)."""
+    study = _demo_study(a)
+    obs = study.read_obs("profiles")
+    pert = obs["perturbation"].astype(str)
+    tau, delta, n = a.demo_tau, a.delta, len(obs)
+    pair = [str(i) for i in obs.index[pert == a.phenotype]]
+    max_draws = a.rare_max_draws
+    print(f"quick demo Study: {n} crops; tau {tau:.1%}, delta {delta}, batch {a.rare_batch}, "
+          f"{a.seeds} seeds, at most {max_draws} draws; rare phenotype: one crop of "
+          f"{a.phenotype} ({len(pair)} crops), crop seed % {len(pair)} of them, "
+          f"{1 / n:.2%} of crops; control: all {len(pair)} crops of the pair "
+          f"({len(pair) / n:.1%}), which must not be certified rare\n")
+    print("| phenotype | sampling (same betting interval) | certified rare | confirmed common "
+          "| undecided | labels spent, median [IQR] (min-max) | draws, median |")
+    print("|---|---|---|---|---|---|---|")
+    for name, which in ((f"one crop of {a.phenotype} ({1 / n:.2%})", "one"),
+                        (f"all of {a.phenotype} ({len(pair) / n:.1%}, control)", "all")):
+        for label, uniform in (("guided (ours)", False), ("uniform random", True)):
+            dec, labels, draws = [], [], []
+            for seed in range(a.seeds):
+                ex = pair[seed % len(pair)]
+                truth = pd.Series(False, index=obs.index.astype(str))
+                if which == "one":
+                    truth[ex] = True
+                else:
+                    truth[pair] = True
+                s = rare_run(study, ex, truth, uniform=uniform, tau=tau, delta=delta,
+                             batch=a.rare_batch, max_draws=max_draws, seed=seed)
+                dec.append(s.status)
+                labels.append(len(s.search.state.labels))
+                draws.append(len(s.search.state.item))
+            lab = np.array(labels, float)
+            q1, med, q3 = np.percentile(lab, [25, 50, 75])
+            print(f"| {name} | {label} | {dec.count('certified_rare')}/{a.seeds} | "
+                  f"{dec.count('confirmed_common')}/{a.seeds} | {dec.count('open')}/{a.seeds} "
+                  f"| {med:.0f} [{q1:.0f}, {q3:.0f}] ({lab.min():.0f}-{lab.max():.0f}) | "
+                  f"{np.median(draws):.0f} |", flush=True)
+
+
+def _demo_study(a):
+    import tempfile
+
+    from workbench.data.study import Study
+    from workbench.testing import make_demo_study
+
+    if a.study:
+        return Study.open(a.study)
+    tmp = Path(tempfile.mkdtemp()) / "quick.study"
+    print("building the quick demo Study (simulate, embed) ...", flush=True)
+    return make_demo_study(tmp, size="quick", seed=0, steps="simulate,embed")
 
 
 LINCS = "lincs_cellpainting_profiles/SQ00015054_normalized_feature_select.csv.gz"
@@ -200,6 +262,72 @@ def real(a):
         f"q {r.q:.2g})" for r in enr[enr["q"] < 0.05].itertuples()))
 
 
+NF1 = "cellpainting_images_wayscience/nf1_plate2"
+
+
+def nf1_study(a):
+    """The NF1 plate-2 fields imported and embedded with the CLI's own commands (or the
+    Study named by ``--nf1-study``)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from workbench.data.study import Study
+
+    if a.nf1_study:
+        return Study.open(a.nf1_study)
+    folder = Path(a.data) / NF1
+    if not folder.is_dir():
+        raise SystemExit(f"{NF1} is not under {a.data}")
+    out = Path(tempfile.mkdtemp()) / "nf1.study"
+    wb = [sys.executable, "-m", "workbench"]
+    print("importing and embedding the NF1 fields ...", flush=True)
+    subprocess.run(wb + ["import", "images", str(folder), "--out", str(out), "--platemap",
+                         str(folder / "platemap_NF1_plate2.csv"), "--perturbation-column",
+                         "genotype", "--control", "WT"], check=True)
+    subprocess.run(wb + ["embed", str(out), "--size", "tiny", "--seed", "0"], check=True)
+    return Study.open(out)
+
+
+def real_nf1(a):
+    """The NF1 fields, genotype as the oracle (``--real-nf1``)."""
+    from workbench.tools.find import run_find
+
+    study = nf1_study(a)
+    obs = study.read_obs("profiles")
+    geno = obs["genotype"].astype(str)
+    tau = a.nf1_tau
+    print(f"NF1 plate 2: {len(obs)} crops from {obs['well'].nunique()} wells "
+          f"({dict(geno.value_counts())}); tau {tau:.0%}, delta {a.delta}, batch "
+          f"{a.real_batch}, {a.seeds} seeds per genotype (exemplar one of its crops in turn); "
+          "median [IQR], labels capped at the crops\n")
+    print("| phenotype (genotype) | crops | policy | labels to confirm above tau | labels to "
+          "find half of its crops |")
+    print("|---|---|---|---|---|")
+    for g in sorted(set(geno)):
+        truth = geno == g
+        ex = [str(i) for i in obs.index[truth]]
+        k = int(truth.sum()) // 2
+        for pol, c, f in policy_table(study, truth, ex, tau=tau, batch=a.real_batch,
+                                      budget=len(obs), seeds=a.seeds, find_k=k,
+                                      lc_budget=len(obs)):
+            print(f"| {g} | {int(truth.sum())} ({truth.mean():.0%}) | {pol} | {c} | {f} "
+                  f"(k = {k}) |", flush=True)
+    ex = str(obs.index[geno == "WT"][0])
+    s = run_find(study, [ex], tau=tau, label_column="genotype", batch=a.real_batch,
+                 budget=len(obs), seed=0)
+    lo, hi = s.interval
+    print(f"\nstep run on WT from crop {ex}: {len(s.search.state.labels)} answers, status "
+          f"{s.status}, prevalence in [{lo:.1%}, {hi:.1%}] (true {(geno == 'WT').mean():.1%})")
+    call = s.positive_calls()
+    print("enrichment (perturbation = genotype): " + "; ".join(
+        f"{r.perturbation} {r.n_positive}/{r.n_crops} q {r.q:.2g}"
+        for r in s.enrichment().itertuples()))
+    print("positive calls per well: " + "; ".join(
+        f"{w} ({geno[obs['well'] == w].iloc[0]}) {int(call[(obs['well'] == w).to_numpy()].sum())}"
+        f"/{int((obs['well'] == w).sum())}" for w in sorted(obs["well"].astype(str).unique())))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
@@ -212,6 +340,10 @@ def main(argv=None):
     ap.add_argument("--budget", type=int, default=4000)
     ap.add_argument("--lc-budget", type=int, default=600)
     ap.add_argument("--demo", action="store_true", help="the quick demo Study's pair")
+    ap.add_argument("--demo-rare", action="store_true",
+                    help="certify one crop of the quick demo Study's pair as rare")
+    ap.add_argument("--rare-batch", type=int, default=50)
+    ap.add_argument("--rare-max-draws", type=int, default=20000)
     ap.add_argument("--study", help="a quick demo Study built before (for --demo)")
     ap.add_argument("--phenotype", default="G03+G08")
     ap.add_argument("--demo-tau", type=float, default=0.005)
@@ -221,10 +353,18 @@ def main(argv=None):
                                           / "shared" / "data"))
     ap.add_argument("--real-tau", type=float, default=0.01)
     ap.add_argument("--real-batch", type=int, default=10)
+    ap.add_argument("--real-nf1", action="store_true",
+                    help="the NF1 fields, genotype as the oracle")
+    ap.add_argument("--nf1-study", help="an NF1 Study imported and embedded before")
+    ap.add_argument("--nf1-tau", type=float, default=0.1)
     ap.add_argument("--real-moa", default="proteasome inhibitor")
     a = ap.parse_args(argv)
+    if a.demo_rare:
+        return demo_rare(a)
     if a.demo:
         return demo(a)
+    if a.real_nf1:
+        return real_nf1(a)
     if a.real:
         return real(a)
     print(f"pool {a.n} crops, tau {a.tau}, delta {a.delta}, batch {a.batch}, "
