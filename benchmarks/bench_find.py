@@ -22,8 +22,19 @@ normalised CellProfiler features as the embedding), each 12-well MOA in turn as 
 phenotype answered from its ``moa`` column; then one search through the step with its
 enrichment (which compounds carry the phenotype).
 
+``--demo-rare``: on the same quick Study, one crop of the pair (0.2 % of 489 crops, the
+rarest phenotype the pool holds) certified below tau; guided against uniform draws under
+the same betting interval, and all six crops of the pair (1.2 %) as a control that must not
+be certified rare.
+
+``--real-nf1``: the NF1 plate-2 fields imported (``workbench import images``) and embedded
+(``workbench embed --size tiny``) unless ``--nf1-study`` names the result, each genotype as
+the phenotype answered from the ``genotype`` column, then one step run with its enrichment.
+
     python benchmarks/bench_find.py --demo --seeds 10
+    python benchmarks/bench_find.py --demo-rare --seeds 10
     python benchmarks/bench_find.py --real --seeds 5
+    python benchmarks/bench_find.py --real-nf1 --seeds 5
 """
 
 from __future__ import annotations
