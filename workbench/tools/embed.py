@@ -41,7 +41,7 @@ ENCODER = "mae"
 DEMO_LAYOUT = "pca"
 #: Training settings of :func:`demo_step` per demo size (quick: well under a minute on CPU).
 DEMO_TRAINING = {"tiny": dict(steps=40, batch_size=32), "quick": dict(steps=100, batch_size=64),
-                 "realistic": dict(steps=400, batch_size=64)}
+                 "realistic": dict(steps=200, batch_size=64)}
 
 
 # ---------------------------------------------------------------------- encoder
