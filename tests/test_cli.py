@@ -89,3 +89,15 @@ def test_grn_loss_options_reach_the_step_and_bad_ones_are_refused(tmp_path, caps
     runs = [p["params"] for p in Study.open(out).provenance if p["tool"] == "grn"]
     assert len(runs) == 1
     assert (runs[0]["loss"], runs[0]["ftb_alpha"]) == ("ftb", "forward_kl")
+
+
+def test_the_demo_progress_line_estimates_the_time_left_from_this_machine():
+    from workbench.commands.demo import TYPICAL_SECONDS, _eta
+
+    typical = TYPICAL_SECONDS["realistic"]
+    assert _eta("realistic", {}, ["embed"]) == f"about {typical['embed']} s left"
+    # the steps so far ran at half the typical speed: the rest is expected to as well
+    slow = {"simulate": 2 * typical["simulate"]}
+    left = 2 * (typical["embed"] + typical["grn"])
+    assert _eta("realistic", slow, ["embed", "grn"]) == f"about {left / 60:.1f} min left"
+    assert _eta("realistic", slow, []) == "almost done"

@@ -22,6 +22,24 @@ DEMO_STEPS = [
     ("grn", "workbench.tools.grn", "grn"),
 ]
 SIZES = ("tiny", "quick", "realistic")
+#: Typical seconds per step on a quiet 2-core machine without a GPU, for the progress line's
+#: estimate of the time left (scaled by how fast the steps so far ran on this machine).
+TYPICAL_SECONDS = {
+    "tiny": {"simulate": 2, "embed": 8, "concepts": 4, "interactions": 5, "grn": 3},
+    "quick": {"simulate": 4, "embed": 30, "concepts": 10, "interactions": 15, "grn": 5},
+    "realistic": {"simulate": 10, "embed": 70, "concepts": 25, "interactions": 40, "grn": 10},
+}
+
+
+def _eta(size: str, done: dict[str, float], todo: list[str]) -> str:
+    """'about N s/min left' from the typical step times, scaled by the steps run so far."""
+    typical = TYPICAL_SECONDS.get(size, TYPICAL_SECONDS["quick"])
+    expected = sum(typical.get(n, 0) for n in done)
+    speed = (sum(done.values()) / expected) if done and expected > 0 else 1.0
+    left = speed * sum(typical.get(n, 0) for n in todo)
+    if left < 1:
+        return "almost done"
+    return f"about {left:.0f} s left" if left < 90 else f"about {left / 60:.1f} min left"
 
 
 def add_arguments(parser) -> None:
@@ -64,32 +82,42 @@ def build_demo(out, size: str = "quick", seed: int = 0, overwrite: bool = False,
                 "pass --overwrite to rebuild it, or --out another path.",
             )
         log(f"resuming the demo Study at {out}")
+    todo = [n for n in wanted if n == "simulate" or n in {s[0] for s in DEMO_STEPS}]
+    done: dict[str, float] = {}
     if study is None or not study.has("images"):
         if "simulate" in wanted:
             from workbench.data.simulate import build_demo_study
 
             t0 = time.perf_counter()
-            log(f"[simulate] building the demo world (size {size}, seed {seed}) ...")
+            log(f"[simulate] building the demo world (size {size}, seed {seed}; "
+                f"{_eta(size, done, todo)}) ...")
             study = build_demo_study(out, size=size, seed=seed, overwrite=True)
-            log(f"[simulate] done in {time.perf_counter() - t0:.1f} s")
+            done["simulate"] = time.perf_counter() - t0
+            log(f"[simulate] done in {done['simulate']:.1f} s")
+    if "simulate" in todo:
+        todo.remove("simulate")
     if study is None:
         raise WorkbenchError(f"{out} has no demo world yet.", "include 'simulate' in --steps.")
     for name, module, marker in DEMO_STEPS:
         if name not in wanted:
             continue
         if study.has(marker):
+            todo.remove(name)
             log(f"[{name}] already done ({marker!r} present)")
             continue
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
+            todo.remove(name)
             log(f"[{name}] skipped: {exc.name} is not installed")
             continue
         t0 = time.perf_counter()
-        log(f"[{name}] running ...")
+        log(f"[{name}] running ({_eta(size, done, todo)}) ...")
         mod.demo_step(study, size=size, seed=seed)
         study.refresh()
-        log(f"[{name}] done in {time.perf_counter() - t0:.1f} s")
+        todo.remove(name)
+        done[name] = time.perf_counter() - t0
+        log(f"[{name}] done in {done[name]:.1f} s")
     return study
 
 
