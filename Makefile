@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 DEMO   ?= demo.study
 SIZE   ?= realistic
 PIP_QUIET := 2> >(grep -v 'is ignored' >&2)
@@ -31,9 +32,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]' $(PIP_QUIET)
 	touch $(STAMP)
 
+# what the demo and a user of it need (dashboards, napari, notebooks), without the test and
+# documentation tools: `make test` adds those to the same environment
+$(DEMO_STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q 'torch>=2.4,<2.14' $(PIP_QUIET)
+	$(BIN)/pip install -q -e '.[all]' $(PIP_QUIET)
+	touch $(DEMO_STAMP)
+
 venv: $(STAMP)
 
-demo: system $(STAMP)
+demo: system $(DEMO_STAMP)
 	$(BIN)/workbench demo --size $(SIZE) --out $(DEMO)
 
 demo-quick: SIZE = quick
