@@ -162,6 +162,8 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
                      doc="predicted value of a proposed pair (NaN for measured ones)"),
                  Key("predicted_low", "number", False, doc="lower end of its 90% interval"),
                  Key("predicted_high", "number", False, doc="upper end of its 90% interval"),
+                 Key("rank", "number", False,
+                     doc="1.. order of a proposed pair in the batch (NaN for measured ones)"),
                  Key("reason", "str", False, doc="why the planner chose the pair"),
                  Key("planner", "str", False, doc="the planner that ran"),
                  Key("planner_reason", "str", False, doc="why that planner was used"))),
