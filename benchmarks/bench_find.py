@@ -22,10 +22,13 @@ normalised CellProfiler features as the embedding), each 12-well MOA in turn as 
 phenotype answered from its ``moa`` column; then one search through the step with its
 enrichment (which compounds carry the phenotype).
 
-``--demo-rare``: on the same quick Study, one crop of the pair (0.2 % of 489 crops, the
-rarest phenotype the pool holds) certified below tau; guided against uniform draws under
-the same betting interval, and all six crops of the pair (1.2 %) as a control that must not
-be certified rare.
+``--demo-rare``: a phenotype of ``--rare-share`` (0.1 %, at least one crop) of a demo
+Study's crops, taken from the crops of one perturbation (``--phenotype``), certified below
+tau; guided against uniform draws under the same betting interval and against the step's
+random baseline, with the crops of ``--rare-control`` (default the whole ``--phenotype``) as
+a phenotype above tau that must not be certified rare. On the quick Study that is one crop
+of the pair (0.2 % of 489 crops); on a realistic one (``workbench demo --size realistic
+--steps simulate,embed``) 8 of the 14 crops of G15+G19 with G04 as the control.
 
 ``--real-nf1``: the NF1 plate-2 fields imported (``workbench import images``) and embedded
 (``workbench embed --size tiny``) unless ``--nf1-study`` names the result, each genotype as
@@ -33,6 +36,8 @@ the phenotype answered from the ``genotype`` column, then one step run with its 
 
     python benchmarks/bench_find.py --demo --seeds 10
     python benchmarks/bench_find.py --demo-rare --seeds 10
+    python benchmarks/bench_find.py --demo-rare --study realistic.study --phenotype G15+G19 \
+        --rare-control G04 --seeds 10
     python benchmarks/bench_find.py --real --seeds 5
     python benchmarks/bench_find.py --real-nf1 --seeds 5
 """
@@ -152,20 +157,25 @@ def demo(a):
                   f"{f} (k = {k}) |", flush=True)
 
 
-def rare_run(study, exemplar, truth, *, uniform, tau, delta, batch, max_draws, seed):
-    """One search to its decision, answered from ``truth``: the guided session, or with
-    ``uniform`` the same session with its proposal set to uniform draws (random sampling
-    under the same betting interval: every draw has probability 1 / N and range 1).
-    Draws that land on a crop already answered cost no label, so the search goes on past
-    the last unanswered crop; it stops when decided or after ``max_draws`` draws."""
+def rare_run(study, exemplar, truth, *, arm, tau, delta, batch, max_draws, seed):
+    """One search to its decision, answered from ``truth``. ``arm``: ``"guided"`` the
+    guided session; ``"uniform"`` the same session with its proposal set to uniform draws
+    (random sampling under the same betting interval: every draw has probability 1 / N and
+    range 1); ``"random"`` the step's random baseline (no replacement, Clopper-Pearson with
+    delta split over the looks). Guided and uniform draws that land on a crop already
+    answered cost no label, so those go on past the last unanswered crop; a search stops
+    when decided, after ``max_draws`` draws, or when nothing is left to ask."""
     from workbench.tools.find import FindSession
 
     s = FindSession.open(study, [exemplar], tau=tau, delta=delta, batch=batch,
-                         policy="guided", seed=seed, restart=True)
-    if uniform:
+                         policy="random" if arm == "random" else "guided", seed=seed,
+                         restart=True)
+    if arm == "uniform":
         s.search.floor = 1.0
     while s.status == "open" and len(s.search.state.item) < max_draws:
         ids = s.next_batch()
+        if not ids and arm == "random":
+            break
         s.record({i: bool(truth[i]) for i in ids})
     return s
 
@@ -177,27 +187,38 @@ def demo_rare(a):
     pert = obs["perturbation"].astype(str)
     tau, delta, n = a.demo_tau, a.delta, len(obs)
     pair = [str(i) for i in obs.index[pert == a.phenotype]]
+    k = max(1, int(round(a.rare_share * n)))
+    if k > len(pair):
+        raise SystemExit(f"{a.phenotype} has {len(pair)} crops, fewer than the {k} asked for")
+    ctrl_name = a.rare_control or a.phenotype
+    ctrl = [str(i) for i in obs.index[pert == ctrl_name]]
+    if len(ctrl) / n <= 2 * tau:
+        raise SystemExit(f"the control {ctrl_name} holds {len(ctrl) / n:.2%} of crops, not "
+                         f"clearly above tau; name a larger one (--rare-control)")
     max_draws = a.rare_max_draws
-    print(f"quick demo Study: {n} crops; tau {tau:.1%}, delta {delta}, batch {a.rare_batch}, "
-          f"{a.seeds} seeds, at most {max_draws} draws; rare phenotype: one crop of "
-          f"{a.phenotype} ({len(pair)} crops), crop seed % {len(pair)} of them, "
-          f"{1 / n:.2%} of crops; control: all {len(pair)} crops of the pair "
-          f"({len(pair) / n:.1%}), which must not be certified rare\n")
-    print("| phenotype | sampling (same betting interval) | certified rare | confirmed common "
+    print(f"demo Study: {n} crops; tau {tau:.1%}, delta {delta}, batch {a.rare_batch}, "
+          f"{a.seeds} seeds, at most {max_draws} draws; rare phenotype: {k} crop(s) of "
+          f"{a.phenotype} ({len(pair)} crops), crops (seed + j) % {len(pair)} of them, "
+          f"{k / n:.2%} of crops; control: all {len(ctrl)} crops of {ctrl_name} "
+          f"({len(ctrl) / n:.1%}), which must not be certified rare\n")
+    print("| phenotype | sampling | certified rare | confirmed common "
           "| undecided | labels spent, median [IQR] (min-max) | draws, median |")
     print("|---|---|---|---|---|---|---|")
-    for name, which in ((f"one crop of {a.phenotype} ({1 / n:.2%})", "one"),
-                        (f"all of {a.phenotype} ({len(pair) / n:.1%}, control)", "all")):
-        for label, uniform in (("guided (ours)", False), ("uniform random", True)):
+    for name, which in ((f"{k} crop(s) of {a.phenotype} ({k / n:.2%})", "one"),
+                        (f"all of {ctrl_name} ({len(ctrl) / n:.1%}, control)", "all")):
+        for label, arm in (("guided (ours)", "guided"),
+                           ("uniform random, same betting interval", "uniform"),
+                           ("random, Clopper-Pearson split over looks", "random")):
             dec, labels, draws = [], [], []
             for seed in range(a.seeds):
-                ex = pair[seed % len(pair)]
                 truth = pd.Series(False, index=obs.index.astype(str))
                 if which == "one":
-                    truth[ex] = True
+                    ex = pair[seed % len(pair)]
+                    truth[[pair[(seed + j) % len(pair)] for j in range(k)]] = True
                 else:
-                    truth[pair] = True
-                s = rare_run(study, ex, truth, uniform=uniform, tau=tau, delta=delta,
+                    ex = ctrl[seed % len(ctrl)]
+                    truth[ctrl] = True
+                s = rare_run(study, ex, truth, arm=arm, tau=tau, delta=delta,
                              batch=a.rare_batch, max_draws=max_draws, seed=seed)
                 dec.append(s.status)
                 labels.append(len(s.search.state.labels))
@@ -353,6 +374,10 @@ def main(argv=None):
     ap.add_argument("--demo", action="store_true", help="the quick demo Study's pair")
     ap.add_argument("--demo-rare", action="store_true",
                     help="certify one crop of the quick demo Study's pair as rare")
+    ap.add_argument("--rare-share", type=float, default=0.001,
+                    help="share of crops in the rare phenotype (at least one crop)")
+    ap.add_argument("--rare-control", help="perturbation whose crops are the control "
+                    "phenotype above tau (default: the whole --phenotype)")
     ap.add_argument("--rare-batch", type=int, default=50)
     ap.add_argument("--rare-max-draws", type=int, default=20000)
     ap.add_argument("--study", help="a quick demo Study built before (for --demo)")
