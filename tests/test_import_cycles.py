@@ -18,10 +18,10 @@ import workbench
 PACKAGE = Path(workbench.__file__).parent
 
 
-def _modules() -> dict[str, Path]:
+def _modules(root: Path = PACKAGE) -> dict[str, Path]:
     mods = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = ["workbench", *path.relative_to(PACKAGE).with_suffix("").parts]
+    for path in root.rglob("*.py"):
+        parts = ["workbench", *path.relative_to(root).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts = parts[:-1]
         mods[".".join(parts)] = path
@@ -90,12 +90,7 @@ def test_the_scan_sees_a_mutual_import(tmp_path):
     (pkg / "sub" / "c.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from workbench.sub.a import f\n")
     (pkg / "sub" / "d.py").write_text("from workbench.sub.c import x\n")
-    mods = {}
-    for path in pkg.rglob("*.py"):
-        parts = ["workbench", *path.relative_to(pkg).with_suffix("").parts]
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        mods[".".join(parts)] = path
+    mods = _modules(pkg)
     assert mutual_imports(mods) == [("workbench.sub.a", "workbench.sub.b")]
     assert imports_of("workbench.sub.c", mods["workbench.sub.c"], mods) == set()
 
