@@ -51,7 +51,13 @@ import torch
 
 from workbench.errors import ValidationError
 from workbench.models._device import numpy_generator, resolve_device
-from workbench.models.replicates import CONDITIONS, ReplicateResult, _groups_ok, check_finite
+from workbench.models.replicates import (
+    CONDITIONS,
+    ReplicateResult,
+    _groups_ok,
+    check_finite,
+    unit_means,
+)
 
 __all__ = ["additivity_test", "well_covariance"]
 
@@ -63,15 +69,8 @@ _MAX_BOOT_DF = 128
 
 def _summaries(x: np.ndarray, units) -> dict:
     """Unit means, cells per unit, within-unit scatter and its degrees of freedom."""
-    lab = np.unique(np.asarray(units).astype(str), return_inverse=True)[1]
-    m = np.bincount(lab).astype(float)
-    keep = m > 0
-    sums = np.zeros((len(m), x.shape[1]))
-    np.add.at(sums, lab, x)
-    means = sums[keep] / m[keep, None]
-    resid = x - (sums / np.maximum(m, 1)[:, None])[lab]
-    return {"means": means, "m": m[keep], "scatter": resid.T @ resid,
-            "nu": len(x) - int(keep.sum())}
+    means, m, resid = unit_means(x, units)
+    return {"means": means, "m": m, "scatter": resid.T @ resid, "nu": len(x) - len(m)}
 
 
 def _shrink(s: np.ndarray, nu: int) -> tuple[np.ndarray, float]:

@@ -42,7 +42,7 @@ from scipy import stats as _st
 
 from workbench.errors import ValidationError
 
-__all__ = ["check_finite", "canonical_pairs", "unit_summaries", "contrast_test", "simes",
+__all__ = ["check_finite", "canonical_pairs", "unit_summaries", "unit_means", "contrast_test", "simes",
            "normal_scores",            "ReplicateResult", "replicate_disjointness_test", "count_test", "CONDITIONS"]
 
 #: Condition names and their sign in the interaction contrast ``ab + ctrl - a - b``.
@@ -97,13 +97,27 @@ def canonical_pairs(labels) -> tuple[dict[str, tuple[str, str, list[str]]], list
 
 
 # ---------------------------------------------------------------------------- units
-def unit_summaries(x: np.ndarray, units) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of the rows of ``x`` inside each unit: ``(means (U, F), counts (U,), names)``."""
+def _unit_index(x: np.ndarray, units):
     names, inv = np.unique(np.asarray(units).astype(str), return_inverse=True)
     counts = np.bincount(inv, minlength=len(names)).astype(float)
     sums = np.zeros((len(names), x.shape[1]))
-    np.add.at(sums, inv, np.asarray(x, float))
-    return sums / counts[:, None], counts, names
+    np.add.at(sums, inv, x)
+    return sums / counts[:, None], counts, names, inv
+
+
+def unit_summaries(x: np.ndarray, units) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of the rows of ``x`` inside each unit: ``(means (U, F), counts (U,), names)``."""
+    return _unit_index(np.asarray(x, float), units)[:3]
+
+
+def unit_means(x: np.ndarray, units=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-unit means of the rows of ``x``, the cells per unit, and each row's residual
+    from its unit's mean (``units`` None: every row is its own unit)."""
+    x = np.asarray(x, float)
+    if units is None:
+        return x.copy(), np.ones(len(x)), np.zeros_like(x)
+    means, counts, _, inv = _unit_index(x, units)
+    return means, counts, x - means[inv]
 
 
 def contrast_test(cells: dict[str, np.ndarray], units: dict[str, np.ndarray] | None = None
@@ -129,21 +143,12 @@ def contrast_test(cells: dict[str, np.ndarray], units: dict[str, np.ndarray] | N
     mean, var_in, inv_m, counts = {}, {}, {}, {}
     for c in CONDITIONS:
         x = np.asarray(cells[c], float)
-        if units is None:
-            lab = np.arange(len(x))
-        else:
-            lab = np.unique(np.asarray(units[c]).astype(str), return_inverse=True)[1]
-        m = np.bincount(lab).astype(float)
-        keep = m > 0
-        sums = np.zeros((len(m), x.shape[1]))
-        np.add.at(sums, lab, x)
-        mu = sums[keep] / m[keep, None]
-        resid = x - (sums / np.maximum(m, 1)[:, None])[lab]
-        dof_in = len(x) - int(keep.sum())
+        mu, m, resid = unit_means(x, None if units is None else units[c])
+        dof_in = len(x) - len(m)
         mean[c] = mu
         var_in[c] = (resid ** 2).sum(0) / dof_in if dof_in > 0 else None
-        inv_m[c] = (1.0 / m[keep]).sum()
-        counts[c] = int(keep.sum())
+        inv_m[c] = (1.0 / m).sum()
+        counts[c] = len(m)
     contrast = sum(CONDITIONS[c] * mean[c].mean(0) for c in CONDITIONS)
     df = sum(u - 1 for u in counts.values())
     nf = contrast.shape[-1]
