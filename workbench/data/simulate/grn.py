@@ -177,17 +177,22 @@ def make_grn(rng: np.random.Generator, module_sizes: list[int], n_no_effect: int
 
 def sample_trajectories(grn: GRN, rng: np.random.Generator, n_trajectories: int,
                         cells_per_trajectory: int, t_max: float = 4.0, dt: float = 0.02,
-                        noise: float = 0.02) -> dict[str, np.ndarray]:
+                        noise: float = 0.02, *, starts: np.ndarray | None = None,
+                        scale: np.ndarray | None = None,
+                        unspliced: bool = True) -> dict[str, np.ndarray]:
     """Integrate the ODE from scattered starts and sample cells along each path.
 
     Returns arrays ``spliced``, ``unspliced``, ``velocity`` (cells x genes), ``trajectory``
     and ``time`` (cells). ``velocity`` is the exact drift at the true state; the observed
     ``spliced`` / ``unspliced`` carry Gaussian measurement noise of sd ``noise`` (relative to
-    the fixed-point level).
+    the fixed-point level, or to ``scale`` when given). ``starts`` (trajectories x genes)
+    replaces the scattered starts; ``unspliced=False`` leaves the unspliced layer out (and
+    draws no noise for it).
     """
     g = grn.n_genes
     steps = int(round(t_max / dt))
-    x = grn.fixed_point * rng.uniform(0.0, 2.5, (n_trajectories, g))
+    x = (grn.fixed_point * rng.uniform(0.0, 2.5, (n_trajectories, g)) if starts is None
+         else np.asarray(starts, np.float64))
     path = np.empty((steps + 1, n_trajectories, g))
     path[0] = x
     for s in range(steps):  # RK2 (midpoint)
@@ -200,9 +205,10 @@ def sample_trajectories(grn: GRN, rng: np.random.Generator, n_trajectories: int,
     traj = np.repeat(np.arange(n_trajectories), cells_per_trajectory)
     states = path[step_idx.ravel(), traj]
     vel = grn.drift(states)
-    uns = grn.unspliced(states)
-    scale = grn.fixed_point
-    spliced = states + rng.normal(0, noise, states.shape) * scale
-    unspliced = uns + rng.normal(0, noise, uns.shape) * (grn.alpha / grn.beta)
-    return {"spliced": spliced, "unspliced": unspliced, "velocity": vel, "trajectory": traj,
-            "time": step_idx.ravel() * dt, "state": states}
+    scale = grn.fixed_point if scale is None else scale
+    out = {"spliced": states + rng.normal(0, noise, states.shape) * scale, "velocity": vel,
+           "trajectory": traj, "time": step_idx.ravel() * dt, "state": states}
+    if unspliced:
+        uns = grn.unspliced(states)
+        out["unspliced"] = uns + rng.normal(0, noise, uns.shape) * (grn.alpha / grn.beta)
+    return out

@@ -120,25 +120,15 @@ def near_steady_trajectories(grn, rng, n_trajectories: int, cells_per_trajectory
     steady state: ``x0 = x* exp(spread z)`` (``z`` standard normal per gene and
     trajectory), ``clamp`` genes held at zero. ``scale`` sets the measurement noise
     (default ``x*``)."""
-    g = grn.n_genes
+    from workbench.data.simulate.grn import sample_trajectories
+
     scale = grn.fixed_point if scale is None else np.asarray(scale, np.float64)
-    x = scale * np.exp(spread * rng.standard_normal((n_trajectories, g)))
+    x = scale * np.exp(spread * rng.standard_normal((n_trajectories, grn.n_genes)))
     x[:, list(clamp)] = 0.0
-    steps = int(round(t_max / dt))
-    path = np.empty((steps + 1, n_trajectories, g))
-    path[0] = x
-    for k in range(steps):  # RK2 (midpoint), as the demo simulator
-        k1 = grn.drift(x)
-        x = x + dt * grn.drift(x + 0.5 * dt * k1)
-        path[k + 1] = x
-    times = np.sort(t_max * rng.beta(0.7, 1.3, (n_trajectories, cells_per_trajectory)), axis=1)
-    step_idx = np.clip(np.round(times / dt).astype(int), 0, steps)
-    traj = np.repeat(np.arange(n_trajectories), cells_per_trajectory)
-    states = path[step_idx.ravel(), traj]
-    noisy = states + rng.normal(0, noise, states.shape) * scale
-    noisy[:, list(clamp)] = 0.0
-    return {"spliced": noisy, "velocity": grn.drift(states), "trajectory": traj,
-            "time": step_idx.ravel() * dt, "state": states}
+    out = sample_trajectories(grn, rng, n_trajectories, cells_per_trajectory, t_max, dt, noise,
+                              starts=x, scale=scale, unspliced=False)
+    out["spliced"][:, list(clamp)] = 0.0
+    return out
 
 
 def refit_posterior(x, v, knocked, *, sigma2, ratio: float, edge_prior: float,
