@@ -23,7 +23,19 @@ COMMANDS = [
 
 
 def module_name(command: str) -> str:
-    """``plan-pairs`` -> ``workbench.commands.plan_pairs``; ``import`` -> ``...import_``."""
+    """``plan-pairs`` -> ``workbench.commands.plan_pairs``; ``import`` -> ``...import_``.
+
+    Parameters
+    ----------
+    command : str
+        The subcommand as typed on the command line (dashes allowed).
+
+    Returns
+    -------
+    str
+        The dotted name of the module that implements it; a Python keyword gets a trailing
+        underscore.
+    """
     name = command.replace("-", "_")
     return f"workbench.commands.{name}_" if keyword.iskeyword(name) else f"workbench.commands.{name}"
 
@@ -38,6 +50,13 @@ def _module(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``workbench`` argument parser, one subparser per installed subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; each subparser's defaults carry ``_run``, the command's ``run`` function.
+    """
     from workbench import __version__
 
     parser = argparse.ArgumentParser(
@@ -59,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``workbench`` command line and return its exit status.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        The arguments after the program name; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        0 on success (or the command's own status), 1 when no subcommand was given (the help
+        is printed), 2 for an error of our own (printed with its fix, unless ``--debug``),
+        130 when interrupted.
+    """
     from workbench.errors import WorkbenchError
 
     parser = build_parser()

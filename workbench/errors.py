@@ -9,7 +9,16 @@ from __future__ import annotations
 
 
 class WorkbenchError(Exception):
-    """Base class: a problem with the user's input or Study, and how to fix it."""
+    """Base class: a problem with the user's input or Study, and how to fix it.
+
+    Parameters
+    ----------
+    problem : str
+        What is wrong, in one sentence (kept as ``.problem``).
+    fix : str or None
+        What to do about it (kept as ``.fix``); when given, the message ends with
+        ``How to fix: <fix>``. None for no advice.
+    """
 
     def __init__(self, problem: str, fix: str | None = None):
         self.problem = problem

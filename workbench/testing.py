@@ -43,6 +43,11 @@ def make_demo_study(path: str | os.PathLike, *, size: str = "tiny", seed: int = 
     steps
         ``"all"``, or the subset of ``simulate, embed, concepts, interactions, grn`` to
         run (``"simulate"`` alone gives images and ground truth without any analysis).
+
+    Returns
+    -------
+    Study
+        The built Study, opened.
     """
     from workbench.commands.demo import build_demo
 
@@ -51,7 +56,20 @@ def make_demo_study(path: str | os.PathLike, *, size: str = "tiny", seed: int = 
 
 
 def copy_study(source: str | os.PathLike, target: str | os.PathLike):
-    """Copy a Study folder (to write into it without changing the original) and open it."""
+    """Copy a Study folder (to write into it without changing the original) and open it.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        The ``NAME.study`` folder to copy.
+    target : str or os.PathLike
+        Where to put the copy; it must not exist yet.
+
+    Returns
+    -------
+    Study
+        The copy, opened.
+    """
     from workbench.data.study import Study
 
     target = Path(target)

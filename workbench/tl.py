@@ -48,7 +48,23 @@ __all__ = [
 
 # ---------------------------------------------------------------------- argument checks
 def as_study(study: Any) -> Study:
-    """``study`` as an open Study: a Study is returned as is, a path is opened."""
+    """``study`` as an open Study: a Study is returned as is, a path is opened.
+
+    Parameters
+    ----------
+    study : Study, str or os.PathLike
+        An open Study, or the path of a ``NAME.study`` folder.
+
+    Returns
+    -------
+    Study
+        The Study itself, or the folder opened.
+
+    Raises
+    ------
+    ValidationError
+        When ``study`` is neither.
+    """
     from workbench.data.study import Study
 
     if isinstance(study, Study):
@@ -62,7 +78,29 @@ def as_study(study: Any) -> Study:
 
 def check_int(name: str, value: Any, *, minimum: int | None = None,
               optional: bool = False) -> int | None:
-    """``value`` as an int (``None`` allowed when ``optional``); a clear error otherwise."""
+    """``value`` as an int (``None`` allowed when ``optional``); a clear error otherwise.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in the error message.
+    value : object
+        The value to check; booleans are refused.
+    minimum : int or None
+        The smallest value allowed; None for no bound.
+    optional : bool
+        Whether None is accepted (and returned).
+
+    Returns
+    -------
+    int or None
+        ``value`` as an int, or None when it is None and ``optional``.
+
+    Raises
+    ------
+    ValidationError
+        When ``value`` is not an integer or is below ``minimum``.
+    """
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, Integral):
@@ -75,7 +113,25 @@ def check_int(name: str, value: Any, *, minimum: int | None = None,
 
 
 def check_float(name: str, value: Any) -> float:
-    """``value`` as a float; a clear error for strings, booleans and other types."""
+    """``value`` as a float; a clear error for strings, booleans and other types.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in the error message.
+    value : object
+        The value to check: any real number (booleans are refused).
+
+    Returns
+    -------
+    float
+        ``value`` as a float.
+
+    Raises
+    ------
+    ValidationError
+        When ``value`` is not a real number.
+    """
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValidationError(f"{name} must be a number, got {value!r} "
                               f"({type(value).__name__}).", f"pass {name}=<float>.")
@@ -84,7 +140,29 @@ def check_float(name: str, value: Any) -> float:
 
 def check_str(name: str, value: Any, *, optional: bool = False,
               choices: Sequence[str] | None = None) -> str | None:
-    """``value`` as a string (``None`` allowed when ``optional``), one of ``choices``."""
+    """``value`` as a string (``None`` allowed when ``optional``), one of ``choices``.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in the error message.
+    value : object
+        The value to check.
+    optional : bool
+        Whether None is accepted (and returned).
+    choices : sequence of str or None
+        The values allowed; None allows any string.
+
+    Returns
+    -------
+    str or None
+        ``value`` unchanged, or None when it is None and ``optional``.
+
+    Raises
+    ------
+    ValidationError
+        When ``value`` is not a string or not one of ``choices``.
+    """
     if value is None and optional:
         return None
     if not isinstance(value, str):

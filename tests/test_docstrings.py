@@ -1,0 +1,193 @@
+"""Every public function and class of the covered modules has a numpydoc docstring with a
+``Parameters`` section naming each parameter and a ``Returns`` (or ``Yields``) section.
+
+The docstrings are parsed with :mod:`numpydoc.docscrape`, as the Sphinx build reads them,
+so a section whose underline is too short (and is therefore read as prose) or an unknown
+section name fails here, not only a missing word.
+
+To cover more of the package, add module names to ``COVERED``; an entry ending in ``.*``
+stands for every module directly inside that package (subpackages are listed apart).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+import textwrap
+import warnings
+
+import pytest
+from numpydoc.docscrape import NumpyDocString
+
+COVERED = (
+    "workbench.cli",
+    "workbench.errors",
+    "workbench.pl",
+    "workbench.tl",
+    "workbench.testing",
+    "workbench.datasets",
+    # "workbench.commands.benchmark",
+    # "workbench.commands.demo",
+    # "workbench.commands.design",
+    # "workbench.commands.find",
+    # "workbench.commands.import_",
+    # "workbench.commands.info",
+    # "workbench.commands.napari",
+    # "workbench.commands.serve",
+    # "workbench.commands.validate",
+    # "workbench.data.*",
+    # "workbench.data.readers.*",
+    # "workbench.dashboards.base",
+    # "workbench.dashboards.cache",
+    # "workbench.dashboards.composite",
+    # "workbench.dashboards.embeddings",
+    # "workbench.dashboards.gene_card",
+    # "workbench.dashboards.grn",
+    # "workbench.dashboards.images",
+    # "workbench.dashboards.map_numbers",
+    # "workbench.dashboards.overview",
+    # "workbench.dashboards.perturbation_map",
+    # "workbench.dashboards.plan",
+    # "workbench.dashboards.serve",
+    # "workbench.napari.*",
+)
+
+#: Parameters that need no line of their own.
+SKIPPED = {"self", "cls"}
+SECTION = re.compile(r"^[ \t]*(Parameters|Returns|Yields|Other Parameters|Raises|Warns|"
+                     r"Attributes|Methods|See Also|Notes|References|Examples|Warnings)"
+                     r"[ \t]*\n[ \t]*([-=]+)[ \t]*$", re.M)
+
+
+def _module_names() -> list[str]:
+    names: list[str] = []
+    for entry in COVERED:
+        if entry.endswith(".*"):
+            package = importlib.import_module(entry[:-2])
+            names.append(package.__name__)
+            names += [f"{package.__name__}.{m.name}"
+                      for m in pkgutil.iter_modules(package.__path__) if not m.ispkg]
+        else:
+            names.append(entry)
+    return names
+
+
+def _public_objects():
+    for modname in _module_names():
+        mod = importlib.import_module(modname)
+        for name, obj in sorted(vars(mod).items()):
+            if name.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            if getattr(obj, "__module__", None) == modname:
+                yield f"{modname}.{name}", obj
+
+
+OBJECTS = dict(_public_objects())
+
+
+def _parsed(text: str | None, where: str) -> NumpyDocString:
+    assert text, f"{where} has no docstring"
+    text = inspect.cleandoc(text)
+    for title, underline in SECTION.findall(text):
+        assert len(underline) == len(title), (
+            f"{where}: the underline of {title!r} is {len(underline)} characters long, "
+            f"the title {len(title)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unknown section name is a warning in numpydoc
+        return NumpyDocString(text)
+
+
+def _documented(doc: NumpyDocString) -> set[str]:
+    names: set[str] = set()
+    for section in ("Parameters", "Other Parameters"):
+        for param in doc[section]:
+            names |= {n.strip().lstrip("*") for n in param.name.split(",")}
+    return names
+
+
+def _needs_documenting(sig: inspect.Signature) -> list[str]:
+    return [name for name, p in sig.parameters.items()
+            if name not in SKIPPED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _returns_something(fn) -> bool:
+    """Whether ``fn`` can return a value: annotated so, or (unannotated) a ``return x`` or a
+    ``yield`` in its own body (nested functions and classes are not its body)."""
+    ann = inspect.signature(fn).return_annotation
+    if ann is None or ann == "None":
+        return False
+    if ann is not inspect.Signature.empty:
+        return True
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    stack = list(ast.iter_child_nodes(tree.body[0]))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                             ast.ClassDef)):
+            continue
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return True
+        if isinstance(node, ast.Return) and node.value is not None and not (
+                isinstance(node.value, ast.Constant) and node.value.value is None):
+            return True
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def test_the_covered_modules_have_public_objects():
+    """A misspelled or emptied entry of ``COVERED`` would make the checks pass vacuously."""
+    for entry in COVERED:
+        prefix = entry[:-1] if entry.endswith(".*") else entry + "."
+        assert any(where.startswith(prefix) for where in OBJECTS), entry
+
+
+@pytest.mark.parametrize("where", sorted(OBJECTS))
+def test_public_object_has_numpydoc_parameters_and_returns(where):
+    obj = OBJECTS[where]
+    if inspect.isclass(obj):
+        doc = _parsed(obj.__dict__.get("__doc__"), where)
+        if issubclass(obj, BaseException) and "__init__" not in vars(obj):
+            return  # an error class with its base's arguments (problem, fix)
+        try:
+            sig = inspect.signature(obj)
+        except (TypeError, ValueError):  # a builtin base without a signature
+            return
+        wanted = _needs_documenting(sig)
+    else:
+        doc = _parsed(obj.__doc__, where)
+        wanted = _needs_documenting(inspect.signature(obj))
+        if _returns_something(obj):
+            assert doc["Returns"] or doc["Yields"], f"{where}: no Returns (or Yields) section"
+    missing = [name for name in wanted if name not in _documented(doc)]
+    assert not missing, f"{where}: Parameters does not name {', '.join(missing)}"
+
+
+def test_the_check_reads_sections_as_numpydoc_does():
+    """The parser, not a substring search: a short underline or a missing name fails."""
+    good = "Do it.\n\nParameters\n----------\nx : int\n    The x.\n"
+    assert _documented(_parsed(good, "good")) == {"x"}
+    with pytest.raises(AssertionError, match="underline"):
+        _parsed(good.replace("----------", "---------"), "short")
+    doc = _parsed("Do it.\n\nParameters\n----------\nx, y : int\n    Both.\n"
+                  "*args\n    More.\n", "grouped")
+    assert _documented(doc) == {"x", "y", "args"}
+    assert not _parsed("Do it.\n\nx : int\n    The x.\n", "prose")["Parameters"]
+
+    def plain(a):
+        if a:
+            return
+        return None
+
+    def value(a):
+        def inner():
+            return 1
+        return inner
+
+    def gen(a):
+        yield a
+
+    assert not _returns_something(plain)
+    assert _returns_something(value) and _returns_something(gen)
