@@ -6,6 +6,13 @@ HELP = "benchmark a Study's perturbation map (consistency, known-relationship re
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench benchmark``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="path of the Study (NAME.study)")
     parser.add_argument("--relationships", nargs="+", default=[], metavar="FILE",
                         help="EFAAR-format annotation files (entity1,entity2 CSV or cluster "
@@ -20,6 +27,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Run the map benchmarks on a Study and print (or write) the results.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the results are printed.
+    """
     import json
 
     from workbench.data.study import Study

@@ -43,6 +43,13 @@ def _eta(size: str, done: dict[str, float], todo: list[str]) -> str:
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench demo``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("--out", default="demo.study", help="where to write the Study "
                         "(default: demo.study)")
     parser.add_argument("--size", choices=SIZES, default="realistic",
@@ -62,7 +69,30 @@ def add_arguments(parser) -> None:
 
 def build_demo(out, size: str = "quick", seed: int = 0, overwrite: bool = False,
                steps: str | list[str] = "all", log=print):
-    """Build (or resume) the demo Study at ``out`` and return it."""
+    """Build (or resume) the demo Study at ``out`` and return it.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The ``NAME.study`` folder to write.
+    size : str
+        Size of the demo world: ``"tiny"``, ``"quick"`` or ``"realistic"``.
+    seed : int
+        Seed of the demo world and of every step.
+    overwrite : bool
+        Rebuild from scratch; otherwise an existing demo of the same size and seed is resumed
+        (a different one is an error).
+    steps : str or list of str
+        ``"all"``, or the steps to run (a comma-separated string or a list) among
+        ``simulate`` and the analysis steps; a step whose artefact is present is skipped.
+    log : callable
+        Called with one progress line per step (name, ETA, time taken).
+
+    Returns
+    -------
+    Study
+        The demo Study, refreshed after the last step.
+    """
     from pathlib import Path
 
     from workbench.data.study import Study
@@ -122,6 +152,18 @@ def build_demo(out, size: str = "quick", seed: int = 0, overwrite: bool = False,
 
 
 def run(args) -> int:
+    """Build (or resume) the demo Study, print its summary and serve it unless ``--no-serve``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the Study is built (and the server stopped).
+    """
     from workbench.commands.info import format_summary
 
     study = build_demo(args.out, size=args.size, seed=args.seed, overwrite=args.overwrite,

@@ -14,6 +14,13 @@ HELP = ("propose what to measure next (screen planner with a certified stop, hit
 
 
 def add_arguments(parser) -> None:
+    """Declare the ``workbench design`` planners (``screen``, ``hits``, ``knockout``) and their arguments.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     from workbench.tools.design.hits import HIT_POLICIES
     from workbench.tools.design.screen import SCREEN_POLICIES
 
@@ -54,6 +61,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Run the chosen planner on a Study and print the proposed candidates.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the proposal is printed.
+    """
     import pandas as pd
 
     from workbench.data.study import Study

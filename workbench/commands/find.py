@@ -12,6 +12,13 @@ HELP = "find more crops like an exemplar: guided search with a certified prevale
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench find``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     from workbench.models.guided_search import POLICIES
 
     parser.add_argument("study", help="path of the NAME.study folder")
@@ -36,6 +43,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Run (or continue) a guided phenotype search and print its prevalence interval and enriched perturbations.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the search state is printed.
+    """
     from workbench.data.study import Study
     from workbench.tools.find import run_find
 

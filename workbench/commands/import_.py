@@ -40,6 +40,13 @@ def _common(p, what: str) -> None:
 
 
 def add_arguments(parser) -> None:
+    """Declare the ``workbench import`` kinds (images, profiles, velocity, gi, guides, relationships) and their arguments.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
 
@@ -128,6 +135,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Import the user's files into a Study with the reader of the chosen kind and print what was written.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the artefacts are written.
+    """
     from workbench.data import readers
 
     kind = args.kind

@@ -8,6 +8,13 @@ HELP = "show what a Study holds: artefacts, ground truth, provenance"
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench info``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="path of the NAME.study folder")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("--provenance", action="store_true",
@@ -15,6 +22,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Print a Study's summary (artefacts, ground truth, steps), as text or JSON.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the summary is printed.
+    """
     from workbench.data.study import Study
 
     study = Study.open(args.study)
@@ -55,6 +74,19 @@ def _truth_summary(truth: dict) -> dict:
 
 
 def format_summary(summary: dict) -> str:
+    """Format :meth:`Study.summary` as the text ``workbench info`` prints.
+
+    Parameters
+    ----------
+    summary : dict
+        The summary of a Study (title, path, id, control label, artefacts, steps), optionally
+        with a ``ground_truth`` entry.
+
+    Returns
+    -------
+    str
+        Several lines: the Study, one line per artefact, the ground truth, the steps.
+    """
     lines = [f"Study {summary['title']!r}  ({summary['path']})",
              f"  id {summary['study_id']}   control label {summary['control_label']!r}",
              "", "Artefacts:"]

@@ -12,6 +12,13 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench napari``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="the NAME.study folder")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--perturbation", metavar="X", help="show the crops of perturbation X")
@@ -23,6 +30,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Open napari on a Study with the Study browser docked, and run its event loop.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the napari window is closed.
+    """
     from workbench.errors import WorkbenchError
     from workbench.napari._source import open_source
 

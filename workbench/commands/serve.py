@@ -13,6 +13,13 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench serve``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="the NAME.study folder")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: this machine only)")
@@ -39,6 +46,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Serve a Study's dashboards until interrupted.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the server stops.
+    """
     from workbench.dashboards.serve import serve_study
 
     views = [v.strip() for v in args.views.split(",")] if args.views else None
