@@ -77,9 +77,9 @@ def test_step_writes_tables_and_finds_planted_pair(tmp_path):
     assert add.loc["G1+G2", "ci_low"] < 0.5
     assert json.loads(g34["params"])["unit"] == "well" and (add.units_ab == 6).all()
     stored = s.read("interactions")
-    assert len(stored) == 12
+    assert len(stored) == 15
     assert set(stored.test) == {"additivity", "disjointness", "separability_score",
-                                "viability"}
+                                "viability", "additivity_or_viability"}
     details = s.read("pair_details")["pairs"]["G3+G4"]
     assert set(details["exemplars"]) == {"control", "A", "B", "A+B"}
     inter = np.array(details["shifts"]["interaction"])
@@ -103,7 +103,7 @@ def test_too_few_cells_is_a_status_and_viability_still_tested(tmp_path):
     with pytest.raises(ValidationError, match=r"too few samples.*G1\+G2"):
         run_interactions(s, n_permutations=50, n_bootstrap=5, min_samples=8, on_small="error")
     table = run_interactions(s, n_permutations=50, n_bootstrap=5, min_samples=8)
-    morph = table[~table.test.isin(["viability", "additivity"])]
+    morph = table[~table.test.isin(["viability", "additivity", "additivity_or_viability"])]
     assert morph.p.isna().all()
     assert morph.status.str.startswith("too few cells for morphology").all()
     assert table[table.test == "viability"].p.notna().all()
@@ -160,7 +160,8 @@ def test_one_well_per_condition_warns_and_gives_a_status():
     with pytest.warns(UserWarning, match="single replicate unit"):
         table, _ = test_pairs(adata.X, obs, n_bootstrap=5, n_permutations=50,
                               tests=("additivity", "disjointness", "viability"))
-    assert set(table.test) == {"additivity", "disjointness", "viability"}
+    assert set(table.test) == {"additivity", "disjointness", "viability",
+                               "additivity_or_viability"}
     assert table.p.isna().all()
     assert table.status.str.contains("one replicate unit").all()
 
@@ -239,7 +240,7 @@ def test_singles_only_in_another_batch_status_pool_or_error():
     with pytest.warns(UserWarning, match=r"G3\+G4: singles G4 only in batch\(es\) B2"):
         table, _ = test_pairs(X, obs, n_bootstrap=5)
     g34 = table[table.pair == "G3+G4"]
-    assert len(g34) == 4 and g34.p.isna().all() and g34.statistic.isna().all()
+    assert len(g34) == 5 and g34.p.isna().all() and g34.statistic.isna().all()
     assert g34.status.str.startswith("not tested: singles G4 only in batch(es) B2").all()
     others = table[(table.pair != "G3+G4") & (table.test != "separability_score")]
     assert others.p.notna().all()
@@ -276,10 +277,12 @@ def test_additivity_or_viability_is_the_bonferroni_minimum_of_the_two():
     table = _ranked_table({"A+B": (1e-4, -5.0, 0.5), "C+D": (np.nan, np.nan, 1e-3),
                            "E+F": (0.3, 0.5, 0.4)})
     table["test"] = table["test"].replace({"disjointness": "additivity"})
-    sc = readout_scores(table)
-    got = sc["additivity or viability"]
+    sc = readout_scores(table)  # a table without the step's combined rows
+    got = sc["additivity_or_viability"]
     np.testing.assert_allclose(got["A+B"], -np.log10(2e-4), rtol=1e-5)
-    np.testing.assert_allclose(got["C+D"], 3.0, rtol=1e-5)  # one readout: no correction
+    # one readout without a p-value: the factor 2 is kept (which readouts exist can depend
+    # on the data: a lethal double loses its cells)
+    np.testing.assert_allclose(got["C+D"], -np.log10(2e-3), rtol=1e-5)
     np.testing.assert_allclose(got["E+F"], -np.log10(0.6), rtol=1e-5)
 
 
@@ -293,3 +296,33 @@ def test_additivity_with_cells_as_units_says_so():
     assert (add.status == "tested (cells as replicates)").all() and (add.unit == "cell").all()
     assert (add.units_ab == add.n_ab).all()  # every cell its own unit
     assert add.loc["G3+G4", "p"] < 0.05 and add.loc["G1+G2", "p"] > 0.05
+
+
+def test_combined_call_is_the_bonferroni_minimum_with_its_own_q():
+    import warnings
+
+    from workbench.models.interaction_tests import benjamini_hochberg
+    from workbench.tools.interactions import COMBINED, test_pairs
+
+    adata = _screen()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table, _ = test_pairs(adata.X, adata.obs, n_permutations=200, n_bootstrap=5,
+                              tests=("additivity", "viability"))
+    wide = table.pivot(index="pair", columns="test", values="p")
+    smaller = wide[["additivity", "viability"]].min(1)
+    # never below twice the smaller p (a dropped Bonferroni factor fails here), and exactly
+    # min(1, 2 min p)
+    assert (wide[COMBINED] >= np.minimum(1, 2 * smaller) - 1e-12).all()
+    np.testing.assert_allclose(wide[COMBINED], np.minimum(1, 2 * smaller))
+    # the planted synergy is found by it, and its q is BH over pairs of the combined p
+    assert wide.loc["G3+G4", COMBINED] < 0.05 < wide.loc["G1+G2", COMBINED]
+    comb = table[table.test == COMBINED].set_index("pair")
+    np.testing.assert_allclose(comb.q, benjamini_hochberg(comb.p.to_numpy()))
+    assert (comb.status == "tested").all()
+    assert (comb.statistic == smaller.reindex(comb.index)).all()
+    # not written when the step runs only one of its two readouts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone, _ = test_pairs(adata.X, adata.obs, n_permutations=50, tests=("additivity",))
+    assert COMBINED not in set(alone.test)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 HELP = ("test every double perturbation (additivity, disjointness, separability score, "
-        "viability) and write 'interactions'")
+        "viability, and the additivity-or-viability call) and write 'interactions'")
 
 
 def add_arguments(parser) -> None:

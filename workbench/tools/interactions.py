@@ -6,7 +6,7 @@ reported) the step gathers four samples from the batches the double was run in: 
 A, B and A+B, each cell with its replicate unit (``obs["well"]`` within its plate by
 default, any column with ``unit=``). Wells are the unit of inference: cell-level statistics
 are computed inside wells and compared by their spread between wells
-(:mod:`workbench.models.replicates`). Four readouts per pair:
+(:mod:`workbench.models.replicates`). Four readouts per pair, and one call from two of them:
 
 - ``additivity``: does the double's mean shift equal the sum of the singles' shifts in the
   embedding (the GI null of Norman et al. 2019 carried to profiles)? A shrunken
@@ -20,7 +20,13 @@ are computed inside wells and compared by their spread between wells
   interval and no p-value;
 - ``viability``: log2 cells per well of the double against its singles (synthetic
   lethality < 0, rescue > 0), tested for every pair, including those with too few cells
-  for morphology (they get that status for the two morphology readouts).
+  for morphology (they get that status for the two morphology readouts);
+- ``additivity_or_viability``: the combined call a biologist reads first, "does the
+  double depart from its singles in its profile or in its cell count?": the Bonferroni
+  minimum ``min(1, 2 min(p_additivity, p_viability))`` (:mod:`workbench.models.
+  combined_call`; valid under any dependence between the two, which share their wells),
+  with its BH q across pairs like every test. Written when both readouts run; its
+  ``statistic`` is the smaller p and ``params["smaller"]`` names the readout it came from.
 
 ``unit=None`` runs the former cell-level tests (kernel disjointness with sign flips, the
 Gaussian separability null), which treat cells as independent replicates: their level
@@ -54,6 +60,9 @@ from workbench.errors import MissingArtefactError, ValidationError
 from workbench.tools.screen_profiles import load_profiles
 
 TESTS = ("additivity", "disjointness", "separability", "viability")
+#: The combined call the step writes beside the tests when it runs both readouts it joins.
+COMBINED = "additivity_or_viability"
+COMBINED_OF = ("additivity", "viability")
 #: Settings of :func:`demo_step` per demo size.
 DEMO = {"tiny": dict(n_permutations=200, n_bootstrap=30),
         "quick": dict(n_permutations=500, n_bootstrap=50),
@@ -162,6 +171,37 @@ def _count_gi(obs, idx: dict) -> float:
 
 
 # ---------------------------------------------------------------------- the tests
+def _combined_rows(rows: list[dict], labs: list[str]) -> list[dict]:
+    """One :data:`COMBINED` row per pair: the Bonferroni minimum of its additivity and
+    viability p-values (:func:`workbench.models.combined_call.bonferroni_min`)."""
+    from workbench.models.combined_call import bonferroni_min
+
+    got = {(r["pair"], r["test"]): r for r in rows if r["test"] in COMBINED_OF}
+    p = np.array([[got[(lab, t)]["p"] if (lab, t) in got else np.nan for t in COMBINED_OF]
+                  for lab in labs], float).reshape(len(labs), len(COMBINED_OF))
+    comb, which = bonferroni_min(p)
+    params = {"statistic": "the smaller of the additivity and viability p-values",
+              "calibration": "Bonferroni: min(1, 2 * min p), valid under any dependence "
+                             "between the two readouts",
+              "combines": list(COMBINED_OF), "kernel": "none", "bandwidth_rule": "n/a"}
+    out = []
+    for k, lab in enumerate(labs):
+        missing = [t for j, t in enumerate(COMBINED_OF) if not np.isfinite(p[k, j])]
+        if len(missing) == len(COMBINED_OF):
+            why = "; ".join(f"{t}: {got[(lab, t)]['status']}" for t in COMBINED_OF
+                            if (lab, t) in got)
+            status = ("no p-value: neither additivity nor viability gave one"
+                      + (f" ({why})" if why else ""))
+        elif missing:
+            status = (f"tested ({', '.join(missing)} gave no p-value; the factor 2 is kept)")
+        else:
+            status = "tested"
+        lead = COMBINED_OF[which[k]] if which[k] >= 0 else ""
+        out.append(_row(lab, COMBINED, float(np.nanmin(p[k])) if lead else np.nan, comb[k],
+                        np.nan, np.nan, np.nan, {**params, "smaller": lead}, status))
+    return out
+
+
 def _row(lab, test, statistic, p, eff, lo, hi, params, status):
     return {"pair": lab, "test": test, "statistic": statistic, "p": p, "effect_size": eff,
             "ci_low": lo, "ci_high": hi, "kernel": params.get("kernel", ""),
@@ -231,7 +271,9 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
     (``cross_batch="status"``, with a warning), is tested against the singles of the other
     batches with that note in its status (``"pool"``; batch effects enter the contrast), or
     stops the step (``"error"``). ``report`` (a list) collects those notes and the merges
-    of pairs given in both orders.
+    of pairs given in both orders. When both ``"additivity"`` and ``"viability"`` run, one
+    more row per pair, test :data:`COMBINED`, holds their Bonferroni minimum
+    ``min(1, 2 min p)`` (the factor 2 kept where one of them gave no p-value) with its BH q.
     """
     from workbench.models.interaction_tests import benjamini_hochberg
     from workbench.models.kl_additivity import kl_additivity_score
@@ -319,13 +361,17 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
         rows += [_row(lab, "viability", r.statistic[k], r.p_value[k], r.effect_size[k],
                       r.ci_low[k], r.ci_high[k], {**r.params, "unit": unit or "well"},
                       r.status[k]) for k, lab in enumerate(counted)]
+    if "additivity" in tests and "viability" in tests:
+        rows += _combined_rows(rows, [lab for lab in info if lab not in skip])
     names = {"disjointness": "disjointness", "viability": "viability",
-             "additivity": "additivity",
+             "additivity": "additivity", COMBINED: COMBINED,
              "separability": ("separability" if unit is None and separability == "gaussian"
                               else "separability_score")}
+    combined = ((COMBINED,) if "additivity" in tests and "viability" in tests else ())
     for lab in sorted(skip):
         rows += [_row(lab, names[t], np.nan, np.nan, np.nan, np.nan, np.nan, {},
-                      f"not tested: {info[lab]['cross_batch']}") for t in tests if t in names]
+                      f"not tested: {info[lab]['cross_batch']}")
+                 for t in (*tests, *combined) if t in names]
     crossed = sorted(lab for lab in info if info[lab]["cross_batch"])
     if crossed:
         what = ("not tested (status)" if cross_batch == "status" else
@@ -446,10 +492,11 @@ def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataF
     decimals, so that p values equal up to float noise tie); ``disjointness statistic``: its
     mean ``t^2``, ``additivity statistic``: its Mahalanobis norm ``Q`` (they separate pairs
     whose p-values all sit at the same floor); ``separability_score``:
-    ``|S|`` (a graded score, ranked without a p-value); ``any readout``: ``-log10`` of the smaller of
-    the disjointness and viability p, Bonferroni-corrected over the readouts the pair has
-    (a pair with too few cells for morphology is ranked by viability alone);
-    ``additivity or viability``: the same for the additivity and viability p. With the
+    ``|S|`` (a graded score, ranked without a p-value); ``any readout``: ``-log10`` of the
+    smaller of the disjointness and viability p, Bonferroni-corrected over the readouts the
+    pair has (a pair with too few cells for morphology is ranked by viability alone);
+    ``additivity_or_viability``: ``-log10`` of the step's combined call (computed the same
+    way, factor 2 always, for a table written before the step had it). With the
     ``pair_details`` the naive baseline ``|mean(ab) + mean(ctrl) - mean(a) - mean(b)|``
     (the norm of the interaction shift, no test) is added. NaN where a readout gave none.
     """
@@ -458,7 +505,7 @@ def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataF
         g = g.set_index("pair")
         if test == "separability_score":
             out[test] = g["statistic"].astype(float).abs()
-        elif test in ("additivity", "disjointness", "viability", "separability"):
+        elif test in ("additivity", "disjointness", "viability", "separability", COMBINED):
             out[test] = (-np.log10(np.clip(g["p"].astype(float), 1e-300, 1))).round(6)
         if test in ("additivity", "disjointness"):
             out[f"{test} statistic"] = g["statistic"].astype(float)
@@ -469,10 +516,11 @@ def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataF
         k = p.notna().sum(1)
         best = (p.min(1) * k).clip(upper=1)
         df["any readout"] = -np.log10(best.where(k > 0))
-    if "additivity" in df and "viability" in df:  # morphology shift or cell count
-        p = np.power(10.0, -df[["additivity", "viability"]])
-        k = p.notna().sum(1)
-        df["additivity or viability"] = -np.log10((p.min(1) * k).clip(upper=1).where(k > 0))
+    if COMBINED not in df and all(t in df for t in COMBINED_OF):  # a table from before
+        from workbench.models.combined_call import bonferroni_min  # the step wrote it
+
+        comb, _ = bonferroni_min(np.power(10.0, -df[list(COMBINED_OF)]).to_numpy())
+        df[COMBINED] = -np.log10(np.clip(comb, 1e-300, 1))
     if details is not None:
         df["interaction shift norm (baseline)"] = pd.Series(
             {lab: d["shift_norms"]["interaction"] for lab, d in details.items()})
