@@ -38,7 +38,7 @@ COVERED = (
     "workbench.commands.napari",
     "workbench.commands.serve",
     "workbench.commands.validate",
-    # "workbench.data.*",
+    "workbench.data.*",
     # "workbench.data.readers.*",
     # "workbench.dashboards.base",
     # "workbench.dashboards.cache",

@@ -31,7 +31,26 @@ def _version() -> str:
 
 def load_meta(path: Path) -> dict[str, Any]:
     """Read and check ``study.json``: its fields, their types, and that every artefact path
-    stays inside the Study (a crafted file must not make us touch anything outside it)."""
+    stays inside the Study (a crafted file must not make us touch anything outside it).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The Study folder.
+
+    Returns
+    -------
+    dict
+        The parsed ``study.json``.
+
+    Raises
+    ------
+    StudyCorruptError
+        When the file is unreadable, not JSON, lacks a field, has a field of the wrong type, or
+        names an artefact path outside the Study.
+    SchemaVersionError
+        When a newer workbench wrote it.
+    """
     f = path / STUDY_FILE
     restore = "restore study.json from a backup; the artefacts themselves are untouched."
     try:

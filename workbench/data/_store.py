@@ -45,6 +45,20 @@ def inside(root: Path, rel: object, *, what: str = "a path") -> Path:
 
     Raises :class:`StudyCorruptError` for anything else: a non-string, an absolute path,
     ``..``, a reserved name, or a link whose target lies outside the Study.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The Study folder.
+    rel : object
+        The path to check, as read from ``study.json`` or a journal.
+    what : str
+        What the path is, for the error message.
+
+    Returns
+    -------
+    pathlib.Path
+        ``root / rel`` (not resolved).
     """
     def refuse(reason: str) -> StudyCorruptError:
         return StudyCorruptError(
@@ -73,7 +87,13 @@ def inside(root: Path, rel: object, *, what: str = "a path") -> Path:
 
 
 def remove(path: Path) -> None:
-    """Delete a file, folder or link (a link is unlinked, never followed)."""
+    """Delete a file, folder or link (a link is unlinked, never followed).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        What to delete; nothing happens when it does not exist.
+    """
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.is_dir():
@@ -81,6 +101,13 @@ def remove(path: Path) -> None:
 
 
 def cleanup_staging_root(root: Path) -> None:
+    """Remove the Study's staging folder when it is empty (a folder, not a link).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The Study folder.
+    """
     st = root / STAGING
     with contextlib.suppress(OSError):
         if st.is_dir() and not st.is_symlink() and not any(st.iterdir()):
@@ -91,7 +118,20 @@ def cleanup_staging_root(root: Path) -> None:
 @contextlib.contextmanager
 def study_lock(root: Path, *, shared: bool = False):
     """The Study lock, shared (readers) or exclusive (swaps). On a read-only Study a shared
-    lock cannot be taken and is not needed (nobody can write), so reading goes ahead."""
+    lock cannot be taken and is not needed (nobody can write), so reading goes ahead.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The Study folder.
+    shared : bool
+        A shared (reader) lock instead of an exclusive one.
+
+    Yields
+    ------
+    None
+        While the lock is held.
+    """
     try:
         fh = open(root / LOCK_FILE, "a+")
     except OSError as exc:
@@ -108,7 +148,19 @@ def study_lock(root: Path, *, shared: bool = False):
 
 
 class OwnerLock:
-    """An exclusive ``flock`` held by one process for as long as it keeps this object."""
+    """An exclusive ``flock`` held by one process for as long as it keeps this object.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The lock file (created if absent).
+    info : dict or None
+        Written into the lock file as JSON, so that a process that finds it taken can say who
+        holds it; None leaves the file's content as it is.
+    busy_message : callable or None
+        Called with the holder's info (a dict) when the lock is taken; returns the
+        ``(problem, fix)`` of the :class:`StudyBusyError` raised. None for a generic message.
+    """
 
     def __init__(self, path: Path, info: dict | None = None, *, busy_message=None):
         self.path = path
@@ -148,7 +200,22 @@ def _read_holder(fh) -> dict:
 
 
 def writer_lock(root: Path, name: str, info: dict) -> OwnerLock:
-    """Take the writer lock of artefact ``name`` or raise :class:`StudyBusyError`."""
+    """Take the writer lock of artefact ``name`` or raise :class:`StudyBusyError`.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The Study folder.
+    name : str
+        The artefact's name.
+    info : dict
+        Who takes the lock (tool, process id, start time), shown to a step that finds it taken.
+
+    Returns
+    -------
+    OwnerLock
+        The held lock; release it with :meth:`OwnerLock.release`.
+    """
     d = root / LOCKS_DIR
     d.mkdir(exist_ok=True)
 
@@ -165,7 +232,19 @@ def writer_lock(root: Path, name: str, info: dict) -> OwnerLock:
 
 
 def owner_is_alive(tx: Path) -> bool:
-    """Whether the process that owns staging folder ``tx`` still runs (holds its lock)."""
+    """Whether the process that owns staging folder ``tx`` still runs (holds its lock).
+
+    Parameters
+    ----------
+    tx : pathlib.Path
+        A transaction's staging folder.
+
+    Returns
+    -------
+    bool
+        True when its owner lock is held by a live process, or when that cannot be told; False
+        when the lock file is missing, a link, or free.
+    """
     lock = tx / OWNER_LOCK
     if not lock.is_file() or lock.is_symlink():
         return False
@@ -189,6 +268,16 @@ def recover(root: Path) -> list[str]:
     journal whose id is the Study's ``last_transaction`` had committed: only its leftovers
     are removed. Any other journal marks a swap cut short: the artefacts it moved are put
     back. Every path in the journal must lie inside the Study (see :func:`inside`).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The Study folder.
+
+    Returns
+    -------
+    list of str
+        The ids of the transactions rolled back or cleaned up (empty for a read-only Study).
     """
     st = root / STAGING
     if st.is_symlink():

@@ -33,7 +33,27 @@ SCHEMA_VERSION = 1
 class Key:
     """One declared key: ``name`` (a regular expression for ``obsm``-style families),
     ``dtype`` one of str, bool, int, float, number, any, dict, frame, list; ``ndim`` for
-    matrices; ``rows``/``cols`` "obs"/"vars" when the shape follows the AnnData."""
+    matrices; ``rows``/``cols`` "obs"/"vars" when the shape follows the AnnData.
+
+    Parameters
+    ----------
+    name : str
+        The key, or a regular expression for a family of keys (``X_mae_b\\d+``).
+    dtype : str
+        Expected type: ``str``, ``bool``, ``int``, ``float``, ``number``, ``any``, ``dict``,
+        ``frame`` or ``list``.
+    required : bool
+        Whether the key must be present (an optional key is checked only when present).
+    ndim : int or None
+        Number of dimensions of a matrix; None leaves it unchecked.
+    rows, cols : str or None
+        ``"obs"`` or ``"vars"`` when that axis of the matrix follows the AnnData's; None
+        leaves it unchecked.
+    columns : tuple of str
+        For ``dtype="frame"``: the columns the data frame must have.
+    doc : str
+        One line on what the key holds.
+    """
 
     name: str
     dtype: str = "any"
@@ -47,6 +67,41 @@ class Key:
 
 @dataclass(frozen=True)
 class ArtefactSpec:
+    """The declared schema of one Study artefact: its kind, the step that writes it, and the
+    keys, columns and attributes it must hold.
+
+    Parameters
+    ----------
+    name : str
+        The artefact's name in the Study (``"profiles"``, ``"interactions"``, ...).
+    kind : str
+        Storage kind: ``"anndata"``, ``"table"``, ``"array"``, ``"json"`` or ``"file"``.
+    writer : str
+        The step that writes it, named in error messages as what to run.
+    doc : str
+        One line on what it holds.
+    version : int
+        Version of this schema.
+    obs, var : tuple of Key
+        Declared columns of ``obs`` and ``var`` (AnnData artefacts).
+    obsm, layers, varp, obsp : tuple of Key
+        Declared entries of those AnnData mappings.
+    uns : tuple of Key
+        Declared entries under ``uns["workbench"]``, as ``/``-separated paths.
+    columns : tuple of Key
+        Declared columns of a table artefact.
+    array_ndim : int or None
+        Number of dimensions of an array artefact; None leaves it unchecked.
+    attrs : tuple of Key
+        Declared attributes of an array artefact.
+    json_keys : tuple of Key
+        Declared keys of a JSON artefact (or of a ``file`` artefact's manifest).
+    manifest : str or None
+        For a ``file`` artefact that is a folder: the JSON document inside it whose
+        ``json_keys`` are checked; None for no manifest.
+    extra : dict
+        Further notes on the artefact, not checked.
+    """
     name: str
     kind: str
     writer: str
@@ -350,7 +405,22 @@ def _get_path(d, path: str):
 
 
 def check_anndata(name: str, adata, *, writer: str | None = None) -> None:
-    """Check an AnnData against the declared schema of artefact ``name`` (if declared)."""
+    """Check an AnnData against the declared schema of artefact ``name`` (if declared).
+
+    Parameters
+    ----------
+    name : str
+        The artefact's name; an undeclared name is not checked.
+    adata : anndata.AnnData
+        The object to check.
+    writer : str or None
+        The step that wrote the object, named in the message; None leaves it out.
+
+    Raises
+    ------
+    ValidationError
+        When a declared key is missing or has the wrong type or shape.
+    """
     spec = ARTEFACTS.get(name)
     if spec is None:
         return
@@ -383,6 +453,22 @@ def check_anndata(name: str, adata, *, writer: str | None = None) -> None:
 
 
 def check_table(name: str, df: pd.DataFrame, *, writer: str | None = None) -> None:
+    """Check a table artefact's columns and their dtypes against its declared schema.
+
+    Parameters
+    ----------
+    name : str
+        The artefact's name; an undeclared name is not checked.
+    df : pandas.DataFrame
+        The table.
+    writer : str or None
+        The step that wrote the object, named in the message; None leaves it out.
+
+    Raises
+    ------
+    ValidationError
+        When a declared column is missing or of the wrong dtype.
+    """
     spec = ARTEFACTS.get(name)
     if spec is None:
         return
@@ -392,6 +478,25 @@ def check_table(name: str, df: pd.DataFrame, *, writer: str | None = None) -> No
 
 
 def check_array(name: str, arr: np.ndarray, attrs: dict, *, writer: str | None = None) -> None:
+    """Check an array artefact's dimensions and attributes against its declared schema.
+
+    Parameters
+    ----------
+    name : str
+        The artefact's name; an undeclared name is not checked.
+    arr : numpy.ndarray
+        The array (only its shape is read).
+    attrs : dict
+        Its attributes.
+    writer : str or None
+        The step that wrote the object, named in the message; None leaves it out.
+
+    Raises
+    ------
+    ValidationError
+        When the number of dimensions, an attribute, or (for the GRN sample stacks) the
+        genes x genes shape is wrong.
+    """
     spec = ARTEFACTS.get(name)
     if spec is None:
         return
@@ -414,6 +519,22 @@ def check_array(name: str, arr: np.ndarray, attrs: dict, *, writer: str | None =
 
 
 def check_json(name: str, data: Any, *, writer: str | None = None) -> None:
+    """Check a JSON artefact (a dict) against its declared keys.
+
+    Parameters
+    ----------
+    name : str
+        The artefact's name; an undeclared name is not checked.
+    data : object
+        The parsed document.
+    writer : str or None
+        The step that wrote the object, named in the message; None leaves it out.
+
+    Raises
+    ------
+    ValidationError
+        When ``data`` is not a dict, or a declared key is missing or of the wrong type.
+    """
     spec = ARTEFACTS.get(name)
     if spec is None:
         return
@@ -430,7 +551,29 @@ def check_json(name: str, data: Any, *, writer: str | None = None) -> None:
 
 
 def uns_entry(name: str, adata, keys: tuple[str, ...]):
-    """``adata.uns["workbench"][k1][k2]...`` for a key path the schema declares."""
+    """``adata.uns["workbench"][k1][k2]...`` for a key path the schema declares.
+
+    Parameters
+    ----------
+    name : str
+        The artefact's name.
+    adata : anndata.AnnData
+        The artefact as read.
+    keys : tuple of str
+        The key path under ``uns["workbench"]``; joined with ``/`` it must be declared.
+
+    Returns
+    -------
+    object
+        The stored value.
+
+    Raises
+    ------
+    ValidationError
+        When the key path is not declared for the artefact.
+    MissingArtefactError
+        When it is declared but absent (written by an older step).
+    """
     spec = ARTEFACTS.get(name)
     path = "/".join(keys)
     declared = {k.name for k in spec.uns} if spec else set()
@@ -454,7 +597,23 @@ __all__ = ["ARTEFACTS", "ArtefactSpec", "Key", "SCHEMA_VERSION", "check_anndata"
 
 
 def check_artefact(name: str, obj: Any, *, writer: str | None = None) -> None:
-    """Check an artefact as :meth:`Study.read` returns it (AnnData, table, array, dict)."""
+    """Check an artefact as :meth:`Study.read` returns it (AnnData, table, array, dict).
+
+    Parameters
+    ----------
+    name : str
+        The artefact's name; an undeclared name is not checked.
+    obj : object
+        The artefact as read: an AnnData, a data frame, an array, a dict, or the path of a
+        ``file`` artefact.
+    writer : str or None
+        The step that wrote the object, named in the message; None leaves it out.
+
+    Raises
+    ------
+    ValidationError
+        When the object breaks the declared schema.
+    """
     spec = ARTEFACTS.get(name)
     if spec is None:
         return
@@ -472,7 +631,27 @@ def check_artefact(name: str, obj: Any, *, writer: str | None = None) -> None:
 
 
 def read_manifest(name: str, path, *, writer: str | None = None) -> Any:
-    """The JSON document a ``file`` artefact (a folder) declares as its manifest."""
+    """The JSON document a ``file`` artefact (a folder) declares as its manifest.
+
+    Parameters
+    ----------
+    name : str
+        The artefact's name (it must be declared with a ``manifest``).
+    path : str or os.PathLike
+        The artefact's folder.
+    writer : str or None
+        The step that wrote the object, named in the message; None leaves it out.
+
+    Returns
+    -------
+    object
+        The parsed JSON document.
+
+    Raises
+    ------
+    ValidationError
+        When the manifest is missing or is not readable JSON.
+    """
     import json
     from pathlib import Path
 

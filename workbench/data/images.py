@@ -29,6 +29,18 @@ PALETTE = ["blue", "green", "cyan", "red", "magenta", "yellow", "gray"]
 
 
 def default_colors(channel_names: Sequence[str]) -> list[str]:
+    """Display colours of channels: the usual colour of a known channel name, else a palette.
+
+    Parameters
+    ----------
+    channel_names : sequence of str
+        The channel names, in order.
+
+    Returns
+    -------
+    list of str
+        One hex colour per channel.
+    """
     return [CHANNEL_COLORS.get(c, PALETTE[i % len(PALETTE)]) for i, c in enumerate(channel_names)]
 
 
@@ -48,6 +60,33 @@ def write_image_store(
 
     Streaming an iterable keeps memory to one batch. Raises ValidationError when the
     channel count does not match ``channel_names`` or the table length does not match.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The Zarr group to write (replaced if it exists).
+    crops : array-like or iterable of array-like
+        All crops as ``(n, C, H, W)``, or batches of that shape in order.
+    obs : pandas.DataFrame
+        One row per crop (its index becomes the crop ids, as strings).
+    channel_names : sequence of str
+        One name per channel, in the order of axis 1.
+    masks : array-like, iterable of array-like or None
+        Masks with one row per crop, as one array or batches matching those of ``crops``;
+        None for no masks.
+    pixel_size_um : float or None
+        Pixel size in micrometres, stored as an attribute; None when unknown.
+    channel_colors : sequence of str or None
+        Display colour per channel; None uses :func:`default_colors`.
+    chunk_size : int
+        Crops per Zarr chunk.
+    dtype : numpy dtype or None
+        Storage dtype of the crops; None keeps the first batch's.
+
+    Returns
+    -------
+    dict
+        ``n_crops``, ``crop_shape`` (C, H, W), ``channel_names`` and ``has_masks``.
     """
     import zarr
     from anndata.io import write_elem
@@ -110,7 +149,14 @@ def write_image_store(
 
 
 class ImageStore:
-    """Read side of an image store: lazy crops, table, channel metadata."""
+    """Read side of an image store: lazy crops, table, channel metadata.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The image store's Zarr group (the ``images`` or ``fields`` artefact's folder); opened
+        read-only.
+    """
 
     def __init__(self, path: str | Path):
         import zarr

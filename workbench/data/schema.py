@@ -46,7 +46,24 @@ def _show(values: Sequence, limit: int = 5) -> str:
 
 
 def validate_screen_obs(obs: pd.DataFrame, control_label: str, where: str = "obs") -> None:
-    """Check the required screen columns, their dtypes, and that every batch has controls."""
+    """Check the required screen columns, their dtypes, and that every batch has controls.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The screen table (one row per image, cell or well).
+    control_label : str
+        The control label, named in the message when there are no controls.
+    where : str
+        What the table is, for the message.
+
+    Raises
+    ------
+    ValidationError
+        When a required column is missing, ``is_control`` is not bool, a column holds missing
+        values or non-strings, the ``genes`` column is malformed, there are no controls, or a
+        batch has no controls.
+    """
     missing = [c for c in REQUIRED_OBS if c not in obs.columns]
     if missing:
         hints = "".join(f"\n  - {c!r}{_suggest(c, obs.columns)}" for c in missing)
@@ -123,7 +140,21 @@ def _check_gene_sets(genes: pd.Series, where: str) -> None:
 
 
 def coerce_screen_obs(obs: pd.DataFrame, control_label: str) -> pd.DataFrame:
-    """Return a copy with string categories and a bool ``is_control`` derived if absent."""
+    """Return a copy with string categories and a bool ``is_control`` derived if absent.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        A screen table.
+    control_label : str
+        The perturbation label of controls, used to derive ``is_control``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The copy: the screen columns without missing values as categories of strings, and a
+        string index.
+    """
     obs = obs.copy()
     if "is_control" not in obs.columns and "perturbation" in obs.columns:
         obs["is_control"] = obs["perturbation"].astype(str) == control_label
@@ -135,7 +166,20 @@ def coerce_screen_obs(obs: pd.DataFrame, control_label: str) -> pd.DataFrame:
 
 
 def validate_matrix(x, where: str) -> None:
-    """Check that an embedding or profile matrix is 2-D, numeric and finite."""
+    """Check that an embedding or profile matrix is 2-D, numeric and finite.
+
+    Parameters
+    ----------
+    x : array-like or scipy.sparse matrix
+        The matrix (samples x features).
+    where : str
+        What it is, for the message.
+
+    Raises
+    ------
+    ValidationError
+        When it is not 2-D, not real-valued, or holds NaN or infinite values.
+    """
     arr = np.asarray(x) if not hasattr(x, "toarray") else x.toarray()
     if arr.ndim != 2:
         raise ValidationError(
@@ -163,7 +207,29 @@ def validate_matrix(x, where: str) -> None:
 def check_names(
     names: Iterable[str], universe: Iterable[str], kind: str = "gene", where: str = "the data"
 ) -> list[str]:
-    """Return ``names`` as a list if all are in ``universe``; else raise UnknownGeneError."""
+    """Return ``names`` as a list if all are in ``universe``; else raise UnknownGeneError.
+
+    Parameters
+    ----------
+    names : iterable of str
+        The names asked for.
+    universe : iterable of str
+        The names the data holds.
+    kind : str
+        What the names are (``"gene"``, ``"perturbation"``), for the message.
+    where : str
+        Where they were looked up, for the message.
+
+    Returns
+    -------
+    list of str
+        ``names``, as strings.
+
+    Raises
+    ------
+    UnknownGeneError
+        Listing up to ten unknown names, each with the closest known name.
+    """
     names = [str(n) for n in names]
     uni = {str(u) for u in universe}
     unknown = [n for n in names if n not in uni]

@@ -79,6 +79,13 @@ class Study:
     Use :meth:`create` or :meth:`open` rather than the constructor. Reading is by artefact
     name (:meth:`read`, :meth:`read_obs`); writing goes through :meth:`step`, which records
     provenance and swaps artefacts in atomically.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The ``NAME.study`` folder.
+    meta : dict
+        The parsed ``study.json`` (schema version, artefacts, provenance, control label).
     """
 
     def __init__(self, path: Path, meta: dict[str, Any]):
@@ -358,10 +365,36 @@ class Study:
 
 
 def create_study(path: str | os.PathLike, **kw) -> Study:
-    """Create an empty Study; see :meth:`Study.create`."""
+    """Create an empty Study; see :meth:`Study.create`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder to create.
+    **kw
+        Passed to :meth:`Study.create`: ``title``, ``control_label``, ``overwrite``.
+
+    Returns
+    -------
+    Study
+        The new, empty Study.
+    """
     return Study.create(path, **kw)
 
 
 def open_study(path: str | os.PathLike, **kw) -> Study:
-    """Open and validate a Study; see :meth:`Study.open`."""
+    """Open and validate a Study; see :meth:`Study.open`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``NAME.study`` folder.
+    **kw
+        Passed to :meth:`Study.open`: ``validate``.
+
+    Returns
+    -------
+    Study
+        The opened Study.
+    """
     return Study.open(path, **kw)

@@ -55,7 +55,13 @@ SCREEN_ARTEFACTS = ("profiles",)
 
 @contextlib.contextmanager
 def quiet_zarr():
-    """Silence zarr's notices about its future defaults (the Study pins its own formats)."""
+    """Silence zarr's notices about its future defaults (the Study pins its own formats).
+
+    Yields
+    ------
+    None
+        While the notices are filtered.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="zarr v3 autosharding")
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
@@ -67,7 +73,18 @@ def _now() -> str:
 
 
 def checksum(path: str | os.PathLike) -> str:
-    """SHA-256 over a file, or over every file of a directory (sorted relative paths)."""
+    """SHA-256 over a file, or over every file of a directory (sorted relative paths).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file or a directory.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     path = Path(path)
     h = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -121,6 +138,22 @@ class Transaction:
     inputs changed since, or if an artefact the step writes was committed by another step
     while this one ran. Re-running a step on a Study object that is merely out of date
     replaces the outputs it does not read.
+
+    Parameters
+    ----------
+    study : Study
+        The Study the step reads through; the versions it holds are the step's inputs.
+    tool : str
+        The step's name, recorded in provenance.
+    params : dict
+        The step's parameters, recorded in provenance.
+    seed : int or None
+        The step's seed, recorded in provenance; None for a step without randomness.
+    inputs : list
+        Names of the artefacts the step reads (their checksums go into provenance).
+    outputs : list or None
+        Names of the artefacts it will write: their writer locks are taken now, so that a
+        second step writing one of them fails at once. None takes them when staged.
     """
 
     def __init__(self, study: Study, tool: str, params: dict, seed: int | None, inputs: list,
@@ -410,5 +443,16 @@ class Transaction:
 
 def recover(root: Path) -> list[str]:
     """Roll back the transactions whose owner process died; see
-    :func:`workbench.data._store.recover`."""
+    :func:`workbench.data._store.recover`.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The Study folder.
+
+    Returns
+    -------
+    list of str
+        The ids of the transactions rolled back or cleaned up.
+    """
     return _recover(root)

@@ -8,7 +8,20 @@ __all__ = ["clean_uns"]
 
 
 def clean_uns(obj):
-    """Make nested results storable in AnnData ``uns`` (no None, no tuples, str keys)."""
+    """Make nested results storable in AnnData ``uns`` (no None, no tuples, str keys).
+
+    Parameters
+    ----------
+    obj : object
+        A nested structure of dicts, lists, tuples, numbers and strings.
+
+    Returns
+    -------
+    object
+        The same content: dicts with string keys; numeric or string lists as arrays, other
+        lists as dicts keyed ``"0"``, ``"1"``, ...; None as ``"none"``; numpy scalars as Python
+        ones.
+    """
     if isinstance(obj, dict):
         return {str(k): clean_uns(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
