@@ -39,7 +39,7 @@ COVERED = (
     "workbench.commands.serve",
     "workbench.commands.validate",
     "workbench.data.*",
-    # "workbench.data.readers.*",
+    "workbench.data.readers.*",
     # "workbench.dashboards.base",
     # "workbench.dashboards.cache",
     # "workbench.dashboards.composite",

@@ -49,7 +49,19 @@ class _PlainUnpickler(pickle.Unpickler):
 
 def load_npz(path: str | Path) -> dict[str, object]:
     """All members of an ``.npz``: plain arrays as arrays, object members unpickled safely
-    (a 0-d object array becomes the object it holds)."""
+    (a 0-d object array becomes the object it holds).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.npz`` file.
+
+    Returns
+    -------
+    dict
+        Member name (without ``.npy``) to array, or to the object an object member holds;
+        only plain containers, numbers, strings and numpy arrays are unpickled.
+    """
     path = Path(path)
     out: dict[str, object] = {}
     with zipfile.ZipFile(path) as zf:

@@ -21,7 +21,20 @@ PathLike = str | os.PathLike
 
 
 def existing_file(path: PathLike, what: str) -> Path:
-    """Return ``path`` as a Path if it is a readable file, else raise InputFormatError."""
+    """Return ``path`` as a Path if it is a readable file, else raise InputFormatError.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (``~`` is expanded).
+    what : str
+        What the file is, for the message.
+
+    Returns
+    -------
+    pathlib.Path
+        The file.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise InputFormatError(f"{what} {path} does not exist.",
@@ -33,6 +46,20 @@ def existing_file(path: PathLike, what: str) -> Path:
 
 
 def existing_dir(path: PathLike, what: str) -> Path:
+    """``path`` as a Path if it is an existing folder, else raise InputFormatError.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder (``~`` is expanded).
+    what : str
+        What the folder is, for the message.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
     path = Path(path).expanduser()
     if not path.is_dir():
         raise InputFormatError(
@@ -66,6 +93,20 @@ def read_table(path: PathLike, what: str = "table", **kw) -> pd.DataFrame:
 
     The separator follows the extension (``.csv``, ``.tsv``) or, for ``.txt``, the first
     line. Any parser failure becomes an InputFormatError naming the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file: ``.csv``, ``.tsv``, ``.txt`` (gzipped or not), ``.parquet`` or ``.pq``.
+    what : str
+        What the file is, for the message.
+    **kw
+        Passed to :func:`pandas.read_csv` (``sep`` overrides the guessed separator).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table.
     """
     path = existing_file(path, what)
     try:
@@ -87,11 +128,39 @@ def read_table(path: PathLike, what: str = "table", **kw) -> pd.DataFrame:
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
+    """A "did you mean" hint: up to three close matches of ``name`` among ``candidates``.
+
+    Parameters
+    ----------
+    name : str
+        The name that was not found.
+    candidates : iterable of str
+        The names that exist.
+
+    Returns
+    -------
+    str
+        ``" (did you mean 'x'?)"``, or an empty string when nothing is close.
+    """
     close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=0.6)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def show(values: Sequence, limit: int = 8) -> str:
+    """The first ``limit`` values joined by commas, with how many more there are.
+
+    Parameters
+    ----------
+    values : sequence
+        The values (shown with ``str``).
+    limit : int
+        How many to show.
+
+    Returns
+    -------
+    str
+        For example ``"a, b, c and 4 more"``.
+    """
     values = [str(v) for v in values]
     head = ", ".join(values[:limit])
     return head + (f" and {len(values) - limit} more" if len(values) > limit else "")
@@ -102,6 +171,28 @@ def pick_column(df: pd.DataFrame, given: str | None, candidates: Sequence[str], 
     """The column that plays ``role``: the one the user named, else the first candidate present.
 
     Raises ValidationError naming the missing column, near matches and the columns present.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table.
+    given : str or None
+        The column the user named (it must be present); None to look among ``candidates``.
+    candidates : sequence of str
+        Usual names of the column, in order of preference (matched case-insensitively too).
+    role : str
+        What the column holds, for the message.
+    where : str
+        What the table is, for the message.
+    option : str or None
+        The command-line option that names the column, quoted in the fix; None for none.
+    required : bool
+        Whether a missing column is an error; otherwise None is returned.
+
+    Returns
+    -------
+    str or None
+        The column's name, or None when none is found and not ``required``.
     """
     cols = [str(c) for c in df.columns]
     flag = f" (--{option})" if option else ""

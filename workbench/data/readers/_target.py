@@ -32,6 +32,27 @@ def detect_control(values: pd.Series, given: str | None, where: str,
 
     ``hint_rows`` (bool) marks rows a metadata column calls controls (e.g.
     ``Metadata_pert_type == "control"``); their single perturbation value wins.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The perturbation of every sample.
+    given : str or None
+        The control label the user gave; None to find one.
+    where : str
+        What the data is, for the message.
+    hint_rows : pandas.Series of bool or None
+        Rows that metadata marks as controls; None when there is no such column.
+
+    Returns
+    -------
+    str
+        The control label.
+
+    Raises
+    ------
+    ValidationError
+        When the given label occurs nowhere, or none can be found.
     """
     present = pd.Series(values.astype(str).unique())
     if given is not None:
@@ -68,6 +89,27 @@ def study_step(out: str | Path | Study, tool: str, params: dict, *,
     ``control_label`` (screen imports): a new Study is created with it; an existing Study
     with no screen artefacts adopts it; an existing screen Study with another label is
     refused with a ValidationError, because its controls would no longer be found.
+
+    Parameters
+    ----------
+    out : str, pathlib.Path or Study
+        The Study (or its path) to write into; a path without a Study is created.
+    tool : str
+        The import step's name, recorded in provenance.
+    params : dict
+        Its parameters, recorded in provenance.
+    control_label : str or None
+        The control label of a screen import; None for data without controls.
+    title : str or None
+        Title of a newly created Study; None uses the folder's name.
+    overwrite : bool
+        Replace an existing Study at ``out``: the new one is built beside it and swapped in
+        only when the import succeeds.
+
+    Yields
+    ------
+    Transaction
+        The step's transaction; ``tx.study`` is the Study, refreshed when the block ends.
     """
     created = False
     replace: Path | None = None  # the Study that --overwrite replaces, once this one lands
@@ -124,6 +166,17 @@ def clean_obs(obs: pd.DataFrame) -> pd.DataFrame:
 
     AnnData refuses object columns that mix strings and NaN or numbers; categoricals keep
     missing values as missing.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The metadata table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with string column names and index, text columns as categories, and columns
+        whose names differ only in case dropped (when identical) or renamed with a suffix.
     """
     obs = obs.copy()
     obs.columns = [str(c) for c in obs.columns]

@@ -37,7 +37,16 @@ SINGLE_VALUE_COLUMNS = ("average_fitness", "phenotype", "fitness", "a.mean", "me
 
 
 class GIScores(NamedTuple):
-    """Result of :func:`read_gi_matrix`: the tidy pair table and the square matrix."""
+    """Result of :func:`read_gi_matrix`: the tidy pair table and the square matrix.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per gene pair: ``gene_a``, ``gene_b``, ``gi_score``, and the single and
+        double phenotypes when they were given.
+    matrix : pandas.DataFrame
+        The symmetric gene x gene score matrix.
+    """
 
     table: pd.DataFrame
     matrix: pd.DataFrame
@@ -53,7 +62,20 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def read_square_matrix(path: PathLike, what: str = "GI matrix") -> pd.DataFrame:
     """A gene x gene matrix with gene names in the first column and the header; checked to be
-    square, numeric and over one gene list (columns reordered to the row order)."""
+    square, numeric and over one gene list (columns reordered to the row order).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The matrix file.
+    what : str
+        What the matrix is, for the message.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The matrix as floats, with the same gene order on both axes.
+    """
     df = read_table(path, what, index_col=0)
     name = Path(path).name
     df.index = df.index.astype(str).str.strip()
@@ -80,7 +102,20 @@ def read_square_matrix(path: PathLike, what: str = "GI matrix") -> pd.DataFrame:
 
 def read_single_phenotypes(path: PathLike, value_column: str | None = None) -> pd.Series:
     """Single-perturbation phenotypes: the first column names the gene, ``value_column`` (or
-    the first of average_fitness, phenotype, a.mean ...) holds the value."""
+    the first of average_fitness, phenotype, a.mean ...) holds the value.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The table (CSV/TSV/Parquet).
+    value_column : str or None
+        The column with the phenotype; None takes the first usual name present.
+
+    Returns
+    -------
+    pandas.Series
+        Phenotype by gene (numeric, non-numbers as NaN; a repeated gene keeps its first value).
+    """
     df = read_table(path, "single phenotype table")
     name = Path(path).name
     gene_col = df.columns[0]
@@ -174,7 +209,25 @@ def read_gi_matrix(
 
 
 def import_gi(path: PathLike, out, *, overwrite: bool = False, **options):
-    """Read a GI map (:func:`read_gi_matrix`) and write ``"gi_scores"`` (Parquet)."""
+    """Read a GI map (:func:`read_gi_matrix`) and write ``"gi_scores"`` (Parquet).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The GI matrix file.
+    out : str, os.PathLike or Study
+        The Study (or its path) to write into; created if absent.
+    overwrite : bool
+        Replace an existing Study at ``out``.
+    **options
+        Passed to :func:`read_gi_matrix` (``singles``, ``doubles``, ``single_column``,
+        ``include_diagonal``, ``symmetry_tol``).
+
+    Returns
+    -------
+    Study
+        The Study, with ``"gi_scores"`` written.
+    """
     scores = read_gi_matrix(path, **options)
     params = {"source": str(path), **{k: str(v) if isinstance(v, Path) else v
                                        for k, v in options.items()}}

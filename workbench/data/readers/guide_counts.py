@@ -41,7 +41,19 @@ _REP = re.compile(r"rep_?([A-Za-z0-9]+)$", re.I)
 
 def read_library(path: PathLike) -> pd.DataFrame:
     """The library annotation: pgRNA_ID, target1, target2, target_type (a title line above the
-    header, as in the pgPEN supplement, is skipped)."""
+    header, as in the pgPEN supplement, is skipped).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The annotation table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, checked: the four columns present, ``target_type`` one of ``gene_gene``,
+        ``gene_ntc``, ``ntc_gene``, ``ntc_ntc``, one row per construct.
+    """
     path = existing_file(path, "library annotation")
     lib = read_table(path, "library annotation")
     if "pgRNA_ID" not in lib.columns and "target_type" not in lib.columns:
@@ -165,7 +177,19 @@ def read_guide_counts(
 
 
 def guide_counts_wide(long: pd.DataFrame) -> pd.DataFrame:
-    """Back to one row per construct and one count column per sample."""
+    """Back to one row per construct and one count column per sample.
+
+    Parameters
+    ----------
+    long : pandas.DataFrame
+        The long table :func:`read_guide_counts` returns (one row per construct x sample).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The construct columns (``pgrna_id``, ``gene1``, ``gene2``, ``guide_type``,
+        ``target_type``, ``paralog_pair``) and one count column per sample.
+    """
     keys = ["pgrna_id", "gene1", "gene2", "guide_type", "target_type", "paralog_pair"]
     wide = long.pivot_table(index=keys, columns="sample", values="count", observed=True,
                             aggfunc="sum")
@@ -175,7 +199,27 @@ def guide_counts_wide(long: pd.DataFrame) -> pd.DataFrame:
 
 def import_guide_counts(counts: PathLike, out, *, library: PathLike, overwrite: bool = False,
                         **options):
-    """Read counts + library (:func:`read_guide_counts`) and write ``"guide_counts"``."""
+    """Read counts + library (:func:`read_guide_counts`) and write ``"guide_counts"``.
+
+    Parameters
+    ----------
+    counts : str or os.PathLike
+        The count table.
+    out : str, os.PathLike or Study
+        The Study (or its path) to write into; created if absent.
+    library : str or os.PathLike
+        The library annotation (see :func:`read_library`).
+    overwrite : bool
+        Replace an existing Study at ``out``.
+    **options
+        Passed to :func:`read_guide_counts` (``id_column``, ``samples``,
+        ``max_unmatched_fraction``).
+
+    Returns
+    -------
+    Study
+        The Study, with ``"guide_counts"`` written.
+    """
     long = read_guide_counts(counts, library, **options)
     unmatched, samples = long.attrs["unmatched_ids"], long.attrs["samples"]
     long.attrs = {}

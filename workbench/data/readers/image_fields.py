@@ -46,7 +46,19 @@ TIFF_EXT = (".tif", ".tiff")
 
 
 def well_key(well: str) -> str:
-    """Canonical well name for matching: ``"C03"``, ``"c3"`` and ``"C3"`` -> ``"C3"``."""
+    """Canonical well name for matching: ``"C03"``, ``"c3"`` and ``"C3"`` -> ``"C3"``.
+
+    Parameters
+    ----------
+    well : str
+        A well name such as ``"C03"``.
+
+    Returns
+    -------
+    str
+        Row letters in upper case and the column without leading zeros; a name that is not
+        letters then digits is returned stripped.
+    """
     m = re.fullmatch(r"\s*([A-Za-z]+)0*(\d+)\s*", str(well))
     return f"{m.group(1).upper()}{int(m.group(2))}" if m else str(well).strip()
 
@@ -57,7 +69,18 @@ def _natural(key: str):
 
 def read_tiff(path: Path) -> np.ndarray:
     """Decode one TIFF (2-D). LZW and other codecs need ``imagecodecs``; without it we fall
-    back on Pillow, which reads LZW too. Errors name the file."""
+    back on Pillow, which reads LZW too. Errors name the file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The TIFF file.
+
+    Returns
+    -------
+    numpy.ndarray
+        The 2-D plane (size-1 axes squeezed out).
+    """
     import tifffile
 
     try:
@@ -87,7 +110,18 @@ def read_tiff(path: Path) -> np.ndarray:
 
 
 def tiff_shape(path: Path) -> tuple[int, ...]:
-    """Shape from the TIFF header, without decoding pixels."""
+    """Shape from the TIFF header, without decoding pixels.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The TIFF file.
+
+    Returns
+    -------
+    tuple of int
+        The shape without its size-1 axes.
+    """
     import tifffile
 
     try:
@@ -101,7 +135,31 @@ def tiff_shape(path: Path) -> tuple[int, ...]:
 
 @dataclass
 class ImageFields:
-    """The fields of a plate: one ``obs`` row per field plus the files behind it."""
+    """The fields of a plate: one ``obs`` row per field plus the files behind it.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        One row per field (indexed by field id): screen columns and plate-map columns.
+    channel_keys : list of str
+        The channel keys as they appear in the file names, in channel order.
+    channel_names : list of str
+        The name of each channel, in the same order.
+    files : list of dict
+        Per field: channel key to its TIFF file.
+    mask_files : list of dict
+        Per field: mask kind (``"nuclei"``, ``"cells"``, ...) to its mask file; empty without
+        masks.
+    shape : tuple of int
+        Height and width of every field, in pixels.
+    dtype : str
+        Pixel dtype of the fields.
+    control : str
+        The control label.
+    info : dict
+        Notes from the scan: the pattern used, the plate-map column, unmatched files, channels
+        found.
+    """
 
     obs: pd.DataFrame
     channel_keys: list[str]
@@ -196,6 +254,11 @@ def scan_fields(
         unless ``control`` says otherwise).
     plate, batch
         Plate name (default: the folder's name) and batch (default: the plate).
+
+    Returns
+    -------
+    ImageFields
+        The fields, their files and their metadata; no pixels are read.
     """
     folder = existing_dir(folder, "image folder")
     pattern = PRESETS.get(pattern, pattern)

@@ -41,7 +41,22 @@ SCAN_OPTIONS = ("pattern", "channels", "perturbation_column", "well_column", "co
 
 @dataclass
 class ImageCrops:
-    """Crops of a set of fields, in memory (see :func:`read_images`)."""
+    """Crops of a set of fields, in memory (see :func:`read_images`).
+
+    Parameters
+    ----------
+    crops : numpy.ndarray
+        The crops, ``(n, C, h, w)``.
+    masks : numpy.ndarray or None
+        Integer labels of the object each crop is centred on, ``(n, h, w)``; None for grid
+        tiling.
+    obs : pandas.DataFrame
+        One row per crop, following the screen contract.
+    channel_names : list of str
+        One name per channel.
+    fields : ImageFields
+        The fields the crops were cut from.
+    """
 
     crops: np.ndarray            # (n, C, h, w)
     masks: np.ndarray | None     # (n, h, w) integer labels, or None
@@ -56,6 +71,23 @@ def plan_crops(labels: np.ndarray | None, shape: tuple[int, int], crop_size: int
 
     With ``labels``: one crop per object of at least ``min_area`` pixels, centred on its
     centroid and shifted inside the field; without: a centred regular grid.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray or None
+        Integer label image of the field (0 is background); None tiles a grid.
+    shape : tuple of int
+        Height and width of the field, in pixels.
+    crop_size : int
+        Side of a crop, in pixels; at most the field's smaller side.
+    min_area : int
+        Smallest object, in pixels, that gets a crop.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``y0``, ``x0``, ``nucleus_label``, ``nucleus_area``, ``nucleus_y``, ``nucleus_x``
+        (NaN for a grid) and ``shifted`` (whether the window was moved to fit in the field).
     """
     h, w = shape
     if crop_size > min(h, w):
@@ -105,7 +137,27 @@ def _center_kind(fields: ImageFields, center_on: str | None) -> str | None:
 
 def crop_table(fields: ImageFields, crop_size: int = 96, *, center_on: str | None = None,
                min_area: int = 50) -> pd.DataFrame:
-    """Pass one: the crop plan of every field joined with the field's metadata."""
+    """Pass one: the crop plan of every field joined with the field's metadata.
+
+    Parameters
+    ----------
+    fields : ImageFields
+        The fields (see :func:`scan_fields`).
+    crop_size : int
+        Side of a crop, in pixels.
+    center_on : str or None
+        The mask kind to centre crops on; None takes nuclei, else the first mask kind
+        present, else tiles a grid.
+    min_area : int
+        Smallest object, in pixels, that gets a crop.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per crop, indexed by cell id: the field's metadata, the window's corner
+        (``y0``, ``x0``), its centre and the object's label, area and centroid;
+        ``attrs["center_on"]`` is the mask kind used (None for a grid).
+    """
     kind = _center_kind(fields, center_on)
     parts = []
     for i in range(len(fields)):
@@ -135,7 +187,22 @@ def crop_table(fields: ImageFields, crop_size: int = 96, *, center_on: str | Non
 
 def iter_crops(fields: ImageFields, obs: pd.DataFrame, crop_size: int
                ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """Pass two: per field, ``(crops (k, C, h, w), masks (k, h, w) or None)``."""
+    """Pass two: per field, ``(crops (k, C, h, w), masks (k, h, w) or None)``.
+
+    Parameters
+    ----------
+    fields : ImageFields
+        The fields.
+    obs : pandas.DataFrame
+        The crop plan from :func:`crop_table`.
+    crop_size : int
+        Side of a crop, in pixels (as planned).
+
+    Yields
+    ------
+    tuple of numpy.ndarray
+        The crops of one field and their masks (None for a grid), in field order.
+    """
     kind = obs.attrs.get("center_on")
     for i, rows in obs.groupby("field_index", sort=True):
         img = fields.read_field(int(i))
@@ -154,6 +221,28 @@ def read_images(folder: PathLike, platemap: PathLike | pd.DataFrame | None = Non
 
     Returns an :class:`ImageCrops` whose ``obs`` follows the screen contract. For large
     plates use :func:`import_images`, which streams field by field into a Study.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Folder with the TIFF fields.
+    platemap : str, os.PathLike, pandas.DataFrame or None
+        The plate map (see :func:`scan_fields`); None with ``perturbation=`` for one
+        perturbation everywhere.
+    crop_size : int
+        Side of a crop, in pixels.
+    center_on : str or None
+        The mask kind to centre crops on; None takes nuclei, else the first mask kind
+        present, else tiles a grid.
+    min_area : int
+        Smallest object, in pixels, that gets a crop.
+    **scan_options
+        Passed to :func:`scan_fields`.
+
+    Returns
+    -------
+    ImageCrops
+        The crops, their masks, table and channel names, and the fields.
     """
     fields = scan_fields(folder, platemap, **scan_options)
     obs = crop_table(fields, crop_size, center_on=center_on, min_area=min_area)
@@ -191,6 +280,37 @@ def import_images(
     the Study is touched; pixels are then streamed one field at a time inside one
     transaction. ``out`` is a Study path (created with the control label if new) or a Study.
     Options: see :func:`scan_fields`. Returns the Study.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Folder with the TIFF fields.
+    out : str, os.PathLike or Study
+        The Study (or its path) to write into.
+    platemap : str, os.PathLike, pandas.DataFrame or None
+        The plate map (see :func:`scan_fields`); None with ``perturbation=`` for one
+        perturbation everywhere.
+    crop_size : int
+        Side of a crop, in pixels.
+    center_on : str or None
+        The mask kind to centre crops on; None takes nuclei, else the first mask kind
+        present, else tiles a grid.
+    min_area : int
+        Smallest object, in pixels, that gets a crop.
+    keep_fields : bool
+        Also write the whole fields as ``"fields"``.
+    pixel_size_um : float or None
+        Pixel size in micrometres, stored with the images; None when unknown.
+    overwrite : bool
+        Replace an existing Study at ``out``.
+    **scan_options
+        Passed to :func:`scan_fields` (``pattern``, ``channels``, ``perturbation_column``,
+        ``well_column``, ``control``, ``perturbation``, ``plate``, ``batch``).
+
+    Returns
+    -------
+    Study
+        The Study, with ``"images"`` (and ``"fields"``) written.
     """
     unknown = set(scan_options) - set(SCAN_OPTIONS)
     if unknown:

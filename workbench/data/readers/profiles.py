@@ -66,6 +66,8 @@ def read_profiles_table(
         ``Metadata_pert_type``/``Metadata_control_type`` column or the usual names.
     batch_column
         Column for ``batch``; by default ``batch = plate``.
+    metadata_prefix
+        Prefix of the metadata columns; every other column is a feature and must be numeric.
     nan_policy
         ``"error"`` (default), ``"drop_features"`` (drop feature columns with NaN) or
         ``"drop_rows"`` (drop wells with NaN).
@@ -197,6 +199,13 @@ def read_deepprofiler(
         Metadata key (and index column) that names the perturbation.
     control
         Control label; by default found among the usual names (DMSO, ...).
+
+    Returns
+    -------
+    anndata.AnnData
+        Cells x DeepProfiler features (float32); ``obs`` holds perturbation, plate, well,
+        site, batch (= plate), ``is_control``, ``cell_id`` and the cell locations;
+        ``uns["workbench"]`` records the source files and the control label.
     """
     import anndata as ad
 
@@ -294,6 +303,28 @@ def import_profiles(
     ``kind`` is ``"table"``, ``"deepprofiler"`` or ``"auto"`` (``.npz`` files or folders
     are DeepProfiler). ``out`` is a Study path (created if needed) or an open Study.
     Options go to :func:`read_profiles_table` / :func:`read_deepprofiler`. Returns the Study.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or sequence of them
+        The table, or the DeepProfiler ``.npz`` file(s) or folder.
+    out : str, os.PathLike or Study
+        The Study (or its path) to write into.
+    kind : str
+        ``"table"``, ``"deepprofiler"`` or ``"auto"``.
+    index : str, os.PathLike or None
+        DeepProfiler index CSV; None without one.
+    control : str or None
+        The control label; None finds it.
+    overwrite : bool
+        Replace an existing Study at ``out``.
+    **options
+        Passed to the reader.
+
+    Returns
+    -------
+    Study
+        The Study, with ``"profiles"`` written.
     """
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if kind == "auto":

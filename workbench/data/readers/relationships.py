@@ -76,7 +76,18 @@ def _cluster_pairs(path: Path) -> pd.DataFrame:
 
 def symmetrise(pairs: pd.DataFrame) -> pd.DataFrame:
     """Both orientations of every pair, once each, without self-pairs (extra columns dropped
-    except ``source``, which is joined with ``;`` when a pair comes from several sources)."""
+    except ``source``, which is joined with ``;`` when a pair comes from several sources).
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        Pairs in ``entity1`` and ``entity2`` (optionally ``source``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The pairs in both orientations, sorted, with a fresh index.
+    """
     a = pairs["entity1"].astype(str).str.strip()
     b = pairs["entity2"].astype(str).str.strip()
     keep = (a != b) & (a != "") & (b != "") & pairs["entity1"].notna() & pairs["entity2"].notna()
@@ -151,7 +162,19 @@ def read_relationships(
 
 def load_relationships(study) -> pd.DataFrame:
     """The ``"relationships"`` artefact of a Study as a pair table, whether it was written
-    as Parquet (by :func:`import_relationships`) or as a plain EFAAR file."""
+    as Parquet (by :func:`import_relationships`) or as a plain EFAAR file.
+
+    Parameters
+    ----------
+    study : Study
+        A Study holding ``"relationships"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``entity1`` and ``entity2`` (and ``source`` when recorded), both orientations of
+        every pair.
+    """
     obj = study.read("relationships")
     if isinstance(obj, pd.DataFrame):
         return obj
@@ -166,7 +189,24 @@ def import_relationships(
     overwrite: bool = False,
 ):
     """Read annotation file(s) (:func:`read_relationships`) and write ``"relationships"``
-    (Parquet: entity1, entity2, source)."""
+    (Parquet: entity1, entity2, source).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or sequence of them
+        The annotation file(s).
+    out : str, os.PathLike or Study
+        The Study (or its path) to write into.
+    sources : sequence of str or None
+        A source name per file; None names each source after its file.
+    overwrite : bool
+        Replace an existing Study at ``out``.
+
+    Returns
+    -------
+    Study
+        The Study, with ``"relationships"`` written.
+    """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     pairs = read_relationships(paths, sources=sources)
     if "source" not in pairs.columns:

@@ -156,7 +156,25 @@ def read_velocity(
 
 
 def import_velocity(path: PathLike, out, *, overwrite: bool = False, **options):
-    """Read spliced/unspliced data (:func:`read_velocity`) and write ``"velocity"``."""
+    """Read spliced/unspliced data (:func:`read_velocity`) and write ``"velocity"``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.h5ad`` or ``.zarr`` AnnData.
+    out : str, os.PathLike or Study
+        The Study (or its path) to write into.
+    overwrite : bool
+        Replace an existing Study at ``out``.
+    **options
+        Passed to :func:`read_velocity` (``require_integer``, ``cell_type_key``,
+        ``keep_layers``, ``own_velocity``).
+
+    Returns
+    -------
+    Study
+        The Study, with ``"velocity"`` written.
+    """
     adata = read_velocity(path, **options)
     params = {"source": str(path), **{k: list(v) if isinstance(v, tuple) else v
                                        for k, v in options.items()}}
