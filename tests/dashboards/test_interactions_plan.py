@@ -14,9 +14,11 @@ hv = pytest.importorskip("holoviews")
 
 from workbench.dashboards.base import md_text  # noqa: E402
 from workbench.dashboards.interactions import (  # noqa: E402
+    EXPORT_COLUMNS,
     NEXT_COLUMNS,
     SCORE_NOTE,
     InteractionsView,
+    next_pairs_export,
     pair_summary,
     planner_line,
     proposed_table,
@@ -104,6 +106,47 @@ def test_next_pairs_are_the_proposed_rows_in_rank_order(study, order):
     assert list(shown["reason"]) == list(prop["reason"].astype(str))
 
 
+def _plan_rows(hist: pd.DataFrame) -> pd.DataFrame:
+    """The plan artefact's proposed rows, ranked, as plain columns (the expectation)."""
+    prop = hist[hist["status"] == "proposed"].sort_values("rank")
+    return prop.assign(rank=prop["rank"].astype(int))[list(EXPORT_COLUMNS)].reset_index(
+        drop=True)
+
+
+def _assert_plan_rows(got: pd.DataFrame, want: pd.DataFrame):
+    assert list(got.columns) == list(EXPORT_COLUMNS)
+    assert list(got["rank"]) == list(range(1, len(want) + 1))
+    for col in ("pair", "gene_a", "gene_b", "reason", "planner", "planner_reason"):
+        assert list(got[col].astype(str)) == list(want[col].astype(str)), col
+    for col in ("predicted", "predicted_low", "predicted_high"):  # full precision, not rounded
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-12, err_msg=col)
+
+
+def test_exported_next_pairs_are_the_plan_rows_in_rank_order(study, tmp_path):
+    from workbench.dashboards.export import export_view, write_view_tables
+
+    hist = study.read("pair_selection")
+    want = _plan_rows(hist)
+    assert len(want) >= 2 and (want["predicted_low"] < want["predicted_high"]).all()
+    # whatever order the artefact stores its rows in
+    _assert_plan_rows(next_pairs_export(hist.iloc[::-1]), want)
+    # the view's export: the tested pairs and, in a file of their own, the next pairs
+    view = InteractionsView(study, Selection())
+    view.selection.choose_gene(str(want["gene_a"].iloc[-1]))  # the plan is not filtered
+    paths = export_view(view, tmp_path / "view", formats=())
+    assert paths["next_pairs"].name == "interactions_next_pairs.csv"
+    assert set(pd.read_csv(paths["csv"])["test"]) <= set(study.read("interactions")["test"])
+    _assert_plan_rows(pd.read_csv(paths["next_pairs"], keep_default_na=False), want)
+    tables = write_view_tables({"interactions": view}, tmp_path / "tables")
+    assert [p.name for p in tables] == ["interactions.csv", "interactions_next_pairs.csv"]
+    _assert_plan_rows(pd.read_csv(tables[1], keep_default_na=False), want)
+    # the browser download of the panel is the same table
+    dl = [w for w in view.selection_panel().select(pn.widgets.FileDownload)
+          if "wb-export-next-pairs" in w.css_classes]
+    assert len(dl) == 1 and dl[0].filename == "interactions_next_pairs.csv"
+    _assert_plan_rows(pd.read_csv(dl[0].callback(), keep_default_na=False), want)
+
+
 def test_view_shows_planner_line_and_choosing_a_row_selects_the_pair(study):
     hist = study.read("pair_selection")
     prop = hist[hist["status"] == "proposed"].sort_values("rank")
@@ -144,6 +187,7 @@ def test_without_pair_selection_the_view_names_the_command(unplanned, tmp_path):
     assert isinstance(panel, pn.pane.Markdown)
     assert "`workbench plan-pairs STUDY --budget N`" in panel.object
     assert not list(panel.select(pn.widgets.Tabulator))
+    assert view.extra_tables() == {}  # nothing planned: no next-pairs file is exported
     # after planning with a planner the user named, the line says so
     from workbench.tools.pair_planning import plan_pairs
 

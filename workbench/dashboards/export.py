@@ -1,5 +1,9 @@
 """Exports: the current selection and every view's table as CSV, figures as HTML, PNG or SVG.
 
+A view may export more than one table: the interactions view writes its "next pairs to
+run" (rank, pair, prediction with its 90% interval, reason, planner) as a file of its own
+beside the tested pairs, so that each CSV stays one rectangular table.
+
 In the browser each plot's toolbar has a save button: it downloads a PNG, or an SVG when
 the view's "SVG figures" switch is on (Bokeh then draws with its SVG backend). From Python
 (a notebook, a script), :func:`save_figure` writes a HoloViews object to ``.html`` with
@@ -60,8 +64,24 @@ def write_selection_csv(study, selection, path: str | os.PathLike) -> Path:
     return path
 
 
+def extra_tables(view) -> dict[str, pd.DataFrame]:
+    """The tables a view exports beside its main one (``{name: table}``; the interactions
+    view's "next pairs to run" when the Study holds a pair plan), or none."""
+    return view.extra_tables() if hasattr(view, "extra_tables") else {}
+
+
+def _write_extra(view, folder: Path, stem: str) -> dict[str, Path]:
+    out = {}
+    for name, table in extra_tables(view).items():
+        out[name] = folder / f"{stem}_{name}.csv"
+        table.to_csv(out[name], index=False)
+    return out
+
+
 def write_view_tables(views: dict, folder: str | os.PathLike) -> list[Path]:
-    """Write ``<view>.csv`` for each view (``{name: view}``) into ``folder``."""
+    """Write ``<view>.csv`` for each view (``{name: view}``) into ``folder``, and each of a
+    view's extra tables as ``<view>_<table>.csv`` (the interactions view's
+    ``interactions_next_pairs.csv``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -70,6 +90,7 @@ def write_view_tables(views: dict, folder: str | os.PathLike) -> list[Path]:
             p = folder / f"{name}.csv"
             view.table().to_csv(p)
             out.append(p)
+            out.extend(_write_extra(view, folder, name).values())
     return out
 
 
@@ -155,8 +176,11 @@ def save_figure(obj, path: str | os.PathLike, *, width: int = 900, height: int =
 def export_view(view, folder: str | os.PathLike, *, formats=("png", "svg"),
                 width: int = 900, height: int = 600) -> dict[str, Path]:
     """Write the view as it is drawn now, with the data behind it, into ``folder``:
-    ``<key>.csv`` (the view's ``figure_data()`` where it has one, else its table) and
-    ``<key>.png`` / ``<key>.svg`` of its ``figure()``. Returns ``{format: path}``."""
+    ``<key>.csv`` (the view's ``figure_data()`` where it has one, else its table), each of
+    its extra tables as ``<key>_<table>.csv`` (the interactions view's "next pairs to run",
+    ``interactions_next_pairs.csv``), and ``<key>.png`` / ``<key>.svg`` of its
+    ``figure()``. Returns ``{format: path}``, with the extra tables under their names
+    (``"next_pairs"``)."""
     formats = tuple(formats)
     bad = [f for f in formats if f not in ("png", "svg", "html")]
     if bad:
@@ -172,6 +196,7 @@ def export_view(view, folder: str | os.PathLike, *, formats=("png", "svg"),
     data = view.figure_data() if hasattr(view, "figure_data") else view.table()
     out = {"csv": folder / f"{view.key}.csv"}
     data.to_csv(out["csv"])
+    out.update(_write_extra(view, folder, view.key))
     if not formats:
         return out
     fig = view.figure()

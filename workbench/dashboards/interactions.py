@@ -14,7 +14,9 @@ status of readouts that gave no value (too few cells, singles in another batch).
 active-selection panel shows the selection curve from ``pair_selection`` and the "next
 pairs to run" table: the proposed pairs in the planner's rank order, each with its
 predicted value, 90% interval and reason, under one line naming the planner that ran and
-why it was chosen; choosing a row selects that pair everywhere.
+why it was chosen; choosing a row selects that pair everywhere. The table downloads as its
+own CSV (``interactions_next_pairs.csv``, :func:`next_pairs_export`), which
+:func:`workbench.dashboards.export.export_view` writes beside the view's table.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, md_text, no_data
+from workbench.dashboards.base import StudyView, csv_bytes, md_text, no_data
 from workbench.dashboards.cache import cached
 from workbench.dashboards.state import make_pair
 
@@ -184,6 +186,33 @@ def proposed_table(history: pd.DataFrame) -> pd.DataFrame:
         "predicted_high": nb["predicted_high"].astype(float).to_numpy()})
 
 
+#: Name of the "next pairs to run" table in exports: ``<view key>_next_pairs.csv``.
+NEXT_PAIRS = "next_pairs"
+#: Columns of the exported "next pairs to run" table, in order.
+EXPORT_COLUMNS = ("rank", "pair", "gene_a", "gene_b", "predicted", "predicted_low",
+                  "predicted_high", "reason", "planner", "planner_reason")
+
+
+def next_pairs_export(history: pd.DataFrame) -> pd.DataFrame:
+    """The "next pairs to run" as exported: the proposed rows of ``pair_selection`` in the
+    planner's rank order, one row per pair with its rank, the two genes, the predicted
+    value and the lower and upper ends of its 90% interval at full precision, the reason,
+    and the planner that ran with why it was used (:data:`EXPORT_COLUMNS`)."""
+    nb = next_batch(history).sort_values("rank", kind="stable")
+    out = pd.DataFrame({
+        "rank": nb["rank"].astype(int).to_numpy(),
+        "pair": nb["pair"].astype(str).to_numpy(),
+        "gene_a": nb["gene_a"].astype(str).to_numpy(),
+        "gene_b": nb["gene_b"].astype(str).to_numpy(),
+        "predicted": nb["predicted"].astype(float).to_numpy(),
+        "predicted_low": nb["predicted_low"].astype(float).to_numpy(),
+        "predicted_high": nb["predicted_high"].astype(float).to_numpy(),
+        "reason": nb["reason"].astype(str).to_numpy(),
+        "planner": nb["planner"].astype(str).to_numpy(),
+        "planner_reason": nb["planner_reason"].astype(str).to_numpy()})
+    return out[list(EXPORT_COLUMNS)]
+
+
 #: Columns of the "next pairs to run" table as shown (the numeric interval ends are in the
 #: ``interval`` text; they stay in :func:`proposed_table` for export).
 NEXT_COLUMNS = ("rank", "pair", "predicted", "interval", "reason")
@@ -251,6 +280,13 @@ class InteractionsView(StudyView):
         df = interaction_table(self.study)
         g = self.selection.perturbation
         return df[(df["gene_a"] == g) | (df["gene_b"] == g)] if g else df
+
+    def extra_tables(self) -> dict[str, pd.DataFrame]:
+        """The tables exported beside :meth:`table`, each as its own file
+        (``interactions_<name>.csv``): the "next pairs to run" (:func:`next_pairs_export`)
+        when the Study holds a pair plan, whatever gene is chosen (the plan is one batch)."""
+        hist = selection_history(self.study)
+        return {} if hist is None else {NEXT_PAIRS: next_pairs_export(hist)}
 
     # -- plots
     @param.depends("test", "value", "svg")
@@ -380,8 +416,12 @@ class InteractionsView(StudyView):
 
         tab.param.watch(chosen, "selection")
         self.selection.param.watch(follow, "pair")
+        download = pn.widgets.FileDownload(
+            callback=lambda: csv_bytes(next_pairs_export(hist).set_index("rank")),
+            filename=f"{self.key}_{NEXT_PAIRS}.csv", label="Next pairs to run (CSV)",
+            css_classes=["wb-export-next-pairs"], width=220, height=34, embed=False)
         return pn.Column(pn.pane.Markdown(planner_line(hist), css_classes=["wb-next-batch"]),
-                         tab)
+                         tab, download)
 
     @param.depends("selection.perturbation")
     def summary_panel(self):
