@@ -43,13 +43,36 @@ def test_one_event_per_choice():
 
 
 def test_query_round_trip():
-    s = Selection(perturbation="G01", concept="c3", pair="G01+G02", samples=["a", "b"])
+    s = Selection(perturbation="G01", concept="c3", pair="G01+G02", samples=["a", "b"],
+                  phenotype="search from c000012 +1")
     q = s.to_query()
-    assert q == {"gene": "G01", "concept": "c3", "pair": "G01+G02", "samples": '["a", "b"]'}
+    assert q == {"gene": "G01", "concept": "c3", "pair": "G01+G02", "samples": '["a", "b"]',
+                 "phenotype": "search from c000012 +1"}
     t = Selection()
     t.update_from_query({k: [v] for k, v in q.items()})  # as parse_qs gives them
-    assert t.to_dict() == s.to_dict()
+    assert t.to_dict() == s.to_dict() and t.phenotype == s.phenotype
     assert Selection().to_query() == {}
+
+
+def test_url_state_carries_the_phenotype_both_ways():
+    """The page URL holds the phenotype the map is coloured by: a bookmarked value reaches
+    the Selection, and a colouring chosen on the page reaches the URL."""
+    pytest.importorskip("panel")
+    from workbench.dashboards.app import URL_FIELDS, UrlState
+
+    assert set(URL_FIELDS) == {"gene", "concept", "pair", "samples", "phenotype", "views"}
+    sel = Selection(perturbation="G02")
+    url = UrlState(sel, Layout())
+    assert url.phenotype == "" and url.gene == "G02"
+    url.phenotype = "search from c000012"  # what a bookmark sets through the location
+    assert sel.phenotype == "search from c000012" and sel.perturbation == "G02"
+    sel.choose_phenotype("search from c000040 +2")  # the embedding view's colour choice
+    assert url.phenotype == "search from c000040 +2"
+    sel.clear()
+    assert url.phenotype == "" and url.gene == ""
+    # a session that starts from a Selection holding one shows it in its URL at once
+    assert UrlState(Selection(phenotype="search from c7"), Layout()).phenotype == \
+        "search from c7"
 
 
 def test_parse_samples_forms():

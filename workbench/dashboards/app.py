@@ -3,8 +3,9 @@
 :func:`build_app` makes one session's page: a fresh :class:`~.state.Selection`, a header
 that shows it (with a gene chooser, CSV export of the selection, and an "Open in napari"
 button when the server runs on the user's own machine), and the chosen views in a grid.
-The Selection syncs to the URL (``?gene=...&concept=...&pair=...&samples=[...]&views=...``)
-when served. A session starts from its URL, or empty: nothing about a session's choice is
+The Selection syncs to the URL (``?gene=...&concept=...&pair=...&samples=[...]&phenotype=...
+&views=...``) when served, so a bookmark restores the chosen gene, pair, concept, samples,
+the phenotype search the map is coloured by, and the views shown. A session starts from its URL, or empty: nothing about a session's choice is
 written into the Study, so users of one served Study never see or overwrite each other's.
 "Open in napari" starts napari in its own process on a selection channel of this session
 (:class:`NapariLink`): the two follow each other both ways.
@@ -57,6 +58,10 @@ def view_class(name: str):
     return getattr(importlib.import_module(f"workbench.dashboards.{name}"), VIEW_CLASSES[name])
 
 
+#: The page's URL query keys: the Selection's (:data:`~.state.URL_KEYS`) and the views shown.
+URL_FIELDS = (*URL_KEYS.values(), "views")
+
+
 class UrlState(param.Parameterized):
     """The Selection as URL-friendly strings (sample lists capped for URL length)."""
 
@@ -64,6 +69,7 @@ class UrlState(param.Parameterized):
     concept = param.String(default="")
     pair = param.String(default="")
     samples = param.String(default="")
+    phenotype = param.String(default="")
     views = param.String(default="")
 
     def __init__(self, selection: Selection, layout: Layout, **params):
@@ -73,7 +79,7 @@ class UrlState(param.Parameterized):
         self._from_state()
         selection.param.watch(lambda *e: self._from_state(), list(URL_KEYS))
         layout.param.watch(lambda *e: self._from_state(), ["views"])
-        self.param.watch(lambda *e: self._to_state(), ["gene", "concept", "pair", "samples", "views"])
+        self.param.watch(lambda *e: self._to_state(), list(URL_FIELDS))
 
     def _from_state(self):
         if self._busy:
@@ -83,7 +89,7 @@ class UrlState(param.Parameterized):
             s = self._selection
             self.param.update(gene=s.perturbation, concept=s.concept, pair=s.pair,
                               samples=json.dumps(list(s.samples)[:MAX_URL_SAMPLES]) if s.samples else "",
-                              views=",".join(self._layout.views))
+                              phenotype=s.phenotype, views=",".join(self._layout.views))
         finally:
             self._busy = False
 
@@ -93,7 +99,7 @@ class UrlState(param.Parameterized):
         self._busy = True
         try:
             self._selection.update(perturbation=self.gene, concept=self.concept, pair=self.pair,
-                                   samples=parse_samples(self.samples))
+                                   samples=parse_samples(self.samples), phenotype=self.phenotype)
             views = [v for v in self.views.split(",") if v in VIEW_NAMES]
             if views and views != list(self._layout.views):
                 self._layout.views = views[:4]
@@ -121,7 +127,7 @@ class NapariLink:
         self.study, self.selection = study, selection
         self.channel = SelectionChannel.create(directory, study_id=study.id)
         self._applying = False
-        self._watcher = selection.param.watch(self.publish, list(URL_KEYS))
+        self._watcher = selection.param.watch(self.publish, list(CHANNEL_FIELDS))
         self.publish()
 
     def publish(self, *_events) -> None:
@@ -216,8 +222,7 @@ class Dashboard(pn.viewable.Viewer):
         if loc is None:
             return None
         self._url = UrlState(self.selection, self.layout)
-        loc.sync(self._url, {"gene": "gene", "concept": "concept", "pair": "pair",
-                             "samples": "samples", "views": "views"})
+        loc.sync(self._url, {k: k for k in URL_FIELDS})
         return self._url
 
     @param.depends("selection.perturbation", "selection.concept", "selection.pair",

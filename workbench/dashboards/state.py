@@ -11,11 +11,13 @@ Each browser session owns its Selection; nothing about it is written into the St
 users of one served Study never see each other's choices and a new session starts empty.
 It travels three ways:
 
-* the URL query string (``?gene=G03&concept=c7&pair=G03%2BG05&samples=[...]``), so a page
+* the URL query string (``?gene=G03&concept=c7&pair=G03%2BG05&samples=[...]`` and
+  ``&phenotype=...``, the phenotype search the embedding map is coloured by), so a page
   can be bookmarked and shared (:data:`URL_KEYS`, :meth:`Selection.to_query`); a session
   opened on such a URL starts from it;
 * the session's selection channel, shared with the napari process the session opened
-  (:class:`workbench.data.selection.SelectionChannel`; its keys are documented there);
+  (:class:`workbench.data.selection.SelectionChannel`; its keys are documented there, and
+  the phenotype is not one of them);
 * CSV export (:mod:`workbench.dashboards.export`).
 """
 
@@ -27,7 +29,8 @@ from typing import Any
 import param
 
 #: Selection parameter -> URL query key.
-URL_KEYS = {"perturbation": "gene", "concept": "concept", "pair": "pair", "samples": "samples"}
+URL_KEYS = {"perturbation": "gene", "concept": "concept", "pair": "pair", "samples": "samples",
+            "phenotype": "phenotype"}
 #: The views a dashboard can show, in their default order.
 VIEW_NAMES = ("embeddings", "interactions", "concepts", "grn", "perturbation_map", "images",
               "gene_card", "overview", "plan")
@@ -79,7 +82,8 @@ class Selection(param.Parameterized):
                          doc="Ids of the samples selected by box or lasso (profiles obs_names).")
     phenotype = param.String(default="", doc="Selected phenotype: the name of the Study's "
                              "phenotype search (``workbench find``), whose classifier score "
-                             "the embedding view colours by. Not part of the URL or channel.")
+                             "the embedding view colours by. Part of the URL, not of the "
+                             "napari channel.")
 
     # ------------------------------------------------------------------ choosing
     def choose_gene(self, gene: str | None) -> None:
