@@ -43,7 +43,18 @@ _CODE_SPAN = re.compile(r"(`[^`\n]+`)")
 
 
 def html_text(value) -> str:
-    """``value`` as text that is safe inside HTML (tags, attributes and entities escaped)."""
+    """``value`` as text that is safe inside HTML (tags, attributes and entities escaped).
+
+    Parameters
+    ----------
+    value : object
+        Any value (None gives an empty string).
+
+    Returns
+    -------
+    str
+        The escaped text.
+    """
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -52,7 +63,20 @@ def md_text(value, *, code: bool = False) -> str:
     Markdown punctuation is backslash-escaped, so no tag, link, image or emphasis can be
     injected. Line breaks become spaces. With ``code=True``, backtick code spans of our
     own messages (```workbench grn STUDY```) are kept as code (their content is shown as
-    text by the renderer anyway)."""
+    text by the renderer anyway).
+
+    Parameters
+    ----------
+    value : object
+        Any value (None gives an empty string).
+    code : bool
+        Keep backtick code spans as code.
+
+    Returns
+    -------
+    str
+        The escaped text.
+    """
     text = "" if value is None else str(value)
     if code:
         return "".join(part if _CODE_SPAN.fullmatch(part) else md_text(part)
@@ -71,7 +95,20 @@ def md_text(value, *, code: bool = False) -> str:
 
 
 def missing_artefacts(study, names) -> list[MissingArtefactError]:
-    """The :class:`MissingArtefactError` for each of ``names`` that the Study lacks."""
+    """The :class:`MissingArtefactError` for each of ``names`` that the Study lacks.
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+    names : iterable of str
+        The artefacts a view needs.
+
+    Returns
+    -------
+    list of MissingArtefactError
+        One error (naming the step to run) per missing artefact; empty when none is missing.
+    """
     errors = []
     for name in names:
         try:
@@ -82,6 +119,20 @@ def missing_artefacts(study, names) -> list[MissingArtefactError]:
 
 
 def error_pane(exc: Exception, kind: str = "warning") -> pn.pane.Alert:
+    """An alert that shows an error: for our own errors, the problem and how to fix it.
+
+    Parameters
+    ----------
+    exc : Exception
+        The error; its text is escaped, so it cannot inject Markdown or HTML.
+    kind : str
+        The alert type (``"warning"``, ``"danger"``, ...).
+
+    Returns
+    -------
+    panel.pane.Alert
+        The alert pane.
+    """
     if isinstance(exc, WorkbenchError):
         text = f"**{md_text(exc.problem, code=True)}**" + (
             f"\n\nTo make it: {md_text(exc.fix, code=True)}" if exc.fix else "")
@@ -91,13 +142,35 @@ def error_pane(exc: Exception, kind: str = "warning") -> pn.pane.Alert:
 
 
 def csv_bytes(df: pd.DataFrame) -> io.BytesIO:
+    """A table as CSV (index included) in a rewound buffer, for a download widget.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table.
+
+    Returns
+    -------
+    io.BytesIO
+        The CSV text, encoded, positioned at its start.
+    """
     buf = io.BytesIO(df.to_csv(index=True).encode())
     buf.seek(0)
     return buf
 
 
 class StudyView(pn.viewable.Viewer):
-    """Base class of the dashboard views (one Study, one Selection per session)."""
+    """Base class of the dashboard views (one Study, one Selection per session).
+
+    Parameters
+    ----------
+    study : Study or None
+        The open Study the view reads.
+    selection : Selection or None
+        The session's shared selection; None makes a new one.
+    **params
+        Values of the view's other parameters (``svg``, ``height``, ``width``, ...).
+    """
 
     study = param.Parameter(doc="The open Study (workbench.data.study.Study).")
     selection = param.ClassSelector(class_=Selection, doc="The session's shared selection.")
@@ -156,5 +229,18 @@ class StudyView(pn.viewable.Viewer):
 
 
 def no_data(text: str, **opts) -> hv.Text:
-    """An empty plot carrying a message (used inside DynamicMaps)."""
+    """An empty plot carrying a message (used inside DynamicMaps).
+
+    Parameters
+    ----------
+    text : str
+        The message.
+    **opts
+        Further HoloViews options of the element (``width``, ``height``, ...).
+
+    Returns
+    -------
+    holoviews.Text
+        The message, without axes or toolbar.
+    """
     return hv.Text(0.5, 0.5, text).opts(xaxis=None, yaxis=None, toolbar=None, **opts)

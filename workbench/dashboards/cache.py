@@ -21,7 +21,27 @@ _LOCK = threading.RLock()
 
 
 def cached(study, artefacts: Sequence[str], label: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(study, *args)``, remembered under ``(label, study.cache_key(*artefacts), args)``."""
+    """``fn(study, *args)``, remembered under ``(label, study.cache_key(*artefacts), args)``.
+
+    Parameters
+    ----------
+    study : Study
+        The Study ``fn`` reads.
+    artefacts : sequence of str
+        The artefacts the result depends on; a new version of one of them is a new key.
+    label : str
+        Names the computation in the key.
+    fn : callable
+        Called as ``fn(study, *args)`` when the key is not cached.
+    *args
+        Further arguments of ``fn``; part of the key, so they must be hashable.
+
+    Returns
+    -------
+    object
+        The (shared, not to be mutated) result; the least recently used entries are evicted
+        past ``MAX_ENTRIES``.
+    """
     key = (label, study.cache_key(*artefacts), args)
     with _LOCK:
         if key in _CACHE:
@@ -36,11 +56,21 @@ def cached(study, artefacts: Sequence[str], label: str, fn: Callable[..., Any], 
 
 
 def clear() -> None:
+    """Forget every cached result.
+
+    """
     with _LOCK:
         _CACHE.clear()
 
 
 def size() -> int:
+    """The number of results in the cache.
+
+    Returns
+    -------
+    int
+        How many entries it holds.
+    """
     return len(_CACHE)
 
 
@@ -48,7 +78,13 @@ class CachedReads:
     """A Study whose ``read``, ``read_obs`` and ``read_uns`` are remembered per artefact
     version (everything else goes to the Study). Summaries that read many artefacts (the
     gene card, the overview) use it so that choosing another gene reads nothing from disk
-    again. What it returns is shared: callers must not mutate it."""
+    again. What it returns is shared: callers must not mutate it.
+
+    Parameters
+    ----------
+    study : Study
+        The Study to read through.
+    """
 
     def __init__(self, study):
         self._study = study

@@ -23,7 +23,18 @@ COLORS = {
 
 
 def color_rgb(name: str) -> tuple[float, float, float]:
-    """An RGB triple in [0, 1] for a colour name or ``#rrggbb``."""
+    """An RGB triple in [0, 1] for a colour name or ``#rrggbb``.
+
+    Parameters
+    ----------
+    name : str
+        A colour name known to the module (``"blue"``, ``"magenta"``, ...) or ``#rrggbb``.
+
+    Returns
+    -------
+    tuple of float
+        The red, green and blue components; white for an unknown name.
+    """
     if isinstance(name, str) and name.startswith("#") and len(name) == 7:
         return tuple(int(name[i:i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
     return COLORS.get(str(name).lower(), (1.0, 1.0, 1.0))
@@ -35,6 +46,22 @@ def composite(crop: np.ndarray, colors: Sequence[str], channels: Sequence[int] |
 
     ``channels`` lists the channel positions to show (all by default); ``contrast`` is the
     pair of percentiles mapped to black and full colour, per channel.
+
+    Parameters
+    ----------
+    crop : numpy.ndarray
+        One crop, ``(C, H, W)``.
+    colors : sequence of str
+        Display colour of each channel (see :func:`color_rgb`).
+    channels : sequence of int or None
+        Positions of the channels to show; None shows all.
+    contrast : tuple of float
+        Lower and upper percentile of each channel mapped to black and to full colour.
+
+    Returns
+    -------
+    numpy.ndarray
+        The RGB image, ``(H, W, 3)`` uint8; the channels' colours are added and clipped.
     """
     crop = np.asarray(crop, dtype=np.float32)
     if crop.ndim != 3:
@@ -51,7 +78,20 @@ def composite(crop: np.ndarray, colors: Sequence[str], channels: Sequence[int] |
 
 
 def to_png(rgb: np.ndarray, scale: int = 1) -> bytes:
-    """Encode an ``(H, W, 3)`` uint8 image as PNG (nearest-neighbour upscaled)."""
+    """Encode an ``(H, W, 3)`` uint8 image as PNG (nearest-neighbour upscaled).
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        The image, ``(H, W, 3)`` uint8.
+    scale : int
+        Integer upscaling factor (1 keeps the size).
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
     from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(rgb))

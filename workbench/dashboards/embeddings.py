@@ -69,7 +69,20 @@ LAYOUT_KEYS = {"pca": "X_pca", "umap": "X_umap"}
 
 
 def layouts(study, level: str = "samples") -> list[str]:
-    """The layouts this Study's ``profiles`` (or ``perturbations``) can be drawn in."""
+    """The layouts this Study's ``profiles`` (or ``perturbations``) can be drawn in.
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+    level : str
+        ``"samples"`` (``profiles``) or ``"perturbations"``.
+
+    Returns
+    -------
+    list of str
+        ``"pca"`` first, then every other layout whose coordinates the artefact stores.
+    """
     name = "profiles" if level == "samples" else "perturbations"
     if not study.has(name):
         return ["pca"]
@@ -108,7 +121,22 @@ def _points(study, level: str, basis: str) -> pd.DataFrame:
 
 
 def points(study, level: str = "samples", basis: str = "pca") -> pd.DataFrame:
-    """x, y, id and the obs columns of ``profiles`` (samples) or ``perturbations``."""
+    """x, y, id and the obs columns of ``profiles`` (samples) or ``perturbations``.
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+    level : str
+        ``"samples"`` (``profiles``) or ``"perturbations"``.
+    basis : str
+        The layout (see :func:`layouts`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point (cached per artefact version; do not mutate it).
+    """
     if basis not in BASES:
         raise WorkbenchError(f"unknown embedding layout {basis!r}.",
                              f"use one of {', '.join(BASES)}.")
@@ -122,7 +150,21 @@ def _concepts_uns(study) -> dict:
 
 def concept_activation(study, concept: str) -> np.ndarray | None:
     """Activation of a concept (an id of the ``concepts`` artefact) on every sample: the
-    column of ``profiles.obsm[<profiles_key>]`` that the concepts step wrote for it."""
+    column of ``profiles.obsm[<profiles_key>]`` that the concepts step wrote for it.
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+    concept : str
+        A concept id.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        One activation per sample, in ``profiles`` order; None when the Study has no concepts
+        or no such concept.
+    """
     if not concept or not study.has("concepts"):
         return None
     names = study.read_obs("concepts").index.astype(str)
@@ -139,7 +181,20 @@ def concept_activation(study, concept: str) -> np.ndarray | None:
 
 
 def highlight_mask(df: pd.DataFrame, gene: str) -> np.ndarray:
-    """Rows whose perturbation is ``gene`` or a double perturbation containing it."""
+    """Rows whose perturbation is ``gene`` or a double perturbation containing it.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Points with ``perturbation`` (and optionally ``genes``, ``"A+B"``).
+    gene : str
+        The gene; an empty string highlights nothing.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        One flag per row.
+    """
     if not gene:
         return np.zeros(len(df), dtype=bool)
     pert = df["perturbation"].astype(str)
@@ -152,7 +207,20 @@ def highlight_mask(df: pd.DataFrame, gene: str) -> np.ndarray:
 
 
 def ids_in_box(df: pd.DataFrame, bounds) -> list[str]:
-    """Exact box selection over all points: ``bounds = (x0, y0, x1, y1)``."""
+    """Exact box selection over all points: ``bounds = (x0, y0, x1, y1)``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Points with ``x``, ``y`` and ``id``.
+    bounds : tuple of float
+        The box corners, in either order.
+
+    Returns
+    -------
+    list of str
+        The ids of the points inside the box (edges included).
+    """
     x0, y0, x1, y1 = bounds
     x, y = df["x"].to_numpy(), df["y"].to_numpy()
     inside = (x >= min(x0, x1)) & (x <= max(x0, x1)) & (y >= min(y0, y1)) & (y <= max(y0, y1))
@@ -160,7 +228,20 @@ def ids_in_box(df: pd.DataFrame, bounds) -> list[str]:
 
 
 def ids_in_polygon(df: pd.DataFrame, xs, ys) -> list[str]:
-    """Exact lasso selection (even-odd ray casting, vectorised over the points)."""
+    """Exact lasso selection (even-odd ray casting, vectorised over the points).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Points with ``x``, ``y`` and ``id``.
+    xs, ys : array-like
+        The polygon's vertices; fewer than three select nothing.
+
+    Returns
+    -------
+    list of str
+        The ids of the points inside the polygon.
+    """
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     if len(xs) < 3:
         return []
@@ -182,7 +263,27 @@ def ids_in_polygon(df: pd.DataFrame, xs, ys) -> list[str]:
 
 def scatter(df: pd.DataFrame, color: str | None, *, threshold: int = DATASHADE_ABOVE,
             width: int = 520, height: int = 380, tools=()) -> hv.Element:
-    """The base map: glyphs with hover when small, a datashader raster when large."""
+    """The base map: glyphs with hover when small, a datashader raster when large.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Points from :func:`points`.
+    color : str or None
+        Column to colour by (numeric: a colour bar; text: fixed category colours); None for
+        one colour.
+    threshold : int
+        Above this many points the map is rasterised with datashader.
+    width, height : int
+        Plot size in pixels.
+    tools : sequence of str
+        Bokeh tools added to the selection and hover tools.
+
+    Returns
+    -------
+    holoviews.Element
+        Points, or a datashaded raster of them.
+    """
     vdims = [c for c in (*HOVER_COLS, "id") if c in df] + (
         [color] if color and color in df and color not in HOVER_COLS else [])
     pts = hv.Points(df, ["x", "y"], vdims)
@@ -217,7 +318,18 @@ def _numeric(s: pd.Series) -> bool:
 
 def category_colors(values) -> dict[str, str]:
     """One colour per category (sorted names, Category20 repeated past 20): the map and
-    its legend use the same mapping."""
+    its legend use the same mapping.
+
+    Parameters
+    ----------
+    values : array-like
+        The category of every point (compared as strings).
+
+    Returns
+    -------
+    dict
+        Category to hex colour.
+    """
     from bokeh.palettes import Category20_20
 
     cats = sorted({str(v) for v in pd.Series(values).astype(str)})
@@ -225,7 +337,20 @@ def category_colors(values) -> dict[str, str]:
 
 
 def legend_html(colors: dict[str, str], title: str) -> str:
-    """A legend of ``colors`` (category -> colour) as escaped HTML."""
+    """A legend of ``colors`` (category -> colour) as escaped HTML.
+
+    Parameters
+    ----------
+    colors : dict
+        Category to colour.
+    title : str
+        Heading of the legend.
+
+    Returns
+    -------
+    str
+        An HTML fragment.
+    """
     rows = "".join(f"<div style='white-space:nowrap'><span style='display:inline-block;"
                    f"width:10px;height:10px;margin-right:4px;background:{c}'></span>"
                    f"{html_text(k)}</div>" for k, c in colors.items())
@@ -233,7 +358,20 @@ def legend_html(colors: dict[str, str], title: str) -> str:
 
 
 def extreme(df: pd.DataFrame, n: int = MAX_LABELS) -> pd.DataFrame:
-    """The ``n`` points farthest from the map's median point (the ones worth naming)."""
+    """The ``n`` points farthest from the map's median point (the ones worth naming).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Points with ``x`` and ``y``.
+    n : int
+        How many to keep.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Those rows (all of ``df`` when it has at most ``n``).
+    """
     if len(df) <= n:
         return df
     d = np.hypot(df["x"] - df["x"].median(), df["y"] - df["y"].median())
@@ -242,7 +380,18 @@ def extreme(df: pd.DataFrame, n: int = MAX_LABELS) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------- the view
 class EmbeddingsView(StudyView):
-    """Scatter of samples or perturbations, linked to the selection."""
+    """Scatter of samples or perturbations, linked to the selection.
+
+    Parameters
+    ----------
+    study : Study or None
+        The open Study (it needs ``profiles``).
+    selection : Selection or None
+        The session's shared selection; None makes a new one.
+    **params
+        Values of the view's parameters (``level``, ``basis``, ``color_by``,
+        ``datashade_above``, ...).
+    """
 
     level = param.Selector(default="samples", objects=["samples", "perturbations"],
                            doc="Draw one point per sample (crop) or per perturbation.")

@@ -277,6 +277,18 @@ def gene_card(study, gene: str) -> pd.DataFrame:
     the detail). ``study`` is a Study or a path.
 
     Raises :class:`~workbench.errors.UnknownGeneError` for a name that no artefact holds.
+
+    Parameters
+    ----------
+    study : Study, str or os.PathLike
+        The Study, or the path of its folder.
+    gene : str
+        A gene or perturbation name (surrounding spaces ignored).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The facts, one per row, in a fresh copy.
     """
     from workbench.data.study import Study
     from workbench.errors import UnknownGeneError
@@ -310,7 +322,18 @@ def _card_rows(study, gene: str) -> pd.DataFrame:
 
 def known_genes(study) -> list[str]:
     """Every perturbation and gene any artefact of the Study knows (the control left out).
-    Read once per artefact version and shared by sessions (a new list each call)."""
+    Read once per artefact version and shared by sessions (a new list each call).
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+
+    Returns
+    -------
+    list of str
+        The names, sorted.
+    """
     from workbench.dashboards.cache import cached
 
     return list(cached(study, READS, "known-genes", _known_genes))
@@ -337,7 +360,18 @@ def _known_genes(study) -> list[str]:
 
 
 def card_json(card: pd.DataFrame) -> str:
-    """The card as JSON: ``{"gene": ..., "facts": [{section, fact, value, baseline, view}]}``."""
+    """The card as JSON: ``{"gene": ..., "facts": [{section, fact, value, baseline, view}]}``.
+
+    Parameters
+    ----------
+    card : pandas.DataFrame
+        A card from :func:`gene_card` (its gene in ``attrs["gene"]``).
+
+    Returns
+    -------
+    str
+        The JSON text (indented; values that JSON cannot hold as strings).
+    """
     return json.dumps({"gene": card.attrs.get("gene", ""),
                        "facts": card.to_dict(orient="records")}, indent=1, default=str)
 

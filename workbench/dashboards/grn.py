@@ -37,7 +37,20 @@ def _posterior(study):
 
 
 def posterior(study) -> tuple[list[str], np.ndarray]:
-    """Gene names and the edge-probability matrix (child-major)."""
+    """Gene names and the edge-probability matrix (child-major).
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``grn``.
+
+    Returns
+    -------
+    names : list of str
+        The genes.
+    probability : numpy.ndarray
+        Genes x genes; row ``i``, column ``j`` is the probability of the edge ``j -> i``.
+    """
     return cached(study, ["grn"], "grn-posterior", _posterior)
 
 
@@ -51,13 +64,38 @@ def _signs(study):
 
 def signs(study):
     """``(mean weight given the edge, share of samples where it activates)`` or ``None``
-    for a GRN artefact written before the step stored per-sample weights."""
+    for a GRN artefact written before the step stored per-sample weights.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``grn``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        The two genes x genes matrices, in the layout of :func:`posterior`, or None.
+    """
     return cached(study, ["grn"], "grn-signs", _signs)
 
 
 def edges(study, threshold: float = 0.5) -> pd.DataFrame:
     """Edges ``source -> target`` with probability at least ``threshold``, with the mean
-    fitted weight and its effect (activates / represses / mixed) when the step stored them."""
+    fitted weight and its effect (activates / represses / mixed) when the step stored them.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``grn``.
+    threshold : float
+        Smallest edge probability kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per edge: ``source``, ``target``, ``probability`` and, when stored, the
+        weight and its effect.
+    """
     from workbench.tools.grn import edge_frame
 
     names, prob = posterior(study)
@@ -92,14 +130,46 @@ def _layout(study):
 
 def layout(study) -> dict[str, tuple[float, float]]:
     """Node positions for the whole network: stored by the GRN step, else a spring layout
-    computed once per artefact version."""
+    computed once per artefact version.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``grn``.
+
+    Returns
+    -------
+    dict
+        Gene to ``(x, y)``.
+    """
     return cached(study, ["grn"], "grn-layout", _layout)
 
 
 def subgraph(study, gene: str, threshold: float = 0.5, max_nodes: int = 25,
              hops: int = 2) -> tuple[list[str], pd.DataFrame]:
     """Nodes within ``hops`` likely edges of ``gene`` (strongest first, at most
-    ``max_nodes``) and the likely edges among them."""
+    ``max_nodes``) and the likely edges among them.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``grn``.
+    gene : str
+        The centre gene; an unknown gene gives an empty subgraph.
+    threshold : float
+        Smallest edge probability (in either direction) that links two genes.
+    max_nodes : int
+        Cap on the number of genes, the centre included.
+    hops : int
+        How many edges away from ``gene`` to go.
+
+    Returns
+    -------
+    nodes : list of str
+        The genes, ``gene`` first.
+    edges : pandas.DataFrame
+        The edges among them (see :func:`edges`).
+    """
     names, prob = posterior(study)
     if gene not in names:
         return [], pd.DataFrame(columns=["source", "target", "probability"])
@@ -123,7 +193,19 @@ def subgraph(study, gene: str, threshold: float = 0.5, max_nodes: int = 25,
 
 
 def cycles(study) -> pd.DataFrame:
-    """The cycles the GRN step stored, with the share of posterior samples holding each."""
+    """The cycles the GRN step stored, with the share of posterior samples holding each.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``grn``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``cycle`` (genes joined by arrows), ``genes`` (a tuple), ``length`` and
+        ``frequency``; empty when none was stored.
+    """
     def _read(study):
         from workbench.tools.grn_metrics import cycles_from_table
 
@@ -140,7 +222,18 @@ def cycles(study) -> pd.DataFrame:
 
 def agreement(study) -> pd.DataFrame:
     """Agreement with a reference: the GRN step's metrics, and AUROC/AUPRC of the edge
-    probabilities against the ground-truth adjacency of a simulated Study."""
+    probabilities against the ground-truth adjacency of a simulated Study.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``grn`` (and, when simulated, ``ground_truth``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric`` (prefixed ``stored.``, ``reference.`` or ``ground_truth.``) and ``value``.
+    """
     def _read(study):
         info = _uns(study, "grn")
         rows = {f"stored.{k}": v for k, v in flat_numbers(info.get("metrics", {})).items()}
@@ -162,7 +255,17 @@ def agreement(study) -> pd.DataFrame:
 
 
 class GRNView(StudyView):
-    """Edge probabilities, the subgraph around the selected gene, samples, cycles."""
+    """Edge probabilities, the subgraph around the selected gene, samples, cycles.
+
+    Parameters
+    ----------
+    study : Study or None
+        The open Study (it needs ``grn``).
+    selection : Selection or None
+        The session's shared selection; None makes a new one.
+    **params
+        Values of the view's parameters (``threshold``, ``max_nodes``, ``sample``, ...).
+    """
 
     threshold = param.Number(default=0.5, bounds=(0.0, 1.0), step=0.05,
                              doc="Draw edges at least this probable.")

@@ -24,7 +24,18 @@ MAX_TILES = 24
 
 
 def crop_table(study) -> pd.DataFrame:
-    """The image store's table (one row per crop; index = crop id)."""
+    """The image store's table (one row per crop; index = crop id).
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``images``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table (shared per artefact version; do not mutate it).
+    """
     from workbench.dashboards.cache import cached
 
     return cached(study, ["images"], "crop-table", lambda s: s.read("images").obs.copy())
@@ -34,7 +45,30 @@ def tile_html(study, ids, captions=None, *, channels=None, contrast=(1.0, 99.5),
               scale: int = 3, css: str = "wb-tile") -> str:
     """HTML of a row of composite crops (PNG data URIs), with captions.
 
-    Each caption is a string (escaped here) or a tuple of strings shown on separate lines."""
+    Each caption is a string (escaped here) or a tuple of strings shown on separate lines.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``images``.
+    ids : iterable of str
+        Crop ids; unknown ids are skipped and at most ``MAX_TILES`` are drawn.
+    captions : sequence or None
+        One caption per id; None captions each crop with its id.
+    channels : sequence of int or None
+        Channel positions to draw; None draws all.
+    contrast : tuple of float
+        Percentiles of each channel mapped to black and full colour.
+    scale : int
+        Integer upscaling of each crop.
+    css : str
+        CSS class of each tile.
+
+    Returns
+    -------
+    str
+        The HTML (``"<i>no crops</i>"`` when no id is known).
+    """
     store = study.read("images")
     ids = [str(i) for i in ids][:MAX_TILES]
     known = set(store.obs.index.astype(str))
@@ -59,7 +93,24 @@ def _caption(cap) -> str:
 
 
 def ids_of(study, perturbation: str, n: int = 8, exact: bool = False) -> list[str]:
-    """Crop ids of a perturbation (exact name, or any double containing the gene)."""
+    """Crop ids of a perturbation (exact name, or any double containing the gene).
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``images``.
+    perturbation : str
+        The perturbation, or a gene.
+    n : int
+        At most this many ids, in table order.
+    exact : bool
+        Only crops whose perturbation is exactly ``perturbation``.
+
+    Returns
+    -------
+    list of str
+        The crop ids.
+    """
     obs = crop_table(study)
     df = obs.assign(perturbation=obs["perturbation"].astype(str))
     mask = (df["perturbation"] == perturbation).to_numpy() if exact else highlight_mask(df, perturbation)
@@ -67,7 +118,17 @@ def ids_of(study, perturbation: str, n: int = 8, exact: bool = False) -> list[st
 
 
 class ImagesView(StudyView):
-    """Composite crops of the selection, with channel toggles and contrast."""
+    """Composite crops of the selection, with channel toggles and contrast.
+
+    Parameters
+    ----------
+    study : Study or None
+        The open Study (it needs ``images``).
+    selection : Selection or None
+        The session's shared selection; None makes a new one.
+    **params
+        Values of the view's parameters (``channels``, ``contrast``, ``n``, ...).
+    """
 
     channels = param.ListSelector(default=[], objects=[], doc="Channels drawn in the composite.")
     contrast = param.Range(default=(1.0, 99.5), bounds=(0.0, 100.0),

@@ -24,7 +24,18 @@ def block_probe(study) -> pd.DataFrame | None:
     """The linear probe of each transformer block that the embed step ran
     (``profiles.uns["workbench"]["embedding"]["probe"]``): columns ``block`` and
     ``balanced_accuracy``; ``attrs`` hold ``best_block`` and ``chance``. None when the
-    profiles were not embedded from images (imported profiles have no blocks)."""
+    profiles were not embedded from images (imported profiles have no blocks).
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The probe table, or None.
+    """
     if not study.has("profiles"):
         return None
 
@@ -41,7 +52,20 @@ def block_probe(study) -> pd.DataFrame | None:
 
 
 def flat_numbers(d, prefix: str = "") -> dict[str, float]:
-    """Scalar numbers of a nested dict, with dotted keys."""
+    """Scalar numbers of a nested dict, with dotted keys.
+
+    Parameters
+    ----------
+    d : dict or None
+        A nested dict (None is empty); booleans, arrays and text are left out.
+    prefix : str
+        Prepended to every key.
+
+    Returns
+    -------
+    dict
+        Dotted key to float.
+    """
     out: dict[str, float] = {}
     for k, v in (d or {}).items():
         key = f"{prefix}{k}"
@@ -55,7 +79,18 @@ def flat_numbers(d, prefix: str = "") -> dict[str, float]:
 def benchmark_numbers(study) -> pd.DataFrame:
     """The map benchmarks of the perturbation map
     (``perturbations.uns["workbench"]["benchmarks"]``, written by ``workbench benchmark``
-    and the demo's embed step), flattened to dotted metric names."""
+    and the demo's embed step), flattened to dotted metric names.
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``metric`` and ``value``; empty without a perturbation map.
+    """
     if not study.has("perturbations"):
         return pd.DataFrame(columns=["metric", "value"])
 
@@ -81,7 +116,18 @@ HEADLINE = {
 
 
 def headline_first(bench: pd.DataFrame) -> pd.DataFrame:
-    """Benchmark rows with the :data:`HEADLINE` metrics first, under their short names."""
+    """Benchmark rows with the :data:`HEADLINE` metrics first, under their short names.
+
+    Parameters
+    ----------
+    bench : pandas.DataFrame
+        ``metric`` and ``value``, as from :func:`benchmark_numbers`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same columns: the headline metrics renamed and first, then the others.
+    """
     known = [k for k in HEADLINE if k in set(bench["metric"])]
     rest = bench[~bench["metric"].isin(known)]
     lookup = dict(zip(bench["metric"], bench["value"], strict=True))

@@ -41,7 +41,18 @@ def _missing(step: str, artefact: str) -> dict:
 def overview_table(study) -> pd.DataFrame:
     """One row per step: what it holds, its headline number, the baseline or chance level
     beside it, and where to look (a view, or the command that fills an empty step).
-    Computed once per artefact version and shared by sessions (a copy each call)."""
+    Computed once per artefact version and shared by sessions (a copy each call).
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The overview, one row per step.
+    """
     from workbench.dashboards.cache import cached
     from workbench.dashboards.gene_card import READS
 

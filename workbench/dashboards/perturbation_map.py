@@ -31,7 +31,20 @@ MAX_TICKS = 50
 
 def tick_labels(labels: list[str], n: int = MAX_TICKS) -> list[str]:
     """The labels named on an axis: all of them up to ``n``, else every k-th (evenly over
-    the clustered order, so each block keeps a name)."""
+    the clustered order, so each block keeps a name).
+
+    Parameters
+    ----------
+    labels : list of str
+        The labels, in axis order.
+    n : int
+        Most labels to name.
+
+    Returns
+    -------
+    list of str
+        The labels to name.
+    """
     step = max(1, -(-len(labels) // n))
     return list(labels[::step])
 
@@ -55,7 +68,20 @@ def _clustered(study):
 
 
 def similarity(study) -> tuple[list[str], np.ndarray]:
-    """Perturbation labels in clustered order and their cosine-similarity matrix."""
+    """Perturbation labels in clustered order and their cosine-similarity matrix.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``perturbations``.
+
+    Returns
+    -------
+    labels : list of str
+        The perturbations, in clustered order.
+    cosine : numpy.ndarray
+        Their cosine similarities, in the same order on both axes.
+    """
     return cached(study, ["perturbations"], "similarity", _clustered)
 
 
@@ -79,7 +105,18 @@ def _relationships(study) -> pd.DataFrame:
 
 
 def known_pairs(study) -> dict[frozenset, str]:
-    """Known relationships as ``{frozenset({a, b}): source}`` (empty when none)."""
+    """Known relationships as ``{frozenset({a, b}): source}`` (empty when none).
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+
+    Returns
+    -------
+    dict
+        Unordered pair to the source that lists it.
+    """
     if not study.has("relationships"):
         return {}
 
@@ -92,7 +129,23 @@ def known_pairs(study) -> dict[frozenset, str]:
 
 
 def neighbours(study, perturbation: str, k: int = 10) -> pd.DataFrame:
-    """The ``k`` most similar perturbations, with known relationships marked."""
+    """The ``k`` most similar perturbations, with known relationships marked.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``perturbations``.
+    perturbation : str
+        The perturbation; an unknown one gives an empty table.
+    k : int
+        How many neighbours.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``perturbation``, ``cosine`` (rounded to four digits), ``known`` and ``source``, most
+        similar first.
+    """
     labels, cos = similarity(study)
     if perturbation not in labels:
         return pd.DataFrame(columns=["perturbation", "cosine", "known", "source"])
@@ -119,7 +172,17 @@ def _thin_ticks(named: set[str]):
 
 
 class PerturbationMapView(StudyView):
-    """Clustered similarity heatmap and nearest neighbours of the selected perturbation."""
+    """Clustered similarity heatmap and nearest neighbours of the selected perturbation.
+
+    Parameters
+    ----------
+    study : Study or None
+        The open Study (it needs ``perturbations``).
+    selection : Selection or None
+        The session's shared selection; None makes a new one.
+    **params
+        Values of the view's parameters (``k``, ...).
+    """
 
     k = param.Integer(default=10, bounds=(1, 100), doc="Number of nearest neighbours listed.")
 

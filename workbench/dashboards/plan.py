@@ -37,6 +37,18 @@ TOOLTIPS = {"rank": "order of the pick within the batch",
 
 def read_plan(study) -> pd.DataFrame:
     # keyed on the content too: copies of one Study share its id and versions
+    """The ``design_plan`` table, cached per artefact version and content.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``design_plan``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The plan (shared; do not mutate it).
+    """
     sha = study.artefacts.get("design_plan", {}).get("sha256", "")
     return cached(study, ["design_plan"], "design-plan", lambda s, _sha: s.read("design_plan"),
                   sha)
@@ -44,7 +56,18 @@ def read_plan(study) -> pd.DataFrame:
 
 def proposed_batch(study) -> pd.DataFrame:
     """The proposed candidates, in rank order: ``candidate, rank, score, reason, planner,
-    policy``."""
+    policy``.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``design_plan``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The proposed rows, with those of the columns that the plan holds.
+    """
     plan = read_plan(study)
     prop = plan[plan["status"] == "proposed"].sort_values("rank")
     cols = [c for c in ("candidate", "rank", "score", "reason", "planner", "policy")
@@ -59,6 +82,17 @@ def campaign_curve(study) -> pd.DataFrame:
 
     The planner is that of the current ``design_plan``; steps of other planners are left
     out. Steps without the value (a first screen batch has no bound yet) are left out too.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``design_plan``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``round`` (the planner's design step, counting from 1), ``value`` and ``what`` (the
+        quantity the planner tracks).
     """
     plan = read_plan(study)
     planner = str(plan["planner"].iloc[0]) if len(plan) else ""
@@ -78,7 +112,18 @@ def campaign_curve(study) -> pd.DataFrame:
 
 
 def stop_advice(study) -> str:
-    """The stop recommendation of the current plan, in words (plain text)."""
+    """The stop recommendation of the current plan, in words (plain text).
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``design_plan``.
+
+    Returns
+    -------
+    str
+        One sentence: stop or continue, and why.
+    """
     plan = read_plan(study)
     if not len(plan):
         return "The plan is empty."
@@ -104,7 +149,31 @@ def plate_map(batch: pd.DataFrame, *, rows: int = 8, columns: int = 12,
               plate_prefix: str = "P", controls: int = 0,
               control_label: str = "control") -> pd.DataFrame:
     """The batch laid out on plates, row by row (A01, A02, ...), ``controls`` control wells
-    at the end of each plate. Columns: plate, well, row, column, candidate, rank, reason."""
+    at the end of each plate. Columns: plate, well, row, column, candidate, rank, reason.
+
+    Parameters
+    ----------
+    batch : pandas.DataFrame
+        The proposed batch (``candidate``, ``rank``, ``reason``), in well order.
+    rows, columns : int
+        Plate layout (8 x 12: a 96-well plate); at most 26 rows.
+    plate_prefix : str
+        Plates are named ``<prefix>1``, ``<prefix>2``, ...
+    controls : int
+        Control wells at the end of each plate.
+    control_label : str
+        The candidate name written into control wells.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per used well (control wells have no rank).
+
+    Raises
+    ------
+    ValidationError
+        When the layout leaves no well for the batch.
+    """
     per_plate = rows * columns - controls
     if rows < 1 or columns < 1 or rows > 26 or per_plate < 1:
         raise ValidationError(f"a plate of {rows} x {columns} wells with {controls} control "
@@ -128,7 +197,18 @@ def plate_map(batch: pd.DataFrame, *, rows: int = 8, columns: int = 12,
 
 
 def escaped(df: pd.DataFrame) -> pd.DataFrame:
-    """Text columns with HTML characters escaped (for cells rendered as HTML)."""
+    """Text columns with HTML characters escaped (for cells rendered as HTML).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy whose object columns are escaped strings (None as an empty string).
+    """
     df = df.copy()
     for col in df.columns:
         if df[col].dtype == object:
@@ -137,7 +217,17 @@ def escaped(df: pd.DataFrame) -> pd.DataFrame:
 
 
 class PlanView(StudyView):
-    """The proposed batch with reasons, the campaign curve, the stop advice, a plate map."""
+    """The proposed batch with reasons, the campaign curve, the stop advice, a plate map.
+
+    Parameters
+    ----------
+    study : Study or None
+        The open Study (it needs ``design_plan``).
+    selection : Selection or None
+        The session's shared selection; None makes a new one.
+    **params
+        Values of the view's parameters (``candidate``, ``controls``, ...).
+    """
 
     candidate = param.Selector(default="", objects=[""],
                                doc="Choose a proposed candidate (selects it everywhere).")

@@ -33,11 +33,38 @@ LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
 
 
 def is_local(address: str) -> bool:
+    """Whether ``address`` only accepts connections from this machine.
+
+    Parameters
+    ----------
+    address : str
+        The address the server binds.
+
+    Returns
+    -------
+    bool
+        True for the loopback addresses.
+    """
     return address in LOCAL_ADDRESSES
 
 
 def make_app(study_path, views=None, *, local: bool = True):
-    """A per-session factory: each call opens the Study and builds a new page."""
+    """A per-session factory: each call opens the Study and builds a new page.
+
+    Parameters
+    ----------
+    study_path : str or os.PathLike
+        The ``NAME.study`` folder.
+    views : list of str or None
+        The views each page opens with; None for the default set.
+    local : bool
+        Served on the user's own machine (the page then offers to open napari).
+
+    Returns
+    -------
+    callable
+        Takes no arguments and returns a new dashboard.
+    """
     study_path = Path(study_path)
 
     def session():
@@ -51,7 +78,23 @@ def make_app(study_path, views=None, *, local: bool = True):
 # ---------------------------------------------------------------------------- credentials
 def read_credentials(path: str | os.PathLike) -> dict[str, str] | str:
     """The credentials in ``path``: a ``{user: password}`` dict (a JSON object) or one
-    shared password (the file's first line)."""
+    shared password (the file's first line).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The credentials file.
+
+    Returns
+    -------
+    dict or str
+        The users and their passwords, or the shared password.
+
+    Raises
+    ------
+    WorkbenchError
+        When the file is missing, empty, invalid JSON, or holds no user with a password.
+    """
     path = Path(path)
     if not path.is_file():
         raise WorkbenchError(f"the basic-auth file {path} does not exist.",
@@ -79,7 +122,22 @@ def read_credentials(path: str | os.PathLike) -> dict[str, str] | str:
 
 
 def check_password(credentials: dict[str, str] | str, user: str, password: str) -> bool:
-    """Whether ``user``/``password`` match (compared in constant time)."""
+    """Whether ``user``/``password`` match (compared in constant time).
+
+    Parameters
+    ----------
+    credentials : dict or str
+        ``{user: password}``, or one shared password (any user name).
+    user : str
+        The user name given.
+    password : str
+        The password given.
+
+    Returns
+    -------
+    bool
+        True when they match.
+    """
     if isinstance(credentials, dict):
         want = credentials.get(user)
         if want is None:
@@ -93,7 +151,19 @@ def check_password(credentials: dict[str, str] | str, user: str, password: str) 
 class LoginThrottle:
     """Failed logins per client: after ``free`` failures, each next attempt must wait
     ``base * 2**(extra failures)`` seconds (at most ``cap``) since the last failure.
-    A success clears the client's record."""
+    A success clears the client's record.
+
+    Parameters
+    ----------
+    free : int
+        Failures allowed before attempts are delayed.
+    base : float
+        First delay, in seconds.
+    cap : float
+        Longest delay, in seconds.
+    clock : callable
+        Returns the current time in seconds (monotonic).
+    """
 
     def __init__(self, free: int = 3, base: float = 1.0, cap: float = 60.0, clock=time.monotonic):
         self.free, self.base, self.cap, self.clock = free, base, cap, clock
@@ -125,7 +195,20 @@ class LoginThrottle:
 
 def auth_provider(credentials: dict[str, str] | str, throttle: LoginThrottle | None = None):
     """A Panel login page (Panel's basic one) that checks ``credentials`` held in memory
-    and throttles failed attempts."""
+    and throttles failed attempts.
+
+    Parameters
+    ----------
+    credentials : dict or str
+        ``{user: password}``, or one shared password (any user name).
+    throttle : LoginThrottle or None
+        The throttle of failed logins; None makes a default one.
+
+    Returns
+    -------
+    panel.auth.BasicAuthProvider
+        The provider, with its throttle as ``.throttle``.
+    """
     import tornado.escape
     from panel.auth import BasicAuthProvider, BasicLoginHandler, _validate_next_url
     from panel.io.state import state
@@ -177,6 +260,45 @@ def serve_study(path: str | os.PathLike, address: str = "127.0.0.1", port: int =
     ``basic_auth_file``, whose content never appears on a command line. Blocks until
     interrupted, unless ``threaded`` (then returns the server thread, whose ``stop()`` shuts
     it down). Extra keywords go to :func:`panel.serve`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``NAME.study`` folder (opened and checked before a port is bound).
+    address : str
+        Address to bind; anything but a loopback address without a login prints a warning.
+    port : int
+        Port to bind.
+    show : bool
+        Open a browser tab.
+    allow_websocket_origin : list of str or None
+        ``host:port`` names browsers use to reach the server; None allows the bound address
+        (and ``localhost`` when local).
+    basic_auth : str or None
+        A password, or the path of a credentials file.
+    basic_auth_file : str, os.PathLike or None
+        A credentials file (see :func:`read_credentials`); None for no login unless
+        ``basic_auth`` is given.
+    ssl_certfile, ssl_keyfile : str, os.PathLike or None
+        PEM certificate and private key for HTTPS (both or neither).
+    cookie_secret : str or None
+        Secret of the login cookies; None takes ``$WORKBENCH_COOKIE_SECRET``, else a random one.
+    views : list of str or None
+        The views each page opens with; None for the default set.
+    threaded : bool
+        Run the server in a thread and return it instead of blocking.
+    title : str or None
+        Browser tab title; None names the Study.
+    throttle : LoginThrottle or None
+        Throttle of failed logins; None makes a default one.
+    **kw
+        Passed to :func:`panel.serve`.
+
+    Returns
+    -------
+    object
+        What :func:`panel.serve` returns: the server thread when ``threaded``, else the
+        server, once it has stopped.
     """
     import panel as pn
 
