@@ -103,23 +103,39 @@ class LinearVelocityReward:
         energy = fit / self.temperature ** 2 + self.sparsity * n_parents.to(torch.float64) / self.d
         return (-energy).to(torch.float32)
 
-    def mse(self, states: torch.Tensor, chunk: int = 32768) -> torch.Tensor:
+    def mse(self, states: torch.Tensor, budget: int = 1 << 22) -> torch.Tensor:
         """Penalised training error of each node's parent set: ``(..., d, d)`` -> ``(..., d)``.
 
         This is the ridge objective at its optimum, ``min_w MSE(w) + ridge |w|^2
         = v_i^T v_i / n - c_S^T (C_SS + ridge I)^{-1} c_S``; with the default tiny ridge it
-        equals the training MSE to within ``ridge |w|^2``.
+        equals the training MSE to within ``ridge |w|^2``. Each set is solved in its own
+        coordinates: its ``k`` parents are gathered into a ``K x K`` system (``K`` the largest
+        set in the batch, smaller sets padded with ``ridge`` on the diagonal and zeros
+        elsewhere, which leave their solution unchanged), so a batch of ``M`` sets costs
+        ``O(M K^3)`` time and, in chunks of about ``budget`` matrix entries, bounded memory
+        whatever ``d`` is.
         """
         shape = states.shape[:-1]
         d = self.d
-        rows = states.reshape(-1, d).to(torch.float64)
-        node = torch.arange(d, device=rows.device).repeat(rows.shape[0] // d)
-        out = torch.empty(rows.shape[0], dtype=torch.float64, device=rows.device)
-        eye = torch.eye(d, dtype=torch.float64, device=rows.device) * self.ridge
-        for s in range(0, rows.shape[0], chunk):
-            m, nd = rows[s:s + chunk], node[s:s + chunk]
-            a = m[:, :, None] * self.gram * m[:, None, :] + eye
-            b = m * self.cross[nd]
+        rows = states.reshape(-1, d) > 0.5
+        m_rows = rows.shape[0]
+        node = torch.arange(d, device=rows.device).repeat(m_rows // d)
+        out = torch.empty(m_rows, dtype=torch.float64, device=rows.device)
+        k = rows.sum(-1)
+        kmax = int(k.max()) if m_rows else 0
+        if kmax == 0:
+            out[:] = self.vv[node]
+            return out.reshape(shape)
+        # parents first, in increasing index order (a stable sort of the 0/1 rows)
+        idx = torch.sort(rows.to(torch.int8), dim=-1, descending=True, stable=True)[1][:, :kmax]
+        valid = torch.arange(kmax, device=rows.device) < k.unsqueeze(-1)
+        eye = torch.eye(kmax, dtype=torch.float64, device=rows.device) * self.ridge
+        chunk = max(1, budget // (kmax * kmax))
+        for s in range(0, m_rows, chunk):
+            ix, ok, nd = idx[s:s + chunk], valid[s:s + chunk], node[s:s + chunk]
+            okf = ok.to(torch.float64)
+            a = self.gram[ix[:, :, None], ix[:, None, :]] * (okf[:, :, None] * okf[:, None, :]) + eye
+            b = self.cross[nd[:, None], ix] * okf
             w = torch.linalg.solve(a, b.unsqueeze(-1)).squeeze(-1)
             out[s:s + chunk] = (self.vv[nd] - (w * b).sum(-1)).clamp(min=0.0)
         return out.reshape(shape)
@@ -130,7 +146,7 @@ class LinearVelocityReward:
 
 
 class IncrementalRidge:
-    """Ridge fits of ``B x d`` growing parent sets, updated in ``O(d^2)`` per added parent.
+    """Ridge fits of ``B x d`` growing parent sets, updated in ``O(k^2)`` per added parent.
 
     Adding parent ``j`` to the set ``S`` of gene ``i`` changes the penalised error by the
     partial-regression formula ``J(S + j) = J(S) - r^2 / q`` with
@@ -139,38 +155,72 @@ class IncrementalRidge:
     current parents do not explain). The inverse is kept up to date by the matching
     rank-one (block-inverse) update, so a roll-out scores every state it visits without a
     single matrix solve.
+
+    Everything is held in the parent sets' own coordinates: slot ``t`` of gene ``i`` in
+    graph ``b`` is the ``t``-th parent added (``parents``), and the inverse ``(C_SS + ridge
+    I)^{-1}`` and the weights live on those slots. The slots grow one at a time as the
+    largest set grows, so memory is ``O(B d k^2)`` for sets of at most ``k`` parents
+    (instead of ``O(B d^3)`` for inverses over all ``d`` genes).
     """
 
     def __init__(self, reward: LinearVelocityReward, batch: int):
         self.r = reward
         d = reward.d
         dev = reward.gram.device
-        self.w = torch.zeros(batch, d, d, dtype=torch.float64, device=dev)
-        self.p = torch.zeros(batch, d, d, d, dtype=torch.float64, device=dev)
+        self.parents = torch.zeros(batch, d, 0, dtype=torch.long, device=dev)
+        self.w = torch.zeros(batch, d, 0, dtype=torch.float64, device=dev)
+        self.p = torch.zeros(batch, d, 0, 0, dtype=torch.float64, device=dev)
         self.fit = reward.vv.expand(batch, d).clone()
         self.k = torch.zeros(batch, d, dtype=torch.float64, device=dev)
+        self._count = torch.zeros(batch, d, dtype=torch.long, device=dev)
 
     @property
     def log_reward(self) -> torch.Tensor:
         return self.r.energy_from_fit(self.fit.clamp(min=0.0), self.k)
 
+    def _grow(self) -> None:
+        """One more slot for every set (zeros: no parent, no weight, no inverse entry)."""
+        b, d, m = self.w.shape
+        self.parents = torch.cat([self.parents, self.parents.new_zeros(b, d, 1)], -1)
+        self.w = torch.cat([self.w, self.w.new_zeros(b, d, 1)], -1)
+        p = self.p.new_zeros(b, d, m + 1, m + 1)
+        p[..., :m, :m] = self.p
+        self.p = p
+
     def add(self, actions: torch.Tensor, active: torch.Tensor) -> None:
         """Add parent ``actions[b, i]`` to gene ``i`` of graph ``b`` where ``active``."""
         r, d = self.r, self.r.d
+        if not bool(active.any()):
+            return
+        if int(self._count[active].max()) >= self.w.shape[-1]:
+            self._grow()
         j = actions.clamp(0, d - 1)
-        cj = r.gram[j]                                           # (B, d, d): C[j, :]
-        u = torch.einsum("bixy,biy->bix", self.p, cj)            # P C[:, j]
+        m = self.w.shape[-1]
+        slot = self._count.clamp(max=m - 1)
+        filled = (torch.arange(m, device=j.device) < self._count.unsqueeze(-1)).to(torch.float64)
+        cj = r.gram[j.unsqueeze(-1), self.parents] * filled      # (B, d, m): C[j, S]
+        u = (self.p @ cj.unsqueeze(-1)).squeeze(-1)              # (C_SS + ridge I)^-1 C[S, j]
         q = r.gram[j, j] + r.ridge - (cj * u).sum(-1)
         node = torch.arange(d, device=j.device).expand_as(j)
         resid = r.cross[node, j] - (cj * self.w).sum(-1)
         step = torch.where(active, resid / q, torch.zeros_like(q))
-        e = torch.nn.functional.one_hot(j, d).to(torch.float64)
+        e = torch.nn.functional.one_hot(slot, m).to(torch.float64)
         g = u - e
         self.w = self.w - g * step.unsqueeze(-1)
         scale = torch.where(active, 1.0 / q, torch.zeros_like(q))
         self.p = self.p + g.unsqueeze(-1) * g.unsqueeze(-2) * scale[..., None, None]
+        self.parents = torch.where(active.unsqueeze(-1) & (e > 0), j.unsqueeze(-1), self.parents)
         self.fit = self.fit - torch.where(active, resid * resid / q, torch.zeros_like(q))
         self.k = self.k + active.to(torch.float64)
+        self._count = self._count + active.to(torch.long)
+
+    def weights(self) -> torch.Tensor:
+        """Current ridge weights in gene coordinates, ``(B, d, d)`` (``W[b, i, j]``: j -> i)."""
+        b, d, m = self.w.shape
+        out = self.w.new_zeros(b, d, d)
+        filled = torch.arange(m, device=self.w.device) < self._count.unsqueeze(-1)
+        out.scatter_add_(-1, self.parents, torch.where(filled, self.w, torch.zeros_like(self.w)))
+        return out
 
 
 class _NodeMLP(nn.Module):
