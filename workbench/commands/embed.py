@@ -50,6 +50,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--block", type=int, help="use this block (1-based); skips the probe")
     parser.add_argument("--map-label", help="obs column kept on the map for retrieval mAP "
                         "(e.g. moa)")
+    parser.add_argument("--arm-table", metavar="CSV",
+                        help="chromosome-arm correction of a CRISPR gene map: a table with "
+                        "columns gene, arm and expressed (true/false); each arm with enough "
+                        "unexpressed genes is centred on them")
     parser.add_argument("--coral", action="store_true",
                         help="add the per-batch covariance (CORAL) step to TVN")
     parser.add_argument("--no-batch-center", action="store_true",
@@ -60,21 +64,69 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def read_arm_table(path) -> tuple[dict, set]:
+    """``(arms, unexpressed)`` for :func:`~workbench.tools.normalize.arm_centering` from a
+    CSV with columns ``gene``, ``arm`` and ``expressed``.
+
+    Parameters
+    ----------
+    path : str or path
+        The table; ``expressed`` holds true/false (or 1/0, yes/no).
+
+    Returns
+    -------
+    tuple of (dict, set)
+        Gene -> arm, and the genes marked unexpressed.
+    """
+    import pandas as pd
+
+    from workbench.errors import ValidationError
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"cannot read the arm table {str(path)!r}: {exc}",
+                              "give a CSV file with columns gene, arm, expressed.") from exc
+    missing = [c for c in ("gene", "arm", "expressed") if c not in table.columns]
+    if missing:
+        raise ValidationError(f"the arm table lacks the column(s) {missing}; it has "
+                              f"{list(table.columns)[:8]}.",
+                              "give columns gene, arm (e.g. 1p) and expressed (true/false).")
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    expressed = table["expressed"].astype(str).str.strip().str.lower().map(words)
+    bad = table.loc[expressed.isna(), "expressed"].astype(str).unique()[:5]
+    if len(bad):
+        raise ValidationError(f"the arm table's expressed column has values {list(bad)}.",
+                              "use true/false (or 1/0, yes/no).")
+    genes = table["gene"].astype(str).to_numpy()
+    arms = dict(zip(genes, table["arm"].astype(str)))
+    return arms, set(genes[~expressed.to_numpy(bool)])
+
+
 def run(args) -> int:
     from workbench.data.study import Study
+    from workbench.errors import ValidationError
 
     study = Study.open(args.study)
     tvn_kw = {"coral": args.coral}
     if args.no_batch_center:
         tvn_kw["batch_center"] = False
+    arm_correction = read_arm_table(args.arm_table) if args.arm_table else None
     if not study.has("images") and study.has("profiles"):
         from workbench.tools.embed import normalize_study
 
+        image_only = [flag for flag, given in (
+            ("--level", args.level != "crop"), ("--qc-exclude", args.qc_exclude),
+            ("--qc-max-intensity-z", args.qc_max_intensity_z is not None)) if given]
+        if image_only:
+            raise ValidationError(
+                f"{', '.join(image_only)}: {'these options act' if len(image_only) > 1 else 'this option acts'} on image crops, and this Study has "
+                "precomputed profiles and no images, already at their level.",
+                "leave those options out (the map aggregation --aggregate and --dose-key "
+                "still apply), or aggregate the table before importing it.")
         res = normalize_study(study, label_key=args.map_label, tvn_kw=tvn_kw, seed=args.seed,
-                              layout=args.layout, level=args.level, aggregate=args.aggregate,
-                      dose_key=args.dose_key, qc={k: v for k, v in (
-                          ("exclude_column", args.qc_exclude),
-                          ("max_intensity_z", args.qc_max_intensity_z)) if v is not None})
+                              layout=args.layout, aggregate=args.aggregate,
+                              dose_key=args.dose_key, arm_correction=arm_correction)
         print(f"normalised precomputed profiles ({res['source']}) and mapped "
               f"{res['n_perturbations']} perturbations")
         return 0
@@ -89,7 +141,8 @@ def run(args) -> int:
                       layout=args.layout, level=args.level, aggregate=args.aggregate,
                       dose_key=args.dose_key, qc={k: v for k, v in (
                           ("exclude_column", args.qc_exclude),
-                          ("max_intensity_z", args.qc_max_intensity_z)) if v is not None})
+                          ("max_intensity_z", args.qc_max_intensity_z)) if v is not None},
+                      arm_correction=arm_correction)
     probe = res["probe"]
     if probe:
         curve = ", ".join(f"b{b}={a:.3f}" for b, a in zip(probe["blocks"],

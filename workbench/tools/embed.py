@@ -209,7 +209,8 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
                 checkpoint_dir=None, progress: bool = True, channel_adapt: str | None = None,
                 partial_weights: bool = False, input_norm: str = "auto",
                 layout: str = "pca", level: str = "crop", aggregate: str = "mean",
-                dose_key: str | None = None, qc: dict | None = None) -> dict:
+                dose_key: str | None = None, qc: dict | None = None,
+                arm_correction: tuple[dict, set] | None = None) -> dict:
     """Embed the Study's images and write ``profiles`` and ``perturbations``.
 
     Parameters
@@ -244,6 +245,10 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
         ``dose_key`` when given). ``qc`` filters crops first:
         ``{"exclude_column": "no_cell", "max_intensity_z": 5}``
         (:func:`~workbench.tools.normalize.qc_mask`).
+    arm_correction
+        ``(arms, unexpressed)``: the chromosome-arm correction of a CRISPR gene map
+        (:func:`~workbench.tools.normalize.arm_centering`), applied to the map and
+        recorded; ``workbench embed --arm-table`` reads it from a CSV.
     """
     from workbench.models.vit_mae import MAEEncoder
 
@@ -283,9 +288,10 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
     info["layout"] = add_layout(adata, layout, seed)
     adata.uns["workbench"] = clean_uns({"embedding": info})
     pert = perturbation_map(adata.X, adata.obs, study.control_label, label_key=label_key,
-                            how=aggregate, dose_key=dose_key)
+                            how=aggregate, dose_key=dose_key, arm_correction=arm_correction)
     pert_layout = add_layout(pert, layout, seed)
-    pert.uns["workbench"] = clean_uns({"source": info["source"], "normalization": "TVN",
+    pert.uns["workbench"] = clean_uns({**pert.uns.get("workbench", {}),
+                                       "source": info["source"], "normalization": "TVN",
                                        "control_label": study.control_label,
                                        "label_key": label_key or "", "layout": pert_layout})
     params = {"encoder": "trained" if trained else "given", "size": size,
@@ -294,7 +300,8 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
               "channel_adapt": channel_adapt or "none", "partial_weights": bool(partial_weights),
               "input_norm": norm_rec.get("method", "none"),
               "weights_load": _load_summary(encoder), "layout": layout, "level": level,
-              "aggregate": aggregate, "dose_key": dose_key or "", "qc": qc or {}}
+              "aggregate": aggregate, "dose_key": dose_key or "", "qc": qc or {},
+              "arm_correction": _arm_param(pert)}
     with study.step("embed", params=params, seed=seed, inputs=["images"]) as tx:
         tx.write_anndata("profiles", adata, description=f"{ENCODER} per-block features; X = "
                          f"TVN of block {block}")
@@ -394,13 +401,46 @@ def profiles_from_features(feats: dict, obs: pd.DataFrame, block: int, control_l
     return adata
 
 
+def _arm_param(pert) -> dict | str:
+    """What the arm correction did to the map, as the step records it."""
+    rec = pert.uns.get("workbench", {}).get("arm_correction")
+    return dict(rec) if rec else "none"
+
+
 def normalize_study(study, *, source: str | None = None, label_key: str | None = None,
-                    tvn_kw: dict | None = None, seed: int = 0, layout: str = "pca") -> dict:
+                    tvn_kw: dict | None = None, seed: int = 0, layout: str = "pca",
+                    aggregate: str = "mean", dose_key: str | None = None,
+                    arm_correction: tuple[dict, set] | None = None) -> dict:
     """TVN + aggregation for profiles that are already features (no images needed).
 
-    ``source`` is an ``obsm`` key of ``profiles`` (e.g. ``X_mae_b3``); by default the
-    untouched input features: ``obsm["X_features"]`` if present, else ``X`` (which is then
-    kept as ``obsm["X_features"]``). Writes ``X`` and the ``perturbations`` map.
+    Parameters
+    ----------
+    study : Study
+        A Study with ``profiles``.
+    source : str, optional
+        An ``obsm`` key of ``profiles`` (e.g. ``X_mae_b3``); by default the untouched input
+        features: ``obsm["X_features"]`` if present, else ``X`` (which is then kept as
+        ``obsm["X_features"]``).
+    label_key : str, optional
+        An ``obs`` column kept on the map for retrieval mAP (e.g. ``moa``).
+    tvn_kw : dict, optional
+        TVN settings (``batch_center``, ``coral``, ``reg``; ``tvn=False`` keeps raw features).
+    seed : int
+        Seed of the layout.
+    layout : str
+        The 2-D layout stored for the views ("pca", "umap", "auto").
+    aggregate, dose_key : str
+        How profiles are aggregated to the map ("mean" or "median"), and an ``obs`` column
+        that splits a perturbation by dose.
+    arm_correction : tuple of (dict, set), optional
+        ``(arms, unexpressed)`` for the chromosome-arm correction of a CRISPR gene map
+        (:func:`~workbench.tools.normalize.arm_centering`).
+
+    Returns
+    -------
+    dict
+        ``{"source", "n_perturbations", "arm_correction"}``; ``X`` and the
+        ``perturbations`` map are written to the Study.
     """
     study.require("profiles", why="normalisation reads the per-sample profiles")
     prof = study.read("profiles")
@@ -425,17 +465,22 @@ def normalize_study(study, *, source: str | None = None, label_key: str | None =
         out.obsm.pop(key, None)
     wb["layout"] = clean_uns(add_layout(out, layout, seed))
     out.uns["workbench"] = wb
-    pert = perturbation_map(X, obs, study.control_label, label_key=label_key)
-    pert.uns["workbench"] = clean_uns({"source": source, "normalization": "TVN",
+    pert = perturbation_map(X, obs, study.control_label, label_key=label_key, how=aggregate,
+                            dose_key=dose_key, arm_correction=arm_correction)
+    pert.uns["workbench"] = clean_uns({**pert.uns.get("workbench", {}),
+                                       "source": source, "normalization": "TVN",
                                        "control_label": study.control_label,
                                        "label_key": label_key or "",
                                        "layout": add_layout(pert, layout, seed)})
+    arm = _arm_param(pert)
     with study.step("normalize", params={"source": source, "tvn": tvn_kw or {},
-                                         "label_key": label_key, "layout": layout}, seed=seed,
+                                         "label_key": label_key, "layout": layout,
+                                         "aggregate": aggregate, "dose_key": dose_key or "",
+                                         "arm_correction": arm}, seed=seed,
                     inputs=["profiles"]) as tx:
         tx.write_anndata("profiles", out)
         tx.write_anndata("perturbations", pert, screen=False)
-    return {"source": source, "n_perturbations": int(pert.n_obs)}
+    return {"source": source, "n_perturbations": int(pert.n_obs), "arm_correction": arm}
 
 
 # ---------------------------------------------------------------------- demo
