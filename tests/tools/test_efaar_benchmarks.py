@@ -235,3 +235,73 @@ def test_260_replicates_in_bounded_memory_match_the_pairwise_mean():
     assert t.loc["A", "n_pairs"] == int(cross.sum())
     # no replicate x replicate x draws array: well under what 50 such matrices would take
     assert peak < 50 * n_rep * n_rep * 8 / 4
+
+
+def null_well_screen(seed=0, n_ctrl_wells=24, d=30, cells=4):
+    """Cell profiles of a screen in which no perturbation does anything: every well, control
+    or not, is drawn from one distribution (two batches with their own offsets)."""
+    rng = np.random.default_rng(seed)
+    rows, X = [], []
+    for b in range(2):
+        off = rng.normal(0, 0.5, d)
+        for w in range(n_ctrl_wells // 2):
+            for _ in range(cells):
+                rows.append(("ctrl", f"c{b}_{w}", f"b{b}"))
+                X.append(off + rng.normal(size=d))
+        for k in range(15):
+            for r in range(2):
+                for _ in range(cells):
+                    rows.append((f"P{k}", f"p{b}_{k}_{r}", f"b{b}"))
+                    X.append(off + rng.normal(size=d))
+    return np.asarray(X), pd.DataFrame(rows, columns=["perturbation", "well", "batch"])
+
+
+def test_controls_held_out_of_tvn_keep_the_null_where_in_sample_controls_do_not():
+    """On a screen with no effect at all, the control null made of the very controls TVN was
+    fitted on calls perturbations consistent (its cosines sit near -1/(n-1)); with the null's
+    wells held out of the fit, almost none are (BH q < 0.05 under the complete null)."""
+    from workbench.tools.efaar_benchmarks import held_out_tvn_consistency
+
+    in_s, held, half = [], [], []
+    for seed in range(3):
+        X, obs = null_well_screen(seed)
+        r = held_out_tvn_consistency(X, obs.perturbation, obs.well, obs.batch, "ctrl",
+                                     n_null=200, seed=seed)
+        assert r["n_fit_wells"] == r["n_null_wells"] == 12 and r["n_batches"] == 2
+        in_s.append(r["in_sample"]["fraction_q05"])
+        half.append(r["in_sample_half"]["fraction_q05"])
+        held.append(r["held_out"]["fraction_q05"])
+        assert r["in_sample_half"]["null_mean_cosine"] < r["held_out"]["null_mean_cosine"]
+    assert np.mean(held) <= 0.07
+    assert np.mean(half) >= 0.3 and np.mean(in_s) >= 0.1
+
+
+def test_held_out_check_names_what_it_cannot_do():
+    from workbench.tools.efaar_benchmarks import held_out_tvn_consistency
+
+    X, obs = null_well_screen(0, n_ctrl_wells=2)
+    with pytest.raises(ValidationError, match="control well"):
+        held_out_tvn_consistency(X, obs.perturbation, obs.well, obs.batch, "ctrl")
+    with pytest.raises(ValidationError, match="not normalised with TVN"):
+        held_out_tvn_consistency(X, obs.perturbation, obs.well, obs.batch, "ctrl",
+                                 tvn_kw={"tvn": False})
+
+
+def test_lincs_plate_through_the_steps_reports_the_in_sample_optimism(shared_data, tmp_path):
+    """The real plate imported and normalised by the CLI (TVN on its 24 DMSO wells, 454
+    features): control-null consistency with the null wells inside the TVN fit is inflated
+    against the same TVN with them held out (measured KS 0.92 vs 0.58)."""
+    from workbench.cli import main
+    from workbench.data.study import Study
+    from workbench.tools.map_benchmarks import held_out_tvn_check
+
+    out = tmp_path / "l.study"
+    lincs = shared_data / "lincs_cellpainting_profiles/SQ00015054_normalized_feature_select.csv.gz"
+    assert main(["import", "profiles", str(lincs), "--out", str(out)]) == 0
+    assert main(["embed", str(out), "--layout", "pca"]) == 0
+    study = Study.open(out)
+    assert study.provenance[-1]["tool"] == "normalize"
+    r = held_out_tvn_check(study.read("profiles"), "DMSO", n_perm=100, n_splits=2)
+    assert r["source"] == "X_features" and r["n_fit_wells"] == 12
+    assert r["in_sample"]["null_mean_cosine"] == pytest.approx(-1 / 23, abs=0.01)
+    assert r["in_sample_half"]["ks"] > r["held_out"]["ks"] + 0.2

@@ -300,3 +300,105 @@ def energy_magnitude(R, perturbation, batch, control_label: str, *, n_perm: int 
     table = pd.DataFrame(rows, columns=["perturbation", "n_replicates", "energy", "p"])
     table["q"] = bh_fdr(table["p"].to_numpy()) if len(table) else []
     return table
+
+
+def held_out_tvn_consistency(raw, perturbation, replicate, batch, control_label: str, *,
+                             tvn_kw: dict | None = None, n_null: int = 1000,
+                             seed: int = 0) -> dict:
+    """Control-null consistency with the null's control wells held out of TVN.
+
+    TVN is fitted on the controls, and the control null of
+    :func:`control_null_consistency` is made of those same controls. In-sample controls
+    are whitened onto the sample they were fitted on, so their pairwise cosines are pulled
+    below those of rows the normaliser never saw (the perturbation wells), which makes
+    perturbations look more consistent than they are; the smaller the control set against
+    the feature count, the larger the pull. This check splits each batch's control wells
+    into two halves A and B at random and scores three nulls:
+
+    * ``in_sample``: TVN fitted on every control (as the embedding step fits it), null
+      from half B;
+    * ``in_sample_half``: TVN fitted on half A, null from half A (in-sample, with the
+      held-out side's fit size);
+    * ``held_out``: TVN fitted on half A, null from half B, which TVN never saw, like
+      the perturbation wells: under the null of no effect, null and perturbation wells
+      are exchangeable, so this is the side whose p-values hold their level.
+
+    ``held_out`` against ``in_sample_half`` (same TVN, same fit size) is the in-sample
+    optimism of the reported consistency.
+
+    Parameters
+    ----------
+    raw : array (n, p)
+        The features before TVN (cells, crops or wells), one row per profile.
+    perturbation, replicate, batch : array (n,)
+        Each row's perturbation, replicate unit (well) and batch. ``batch`` may be None.
+    control_label : str
+        The negative-control perturbation.
+    tvn_kw : dict, optional
+        The TVN settings the Study used (``batch_center``, ``coral``, ``reg``); the
+        ``tvn`` switch itself must not be False (there is then no TVN to hold out).
+    n_null : int
+        Random control sets per perturbation for the per-perturbation p-values.
+    seed : int
+        Seed of the split and of the null draws.
+
+    Returns
+    -------
+    dict
+        ``{"in_sample": {...}, "in_sample_half": {...}, "held_out": {...}, "n_fit_wells",
+        "n_null_wells", "n_batches"}``, each side holding the ``overall`` numbers of
+        :func:`control_null_consistency` (KS, CvM, null mean cosine, fraction q < 0.05).
+
+    Raises
+    ------
+    ValidationError
+        When TVN is switched off, or a batch has fewer than 2 control wells (it cannot
+        give one to each half), or either half has fewer than 3 wells.
+    """
+    from workbench.tools.normalize import TVN, aggregate
+
+    kw = dict(tvn_kw or {})
+    if kw.pop("tvn", True) is False:
+        raise ValidationError("the profiles were not normalised with TVN, so there is no "
+                              "TVN fit to hold the controls out of.",
+                              "run the check on TVN-normalised profiles.")
+    kw.setdefault("batch_center", batch is not None)
+    raw = np.asarray(raw, dtype=np.float64)
+    pert = np.asarray(perturbation).astype(str)
+    bat = np.asarray(batch).astype(str) if batch is not None else np.zeros(len(pert), str)
+    unit = np.char.add(np.char.add(bat, "|"), np.asarray(replicate).astype(str))
+    ctrl = pert == str(control_label)
+    rng = np.random.default_rng(seed)
+    fit_units, null_units = set(), set()
+    for b in np.unique(bat):
+        units = np.unique(unit[ctrl & (bat == b)])
+        if len(units) < 2:
+            raise ValidationError(
+                f"batch {b!r} has {len(units)} control well(s); holding controls out of TVN "
+                "needs at least 2 in every batch (one half fits, the other is the null).",
+                "merge small batches, or skip the held-out check on this screen.")
+        units = rng.permutation(units)
+        half = len(units) // 2
+        fit_units.update(units[:half])
+        null_units.update(units[half:])
+    if len(fit_units) < 3 or len(null_units) < 3:
+        raise ValidationError(f"{len(fit_units) + len(null_units)} control wells are too few "
+                              "to split into a TVN half and a null half of 3 or more each.",
+                              "the check needs at least 6 control wells.")
+    in_fit = ctrl & np.isin(unit, sorted(fit_units))
+    in_null = ctrl & np.isin(unit, sorted(null_units))
+    b_arg = bat if batch is not None else None
+    out: dict = {"n_fit_wells": len(fit_units), "n_null_wells": len(null_units),
+                 "n_batches": int(len(np.unique(bat)))}
+    sides = (("in_sample", ctrl, in_null), ("in_sample_half", in_fit, in_fit),
+             ("held_out", in_fit, in_null))
+    for name, fit_mask, null_mask in sides:
+        X = TVN(**kw).fit(raw, fit_mask, b_arg).transform(raw, b_arg)
+        keep = ~ctrl | null_mask
+        keys, R, _ = aggregate(X[keep], unit[keep] + "#" + pert[keep])
+        rep_pert = np.array([k.rsplit("#", 1)[1] for k in keys])
+        rep_batch = np.array([k.split("|", 1)[0] for k in keys])
+        res = control_null_consistency(R, rep_pert, rep_batch, control_label,
+                                       n_null=n_null, seed=seed)
+        out[name] = res["overall"]
+    return out

@@ -284,6 +284,10 @@ def map_benchmarks(perturbations, profiles, control_label: str, *, relationships
         out["replicate_consistency"] = {**overall, "per_perturbation": table.to_dict("list")}
         out.update(control_benchmarks(R, rep_pert, rep_batch, control_label, n_perm=n_perm,
                                       seed=seed))
+        if "consistency" in out.get("control_null", {}):
+            out["control_null"]["held_out_tvn"] = held_out_tvn_check(
+                profiles, control_label, replicate_key=replicate_key, n_perm=min(n_perm, 300),
+                n_splits=3, seed=seed)
         if len(np.unique(rep_batch)) > 1:
             out["batch_effect"] = batch_effect(R, rep_pert, rep_batch, exclude=[control_label])
     rel = {}
@@ -320,6 +324,74 @@ def map_benchmarks(perturbations, profiles, control_label: str, *, relationships
         out["retrieval_map"]["per_query"] = {
             "n_queries": int(len(per)), "fraction_q05": float(np.mean(per["q"] < 0.05))
             if len(per) else float("nan"), "table": per.to_dict("list")}
+    return out
+
+
+def raw_features(profiles) -> tuple[str | None, dict]:
+    """The ``obsm`` key of the features ``profiles.X`` was normalised from, and the TVN
+    settings used (``(None, {})`` when the Study does not record them)."""
+    wb = profiles.uns.get("workbench", {}) if hasattr(profiles, "uns") else {}
+    for part in ("normalization", "embedding"):
+        rec = wb.get(part)
+        if isinstance(rec, dict) and rec.get("source") and str(rec["source"]) in profiles.obsm:
+            return str(rec["source"]), dict(rec.get("tvn") or {})
+    return None, {}
+
+
+def held_out_tvn_check(profiles, control_label: str, *, replicate_key: str = "well",
+                       n_perm: int = 1000, n_splits: int = 3, seed: int = 0) -> dict:
+    """:func:`~workbench.tools.efaar_benchmarks.held_out_tvn_consistency` on a Study's
+    ``profiles`` (the raw features and TVN settings it records), over ``n_splits`` random
+    splits of the control wells, or why it was skipped.
+
+    One split of a few control wells can land unevenly (all edge wells in one half), so
+    the numbers are given per split and as their median.
+
+    Parameters
+    ----------
+    profiles : AnnData
+        The Study's ``profiles`` (``X`` normalised, the raw features in ``obsm``).
+    control_label : str
+        The negative-control perturbation.
+    replicate_key : str
+        The ``obs`` column of the replicate unit (wells).
+    n_perm : int
+        Random control sets per perturbation.
+    n_splits : int
+        Random halvings of the control wells (seeds ``seed`` .. ``seed + n_splits - 1``).
+    seed : int
+        Seed of the first split (and of the null draws).
+
+    Returns
+    -------
+    dict
+        For each side (``in_sample``, ``in_sample_half``, ``held_out``) the per-split
+        ``fraction_q05``, ``ks`` and ``null_mean_cosine`` lists and their medians, or
+        ``{"skipped": reason}``.
+    """
+    from workbench.tools.efaar_benchmarks import held_out_tvn_consistency
+
+    source, tvn_kw = raw_features(profiles)
+    if source is None:
+        return {"skipped": "the profiles do not record the raw features TVN was fitted on"}
+    obs = profiles.obs
+    args = (profiles.obsm[source], obs["perturbation"].astype(str).to_numpy(),
+            obs[replicate_key].astype(str).to_numpy(),
+            obs["batch"].astype(str).to_numpy() if "batch" in obs else None, control_label)
+    try:
+        runs = [held_out_tvn_consistency(*args, tvn_kw=tvn_kw, n_null=n_perm, seed=seed + k)
+                for k in range(n_splits)]
+    except ValidationError as exc:
+        return {"skipped": exc.problem}
+    out: dict = {"source": source, "n_splits": n_splits, "n_fit_wells": runs[0]["n_fit_wells"],
+                 "n_null_wells": runs[0]["n_null_wells"]}
+    for side in ("in_sample", "in_sample_half", "held_out"):
+        rec = {}
+        for key in ("fraction_q05", "ks", "null_mean_cosine"):
+            vals = [float(r[side].get(key, np.nan)) for r in runs]
+            rec[key] = float(np.median(vals))
+            rec[f"{key}_per_split"] = vals
+        out[side] = rec
     return out
 
 
@@ -433,6 +505,9 @@ def summary(res: dict) -> dict:
         for k in ("ks", "cvm", "fraction_q05"):
             if k in cn.get(part, {}):
                 out[f"replicate_{k}_{tag}"] = cn[part][k]
+    for side in ("in_sample", "in_sample_half", "held_out"):
+        if "fraction_q05" in cn.get("held_out_tvn", {}).get(side, {}):
+            out[f"replicate_fraction_q05_tvn_{side}"] = cn["held_out_tvn"][side]["fraction_q05"]
     if "fraction_q05" in cn.get("replicate_map", {}):
         out["replicate_map_fraction_q05"] = cn["replicate_map"]["fraction_q05"]
         out["replicate_map_mean"] = cn["replicate_map"]["mean_map"]
