@@ -34,6 +34,8 @@ def view_study(study, *, perturbation: str | None = None, concept: str | None = 
         and sends its own choices back.
     viewer
         An existing viewer; a new one is made when None.
+    show
+        Show the new viewer's window (ignored when ``viewer`` is given).
 
     Returns
     -------

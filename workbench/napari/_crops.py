@@ -33,7 +33,19 @@ GAP = 2
 
 @dataclass
 class Condition:
-    """One block of the comparison grid: a title and the image-store rows it shows."""
+    """One block of the comparison grid: a title and the image-store rows it shows.
+
+    Parameters
+    ----------
+    title : str
+        The block's title (``"control"``, a perturbation, a quantile).
+    positions : numpy.ndarray
+        Row positions in the image store of the crops it shows.
+    note : str
+        A short note shown after the title (for example how many crops the condition has).
+    extra : dict
+        Further per-block data (a concept's activations).
+    """
 
     title: str
     positions: np.ndarray
@@ -48,7 +60,18 @@ def _suggest(name: str, candidates) -> str:
 
 
 def gene_set(label: Any) -> frozenset[str]:
-    """Genes targeted by a perturbation label: ``"A+B"`` -> {A, B}; ``"A"`` -> {A}."""
+    """Genes targeted by a perturbation label: ``"A+B"`` -> {A, B}; ``"A"`` -> {A}.
+
+    Parameters
+    ----------
+    label : object
+        A perturbation label (converted to a string).
+
+    Returns
+    -------
+    frozenset of str
+        The genes, stripped; empty parts dropped.
+    """
     parts = [p.strip() for p in str(label).split("+")]
     return frozenset(p for p in parts if p)
 
@@ -65,7 +88,23 @@ def _targets(obs: pd.DataFrame) -> pd.Series:
 
 
 def control_mask(obs: pd.DataFrame) -> np.ndarray:
-    """Boolean mask of control crops: the screen table's ``is_control`` column."""
+    """Boolean mask of control crops: the screen table's ``is_control`` column.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The crop table.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True for control crops.
+
+    Raises
+    ------
+    ValidationError
+        When the table has no ``is_control`` column.
+    """
     if "is_control" not in obs.columns:
         raise ValidationError(
             "the crops' table has no 'is_control' column, so controls cannot be shown.",
@@ -76,13 +115,35 @@ def control_mask(obs: pd.DataFrame) -> np.ndarray:
 
 
 def perturbation_names(obs: pd.DataFrame) -> list[str]:
-    """Perturbations in the store, controls excluded, singles before doubles."""
+    """Perturbations in the store, controls excluded, singles before doubles.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The crop table.
+
+    Returns
+    -------
+    list of str
+        The names, sorted by gene count then name.
+    """
     names = obs.loc[~control_mask(obs), "perturbation"].astype(str).unique().tolist()
     return sorted(names, key=lambda n: (len(gene_set(n)), n))
 
 
 def pair_names(obs: pd.DataFrame) -> list[str]:
-    """Double perturbations ``"A+B"`` whose singles A and B are also in the store."""
+    """Double perturbations ``"A+B"`` whose singles A and B are also in the store.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The crop table.
+
+    Returns
+    -------
+    list of str
+        The pairs, genes sorted within each.
+    """
     sets = set(_targets(obs))
     out = []
     for s in sorted(sets, key=lambda s: sorted(s)):
@@ -92,7 +153,22 @@ def pair_names(obs: pd.DataFrame) -> list[str]:
 
 
 def choose(positions: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """Up to ``n`` of ``positions``, drawn reproducibly, returned sorted."""
+    """Up to ``n`` of ``positions``, drawn reproducibly, returned sorted.
+
+    Parameters
+    ----------
+    positions : numpy.ndarray
+        Candidate positions.
+    n : int
+        Most positions to keep.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    numpy.ndarray
+        The kept positions, sorted (all of them when there are at most ``n``).
+    """
     positions = np.asarray(positions, dtype=int)
     if len(positions) > n:
         positions = np.random.default_rng(seed).choice(positions, size=n, replace=False)
@@ -102,7 +178,29 @@ def choose(positions: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 # ---------------------------------------------------------------------- conditions
 def perturbation_conditions(obs: pd.DataFrame, name: str, n: int = 9,
                             seed: int = 0) -> list[Condition]:
-    """Controls beside the crops of perturbation ``name``."""
+    """Controls beside the crops of perturbation ``name``.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The crop table.
+    name : str
+        The perturbation (a double may be spelled in either gene order).
+    n : int
+        Most crops per condition.
+    seed : int
+        Seed of the choice of crops.
+
+    Returns
+    -------
+    list of Condition
+        Controls (when there are any), then the perturbation.
+
+    Raises
+    ------
+    UnknownGeneError
+        When the perturbation has no crops.
+    """
     pert = obs["perturbation"].astype(str).to_numpy()
     hit = np.flatnonzero(pert == str(name))
     if hit.size == 0:
@@ -124,7 +222,31 @@ def perturbation_conditions(obs: pd.DataFrame, name: str, n: int = 9,
 
 
 def pair_conditions(obs: pd.DataFrame, pair: str, n: int = 9, seed: int = 0) -> list[Condition]:
-    """The four conditions of a pair, side by side: control, A, B and A+B."""
+    """The four conditions of a pair, side by side: control, A, B and A+B.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The crop table.
+    pair : str
+        The pair, ``"A+B"``.
+    n : int
+        Most crops per condition.
+    seed : int
+        Seed of the choice of crops.
+
+    Returns
+    -------
+    list of Condition
+        Control, A, B and A+B.
+
+    Raises
+    ------
+    ValidationError
+        When ``pair`` does not name two genes.
+    UnknownGeneError
+        When the double, or more than one condition, has no crops.
+    """
     genes = sorted(gene_set(pair))
     if len(genes) != 2:
         raise ValidationError(
@@ -163,6 +285,22 @@ def concept_conditions(activations: np.ndarray, positions: np.ndarray, *, n: int
     phenotype or fires on a few outliers (the practice of dictionary-learning
     interpretability work, e.g. Bricken et al. 2023, "Towards monosemanticity"). A concept
     active nowhere (dead) shows crops of activation zero.
+
+    Parameters
+    ----------
+    activations : numpy.ndarray
+        The concept's activation on each candidate crop.
+    positions : numpy.ndarray
+        The image-store position of each candidate crop, aligned with ``activations``.
+    n : int
+        Crops per quantile.
+    quantiles : sequence of float
+        The quantiles shown, in order; 1 shows the top ``n``.
+
+    Returns
+    -------
+    list of Condition
+        One block per quantile, its note giving the activation range shown.
     """
     act = np.asarray(activations, dtype=float)
     positions = np.asarray(positions, dtype=int)
@@ -188,14 +326,44 @@ def concept_conditions(activations: np.ndarray, positions: np.ndarray, *, n: int
 
 # ---------------------------------------------------------------------- layout
 def grid_shape(k: int) -> tuple[int, int]:
-    """Rows and columns for ``k`` crops in a near-square block."""
+    """Rows and columns for ``k`` crops in a near-square block.
+
+    Parameters
+    ----------
+    k : int
+        Number of crops (at least one cell is laid out).
+
+    Returns
+    -------
+    tuple of int
+        ``(rows, columns)``.
+    """
     cols = max(1, math.ceil(math.sqrt(max(k, 1))))
     return max(1, math.ceil(max(k, 1) / cols)), cols
 
 
 def layout(conditions: list[Condition], crop_hw: tuple[int, int], gap: int = GAP):
     """Where each crop goes: a table of cells (top, left, condition, position) and the
-    mosaic size. Blocks sit side by side, ``3 * gap`` apart, all with the same grid."""
+    mosaic size. Blocks sit side by side, ``3 * gap`` apart, all with the same grid.
+
+    Parameters
+    ----------
+    conditions : list of Condition
+        The blocks, left to right.
+    crop_hw : tuple of int
+        Height and width of one crop, in pixels.
+    gap : int
+        Pixels between crops.
+
+    Returns
+    -------
+    cells : list of tuple
+        ``(top, left, condition index, store position)`` per crop.
+    size : tuple of int
+        Height and width of the mosaic.
+    blocks : list of tuple
+        ``(title, top, left, height, width)`` per block.
+    """
     h, w = crop_hw
     k = max((len(c.positions) for c in conditions), default=1)
     rows, cols = grid_shape(k)
@@ -215,7 +383,26 @@ def layout(conditions: list[Condition], crop_hw: tuple[int, int], gap: int = GAP
 
 def contrast_from_controls(store, obs: pd.DataFrame, *, n: int = 64, seed: int = 0,
                            percentiles=(1.0, 99.8)) -> list[tuple[float, float]]:
-    """Per channel display range from control crops (all crops when there are none)."""
+    """Per channel display range from control crops (all crops when there are none).
+
+    Parameters
+    ----------
+    store : ImageStore
+        The image store.
+    obs : pandas.DataFrame
+        Its crop table (with ``is_control``).
+    n : int
+        Crops sampled to set the range.
+    seed : int
+        Seed of the sample.
+    percentiles : tuple of float
+        The percentiles mapped to black and to full colour.
+
+    Returns
+    -------
+    list of tuple of float
+        ``(low, high)`` per channel (``high > low``).
+    """
     ctrl = np.flatnonzero(control_mask(obs))
     pool = ctrl if ctrl.size else np.arange(len(obs))
     crops = np.asarray(store.get(choose(pool, n, seed)), dtype=np.float32)
@@ -238,6 +425,28 @@ def crop_layers(store, conditions: list[Condition], *, label: str, study_path: s
     them (hidden at first), and a points layer whose text names each condition block.
     Every layer's ``metadata["workbench"]`` holds the crop table used by
     :func:`crop_at` to say which crop lies under the cursor.
+
+    Parameters
+    ----------
+    store : ImageStore
+        The image store.
+    conditions : list of Condition
+        The blocks, left to right.
+    label : str
+        Prefix of the layer names.
+    study_path : str
+        The Study's path, recorded in the layers' metadata.
+    contrast : list of tuple of float or None
+        Display range per channel; None lets napari choose.
+    gap : int
+        Pixels between crops (blocks are ``3 * gap`` apart).
+    masks : bool
+        Add the labels layer when the store has masks.
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, layer_type)`` napari layer data tuples.
     """
     n_total, n_ch, h, w = store.shape
     cells, (mh, mw), blocks = layout(conditions, (h, w), gap)
@@ -290,7 +499,20 @@ def crop_layers(store, conditions: list[Condition], *, label: str, study_path: s
 
 
 def crop_at(metadata: dict, yx) -> dict | None:
-    """The crop (id, condition) at data coordinates ``yx`` of a layer made here, or None."""
+    """The crop (id, condition) at data coordinates ``yx`` of a layer made here, or None.
+
+    Parameters
+    ----------
+    metadata : dict
+        A layer's metadata.
+    yx : sequence of float
+        Data coordinates; the last two are y and x.
+
+    Returns
+    -------
+    dict or None
+        ``crop_id`` and ``condition``, or None off the crops or for another layer.
+    """
     info = (metadata or {}).get(META_KEY)
     if not info or info.get("kind") != "crops":
         return None
@@ -303,7 +525,22 @@ def crop_at(metadata: dict, yx) -> dict | None:
 
 
 def describe_crop(obs: pd.DataFrame, crop_id: str, condition: str = "") -> str:
-    """One line about a crop for the status label: id, condition and its obs fields."""
+    """One line about a crop for the status label: id, condition and its obs fields.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The crop table.
+    crop_id : str
+        The crop.
+    condition : str
+        The block it sits in, or an empty string.
+
+    Returns
+    -------
+    str
+        The line (only the id and condition for an unknown crop).
+    """
     head = f"crop {crop_id}" + (f" [{condition}]" if condition else "")
     if crop_id not in obs.index:
         return head

@@ -46,6 +46,16 @@ def scan_field_folder(path: str | Path):
 
     A plate map beside the images (``*platemap*.csv``) is joined when it fits, so each
     field knows its perturbation; without one the fields are labelled "unknown".
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The folder.
+
+    Returns
+    -------
+    ImageFields or None
+        The fields, or None.
     """
     from workbench.data.readers.image_fields import scan_fields
     from workbench.errors import WorkbenchError
@@ -70,6 +80,18 @@ FLUOR_COLORS = {"DAPI": "blue", "Hoechst": "blue", "DNA": "blue", "GFP": "green"
 
 
 def channel_colors(channels: list[str]) -> list[str]:
+    """Colormap names for channels: fluorophore and channel names we know, else a palette.
+
+    Parameters
+    ----------
+    channels : list of str
+        The channel names.
+
+    Returns
+    -------
+    list of str
+        One colour per channel.
+    """
     from workbench.data.images import CHANNEL_COLORS, PALETTE
 
     out = []
@@ -79,7 +101,18 @@ def channel_colors(channels: list[str]) -> list[str]:
 
 
 def instance_labels(mask: np.ndarray) -> np.ndarray:
-    """Labels from a mask: binary masks become one id per connected object (per plane)."""
+    """Labels from a mask: binary masks become one id per connected object (per plane).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        A mask, 2-D or a stack of planes; at most two distinct values make it binary.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 labels (a label mask is kept as it is).
+    """
     mask = np.asarray(mask)
     if np.unique(mask).size <= 2:
         from scipy import ndimage
@@ -106,7 +139,20 @@ def _contrast(sample: np.ndarray) -> list[list[float]]:
 
 def field_layers(fields, *, source: str = "") -> list[tuple]:
     """Image layers (fields stacked on axis 0, one layer per channel) and one labels layer
-    per mask kind, from an ``ImageFields`` (see :func:`scan_field_folder`)."""
+    per mask kind, from an ``ImageFields`` (see :func:`scan_field_folder`).
+
+    Parameters
+    ----------
+    fields : ImageFields
+        The fields.
+    source : str
+        Where they came from, recorded in the layers' metadata.
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, layer_type)`` napari layer data tuples (the pixels read into memory).
+    """
     n = len(fields)
     stack = np.stack([fields.read_field(i) for i in range(n)])
     names = list(fields.channel_names)
@@ -133,7 +179,18 @@ def field_layers(fields, *, source: str = "") -> list[tuple]:
 def study_field_layers(source) -> list[tuple]:
     """Fields of a Study's ``fields`` artefact (written by ``workbench import images``): an
     image store whose items are whole fields, with a ``labels/{kind}`` array per mask kind.
-    Pixels stay lazy (dask), so a whole plate opens without loading it."""
+    Pixels stay lazy (dask), so a whole plate opens without loading it.
+
+    Parameters
+    ----------
+    source : StudySource
+        The opened Study (it holds ``fields``).
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, layer_type)`` napari layer data tuples.
+    """
     import dask.array as da
 
     store = source.study.read("fields")

@@ -54,7 +54,18 @@ STATUS_TEXT = {
 
 
 def recommendation(status: str) -> str:
-    """What the widget tells the person after a batch, for a session status."""
+    """What the widget tells the person after a batch, for a session status.
+
+    Parameters
+    ----------
+    status : str
+        The session status (``"open"``, ``"confirmed_common"``, ``"certified_rare"``).
+
+    Returns
+    -------
+    str
+        The advice; an unknown status is returned as it is.
+    """
     return STATUS_TEXT.get(status, status)
 
 
@@ -73,6 +84,8 @@ class FindWidget(MessageLine, QWidget):
         The search's threshold, crops per batch and seed (the step's settings).
     start
         Start (or resume) the search straight away when ``study`` and ``exemplar`` are given.
+    parent
+        The parent Qt widget, or None.
     """
 
     _what = "find widget"

@@ -80,6 +80,22 @@ def start_polling(follower: SelectionFollower, callback: Callable[[str, str], No
     """Call ``callback(kind, value)`` from a QTimer whenever the dashboard chooses.
 
     Returns the running ``QTimer``; stop it with ``timer.stop()``.
+
+    Parameters
+    ----------
+    follower : SelectionFollower
+        Reads the dashboard's choices from the selection channel.
+    callback : callable
+        Called with ``(kind, value)`` for each new choice.
+    interval_ms : int
+        Polling interval, in milliseconds.
+    parent : QObject or None
+        Parent of the timer.
+
+    Returns
+    -------
+    QTimer
+        The running timer.
     """
     from qtpy.QtCore import QTimer
 

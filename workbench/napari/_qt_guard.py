@@ -23,7 +23,18 @@ BALLAST = 1 << 40
 
 
 def leaks_none(calls: int = 100) -> bool:
-    """Whether void Qt calls of the active binding drop references to ``None``."""
+    """Whether void Qt calls of the active binding drop references to ``None``.
+
+    Parameters
+    ----------
+    calls : int
+        Probe calls to make; a leak is seen when at least half of them lose a reference.
+
+    Returns
+    -------
+    bool
+        True when the leak is seen; False without a Qt binding.
+    """
     try:
         from qtpy.QtCore import QObject
     except Exception:  # no Qt binding: nothing to guard
@@ -36,7 +47,13 @@ def leaks_none(calls: int = 100) -> bool:
 
 
 def protect_none() -> bool:
-    """Apply the guard once per process when needed; True when it was applied now."""
+    """Apply the guard once per process when needed; True when it was applied now.
+
+    Returns
+    -------
+    bool
+        True only on the call that applied the guard.
+    """
     global _checked
     if _checked:
         return False

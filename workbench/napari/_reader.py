@@ -34,7 +34,18 @@ def _single(path):
 
 
 def get_reader(path):
-    """npe2 reader hook: a reader function for a Study or a TIFF field folder, else None."""
+    """npe2 reader hook: a reader function for a Study or a TIFF field folder, else None.
+
+    Parameters
+    ----------
+    path : str or list of str
+        What napari asks to open (one path, or a list holding one).
+
+    Returns
+    -------
+    callable or None
+        :func:`read_study` or :func:`read_fields`, or None for anything else.
+    """
     p = _single(path)
     if p is None or not p.is_dir():
         return None
@@ -48,7 +59,19 @@ def get_reader(path):
 
 
 def read_study(path):
-    """Layers of a Study (see module docstring); a clear message when it cannot be shown."""
+    """Layers of a Study (see module docstring); a clear message when it cannot be shown.
+
+    Parameters
+    ----------
+    path : str or list of str
+        The Study folder (or a list holding it).
+
+    Returns
+    -------
+    list of tuple
+        napari layer data tuples; ``[(None,)]`` after notifying the user when it cannot be
+        shown.
+    """
     from workbench.napari._qt_guard import protect_none
     from workbench.napari._source import open_source
 
@@ -62,7 +85,19 @@ def read_study(path):
 
 
 def read_fields(path):
-    """Layers of a TIFF field folder: one image layer per channel, masks as labels."""
+    """Layers of a TIFF field folder: one image layer per channel, masks as labels.
+
+    Parameters
+    ----------
+    path : str or list of str
+        The folder (or a list holding it).
+
+    Returns
+    -------
+    list of tuple
+        napari layer data tuples; ``[(None,)]`` after notifying the user when it cannot be
+        read.
+    """
     from workbench.napari._fields import field_layers, scan_field_folder
     from workbench.napari._qt_guard import protect_none
 

@@ -38,7 +38,22 @@ def _is_complete(path: Path) -> bool:
 
 def demo_study_path(size: str = "tiny", root: str | Path | None = None) -> Path:
     """The demo Study of ``size`` under ``root`` (the user's temporary folder by default),
-    built with the real steps on first use."""
+    built with the real steps on first use.
+
+    Parameters
+    ----------
+    size : str
+        The demo world's size (``"tiny"``, ``"quick"``, ``"realistic"``).
+    root : str, pathlib.Path or None
+        The folder that keeps the demo Studies; None for the default under the temporary
+        folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The complete Study (built beside it and renamed into place, so a crash leaves no
+        half-built Study).
+    """
     from workbench.testing import make_demo_study
 
     root = Path(root) if root is not None else _sample_root()
@@ -58,7 +73,13 @@ def demo_study_path(size: str = "tiny", root: str | Path | None = None) -> Path:
 
 
 def make_demo_sample():
-    """npe2 sample-data command: the demo Study's overview grid."""
+    """npe2 sample-data command: the demo Study's overview grid.
+
+    Returns
+    -------
+    list of tuple
+        napari layer data tuples.
+    """
     from workbench.napari._source import StudySource
 
     return StudySource(demo_study_path()).open_layers()

@@ -240,7 +240,23 @@ class StudySource:
 
 
 def open_source(path: str | Path) -> StudySource:
-    """Open a Study for the plugin; a folder that is not a Study raises a clear error."""
+    """Open a Study for the plugin; a folder that is not a Study raises a clear error.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``NAME.study`` folder.
+
+    Returns
+    -------
+    StudySource
+        The plugin's read side of the Study.
+
+    Raises
+    ------
+    StudyNotFoundError
+        When the folder has no ``study.json``.
+    """
     path = Path(path)
     if path.is_dir() and not (path / "study.json").is_file():
         raise StudyNotFoundError(

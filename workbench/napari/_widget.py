@@ -52,6 +52,8 @@ class StudyBrowser(MessageLine, QWidget):
         The viewer to draw into (napari passes it when it docks the widget).
     study
         Optional Study folder to open straight away.
+    parent
+        The parent Qt widget, or None.
     channel
         The selection channel of the dashboard session that opened napari (a path), or None.
     """
