@@ -389,7 +389,9 @@ class InteractionsView(StudyView):
             plot = hv.Curve(curve, "round", "value").opts(
                 width=260, height=180, title="Selection curve", ylabel="best value so far",
                 tools=["hover", "save"]) * hv.Scatter(curve, "round", "value").opts(size=6)
-        return pn.Row(pn.pane.HoloViews(plot, linked_axes=False), self.next_pairs(hist))
+        # the table below the curve, at the view's width: its interval and reason columns
+        # are the point of it and must not be cut at the right edge
+        return pn.Column(pn.pane.HoloViews(plot, linked_axes=False), self.next_pairs(hist))
 
     def next_pairs(self, hist: pd.DataFrame) -> pn.Column:
         """The proposed pairs in rank order under the planner line; choosing a row selects
@@ -399,7 +401,7 @@ class InteractionsView(StudyView):
         shown = nb[list(NEXT_COLUMNS)]
         keys = [make_pair(a, b) for a, b in zip(nb["gene_a"], nb["gene_b"], strict=True)]
         tab = pn.widgets.Tabulator(shown, show_index=False, disabled=True, selectable=1,
-                                   height=160, width=self.width - 280,
+                                   height=190, width=self.width,
                                    css_classes=["wb-next-pairs"],
                                    header_tooltips={k: TOOLTIPS[k] for k in NEXT_COLUMNS
                                                     if k in TOOLTIPS})
