@@ -154,6 +154,30 @@ def test_encode_a_second_study_keeps_ids_and_activations(fitted, tmp_path):
         encode_study(study, bad)
 
 
+@pytest.mark.slow
+def test_encode_command_on_a_dask_cluster_equals_the_local_run(fitted, tmp_path):
+    distributed = pytest.importorskip("distributed", reason="dask.distributed not installed")
+    from workbench.cli import main
+
+    study, adata, _ = fitted
+    local = make_study(tmp_path / "local.study", adata.copy())
+    remote = make_study(tmp_path / "remote.study", adata.copy())
+    expect = encode_study(local, study, chunk_size=25)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        assert main(["concepts", "encode", str(remote.path), "--model", str(study.path),
+                     "--chunk-size", "25", "--scheduler", cluster.scheduler_address]) == 0
+        assert "encode_block" in cluster.scheduler.task_prefixes   # encoded on the workers
+    prov = Study.open(remote.path).provenance[-1]
+    assert prov["params"]["scheduler"] == cluster.scheduler_address
+    codes = [Study.open(s.path).read("profiles").obsm["concepts_icfl"] for s in (local, remote)]
+    np.testing.assert_allclose(codes[1], codes[0], atol=1e-6)
+    # several chunks: the 184 profiles in chunks of 25
+    assert adata.n_obs == 184 and expect["n_chunks"] == 8 and prov["notes"]["n_chunks"] == 8
+    np.testing.assert_allclose(codes[0], np.asarray(study.read("profiles").obsm["concepts_icfl"]),
+                               atol=1e-5)
+
+
 def test_match_concepts_is_a_one_to_one_assignment():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(6, 10))
@@ -211,6 +235,9 @@ def test_command_encode_and_flags():
     a = parse(["concepts", "s.study", "--pursuit", "abs_refit", "--holdout", "dose"])
     assert (a.pursuit, a.holdout, a.target) == ("abs_refit", "dose", None)
     assert parse(["concepts", "s.study"]).pursuit == "signed"
+    a = parse(["concepts", "encode", "b.study", "--model", "a.study", "--scheduler",
+               "tcp://h:8786", "--chunk-size", "100"])
+    assert (a.scheduler, a.chunk_size) == ("tcp://h:8786", 100)
 
 
 def test_pages_list_only_significant_drivers_and_escape_study_text():

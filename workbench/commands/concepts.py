@@ -62,6 +62,12 @@ def add_arguments(parser) -> None:
                         help="ignore a checkpoint left by an interrupted run")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="with 'encode': a dask.distributed scheduler address; the "
+                             "profiles are encoded chunk by chunk on its workers")
+    parser.add_argument("--chunk-size", type=int, default=65536,
+                        help="with 'encode': profiles whitened and encoded at a time (per "
+                             "task with --scheduler)")
 
 
 def _encode(args) -> int:
@@ -75,7 +81,8 @@ def _encode(args) -> int:
                               "OTHER.study`.")
     res = encode_study(Study.open(args.target), Study.open(args.model), run=args.run,
                        use_rep=args.use_rep, labels=args.labels, alpha=args.alpha,
-                       device=args.device)
+                       device=args.device, scheduler=args.scheduler,
+                       chunk_size=args.chunk_size)
     print(f"{res['n_concepts']} concepts of {args.model} on {args.target}: R2 "
           f"{res['r2']:.3f}, dead {res['dead_fraction']:.1%}")
     return 0

@@ -88,6 +88,69 @@ class ControlWhitener:
         self.delta_ = max(self.shrinkage * total, 1e-12)
         return self
 
+    def fit_blocks(self, blocks) -> ControlWhitener:
+        """Fit on control rows that arrive in blocks, with memory bounded by ``d x d``.
+
+        The streaming form of :meth:`fit` for screens whose controls do not fit in memory
+        (or are read from chunked Zarr): each block's mean and centred scatter matrix are
+        merged into running ones with the pairwise update of Chan, Golub and LeVeque
+        ("Algorithms for computing the sample variance", The American Statistician 37, 1983),
+        which avoids the cancellation of summing raw squares. The eigen-decomposition of the
+        merged covariance then gives the same whitener as :meth:`fit`'s SVD (to float
+        tolerance). Memory: one ``d x d`` float64 matrix and one block.
+
+        Parameters
+        ----------
+        blocks
+            An iterable of ``(rows, d)`` arrays of control samples (any row count, empty
+            blocks allowed).
+
+        Returns
+        -------
+        ControlWhitener
+            ``self``, fitted.
+        """
+        n, mean, scatter, d = 0, None, None, None
+        for block in blocks:
+            b = np.asarray(block, dtype=np.float64)
+            if b.ndim != 2:
+                raise ValueError(f"blocks must be 2-D (rows x features), got shape {b.shape}")
+            if d is None:
+                d = b.shape[1]
+                mean, scatter = np.zeros(d), np.zeros((d, d))
+            elif b.shape[1] != d:
+                raise ValueError(f"a block has {b.shape[1]} features; the first had {d}")
+            nb = b.shape[0]
+            if nb == 0:
+                continue
+            mb = b.mean(axis=0)
+            cb = b - mb
+            delta = mb - mean
+            tot = n + nb
+            if self.whiten:
+                scatter += cb.T @ cb + np.outer(delta, delta) * (n * nb / tot)
+            mean += delta * (nb / tot)
+            n = tot
+        if n == 0:
+            raise ValueError("no control rows in the blocks: the whitener needs controls")
+        self.mean_ = mean
+        self.n_controls_ = n
+        if not self.whiten:
+            self.components_ = np.zeros((0, d))
+            self.eigenvalues_ = np.zeros(0)
+            self.delta_ = 1.0
+            return self
+        lam, vec = np.linalg.eigh(scatter / max(n - 1, 1))
+        lam, vec = lam[::-1], vec[:, ::-1]
+        total = float(lam.clip(min=0).sum()) / d
+        # at most n - 1 directions carry variance; the rest of eigh's output is round-off
+        keep = lam > 1e-10 * max(float(lam.max(initial=0.0)), 1e-30)
+        keep[max(n - 1, 0):] = False
+        self.components_ = np.ascontiguousarray(vec[:, keep].T)
+        self.eigenvalues_ = lam[keep]
+        self.delta_ = max(self.shrinkage * total, 1e-12)
+        return self
+
     def _scales(self) -> tuple[np.ndarray, float]:
         base = 1.0 / math.sqrt(self.delta_)
         return 1.0 / np.sqrt(self.eigenvalues_ + self.delta_) - base, base

@@ -14,8 +14,9 @@ import shutil
 import numpy as np
 
 from workbench.errors import ValidationError
-from workbench.models.dictionary import dead_fraction, r2_score
+from workbench.models.dictionary import dead_fraction
 from workbench.tools.concept_model import align_features, load_model
+from workbench.tools.concept_stream import CHUNK_ROWS, check_chunk_size, encode_chunked
 from workbench.tools.concepts import (
     DEFAULT_LABELS,
     ConceptFit,
@@ -30,13 +31,34 @@ __all__ = ["encode_study"]
 
 def encode_study(study, model_study, *, run: str | None = None, use_rep: str | None = None,
                  labels: list[str] | None = None, alpha: float = 0.05,
-                 device: str = "auto") -> dict:
+                 device: str = "auto", scheduler=None,
+                 chunk_size: int = CHUNK_ROWS) -> dict:
     """Encode ``study``'s profiles with the concept model saved in ``model_study``.
 
     Writes ``profiles.obsm["concepts_<run>"]`` (run: the model's run name unless given), a
     ``concepts`` artefact annotated on this Study's samples with the model's concept ids
     (``uns["workbench"]["source_model"]`` names where the model came from), its
     ``concept_pages`` and a copy of the model. Returns the summary.
+
+    Parameters
+    ----------
+    study, model_study
+        The Study whose profiles are encoded, and the Study that holds the concept model.
+    run, use_rep, labels, alpha
+        Run name (default: the model's), representation, extra label columns, FDR level.
+    device
+        Where the dictionary encodes ("auto", "cpu", "cuda"...).
+    scheduler
+        A ``dask.distributed`` scheduler address or ``Client``: the chunks are encoded on
+        its workers (:func:`~workbench.tools.concept_stream.encode_chunked`); the codes
+        equal the local run's.
+    chunk_size
+        Profiles whitened and encoded at a time (per task with ``scheduler``).
+
+    Returns
+    -------
+    dict
+        The summary noted in the provenance (R^2, dead fraction, selectivity counts...).
     """
     study.require("profiles", why="the profiles are what gets encoded")
     cm = load_model(model_study, device=device)
@@ -45,8 +67,12 @@ def encode_study(study, model_study, *, run: str | None = None, use_rep: str | N
         raise ValidationError(f"run name {run!r} must be letters, digits, - or _.",
                               "give another --run name.")
     method = str(cm.doc.get("method", "icfl"))
+    chunk_size = check_chunk_size(chunk_size)
     params = {"model_study": model_study.path.name, "model_study_id": model_study.id,
-              "run": run, "use_rep": use_rep or "X", "alpha": alpha, "method": method}
+              "run": run, "use_rep": use_rep or "X", "alpha": alpha, "method": method,
+              "chunk_size": int(chunk_size),
+              "scheduler": scheduler if scheduler is None or isinstance(scheduler, str)
+              else "a dask.distributed Client"}
     outputs = ["profiles", "concepts", "concept_model", "concept_pages"]
     with study.step("concepts_encode", params=params, inputs=["profiles"],
                     outputs=outputs) as tx:
@@ -57,13 +83,14 @@ def encode_study(study, model_study, *, run: str | None = None, use_rep: str | N
         if not np.isfinite(x).all():
             raise ValidationError(f"profiles of {study.path.name} hold NaN/infinite values.",
                                   "impute or drop them before encoding.")
-        xw = cm.prepare(x)
-        codes = cm.model.transform(xw)
-        metrics = {"r2": float(r2_score(xw, cm.model.reconstruct(xw))),
+        codes, stats = encode_chunked(cm.model, cm.whitener, x, chunk_size=chunk_size,
+                                      scheduler=scheduler)
+        metrics = {"r2": float(stats["r2"]),
                    "dead_fraction": float(dead_fraction(codes)),
-                   "mean_active_per_sample": float((codes != 0).sum(axis=1).mean())}
+                   "mean_active_per_sample": float((codes != 0).sum(axis=1).mean()),
+                   "n_chunks": int(stats["n_chunks"])}
         fit = ConceptFit(cm.model, cm.whitener, np.asarray(cm.features, dtype=object), codes,
-                         xw, metrics)
+                         None, metrics)
         label_columns = ["perturbation"] + [c for c in DEFAULT_LABELS if c in obs.columns]
         label_columns += [c for c in labels or [] if c in obs.columns and c not in label_columns]
         params["labels"] = label_columns

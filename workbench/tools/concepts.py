@@ -53,7 +53,7 @@ class ConceptFit:
     whitener: Any
     features: np.ndarray  # names of the features kept (constant ones dropped)
     codes: Any  # CSR, samples x concepts
-    x: np.ndarray  # prepared (whitened, unit-norm) samples
+    x: np.ndarray | None  # prepared (whitened, unit-norm) training samples
     metrics: dict = field(default_factory=dict)
     keep: np.ndarray | None = None  # mask of the input features used
 
@@ -181,7 +181,8 @@ def learn_concepts(x: np.ndarray, is_control: np.ndarray, *, method: str = "icfl
                    batch_size: int = 1024, lr: float = 3e-3, device: str = "auto",
                    seed: int = 0, checkpoint=None, progress: bool = True) -> ConceptFit:
     """Whiten on controls, fit the dictionary, encode every sample (arrays in, no Study)."""
-    from workbench.models.dictionary import ControlWhitener, dead_fraction, r2_score
+    from workbench.models.dictionary import dead_fraction, r2_score
+    from workbench.tools.concept_stream import fit_whitener
 
     n = x.shape[0]
     if n_concepts is None:
@@ -192,7 +193,7 @@ def learn_concepts(x: np.ndarray, is_control: np.ndarray, *, method: str = "icfl
     x = x[:, keep]
     is_control = np.asarray(is_control, bool)
     sparsity = int(min(sparsity, n_concepts))
-    whitener = ControlWhitener(whiten=whiten, shrinkage=shrinkage).fit(x[is_control])
+    whitener = fit_whitener(x, is_control, whiten=whiten, shrinkage=shrinkage)
     xw = whitener.transform(x)
     steps = max_steps or default_steps(n, batch_size)
     model = make_model(method, n_concepts, sparsity, atoms_per_round=atoms_per_round,
@@ -364,6 +365,7 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     ``params["whitened_by"]``). ``True``/``False`` force it.
     """
     from workbench.tools.concept_eval import SPLITS, heldout_metrics, split_rows
+    from workbench.tools.concept_stream import encode_chunked
 
     study.require("profiles", why="the concepts step learns from the profiles")
     run = run or method
@@ -424,14 +426,16 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
                              feature_names=names, max_steps=max_steps, batch_size=batch_size,
                              lr=lr, device=device, seed=seed, checkpoint=ckpt,
                              progress=progress)
-        fit.x = fit.whitener.transform(x[:, fit.keep])       # every sample, training whitener
-        fit.codes = fit.model.transform(fit.x)
+        # every sample, training whitener, chunk by chunk (no whitened copy of the screen)
+        fit.codes, _ = encode_chunked(fit.model, fit.whitener, x,
+                                      columns=np.flatnonzero(fit.keep))
         split = {"split": holdout, "n_train": int(train.sum()), "n_heldout": int(held.sum()),
                  "rows": np.flatnonzero(held).astype(np.int64)}
         if held.any():
             h = np.flatnonzero(held)
+            xh = fit.whitener.transform(x[h][:, fit.keep])
             split["metrics"] = heldout_metrics(
-                fit.x[h], fit.model.reconstruct(fit.x[h]), fit.codes[h], obs.iloc[h],
+                xh, fit.model.reconstruct(xh), fit.codes[h], obs.iloc[h],
                 label_columns=label_columns, alpha=alpha)
         adata, pages = concepts_anndata(fit, obs, is_control=is_control,
                                         control_label=study.control_label,
