@@ -105,7 +105,10 @@ def _parsed(text: str | None, where: str) -> NumpyDocString:
             f"the title {len(title)}")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an unknown section name is a warning in numpydoc
-        return NumpyDocString(text)
+        try:
+            return NumpyDocString(text)
+        except (UserWarning, ValueError) as exc:  # ValueError: a section given twice
+            raise AssertionError(f"{where}: {exc}") from None
 
 
 def _documented(doc: NumpyDocString) -> set[str]:
@@ -189,6 +192,8 @@ def test_the_check_reads_sections_as_numpydoc_does():
     assert _documented(_parsed(good, "good")) == {"x"}
     with pytest.raises(AssertionError, match="underline"):
         _parsed(good.replace("----------", "---------"), "short")
+    with pytest.raises(AssertionError, match="Unknown section"):
+        _parsed(good.replace("Parameters\n----------", "Arguments\n---------"), "unknown")
     doc = _parsed("Do it.\n\nParameters\n----------\nx, y : int\n    Both.\n"
                   "*args\n    More.\n", "grouped")
     assert _documented(doc) == {"x", "y", "args"}
