@@ -11,9 +11,20 @@ __all__ = ["Batch"]
 
 @dataclass
 class Batch:
-    """A proposed batch: ``table`` has one row per proposed candidate (``candidate``,
-    ``rank``, ``score``, ``reason``); ``info`` holds the planner's summary (for a screen:
-    the certified bound and whether to stop)."""
+    """A proposed batch, as every planner of the design layer returns it.
+
+    Parameters
+    ----------
+    kind : str
+        The planner that proposed it (``"screen"``, ``"hits"``, ``"knockout"``, ...).
+    policy : str
+        The policy the planner used.
+    table : pandas.DataFrame
+        One row per proposed candidate: ``candidate``, ``rank``, ``score``, ``reason``.
+    info : dict
+        The planner's summary (for a screen: the certified bound and whether to stop); empty
+        by default.
+    """
 
     kind: str
     policy: str

@@ -55,7 +55,37 @@ def _blr(Z, y, lam: float = 1.0):
 
 def score_candidates(policy: str, Z, meas_idx, y_meas, open_idx, rng, *, prior=None,
                      beta: float = 2.0, seed: int = 0) -> tuple[np.ndarray, str]:
-    """A score for each of ``open_idx`` (larger = screen sooner) and what it means."""
+    """A score for each of ``open_idx`` (larger = screen sooner) and what it means.
+
+    Parameters
+    ----------
+    policy : str
+        One of :data:`HIT_POLICIES`.
+    Z : numpy.ndarray
+        Prepared features of the whole pool, ``(n, k)`` (:func:`prepare_features`).
+    meas_idx : array_like of int
+        Rows of ``Z`` already measured.
+    y_meas : array_like of float
+        Their measured values, in the order of ``meas_idx``.
+    open_idx : array_like of int
+        Rows of ``Z`` still unmeasured, the ones scored.
+    rng : numpy.random.Generator
+        Draws the random policy, the Thompson sample and the first bandit batch.
+    prior : array_like of float, optional
+        One score per pool candidate (larger = more likely a hit); required by
+        ``"prior_nn"``, ignored by the others.
+    beta : float
+        Weight of the standard deviation in the UCB and GP-UCB scores.
+    seed : int
+        Seed of the Gaussian process fit (``"gp_ucb"``).
+
+    Returns
+    -------
+    scores : numpy.ndarray
+        One score per entry of ``open_idx``.
+    meaning : str
+        What the score is, for the reason column.
+    """
     if policy not in HIT_POLICIES:
         raise ValidationError(f"unknown hit policy {policy!r}.",
                               f"use one of {', '.join(HIT_POLICIES)}.")
@@ -101,8 +131,35 @@ def hit_campaign(X, score, hits, *, policy: str, batch_size: int, rounds: int = 
                  permute: bool = False, prior=None, seed: int = 0) -> pd.DataFrame:
     """Replay ``rounds`` batches of ``policy`` on a fully measured table.
 
-    Returns one row per round: cumulative hits found and hit recall (found / all hits).
     With ``permute=True`` the policy sees the measured outcomes shuffled.
+
+    Parameters
+    ----------
+    X : array_like
+        Features of the pool, one row per candidate.
+    score : array_like of float
+        The measured phenotype of every candidate (revealed once it is picked).
+    hits : array_like of bool
+        Which candidates count as hits.
+    policy : str
+        One of :data:`HIT_POLICIES`.
+    batch_size : int
+        Candidates picked per round.
+    rounds : int
+        Number of rounds; ``batch_size * rounds`` must not exceed the pool.
+    permute : bool
+        Shuffle the measured outcomes among the measured candidates before each update (the
+        permuted-feedback control).
+    prior : array_like of float, optional
+        Prior score per candidate, for ``"prior_nn"``.
+    seed : int
+        Seeds the draws; the same with and without ``permute``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per round: ``round``, ``policy``, ``permuted``, ``measured``, ``hits_found``
+        (cumulative) and ``hit_recall`` (found / all hits).
     """
     X = check_pool(X)
     score = np.asarray(score, float)
@@ -143,7 +200,18 @@ def feedback_flags(recall: pd.DataFrame, *, margin: float = 0.05) -> pd.DataFram
     """Per policy: final recall with real and with permuted outcomes, and a flag where the
     permuted control does not drop by more than ``margin`` (the policy ignores feedback).
 
-    ``recall`` has columns policy, permuted, hit_recall (final round, one row per seed).
+    Parameters
+    ----------
+    recall : pandas.DataFrame
+        Columns ``policy``, ``permuted``, ``hit_recall`` (final round, one row per seed).
+    margin : float
+        The drop in mean recall below which a policy is flagged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by policy: ``recall``, ``recall_permuted``, ``drop`` and
+        ``ignores_feedback``.
     """
     m = recall.groupby(["policy", "permuted"]).hit_recall.mean().unstack("permuted")
     out = pd.DataFrame({"recall": m[False], "recall_permuted": m[True]})

@@ -41,7 +41,18 @@ KNOCKOUT_POLICIES = ("eig", "edge_eig", "uncertain_edges", "random")
 
 
 def mean_edge_entropy(prob) -> float:
-    """Mean binary entropy (nats) of the off-diagonal edge probabilities."""
+    """Mean binary entropy (nats) of the off-diagonal edge probabilities.
+
+    Parameters
+    ----------
+    prob : array_like
+        ``(d, d)`` edge probabilities; the diagonal is ignored.
+
+    Returns
+    -------
+    float
+        The mean entropy in nats.
+    """
     from workbench.models.knockout_eig import edge_entropy
 
     p = np.asarray(prob, np.float64)
@@ -53,14 +64,34 @@ def knockout_setup(x, v, *, groups=None, cells_per_knockout: int = 50,
                    knocked_level=None, clip_offset: bool = True, seed: int = 0) -> dict:
     """Noise and clamp size of a knock-out experiment on standardised ``x, v``.
 
-    ``knocked_level`` is the standardised value of a knocked-out gene (default: the level of
-    zero expression when ``x`` is standardised, which needs the raw mean and sd; pass it).
-    Returns ``shift`` (``D_g``, the root mean square of ``k_g - x_g``), ``gram`` (the centred
-    second moment of ``x``), ``offset`` (``k_g - mean(x_g)``; with ``clip_offset`` no
-    larger than the cells' largest deviation from the mean, where the linear mechanisms
-    were fitted), ``noise_sd`` per gene
-    (``sigma_i / sqrt(n_eff)`` for one knock-out's cells), ``noise_variance`` and
-    ``n_eff_ratio`` (independent observations per cell).
+    Parameters
+    ----------
+    x : array_like
+        ``(n_cells, d)`` standardised expression.
+    v : array_like
+        ``(n_cells, d)`` velocities on the same scale.
+    groups : array_like, optional
+        A group (trajectory) per cell for the held-out residuals and the effective sample
+        size; ``None`` treats the cells as one group.
+    cells_per_knockout : int
+        Cells measured per knock-out.
+    knocked_level : array_like of float, optional
+        The standardised value of a knocked-out gene, per gene (default 0: right only when
+        zero expression is the mean; pass ``-mean / sd`` of the raw data).
+    clip_offset : bool
+        Clip ``offset`` to the cells' largest deviation from the mean, where the linear
+        mechanisms were fitted.
+    seed : int
+        Seed of the held-out residual split.
+
+    Returns
+    -------
+    dict
+        ``shift`` (``D_g``, the root mean square of ``k_g - x_g``), ``gram`` (the centred
+        second moment of ``x``), ``offset`` (``k_g - mean(x_g)``, clipped as above),
+        ``noise_sd`` per gene (``sigma_i / sqrt(n_eff)`` for one knock-out's cells),
+        ``noise_variance``, ``n_eff_ratio`` (independent observations per cell) and
+        ``knocked_level``.
     """
     from workbench.models.gflownet import exact_posterior as ep
 
@@ -89,12 +120,44 @@ def plan_knockouts(samples, weights, setup: dict, budget: int, policy: str = "ei
                    seed: int = 0) -> dict:
     """Choose ``budget`` knock-outs; returns picks, scores, reasons and every candidate's EIG.
 
-    ``candidates`` are gene indices (default: every gene). ``setup`` is what
-    :func:`knockout_setup` returns (without ``gram`` and ``offset``, the cells are taken as
-    uncorrelated with unit variance and ``offset = shift``). The single-knock-out gains and
-    the reasons come from the whole-graph score for every policy except ``edge_eig``, so
-    the policies are described on one scale. Errors name the problem when the posterior has
-    one sample, the policy is unknown or the budget exceeds the candidates.
+    The single-knock-out gains and the reasons come from the whole-graph score for every
+    policy except ``edge_eig``, so the policies are described on one scale.
+
+    Parameters
+    ----------
+    samples : array_like
+        ``(n_samples, d, d)`` posterior graph samples.
+    weights : array_like
+        Their fitted mechanism weights, the same shape.
+    setup : dict
+        What :func:`knockout_setup` returns (without ``gram`` and ``offset``, the cells are
+        taken as uncorrelated with unit variance and ``offset = shift``).
+    budget : int
+        Number of knock-outs to choose, from 1 to the number of candidates.
+    policy : str
+        One of :data:`KNOCKOUT_POLICIES`.
+    genes : sequence of str, optional
+        Gene names for the reasons (default ``"gene 0"``, ...).
+    candidates : sequence of int, optional
+        Gene indices that may be chosen (default: every gene).
+    stop_gain : float
+        Recommend stopping when the batch's expected gain is below this (nats).
+    n_draws : int
+        Monte Carlo draws of the ``edge_eig`` scorer.
+    seed : int
+        Seed of the tie-breaks, the random policy and the scorer.
+
+    Returns
+    -------
+    dict
+        ``pick`` (gene indices), ``score`` and ``reason`` per pick, ``single_eig`` (every
+        gene's own gain), ``batch_gain`` (nats), ``stop``, ``entropy`` (the posterior's mean
+        edge entropy) and ``policy``.
+
+    Raises
+    ------
+    ValidationError
+        When the policy is unknown or the budget is below 1 or above the candidates.
     """
     from workbench.models.knockout_eig import (GraphKnockoutScorer, KnockoutScorer,
                                                edge_entropy, greedy_batch)
@@ -156,7 +219,20 @@ def plan_knockouts(samples, weights, setup: dict, budget: int, policy: str = "ei
 
 
 def study_knockout_inputs(study) -> dict:
-    """Posterior samples, weights and standardised cells of a Study's GRN step."""
+    """Posterior samples, weights and standardised cells of a Study's GRN step.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with the ``grn``, ``grn_samples`` and ``grn_sample_weights`` artefacts.
+
+    Returns
+    -------
+    dict
+        ``genes``, ``samples``, ``weights``, standardised ``x`` and ``v``, ``groups`` (the
+        trajectory per cell, or ``None``) and ``knocked_level`` (zero expression on the
+        standardised scale).
+    """
     from workbench.tools.grn import scale_for_grn
 
     for name in ("grn", "grn_samples", "grn_sample_weights"):
@@ -187,6 +263,31 @@ def propose_knockouts(study, budget: int, policy: str = "eig", *, seed: int = 0,
     Writes ``design_plan`` with one row per gene of the GRN (``proposed`` or ``open``), the
     single-knock-out gain as ``score``, the posterior's mean edge entropy as ``entropy``, and
     ``stop`` when the chosen batch is expected to teach less than ``stop_gain`` nats.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with the GRN step's posterior (:func:`study_knockout_inputs`).
+    budget : int
+        Number of knock-outs to propose.
+    policy : str
+        One of :data:`KNOCKOUT_POLICIES`.
+    seed : int
+        Seed of the noise estimate and the planner.
+    write : bool
+        Write ``design_plan`` and the step's provenance into the Study.
+    cells_per_knockout : int
+        Cells measured per knock-out.
+    stop_gain : float
+        The expected gain (nats) below which the plan says stop.
+    candidates : sequence of str, optional
+        Gene names that may be knocked out (default: every gene of the GRN).
+
+    Returns
+    -------
+    Batch
+        ``kind="knockout"``; the table of picks and ``info`` with ``batch_gain``, ``stop``,
+        ``stop_gain``, ``entropy``, ``n_candidates`` and ``noise_sd``.
     """
     import pandas as pd
 

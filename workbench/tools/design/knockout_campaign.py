@@ -46,7 +46,22 @@ HARD_WORLD = dict(modules=[5, 5, 5, 4], n_no_effect=3, n_cross=2, n_self_loops=2
 
 @dataclasses.dataclass
 class KnockoutWorld:
-    """A network and how it is observed: what :func:`knockout_campaign` needs of a world."""
+    """A network and how it is observed: what :func:`knockout_campaign` needs of a world.
+
+    Parameters
+    ----------
+    seed : int
+        The seed it was drawn with.
+    size : str
+        Its name (``"hard"`` or ``"steady"`` for :func:`hard_world`).
+    config : dict
+        How it is observed: ``trajectories``, ``cells_per_trajectory``, ``start_spread``
+        (and the entries of :data:`HARD_WORLD`).
+    grn : GRN
+        The network (:class:`~workbench.data.simulate.grn.GRN`).
+    copies : list of tuple of int
+        ``(original, copy)`` gene indices of the copy pairs.
+    """
 
     seed: int
     size: str
@@ -62,6 +77,18 @@ def hard_world(seed: int = 0, **overrides) -> KnockoutWorld:
     the planted no-effect genes rewired: their own edges are removed and each receives the
     row of weights, bias and rates of a distinct core gene, so it follows that gene's level
     (from its own scattered start) and regulates nothing.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the network.
+    **overrides
+        Entries of :data:`HARD_WORLD` to replace.
+
+    Returns
+    -------
+    KnockoutWorld
+        Size ``"hard"`` (or ``"steady"`` when ``start_spread`` is given), with its copy pairs.
     """
     from workbench.data.simulate.grn import make_grn, sigmoid
     from workbench.errors import ValidationError
@@ -99,6 +126,26 @@ def knockout_cells(grn, genes, rng, n_trajectories: int, cells_per_trajectory: i
 
     ``start_spread=None``: the demo's scattered starts; a number: starts near the
     unperturbed steady state (:func:`near_steady_trajectories`).
+
+    Parameters
+    ----------
+    grn : GRN
+        The network.
+    genes : sequence of int
+        Indices of the genes knocked out (empty: none).
+    rng : numpy.random.Generator
+        Source of the draws.
+    n_trajectories : int
+        Trajectories to sample.
+    cells_per_trajectory : int
+        Cells per trajectory.
+    start_spread : float, optional
+        See above.
+
+    Returns
+    -------
+    dict
+        What :func:`~workbench.data.simulate.grn.sample_trajectories` returns.
     """
     from workbench.data.simulate.grn import sample_trajectories
 
@@ -119,7 +166,37 @@ def near_steady_trajectories(grn, rng, n_trajectories: int, cells_per_trajectory
     """Like :func:`~workbench.data.simulate.grn.sample_trajectories`, from starts near the
     steady state: ``x0 = x* exp(spread z)`` (``z`` standard normal per gene and
     trajectory), ``clamp`` genes held at zero. ``scale`` sets the measurement noise
-    (default ``x*``)."""
+    (default ``x*``).
+
+    Parameters
+    ----------
+    grn : GRN
+        The network; its ``fixed_point`` is ``x*``.
+    rng : numpy.random.Generator
+        Source of the draws.
+    n_trajectories : int
+        Trajectories to sample.
+    cells_per_trajectory : int
+        Cells per trajectory.
+    spread : float
+        Log-scale spread of the starts around ``x*``.
+    scale : array_like, optional
+        Per-gene scale of the starts and of the measurement noise (default ``x*``).
+    clamp : sequence of int
+        Genes held at zero.
+    t_max : float
+        Length of each trajectory (simulation time).
+    dt : float
+        Integration step.
+    noise : float
+        Measurement noise, relative to ``scale``.
+
+    Returns
+    -------
+    dict
+        What :func:`~workbench.data.simulate.grn.sample_trajectories` returns, without
+        unspliced counts, with the clamped genes' spliced levels at zero.
+    """
     from workbench.data.simulate.grn import sample_trajectories
 
     scale = grn.fixed_point if scale is None else np.asarray(scale, np.float64)
@@ -136,10 +213,37 @@ def refit_posterior(x, v, knocked, *, sigma2, ratio: float, edge_prior: float,
                     seed: int = 0) -> dict:
     """Exact posterior over parent sets from observational and knock-out cells.
 
-    ``knocked`` gives, per cell, the index of the gene knocked out in it (``-1``: none);
-    gene ``i``'s parent sets are scored on the cells where ``i`` was not knocked out, with
+    Gene ``i``'s parent sets are scored on the cells where ``i`` was not knocked out, with
     ``n_eff = ratio * cells`` independent observations and the GRN step's reward.
-    Returns ``edge_probability`` ``(d, d)``, ``samples`` and their ``weights``.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(n_cells, d)`` standardised expression.
+    v : array_like
+        ``(n_cells, d)`` velocities.
+    knocked : array_like of int
+        Per cell, the index of the gene knocked out in it (``-1``: none).
+    sigma2 : array_like of float
+        Noise variance of each gene's velocity.
+    ratio : float
+        Independent observations per cell.
+    edge_prior : float
+        Prior probability of an edge, in (0, 1).
+    prior_sd : float
+        Prior standard deviation of a mechanism weight.
+    max_parents : int
+        Largest parent set.
+    n_samples : int
+        Graphs drawn from the posterior.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    dict
+        ``edge_probability`` ``(d, d)``, ``samples`` ``(n_samples, d, d)`` and their fitted
+        ``weights``.
     """
     from workbench.models.gflownet import exact_posterior as ep
 
@@ -205,16 +309,40 @@ def knockout_campaign(policy: str, *, seed: int = 0, size: str = "tiny", rounds:
                       candidates=None) -> list[dict]:
     """Rounds of ``budget`` knock-outs chosen by ``policy`` on the demo world of ``seed``.
 
-    ``policy`` is one of :data:`~workbench.tools.design.knockout.KNOCKOUT_POLICIES`, or
-    ``"more_cells"``: the control that adds as many unperturbed cells instead. ``size`` is a
-    demo size preset, ``"hard"`` or ``"steady"`` (:func:`hard_world`); ``candidates``
-    restricts the knock-outs to those gene indices.
+    Parameters
+    ----------
+    policy : str
+        One of :data:`~workbench.tools.design.knockout.KNOCKOUT_POLICIES`, or
+        ``"more_cells"``: the control that adds as many unperturbed cells instead.
+    seed : int
+        Seed of the world, the cells and the planner.
+    size : str
+        A demo size preset, ``"hard"`` or ``"steady"`` (:func:`hard_world`); ignored when
+        ``world`` is given.
+    rounds : int
+        Rounds after the observational one.
+    budget : int
+        Knock-outs per round.
+    n_samples : int
+        Posterior graphs drawn per refit.
+    max_parents : int
+        Largest parent set of the posterior.
+    trajectories_per_knockout : int
+        Trajectories sampled per knock-out.
+    world : KnockoutWorld or World, optional
+        The world to use instead of the one ``size`` and ``seed`` name.
+    candidates : sequence of int, optional
+        Gene indices the knock-outs are restricted to.
 
-    Returns one record per round (round 0 is the observational posterior): ``round``,
-    ``entropy`` (mean edge entropy, nats), ``auroc``, ``chosen`` (genes knocked out that
-    round), ``batch_gain`` (the planner's expected gain of that batch, nats) and, on a
-    world with copy pairs, ``copy_confusion``: the mean posterior probability of the false
-    edges from each copy to its original's children (lower: the copies are told apart).
+    Returns
+    -------
+    list of dict
+        One record per round (round 0 is the observational posterior): ``round``,
+        ``entropy`` (mean edge entropy, nats), ``auroc``, ``chosen`` (genes knocked out that
+        round), ``batch_gain`` (the planner's expected gain of that batch, nats) and
+        ``copy_confusion``: on a world with copy pairs, the mean posterior probability of the
+        false edges from each copy to its original's children (lower: the copies are told
+        apart), else NaN.
     """
     from workbench.data.simulate import make_world
     from workbench.data.simulate.grn import sample_trajectories

@@ -25,7 +25,30 @@ __all__ = ["demo_world_pool", "lincs_moa_pool", "demo_hit_table", "norman_hit_ta
 
 def demo_world_pool(seed: int = 0, size: str = "realistic", wells_per_gene: int = 40,
                     cells_per_well: int = 3, noise: float = 0.5):
-    """(features, labels, names) for a pool of demo-world knock-out wells."""
+    """(features, labels, names) for a pool of demo-world knock-out wells.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the demo world and of the wells drawn.
+    size : str
+        Demo world size preset.
+    wells_per_gene : int
+        Wells per knocked-out gene.
+    cells_per_well : int
+        Cells averaged into one well's readout.
+    noise : float
+        Standard deviation of the Gaussian noise added to each well's mean latent state.
+
+    Returns
+    -------
+    features : numpy.ndarray
+        ``(n_wells, n_latent)`` readouts.
+    labels : numpy.ndarray
+        The knocked-out gene's pathway per well (``"none"`` for no-effect genes).
+    names : numpy.ndarray
+        Well names, ``GENE_wNN``.
+    """
     from workbench.data.simulate import make_world
     from workbench.data.simulate.morphology import sample_latents
 
@@ -44,7 +67,23 @@ def demo_world_pool(seed: int = 0, size: str = "realistic", wells_per_gene: int 
 
 
 def lincs_moa_pool(path: str | Path):
-    """(features, labels, names): the plate's treated wells with a known mechanism."""
+    """(features, labels, names): the plate's treated wells with a known mechanism.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A profile table with a ``Metadata_moa`` column (read by
+        :func:`~workbench.data.readers.read_profiles_table`).
+
+    Returns
+    -------
+    features : numpy.ndarray
+        The kept wells' profiles.
+    labels : numpy.ndarray
+        Their mechanism of action.
+    names : numpy.ndarray
+        Their well names.
+    """
     from workbench.data.readers import read_profiles_table
 
     adata = read_profiles_table(path)
@@ -58,6 +97,18 @@ def lincs_moa_pool(path: str | Path):
 
 
 def obs_names(adata) -> np.ndarray:
+    """The observation names of ``adata`` as a string array.
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+        Any AnnData.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``adata.obs_names`` as ``str``.
+    """
     return np.asarray(adata.obs_names, str)
 
 
@@ -71,6 +122,31 @@ def demo_hit_table(seed: int = 0, n_candidates: int = 1500, noise: float = 0.7,
     prior assay or annotation would give); the score is the phenotype strength, the shift
     of ``phenotype`` (default nucleus size) in control-sd units; the hits are the top
     ``hit_fraction``.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the (realistic) demo world and of the library drawn.
+    n_candidates : int
+        Number of candidate perturbations.
+    noise : float
+        Standard deviation of the noise on the features.
+    hit_fraction : float
+        Fraction of candidates, by score, marked as hits.
+    phenotype : str
+        The morphology property whose shift is the score (one of
+        :data:`~workbench.data.simulate.PROPERTIES`).
+
+    Returns
+    -------
+    features : numpy.ndarray
+        ``(n_candidates, n_genes)`` noisy record of the genes each candidate acts on.
+    score : numpy.ndarray
+        Phenotype strength per candidate.
+    hits : numpy.ndarray of bool
+        The top ``hit_fraction`` by score.
+    names : numpy.ndarray
+        Candidate names ``P0000``, ``P0001``, ...
     """
     from workbench.data.simulate import PROPERTIES, make_world
 
@@ -92,6 +168,25 @@ def norman_hit_table(folder: str | Path, hit_fraction: float = 0.1):
 
     The score is the negated single-perturbation growth phenotype (larger = stronger growth
     defect); the hits are the top ``hit_fraction`` of genes.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        Folder with ``processed_emap.csv.gz`` and ``single_fitnesses.csv.gz``.
+    hit_fraction : float
+        Fraction of genes, by score, marked as hits.
+
+    Returns
+    -------
+    features : numpy.ndarray
+        Each gene's row of the GI map (missing values as 0), restricted to genes with a
+        single phenotype.
+    score : numpy.ndarray
+        Negated average single-perturbation fitness.
+    hits : numpy.ndarray of bool
+        The top ``hit_fraction`` by score.
+    names : numpy.ndarray
+        Gene names.
     """
     folder = Path(folder)
     emap = pd.read_csv(folder / "processed_emap.csv.gz", index_col=0)

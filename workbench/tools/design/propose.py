@@ -60,7 +60,29 @@ def _read_labels(labels, column: str) -> pd.Series:
 
 
 def study_pool(study, labels=None, column: str = "label"):
-    """(names, features, labels aligned to them) from the Study's ``perturbations``."""
+    """(names, features, labels aligned to them) from the Study's ``perturbations``.
+
+    Controls (``perturbation_type == "control"`` and the Study's control label) are left out.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with the ``perturbations`` artefact.
+    labels : pandas.DataFrame, pandas.Series, str or pathlib.Path, optional
+        The measured values: a table (or CSV/TSV/Parquet path) with a ``perturbation`` column
+        and ``column``, or a Series indexed by perturbation; ``None``: nothing measured.
+    column : str
+        The value column of the labels table.
+
+    Returns
+    -------
+    names : numpy.ndarray
+        The candidate perturbations.
+    features : numpy.ndarray
+        Their aggregated embeddings, one row each.
+    labels : pandas.Series
+        Indexed by ``names``; ``None`` where not measured.
+    """
     study.require("perturbations", why="its embeddings are the candidates' features")
     pert = study.read("perturbations")
     obs = pert.obs
@@ -109,7 +131,46 @@ def _previous_certificate(study, y: pd.Series, delta: float, n: int):
 def propose(study, budget: int, policy: str, *, kind: str = "screen", labels=None,
             column: str = "label", gamma: float = 0.9, delta: float = 0.05, prior=None,
             seed: int = 0, write: bool = True, **kw) -> Batch:
-    """Propose the next ``budget`` candidates of ``study`` with ``policy``; see the module."""
+    """Propose the next ``budget`` candidates of ``study`` with ``policy``; see the module.
+
+    Parameters
+    ----------
+    study : Study
+        The Study to plan for.
+    budget : int
+        Number of candidates to propose.
+    policy : str
+        The planner's policy (:data:`~workbench.tools.design.screen.SCREEN_POLICIES`,
+        :data:`~workbench.tools.design.hits.HIT_POLICIES`,
+        :data:`~workbench.tools.design.knockout.KNOCKOUT_POLICIES`, or a pair planner).
+    kind : str
+        One of :data:`KINDS`.
+    labels : pandas.DataFrame, str or pathlib.Path, optional
+        What has been measured (:func:`study_pool`); for ``"hits"`` the values are numeric.
+    column : str
+        The value column of ``labels``.
+    gamma : float
+        Target system accuracy: a screen recommends stopping once the certified bound
+        reaches it.
+    delta : float
+        Error probability of the certified bound.
+    prior : mapping or pandas.Series, optional
+        Prior score per candidate name, for the ``"prior_nn"`` hit policy (missing names rank
+        last).
+    seed : int
+        Seed of the planner's draws.
+    write : bool
+        Write ``design_plan`` and the step's provenance into the Study.
+    **kw
+        Passed to :func:`~workbench.tools.design.knockout.propose_knockouts` or
+        :func:`~workbench.tools.pair_planning.plan_pairs`.
+
+    Returns
+    -------
+    Batch
+        The proposed candidates; ``info`` holds ``bound``, ``stop``, ``gamma``, ``delta``,
+        ``n_measured``, ``n_candidates`` (and the certificate's counts when there is one).
+    """
     if kind not in KINDS:
         raise ValidationError(f"unknown planner kind {kind!r}.", f"use one of {', '.join(KINDS)}.")
     if kind == "knockout":

@@ -48,7 +48,31 @@ SCREEN_POLICIES = ("hardest", "uncertainty", "random")
 
 
 def check_pool(X, labels=None, *, budget=None, name: str = "pool"):
-    """The pool's features as a float matrix, with clear errors for what cannot be planned."""
+    """The pool's features as a float matrix, with clear errors for what cannot be planned.
+
+    Parameters
+    ----------
+    X : array_like
+        Features, one row per candidate.
+    labels : array_like, optional
+        Measured labels (``None``/NaN for the unmeasured); counts the open candidates for the
+        budget check.
+    budget : int, optional
+        Candidates to propose; checked to be a whole number from 1 to the open candidates.
+    name : str
+        What the pool is called in the error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``X`` as floats.
+
+    Raises
+    ------
+    ValidationError
+        For an empty pool, no features, non-numeric or non-finite features, or a budget out of
+        range.
+    """
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValidationError(f"the {name} has no candidates (features of shape {X.shape}).",
@@ -80,7 +104,21 @@ def check_pool(X, labels=None, *, budget=None, name: str = "pool"):
 
 def prepare_features(X, max_dims: int = 32) -> np.ndarray:
     """Standardise the pool's features and keep at most ``max_dims`` principal components
-    (fitted on the whole pool: features of unmeasured items are known, labels are not)."""
+    (fitted on the whole pool: features of unmeasured items are known, labels are not).
+
+    Parameters
+    ----------
+    X : array_like
+        Features, one row per candidate.
+    max_dims : int
+        Largest number of components kept.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, min(k, max_dims))``: the standardised features, or their principal component
+        scores when there are more than ``max_dims`` columns.
+    """
     X = np.asarray(X, float)
     sd = X.std(0)
     Z = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
@@ -96,6 +134,15 @@ class ScreenModel:
     With a single class among the measured items it predicts that class for every item
     and reports every item as maximally uncertain, so that acquisition treats them alike.
     ``n_members > 0`` also fits that many bootstrap copies for :meth:`disagreement`.
+
+    Parameters
+    ----------
+    C : float
+        Inverse regularisation strength of the logistic regression.
+    n_members : int
+        Bootstrap copies fitted for :meth:`disagreement` (0: none).
+    seed : int
+        Seed of the bootstrap resamples.
     """
 
     def __init__(self, C: float = 1.0, n_members: int = 0, seed: int = 0):
@@ -158,7 +205,28 @@ class ScreenModel:
 
 
 def acquire(policy: str, model: ScreenModel, X, open_idx, b: int, rng) -> tuple:
-    """Pick ``b`` of ``open_idx``: returns (chosen indices, their scores, one reason each)."""
+    """Pick ``b`` of ``open_idx``: returns (chosen indices, their scores, one reason each).
+
+    Parameters
+    ----------
+    policy : str
+        One of :data:`SCREEN_POLICIES`.
+    model : ScreenModel
+        The fitted model (unused by ``"random"``).
+    X : numpy.ndarray
+        Prepared features of the pool.
+    open_idx : array_like of int
+        Rows still unmeasured.
+    b : int
+        Batch size.
+    rng : numpy.random.Generator
+        Draws the random pick and the tie-breaks.
+
+    Returns
+    -------
+    tuple
+        ``(chosen indices, scores, reasons)``; scores are zero for ``"random"``.
+    """
     if policy not in SCREEN_POLICIES:
         raise ValidationError(f"unknown screen policy {policy!r}.",
                               f"use one of {', '.join(SCREEN_POLICIES)}.")
@@ -178,9 +246,29 @@ def screen_round(X, labels, *, budget: int, policy: str = "hardest", seed: int =
                  C: float = 1.0) -> dict:
     """One planning round on a pool: fit on the measured items, propose ``budget`` more.
 
-    ``labels`` holds the measured labels and ``None``/NaN for the rest. Returns the
-    proposed indices, their scores and reasons, and the model's prediction and confidence
-    for every candidate.
+    With nothing measured yet the batch is drawn at random, whatever ``policy``.
+
+    Parameters
+    ----------
+    X : array_like
+        Features, one row per candidate.
+    labels : array_like
+        The measured labels and ``None``/NaN for the rest.
+    budget : int
+        Candidates to propose.
+    policy : str
+        One of :data:`SCREEN_POLICIES`.
+    seed : int
+        Seed of the draws and the bootstrap.
+    C : float
+        Inverse regularisation strength of the model.
+
+    Returns
+    -------
+    dict
+        ``pick`` (proposed indices), ``score`` and ``reason`` per pick, ``predicted`` and
+        ``confidence`` for every candidate (``None``/NaN when nothing is measured) and
+        ``policy`` (the one used).
     """
     X = check_pool(X, labels, budget=budget)
     labels = pd.Series(np.asarray(labels, object))
@@ -217,9 +305,40 @@ def screen_campaign(X, y, *, policy: str = "hardest", batch_size: int | None = N
 
     Each round: fit on the measured items, acquire a batch by ``policy``, score the model on
     the batch (or on ``audit`` uniform picks of the inference set) before it is refitted,
-    bound the system accuracy, and stop when the bound reaches ``gamma``. Returns the
-    per-round history and, at the stop, the fraction of the pool measured and the realised
-    system accuracy of the certified model's table (measured items right).
+    bound the system accuracy, and stop when the bound reaches ``gamma``.
+
+    Parameters
+    ----------
+    X : array_like
+        Features, one row per candidate.
+    y : array_like
+        Every candidate's label (at least two classes).
+    policy : str
+        One of :data:`SCREEN_POLICIES`.
+    batch_size : int, optional
+        Candidates per round (default 5% of the pool, at least 1).
+    gamma : float
+        Target system accuracy.
+    delta : float
+        Error probability of each round's bound.
+    audit : int
+        Uniform picks of the inference set measured each round to certify the model (0: the
+        acquired batch certifies it).
+    n_init : int, optional
+        Candidates measured at random before the first round (default ``batch_size``).
+    seed : int
+        Seed of the draws.
+    C : float
+        Inverse regularisation strength of the model.
+
+    Returns
+    -------
+    dict
+        ``history`` (a DataFrame per round: ``fraction_measured``, ``batch_accuracy``,
+        ``model_lower``, ``bound``, ``system_accuracy``), ``stop_fraction``,
+        ``stop_accuracy`` (the realised system accuracy at the stop, measured items right),
+        ``stop_round``, ``oracle_fraction`` (the first fraction whose realised accuracy
+        reached ``gamma``), ``batch_size`` and ``policy``.
     """
     X = check_pool(X)
     y = np.asarray(y).astype(str)
