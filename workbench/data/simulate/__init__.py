@@ -122,7 +122,21 @@ from workbench.data.simulate.world import SIZES, World, make_world
 
 
 def pair_type(world: World, a: str, b: str) -> str:
-    """Ground-truth type of the gene pair ``a``, ``b`` (see ``all_pairs`` above)."""
+    """Ground-truth type of the gene pair ``a``, ``b`` (see ``all_pairs`` above).
+
+    Parameters
+    ----------
+    world : World
+        The demo world.
+    a, b : str
+        Gene names.
+
+    Returns
+    -------
+    str
+        One of ``additive_disjoint``, ``additive_shared``, ``network``, ``buffering``,
+        ``synergy``, ``synthetic_lethal``.
+    """
     m = world.morphology
     return m.pair_type(m.index(a), m.index(b))
 

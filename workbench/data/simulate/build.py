@@ -20,7 +20,22 @@ CONTROL_LABEL = "control"
 
 
 def velocity_anndata(world: World, rng: np.random.Generator):
-    """Cells x genes AnnData of expression and RNA velocity sampled from the GRN."""
+    """Cells x genes AnnData of expression and RNA velocity sampled from the GRN.
+
+    Parameters
+    ----------
+    world : World
+        The demo world; its config gives the trajectories and cells per trajectory.
+    rng : numpy.random.Generator
+        Source of the draws.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``X`` = spliced expression; layers ``spliced``, ``unspliced``, ``velocity``; obs
+        ``trajectory`` and ``time``; var ``no_effect``; varp ``true_adjacency`` and
+        ``true_weights``.
+    """
     import anndata as ad
 
     cfg = world.config
@@ -47,7 +62,30 @@ def velocity_anndata(world: World, rng: np.random.Generator):
 
 
 def render_screen(world: World, seed: int, crop_size: int | None = None, batch_size: int = 512):
-    """Layout, latent states, technical effects and a lazy iterator of crop batches."""
+    """Layout, latent states, technical effects and a lazy iterator of crop batches.
+
+    Parameters
+    ----------
+    world : World
+        The demo world.
+    seed : int
+        Seed of the layout, the technical effects, the textures and the rendering.
+    crop_size : int, optional
+        Crop side in pixels (default: the world's preset).
+    batch_size : int
+        Crops per yielded batch.
+
+    Returns
+    -------
+    obs : pandas.DataFrame
+        One row per crop (:func:`~workbench.data.simulate.screen.layout`).
+    z : numpy.ndarray
+        ``(n_crops, n_properties)`` latent states.
+    tech : dict
+        The technical effects (:func:`~workbench.data.simulate.screen.technical_effects`).
+    batches : callable
+        Called with no argument, yields uint16 crop batches ``(b, 5, H, W)`` in ``obs`` order.
+    """
     rng = np.random.default_rng([seed, 1])
     obs, z = layout(world, rng)
     tech = technical_effects(obs, rng)
@@ -70,20 +108,21 @@ def build_demo_study(path: str | os.PathLike, size: str = "quick", seed: int = 0
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         Folder of the new Study (e.g. ``"demo.study"``).
-    size
+    size : str
         ``"tiny"`` (unit tests), ``"quick"`` (tests, a few seconds) or ``"realistic"``
         (the demo: 64 x 64 crops, thousands per plate).
-    seed
+    seed : int
         Everything is deterministic per seed.
-    overwrite
+    overwrite : bool
         Replace an existing Study at ``path``.
 
     Returns
     -------
-    The :class:`~workbench.data.study.Study`, holding ``images``, ``velocity``,
-    ``relationships`` and ``ground_truth``, written in one ``simulate`` step.
+    Study
+        The :class:`~workbench.data.study.Study`, holding ``images``, ``velocity``,
+        ``relationships`` and ``ground_truth``, written in one ``simulate`` step.
     """
     from workbench.data.study import Study
 

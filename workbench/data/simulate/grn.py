@@ -41,12 +41,48 @@ import numpy as np
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
+    """The logistic function ``1 / (1 + exp(-a))``, elementwise.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        Any array.
+
+    Returns
+    -------
+    numpy.ndarray
+        Values in (0, 1), the shape of ``a``.
+    """
     return 1.0 / (1.0 + np.exp(-a))
 
 
 @dataclass
 class GRN:
-    """A network and its dynamics. All matrices are child-major (row = regulated gene)."""
+    """A network and its dynamics. All matrices are child-major (row = regulated gene).
+
+    Parameters
+    ----------
+    genes : list of str
+        Gene names.
+    weights : numpy.ndarray
+        ``(g, g)``; ``W[i, j]`` is the effect of gene ``j`` on ``dx_i/dt``.
+    bias : numpy.ndarray
+        ``(g,)`` bias inside the sigmoid.
+    alpha : numpy.ndarray
+        ``(g,)`` maximal transcription rates.
+    gamma : numpy.ndarray
+        ``(g,)`` decay rates.
+    beta : numpy.ndarray
+        ``(g,)`` splicing rates.
+    modules : list of list of int
+        Gene indices per module, the module's core first.
+    cores : list of list of int
+        The feedback cycle of each module.
+    no_effect : list of int
+        The planted no-effect genes.
+    fixed_point : numpy.ndarray, optional
+        ``(g,)`` stable steady state (set by :func:`make_grn`).
+    """
 
     genes: list[str]
     weights: np.ndarray          # (g, g) W[i, j]: effect of gene j on dx_i/dt
@@ -120,6 +156,25 @@ def make_grn(rng: np.random.Generator, module_sizes: list[int], n_no_effect: int
     targets of the core. ``n_cross`` edges go from a target of one module to a target of
     another; ``n_self_loops`` targets activate themselves; the ``n_no_effect`` genes are
     leaves fed by cores (the first two of them form a 2-cycle).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of the draws.
+    module_sizes : list of int
+        Genes per module.
+    n_no_effect : int
+        Planted no-effect genes, added after the modules.
+    n_cross : int
+        Edges between targets of different modules (none with fewer than two modules with
+        targets).
+    n_self_loops : int
+        Targets that activate themselves.
+
+    Returns
+    -------
+    GRN
+        With its fixed point set.
     """
     n = sum(module_sizes) + n_no_effect
     genes = [f"G{i + 1:02d}" for i in range(n)]
@@ -182,12 +237,39 @@ def sample_trajectories(grn: GRN, rng: np.random.Generator, n_trajectories: int,
                         unspliced: bool = True) -> dict[str, np.ndarray]:
     """Integrate the ODE from scattered starts and sample cells along each path.
 
-    Returns arrays ``spliced``, ``unspliced``, ``velocity`` (cells x genes), ``trajectory``
-    and ``time`` (cells). ``velocity`` is the exact drift at the true state; the observed
-    ``spliced`` / ``unspliced`` carry Gaussian measurement noise of sd ``noise`` (relative to
-    the fixed-point level, or to ``scale`` when given). ``starts`` (trajectories x genes)
-    replaces the scattered starts; ``unspliced=False`` leaves the unspliced layer out (and
-    draws no noise for it).
+    ``velocity`` is the exact drift at the true state; the observed ``spliced`` /
+    ``unspliced`` carry Gaussian measurement noise. Cells are drawn at random times, denser
+    early where the motion is.
+
+    Parameters
+    ----------
+    grn : GRN
+        The network.
+    rng : numpy.random.Generator
+        Source of the draws.
+    n_trajectories : int
+        Trajectories to integrate.
+    cells_per_trajectory : int
+        Cells sampled along each.
+    t_max : float
+        Length of each trajectory (simulation time).
+    dt : float
+        Integration step (midpoint rule).
+    noise : float
+        Measurement noise sd, relative to the fixed-point level (or to ``scale``).
+    starts : numpy.ndarray, optional
+        ``(n_trajectories, g)`` starts replacing the scattered ones (uniform between 0 and
+        2.5 times the fixed point).
+    scale : numpy.ndarray, optional
+        Per-gene scale of the spliced measurement noise (default: the fixed point).
+    unspliced : bool
+        Return the unspliced layer (``False``: leave it out and draw no noise for it).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``spliced``, ``unspliced`` (when asked), ``velocity`` and ``state`` (the noise-free
+        state), cells x genes; ``trajectory`` and ``time``, one per cell.
     """
     g = grn.n_genes
     steps = int(round(t_max / dt))

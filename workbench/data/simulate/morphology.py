@@ -77,7 +77,23 @@ INTERACTION_TYPES = ("buffering", "synergy", "synthetic_lethal")
 
 @dataclass
 class Morphology:
-    """Programs, single-knockout effects and planted pair types of one world."""
+    """Programs, single-knockout effects and planted pair types of one world.
+
+    Parameters
+    ----------
+    grn : GRN
+        The world's network.
+    module_names : list of str
+        Name of each module's template.
+    module_properties : list of list of str
+        The properties each module's program moves.
+    programs : numpy.ndarray
+        ``(genes, properties)`` latent shift of losing each gene alone.
+    effects : numpy.ndarray
+        ``(genes, properties)`` total single-knockout shift through the network.
+    planted : dict
+        ``{(a, b): type}`` for the planted interacting pairs (gene indices, ``a < b``).
+    """
 
     grn: GRN
     module_names: list[str]
@@ -166,10 +182,24 @@ def make_morphology(grn: GRN, rng: np.random.Generator, module_templates: list[i
                     n_pairs: dict[str, int]) -> Morphology:
     """Draw programs per module, propagate single knockouts, plant pair types.
 
-    ``module_templates`` picks one entry of :data:`MODULE_TEMPLATES` per GRN module.
-    ``n_pairs`` asks for how many pairs of each type to plant/select, e.g.
-    ``{"buffering": 2, "synergy": 2, "synthetic_lethal": 2}`` (additive pairs are not
-    planted: they are whatever unlinked pairs remain).
+    Parameters
+    ----------
+    grn : GRN
+        The network; its modules get the programs.
+    rng : numpy.random.Generator
+        Source of the draws.
+    module_templates : list of int
+        One index into :data:`MODULE_TEMPLATES` per GRN module.
+    n_pairs : dict of str to int
+        How many pairs of each interaction type to plant, e.g.
+        ``{"buffering": 2, "synergy": 2, "synthetic_lethal": 2}`` (additive pairs are not
+        planted: they are whatever unlinked pairs remain).
+
+    Returns
+    -------
+    Morphology
+        With programs, effects (entries below :data:`EFFECT_TOL` set to zero) and the planted
+        pairs.
     """
     n_g, n_p = grn.n_genes, len(PROPERTIES)
     programs = np.zeros((n_g, n_p))
@@ -225,20 +255,23 @@ def sample_latents(morph: Morphology, condition, n: int, rng: np.random.Generato
 
     Parameters
     ----------
-    morph
+    morph : Morphology or World
         The world's morphology (``world.morphology``) or a :class:`World`.
-    condition
+    condition : str or list of str
         ``"control"``, a gene ``"G03"``, or a double ``"G03+G07"`` (or a list of names).
-    n
-        Cells seeded. With ``survival`` True a synthetic-lethal double keeps only about
-        :data:`LETHAL_SURVIVAL` of them (binomial), so fewer rows come back.
-    rng
-        A :class:`numpy.random.Generator`; repeated calls give independent replicates, so
-        one pair can be drawn many times to build a null distribution.
+    n : int
+        Cells seeded.
+    rng : numpy.random.Generator
+        Repeated calls give independent replicates, so one pair can be drawn many times to
+        build a null distribution.
+    survival : bool
+        Apply the condition's survival: a synthetic-lethal double then keeps only about
+        :data:`LETHAL_SURVIVAL` of the cells (binomial), so fewer rows come back.
 
     Returns
     -------
-    ``(n_kept, len(PROPERTIES))`` float64 array; columns follow :data:`PROPERTIES`.
+    numpy.ndarray
+        ``(n_kept, len(PROPERTIES))`` float64; columns follow :data:`PROPERTIES`.
     """
     morph = getattr(morph, "morphology", morph)
     mean, sd, surv = morph.condition_params(condition)

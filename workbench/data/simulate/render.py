@@ -50,7 +50,17 @@ def _spots(rng: np.random.Generator, k: int, size: int, density: float, sigma: f
 
 
 class TextureBank:
-    """Pre-drawn texture fields at one crop size (drawn once per world and size)."""
+    """Pre-drawn texture fields at one crop size (drawn once per world and size).
+
+    Parameters
+    ----------
+    size : int
+        Crop side in pixels.
+    seed : int
+        Seed of the texture fields and the noise pool.
+    k : int
+        Fields drawn per texture kind.
+    """
 
     def __init__(self, size: int, seed: int = 0, k: int = 96):
         rng = np.random.default_rng(seed)
@@ -87,7 +97,20 @@ def _fibres(rng: np.random.Generator, k: int, size: int) -> np.ndarray:
 
 
 def physical_parameters(z: np.ndarray) -> dict[str, np.ndarray]:
-    """Map latent properties (sd units) to drawing parameters (frame units: half-width 1)."""
+    """Map latent properties (sd units) to drawing parameters (frame units: half-width 1).
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        ``(n, len(PROPERTIES))`` latent states.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        One value per cell for each of ``cell_a``, ``cell_b`` (semi-axes), ``nuc_r``,
+        ``dna``, ``er``, ``er_contrast``, ``rna``, ``mito``, ``mito_punctate``, ``actin`` and
+        ``neighbours`` (expected neighbour count).
+    """
     p = {name: z[:, i] for i, name in enumerate(PROPERTIES)}
     area = np.exp(0.22 * p["cell_area"])
     elong = np.exp(0.25 + 0.3 * p["cell_elongation"])
@@ -136,18 +159,25 @@ def render_cells(
 
     Parameters
     ----------
-    z
+    z : numpy.ndarray
         ``(n, len(PROPERTIES))`` latent states.
-    rng
+    rng : numpy.random.Generator
         Randomness for placement, texture choice and noise.
-    bank
+    bank : TextureBank
         Texture bank of the crop size (``bank.size``).
-    gain, background
+    gain, background : numpy.ndarray, optional
         ``(n, 5)`` per-crop channel gain (multiplicative) and background (additive, in
         intensity units): batch and plate effects. Default 1 and 0.03.
-    illumination
+    illumination : numpy.ndarray, optional
         ``(n, 3)``: illumination level at the crop centre and its x and y gradient across
         the crop (plate vignetting). Default flat.
+    batch_size : int
+        Crops drawn at once (bounds the memory).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 5, bank.size, bank.size)`` uint16, channels in :data:`CHANNELS` order.
     """
     n = len(z)
     out = np.empty((n, len(CHANNELS), bank.size, bank.size), np.uint16)

@@ -26,12 +26,39 @@ CROP_FRACTION = 0.12  # crop width as a fraction of the field width
 
 
 def conditions(world) -> list[str]:
-    """``"control"``, then every single knockout, then the screened doubles."""
+    """``"control"``, then every single knockout, then the screened doubles.
+
+    Parameters
+    ----------
+    world : World
+        The demo world.
+
+    Returns
+    -------
+    list of str
+        Condition names (doubles as ``"A+B"``).
+    """
     return ["control", *world.genes, *(world.pair_name(a, b) for a, b in world.doubles)]
 
 
 def layout(world, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
-    """One row per crop (the screen obs contract) and the latent states ``(n, P)``."""
+    """One row per crop (the screen obs contract) and the latent states ``(n, P)``.
+
+    Parameters
+    ----------
+    world : World
+        The demo world; its config sets batches, plates, control wells and cells per well.
+    rng : numpy.random.Generator
+        Source of the well positions, cell counts, sites and latent states.
+
+    Returns
+    -------
+    obs : pandas.DataFrame
+        ``perturbation``, ``is_control``, ``batch``, ``plate``, ``well``, ``site``,
+        ``cell_id``, ``genes``, ``perturbation_type`` and ``latent_<property>`` per crop.
+    z : numpy.ndarray
+        ``(n, len(PROPERTIES))`` float32 latent states, in ``obs`` order.
+    """
     cfg = world.config
     conds = conditions(world)
     morph = world.morphology
@@ -70,7 +97,22 @@ def layout(world, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
 
 def technical_effects(obs: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-crop ``gain`` and ``background`` ``(n, 5)`` and ``illumination`` ``(n, 3)``, plus
-    the per-batch and per-plate parameters (for the ground truth)."""
+    the per-batch and per-plate parameters (for the ground truth).
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The crops, with ``batch``, ``plate`` and ``well`` columns.
+    rng : numpy.random.Generator
+        Source of the draws.
+
+    Returns
+    -------
+    dict
+        ``gain``, ``background``, ``illumination`` (arrays, one row per crop) and
+        ``batch_gain``, ``batch_background``, ``plate_gain``, ``plate_vignetting`` (lists,
+        JSON-ready).
+    """
     c = len(CHANNELS)
     batches = sorted(obs["batch"].astype(str).unique())
     plates = sorted(obs["plate"].astype(str).unique())

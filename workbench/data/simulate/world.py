@@ -42,7 +42,23 @@ SIZES: dict[str, dict] = {
 
 @dataclass
 class World:
-    """Everything drawn for one seed and size. ``doubles`` are the pairs in the screen."""
+    """Everything drawn for one seed and size. ``doubles`` are the pairs in the screen.
+
+    Parameters
+    ----------
+    seed : int
+        The seed it was drawn with.
+    size : str
+        Its size preset (a key of :data:`SIZES`).
+    config : dict
+        The preset's settings.
+    grn : GRN
+        The gene-regulatory network.
+    morphology : Morphology
+        Programs, effects and planted pair types.
+    doubles : list of tuple of int
+        The gene index pairs in the screen.
+    """
 
     seed: int
     size: str
@@ -115,7 +131,20 @@ class World:
 
 
 def make_world(seed: int = 0, size: str = "quick") -> World:
-    """Draw the world of ``seed`` at a size preset (``"tiny"``, ``"quick"``, ``"realistic"``)."""
+    """Draw the world of ``seed`` at a size preset (``"tiny"``, ``"quick"``, ``"realistic"``).
+
+    Parameters
+    ----------
+    seed : int
+        Everything is deterministic per seed.
+    size : str
+        A key of :data:`SIZES`.
+
+    Returns
+    -------
+    World
+        With the planted interacting pairs and the additive pairs of the preset as doubles.
+    """
     if size not in SIZES:
         from workbench.errors import ValidationError
 
