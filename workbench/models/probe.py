@@ -20,7 +20,20 @@ from workbench.errors import ValidationError
 
 
 def grouped_folds(groups, n_splits: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, test) index pairs where no group is on both sides."""
+    """(train, test) index pairs where no group is on both sides.
+
+    Parameters
+    ----------
+    groups : array_like
+        A group per sample (at least two distinct).
+    n_splits : int
+        Folds wanted (at most the number of groups).
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        ``(train, test)`` indices per fold (scikit-learn's ``GroupKFold``).
+    """
     from sklearn.model_selection import GroupKFold
 
     groups = np.asarray(groups).astype(str)
@@ -35,7 +48,35 @@ def grouped_folds(groups, n_splits: int = 5) -> list[tuple[np.ndarray, np.ndarra
 
 def probe_accuracy(X, y, groups, *, n_splits: int = 5, C: float = 1.0,
                    max_dim: int | None = 128, seed: int = 0) -> dict:
-    """Grouped cross-validated balanced accuracy of a linear probe on ``X`` for labels ``y``."""
+    """Grouped cross-validated balanced accuracy of a linear probe on ``X`` for labels ``y``.
+
+    Features are standardised and, when there are more than allowed, reduced by PCA within
+    each training fold (:func:`reduction_size`); the logistic regression is class-balanced.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(n, d)`` features.
+    y : array_like
+        Labels, one per sample.
+    groups : array_like
+        Fold groups, one per sample.
+    n_splits : int
+        Grouped folds.
+    C : float
+        Inverse regularisation strength.
+    max_dim : int, optional
+        Most PCA components kept (``None``: no cap beyond ``n_train - 1``).
+    seed : int
+        PCA random state.
+
+    Returns
+    -------
+    dict
+        ``balanced_accuracy`` (pooled out of fold), ``fold_accuracy``, ``chance`` (one over
+        the number of classes), ``n_folds``, ``n_components`` per fold and ``reduction`` (in
+        words).
+    """
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
@@ -73,6 +114,20 @@ def reduction_size(n_train: int, dims: int, max_dim: int | None = 128) -> int:
 
     A PCA cannot have more components than training samples minus one, so on a small fold
     (132 NF1 crops split by field) a fixed 128 would fail; the probe shrinks instead.
+
+    Parameters
+    ----------
+    n_train : int
+        Training samples of the fold.
+    dims : int
+        Feature dimensions.
+    max_dim : int, optional
+        Cap on the components (``None`` or 0: none).
+
+    Returns
+    -------
+    int
+        The number of components.
     """
     k = dims if not max_dim else min(int(max_dim), dims)
     return max(1, min(k, int(n_train) - 1))
@@ -83,6 +138,25 @@ def probe_blocks(features, y, groups, *, prepare=None, **kw) -> dict:
 
     ``prepare(X) -> X`` (e.g. TVN on controls) is applied to each block first, as the card
     prescribes the same post-processing before probing as after.
+
+    Parameters
+    ----------
+    features : array_like
+        ``(n, n_blocks, D)``.
+    y : array_like
+        Labels, one per sample.
+    groups : array_like
+        Fold groups, one per sample.
+    prepare : callable, optional
+        ``prepare(X) -> X`` applied to each block's ``(n, D)`` features first.
+    **kw
+        Passed to :func:`probe_accuracy`.
+
+    Returns
+    -------
+    dict
+        ``blocks`` (1-based), ``balanced_accuracy`` per block, ``best_block``, ``chance``,
+        ``fold_accuracy`` per block and ``reduction``.
     """
     F = np.asarray(features)
     if F.ndim != 3:

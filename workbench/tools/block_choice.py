@@ -16,7 +16,25 @@ from workbench.errors import MissingArtefactError, ValidationError
 
 
 def probe_groups(obs: pd.DataFrame) -> tuple[str, np.ndarray]:
-    """The grouping of probe folds: batch, else plate, else field_id (>= 2 groups)."""
+    """The grouping of probe folds: batch, else plate, else field_id (>= 2 groups).
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The samples' metadata.
+
+    Returns
+    -------
+    key : str
+        The column used.
+    groups : numpy.ndarray
+        Its values as strings, one per sample.
+
+    Raises
+    ------
+    ValidationError
+        When none of the three columns has two values.
+    """
     for key in ("batch", "plate", "field_id"):
         if key in obs.columns and obs[key].astype(str).nunique() >= 2:
             return key, obs[key].astype(str).to_numpy()
@@ -30,11 +48,34 @@ def choose_block(features: np.ndarray, obs: pd.DataFrame, *, label="perturbation
                  tvn_kw: dict | None = None) -> dict:
     """Linear-probe every block (TVN first) and return the curve and the best block.
 
-    ``label`` chooses the probe task: ``"perturbation"`` (perturbation identity), any other
-    ``obs`` column (a user label such as a mechanism), or a mapping ``{perturbation:
-    label}`` (a known relationship, e.g. the complex of each gene; see
-    :func:`relationship_labels`). Samples without a label are normalised with the rest
-    (TVN needs the controls) but left out of the probe.
+    Samples without a label are normalised with the rest (TVN needs the controls) but left
+    out of the probe.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        ``(n, n_blocks, dim)`` features of every block.
+    obs : pandas.DataFrame
+        The samples' metadata, with ``is_control`` (and ``batch``, ``plate`` or
+        ``field_id`` for the folds).
+    label : str or mapping
+        The probe task: ``"perturbation"`` (perturbation identity), any other ``obs`` column
+        (a user label such as a mechanism), or a mapping ``{perturbation: label}`` (a known
+        relationship, e.g. the complex of each gene; see :func:`relationship_labels`).
+    max_samples : int
+        Samples drawn at random (with ``seed``) when there are more.
+    n_splits : int
+        Grouped folds of the probe.
+    seed : int
+        Seed of the subsample and the probe.
+    tvn_kw : dict, optional
+        Options passed to :func:`~workbench.tools.normalize.normalized`.
+
+    Returns
+    -------
+    dict
+        ``label``, ``task``, ``group_key``, ``n_samples``, ``blocks`` (1-based),
+        ``balanced_accuracy`` per block, ``best_block``, ``chance`` and ``reduction``.
     """
     from workbench.models.probe import probe_blocks
 
@@ -82,6 +123,21 @@ def relationship_labels(study) -> dict[str, str]:
 
     Planted gene groups of a simulated Study, else the clusters of a ``relationships``
     artefact (a gene in several groups keeps the first, in sorted order).
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``ground_truth`` or ``relationships``.
+
+    Returns
+    -------
+    dict of str to str
+        The group of each perturbation.
+
+    Raises
+    ------
+    MissingArtefactError
+        When the Study holds neither.
     """
     from workbench.tools.map_benchmarks import _groups_from_truth
 

@@ -19,7 +19,18 @@ METHODS = ("auto", "umap", "pca")
 
 
 def pca_2d(X) -> np.ndarray:
-    """The first two principal components (signs fixed: largest loading positive)."""
+    """The first two principal components (signs fixed: largest loading positive).
+
+    Parameters
+    ----------
+    X : array_like
+        ``(n, d)`` points.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` float32 (zero-padded when ``d < 2``).
+    """
     X = np.asarray(X, dtype=np.float64)
     X = X - X.mean(0)
     _, _, vt = np.linalg.svd(X, full_matrices=False)
@@ -32,7 +43,28 @@ def pca_2d(X) -> np.ndarray:
 
 def layout_2d(X, *, method: str = "auto", seed: int = 0,
               n_neighbors: int = 15) -> tuple[np.ndarray, dict]:
-    """``(coords (n, 2), info)``; ``info`` says which method ran, its obsm key and why."""
+    """``(coords (n, 2), info)``; ``info`` says which method ran, its obsm key and why.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(n, d)`` points.
+    method : str
+        ``"auto"`` (UMAP, else PCA with the reason), ``"umap"`` (an error when UMAP cannot
+        run) or ``"pca"``.
+    seed : int
+        UMAP's random state.
+    n_neighbors : int
+        UMAP neighbours (at most ``n - 1``).
+
+    Returns
+    -------
+    coords : numpy.ndarray
+        ``(n, 2)`` float32.
+    info : dict
+        ``method``, ``key`` (``"X_umap"`` or ``"X_pca"``), ``seed``, ``note`` (and
+        ``n_neighbors`` for UMAP).
+    """
     if method not in METHODS:
         raise ValidationError(f"unknown layout {method!r}.", f"use one of {METHODS}.")
     X = np.asarray(X, dtype=np.float32)

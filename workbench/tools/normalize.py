@@ -57,8 +57,10 @@ class TVN:
     coral : bool
         Add the per-batch covariance alignment after the whitening.
     reg : float or None
-        Ridge added to the control-covariance eigenvalues. ``None``: 0.5 when controls
-        are fewer than twice the feature count, else a tiny 1e-6 guard.
+        Ridge added to the control-covariance eigenvalues. ``None``: half the mean eigenvalue
+        when controls are fewer than twice the feature count, else ``1e-6`` times the largest.
+    coral_reg : float
+        Ridge added to each batch's control covariance in the CORAL step.
     """
 
     def __init__(self, batch_center: bool = True, coral: bool = False, reg: float | None = None,
@@ -156,12 +158,44 @@ def _safe_std(C: np.ndarray) -> np.ndarray:
 
 
 def tvn(X, is_control, batch=None, **kw) -> np.ndarray:
-    """Fit :class:`TVN` on the controls of ``X`` and return all profiles normalised."""
+    """Fit :class:`TVN` on the controls of ``X`` and return all profiles normalised.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(samples, features)`` profiles.
+    is_control : array_like of bool
+        Which samples are controls (at least two).
+    batch : array_like, optional
+        Batch label per sample.
+    **kw
+        Options of :class:`TVN`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(samples, features)`` float32.
+    """
     return TVN(**kw).fit_transform(X, is_control, batch)
 
 
 def standardize_on_controls(X, is_control, batch=None) -> np.ndarray:
-    """Only step 1 of TVN (centre/scale on controls, per batch when given)."""
+    """Only step 1 of TVN (centre/scale on controls, per batch when given).
+
+    Parameters
+    ----------
+    X : array_like
+        ``(samples, features)`` profiles.
+    is_control : array_like of bool
+        Which samples are controls (at least two).
+    batch : array_like, optional
+        Batch label per sample; ``None``: centre and scale on all controls at once.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(samples, features)`` float32.
+    """
     t = TVN(batch_center=batch is not None)
     X = _as_float(X)
     ctrl = _check_controls(is_control, len(X))
@@ -171,7 +205,25 @@ def standardize_on_controls(X, is_control, batch=None) -> np.ndarray:
 def aggregate(X, keys, *, how: str = "mean", drop=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One profile per key (mean or median); returns ``(keys, profiles, counts)``.
 
-    Keys in ``drop`` (e.g. the control label) are left out.
+    Parameters
+    ----------
+    X : array_like
+        ``(samples, features)`` profiles.
+    keys : array_like
+        The group of each sample (compared as strings).
+    how : str
+        ``"mean"`` or ``"median"``.
+    drop : sequence
+        Keys left out (e.g. the control label).
+
+    Returns
+    -------
+    keys : numpy.ndarray
+        The sorted unique keys kept.
+    profiles : numpy.ndarray
+        ``(len(keys), features)`` float32.
+    counts : numpy.ndarray
+        Samples per key.
     """
     X = np.asarray(X, dtype=np.float64)
     keys = np.asarray(keys).astype(str)
@@ -189,7 +241,20 @@ def aggregate(X, keys, *, how: str = "mean", drop=()) -> tuple[np.ndarray, np.nd
 
 
 def cosine_matrix(A, B=None) -> np.ndarray:
-    """Cosine similarity between the rows of ``A`` (and ``B``); zero rows give 0."""
+    """Cosine similarity between the rows of ``A`` (and ``B``); zero rows give 0.
+
+    Parameters
+    ----------
+    A : array_like
+        ``(n, d)`` rows.
+    B : array_like, optional
+        ``(m, d)`` rows; ``None``: ``A`` against itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, m)`` (or ``(n, n)``) float32.
+    """
     def unit(M):
         M = np.asarray(M, dtype=np.float64)
         n = np.linalg.norm(M, axis=1, keepdims=True)
@@ -207,10 +272,26 @@ LEVELS = {"crop": (), "cell": ("plate", "well", "cell_id"), "well": ("plate", "w
 def aggregate_obs(obs, level: str, *, dose_key: str | None = None, keep=None):
     """Group keys of ``obs`` rows at ``level`` (crop -> cell -> well -> perturbation).
 
-    Returns ``(codes, group_obs)``: ``codes[i]`` is the group of row ``i`` (-1 when the
-    row is filtered out by ``keep``), ``group_obs`` one row per group with the columns
-    that are constant within every group and ``n_crops``. ``dose_key`` (e.g. ``dose``)
-    splits a perturbation by dose at the perturbation level.
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        One row per crop, with the columns of :data:`LEVELS` for ``level``.
+    level : str
+        A key of :data:`LEVELS`.
+    dose_key : str, optional
+        An obs column (e.g. ``dose``) that splits a perturbation by dose at the perturbation
+        level.
+    keep : array_like of bool, optional
+        Rows to keep (e.g. the QC mask); ``None``: all.
+
+    Returns
+    -------
+    codes : numpy.ndarray
+        ``codes[i]`` is the group of row ``i`` (-1 when the row is filtered out by ``keep``);
+        groups are numbered in order of first appearance.
+    group_obs : pandas.DataFrame
+        One row per group with the columns that are constant within every group and
+        ``n_crops``.
     """
     import pandas as pd
 
@@ -245,7 +326,24 @@ def aggregate_obs(obs, level: str, *, dose_key: str | None = None, keep=None):
 
 
 def aggregate_rows(X, codes, n_groups: int, how: str = "mean") -> np.ndarray:
-    """Mean or median of the rows of ``X`` (any trailing shape) per group code (-1 dropped)."""
+    """Mean or median of the rows of ``X`` (any trailing shape) per group code (-1 dropped).
+
+    Parameters
+    ----------
+    X : array_like
+        ``(n, ...)`` rows.
+    codes : array_like of int
+        Group of each row (:func:`aggregate_obs`); -1 rows are dropped.
+    n_groups : int
+        Number of groups.
+    how : str
+        ``"mean"`` or ``"median"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_groups, ...)`` float32.
+    """
     X = np.asarray(X)
     codes = np.asarray(codes)
     out = np.zeros((n_groups, *X.shape[1:]), dtype=np.float64)
@@ -265,7 +363,26 @@ def qc_mask(obs, intensity=None, *, max_intensity_z: float | None = None,
             exclude_column: str | None = None) -> tuple[np.ndarray, dict]:
     """Rows that pass QC: not flagged in ``exclude_column`` (e.g. crops with no cell) and,
     given per-crop mean ``intensity``, within ``max_intensity_z`` robust z-scores (median
-    and MAD) of it. Returns ``(mask, report)``."""
+    and MAD) of it.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        One row per crop.
+    intensity : array_like of float, optional
+        Mean intensity per crop.
+    max_intensity_z : float, optional
+        Largest robust z-score kept; ``None``: no intensity filter.
+    exclude_column : str, optional
+        A boolean obs column whose true rows are dropped.
+
+    Returns
+    -------
+    mask : numpy.ndarray of bool
+        The rows kept.
+    report : dict
+        ``n_in``, ``n_kept`` and the counts removed by each filter.
+    """
     keep = np.ones(len(obs), bool)
     report = {"n_in": int(len(obs))}
     if exclude_column:
@@ -293,9 +410,27 @@ def arm_centering(P, genes, arms: dict, unexpressed, *, min_genes: int = 20) -> 
     Cutting a gene can truncate its chromosome arm, so genes of one arm look alike. For
     every arm with more than ``min_genes`` *unexpressed* genes (whose knockout should do
     nothing but the truncation), their mean profile is subtracted from every gene of that
-    arm. ``arms`` maps gene -> arm (e.g. "1p"); ``unexpressed`` is a set of genes. Genes
-    with no arm, or on arms with too few unexpressed genes, are left as they are.
-    Returns ``(corrected, {arm: n_unexpressed})`` for the arms that were centred.
+    arm. Genes with no arm, or on arms with too few unexpressed genes, are left as they are.
+
+    Parameters
+    ----------
+    P : array_like
+        ``(genes, features)`` gene map.
+    genes : array_like of str
+        The gene of each row.
+    arms : dict of str to str
+        Gene -> arm (e.g. ``"1p"``).
+    unexpressed : collection of str
+        The unexpressed genes.
+    min_genes : int
+        An arm is centred only with more unexpressed genes than this.
+
+    Returns
+    -------
+    corrected : numpy.ndarray
+        The corrected map, float32.
+    used : dict of str to int
+        ``{arm: n_unexpressed}`` for the arms that were centred.
     """
     P = np.asarray(P, dtype=np.float64).copy()
     genes = np.asarray(genes).astype(str)
@@ -312,7 +447,26 @@ def arm_centering(P, genes, arms: dict, unexpressed, *, min_genes: int = 20) -> 
 
 
 def normalized(X, is_control, batch=None, *, tvn: bool = True, **kw) -> np.ndarray:
-    """TVN of ``X`` on its controls, or (``tvn=False``) the raw features as float32."""
+    """TVN of ``X`` on its controls, or (``tvn=False``) the raw features as float32.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(samples, features)`` profiles.
+    is_control : array_like of bool
+        Which samples are controls.
+    batch : array_like, optional
+        Batch label per sample; ``None`` turns batch centring off (and CORAL needs it).
+    tvn : bool
+        Normalise; ``False`` returns ``X`` as float32.
+    **kw
+        Options of :class:`TVN`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(samples, features)`` float32.
+    """
     if not tvn:
         return np.asarray(X, dtype=np.float32)
     kw = {"batch_center": batch is not None, **kw}

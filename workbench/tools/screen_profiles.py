@@ -21,6 +21,23 @@ def load_profiles(study, use: str | None = None) -> tuple[np.ndarray, pd.DataFra
     ``use="latent"`` reads the simulator's true cell states (``images.obs["latent_*"]``)
     instead: a truth check for the demo world only, recorded as such in provenance. A Study
     without ``profiles`` is refused with the step to run (``workbench embed``).
+
+    Parameters
+    ----------
+    study : Study
+        The Study to read.
+    use : str, optional
+        ``None`` or ``"X"``: ``profiles.X``; an ``obsm`` key of ``profiles``; or
+        ``"latent"``: the simulator's latent states.
+
+    Returns
+    -------
+    X : numpy.ndarray
+        ``(n, d)`` float32.
+    obs : pandas.DataFrame
+        A copy of the samples' metadata.
+    source : str
+        Where ``X`` came from, for provenance.
     """
     if use == "latent":
         study.require("images", why="use='latent' reads the simulator's latent states")

@@ -39,7 +39,27 @@ def _normalise(counts: np.ndarray) -> np.ndarray:
 def smooth_moments(spliced: np.ndarray, unspliced: np.ndarray, n_neighbors: int = 30,
                    n_pcs: int = 30, seed: int = 0,
                    normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """kNN-averaged (library-size normalised) spliced and unspliced counts (``Ms``, ``Mu``)."""
+    """kNN-averaged (library-size normalised) spliced and unspliced counts (``Ms``, ``Mu``).
+
+    Parameters
+    ----------
+    spliced, unspliced : array_like
+        Cells x genes counts (dense or sparse), the same shape.
+    n_neighbors : int
+        Cells averaged per cell, itself included (at most the number of cells; 1 or fewer:
+        no smoothing).
+    n_pcs : int
+        Principal components of ``log1p`` spliced expression the neighbours are found in.
+    seed : int
+        PCA random state.
+    normalize : bool
+        Scale each layer to its median library size first.
+
+    Returns
+    -------
+    Ms, Mu : numpy.ndarray
+        Cells x genes smoothed spliced and unspliced counts.
+    """
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
@@ -66,7 +86,27 @@ def steady_state_velocity(spliced, unspliced, *, n_neighbors: int = 30, n_pcs: i
                           normalize: bool = True) -> dict[str, np.ndarray]:
     """Steady-state velocity; returns ``velocity``, ``Ms``, ``Mu`` (cells x genes), ``gamma``.
 
-    ``normalize=False`` skips library-size scaling (for counts that are already normalised).
+    Parameters
+    ----------
+    spliced, unspliced : array_like
+        Cells x genes counts, the same shape.
+    n_neighbors : int
+        Cells averaged per cell (:func:`smooth_moments`).
+    n_pcs : int
+        Principal components of the neighbour graph.
+    quantile : float
+        The fit of ``gamma'`` uses the cells in the lowest and highest ``quantile`` of each
+        gene's ``Ms``.
+    seed : int
+        PCA random state.
+    normalize : bool
+        ``False`` skips library-size scaling (for counts that are already normalised).
+
+    Returns
+    -------
+    dict
+        ``velocity``, ``Ms``, ``Mu`` (float32, cells x genes; velocity in unspliced-count
+        units) and ``gamma`` (one ratio ``gamma / beta`` per gene).
     """
     spliced, unspliced = _dense(spliced), _dense(unspliced)
     if spliced.shape != unspliced.shape:
@@ -91,6 +131,20 @@ def highly_variable_genes(counts, n_top: int = 20, exclude=None) -> np.ndarray:
     Dispersion (variance / mean) is given a robust z-score (median and MAD, as in the
     cell_ranger flavour of scanpy) within up to 20 bins of mean expression, so that highly
     expressed genes do not win by their mean alone.
+
+    Parameters
+    ----------
+    counts : array_like
+        Cells x genes counts.
+    n_top : int
+        Genes wanted (fewer when fewer have a finite dispersion).
+    exclude : array_like of bool, optional
+        Genes never chosen, one flag per gene.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted gene indices.
     """
     x = np.log1p(_normalise(_dense(counts)))
     mean, var = x.mean(0), x.var(0)
@@ -116,18 +170,36 @@ def select_genes(var_names, *, genes=None, tf_list=None, counts=None, n_top: int
                  min_cells_frac: float = 0.0, detected=None) -> list[str]:
     """Choose the genes of the network.
 
+    Named genes win over a TF list, which wins over highly variable genes.
+
     Parameters
     ----------
-    var_names
+    var_names : sequence of str
         All gene names of the data.
-    genes
+    genes : sequence of str, optional
         Named genes (matched case-insensitively); every one must be present.
-    tf_list
+    tf_list : sequence of str, optional
         Transcription factors: the ones present in the data (and, when ``detected`` is given,
         detected in at least ``min_cells_frac`` of cells) are kept, ranked by dispersion
         when ``counts`` is given, up to ``n_top``.
-    counts
+    counts : array_like, optional
         Cells x genes counts for highly-variable-gene selection when neither list is given.
+    n_top : int
+        Genes kept from a TF list or by dispersion.
+    min_cells_frac : float
+        Smallest fraction of cells a transcription factor must be detected in.
+    detected : array_like of float, optional
+        Fraction of cells each gene is detected in, aligned to ``var_names``.
+
+    Returns
+    -------
+    list of str
+        The chosen gene names, spelled as in the data.
+
+    Raises
+    ------
+    UnknownGeneError
+        When a named gene is missing, or no transcription factor of the list is present.
     """
     names = [str(g) for g in var_names]
     upper = {n.upper(): n for n in names}
