@@ -141,24 +141,50 @@ def propose(planner: str, n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, 
 
     Parameters
     ----------
-    n_items : number of genes; pairs are index pairs into ``range(n_items)``.
-    cand_i, cand_j : the unmeasured candidate pairs.
-    obs_i, obs_j, obs_y : the measured pairs and their values (larger = more wanted).
-    side : (n_items, p) per-gene side features for the models, or None.
-    singles : (n_items,) single-perturbation effects (0 = like control), for ``"singles"``.
-    state : what a previous call returned under ``"state"`` (warm starts in campaigns).
-    names : gene names, used in the reasons (default: indices).
-    beta : width of the exchangeable model's upper confidence bound.
-    intervals : False skips the rules' bootstrap intervals (campaigns only rank).
-    scheduler : a ``dask.distributed`` address or Client: the models score the candidates
-        there, chunk by chunk (:func:`score_pairs`); same result as the local run.
-    chunk_size : candidates per chunk (per task on a cluster).
+    planner : str
+        A name in :data:`PLANNERS`.
+    n_items : int
+        Number of genes; pairs are index pairs into ``range(n_items)``.
+    cand_i, cand_j : array_like of int
+        The unmeasured candidate pairs.
+    obs_i, obs_j : array_like of int
+        The measured pairs.
+    obs_y : array_like of float
+        Their values (larger = more wanted); with none, every planner but the rank averages
+        picks at random.
+    side : numpy.ndarray, optional
+        ``(n_items, p)`` per-gene side features for the models.
+    singles : array_like of float, optional
+        ``(n_items,)`` single-perturbation effects (0 = like control), for ``"singles"``.
+    batch_size : int
+        Pairs to choose (at most the candidates).
+    seed : int
+        Seed of the tie-breaks, the random choice, the models and the bootstrap.
+    device : str
+        Torch device of the models (``"auto"``: a GPU when there is one).
+    state : dict, optional
+        What a previous call returned under ``"state"`` (warm starts in campaigns).
+    names : sequence of str, optional
+        Gene names, used in the reasons (default: indices).
+    beta : float
+        Width of the exchangeable model's upper confidence bound, in model sds.
+    model_kw : dict, optional
+        Options of the model's constructor.
+    intervals : bool
+        ``False`` skips the rules' bootstrap intervals (campaigns only rank).
+    scheduler : str or dask.distributed.Client, optional
+        A ``dask.distributed`` address or Client: the models score the candidates there,
+        chunk by chunk (:func:`score_pairs`); same result as the local run.
+    chunk_size : int
+        Candidates per chunk (per task on a cluster).
 
     Returns
     -------
-    dict with ``pick`` (positions in the candidates, best first), ``mean`` (predicted value
-    of every candidate), ``low``/``high`` (90% interval of the picked ones), ``reason`` (one
-    string per picked pair) and ``state``.
+    dict
+        ``pick`` (positions in the candidates, best first), ``mean`` (predicted value of every
+        candidate; NaN for random choice), ``low``/``high`` (90% interval of the picked ones),
+        ``reason`` (one string per picked pair) and ``state``; ``auto`` adds ``planner`` and
+        ``planner_reason``, the models ``sd`` and ``noise``.
     """
     from scipy.stats import rankdata
 
@@ -287,7 +313,40 @@ def propose_batch(n_items: int, cand_i, cand_j, obs_i, obs_j, obs_y, *, side=Non
                   acquisition: str = "ids", batch_size: int = 10, seed: int = 0,
                   device: str = "auto", model=None, **model_kw) -> tuple[np.ndarray, dict]:
     """The Bayesian low-rank planner with an acquisition (kept for older callers; new code
-    uses :func:`propose`). Returns the chosen positions and ``{"mean", "sd", "model"}``."""
+    uses :func:`propose`). Returns the chosen positions and ``{"mean", "sd", "model"}``.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of genes.
+    cand_i, cand_j : array_like of int
+        The candidate pairs.
+    obs_i, obs_j : array_like of int
+        The measured pairs.
+    obs_y : array_like of float
+        Their values.
+    side : numpy.ndarray, optional
+        ``(n_items, p)`` side features.
+    acquisition : str
+        ``"ids"``, ``"greedy"``, ``"ucb"``, ``"thompson"`` or ``"random"``.
+    batch_size : int
+        Pairs to choose.
+    seed : int
+        Seed of the model and the choice.
+    device : str
+        Torch device.
+    model : LowRankPairModel, optional
+        A model to warm-start from.
+    **model_kw
+        Options of :class:`~workbench.models.pair_selection.LowRankPairModel`.
+
+    Returns
+    -------
+    pick : numpy.ndarray
+        Chosen positions in the candidates.
+    info : dict
+        ``mean`` and ``sd`` per candidate and the fitted ``model`` (``None`` for random).
+    """
     planner = "random" if acquisition == "random" else f"bpmf_{acquisition}"
     out = propose(planner, n_items, cand_i, cand_j, obs_i, obs_j, obs_y, side=side,
                   batch_size=batch_size, seed=seed, device=device,
@@ -307,6 +366,22 @@ def score_pairs(model, i, j, *, chunk_size: int = 8192, scheduler=None) -> np.nd
     into independent chunks: locally they run one after another (memory bounded by one
     chunk); with ``scheduler`` (a ``dask.distributed`` address or ``Client``) the model is
     sent to the workers once and the chunks run there. Both give the same numbers.
+
+    Parameters
+    ----------
+    model : ExchangeablePairModel or LowRankPairModel
+        A fitted pair model (anything with ``sample(i, j)``).
+    i, j : array_like of int
+        The pairs to score.
+    chunk_size : int
+        Pairs per chunk.
+    scheduler : str or dask.distributed.Client, optional
+        Where to run the chunks; ``None``: here.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(E, m)`` samples, one column per pair.
     """
     i, j = np.ascontiguousarray(i, int), np.ascontiguousarray(j, int)
     step = max(1, int(chunk_size))
@@ -361,21 +436,40 @@ def run_campaign(values: np.ndarray, *, planner: str | None = None, side=None, s
 
     Parameters
     ----------
-    values : (n, n) symmetric matrix (NaN where a pair does not exist); larger = wanted.
-    planner : a name in :data:`PLANNERS`; default ``"bpmf_" + acquisition`` (older callers).
-    side, singles : as in :func:`propose`.
-    candidates : optional (m, 2) index pairs; default every i < j with a finite value.
-    budget : fraction of the candidates revealed at the end (initial ones included).
-    initial : fraction revealed at random before the first choice (same for every planner
-        of a seed, so planners are compared on the same start).
-    batch_size : pairs per round; default ``max(1, m // 100)``.
-    top_fraction : the top pairs the campaign tries to find.
+    values : numpy.ndarray
+        ``(n, n)`` symmetric matrix (NaN where a pair does not exist); larger = wanted.
+    planner : str, optional
+        A name in :data:`PLANNERS`; default ``"bpmf_" + acquisition`` (older callers).
+    side : numpy.ndarray, optional
+        Per-gene side features, as in :func:`propose`.
+    singles : array_like of float, optional
+        Per-gene single effects, as in :func:`propose`.
+    candidates : array_like of int, optional
+        ``(m, 2)`` index pairs; default every ``i < j`` with a finite value.
+    acquisition : str
+        Used only to name the default planner.
+    budget : float
+        Fraction of the candidates revealed at the end (initial ones included).
+    initial : float
+        Fraction revealed at random before the first choice (same for every planner of a
+        seed, so planners are compared on the same start).
+    batch_size : int, optional
+        Pairs per round; default ``max(1, m // 100)``.
+    top_fraction : float
+        The top pairs the campaign tries to find.
+    seed : int
+        Seed of the start and of every round's planner.
+    device : str
+        Torch device of the models.
+    **model_kw
+        Options of the planner's model.
 
     Returns
     -------
-    One row per revealed pair, in order: ``round, i, j, value, is_top, acquisition, planner,
-    planner_used`` (the planner ``auto`` ran that round; ``initial`` for the random start),
-    ``seed, n_revealed, frac_revealed, top_found_share``.
+    pandas.DataFrame
+        One row per revealed pair, in order: ``round, i, j, value, is_top, acquisition,
+        planner, planner_used`` (the planner ``auto`` ran that round; ``initial`` for the
+        random start), ``seed, n_revealed, frac_revealed, top_found_share``.
     """
     if planner is None:
         planner = "random" if acquisition == "random" else f"bpmf_{acquisition}"
@@ -425,7 +519,20 @@ def run_campaign(values: np.ndarray, *, planner: str | None = None, side=None, s
 
 
 def top_share_curve(histories: pd.DataFrame, fractions=(0.05, 0.1, 0.15, 0.2)) -> pd.DataFrame:
-    """Top share found at each budget fraction, one row per (acquisition, seed, budget)."""
+    """Top share found at each budget fraction, one row per (acquisition, seed, budget).
+
+    Parameters
+    ----------
+    histories : pandas.DataFrame
+        Concatenated :func:`run_campaign` histories.
+    fractions : sequence of float
+        Budget fractions to read the curve at.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``acquisition``, ``seed``, ``budget``, ``top_found_share``.
+    """
     rows = []
     for (acq, seed), h in histories.groupby(["acquisition", "seed"]):
         for f in fractions:
@@ -436,7 +543,22 @@ def top_share_curve(histories: pd.DataFrame, fractions=(0.05, 0.1, 0.15, 0.2)) -
 
 
 def campaign_summary(histories: pd.DataFrame, fractions=(0.05, 0.1, 0.15, 0.2)) -> pd.DataFrame:
-    """Mean and 95% interval (over seeds) of the top share found at each budget fraction."""
+    """Mean and 95% interval (over seeds) of the top share found at each budget fraction.
+
+    The interval is the normal one, ``mean +- 1.96 sd / sqrt(n_seeds)``.
+
+    Parameters
+    ----------
+    histories : pandas.DataFrame
+        Concatenated :func:`run_campaign` histories.
+    fractions : sequence of float
+        Budget fractions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``acquisition``, ``budget``, ``mean``, ``std``, ``count``, ``ci_low``, ``ci_high``.
+    """
     df = top_share_curve(histories, fractions)
     out = df.groupby(["acquisition", "budget"]).top_found_share.agg(["mean", "std", "count"])
     half = 1.96 * out["std"].fillna(0) / np.sqrt(out["count"])

@@ -43,14 +43,22 @@ __all__ = ["GIMatrix", "norman_gi", "parrish_gi", "gi_profile_map"]
 class GIMatrix:
     """A gene x gene GI screen.
 
-    Attributes
+    Parameters
     ----------
-    genes : gene names (order of the matrices).
-    gi : (n, n) symmetric GI scores, NaN where the pair was not measured; diagonal NaN.
-    noise : (n, n) standard error of each score (NaN where unknown).
-    side : (n, p) DataFrame of single-perturbation features (index = genes).
-    pairs : long table, one row per measured pair (gene_a, gene_b, gi, gi_se, ...).
-    source : short provenance string.
+    genes : list of str
+        Gene names, in the order of the matrices.
+    gi : numpy.ndarray
+        ``(n, n)`` symmetric GI scores, NaN where the pair was not measured; diagonal NaN.
+    noise : numpy.ndarray
+        ``(n, n)`` standard error of each score (NaN where unknown).
+    side : pandas.DataFrame
+        ``(n, p)`` single-perturbation features (index = genes).
+    pairs : pandas.DataFrame
+        Long table, one row per measured pair (``gene_a``, ``gene_b``, ``gi``, ``gi_se``, ...).
+    source : str
+        Short provenance string.
+    extra : dict
+        Further screen-specific results (e.g. ``additive_gi``); empty by default.
     """
 
     genes: list[str]
@@ -90,6 +98,18 @@ def norman_gi(folder: str | os.PathLike) -> GIMatrix:
     guide pairs of two genes; ``phi`` relative to the negative-control guides), and
     ``noise`` their standard error ``|rep1 - rep2| / 2``. ``side`` holds the single growth
     phenotype and its replicate spread.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The Norman 2019 folder: ``processed_emap``, the sgRNA-to-gene table, the two
+        replicates' phenotype matrices and ``single_fitnesses.csv.gz``.
+
+    Returns
+    -------
+    GIMatrix
+        112 genes; ``side`` has ``single_phenotype``, ``single_replicate_diff`` and
+        ``single_fitness``; ``pairs`` has ``gi``, ``gi_additive`` and ``gi_se``.
     """
     from workbench.data.readers.genetic_interactions import read_gi_matrix
 
@@ -156,9 +176,20 @@ def parrish_gi(folder: str | os.PathLike, cell_line: str = "HeLa",
 
     Parameters
     ----------
-    cell_line : "HeLa" (Day00 vs Day22 replicates A, B, C) or "PC9" (pretreatment vs DMSO A,
+    folder : str or os.PathLike
+        The Parrish 2021 folder: the pgPEN library table and the counts of ``cell_line``.
+    cell_line : str
+        ``"HeLa"`` (Day00 vs Day22 replicates A, B, C) or ``"PC9"`` (pretreatment vs DMSO A,
         B).
-    min_count : guide pairs with fewer early-time-point reads are dropped.
+    min_count : int
+        Guide pairs with fewer early-time-point reads are dropped.
+
+    Returns
+    -------
+    GIMatrix
+        ``pairs`` has ``lfc_double``, ``lfc_a``, ``lfc_b``, ``expected``, ``gi``, ``gi_se``
+        and ``z``; ``side`` has ``single_lfc`` and ``single_lfc_sd``; ``extra`` holds
+        ``singles_per_replicate`` and ``n_replicates``.
     """
     from workbench.data.readers.guide_counts import guide_counts_wide, read_guide_counts
 
@@ -226,6 +257,16 @@ def gi_profile_map(gi: np.ndarray) -> np.ndarray:
 
     Missing entries (and each pair's own entries) are skipped pairwise by centring rows on
     their observed mean and treating NaN as 0 after centring.
+
+    Parameters
+    ----------
+    gi : numpy.ndarray
+        ``(n, n)`` GI scores, NaN where unmeasured.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, n)`` correlations, diagonal 1.
     """
     g = np.array(gi, float)
     mask = np.isfinite(g)

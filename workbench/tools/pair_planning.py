@@ -37,7 +37,20 @@ __all__ = ["plan_pairs", "check_budget"]
 
 
 def check_budget(budget, n_candidates: int) -> int:
-    """The budget as an int, or a :class:`ValidationError` that says what to give."""
+    """The budget as an int, or a :class:`ValidationError` that says what to give.
+
+    Parameters
+    ----------
+    budget : int
+        Pairs asked for.
+    n_candidates : int
+        Untested pairs available.
+
+    Returns
+    -------
+    int
+        ``budget``, once it is a whole number from 1 to ``n_candidates``.
+    """
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
         raise ValidationError(f"budget must be a whole number of pairs, got {budget!r}.",
                               "give --budget N with N >= 1.")
@@ -84,14 +97,37 @@ def plan_pairs(study, *, budget: int = 10, planner: str = "auto", test: str = "d
 
     Parameters
     ----------
-    budget : number of pairs to propose (1 .. the number of untested pairs).
-    planner : ``"auto"`` or a name in :data:`workbench.tools.campaign.PLANNERS`.
-    test, value : which test's rows of ``interactions`` and which column to model (larger
-        = more interacting).
-    genes : genes to plan over (default every single perturbation of the screen).
-    use : profiles matrix whose singles give the side information.
-    scheduler : a ``dask.distributed`` scheduler address (or Client): the models score the
-        candidates there, ``chunk_size`` pairs per task (same result as the local run).
+    study : Study
+        A Study with ``interactions`` and ``profiles``.
+    budget : int
+        Number of pairs to propose (1 .. the number of untested pairs).
+    planner : str
+        ``"auto"`` or a name in :data:`workbench.tools.campaign.PLANNERS`.
+    test : str
+        Which test's rows of ``interactions`` to learn from.
+    value : str
+        Which column of those rows to model (larger = more interacting).
+    genes : sequence of str, optional
+        Genes to plan over (default every single perturbation of the screen).
+    use : str, optional
+        Profiles matrix whose singles give the side information
+        (:func:`~workbench.tools.screen_profiles.load_profiles`).
+    seed : int
+        Seed of the planner and of its choice.
+    device : str
+        Torch device of the models (``"auto"``: a GPU when there is one).
+    scheduler : str or dask.distributed.Client, optional
+        A ``dask.distributed`` scheduler address (or Client): the models score the
+        candidates there (same result as the local run).
+    chunk_size : int
+        Candidate pairs per task on the scheduler.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``pair_selection`` table: the measured pairs (round 0) and the proposed ones
+        (round 1) with ``predicted``, ``predicted_low``/``predicted_high``, ``rank``,
+        ``reason``, ``planner`` and ``planner_reason``.
     """
     from workbench.tools.campaign import PLANNERS, choose_planner, propose
 

@@ -48,7 +48,29 @@ FOLD_MODEL_KW = {"steps": 100}
 
 # ---------------------------------------------------------------------- rule scores
 def gene_mean_scores(n_items: int, obs_i, obs_j, obs_y, k: float = 2.0):
-    """Shrunken mean value and number of measured pairs of every gene."""
+    """Shrunken mean value and number of measured pairs of every gene.
+
+    Each gene's mean over its measured pairs is shrunk towards the mean of all pairs with the
+    weight of ``k`` pseudo-pairs.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of genes (pair indices run from 0 to ``n_items - 1``).
+    obs_i, obs_j : array_like of int
+        The genes of each measured pair.
+    obs_y : array_like of float
+        The measured value of each pair (larger = more interacting).
+    k : float
+        Pseudo-pairs of shrinkage.
+
+    Returns
+    -------
+    means : numpy.ndarray
+        ``(n_items,)`` shrunken means.
+    counts : numpy.ndarray
+        ``(n_items,)`` measured pairs per gene.
+    """
     y = np.asarray(obs_y, float)
     tot, cnt = np.zeros(n_items), np.zeros(n_items)
     for a in (np.asarray(obs_i, int), np.asarray(obs_j, int)):
@@ -59,7 +81,20 @@ def gene_mean_scores(n_items: int, obs_i, obs_j, obs_y, k: float = 2.0):
 
 
 def singles_scores(singles, cand_i, cand_j) -> np.ndarray:
-    """``|single A| + |single B|`` of the candidate pairs."""
+    """``|single A| + |single B|`` of the candidate pairs.
+
+    Parameters
+    ----------
+    singles : array_like of float
+        Single effect of every gene.
+    cand_i, cand_j : array_like of int
+        The genes of each candidate pair.
+
+    Returns
+    -------
+    numpy.ndarray
+        One score per candidate.
+    """
     s = np.abs(np.asarray(singles, float))
     return s[np.asarray(cand_i, int)] + s[np.asarray(cand_j, int)]
 
@@ -75,7 +110,18 @@ def _rank_corr(a, b) -> float:
 
 
 def rank_average(*scores) -> np.ndarray:
-    """Mean of the within-list ranks (ties averaged) of several score vectors, in [0, 1]."""
+    """Mean of the within-list ranks (ties averaged) of several score vectors, in [0, 1].
+
+    Parameters
+    ----------
+    *scores : array_like of float
+        Score vectors of the same length.
+
+    Returns
+    -------
+    numpy.ndarray
+        The average normalised rank per entry.
+    """
     from scipy.stats import rankdata
 
     out = np.zeros(len(scores[0]))
@@ -85,7 +131,20 @@ def rank_average(*scores) -> np.ndarray:
 
 
 def pair_folds(i, j, n_folds: int) -> np.ndarray:
-    """Fold of each pair from a hash of the unordered pair: stable as pairs are added."""
+    """Fold of each pair from a hash of the unordered pair: stable as pairs are added.
+
+    Parameters
+    ----------
+    i, j : numpy.ndarray of int
+        The genes of each pair (order does not matter).
+    n_folds : int
+        Number of folds.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Fold of each pair, in ``[0, n_folds)``.
+    """
     a = np.minimum(i, j).astype(np.uint64)
     b = np.maximum(i, j).astype(np.uint64)
     h = a * np.uint64(0x9E3779B97F4A7C15) ^ (b + np.uint64(0x632BE59BD9B4E019))
@@ -100,9 +159,40 @@ def held_out_scores(n_items: int, obs_i, obs_j, obs_y, *, singles=None, side=Non
                     with_model: bool = True, held_out: list | None = None) -> tuple[dict, int]:
     """Cross-fitted held-out rank correlation of every candidate planner.
 
-    Returns ``({planner: correlation}, number of pairs evaluated)``. ``fold_models`` (a
-    dict, filled in place) keeps each fold's model for warm starts at the next check;
-    ``held_out`` (a list, filled in place) receives ``(predictions, values)`` per fold.
+    Parameters
+    ----------
+    n_items : int
+        Number of genes (pair indices run from 0 to ``n_items - 1``).
+    obs_i, obs_j : array_like of int
+        The genes of each measured pair.
+    obs_y : array_like of float
+        The measured value of each pair (larger = more interacting).
+    singles : array_like of float, optional
+        Single effect of every gene; without it the ``singles`` rule is not scored.
+    side : numpy.ndarray, optional
+        ``(n_items, p)`` side features of the exchangeable model.
+    n_folds : int
+        Folds of the cross-fit; folds with fewer than 3 test or training pairs are skipped.
+    seed : int
+        Seed of the fold models.
+    device : str
+        Torch device of the fold models.
+    fold_models : dict, optional
+        Filled in place: each fold's model, for warm starts at the next check.
+    model_kw : dict, optional
+        Options of :class:`~workbench.models.exchangeable.ExchangeablePairModel` over
+        :data:`FOLD_MODEL_KW`.
+    with_model : bool
+        Score the exchangeable model and the rank averages too.
+    held_out : list, optional
+        Filled in place with ``(predictions, values)`` per fold.
+
+    Returns
+    -------
+    scores : dict of str to float
+        ``{planner: correlation}``, averaged over folds weighted by their size.
+    n_evaluated : int
+        Number of held-out pairs (0 and an empty dict when no fold could be scored).
     """
     oi, oj = np.asarray(obs_i, int), np.asarray(obs_j, int)
     y = np.asarray(obs_y, float)
@@ -149,7 +239,24 @@ def win_probability(held_out: list, a: str, b: str, *, n_boot: int = 200,
                     seed: int = 0) -> float:
     """Share of bootstrap resamples of the held-out pairs (within folds, the same pairs for
     both) in which planner ``a`` ranks them better than planner ``b``: the correlations of
-    two planners on the same pairs move together, so their difference is judged paired."""
+    two planners on the same pairs move together, so their difference is judged paired.
+
+    Parameters
+    ----------
+    held_out : list
+        ``(predictions, values)`` per fold, as :func:`held_out_scores` fills it.
+    a, b : str
+        The two planners compared (keys of the predictions).
+    n_boot : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resamples.
+
+    Returns
+    -------
+    float
+        The share of resamples in which ``a`` is ahead, in [0, 1].
+    """
     from scipy.stats import rankdata
 
     rng = np.random.default_rng(seed)
@@ -178,6 +285,30 @@ def rule_choice(n_items: int, obs_i, obs_j, obs_y, *, singles=None, min_pairs: i
     above about two null standard errors, the gene-mean rule is taken if it could be
     evaluated on ``min_pairs`` pairs, else the singles rule. ``previous`` is kept unless
     the other rule is ahead by ``margin``.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of genes (pair indices run from 0 to ``n_items - 1``).
+    obs_i, obs_j : array_like of int
+        The genes of each measured pair.
+    obs_y : array_like of float
+        The measured value of each pair (larger = more interacting).
+    singles : array_like of float, optional
+        Single effect of every gene; without it the gene-mean rule is taken.
+    min_pairs : int
+        Fewest measured pairs for the comparison.
+    previous : str, optional
+        The rule chosen last time.
+    margin : float
+        Rank-correlation lead the other rule needs to replace ``previous``.
+
+    Returns
+    -------
+    planner : str
+        ``"gene_mean"`` or ``"singles"``.
+    reason : str
+        Why, with the correlations.
     """
     y = np.asarray(obs_y, float)
     oi, oj = np.asarray(obs_i, int), np.asarray(obs_j, int)
@@ -228,8 +359,50 @@ def choose_planner(n_items: int, obs_i, obs_j, obs_y, *, singles=None, side=None
                    **_unused) -> tuple[str, str]:
     """The ``"auto"`` planner's choice, with its reason (see the module docstring).
 
-    ``state`` (a dict, updated in place) carries the fold models and the size of the last
-    check between the rounds of a campaign; without it every call runs the full check.
+    Parameters
+    ----------
+    n_items : int
+        Number of genes (pair indices run from 0 to ``n_items - 1``).
+    obs_i, obs_j : array_like of int
+        The genes of each measured pair.
+    obs_y : array_like of float
+        The measured value of each pair (larger = more interacting).
+    singles : array_like of float, optional
+        Single effect of every gene.
+    side : numpy.ndarray, optional
+        ``(n_items, p)`` side features of the exchangeable model.
+    min_pairs : int
+        Fewest measured pairs for comparing the rules (:func:`rule_choice`).
+    min_model_pairs : int
+        Fewest measured pairs for checking the model; below it only the rules are compared.
+    previous : str, optional
+        The planner chosen last round.
+    margin : float
+        Held-out correlation lead another planner needs to replace ``previous``.
+    model_confidence : float
+        Share of paired resamples in which a model must beat the best rule to be taken.
+    n_folds : int
+        Folds of the cross-fitted check.
+    with_model : bool
+        Consider the exchangeable model at all.
+    state : dict, optional
+        Updated in place: carries the fold models and the size of the last check between the
+        rounds of a campaign; without it every call runs the full check.
+    seed : int
+        Seed of the fold models and the resamples.
+    device : str
+        Torch device of the fold models.
+    model_kw : dict, optional
+        Options of the fold models.
+    **_unused
+        Ignored (lets callers pass planner options through).
+
+    Returns
+    -------
+    planner : str
+        The planner to run.
+    reason : str
+        Why, with the held-out scores.
     """
     y = np.asarray(obs_y, float)
     if not with_model or len(y) < min_model_pairs:
