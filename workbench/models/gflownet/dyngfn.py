@@ -87,6 +87,14 @@ class DynGFN:
     hyper_hidden, hyper_width, hyper_activation, hyper_steps, hyper_lr, batch_size
         Hypernetwork variant: MLP sizes, per-gene network width and activation, updates
         per step, learning rate, and cells per mini-batch.
+    warm_start, warm_start_fit
+        Linear-to-hyper warm start (hypernetwork variant only), as the DynGFN pipeline
+        trains h-DynGFN from an l-DynGFN checkpoint: the first ``warm_start`` of the
+        ``n_steps`` steps are exactly l-DynGFN's (closed-form ridge reward, the hypernetwork
+        untouched), then the hypernetwork reward takes over from that policy, with a fresh
+        Adam state for it. At the switch the hypernetwork first takes ``warm_start_fit``
+        updates on graphs drawn from the warm policy (``0``: it starts untrained, as in the
+        reference), so that the policy is not steered by an unfitted velocity model.
     checkpoint_path, checkpoint_every
         Where and how often to checkpoint (``None``: no checkpoints).
     progress
@@ -105,6 +113,7 @@ class DynGFN:
                  max_parents: int | None = None, hyper_hidden: tuple[int, ...] = (64, 64),
                  hyper_width: int = 12, hyper_activation: str | None = "tanh",
                  hyper_steps: int = 1, hyper_lr: float = 1e-3, batch_size: int = 256,
+                 warm_start: int = 0, warm_start_fit: int = 0,
                  checkpoint_path: str | Path | None = None, checkpoint_every: int = 100,
                  progress: bool = False, device: str = "auto", seed: int = 0):
         self.reward = reward
@@ -130,6 +139,8 @@ class DynGFN:
         self.hyper_steps = hyper_steps
         self.hyper_lr = hyper_lr
         self.batch_size = batch_size
+        self.warm_start = warm_start
+        self.warm_start_fit = warm_start_fit
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
         self.progress = progress
@@ -147,16 +158,22 @@ class DynGFN:
             if self.n_envs < 2:
                 raise WorkbenchError(f"loss='ftb' needs n_envs >= 2, got {self.n_envs}.",
                                      "roll out at least two graphs per step.")
+        if int(self.warm_start) < 0 or int(self.warm_start_fit) < 0:
+            raise WorkbenchError(
+                f"warm_start and warm_start_fit must be >= 0, got {self.warm_start} and "
+                f"{self.warm_start_fit}.", "give a number of steps (0: no warm start).")
+        if self.warm_start and self.reward != "hyper":
+            raise WorkbenchError(
+                f"warm_start={self.warm_start} needs reward='hyper'.",
+                "the warm start trains the linear reward first and then the hypernetwork; "
+                "with reward='linear' leave it at 0.")
         dev = resolve_device(self.device)
         self.device_ = dev
         seed_everything(self.seed)
         self.env_ = ParentSetEnv(d, self.max_parents)
         self.policy_ = ForwardPolicy(d, self.hidden).to(dev)
         self.log_z_ = torch.nn.Parameter(torch.zeros(d, device=dev))
-        groups = [{"params": list(self.policy_.parameters()), "lr": self.lr}]
-        if self.loss == "tb":  # log Z must travel hundreds of nats: a larger step, as usual
-            groups.append({"params": [self.log_z_], "lr": 100 * self.lr})
-        self.optimizer_ = torch.optim.Adam(groups)
+        self.optimizer_ = self._policy_optimizer()
         self.generator_ = torch.Generator(device=dev)
         self.generator_.manual_seed(self.seed)
         self.x_ = torch.as_tensor(x, dtype=torch.float32, device=dev)
@@ -171,6 +188,12 @@ class DynGFN:
             self.hyper_optimizer_ = torch.optim.Adam(self.hyper_.parameters(), lr=self.hyper_lr)
         self.history_ = {"loss": [], "mean_log_reward": [], "mean_edges": [], "hyper_mse": []}
         self.step_ = 0
+
+    def _policy_optimizer(self) -> torch.optim.Adam:
+        groups = [{"params": list(self.policy_.parameters()), "lr": self.lr}]
+        if self.loss == "tb":  # log Z must travel hundreds of nats: a larger step, as usual
+            groups.append({"params": [self.log_z_], "lr": 100 * self.lr})
+        return torch.optim.Adam(groups)
 
     def _modules(self) -> dict:
         mods = {"policy": self.policy_, "optimizer": self.optimizer_,
@@ -201,8 +224,28 @@ class DynGFN:
         idx = torch.randperm(n, generator=self.generator_, device=self.device_)[: self.batch_size]
         return self.x_[idx], self.v_[idx]
 
+    def _hyper_active(self) -> bool:
+        """Whether this step scores with the hypernetwork (not during the linear warm start)."""
+        return self.hyper_ is not None and self.step_ >= int(self.warm_start)
+
+    def _switch_to_hyper(self) -> None:
+        """End of the linear warm start: fresh policy optimiser, hypernetwork fitted first."""
+        self.optimizer_ = self._policy_optimizer()
+        for _ in range(int(self.warm_start_fit)):
+            self._hyper_update()
+
+    def _hyper_update(self) -> float:
+        graphs = rollout(self.policy_, self.env_, min(self.n_envs, 64), self.generator_,
+                         device=self.device_).final
+        xh, vh = self._batch()
+        mse = self.hyper_.mse(graphs, xh, vh).mean()
+        self.hyper_optimizer_.zero_grad()
+        mse.backward()
+        self.hyper_optimizer_.step()
+        return float(mse.detach())
+
     def _log_reward(self, states, xb=None, vb=None):
-        if self.hyper_ is None:
+        if not self._hyper_active():
             return self.linear_reward_.log_reward(states)
         with torch.no_grad():
             return self.hyper_.log_reward(states, xb, vb, temperature=self.temperature,
@@ -210,8 +253,11 @@ class DynGFN:
 
     def _train_step(self) -> None:
         c = temper_schedule(self.step_, self.temper_period, self.temper_min)
-        xb, vb = self._batch() if self.hyper_ is not None else (None, None)
-        tracker = self.linear_reward_.start(self.n_envs) if self.hyper_ is None else None
+        hyper = self._hyper_active()
+        if hyper and self.warm_start and self.step_ == int(self.warm_start):
+            self._switch_to_hyper()
+        xb, vb = self._batch() if hyper else (None, None)
+        tracker = None if hyper else self.linear_reward_.start(self.n_envs)
         traj = rollout(self.policy_, self.env_, self.n_envs, self.generator_,
                        inverse_temperature=c, epsilon=self.epsilon, device=self.device_,
                        reward_tracker=tracker)
@@ -245,16 +291,9 @@ class DynGFN:
         loss.backward()
         self.optimizer_.step()
         hyper_mse = float("nan")
-        if self.hyper_ is not None:
+        if hyper:
             for _ in range(self.hyper_steps):
-                graphs = rollout(self.policy_, self.env_, min(self.n_envs, 64), self.generator_,
-                                 device=self.device_).final
-                xh, vh = self._batch()
-                mse = self.hyper_.mse(graphs, xh, vh).mean()
-                self.hyper_optimizer_.zero_grad()
-                mse.backward()
-                self.hyper_optimizer_.step()
-                hyper_mse = float(mse.detach())
+                hyper_mse = self._hyper_update()
         final_r = log_r[-1] if self.loss == "db" else log_r
         self.history_["loss"].append(float(loss.detach()))
         self.history_["mean_log_reward"].append(float(final_r.mean()))
