@@ -7,6 +7,7 @@ section name fails here, not only a missing word.
 
 To cover more of the package, add module names to ``COVERED``; an entry ending in ``.*``
 stands for every module directly inside that package (subpackages are listed apart).
+``METHODS_COVERED`` names the classes whose public methods are checked too.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ COVERED = (
     "workbench.dashboards.plan",
     "workbench.dashboards.serve",
     "workbench.napari.*",
+)
+
+#: Classes whose public methods are held to the same rule (``module.Class``).
+METHODS_COVERED = (
+    "workbench.data.study.Study",
+    "workbench.data.transaction.Transaction",
 )
 
 #: Parameters that need no line of their own.
@@ -183,6 +190,21 @@ def test_every_covered_entry_holds_public_objects():
 def test_public_functions_and_classes_have_numpydoc_parameters_and_returns(modname):
     problems = [p for where, obj in _public_objects(_import(modname))
                 for p in _problems(where, obj)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("qualname", METHODS_COVERED)
+def test_public_methods_have_numpydoc_parameters_and_returns(qualname):
+    modname, clsname = qualname.rsplit(".", 1)
+    cls = getattr(_import(modname), clsname)
+    problems, n = [], 0
+    for name, attr in vars(cls).items():
+        fn = attr.__func__ if isinstance(attr, (classmethod, staticmethod)) else attr
+        if name.startswith("_") or not inspect.isfunction(fn):
+            continue  # properties and private helpers
+        n += 1
+        problems += _problems(f"{qualname}.{name}", fn)
+    assert n, f"{qualname} has no public methods"
     assert not problems, "\n".join(problems)
 
 

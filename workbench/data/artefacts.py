@@ -75,7 +75,8 @@ class ArtefactSpec:
     name : str
         The artefact's name in the Study (``"profiles"``, ``"interactions"``, ...).
     kind : str
-        Storage kind: ``"anndata"``, ``"table"``, ``"array"``, ``"json"`` or ``"file"``.
+        Storage kind: ``"anndata"``, ``"table"``, ``"array"``, ``"images"``, ``"json"`` or
+        ``"file"``.
     writer : str
         The step that writes it, named in error messages as what to run.
     doc : str

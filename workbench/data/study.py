@@ -103,7 +103,24 @@ class Study:
         overwrite: bool = False,
     ) -> Study:
         """Create an empty Study at ``path`` (refuses to touch a non-empty folder unless
-        ``overwrite`` and the folder is itself a Study)."""
+        ``overwrite`` and the folder is itself a Study).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The folder to create (parents included).
+        title : str or None
+            The Study's title; None uses the folder's name without its suffix.
+        control_label : str
+            The perturbation label of control samples.
+        overwrite : bool
+            Replace the folder when it is an existing Study.
+
+        Returns
+        -------
+        Study
+            The new, empty Study.
+        """
         path = Path(path)
         if path.exists() and any(path.iterdir()):
             if not overwrite:
@@ -135,7 +152,25 @@ class Study:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, validate: bool = True) -> Study:
-        """Open and check a Study; roll back any write that a crash left half done."""
+        """Open and check a Study; roll back any write that a crash left half done.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``NAME.study`` folder.
+        validate : bool
+            Run the light check of :meth:`validate` (artefacts exist and open).
+
+        Returns
+        -------
+        Study
+            The opened Study.
+
+        Raises
+        ------
+        StudyNotFoundError
+            When the folder does not exist or has no ``study.json``.
+        """
         path = Path(path)
         if not path.exists():
             raise StudyNotFoundError(
@@ -178,22 +213,82 @@ class Study:
         return list(self.meta["provenance"])
 
     def has(self, name: str) -> bool:
+        """Whether the Study holds artefact ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+
+        Returns
+        -------
+        bool
+            True when ``study.json`` lists it.
+        """
         return name in self.meta["artefacts"]
 
     def version_of(self, name: str) -> int:
-        """Artefact version: bumps on every write; caches key on (study id, name, version)."""
+        """Artefact version: bumps on every write; caches key on (study id, name, version).
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+
+        Returns
+        -------
+        int
+            Its version; 0 when the Study does not hold it.
+        """
         return int(self.meta["artefacts"][name]["version"]) if self.has(name) else 0
 
     def cache_key(self, *names: str) -> tuple:
+        """A key that changes whenever one of the artefacts ``names`` is written again.
+
+        Parameters
+        ----------
+        *names : str
+            The artefacts a cached result depends on.
+
+        Returns
+        -------
+        tuple
+            The Study id and ``(name, version)`` per artefact.
+        """
         return (self.id, *((n, self.version_of(n)) for n in names))
 
     def artefact_path(self, name: str) -> Path:
+        """Where artefact ``name`` lies, checked to stay inside the Study.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+
+        Returns
+        -------
+        pathlib.Path
+            Its file or folder.
+
+        Raises
+        ------
+        MissingArtefactError
+            When the Study does not hold it.
+        """
         self.require(name)
         return inside(self.path, self.meta["artefacts"][name]["path"],
                       what=f"the path of artefact {name!r}")
 
     def require(self, name: str, why: str | None = None) -> None:
-        """Raise :class:`MissingArtefactError` naming the step that makes ``name``."""
+        """Raise :class:`MissingArtefactError` naming the step that makes ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+        why : str or None
+            Why it is needed, added to the message; None for no reason.
+        """
         if not self.has(name):
             need = f" ({why})" if why else ""
             raise MissingArtefactError(
@@ -202,13 +297,39 @@ class Study:
             )
 
     def refresh(self) -> Study:
-        """Re-read ``study.json`` (another process may have written)."""
+        """Re-read ``study.json`` (another process may have written).
+
+        Returns
+        -------
+        Study
+            This Study, its metadata re-read.
+        """
         self.meta = _load_meta(self.path)
         return self
 
     # ------------------------------------------------------------------ reading
     def read(self, name: str):
-        """Read an artefact by name: AnnData, DataFrame, zarr array, ImageStore or dict."""
+        """Read an artefact by name: AnnData, DataFrame, zarr array, ImageStore or dict.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+
+        Returns
+        -------
+        object
+            By kind: an AnnData (``anndata``), a DataFrame (``table``), a read-only Zarr array
+            (``array``), an :class:`~workbench.data.images.ImageStore` (``images``), a dict
+            (``json``), or the path of a ``file`` artefact.
+
+        Raises
+        ------
+        MissingArtefactError
+            When the Study does not hold it.
+        StudyCorruptError
+            When its files cannot be read.
+        """
         entry = self._entry(name)
         p = self.artefact_path(name)
         kind = entry["kind"]
@@ -246,13 +367,36 @@ class Study:
         ``study.read_uns("grn", "cycles")`` returns what the schema of ``grn`` declares under
         ``cycles``; a key the schema does not declare, or one the artefact lacks, is an error
         that names the step that writes it.
+
+        Parameters
+        ----------
+        name : str
+            An AnnData artefact's name.
+        *keys : str
+            The key path under ``uns["workbench"]``.
+
+        Returns
+        -------
+        object
+            The stored value.
         """
         from workbench.data.artefacts import uns_entry
 
         return uns_entry(name, self.read(name), keys)
 
     def read_obs(self, name: str) -> pd.DataFrame:
-        """Only the ``obs`` table of an AnnData artefact (cheap: no matrices are loaded)."""
+        """Only the ``obs`` table of an AnnData artefact (cheap: no matrices are loaded).
+
+        Parameters
+        ----------
+        name : str
+            An AnnData artefact's name.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Its ``obs``.
+        """
         entry = self._entry(name)
         if entry["kind"] != "anndata":
             raise WorkbenchError(f"{name!r} is a {entry['kind']}, not an AnnData artefact.")
@@ -283,7 +427,18 @@ class Study:
     # ------------------------------------------------------------------ checks
     def validate(self, deep: bool = True) -> Study:
         """Check the Study. Light: artefacts exist and open. Deep: screen tables follow the
-        contract and matrices are finite. Raises a :class:`WorkbenchError` subclass."""
+        contract and matrices are finite. Raises a :class:`WorkbenchError` subclass.
+
+        Parameters
+        ----------
+        deep : bool
+            Also read every artefact and check it against its schema.
+
+        Returns
+        -------
+        Study
+            This Study, when it is valid.
+        """
         for name, entry in self.meta["artefacts"].items():
             p = self.artefact_path(name)
             if not p.exists():
@@ -335,6 +490,24 @@ class Study:
         ``outputs``, when known up front, are locked at once so that a second writer of the
         same artefact is told right away (:class:`StudyBusyError`) rather than at its end.
         Other processes may open and read the Study while the step runs.
+
+        Parameters
+        ----------
+        tool : str
+            The step's name, recorded in provenance.
+        params : dict or None
+            The step's parameters, recorded in provenance.
+        seed : int or None
+            The step's seed, recorded in provenance.
+        inputs : list of str or None
+            The artefacts the step reads; each must exist.
+        outputs : list of str or None
+            The artefacts it will write, locked at once; None locks each when staged.
+
+        Yields
+        ------
+        Transaction
+            Stage artefacts on it; they appear together when the block ends without error.
         """
         for name in inputs or []:
             self.require(name, why=f"the {tool!r} step reads it")
@@ -347,7 +520,15 @@ class Study:
         tx.commit()
 
     def summary(self) -> dict[str, Any]:
-        """What the Study holds: artefacts with shapes, ground truth, last steps."""
+        """What the Study holds: artefacts with shapes, ground truth, last steps.
+
+        Returns
+        -------
+        dict
+            ``path``, ``title``, ``study_id``, ``control_label``, ``artefacts`` (name to kind,
+            path, version, writing step and shape facts) and ``steps`` (tool, finish time, seed
+            and outputs of each).
+        """
         out = {"path": str(self.path), "title": self.title, "study_id": self.id,
                "control_label": self.control_label, "artefacts": {}, "steps": []}
         for name, entry in self.meta["artefacts"].items():

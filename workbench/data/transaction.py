@@ -205,7 +205,23 @@ class Transaction:
 
     # -- staging
     def stage_path(self, name: str, kind: str, filename: str | None = None) -> Path:
-        """A path under staging to write artefact ``name`` into yourself (streaming writes)."""
+        """A path under staging to write artefact ``name`` into yourself (streaming writes).
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name (letters, digits, ``-`` and ``_``).
+        kind : str
+            Its kind (``"anndata"``, ``"table"``, ``"array"``, ``"images"``, ``"json"``,
+            ``"file"``).
+        filename : str or None
+            Its file name in the Study; None uses ``name`` and the kind's suffix.
+
+        Returns
+        -------
+        pathlib.Path
+            The staging path (emptied), to write into.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown artefact kind {kind!r}; use one of {sorted(KINDS)}")
         if not name.replace("_", "").replace("-", "").isalnum():
@@ -221,12 +237,43 @@ class Transaction:
         return p
 
     def describe(self, name: str, **info: Any) -> None:
-        """Attach small facts (shapes, column names) shown by ``workbench info``."""
+        """Attach small facts (shapes, column names) shown by ``workbench info``.
+
+        Parameters
+        ----------
+        name : str
+            A staged artefact's name.
+        **info
+            The facts, stored with the artefact's entry in ``study.json``.
+        """
         self.staged[name].setdefault("shape_info", {}).update(info)
 
     def write_anndata(self, name: str, adata, *, screen: bool | None = None,
                       description: str | None = None) -> Path:
-        """Stage an AnnData as Zarr, after checking it against the artefact's schema."""
+        """Stage an AnnData as Zarr, after checking it against the artefact's schema.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+        adata : anndata.AnnData
+            The data.
+        screen : bool or None
+            Check ``obs`` against the screen contract; None does so for the screen artefacts.
+        description : str or None
+            One line shown by ``workbench info``.
+
+        Returns
+        -------
+        pathlib.Path
+            The staging path written.
+
+        Raises
+        ------
+        ValidationError
+            When columns differ only in case, the screen table or a matrix is invalid, or the
+            schema is not met.
+        """
         import anndata as ad
 
         from workbench.data.artefacts import check_anndata
@@ -259,7 +306,22 @@ class Transaction:
         return p
 
     def write_table(self, name: str, df: pd.DataFrame, *, description: str | None = None) -> Path:
-        """Stage a long table as Parquet, after checking it against the artefact's schema."""
+        """Stage a long table as Parquet, after checking it against the artefact's schema.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+        df : pandas.DataFrame
+            The table.
+        description : str or None
+            One line shown by ``workbench info``.
+
+        Returns
+        -------
+        pathlib.Path
+            The staging path written.
+        """
         from workbench.data.artefacts import check_table
 
         if not isinstance(df, pd.DataFrame):
@@ -273,7 +335,24 @@ class Transaction:
         return p
 
     def write_array(self, name: str, arr, *, chunks=None, attrs: dict | None = None) -> Path:
-        """Stage an n-d array as a Zarr array with optional attributes."""
+        """Stage an n-d array as a Zarr array with optional attributes.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+        arr : array-like
+            The array.
+        chunks : tuple of int or None
+            Zarr chunk shape; None lets Zarr choose.
+        attrs : dict or None
+            Attributes stored with the array (JSON-able; numpy values converted).
+
+        Returns
+        -------
+        pathlib.Path
+            The staging path written.
+        """
         import zarr
 
         from workbench.data.artefacts import check_array
@@ -291,7 +370,20 @@ class Transaction:
         return p
 
     def write_json(self, name: str, data: dict) -> Path:
-        """Stage a JSON document, after checking it against the artefact's schema."""
+        """Stage a JSON document, after checking it against the artefact's schema.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+        data : dict
+            The document (numpy values converted).
+
+        Returns
+        -------
+        pathlib.Path
+            The staging path written.
+        """
         from workbench.data.artefacts import check_json
 
         check_json(name, data, writer=self.tool)
@@ -300,13 +392,48 @@ class Transaction:
         return p
 
     def write_file(self, name: str, source: str | os.PathLike, filename: str) -> Path:
-        """Stage a copy of a plain file (e.g. a relationship annotation CSV)."""
+        """Stage a copy of a plain file (e.g. a relationship annotation CSV).
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+        source : str or os.PathLike
+            The file to copy.
+        filename : str
+            Its file name in the Study.
+
+        Returns
+        -------
+        pathlib.Path
+            The staging path written.
+        """
         p = self.stage_path(name, "file", filename)
         shutil.copyfile(source, p)
         return p
 
     def write_images(self, name: str, crops, obs: pd.DataFrame, channel_names, **kw) -> Path:
-        """Stage an image store; see :func:`workbench.data.images.write_image_store`."""
+        """Stage an image store; see :func:`workbench.data.images.write_image_store`.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+        crops : array-like or iterable of array-like
+            The crops, ``(n, C, H, W)``, or batches of them.
+        obs : pandas.DataFrame
+            One row per crop.
+        channel_names : sequence of str
+            One name per channel.
+        **kw
+            Passed to :func:`~workbench.data.images.write_image_store` (``masks``,
+            ``pixel_size_um``, ``channel_colors``, ``chunk_size``, ``dtype``).
+
+        Returns
+        -------
+        pathlib.Path
+            The staging path written.
+        """
         from workbench.data.images import write_image_store
 
         p = self.stage_path(name, "images")
@@ -316,13 +443,27 @@ class Transaction:
         return p
 
     def remove(self, name: str) -> None:
-        """Drop an artefact from the Study when this transaction commits."""
+        """Drop an artefact from the Study when this transaction commits.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name; the Study must hold it.
+        """
         self.study.require(name)
         self._claim(name)
         self.removed.append(name)
 
     def set_meta(self, key: str, value: Any) -> None:
-        """Set a top-level ``study.json`` field (not artefacts or provenance)."""
+        """Set a top-level ``study.json`` field (not artefacts or provenance).
+
+        Parameters
+        ----------
+        key : str
+            The field (for example ``control_label`` or ``title``).
+        value : object
+            Its new value (JSON-able).
+        """
         if key in ("artefacts", "provenance", "schema_version", "study_id", "last_transaction"):
             raise ValueError(f"{key!r} is managed by the Study itself")
         self.meta_updates[key] = value
@@ -367,6 +508,12 @@ class Transaction:
                     "call study.refresh() first).")
 
     def commit(self) -> None:
+        """Swap the staged artefacts in and append the provenance entry, all at once.
+
+        Under the Study lock: refuse if an input or an output changed since the step began,
+        journal the swap, move the artefacts into place (rolling back on failure), then write
+        ``study.json``. :meth:`Study.step` calls it when the step's block ends without error.
+        """
         study = self.study
         root = study.path
 
