@@ -48,7 +48,34 @@ DEMO_TRAINING = {"tiny": dict(steps=40, batch_size=32), "quick": dict(steps=100,
 def train_encoder(crops, *, size: str = "tiny", steps: int = 200, batch_size: int = 64,
                   device: str = "auto", seed: int = 0, checkpoint_dir=None,
                   progress: bool = True, **kw):
-    """Pretrain a :class:`~workbench.models.vit_mae.MAEEncoder` on ``crops`` (n, C, H, W)."""
+    """Pretrain a :class:`~workbench.models.vit_mae.MAEEncoder` on ``crops`` (n, C, H, W).
+
+    Parameters
+    ----------
+    crops : array_like
+        ``(n, C, H, W)`` crops (an array or a Zarr array).
+    size : str
+        The ViT size preset (:func:`~workbench.models.vit_arch.make_config`).
+    steps : int
+        Optimiser steps.
+    batch_size : int
+        Crops per step.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    seed : int
+        Seed of the initialisation, masks and batches.
+    checkpoint_dir : str or pathlib.Path, optional
+        Where to keep checkpoints, and resume from them.
+    progress : bool
+        Show a progress bar.
+    **kw
+        Further options of :class:`~workbench.models.vit_mae.MAEEncoder`.
+
+    Returns
+    -------
+    MAEEncoder
+        The fitted encoder.
+    """
     from workbench.models.vit_mae import MAEEncoder
 
     return MAEEncoder(size, steps=steps, batch_size=batch_size, device=device, seed=seed,
@@ -113,9 +140,29 @@ def extract_features(images, encoder, *, batch_size: int = 256, scheduler=None,
                      max_block: int | None = None, progress: bool = True) -> dict[str, np.ndarray]:
     """Per-block features of every crop of an image store: ``{"mean", "cls"}`` (n, L, D).
 
-    ``images`` is an :class:`~workbench.data.images.ImageStore`. Crops stream chunk by
-    chunk; with ``scheduler`` (address or ``distributed.Client``) the chunks are spread over
-    the cluster's workers, which need to see the store's path (shared file system).
+    Crops stream chunk by chunk; with ``scheduler`` the chunks are spread over the cluster's
+    workers, which need to see the store's path (shared file system).
+
+    Parameters
+    ----------
+    images : ImageStore
+        An :class:`~workbench.data.images.ImageStore`.
+    encoder : MAEEncoder
+        A fitted encoder.
+    batch_size : int
+        Crops per forward pass (the same batch boundaries locally and on a cluster).
+    scheduler : str or distributed.Client, optional
+        A ``dask.distributed`` address or Client; ``None``: embed here.
+    max_block : int, optional
+        Run only the first ``max_block`` blocks (default: all).
+    progress : bool
+        Show a progress bar (local runs).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``mean`` (mean patch token) and ``cls`` (class token), each ``(n, L, D)`` for ``L``
+        blocks.
     """
     import uuid
     from dataclasses import asdict
@@ -155,11 +202,31 @@ def perturbation_map(X, obs: pd.DataFrame, control_label: str, *, label_key: str
                      arm_correction: tuple[dict, set] | None = None):
     """AnnData of one profile per perturbation (controls dropped) with ``obsp["cosine"]``.
 
-    ``how`` is "mean" or "median" over the rows of ``X`` (crops, cells or wells);
-    ``dose_key`` (an obs column) makes one row per perturbation and dose, named
-    ``"<perturbation>@<dose>"``. ``arm_correction = (arms, unexpressed)`` applies the
-    chromosome-arm correction of CRISPR maps
-    (:func:`~workbench.tools.normalize.arm_centering`) to the gene profiles.
+    Parameters
+    ----------
+    X : array_like
+        ``(n, d)`` profiles (crops, cells or wells).
+    obs : pandas.DataFrame
+        Their metadata, with ``perturbation``.
+    control_label : str
+        The perturbation name of the controls, left out of the map.
+    label_key : str, optional
+        An obs column kept on the map (e.g. ``moa``).
+    how : str
+        ``"mean"`` or ``"median"`` over the rows of each perturbation.
+    dose_key : str, optional
+        An obs column: one row per perturbation and dose, named
+        ``"<perturbation>@<dose>"``.
+    arm_correction : tuple of (dict, set), optional
+        ``(arms, unexpressed)``: the chromosome-arm correction of CRISPR maps
+        (:func:`~workbench.tools.normalize.arm_centering`) applied to the gene profiles.
+
+    Returns
+    -------
+    anndata.AnnData
+        One row per perturbation: obs ``n_profiles`` (and ``n_wells``, ``perturbation_type``,
+        ``genes``, the label and dose columns where present); ``obsp["cosine"]``; and under
+        ``uns["workbench"]["arm_correction"]`` the arms centred, when asked.
     """
     import anndata as ad
 
@@ -215,40 +282,75 @@ def embed_study(study, *, encoder=None, size: str = "tiny", train_steps: int = 2
 
     Parameters
     ----------
-    encoder
+    study : Study
+        A Study with ``images``.
+    encoder : MAEEncoder, str or pathlib.Path, optional
         An :class:`~workbench.models.vit_mae.MAEEncoder`, a weights file (safetensors,
         timm / MAE / HuggingFace checkpoints) or ``None`` to pretrain a new ``size`` encoder
         on the Study's crops for ``train_steps`` steps (resumable from ``checkpoint_dir``).
-    label, block
+    size : str
+        ViT size preset of a new encoder.
+    train_steps : int
+        Pretraining steps of a new encoder.
+    train_batch_size : int
+        Crops per pretraining step.
+    label : str
         Probe task for the block choice: ``"perturbation"`` (identity), ``"relationship"``
-        (the Study's known groups, :func:`relationship_labels`) or an ``obs`` column;
-        ``block`` (1-based) skips the choice.
-    scheduler
+        (the Study's known groups, :func:`relationship_labels`) or an ``obs`` column.
+    block : int, optional
+        The block to use (1-based); skips the choice.
+    scheduler : str or distributed.Client, optional
         dask.distributed scheduler address or Client: embed on the cluster.
-    channel_adapt, partial_weights
-        For a weights file: how 3-channel weights meet the crops' channels ("repeat",
-        "average", "tokens"), and whether keys that do not fit may be skipped (both
-        recorded in the provenance with the load report).
-    input_norm
-        For outside weights: "auto" fits a per-channel mean/std on the crops when the
-        weights carry no normalisation; "mean_std", "percentile" or "self" force one;
-        "none" keeps the weights' own (or none). Recorded in the provenance.
-    layout
-        The 2-D layout stored in ``obsm`` for the views (:func:`~workbench.tools.layout.layout_2d`):
-        "auto" (UMAP, PCA when umap-learn is absent or the points are few), "umap", "pca".
-        The function defaults to "pca" (UMAP's first call compiles for tens of seconds);
-        ``workbench embed`` defaults to "auto".
-    level, aggregate, dose_key, qc
-        The unit of ``profiles``, on which the probe and TVN run: "crop", "cell" (needs
-        ``cell_id``) or "well" (``plate``+``well``; EFAAR's unit for plates), aggregated
-        by "mean" or "median"; the map aggregates that unit to perturbations (split by
-        ``dose_key`` when given). ``qc`` filters crops first:
-        ``{"exclude_column": "no_cell", "max_intensity_z": 5}``
+    batch_size : int
+        Crops per forward pass.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    seed : int
+        Seed of the pretraining, the probe and the layout.
+    tvn_kw : dict, optional
+        TVN settings (:class:`~workbench.tools.normalize.TVN`; ``tvn=False`` keeps raw
+        features).
+    label_key : str, optional
+        An ``obs`` column kept on the map (e.g. ``moa``).
+    checkpoint_dir : str or pathlib.Path, optional
+        Checkpoints of the pretraining (default: ``.checkpoints/embed`` in the Study).
+    progress : bool
+        Show progress bars.
+    channel_adapt : str, optional
+        For a weights file: how 3-channel weights meet the crops' channels (``"repeat"``,
+        ``"average"``, ``"tokens"``); recorded in the provenance with the load report.
+    partial_weights : bool
+        For a weights file: allow keys that do not fit to be skipped.
+    input_norm : str
+        For outside weights: ``"auto"`` fits a per-channel mean/std on the crops when the
+        weights carry no normalisation; ``"mean_std"``, ``"percentile"`` or ``"self"`` force
+        one; ``"none"`` keeps the weights' own (or none). Recorded in the provenance.
+    layout : str
+        The 2-D layout stored in ``obsm`` for the views
+        (:func:`~workbench.tools.layout.layout_2d`): ``"auto"`` (UMAP, PCA when umap-learn is
+        absent or the points are few), ``"umap"``, ``"pca"``. The function defaults to
+        ``"pca"`` (UMAP's first call compiles for tens of seconds); ``workbench embed``
+        defaults to ``"auto"``.
+    level : str
+        The unit of ``profiles``, on which the probe and TVN run: ``"crop"``, ``"cell"``
+        (needs ``cell_id``) or ``"well"`` (``plate`` + ``well``; EFAAR's unit for plates).
+    aggregate : str
+        ``"mean"`` or ``"median"``, to the level and from it to perturbations.
+    dose_key : str, optional
+        An obs column that splits a perturbation of the map by dose.
+    qc : dict, optional
+        Filters crops first, e.g. ``{"exclude_column": "no_cell", "max_intensity_z": 5}``
         (:func:`~workbench.tools.normalize.qc_mask`).
-    arm_correction
+    arm_correction : tuple of (dict, set), optional
         ``(arms, unexpressed)``: the chromosome-arm correction of a CRISPR gene map
         (:func:`~workbench.tools.normalize.arm_centering`), applied to the map and
         recorded; ``workbench embed --arm-table`` reads it from a CSV.
+
+    Returns
+    -------
+    dict
+        ``block`` (the block used), ``probe`` (the block choice, ``None`` when ``block`` was
+        given), ``encoder``, ``seconds_train`` and ``seconds_embed``.
     """
     from workbench.models.vit_mae import MAEEncoder
 
@@ -340,7 +442,22 @@ def _to_level(feats, obs, images, level: str, how: str, qc: dict | None, batch_s
 
 
 def add_layout(adata, method: str, seed: int) -> dict:
-    """Compute the 2-D layout of ``adata.X`` into ``obsm`` (``X_umap`` or ``X_pca``)."""
+    """Compute the 2-D layout of ``adata.X`` into ``obsm`` (``X_umap`` or ``X_pca``).
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+        Written in place.
+    method : str
+        ``"auto"``, ``"umap"`` or ``"pca"`` (:func:`~workbench.tools.layout.layout_2d`).
+    seed : int
+        UMAP's random state.
+
+    Returns
+    -------
+    dict
+        The layout's info (method, key, note).
+    """
     from workbench.tools.layout import layout_2d
 
     xy, info = layout_2d(adata.X, method=method, seed=seed)
@@ -385,7 +502,26 @@ def _cfg_dict(encoder) -> dict:
 
 def profiles_from_features(feats: dict, obs: pd.DataFrame, block: int, control_label: str,
                            *, tvn_kw: dict | None = None):
-    """AnnData ``profiles``: every block in ``obsm``, ``X`` = TVN of the chosen block."""
+    """AnnData ``profiles``: every block in ``obsm``, ``X`` = TVN of the chosen block.
+
+    Parameters
+    ----------
+    feats : dict of numpy.ndarray
+        ``mean`` and ``cls`` features, ``(n, L, D)``.
+    obs : pandas.DataFrame
+        The samples' metadata (coerced to the screen contract).
+    block : int
+        The block of ``X`` (1-based).
+    control_label : str
+        The controls' perturbation name.
+    tvn_kw : dict, optional
+        TVN settings.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``X`` plus ``obsm["X_mae_b<k>"]`` and ``obsm["X_mae_cls_b<k>"]`` for every block.
+    """
     import anndata as ad
 
     from workbench.data.schema import coerce_screen_obs
@@ -485,7 +621,20 @@ def normalize_study(study, *, source: str | None = None, label_key: str | None =
 
 # ---------------------------------------------------------------------- demo
 def no_tvn_comparison(study, seed: int = 0) -> dict:
-    """The benchmarks of the same block without TVN (raw features), beside the TVN ones."""
+    """The benchmarks of the same block without TVN (raw features), beside the TVN ones.
+
+    Parameters
+    ----------
+    study : Study
+        A Study the embed step has run on.
+    seed : int
+        Seed of the benchmarks' permutations.
+
+    Returns
+    -------
+    dict
+        The :func:`~workbench.tools.map_benchmarks.summary` of the raw-feature map.
+    """
     from workbench.tools.map_benchmarks import _groups_from_truth, map_benchmarks, summary
 
     prof = study.read("profiles")
@@ -503,6 +652,15 @@ def demo_step(study, size: str = "quick", seed: int = 0) -> None:
 
     ``size`` follows the demo Study ("tiny", "quick" < ~40 s on CPU, "realistic"). The
     benchmarks, with the no-TVN comparison, land in ``perturbations.uns["workbench"]``.
+
+    Parameters
+    ----------
+    study : Study
+        A demo Study with ``images``.
+    size : str
+        The demo size, which sets the training steps.
+    seed : int
+        Seed of the training, the embedding and the benchmarks.
     """
     from workbench.tools.map_benchmarks import run_benchmarks
 
@@ -523,5 +681,16 @@ def demo_step(study, size: str = "quick", seed: int = 0) -> None:
 
 
 def read_encoder_weights(study) -> Path:
-    """Path of the encoder weights the embed step saved (``encoder.safetensors``)."""
+    """Path of the encoder weights the embed step saved (``encoder.safetensors``).
+
+    Parameters
+    ----------
+    study : Study
+        A Study the embed step has run on.
+
+    Returns
+    -------
+    pathlib.Path
+        The weights file.
+    """
     return study.artefact_path("encoder")

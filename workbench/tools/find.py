@@ -66,7 +66,24 @@ def _check_tau(tau, delta) -> None:
 def label_column_oracle(obs: pd.DataFrame, column: str, positive=None,
                         exemplars: Sequence[str] = ()) -> Oracle:
     """An oracle answering from ``obs[column]``: yes where the value equals ``positive``
-    (default: the exemplars' value, which must then be one)."""
+    (default: the exemplars' value, which must then be one).
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The profiles' obs, indexed by crop id.
+    column : str
+        The column to answer from.
+    positive : object, optional
+        The value that means yes (compared as a string).
+    exemplars : sequence of str
+        Exemplar crop ids; their single value is the default ``positive``.
+
+    Returns
+    -------
+    callable
+        ``oracle(crop_ids) -> numpy.ndarray of bool``.
+    """
     if column not in obs.columns:
         raise ValidationError(f"the profiles have no column {column!r} to answer from.",
                               f"use one of {list(obs.columns)}.")
@@ -86,7 +103,24 @@ def label_column_oracle(obs: pd.DataFrame, column: str, positive=None,
 
 
 def enrichment_table(perturbation: pd.Series, positive: np.ndarray) -> pd.DataFrame:
-    """Per perturbation: crops, positives, expected positives, odds ratio, Fisher p, BH q."""
+    """Per perturbation: crops, positives, expected positives, odds ratio, Fisher p, BH q.
+
+    The p-value is a one-sided Fisher exact test of the perturbation's crops against all
+    other crops; it treats crops as independent.
+
+    Parameters
+    ----------
+    perturbation : pandas.Series
+        The perturbation of each crop.
+    positive : array_like of bool
+        Whether each crop is called positive.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``perturbation``, ``n_crops``, ``n_positive``, ``expected``, ``odds_ratio``, ``p``,
+        ``q``, sorted by q.
+    """
     from scipy.stats import fisher_exact
 
     pert = perturbation.astype(str).to_numpy()
@@ -116,6 +150,21 @@ class FindSession:
 
     Open it with :meth:`open` (it resumes the kept session when the exemplars match),
     ask :meth:`next_batch` for crops to show, give the answers to :meth:`record`.
+
+    Parameters
+    ----------
+    study : Study
+        The Study searched.
+    search : PhenotypeSearch
+        The search over the profiles' embedding.
+    crop_ids : pandas.Index
+        The crop id of each row of the embedding.
+    obs : pandas.DataFrame
+        The profiles' obs.
+    settings : dict
+        The search settings recorded in provenance.
+    rounds : list of dict
+        The summaries of the rounds so far.
     """
 
     def __init__(self, study, search: PhenotypeSearch, crop_ids: pd.Index,
@@ -315,7 +364,44 @@ def run_find(study, exemplars: Sequence[str], *, tau: float = 0.01,
              policy: str = "guided", seed: int = 0, embedding: str | None = None,
              restart: bool = False) -> FindSession:
     """Run search rounds until the status is decided or ``budget`` new answers were given,
-    then save the session. Give ``oracle`` (a callable) or ``label_column``."""
+    then save the session. Give ``oracle`` (a callable) or ``label_column``.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``profiles``.
+    exemplars : sequence of str
+        Crop ids of the phenotype.
+    tau : float
+        Prevalence threshold, in (0, 1): the search confirms the phenotype as common above it
+        or certifies it rare below it.
+    oracle : callable, optional
+        ``oracle(crop_ids) -> answers`` (yes/no per crop).
+    label_column : str, optional
+        Answer from this obs column instead (:func:`label_column_oracle`).
+    positive : object, optional
+        The value of ``label_column`` that means yes.
+    batch : int
+        Crops drawn per round.
+    budget : int
+        Most new answers asked for.
+    delta : float
+        Error probability of the prevalence interval, in (0, 1).
+    policy : str
+        One of :data:`~workbench.models.guided_search.POLICIES`.
+    seed : int
+        Seed of the draws.
+    embedding : str, optional
+        ``"X"`` or an obsm key of the profiles (default: ``X`` when it has columns, else the
+        last ``X_*`` obsm key).
+    restart : bool
+        Replace a kept search instead of continuing it.
+
+    Returns
+    -------
+    FindSession
+        The saved session.
+    """
     if isinstance(budget, bool) or int(budget) != budget or budget < 1:
         raise ValidationError(f"budget={budget!r} must be a whole number >= 1.",
                               "give the number of new answers to ask for (--budget N).")
