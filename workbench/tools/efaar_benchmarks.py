@@ -80,7 +80,18 @@ def _mean_pair_cosine(U: np.ndarray, batch: np.ndarray | None, cross_only: bool)
 
 
 def bh_fdr(p) -> np.ndarray:
-    """Benjamini-Hochberg q-values (NaN p-values stay NaN)."""
+    """Benjamini-Hochberg q-values (NaN p-values stay NaN).
+
+    Parameters
+    ----------
+    p : array_like of float
+        p-values.
+
+    Returns
+    -------
+    numpy.ndarray
+        q-values, the shape of ``p``.
+    """
     p = np.asarray(p, dtype=np.float64)
     q = np.full_like(p, np.nan)
     ok = np.flatnonzero(np.isfinite(p))
@@ -99,10 +110,32 @@ def control_null_consistency(R, perturbation, batch, control_label: str, *,
                              max_null_pairs: int = 200_000, seed: int = 0) -> dict:
     """Replicate consistency of replicate profiles ``R`` against the control null.
 
-    Returns ``{"overall": {...}, "per_perturbation": DataFrame}``; ``overall`` holds the
-    KS statistic and p-value (one-sided: replicate cosines larger), the Cramer-von Mises
-    statistic and p-value, the numbers of pairs, and the fraction of perturbations with
-    q < 0.05; the table has ``perturbation, n_replicates, n_pairs, mean_cosine, p, q``.
+    Parameters
+    ----------
+    R : array_like
+        ``(m, d)`` replicate (well) profiles.
+    perturbation : array_like of str
+        The perturbation of each replicate.
+    batch : array_like, optional
+        The batch of each replicate (``None``: one batch).
+    control_label : str
+        The controls' perturbation name (at least 3 control replicates).
+    exclude_same_batch : bool
+        Count only pairs from different batches, on both sides.
+    n_null : int
+        Random control sets per perturbation for its p-value.
+    max_null_pairs : int
+        Control pairs kept for the null distribution (drawn at random beyond it).
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    dict
+        ``overall``: the KS statistic and p-value (one-sided: replicate cosines larger), the
+        Cramer-von Mises statistic and p-value, the numbers of pairs, the null mean cosine
+        and the fraction of perturbations with q < 0.05; ``per_perturbation``: a DataFrame
+        with ``perturbation, n_replicates, n_pairs, mean_cosine, p, q``.
     """
     from scipy.stats import cramervonmises_2samp, ks_2samp
 
@@ -171,7 +204,20 @@ def _control_sets(rng, ctrl, ctrl_by_batch, batches, n: int) -> list[np.ndarray]
 
 # ---------------------------------------------------------------------- mAP
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Average precision of ranking by ``scores`` (descending; ties broken by position)."""
+    """Average precision of ranking by ``scores`` (descending; ties broken by position).
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        A score per candidate.
+    positive : numpy.ndarray of bool
+        Which candidates are positives.
+
+    Returns
+    -------
+    float
+        The average precision (NaN without positives).
+    """
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     hits = np.asarray(positive, bool)[order]
     if not hits.any():
@@ -191,8 +237,27 @@ def replicate_map(R, perturbation, control_label: str, *, n_null: int = 2000,
                   seed: int = 0) -> pd.DataFrame:
     """Per-perturbation mAP of retrieving its replicates among the control replicates.
 
-    Columns ``perturbation, n_replicates, n_controls, map, p, q``; the null is the mAP
-    of random rankings with the same counts (copairs' null), q by Benjamini-Hochberg.
+    The null is the mAP of random rankings with the same counts (copairs' null), q by
+    Benjamini-Hochberg.
+
+    Parameters
+    ----------
+    R : array_like
+        ``(m, d)`` replicate profiles.
+    perturbation : array_like of str
+        The perturbation of each replicate.
+    control_label : str
+        The controls' perturbation name.
+    n_null : int
+        Random rankings per count combination.
+    seed : int
+        Seed of the null.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``perturbation, n_replicates, n_controls, map, p, q``, for perturbations with at
+        least two replicates.
     """
     rng = np.random.default_rng(seed)
     pert = np.asarray(perturbation).astype(str)
@@ -229,10 +294,28 @@ def relationship_map(P, names, labels, *, n_null: int = 2000, seed: int = 0,
                      sep: str | None = "|") -> pd.DataFrame:
     """Per-query mAP of retrieving perturbations that share a label (e.g. a mechanism).
 
-    ``P`` holds one profile per perturbation; a query is a labelled perturbation whose
-    label another shares; the positives are those, the negatives every other
-    perturbation (unlabelled ones included). Columns ``perturbation, label, n_positives,
-    ap, p, q``.
+    A query is a labelled perturbation whose label another shares; the positives are those,
+    the negatives every other perturbation (unlabelled ones included).
+
+    Parameters
+    ----------
+    P : array_like
+        ``(n, d)`` one profile per perturbation.
+    names : array_like of str
+        The perturbations.
+    labels : sequence
+        A label per perturbation (missing values allowed).
+    n_null : int
+        Random rankings per count combination.
+    seed : int
+        Seed of the null.
+    sep : str, optional
+        With it, a label ``"A|B"`` is a set and sharing any member counts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``perturbation, label, n_positives, ap, p, q``.
     """
     rng = np.random.default_rng(seed)
     names = np.asarray(names).astype(str)
@@ -262,7 +345,20 @@ def relationship_map(P, names, labels, *, n_null: int = 2000, seed: int = 0,
 
 # ---------------------------------------------------------------------- magnitude
 def energy_distance(A, B) -> float:
-    """Energy distance ``2 E|a-b| - E|a-a'| - E|b-b'|`` (V-statistics, Euclidean)."""
+    """Energy distance ``2 E|a-b| - E|a-a'| - E|b-b'|`` (V-statistics, Euclidean).
+
+    Parameters
+    ----------
+    A : array_like
+        ``(n, d)`` samples.
+    B : array_like
+        ``(m, d)`` samples.
+
+    Returns
+    -------
+    float
+        The energy distance.
+    """
     from scipy.spatial.distance import cdist
 
     A, B = np.asarray(A, np.float64), np.asarray(B, np.float64)
@@ -274,8 +370,29 @@ def energy_magnitude(R, perturbation, batch, control_label: str, *, n_perm: int 
     """Per-perturbation energy distance to as many same-batch controls, with a p-value.
 
     EFAAR requires 10 replicates; ``min_replicates`` (3 here) is the floor, and the
-    table reports ``n_replicates`` so a reader can filter. Columns ``perturbation,
-    n_replicates, energy, p, q``.
+    table reports ``n_replicates`` so a reader can filter.
+
+    Parameters
+    ----------
+    R : array_like
+        ``(m, d)`` replicate profiles.
+    perturbation : array_like of str
+        The perturbation of each replicate.
+    batch : array_like, optional
+        The batch of each replicate.
+    control_label : str
+        The controls' perturbation name.
+    n_perm : int
+        Permutations of the pooled samples.
+    min_replicates : int
+        Perturbations with fewer replicates are skipped.
+    seed : int
+        Seed of the control draw and the permutations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``perturbation, n_replicates, energy, p, q``.
     """
     rng = np.random.default_rng(seed)
     pert = np.asarray(perturbation).astype(str)

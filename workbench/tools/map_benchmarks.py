@@ -46,7 +46,18 @@ RECALL_THRESHOLDS = ((0.05, 0.95), (0.1, 0.9))
 # ---------------------------------------------------------------------- relationships
 def read_relationships(path: str | os.PathLike) -> pd.DataFrame:
     """Read an EFAAR-format annotation file (pairs CSV or cluster TSV, gzip allowed) into
-    unique undirected pairs (reading is :func:`workbench.data.readers.relationships.read_relationships`)."""
+    unique undirected pairs (reading is :func:`workbench.data.readers.relationships.read_relationships`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The annotation file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``entity1``, ``entity2`` with ``entity1 < entity2``, unique.
+    """
     from workbench.data.readers.relationships import read_relationships as _read
 
     df = _read(path)
@@ -54,7 +65,18 @@ def read_relationships(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def undirected_pairs(a, b) -> pd.DataFrame:
-    """Sort each pair, drop self-pairs and duplicates."""
+    """Sort each pair, drop self-pairs and duplicates.
+
+    Parameters
+    ----------
+    a, b : array_like of str
+        The two sides of each pair.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``entity1``, ``entity2`` with ``entity1 < entity2``, unique, without self-pairs.
+    """
     a, b = np.asarray(a).astype(str), np.asarray(b).astype(str)
     swap = a > b
     lo, hi = np.where(swap, b, a), np.where(swap, a, b)
@@ -63,7 +85,18 @@ def undirected_pairs(a, b) -> pd.DataFrame:
 
 
 def pairs_from_groups(groups: dict[str, list[str]]) -> pd.DataFrame:
-    """All within-group pairs of a ``{group: [genes]}`` mapping, undirected and unique."""
+    """All within-group pairs of a ``{group: [genes]}`` mapping, undirected and unique.
+
+    Parameters
+    ----------
+    groups : dict of str to list of str
+        Members of each group.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``entity1``, ``entity2`` (:func:`undirected_pairs`).
+    """
     a, b = [], []
     for genes in groups.values():
         genes = sorted(set(map(str, genes)))
@@ -76,7 +109,28 @@ def pairs_from_groups(groups: dict[str, list[str]]) -> pd.DataFrame:
 
 def relationship_recall(cos, names, pairs: pd.DataFrame,
                         thresholds=RECALL_THRESHOLDS) -> dict:
-    """Recall of known pairs in the tails of the map's cosine distribution (two-sided)."""
+    """Recall of known pairs in the tails of the map's cosine distribution (two-sided).
+
+    Ties count in the query's favour.
+
+    Parameters
+    ----------
+    cos : array_like
+        ``(n, n)`` cosine similarities of the map.
+    names : array_like of str
+        The map's perturbations, in the order of ``cos``.
+    pairs : pandas.DataFrame
+        Known pairs, ``entity1`` and ``entity2``; pairs not in the map are skipped.
+    thresholds : sequence of tuple of float
+        ``(lower, upper)`` percentile thresholds of the two tails.
+
+    Returns
+    -------
+    dict
+        ``n_pairs_given``, ``n_pairs_in_map``, ``n_null`` and, per threshold ``"lo_hi"``,
+        ``recall``, ``random_baseline`` (``lo + 1 - hi``) and ``max_attainable`` (the best
+        any map of this size could score).
+    """
     cos = np.asarray(cos, dtype=np.float64)
     names = np.asarray(names).astype(str)
     if cos.shape != (len(names), len(names)):
@@ -109,11 +163,36 @@ def replicate_consistency(R, perturbation, *, exclude=(), distinct=None, n_null:
                           n_perm: int = 1000, seed: int = 0):
     """Per-perturbation replicate consistency of replicate-level profiles ``R``.
 
-    Returns ``(table, overall)``: the table has one row per perturbation with at least two
-    replicates (``n_replicates``, ``mean_cosine``, ``ks``, ``ks_p``, ``perm_p``); ``overall``
-    holds the KS of all replicate pairs against the null and the fraction consistent
-    (permutation p < 0.05). With ``distinct`` (e.g. the well of each profile) only pairs
-    from different groups count: cells of one well are not independent replicates.
+    The null is random pairs of profiles of different perturbations. With ``distinct``
+    (e.g. the well of each profile) only pairs from different groups count: cells of one well
+    are not independent replicates.
+
+    Parameters
+    ----------
+    R : array_like
+        ``(m, d)`` replicate profiles.
+    perturbation : array_like of str
+        The perturbation of each profile.
+    exclude : sequence of str
+        Perturbations left out (e.g. the controls).
+    distinct : array_like, optional
+        A group per profile; replicate pairs within one group are not counted.
+    n_null : int
+        Random pairs in the null.
+    n_perm : int
+        Random replicate sets per perturbation for the permutation p-value.
+    seed : int
+        Seed of the null and the permutations.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per perturbation with at least two replicates: ``perturbation``,
+        ``n_replicates``, ``mean_cosine``, ``ks``, ``ks_p``, ``perm_p``.
+    overall : dict
+        ``n_perturbations``, ``null_mean_cosine`` and, when any pair counted, the KS of all
+        replicate pairs against the null (``ks``, ``ks_p``), ``replicate_mean_cosine`` and
+        ``fraction_consistent_p05`` (permutation p < 0.05).
     """
     from scipy.stats import ks_2samp
 
@@ -169,9 +248,30 @@ def retrieval_map(profiles, labels, *, n_perm: int = 1000, seed: int = 0, sep: s
                   cos=None) -> dict:
     """Mean average precision for retrieving same-label items, with a permutation p-value.
 
-    ``labels`` may hold missing values (those items are ranked but never queried or
-    counted as hits). With ``sep`` (e.g. "|"), labels are sets and sharing any member
-    counts as a hit. The null shuffles the labels among the labelled items.
+    The null shuffles the labels among the labelled items.
+
+    Parameters
+    ----------
+    profiles : array_like or None
+        ``(n, d)`` profiles (unused when ``cos`` is given).
+    labels : sequence
+        A label per item; missing values (those items are ranked but never queried or
+        counted as hits) are allowed.
+    n_perm : int
+        Label shuffles of the null.
+    seed : int
+        Seed of the shuffles.
+    sep : str, optional
+        With a separator (e.g. ``"|"``) labels are sets and sharing any member counts as a
+        hit.
+    cos : array_like, optional
+        ``(n, n)`` precomputed similarities.
+
+    Returns
+    -------
+    dict
+        ``map``, ``n_queries``, ``n_items``, ``null_mean``, ``null_sd``, ``p_value``,
+        ``n_perm`` and ``ap`` (the average precision per item, NaN for non-queries).
     """
     rng = np.random.default_rng(seed)
     labels = pd.Series(list(labels), dtype=object)
@@ -222,6 +322,23 @@ def batch_effect(R, perturbation, batch, *, exclude=()) -> dict:
     a positive ``gap`` is the batch effect left in the map (0 when it is gone). Use it on
     replicate-level (well) profiles. Controls are excluded: per-batch normalisation centres
     them by construction.
+
+    Parameters
+    ----------
+    R : array_like
+        ``(m, d)`` replicate profiles.
+    perturbation : array_like of str
+        The perturbation of each profile.
+    batch : array_like
+        The batch of each profile.
+    exclude : sequence of str
+        Perturbations left out (the controls).
+
+    Returns
+    -------
+    dict
+        ``same_batch_cosine``, ``cross_batch_cosine``, ``gap`` (NaN when either kind of pair
+        is missing) and ``n_batches``.
     """
     pert = np.asarray(perturbation).astype(str)
     batch = np.asarray(batch).astype(str)
@@ -248,11 +365,42 @@ def map_benchmarks(perturbations, profiles, control_label: str, *, relationships
                    n_perm: int = 1000, seed: int = 0) -> dict:
     """All benchmarks for AnnData ``perturbations`` (X, obsp["cosine"]) and ``profiles``.
 
-    ``groups`` ({name: genes}) and ``known`` ({source: pair table}) are relationship sets
-    given in memory, ``relationships`` annotation files; replicates are ``replicate_key``
-    aggregates (wells) of ``profiles.X``; ``label_key`` names a ``perturbations.obs``
-    column for retrieval mAP (e.g. ``moa``; with ``label_sep`` a label "A|B" is a set and
-    sharing any member counts as a hit).
+    Replicates are ``replicate_key`` aggregates (wells) of ``profiles.X`` when the median
+    perturbation has at least 3 of them, else single profiles paired across wells.
+
+    Parameters
+    ----------
+    perturbations : anndata.AnnData
+        The map: one row per perturbation.
+    profiles : anndata.AnnData
+        The per-sample profiles, with ``perturbation`` (and ``batch``) in obs.
+    control_label : str
+        The controls' perturbation name.
+    relationships : sequence of str or os.PathLike, optional
+        Annotation files of known pairs.
+    groups : dict, optional
+        ``{name: genes}`` relationship groups given in memory.
+    known : dict, optional
+        ``{source: pair table}`` known pairs given in memory.
+    replicate_key : str
+        The obs column of the replicate unit.
+    max_profiles : int
+        Profiles drawn for the consistency when single profiles are the replicates.
+    label_key : str, optional
+        A ``perturbations.obs`` column for retrieval mAP (e.g. ``moa``).
+    label_sep : str, optional
+        With it, a label ``"A|B"`` is a set and sharing any member counts as a hit.
+    n_perm : int
+        Permutations (and null draws) of the tests.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    dict
+        ``n_perturbations`` and, where they apply, ``replicate_consistency``,
+        ``control_null``, ``batch_effect``, ``relationship_recall``,
+        ``planted_group_retrieval`` and ``retrieval_map``.
     """
     names = np.asarray(perturbations.obs_names).astype(str)
     cos = perturbations.obsp["cosine"] if "cosine" in perturbations.obsp else cosine_matrix(
@@ -329,7 +477,20 @@ def map_benchmarks(perturbations, profiles, control_label: str, *, relationships
 
 def raw_features(profiles) -> tuple[str | None, dict]:
     """The ``obsm`` key of the features ``profiles.X`` was normalised from, and the TVN
-    settings used (``(None, {})`` when the Study does not record them)."""
+    settings used (``(None, {})`` when the Study does not record them).
+
+    Parameters
+    ----------
+    profiles : anndata.AnnData
+        The Study's ``profiles``.
+
+    Returns
+    -------
+    source : str or None
+        The obsm key of the raw features.
+    tvn_kw : dict
+        The TVN settings recorded with them.
+    """
     wb = profiles.uns.get("workbench", {}) if hasattr(profiles, "uns") else {}
     for part in ("normalization", "embedding"):
         rec = wb.get(part)
@@ -401,7 +562,29 @@ def control_benchmarks(R, rep_pert, rep_batch, control_label: str, *, n_perm: in
     replicate (well) profiles: consistency with and without same-batch pairs, per-query
     mAP against the controls, energy-distance magnitude. Skipped (with the reason) when
     the screen has fewer than :data:`MIN_CONTROL_REPLICATES` control replicates (a null
-    of a handful of control pairs calls everything consistent) or no perturbation with 2."""
+    of a handful of control pairs calls everything consistent) or no perturbation with 2.
+
+    Parameters
+    ----------
+    R : array_like
+        ``(m, d)`` replicate (well) profiles.
+    rep_pert : array_like of str
+        The perturbation of each replicate.
+    rep_batch : array_like
+        The batch of each replicate.
+    control_label : str
+        The controls' perturbation name.
+    n_perm : int
+        Null draws of the tests.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    dict
+        ``{"control_null": ...}`` with ``consistency``, ``consistency_cross_batch``,
+        ``replicate_map`` and ``energy``, or ``{"skipped": reason}``.
+    """
     from workbench.tools.efaar_benchmarks import (
         control_null_consistency, energy_magnitude, replicate_map)
 
@@ -443,6 +626,27 @@ def run_benchmarks(study, *, relationships=None, label_key: str | None = None,
 
     Planted gene groups of a simulated Study (``ground_truth``) are used automatically, as
     is a ``relationships`` artefact; extra annotation files come from ``relationships``.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``perturbations`` and ``profiles``.
+    relationships : sequence of str or os.PathLike, optional
+        Extra annotation files.
+    label_key : str, optional
+        A map obs column for retrieval mAP (default: the one the map records).
+    n_perm : int
+        Permutations of the tests.
+    seed : int
+        Seed of the draws.
+    write : bool
+        Store the results in ``perturbations.uns["workbench"]["benchmarks"]`` in a
+        ``benchmark`` step.
+
+    Returns
+    -------
+    dict
+        What :func:`map_benchmarks` returns.
     """
     study.require("perturbations", why="the benchmarks score the perturbation map")
     study.require("profiles", why="replicate consistency needs per-sample profiles")
@@ -483,7 +687,20 @@ def _groups_from_truth(truth: dict) -> dict | None:
 
 
 def summary(res: dict) -> dict:
-    """The headline numbers of :func:`map_benchmarks` as a flat dict."""
+    """The headline numbers of :func:`map_benchmarks` as a flat dict.
+
+    Parameters
+    ----------
+    res : dict
+        What :func:`map_benchmarks` returns.
+
+    Returns
+    -------
+    dict
+        Headline numbers, e.g. ``replicate_ks``, ``recall_<source>_<threshold>``, ``map``,
+        ``batch_gap``, ``replicate_fraction_q05_control``; keys whose benchmark did not run
+        are absent.
+    """
     out = {}
     rc = res.get("replicate_consistency", {})
     for k in ("ks", "ks_p", "fraction_consistent_p05"):
