@@ -44,7 +44,20 @@ def _check(k, n, delta) -> tuple[int, int, float]:
 
 
 def kl_bernoulli(p, q):
-    """KL(Bernoulli(p) || Bernoulli(q)) in nats, elementwise; ``0 log 0 = 0``."""
+    """KL(Bernoulli(p) || Bernoulli(q)) in nats, elementwise; ``0 log 0 = 0``.
+
+    Parameters
+    ----------
+    p : array_like of float
+        Success probabilities of the first distribution, in [0, 1].
+    q : array_like of float
+        Those of the second (clipped away from 0 and 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        The divergence, broadcast over ``p`` and ``q``.
+    """
     p = np.asarray(p, float)
     q = np.clip(np.asarray(q, float), 1e-300, 1 - 1e-16)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -56,8 +69,23 @@ def kl_bernoulli(p, q):
 def kl_lower_bound(k: int, n: int, delta: float, *, tol: float = 1e-12) -> float:
     """Chernoff/KL lower confidence bound on a success rate from ``k`` of ``n`` (bisection).
 
-    Returns the smallest ``q`` in ``[0, k/n]`` with ``n * KL(k/n || q) <= log(1/delta)``.
     With ``k = 0`` it is 0; with ``k = n`` it is ``delta ** (1/n)``.
+
+    Parameters
+    ----------
+    k : int
+        Successes (correct predictions), in ``0..n``.
+    n : int
+        Trials (labelled items in the batch), at least 1.
+    delta : float
+        Failure probability, in (0, 1).
+    tol : float
+        Bisection tolerance.
+
+    Returns
+    -------
+    float
+        The smallest ``q`` in ``[0, k/n]`` with ``n * KL(k/n || q) <= log(1/delta)``.
     """
     k, n, delta = _check(k, n, delta)
     if k == 0:
@@ -77,7 +105,22 @@ def kl_lower_bound(k: int, n: int, delta: float, *, tol: float = 1e-12) -> float
 
 
 def binomial_tail_ge(k: int, n: int, q: float) -> float:
-    """``P(X >= k)`` for ``X ~ Binomial(n, q)``, summed in log space."""
+    """``P(X >= k)`` for ``X ~ Binomial(n, q)``, summed in log space.
+
+    Parameters
+    ----------
+    k : int
+        The threshold.
+    n : int
+        Trials.
+    q : float
+        Success probability.
+
+    Returns
+    -------
+    float
+        The tail probability, in [0, 1].
+    """
     if k <= 0:
         return 1.0
     if k > n:
@@ -95,7 +138,24 @@ def binomial_tail_ge(k: int, n: int, q: float) -> float:
 
 
 def clopper_pearson_lower(k: int, n: int, delta: float, *, tol: float = 1e-12) -> float:
-    """Exact one-sided lower bound: the ``q`` with ``P(Bin(n, q) >= k) = delta``."""
+    """Exact one-sided lower bound: the ``q`` with ``P(Bin(n, q) >= k) = delta``.
+
+    Parameters
+    ----------
+    k : int
+        Successes, in ``0..n``.
+    n : int
+        Trials, at least 1.
+    delta : float
+        Failure probability, in (0, 1).
+    tol : float
+        Bisection tolerance.
+
+    Returns
+    -------
+    float
+        The lower bound (0 when ``k = 0``).
+    """
     k, n, delta = _check(k, n, delta)
     if k == 0:
         return 0.0
@@ -111,7 +171,22 @@ def clopper_pearson_lower(k: int, n: int, delta: float, *, tol: float = 1e-12) -
 
 def system_accuracy_bound(n_measured: int, n_inferred: int, model_lower: float) -> float:
     """Lower bound on the hybrid table's accuracy: measured items right, the rest at
-    ``model_lower``."""
+    ``model_lower``.
+
+    Parameters
+    ----------
+    n_measured : int
+        Items measured (counted as right).
+    n_inferred : int
+        Items the model predicts.
+    model_lower : float
+        Lower bound on the model's accuracy on them.
+
+    Returns
+    -------
+    float
+        ``(n_measured + model_lower * n_inferred) / (n_measured + n_inferred)``.
+    """
     total = n_measured + n_inferred
     if total <= 0:
         from workbench.errors import ValidationError

@@ -55,7 +55,20 @@ POLICIES = ("guided", "random", "least_confidence")
 
 
 def nearest_exemplar_distance(X: np.ndarray, exemplars) -> np.ndarray:
-    """Euclidean distance of every row of ``X`` to its nearest exemplar row."""
+    """Euclidean distance of every row of ``X`` to its nearest exemplar row.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        ``(n, d)`` embedding.
+    exemplars : array_like of int
+        Row indices of the exemplars.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` distances (0 for the exemplars).
+    """
     X = np.asarray(X, float)
     E = X[np.asarray(exemplars, int)]
     d2 = (X ** 2).sum(1)[:, None] - 2 * X @ E.T + (E ** 2).sum(1)[None, :]
@@ -63,7 +76,22 @@ def nearest_exemplar_distance(X: np.ndarray, exemplars) -> np.ndarray:
 
 
 def guided_proposal(d: np.ndarray, sigma: float, floor: float) -> np.ndarray:
-    """Sampling probabilities: Gaussian kernel on ``d`` mixed with a uniform ``floor``."""
+    """Sampling probabilities: Gaussian kernel on ``d`` mixed with a uniform ``floor``.
+
+    Parameters
+    ----------
+    d : numpy.ndarray
+        Distance of every item to its nearest exemplar.
+    sigma : float
+        Kernel bandwidth; not finite: uniform.
+    floor : float
+        Uniform share of the mixture (1 or more: uniform).
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities summing to 1.
+    """
     n = len(d)
     if not np.isfinite(sigma) or floor >= 1:
         return np.full(n, 1.0 / n)
@@ -73,14 +101,40 @@ def guided_proposal(d: np.ndarray, sigma: float, floor: float) -> np.ndarray:
 
 
 def ess_fraction(q: np.ndarray) -> float:
-    """``1 / E_q[w^2]`` for ``w = 1/(N q)``: the share of draws worth uniform ones."""
+    """``1 / E_q[w^2]`` for ``w = 1/(N q)``: the share of draws worth uniform ones.
+
+    Parameters
+    ----------
+    q : numpy.ndarray
+        Sampling probabilities over the ``N`` items.
+
+    Returns
+    -------
+    float
+        In (0, 1]; 1 for uniform draws.
+    """
     n = len(q)
     return float(1.0 / np.sum(1.0 / (n * n * q)))
 
 
 def choose_bandwidth(d: np.ndarray, floor: float, min_ess: float) -> float:
     """Smallest distance-quantile bandwidth whose proposal has ESS fraction >= ``min_ess``
-    (``inf``, i.e. uniform draws, when none has)."""
+    (``inf``, i.e. uniform draws, when none has).
+
+    Parameters
+    ----------
+    d : numpy.ndarray
+        Distance of every item to its nearest exemplar.
+    floor : float
+        Uniform share of the proposal.
+    min_ess : float
+        The ESS fraction the proposal must keep.
+
+    Returns
+    -------
+    float
+        The bandwidth, or ``inf``.
+    """
     pos = d[d > 0]
     if len(pos) == 0:
         return float("inf")
@@ -110,6 +164,13 @@ class BettingBounds:
     the capitals are averaged (a diversified-Kelly mixture, Waudby-Smith and Ramdas 2024,
     section 5). ``m`` is excluded once its mixed capital has reached ``2 / delta`` on
     either side at any look; the bounds are rounded outward to the grid.
+
+    Parameters
+    ----------
+    delta : float
+        Error probability of the interval, in (0, 1).
+    grid : numpy.ndarray, optional
+        Candidate means (default: the grid described above).
     """
 
     def __init__(self, delta: float, grid: np.ndarray | None = None):
@@ -158,12 +219,42 @@ class BettingBounds:
 
 
 def betting_interval(x, ranges, delta: float) -> tuple[float, float]:
-    """:class:`BettingBounds` over all terms at once: ``(lower, upper)`` after the last."""
+    """:class:`BettingBounds` over all terms at once: ``(lower, upper)`` after the last.
+
+    Parameters
+    ----------
+    x : array_like of float
+        Nonnegative terms, in the order drawn.
+    ranges : array_like of float
+        The range ``R_t`` of each term.
+    delta : float
+        Error probability.
+
+    Returns
+    -------
+    tuple of float
+        ``(lower, upper)``.
+    """
     return BettingBounds(delta).update(x, ranges).interval()
 
 
 def clopper_pearson_interval(k: int, n: int, delta: float) -> tuple[float, float]:
-    """Two-sided exact binomial interval with ``delta / 2`` in each tail."""
+    """Two-sided exact binomial interval with ``delta / 2`` in each tail.
+
+    Parameters
+    ----------
+    k : int
+        Positives.
+    n : int
+        Labels (``0``: the interval is ``(0, 1)``).
+    delta : float
+        Total error probability.
+
+    Returns
+    -------
+    tuple of float
+        ``(lower, upper)``.
+    """
     from scipy.stats import beta
 
     if n == 0:
@@ -176,7 +267,13 @@ def clopper_pearson_interval(k: int, n: int, delta: float) -> tuple[float, float
 class SearchState:
     """What a search has seen: draws (item, its probability, the draw's range, policy,
     round) and the labels of the distinct items labelled. Plain arrays, so that a step can
-    store it and a later call resume it."""
+    store it and a later call resume it.
+
+    Parameters
+    ----------
+    n_items : int
+        Size of the pool.
+    """
 
     def __init__(self, n_items: int):
         self.n_items = n_items
@@ -207,11 +304,29 @@ class SearchState:
 class PhenotypeSearch:
     """Guided search around exemplars, then active learning of a phenotype classifier.
 
-    Parameters mirror the card: ``tau`` the prevalence threshold, ``delta`` the allowed
-    error of the stop, ``batch`` the draws per round, ``policy`` one of
-    :data:`POLICIES` (``"guided"`` ours; ``"random"`` and ``"least_confidence"`` the
-    baselines), ``floor`` the uniform share of the guided proposal, ``min_ess`` the ESS
-    fraction the bandwidth must keep, ``epsilon`` the random share of active-learning picks.
+    Parameters
+    ----------
+    X : array_like
+        ``(n, d)`` embedding of the pool.
+    exemplars : sequence of int
+        Row indices of the exemplars.
+    tau : float
+        The prevalence threshold of the stop.
+    delta : float
+        The allowed error of the stop.
+    batch : int
+        Draws per round.
+    policy : str
+        One of :data:`POLICIES` (``"guided"`` ours; ``"random"`` and ``"least_confidence"``
+        the baselines).
+    floor : float
+        The uniform share of the guided proposal.
+    min_ess : float
+        The ESS fraction the bandwidth must keep.
+    epsilon : float
+        The random share of active-learning picks.
+    seed : int
+        Seed of the draws (per round).
     """
 
     def __init__(self, X, exemplars, *, tau: float = 0.01, delta: float = 0.05,
@@ -345,7 +460,13 @@ class PhenotypeSearch:
 
 class PhenotypeClassifier:
     """Logistic regression (scikit-learn, balanced classes) on standardised embeddings,
-    scoring every crop with its probability of showing the phenotype."""
+    scoring every crop with its probability of showing the phenotype.
+
+    Parameters
+    ----------
+    C : float
+        Inverse regularisation strength.
+    """
 
     def __init__(self, C: float = 1.0):
         self.C = C
@@ -378,9 +499,37 @@ def simulate_search(X, y, exemplars, *, policy: str = "guided", tau: float = 0.0
                     stop_at_decision: bool = True, seed: int = 0, **kw) -> dict:
     """Replay a search with the truth ``y`` as the oracle (for tests and benchmarks).
 
-    Returns the per-round history (labels spent, positives found, estimate, interval,
-    status), the labels spent when the status was first decided (``None`` if never) and
-    that status, and the final classifier's scores.
+    Parameters
+    ----------
+    X : array_like
+        ``(n, d)`` embedding.
+    y : array_like of bool
+        The truth per item.
+    exemplars : sequence of int
+        Row indices of the exemplars.
+    policy : str
+        One of :data:`POLICIES`.
+    tau : float
+        Prevalence threshold.
+    delta : float
+        Error of the stop.
+    batch : int
+        Draws per round.
+    max_labels : int
+        Label budget (draws are capped at 20 times it).
+    stop_at_decision : bool
+        Stop when the status is first decided; ``False`` goes on to active learning.
+    seed : int
+        Seed of the draws.
+    **kw
+        Further options of :class:`PhenotypeSearch`.
+
+    Returns
+    -------
+    dict
+        ``history`` (per round: labels spent, draws, positives found, estimate, interval,
+        status), ``labels_to_decision`` (``None`` if never decided), ``decision``,
+        ``scores`` (the final classifier's) and ``search``.
     """
     y = np.asarray(y, bool)
     search = PhenotypeSearch(X, exemplars, tau=tau, delta=delta, batch=batch, policy=policy,

@@ -80,6 +80,22 @@ def mixture_information(mu, pi, sd: float, eps) -> float:
     draws. With ``z_ut = (mu_u - mu_t) / sd`` the estimate is
     ``sum_u pi_u mean_m [-log sum_t pi_t exp(-|z_ut|^2 / 2 - z_ut . eps_m)]``, clipped to
     ``[0, H(pi)]`` (the bounds the exact value obeys).
+
+    Parameters
+    ----------
+    mu : array_like
+        ``(U, k)`` component means (a 1-D array is one response per component).
+    pi : array_like
+        ``(U,)`` component weights.
+    sd : float
+        The shared noise sd.
+    eps : array_like
+        ``(M, k')`` standard-normal draws, ``k' >= k`` (the first ``k`` columns are used).
+
+    Returns
+    -------
+    float
+        The estimate, in nats.
     """
     mu = np.asarray(mu, np.float64)
     pi = np.asarray(pi, np.float64)
@@ -103,6 +119,20 @@ def pairwise_information(dist, pi, c: float = 0.125) -> np.ndarray:
     Gaussian components, ``c = 1/8`` (Bhattacharyya) gives a lower and ``c = 1/2``
     (Kullback-Leibler) an upper bound on the mutual information between a draw of the
     mixture and its component (Kolchinsky & Tracey 2017); both lie in ``[0, H(pi)]``.
+
+    Parameters
+    ----------
+    dist : array_like
+        ``(..., U, U)`` squared Mahalanobis distances between component means.
+    pi : array_like
+        ``(U,)`` component weights.
+    c : float
+        ``1/8`` for the lower (Bhattacharyya) bound, ``1/2`` for the upper (KL) one.
+
+    Returns
+    -------
+    numpy.ndarray
+        The bound over the leading axes of ``dist``, in nats.
     """
     pi = np.asarray(pi, np.float64)
     if len(pi) <= 1:
@@ -112,7 +142,18 @@ def pairwise_information(dist, pi, c: float = 0.125) -> np.ndarray:
 
 
 def edge_entropy(prob) -> np.ndarray:
-    """Binary entropy (nats) of each edge probability."""
+    """Binary entropy (nats) of each edge probability.
+
+    Parameters
+    ----------
+    prob : array_like
+        Edge probabilities.
+
+    Returns
+    -------
+    numpy.ndarray
+        Entropies, the shape of ``prob``.
+    """
     p = np.clip(np.asarray(prob, np.float64), 1e-12, 1 - 1e-12)
     return -(p * np.log(p) + (1 - p) * np.log(1 - p))
 
@@ -122,17 +163,17 @@ class KnockoutScorer:
 
     Parameters
     ----------
-    samples, weights
+    samples, weights : array_like
         ``(S, d, d)`` posterior graphs and their fitted weights (row = regulated gene).
-    shift
+    shift : array_like of float
         ``(d,)`` ``D_g``: root-mean-square change of ``x_g`` that the knock-out imposes on
         the cells (standardised units).
-    noise_sd
+    noise_sd : array_like of float
         ``(d,)`` sd of the observed mean velocity response of each gene in one knock-out
         experiment (``sigma_i / sqrt(n_eff)``).
-    n_draws
+    n_draws : int
         Monte Carlo draws of the mixture entropy.
-    seed
+    seed : int
         Seed of those draws.
     """
 
@@ -211,19 +252,19 @@ class GraphKnockoutScorer:
 
     Parameters
     ----------
-    samples, weights
+    samples, weights : array_like
         ``(S, d, d)`` posterior graphs and their fitted weights (row = regulated gene).
-    gram
+    gram : array_like
         ``(d, d)`` centred second moment of the cells (standardised units).
-    offset
+    offset : array_like of float
         ``(d,)`` ``k_g - xbar_g``: knocked-out level minus the cells' mean. A linear
         mechanism extrapolated far beyond the cells it was fitted on promises a decisive
         step from every clamp; :func:`~workbench.tools.design.knockout.knockout_setup`
         clips the step to the cells' range by default.
-    noise_sd
+    noise_sd : array_like of float
         ``(d,)`` ``s_i``: sd of the noise on gene ``i``'s velocity divided by the square root
         of the independent observations one knock-out experiment gives.
-    bound
+    bound : str
         ``"lower"`` (Bhattacharyya) or ``"upper"`` (Kullback-Leibler).
     """
 
@@ -321,6 +362,20 @@ def greedy_batch(scorer: KnockoutScorer, candidates, budget: int) -> list[tuple[
 
     Ties are broken by the candidate order given (shuffle it for random tie-breaks). A scorer
     with its own vectorised ``greedy`` (:class:`GraphKnockoutScorer`) uses it.
+
+    Parameters
+    ----------
+    scorer : KnockoutScorer or GraphKnockoutScorer
+        The scorer.
+    candidates : sequence of int
+        Gene indices that may be chosen, in tie-break order.
+    budget : int
+        Knock-outs to choose.
+
+    Returns
+    -------
+    list of tuple
+        ``(gene, marginal gain in nats)`` in the order chosen.
     """
     if hasattr(scorer, "greedy"):
         return scorer.greedy(candidates, budget)
