@@ -61,6 +61,13 @@ COVERED = (
 METHODS_COVERED = (
     "workbench.data.study.Study",
     "workbench.data.transaction.Transaction",
+    "workbench.data.images.ImageStore",
+    "workbench.data.selection.SelectionChannel",
+    "workbench.data._store.OwnerLock",
+    "workbench.data.readers.image_fields.ImageFields",
+    "workbench.dashboards.cache.CachedReads",
+    "workbench.dashboards.serve.LoginThrottle",
+    "workbench.napari._follow.SelectionFollower",
 )
 
 #: Parameters that need no line of their own.

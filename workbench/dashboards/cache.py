@@ -93,11 +93,49 @@ class CachedReads:
         return getattr(self._study, name)
 
     def read(self, name: str):
+        """:meth:`Study.read`, remembered per artefact version.
+
+        Parameters
+        ----------
+        name : str
+            The artefact's name.
+
+        Returns
+        -------
+        object
+            The artefact (shared; do not mutate it).
+        """
         return cached(self._study, [name], "read", lambda s, n: s.read(n), name)
 
     def read_obs(self, name: str):
+        """:meth:`Study.read_obs`, remembered per artefact version.
+
+        Parameters
+        ----------
+        name : str
+            An AnnData artefact's name.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Its ``obs`` (shared; do not mutate it).
+        """
         return cached(self._study, [name], "read_obs", lambda s, n: s.read_obs(n), name)
 
     def read_uns(self, name: str, *keys: str):
+        """:meth:`Study.read_uns`, remembered per artefact version.
+
+        Parameters
+        ----------
+        name : str
+            An AnnData artefact's name.
+        *keys : str
+            The key path under ``uns["workbench"]``.
+
+        Returns
+        -------
+        object
+            The stored value (shared; do not mutate it).
+        """
         return cached(self._study, [name], "read_uns", lambda s, n, *k: s.read_uns(n, *k),
                       name, *keys)

@@ -171,7 +171,18 @@ class LoginThrottle:
         self._lock = threading.Lock()
 
     def wait(self, client: str) -> float:
-        """Seconds the client must still wait before its next attempt (0: may try)."""
+        """Seconds the client must still wait before its next attempt (0: may try).
+
+        Parameters
+        ----------
+        client : str
+            The client's address.
+
+        Returns
+        -------
+        float
+            Seconds to wait.
+        """
         with self._lock:
             n, last = self._failures.get(client, (0, 0.0))
         if n < self.free:
@@ -180,6 +191,14 @@ class LoginThrottle:
         return max(0.0, last + delay - self.clock())
 
     def failed(self, client: str) -> None:
+        """Record a failed login of ``client`` (past 10,000 clients, the 5,000 oldest records
+        are dropped).
+
+        Parameters
+        ----------
+        client : str
+            The client's address.
+        """
         with self._lock:
             n, _ = self._failures.get(client, (0, 0.0))
             self._failures[client] = (n + 1, self.clock())
@@ -189,6 +208,13 @@ class LoginThrottle:
                     del self._failures[k]
 
     def succeeded(self, client: str) -> None:
+        """Forget the failures of ``client`` after a successful login.
+
+        Parameters
+        ----------
+        client : str
+            The client's address.
+        """
         with self._lock:
             self._failures.pop(client, None)
 

@@ -181,6 +181,9 @@ class OwnerLock:
             self._fh.flush()
 
     def release(self) -> None:
+        """Release the lock and close its file (a second call does nothing).
+
+        """
         if self._fh is not None:
             with contextlib.suppress(OSError, ValueError):
                 fcntl.flock(self._fh, fcntl.LOCK_UN)

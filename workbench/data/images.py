@@ -197,11 +197,44 @@ class ImageStore:
         return tuple(self.group["crops"].shape)
 
     def get(self, index) -> np.ndarray:
-        """Crops by integer position(s) or crop id(s), as a numpy array."""
+        """Crops by integer position(s) or crop id(s), as a numpy array.
+
+        Parameters
+        ----------
+        index : int, str or array-like of them
+            Positions, or crop ids (strings), in the order wanted.
+
+        Returns
+        -------
+        numpy.ndarray
+            The crops, ``(k, C, H, W)``.
+
+        Raises
+        ------
+        ValidationError
+            When a crop id is not in the store.
+        """
         idx = self._positions(index)
         return self.group["crops"].get_orthogonal_selection((idx,))
 
     def get_masks(self, index) -> np.ndarray:
+        """Masks by integer position(s) or crop id(s), as a numpy array.
+
+        Parameters
+        ----------
+        index : int, str or array-like of them
+            Positions, or crop ids (strings).
+
+        Returns
+        -------
+        numpy.ndarray
+            The masks, one per crop.
+
+        Raises
+        ------
+        ValidationError
+            When the store has no masks, or a crop id is not in it.
+        """
         if not self.has_masks:
             raise ValidationError(f"image store {self.path.name} has no masks.")
         return self.group["masks"].get_orthogonal_selection((self._positions(index),))
@@ -217,7 +250,18 @@ class ImageStore:
         return idx.astype(int)
 
     def iter_batches(self, batch_size: int = 256):
-        """Yield ``(start, crops)`` batches read chunk by chunk (bounded memory)."""
+        """Yield ``(start, crops)`` batches read chunk by chunk (bounded memory).
+
+        Parameters
+        ----------
+        batch_size : int
+            Crops per batch.
+
+        Yields
+        ------
+        tuple
+            The position of the batch's first crop and the crops, ``(k, C, H, W)``.
+        """
         arr = self.group["crops"]
         for start in range(0, len(self), batch_size):
             yield start, arr[start: start + batch_size]

@@ -80,7 +80,20 @@ class SelectionChannel:
     def create(cls, directory: str | os.PathLike | None = None,
                study_id: str = "") -> SelectionChannel:
         """A new, empty channel file in ``directory`` (default: the temporary folder),
-        named uniquely and readable by this user only."""
+        named uniquely and readable by this user only.
+
+        Parameters
+        ----------
+        directory : str, os.PathLike or None
+            Where to make the file; None uses the temporary folder.
+        study_id : str
+            The id of the Study the session shows, written into the channel.
+
+        Returns
+        -------
+        SelectionChannel
+            The channel, holding an empty selection written by the dashboard.
+        """
         fd, name = tempfile.mkstemp(prefix=PREFIX, suffix=".json",
                                     dir=None if directory is None else str(directory))
         os.close(fd)
@@ -97,7 +110,22 @@ class SelectionChannel:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def write(self, values: dict[str, Any], *, source: str, study_id: str = "") -> None:
-        """Replace the channel's content atomically with ``values`` (keys of :data:`FIELDS`)."""
+        """Replace the channel's content atomically with ``values`` (keys of :data:`FIELDS`).
+
+        Parameters
+        ----------
+        values : dict
+            The selection (keys of :data:`FIELDS`).
+        source : str
+            Who writes: one of :data:`SOURCES`.
+        study_id : str
+            The id of the Study the selection refers to.
+
+        Raises
+        ------
+        WorkbenchError
+            When ``source`` is unknown.
+        """
         if source not in SOURCES:
             raise WorkbenchError(f"unknown selection source {source!r}.",
                                  f"use one of {', '.join(SOURCES)}.")
@@ -117,7 +145,14 @@ class SelectionChannel:
         self._stamp = self._file_stamp()  # our own write is never news to ourselves
 
     def read(self) -> dict[str, Any] | None:
-        """The channel's content, or None when absent, unreadable or of another schema."""
+        """The channel's content, or None when absent, unreadable or of another schema.
+
+        Returns
+        -------
+        dict or None
+            The selection with its ``source``, ``study_id`` and time of writing; a newer schema
+            version is ignored with a warning.
+        """
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
@@ -136,7 +171,18 @@ class SelectionChannel:
 
     def poll(self, *, me: str) -> dict[str, Any] | None:
         """What the other side wrote since the last look, or None (nothing new, or the
-        latest write is ``me``'s own)."""
+        latest write is ``me``'s own).
+
+        Parameters
+        ----------
+        me : str
+            The caller's own source name.
+
+        Returns
+        -------
+        dict or None
+            What :meth:`read` returns, or None.
+        """
         stamp = self._file_stamp()
         if stamp is None or stamp == self._stamp:
             return None

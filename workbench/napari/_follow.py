@@ -44,7 +44,14 @@ class SelectionFollower:
         self.state: dict[str, Any] = {k: ([] if k == "samples" else "") for k in FIELDS}
 
     def poll(self) -> tuple[str, str] | None:
-        """``(kind, value)`` of what the dashboard newly chose, e.g. ``("pair", "A+B")``."""
+        """``(kind, value)`` of what the dashboard newly chose, e.g. ``("pair", "A+B")``.
+
+        Returns
+        -------
+        tuple of str or None
+            The first changed field (in priority order) and its value; None when nothing changed
+            or the channel belongs to another Study.
+        """
         data = self.channel.poll(me="napari")
         if data is None:
             return None
@@ -56,7 +63,22 @@ class SelectionFollower:
 
     def choose(self, kind: str, value: str, sample: str | None = None) -> dict[str, Any]:
         """Tell the dashboard that napari chose ``value`` (a perturbation, pair or concept;
-        ``sample``: the crop clicked). Returns the selection written."""
+        ``sample``: the crop clicked). Returns the selection written.
+
+        Parameters
+        ----------
+        kind : str
+            ``"perturbation"``, ``"pair"`` or ``"concept"``.
+        value : str
+            The name chosen.
+        sample : str or None
+            The crop clicked; None leaves the selected samples as they are.
+
+        Returns
+        -------
+        dict
+            The selection as written.
+        """
         state = dict(self.state)
         value = str(value)
         if kind == "perturbation":

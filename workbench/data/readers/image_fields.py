@@ -179,7 +179,23 @@ class ImageFields:
         return sorted({k for m in self.mask_files for k in m})
 
     def read_field(self, i: int) -> np.ndarray:
-        """Field ``i`` as ``(C, H, W)`` in channel order."""
+        """Field ``i`` as ``(C, H, W)`` in channel order.
+
+        Parameters
+        ----------
+        i : int
+            The field's position in ``obs``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The channel planes, stacked.
+
+        Raises
+        ------
+        ValidationError
+            When a plane's size differs from the fields' shape.
+        """
         planes = [read_tiff(self.files[i][k]) for k in self.channel_keys]
         for k, p in zip(self.channel_keys, planes):
             if p.shape != self.shape:
@@ -191,7 +207,18 @@ class ImageFields:
     def read_labels(self, i: int) -> dict[str, np.ndarray]:
         """Label images of field ``i`` by kind (e.g. ``{"nuclei": ..., "cells": ...}``);
         binary masks are split into objects by connected components (8-connected). Labels are
-        uint16 when they fit, else int32."""
+        uint16 when they fit, else int32.
+
+        Parameters
+        ----------
+        i : int
+            The field's position in ``obs``.
+
+        Returns
+        -------
+        dict
+            Mask kind to label image (empty without masks).
+        """
         from scipy import ndimage as ndi
 
         out = {}
