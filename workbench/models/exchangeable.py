@@ -43,7 +43,20 @@ __all__ = ["ExchangeablePairModel", "side_pair_features"]
 
 
 def side_pair_features(side: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-    """Symmetric features of the pairs (i, j) from per-gene side vectors (n, p) -> (m, 4p)."""
+    """Symmetric features of the pairs (i, j) from per-gene side vectors (n, p) -> (m, 4p).
+
+    Parameters
+    ----------
+    side : torch.Tensor
+        ``(n, p)`` per-gene side features.
+    i, j : torch.Tensor
+        ``(m,)`` gene indices of each pair.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(m, 4p)``: ``s_i + s_j``, ``|s_i - s_j|``, ``|s_i| + |s_j|``, ``s_i * s_j``.
+    """
     a, b = side[i], side[j]
     return torch.cat([a + b, (a - b).abs(), a.abs() + b.abs(), a * b], -1)
 
@@ -53,19 +66,33 @@ class ExchangeablePairModel:
 
     Parameters
     ----------
-    width : hidden features per entry.
-    n_layers : exchangeable layers before the linear read-out.
-    n_members : ensemble size (posterior-like samples).
-    hide : share of the observed entries hidden (and reconstructed) at each step.
-    steps : Adam steps of a first fit; a warm-started refit uses ``steps // 4``.
-    lr, weight_decay : Adam settings.
-    device, seed : as everywhere in ``workbench.models``.
+    width : int
+        Hidden features per entry.
+    n_layers : int
+        Exchangeable layers before the linear read-out.
+    n_members : int
+        Ensemble size (posterior-like samples).
+    hide : float
+        Share of the observed entries hidden (and reconstructed) at each step.
+    steps : int
+        Adam steps of a first fit; a warm-started refit uses ``steps // 4`` (at least 30).
+    lr : float
+        Adam learning rate.
+    weight_decay : float
+        Adam weight decay.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    seed : int
+        Seed of the initial weights and the hidden entries.
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
-    weights_ : list of (E, d_in, d_out) tensors per layer (3 blocks each) and the read-out.
-    residual_sd_ : sd of the reconstruction error on hidden entries at the end of training,
-        in the units of the targets (the noise part of a prediction interval).
+    Attributes
+    ----------
+    weights_ : list of torch.Tensor
+        ``(E, d_in, d_out)`` weights per layer (3 blocks and a bias each) and the read-out;
+        set by :meth:`fit`.
+    residual_sd_ : float
+        Sd of the reconstruction error on hidden entries at the end of training, in the
+        units of the targets (the noise part of a prediction interval).
     """
 
     def __init__(self, width: int = 32, n_layers: int = 3, n_members: int = 8,

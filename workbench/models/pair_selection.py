@@ -73,21 +73,35 @@ class LowRankPairModel:
 
     Parameters
     ----------
-    rank : dimension k of the factors ``u_i``.
-    n_samples : ensemble size E (number of posterior samples).
-    noise : likelihood sd ``sigma`` in units of the standardised targets; None estimates it
+    rank : int
+        Dimension k of the factors ``u_i``.
+    n_samples : int
+        Ensemble size E (number of posterior samples).
+    noise : float, optional
+        Likelihood sd ``sigma`` in units of the standardised targets; ``None`` estimates it
         from the residuals of a first fit (floor 0.05).
-    prior_scale_bias, prior_scale_factors : ``tau_b`` and ``tau_u``.
-    steps : Adam steps of the first fit; later calls of :meth:`fit` with ``warm_start`` use
-        ``steps // 3``.
-    lr : Adam learning rate.
-    device, seed : as everywhere in ``workbench.models``.
+    prior_scale_bias : float
+        ``tau_b``, the prior sd of the gene offsets.
+    prior_scale_factors : float
+        ``tau_u``, the prior sd of the factors.
+    steps : int
+        Adam steps of the first fit; later calls of :meth:`fit` with ``warm_start`` use
+        ``steps // 3`` (at least 20).
+    lr : float
+        Adam learning rate.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    seed : int
+        Seed of the prior draws and the target perturbations.
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
-    params_ : dict of tensors (E, ...) of the ensemble.
-    y_mean_, y_scale_ : standardisation of the targets.
-    noise_ : the sd used.
+    Attributes
+    ----------
+    params_ : dict of torch.Tensor
+        The ensemble's parameters, each ``(E, ...)``; set by :meth:`fit`.
+    y_mean_, y_scale_ : float
+        Standardisation of the targets.
+    noise_ : float
+        The likelihood sd used.
     """
 
     def __init__(self, rank: int = 4, n_samples: int = 32, noise: float | None = None,
@@ -211,10 +225,22 @@ def select_batch(samples: np.ndarray, acquisition: str, batch_size: int, *,
 
     Parameters
     ----------
-    samples : (E, m) posterior samples of the candidates' values (larger is better); for
+    samples : numpy.ndarray
+        ``(E, m)`` posterior samples of the candidates' values (larger is better); for
         ``"random"`` only ``m`` is used.
-    acquisition : one of :data:`ACQUISITIONS`.
-    beta : UCB width.
+    acquisition : str
+        One of :data:`ACQUISITIONS`.
+    batch_size : int
+        Candidates to choose (at most ``m``).
+    beta : float
+        UCB width, in posterior sds.
+    seed : int
+        Seed of the random and Thompson choices.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        The chosen columns, best first.
     """
     samples = np.asarray(samples, float)
     m = samples.shape[1]
@@ -266,9 +292,34 @@ def soft_impute(n_items: int, i, j, y, *, rank: int = 8, shrink: float = 0.2, it
     truncated SVD is a randomised range finder with power iterations (Halko, Martinsson &
     Tropp 2011) driven by products with that operator.
 
-    Returns the (n, n) completed matrix, or with ``factors=True`` the tuple
-    ``(U, s, Vh, mean)`` (read entries with :func:`soft_impute_entries`). ``init`` warm
-    starts from an earlier result of the same kind.
+    Parameters
+    ----------
+    n_items : int
+        Number of genes.
+    i, j : array_like of int
+        The observed pairs.
+    y : array_like of float
+        Their values.
+    rank : int
+        Most singular values kept.
+    shrink : float
+        ``lambda`` as a share of the largest singular value of the observed matrix.
+    iters : int
+        Iterations.
+    init : numpy.ndarray or tuple, optional
+        An earlier result of the same kind to warm-start from.
+    seed : int
+        Seed of the randomised SVD (factored form).
+    factors : bool
+        Return the factors instead of the dense matrix (forces the factored form).
+    dense_limit : int
+        Most genes for the dense form.
+
+    Returns
+    -------
+    numpy.ndarray or tuple
+        The ``(n, n)`` completed matrix, or with ``factors=True`` the tuple
+        ``(U, s, Vh, mean)`` (read entries with :func:`soft_impute_entries`).
     """
     i, j = np.asarray(i, int), np.asarray(j, int)
     y = np.asarray(y, float)
@@ -302,7 +353,20 @@ def soft_impute(n_items: int, i, j, y, *, rank: int = 8, shrink: float = 0.2, it
 
 
 def soft_impute_entries(F, i, j) -> np.ndarray:
-    """Entries ``Z[i, j]`` (symmetrised) of a factored soft-impute result ``(U, s, Vh, mean)``."""
+    """Entries ``Z[i, j]`` (symmetrised) of a factored soft-impute result ``(U, s, Vh, mean)``.
+
+    Parameters
+    ----------
+    F : tuple
+        ``(U, s, Vh, mean)`` from :func:`soft_impute` with ``factors=True``.
+    i, j : array_like of int
+        The entries to read.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per pair.
+    """
     U, s, Vh, mean = F
     i, j = np.asarray(i, int), np.asarray(j, int)
     us = U * s
