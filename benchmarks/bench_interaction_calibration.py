@@ -126,8 +126,13 @@ def rate(p):
     return k / max(1, len(p)), lo, hi, len(p)
 
 
-def demo_ranking(paths, seed: int = 0) -> list[str]:
-    """Markdown table: AUROC of planted interacting vs additive pairs on demo Studies."""
+def demo_ranking(paths, seed: int = 0, targets=("diagonal",), tests=None) -> list[str]:
+    """Markdown table: AUROC of planted interacting vs additive pairs on demo Studies.
+
+    The first of ``targets`` is the step's additivity test; every further shrinkage target
+    adds its additivity and combined readouts, named with the target, from the same data.
+    ``tests``: the step's tests to run (default all of them).
+    """
     import warnings
 
     import pandas as pd
@@ -143,8 +148,22 @@ def demo_ranking(paths, seed: int = 0) -> list[str]:
         X, obs, _ = load_profiles(study)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table, details = test_pairs(X, obs, seed=seed, **DEMO["quick"])
+            table, details = test_pairs(X, obs, seed=seed, additivity_target=targets[0],
+                                        **({} if tests is None else {"tests": tests}),
+                                        **DEMO["quick"])
+            extra = []
+            for tg in targets[1:]:
+                alt, _ = test_pairs(X, obs, seed=seed, additivity_target=tg,
+                                    tests=("additivity", "viability"),
+                                    n_permutations=DEMO["quick"]["n_permutations"])
+                alt = alt[alt.test != "viability"]
+                extra.append(alt.assign(test=alt.test + f" ({tg} target)"))
         sc = readout_scores(table, details)
+        for alt in extra:
+            for test, g in alt.groupby("test"):
+                p = g.set_index("pair")["p"].astype(float)
+                sc[test] = (-np.log10(np.clip(p, 1e-300, 1))).round(6)
+        table = pd.concat([table, *extra], ignore_index=True)
         ty = pair_types(table, study.read("ground_truth"))
         nulls.append(table.assign(kind=table["pair"].map(ty)))
         sc.index = [f"{k}:{i}" for i in sc.index]
@@ -185,12 +204,17 @@ def _cell_units(units):
 
 def additivity_calibration(n_pairs: int, n_power: int, n_bootstrap: int = 200,
                            wells_list=(2, 4), maps=None, cells=(20, 100),
-                           well_sds=(0.0, 1 / 3)) -> list[str]:
+                           well_sds=(0.0, 1 / 3), target: str = "diagonal",
+                           wells_ignored: bool = True) -> list[str]:
     """Markdown table: null rate and power of the replicate-level additivity test, next to
-    the same statistic with cells as replicates (wells ignored), per scenario."""
+    the same statistic with cells as replicates (wells ignored), and of the step's combined
+    call (the Bonferroni minimum of the additivity and well-level viability p-values), per
+    scenario."""
     from workbench.models._device import torch_threads
     from workbench.models.additivity import additivity_test
+    from workbench.models.combined_call import bonferroni_min
     from workbench.models.interaction_scenarios import MAPS, simulate_pairs
+    from workbench.models.replicates import count_test
 
     kinds = ("buffering", "synergy", "synthetic_lethal", "new_property")
     lines = ["| map | wells/cond | well sd | cells/cond | test | null rate [95% CI] (pairs) | "
@@ -209,28 +233,36 @@ def additivity_calibration(n_pairs: int, n_power: int, n_bootstrap: int = 200,
                         res = {}
                         for kind, m, off in [("null", n_pairs, 0)] + [(k, n_power, 1000)
                                                                       for k in kinds]:
-                            g, u, _ = simulate_pairs(m, kind=kind, map=map_, n=n, wells=wells,
-                                                     well_sd=wsd, seed=off + seed)
-                            for name, uu in (("additivity (wells)", u),
-                                             ("additivity (cells, wells ignored)",
-                                              _cell_units(u))):
+                            g, u, cnt = simulate_pairs(m, kind=kind, map=map_, n=n,
+                                                       wells=wells, well_sd=wsd,
+                                                       seed=off + seed)
+                            versions = [("additivity (wells)", u)]
+                            if wells_ignored:
+                                versions.append(("additivity (cells, wells ignored)",
+                                                 _cell_units(u)))
+                            for name, uu in versions:
                                 r = additivity_test(g, uu, n_bootstrap=n_bootstrap, seed=seed,
-                                                    device="cpu")
+                                                    device="cpu", target=target)
                                 res.setdefault(name, {})[kind] = r.p_value
+                            comb, _ = bonferroni_min(np.column_stack(
+                                [res["additivity (wells)"][kind], count_test(cnt).p_value]))
+                            res.setdefault("additivity or viability (wells)", {})[kind] = comb
                         for name, by in res.items():
                             r_, lo, hi, m_ = rate(by["null"])
                             if map_ == "mixing":
                                 held = ("n/a (additivity in x is not latent separability: "
                                         "a mixing map makes separable pairs non-additive)")
+                                if "or viability" in name:
+                                    held = "n/a (its additivity part)"
                             else:
                                 held = "yes" if r_ <= 0.06 else "**no**"
-                            cells = []
+                            cols = []  # (not "cells": that is the scenario filter)
                             for k in kinds:
                                 pr, plo, phi, _ = rate(by[k])
-                                cells.append(f"{pr:.2f} [{plo:.2f}, {phi:.2f}]")
+                                cols.append(f"{pr:.2f} [{plo:.2f}, {phi:.2f}]")
                             lines.append(f"| {map_} | {wells} | {wsd:.2f} | {n} | {name} | "
                                          f"{r_:.3f} [{lo:.3f}, {hi:.3f}] ({m_}) | {held} | "
-                                         + " | ".join(cells) + " |")
+                                         + " | ".join(cols) + " |")
                             print(lines[-1], flush=True)
     return lines
 
@@ -288,16 +320,25 @@ def main():
                     help="--additivity: cells per condition")
     ap.add_argument("--well-sds", type=float, nargs="+", default=[0.0, 1 / 3],
                     help="--additivity: well sds (0.333 for a third)")
+    ap.add_argument("--target", default="diagonal", choices=["diagonal", "pooled"],
+                    help="--additivity and --demo: shrinkage target of the additivity test")
+    ap.add_argument("--demo-tests", nargs="+", default=None,
+                    help="--demo: the step's tests to run (default all)")
+    ap.add_argument("--no-wells-ignored", action="store_true",
+                    help="--additivity: leave out the cells-as-replicates version")
     args = ap.parse_args()
     if args.additivity:
         additivity_calibration(args.pairs, args.power_pairs, wells_list=args.wells,
-                               maps=args.maps, cells=args.cells, well_sds=args.well_sds)
+                               maps=args.maps, cells=args.cells, well_sds=args.well_sds,
+                               target=args.target, wells_ignored=not args.no_wells_ignored)
         return
     if args.score_only:
         score_coverage(args.pairs, args.power_pairs)
         return
     if args.demo:
-        print("\n".join(demo_ranking(args.demo)))
+        others = [t for t in ("diagonal", "pooled") if t != args.target]
+        print("\n".join(demo_ranking(args.demo, targets=(args.target, *others),
+                                      tests=args.demo_tests and tuple(args.demo_tests))))
         return
     import torch
 

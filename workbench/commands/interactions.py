@@ -39,6 +39,12 @@ def add_arguments(parser) -> None:
                         help="a double whose singles ran only in other batches: report it "
                              "untested (default), test it against those singles (batch "
                              "effects enter), or stop")
+    parser.add_argument("--additivity-target", default="diagonal",
+                        choices=["diagonal", "pooled"],
+                        help="shrinkage target of the additivity test's cell covariances: "
+                             "each condition's diagonal, or its variances joined by the "
+                             "correlation pooled over the screen (more power on wide, "
+                             "correlated embeddings)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
 
@@ -54,7 +60,7 @@ def run(args) -> int:
         kernel=args.kernel, n_permutations=args.permutations, n_bootstrap=args.bootstrap,
         min_samples=args.min_samples, on_small="error" if args.strict_small else "skip",
         seed=args.seed, device=args.device, separability=args.separability,
-        cross_batch=args.cross_batch)
+        cross_batch=args.cross_batch, additivity_target=args.additivity_target)
     tested = table[table.q.notna()]
     print(f"tested {tested.pair.nunique()} of {table.pair.nunique()} pairs; q < 0.05:")
     for test, g in tested.groupby("test"):

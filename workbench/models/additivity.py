@@ -73,10 +73,21 @@ def _summaries(x: np.ndarray, units) -> dict:
     return {"means": means, "m": m, "scatter": resid.T @ resid, "nu": len(x) - len(m)}
 
 
-def _shrink(s: np.ndarray, nu: int) -> tuple[np.ndarray, float]:
+def _shrink(s: np.ndarray, nu: int, corr: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Shrink ``s`` with weight ``d / (d + nu)`` towards its own variances joined by the
+    correlation ``corr`` (None: the identity, i.e. towards its diagonal)."""
     d = s.shape[0]
     lam = d / (d + max(nu, 1))
-    return (1 - lam) * s + lam * np.diag(np.diag(s)), lam
+    sd = np.sqrt(np.clip(np.diag(s), 0, None))
+    target = np.diag(np.diag(s)) if corr is None else sd[:, None] * corr * sd[None, :]
+    return (1 - lam) * s + lam * target, lam
+
+
+def _correlation(c: np.ndarray) -> np.ndarray:
+    sd = np.sqrt(np.clip(np.diag(c), 1e-300, None))
+    r = c / sd[:, None] / sd[None, :]
+    np.fill_diagonal(r, 1.0)
+    return r
 
 
 def well_covariance(summaries: list[dict], pooled_cells: np.ndarray) -> tuple[np.ndarray, int]:
@@ -129,7 +140,8 @@ def _wishart(chol: torch.Tensor, df: torch.Tensor, b: int, gen, cap: int) -> tor
 def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, np.ndarray]],
                     *, reference=None, names: list[str] | None = None,
                     n_bootstrap: int = 500, seed: int = 0, device: str = "auto",
-                    chunk_pairs: int | None = None, budget: int = 1 << 24) -> ReplicateResult:
+                    chunk_pairs: int | None = None, budget: int = 1 << 24,
+                    target: str = "diagonal") -> ReplicateResult:
     """Test ``mean(ab) + mean(ctrl) - mean(a) - mean(b) = 0`` with replicates as the unit.
 
     Parameters
@@ -144,6 +156,12 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
         ``1 / (n_bootstrap + 1)``).
     chunk_pairs, budget : pairs per batch of the bootstrap (default: as many as keep the
         largest working tensor under ``budget`` elements).
+    target : shrinkage target of each condition's cell covariance: ``"diagonal"`` (its own
+        variances, no correlation) or ``"pooled"`` (its own variances joined by the
+        correlation of the within-unit covariance pooled over the call, itself shrunk
+        towards its diagonal; the bootstrap redraws that correlation too). With strongly
+        correlated features (embeddings) and fewer cells than features the diagonal
+        target inflates the variance of the weak directions; the pooled one keeps them.
 
     Returns
     -------
@@ -153,6 +171,9 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
     ``ci_low``/``ci_high``; ``status`` per pair.
     """
     names = _groups_ok(groups, units, names)
+    if target not in ("diagonal", "pooled"):
+        raise ValidationError(f"target={target!r} is not a shrinkage target.",
+                              "pass 'diagonal' or 'pooled'.")
     if n_bootstrap < 1:
         raise ValidationError(f"n_bootstrap={n_bootstrap} leaves the test without a null.",
                               "pass n_bootstrap >= 100 (500 by default).")
@@ -182,6 +203,8 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
     pooled = (sum(s["scatter"] for s in unique.values()) / nu_all if nu_all > 0
               else np.eye(d) * 1e-9)
     t_hat, df_t = well_covariance(list(unique.values()), pooled)
+    pooled_s, _ = _shrink(pooled, nu_all)
+    corr = _correlation(pooled_s) if target == "pooled" else None
     status = ["tested"] * n_pairs
     ulist = [{c: (0 if s[c] is None else len(s[c]["m"])) for c in CONDITIONS} for s in summ]
     ok = np.ones(n_pairs, bool)
@@ -214,10 +237,10 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
             u = len(s["m"])
             delta[j] += CONDITIONS[c] * s["means"].mean(0)
             if s["nu"] >= 3:
-                cells[j, i], lams[j, i] = _shrink(s["scatter"] / s["nu"], s["nu"])
+                cells[j, i], lams[j, i] = _shrink(s["scatter"] / s["nu"], s["nu"], corr)
                 nus[j, i] = s["nu"]
             else:  # too few cells inside units: borrow the pooled within-unit covariance
-                cells[j, i], lams[j, i] = _shrink(pooled, nu_all)
+                cells[j, i], lams[j, i] = _shrink(pooled, nu_all, corr)
                 nus[j, i] = max(nu_all, 1)
             hw[j, i] = (1.0 / s["m"]).sum() / u ** 2
             kt[j] += 1.0 / u
@@ -230,6 +253,9 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
         chunk_pairs = int(max(1, min(max(len(idx), 1), budget // max(per_pair, 1))))
     t_t = torch.as_tensor(t_hat, dtype=dt, device=dev)
     t_chol = torch.linalg.cholesky(t_t + 1e-9 * torch.eye(d, dtype=dt, device=dev))
+    if corr is not None:  # the pooled correlation, redrawn once per bootstrap replicate
+        p_t = torch.as_tensor(pooled_s, dtype=dt, device=dev)
+        p_chol = torch.linalg.cholesky(p_t + 1e-9 * torch.eye(d, dtype=dt, device=dev))
     for s0 in range(0, len(idx), chunk_pairs):
         sl = slice(s0, s0 + chunk_pairs)
         dl = torch.as_tensor(delta[sl], dtype=dt, device=dev)
@@ -244,7 +270,15 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
         cstar = _wishart(chol_c, torch.as_tensor(nus[sl], device=dev), b, gen, _MAX_BOOT_DF)
         diag = torch.diagonal(cstar, dim1=-2, dim2=-1)
         lm = lam[:, :, None, None, None]
-        cstar = (1 - lm) * cstar + lm * torch.diag_embed(diag)
+        if corr is None:
+            cstar = (1 - lm) * cstar + lm * torch.diag_embed(diag)
+        else:
+            pstar = _wishart(p_chol, torch.as_tensor(max(nu_all, 1), device=dev), b, gen,
+                             _MAX_BOOT_DF * 4)
+            psd = torch.diagonal(pstar, dim1=-2, dim2=-1).clamp_min(1e-300).sqrt()
+            rstar = pstar / psd[:, :, None] / psd[:, None, :]
+            sd_c = diag.clamp_min(0).sqrt()
+            cstar = (1 - lm) * cstar + lm * (sd_c[..., :, None] * rstar * sd_c[..., None, :])
         if df_t > 0:
             tstar = _wishart(t_chol, torch.as_tensor(df_t, device=dev), b, gen,
                              _MAX_BOOT_DF * 4)
@@ -280,5 +314,6 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
               "well_covariance_df": int(df_t), "well_covariance_trace": float(np.trace(t_hat)),
               "effect": "debiased interaction norm sqrt(max(0, ||delta||^2 - tr Cov)), 95% "
                         "bootstrap interval",
-              "constant_in_reference_left_out": int((~live).sum()), "device": str(dev)}
+              "constant_in_reference_left_out": int((~live).sum()), "device": str(dev),
+              "shrinkage_target": target}
     return ReplicateResult("additivity", stat, p, eff, lo, hi, status, ulist, params)

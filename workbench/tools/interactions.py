@@ -251,14 +251,16 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
                max_per_group: int = 200, on_small: str = "skip", seed: int = 0,
                device: str = "auto", pairs: list[tuple[str, str, str]] | None = None,
                separability: str = "classifier", report: list | None = None,
-               cross_batch: str = "status") -> tuple[pd.DataFrame, dict]:
+               cross_batch: str = "status", additivity_target: str = "diagonal"
+               ) -> tuple[pd.DataFrame, dict]:
     """Run the tests on every double of ``obs``; return the long table and pair details.
 
     ``unit`` names the replicate unit (``"well"``: plate and well; any obs column; None:
     every cell its own replicate, the cell-level kernel and Gaussian tests).
     ``"additivity"`` is :func:`~workbench.models.additivity.additivity_test` with
     ``n_permutations`` bootstrap draws for its null, run on every pair with a cell in each
-    condition (cells as units when ``unit`` is None). With a unit,
+    condition (cells as units when ``unit`` is None), with the shrinkage target
+    ``additivity_target`` of its cell covariances. With a unit,
     ``"disjointness"`` is the replicate-level test of
     :func:`~workbench.models.replicates.replicate_disjointness_test`, ``"separability"``
     the graded KL-additivity score with a well-level bootstrap interval (test name
@@ -322,7 +324,7 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
         r = additivity_test([{c: X[info[lab][c]] for c in conds} for lab in todo],
                             [{c: units[info[lab][c]] for c in conds} for lab in todo],
                             reference=reference, names=todo, n_bootstrap=n_permutations,
-                            seed=seed, device=device)
+                            seed=seed, device=device, target=additivity_target)
         note = " (cells as replicates)" if unit is None else ""
         rows += [_row(lab, "additivity", r.statistic[k], r.p_value[k], r.effect_size[k],
                       r.ci_low[k], r.ci_high[k], {**r.params, "unit": unit or "cell"},
@@ -442,8 +444,8 @@ def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | 
                      kernel: str = "additive_rbf", n_permutations: int = 1000,
                      n_bootstrap: int = 100, min_samples: int = 5, on_small: str = "skip",
                      seed: int = 0, device: str = "auto",
-                     separability: str = "classifier", cross_batch: str = "status"
-                     ) -> pd.DataFrame:
+                     separability: str = "classifier", cross_batch: str = "status",
+                     additivity_target: str = "diagonal") -> pd.DataFrame:
     """Test every double of the Study and write ``"interactions"`` and ``"pair_details"``.
 
     ``use="latent"`` (the demo's truth check) is recorded in provenance as such.
@@ -454,12 +456,12 @@ def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | 
                                 n_permutations=n_permutations, n_bootstrap=n_bootstrap,
                                 min_samples=min_samples, on_small=on_small, seed=seed,
                                 device=device, separability=separability, report=report,
-                                cross_batch=cross_batch)
+                                cross_batch=cross_batch, additivity_target=additivity_target)
     params = {"source": src, "tests": list(tests), "unit": unit or "cell", "kernel": kernel,
               "separability_estimator": separability,
               "n_permutations": n_permutations, "n_bootstrap": n_bootstrap,
               "min_samples": min_samples, "on_small": on_small, "device": device,
-              "cross_batch": cross_batch,
+              "cross_batch": cross_batch, "additivity_target": additivity_target,
               "truth_check": use == "latent"}
     inputs = ["profiles"] if src.startswith("profiles") else ["images"]
     with study.step("interactions", params=params, seed=seed, inputs=inputs) as tx:
