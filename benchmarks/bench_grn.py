@@ -358,11 +358,21 @@ def main_headline(args) -> int:
     return 0
 
 
-def run_pancreas(data_dir: str, n_perm: int = 1000, seed: int = 0) -> list:
-    """Pancreas (739 cells) against DoRothEA A-C and BEELINE ChIP, one gene set per reference."""
+def run_pancreas(data_dir: str, n_perm: int = 1000, seed: int = 0,
+                 dyngfn_losses=(("db", 0.0),), dyngfn_size: str = "realistic") -> list:
+    """Pancreas (739 cells) against DoRothEA A-C and BEELINE ChIP, one gene set per reference.
+
+    DynGFN runs as the GRN step's ``method="dyngfn"`` runs it (automatic temperature with
+    cells / 30 as the effective sample size, lambda 70, the ``dyngfn_size`` preset, at most
+    4 parents), once per ``(loss, alpha)`` of ``dyngfn_losses``; its score is the share of
+    1000 posterior samples holding each edge.
+    """
+    import torch
+
     from workbench.data.readers.velocity import read_velocity
+    from workbench.models.gflownet import DynGFN
     from workbench.models.grn_params import edge_scores
-    from workbench.tools.grn import fit_exact, prepare, scale_for_grn
+    from workbench.tools.grn import PRESETS, auto_temperature, fit_exact, prepare, scale_for_grn
     from workbench.tools.grn_metrics import (read_edge_list, reference_auc, reference_gene_set,
                                              reference_matrix)
 
@@ -383,6 +393,13 @@ def run_pancreas(data_dir: str, n_perm: int = 1000, seed: int = 0) -> list:
         ref = reference_matrix(edges, data["genes"])
         ex = fit_exact(x, v, max_parents=4, n_samples=500, n_boot=50, seed=seed)
         scores = {"exact": ex["edge_probability"], "bootstrap": ex["baseline"].edge_probability_}
+        torch.set_num_threads(1)
+        preset = PRESETS[dyngfn_size]
+        for loss, alpha in dyngfn_losses:
+            model = DynGFN(temperature=auto_temperature(x, v, len(x) / 30.0), sparsity=70.0,
+                           n_steps=preset["n_steps"], n_envs=preset["n_envs"], loss=loss,
+                           ftb_alpha=alpha, max_parents=4, device="cpu", seed=seed).fit(x, v)
+            scores[dyngfn_key(loss, alpha)] = model.sample(1000, seed=seed + 1).mean(0)
         for key in ("corr", "ols", "ridge", "trees"):
             scores[key] = edge_scores(x, v, key, seed=seed)
         rows = {k: reference_auc(p, ref, n_perm=n_perm, seed=seed) for k, p in scores.items()}
@@ -391,12 +408,29 @@ def run_pancreas(data_dir: str, n_perm: int = 1000, seed: int = 0) -> list:
     return out
 
 
+def dyngfn_key(loss: str, alpha: float) -> str:
+    return "dyngfn" if loss == "db" else f"dyngfn-{loss}-{alpha:g}"
+
+
+def parse_losses(text: str) -> tuple:
+    """``"db,ftb:1"`` -> ``(("db", 0.0), ("ftb", 1.0))``."""
+    out = []
+    for item in filter(None, (a.strip() for a in text.split(","))):
+        loss, _, alpha = item.partition(":")
+        out.append((loss, float(alpha or 0.0)))
+    return tuple(out)
+
+
 def main_pancreas(args) -> int:
-    res = run_pancreas(args.data, n_perm=args.n_perm)
+    losses = parse_losses(args.pancreas_losses)
+    res = run_pancreas(args.data, n_perm=args.n_perm, dyngfn_losses=losses)
+    labels = {dyngfn_key(lo, a): f"DynGFN (ours, {'modified DB' if lo == 'db' else f'f-TB alpha {a:g}'}"
+              ", realistic preset)" for lo, a in losses}
+    methods = [METHODS[0], *labels.items(), *METHODS[2:]]
     print("\n| reference | genes | reference edges / pairs | method | AUROC (p) | AUPRC (random) (p) |")
     print("|---|---|---|---|---|---|")
     for r in res:
-        for key, label in METHODS:
+        for key, label in methods:
             if key not in r["rows"]:
                 continue
             m = r["rows"][key]
@@ -429,6 +463,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared"
                                           / "data"), help="the shared data folder")
     ap.add_argument("--n-perm", type=int, default=1000)
+    ap.add_argument("--pancreas-losses", default="db,ftb:1",
+                    help="DynGFN losses for --pancreas: db, ftb:ALPHA, comma-separated")
     ap.add_argument("--losses", action="store_true",
                     help="modified DB, TB and the f-TB members: mode coverage and KL to the "
                          "enumerated posterior (--loss-d genes, --n-seeds seeds, --steps)")
@@ -436,12 +472,17 @@ def main(argv=None) -> int:
     ap.add_argument("--n-seeds", type=int, default=3)
     ap.add_argument("--loss-temperature", type=float, default=0.1)
     ap.add_argument("--loss-local-search", type=float, default=0.0)
+    ap.add_argument("--losses-realistic", action="store_true",
+                    help="modified DB and the f-TB members on the demo worlds (--loss-sizes), "
+                         "judged against DynGFN's energy enumerated over every parent set of "
+                         "at most 4 (exact KL, coverage, marginals, AUROC)")
+    ap.add_argument("--loss-sizes", default="quick,realistic")
     args = ap.parse_args(argv)
-    if args.losses:
+    if args.losses or args.losses_realistic:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_grn_losses import main_losses
+        from bench_grn_losses import main_losses, main_losses_realistic
 
-        return main_losses(args)
+        return main_losses_realistic(args) if args.losses_realistic else main_losses(args)
     if args.pancreas:
         return main_pancreas(args)
     if args.headline:

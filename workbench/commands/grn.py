@@ -34,14 +34,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", default="auto", choices=["auto", "exact", "dyngfn"],
                         help="exact: enumerate every bounded parent set (settings chosen from "
                         "the data); dyngfn: GFlowNet sampler; auto: exact where it fits")
-    parser.add_argument("--loss", default="db", choices=["db", "ftb"],
-                        help="DynGFN's loss: db (modified detailed balance) or ftb "
-                             "(f-trajectory balance, with --ftb-alpha)")
-    parser.add_argument("--ftb-alpha", default="0",
-                        help="the f-divergence of --loss ftb: reverse_kl (0), hellinger (0.5), "
-                             "forward_kl (1) or any number")
+    parser.add_argument("--loss", default="ftb", choices=["db", "ftb"],
+                        help="DynGFN's loss: ftb (f-trajectory balance, with --ftb-alpha; "
+                             "the default) or db (modified detailed balance)")
+    parser.add_argument("--ftb-alpha", default="1",
+                        help="the f-divergence of --loss ftb: forward_kl (1, the default), "
+                             "hellinger (0.5), reverse_kl (0) or any number")
     parser.add_argument("--max-parents", type=int, default=4,
-                        help="largest parent set per gene for the exact posterior")
+                        help="largest parent set per gene (exact posterior and DynGFN)")
     parser.add_argument("--reference", action="append", default=[], metavar="NAME=FILE",
                         help="reference network edge list (CSV/TSV with source,target or "
                         "Gene1,Gene2 or tf,target columns) to score against; repeatable")
