@@ -19,7 +19,59 @@ from workbench.errors import ValidationError
 
 @dataclass(frozen=True)
 class ViTConfig:
-    """Architecture of the encoder and its MAE decoder."""
+    """Architecture of the encoder and its MAE decoder.
+
+    Parameters
+    ----------
+    in_chans : int
+        Image channels.
+    img_size : int
+        Crop side in pixels (a multiple of ``patch_size``).
+    patch_size : int
+        Patch side in pixels.
+    embed_dim : int
+        Encoder token width.
+    depth : int
+        Encoder blocks.
+    num_heads : int
+        Encoder attention heads.
+    mlp_ratio : float
+        MLP hidden width as a multiple of the token width.
+    decoder_dim : int
+        Decoder token width.
+    decoder_depth : int
+        Decoder blocks.
+    decoder_heads : int
+        Decoder attention heads.
+    block : str
+        ``"serial"`` (timm ``Block``) or ``"parallel"`` (timm ``ParallelScalingBlock``, as in
+        Recursion's Phenom models); outside weights set it from their shapes
+        (:mod:`workbench.models.vit_weights`).
+    layer_scale : bool
+        LayerScale on the residual branches.
+    qk_norm : bool
+        LayerNorm on queries and keys.
+    qkv_bias : bool
+        Bias on the q/k/v projection.
+    norm_eps : float
+        LayerNorm epsilon of the encoder.
+    n_registers : int
+        Register tokens after the class token (DINOv2 with registers, Darcet et al. 2024).
+    pos_prefix : bool
+        Whether the position table has rows for the class/register tokens (timm
+        ``no_embed_class=False``) or only for patches.
+    channel_agnostic : bool
+        Channel-agnostic patch tokens (Kraus et al. 2024, CA-MAE): one shared 1-channel
+        projection, one token per channel and patch, the position table repeated per channel.
+    max_chans : int
+        How many channels the channel-agnostic position table holds.
+    input_norm : str
+        ``"fixed"`` (per-channel ``pixel_mean``/``pixel_std`` buffers: fitted mean/std or
+        percentile range) or ``"self"`` (each crop and channel standardised on itself, as
+        Phenom does).
+    pixel_scale : float
+        Divides raw pixels before the normalisation (e.g. 255).
+    """
 
     in_chans: int = 5
     img_size: int = 64
@@ -79,7 +131,24 @@ PRESETS: dict[str, dict] = {
 
 
 def make_config(size: str = "tiny", in_chans: int = 5, img_size: int = 64, **overrides) -> ViTConfig:
-    """A :class:`ViTConfig` from a preset name, channel count and crop size."""
+    """A :class:`ViTConfig` from a preset name, channel count and crop size.
+
+    Parameters
+    ----------
+    size : str
+        A key of :data:`PRESETS`.
+    in_chans : int
+        Image channels.
+    img_size : int
+        Crop side in pixels; must be a multiple of the patch size.
+    **overrides
+        Fields of :class:`ViTConfig` replacing the preset's.
+
+    Returns
+    -------
+    ViTConfig
+        The configuration.
+    """
     if size not in PRESETS:
         raise ValidationError(f"unknown encoder size {size!r}.", f"use one of {sorted(PRESETS)}.")
     cfg = ViTConfig(in_chans=in_chans, img_size=img_size, **{**PRESETS[size], **overrides})
@@ -91,7 +160,22 @@ def make_config(size: str = "tiny", in_chans: int = 5, img_size: int = 64, **ove
 
 
 def sincos_pos_embed(dim: int, grid: int, cls: bool = True) -> torch.Tensor:
-    """Fixed 2-D sine-cosine position codes (as in MAE), with a zero row for the class token."""
+    """Fixed 2-D sine-cosine position codes (as in MAE), with a zero row for the class token.
+
+    Parameters
+    ----------
+    dim : int
+        Code width.
+    grid : int
+        Patches per side.
+    cls : bool
+        Prepend a zero row for the class token.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(1, grid**2 (+ 1), dim)`` float32.
+    """
     quarter = dim // 4
     omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / max(quarter, 1))
     ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64),
@@ -108,6 +192,21 @@ def sincos_pos_embed(dim: int, grid: int, cls: bool = True) -> torch.Tensor:
 
 
 class Attention(nn.Module):
+    """Multi-head self-attention with a fused q/k/v projection (timm layout).
+
+    Parameters
+    ----------
+    dim : int
+        Token width.
+    heads : int
+        Attention heads.
+    qkv_bias : bool
+        Bias on the q/k/v projection.
+    qk_norm : bool
+        LayerNorm on queries and keys, per head.
+    eps : float
+        LayerNorm epsilon.
+    """
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True, qk_norm: bool = False,
                  eps: float = 1e-6):
         super().__init__()
@@ -129,7 +228,15 @@ class Attention(nn.Module):
 
 
 class LayerScale(nn.Module):
-    """Per-channel scale of a residual branch (Touvron et al. 2021, CaiT; used by DINOv2)."""
+    """Per-channel scale of a residual branch (Touvron et al. 2021, CaiT; used by DINOv2).
+
+    Parameters
+    ----------
+    dim : int
+        Channels.
+    init : float
+        Initial scale.
+    """
 
     def __init__(self, dim: int, init: float = 1e-5):
         super().__init__()
@@ -140,6 +247,15 @@ class LayerScale(nn.Module):
 
 
 class Mlp(nn.Module):
+    """Two-layer GELU MLP of a transformer block (timm layout).
+
+    Parameters
+    ----------
+    dim : int
+        Input and output width.
+    hidden : int
+        Hidden width.
+    """
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
@@ -150,7 +266,25 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block (timm layout)."""
+    """Pre-norm transformer block (timm layout).
+
+    Parameters
+    ----------
+    dim : int
+        Token width.
+    heads : int
+        Attention heads (``dim`` must divide by it).
+    mlp_ratio : float
+        MLP hidden width as a multiple of ``dim``.
+    layer_scale : bool
+        Scale the residual branches with :class:`LayerScale`.
+    qkv_bias : bool
+        Bias on the q/k/v projection.
+    qk_norm : bool
+        LayerNorm on queries and keys, per head.
+    eps : float
+        LayerNorm epsilon.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, *, layer_scale: bool = False,
                  qkv_bias: bool = True, qk_norm: bool = False, eps: float = 1e-6):
@@ -171,7 +305,25 @@ class ParallelBlock(nn.Module):
     """Attention and MLP side by side from one fused input projection (Dehghani et al.
     2023, "Scaling Vision Transformers to 22 Billion Parameters"); timm's
     ``ParallelScalingBlock`` names, the block of Recursion's Phenom encoders. The fused
-    projection's rows are [MLP hidden | q | k | v]."""
+    projection's rows are [MLP hidden | q | k | v].
+
+    Parameters
+    ----------
+    dim : int
+        Token width.
+    heads : int
+        Attention heads (``dim`` must divide by it).
+    mlp_ratio : float
+        MLP hidden width as a multiple of ``dim``.
+    layer_scale : bool
+        Scale the residual branches with :class:`LayerScale`.
+    qkv_bias : bool
+        Bias on the q/k/v projection (without it, the MLP part of the fused projection keeps its own bias).
+    qk_norm : bool
+        LayerNorm on queries and keys, per head.
+    eps : float
+        LayerNorm epsilon.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, *, layer_scale: bool = False,
                  qkv_bias: bool = False, qk_norm: bool = False, eps: float = 1e-6):
@@ -206,7 +358,13 @@ class ParallelBlock(nn.Module):
 
 class PatchEmbed(nn.Module):
     """Patch tokens: one per patch over all channels, or (channel-agnostic) one per channel
-    and patch from a shared one-channel projection, channel-major as in CA-MAE."""
+    and patch from a shared one-channel projection, channel-major as in CA-MAE.
+
+    Parameters
+    ----------
+    cfg : ViTConfig
+        Gives the channels, patch size, width and whether tokens are channel-agnostic.
+    """
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
@@ -223,6 +381,18 @@ class PatchEmbed(nn.Module):
 
 
 def make_block(cfg: ViTConfig) -> nn.Module:
+    """One encoder block of the kind ``cfg.block`` names.
+
+    Parameters
+    ----------
+    cfg : ViTConfig
+        The architecture.
+
+    Returns
+    -------
+    torch.nn.Module
+        A :class:`Block` or a :class:`ParallelBlock`.
+    """
     kind = {"serial": Block, "parallel": ParallelBlock}.get(cfg.block)
     if kind is None:
         raise ValidationError(f"unknown block type {cfg.block!r}.", "use 'serial' or 'parallel'.")
@@ -231,7 +401,13 @@ def make_block(cfg: ViTConfig) -> nn.Module:
 
 
 class MaskedAutoencoderViT(nn.Module):
-    """ViT encoder plus a light decoder that reconstructs masked patches."""
+    """ViT encoder plus a light decoder that reconstructs masked patches.
+
+    Parameters
+    ----------
+    cfg : ViTConfig
+        The architecture.
+    """
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()

@@ -57,7 +57,17 @@ from workbench.models.vit_arch import (  # noqa: F401  (the network's public nam
 class cpu_threads(torch_threads):
     """Run small models single-threaded on CPU: for a tiny ViT the cost of waking OpenMP
     threads exceeds the work (20x slower on a loaded 2-core machine), so ``n`` threads are
-    used inside the block and the previous setting is restored after it."""
+    used inside the block and the previous setting is restored after it.
+
+    Parameters
+    ----------
+    device : torch.device
+        The device the model runs on; threads are changed on CPU only.
+    cfg : ViTConfig
+        The architecture; "small" means ``embed_dim * n_patches <= 64 * 256``.
+    n : int, optional
+        Threads to use instead (``None``: 1 for a small model on CPU, else unchanged).
+    """
 
     def __init__(self, device: torch.device, cfg: ViTConfig, n: int | None = None):
         small = cfg.embed_dim * cfg.n_patches <= 64 * 256
@@ -65,7 +75,20 @@ class cpu_threads(torch_threads):
 
 
 def take(crops, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` (sorted) of a numpy, zarr or dask array of crops, as float32 numpy."""
+    """Rows ``idx`` (sorted) of a numpy, zarr or dask array of crops, as float32 numpy.
+
+    Parameters
+    ----------
+    crops : array_like
+        ``(n, C, H, W)`` numpy, zarr or dask array.
+    idx : numpy.ndarray of int
+        Sorted row indices.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(idx), C, H, W)`` float32.
+    """
     if hasattr(crops, "get_orthogonal_selection"):
         out = crops.get_orthogonal_selection((idx,))
     elif hasattr(crops, "compute"):
@@ -76,7 +99,20 @@ def take(crops, idx: np.ndarray) -> np.ndarray:
 
 
 def in_memory(crops, limit_bytes: float = 2e9):
-    """Load a lazy (zarr/dask) crop stack into RAM when it is small; else keep it lazy."""
+    """Load a lazy (zarr/dask) crop stack into RAM when it is small; else keep it lazy.
+
+    Parameters
+    ----------
+    crops : array_like
+        A numpy, zarr or dask array.
+    limit_bytes : float
+        Largest size loaded.
+
+    Returns
+    -------
+    numpy.ndarray or array_like
+        The crops in memory, or ``crops`` itself when larger than ``limit_bytes``.
+    """
     if isinstance(crops, np.ndarray):
         return crops
     nbytes = int(np.prod(crops.shape)) * np.dtype(crops.dtype).itemsize
@@ -126,20 +162,27 @@ class MAEEncoder:
     Parameters
     ----------
     size : {"tiny", "small", "base", "large"}
-        Architecture preset; ``in_chans`` and ``img_size`` default to the data's.
+        Architecture preset (:data:`PRESETS`).
+    in_chans : int, optional
+        Image channels (default: the data's, else 5).
+    img_size : int, optional
+        Crop side in pixels (default: the data's, else 64).
+    patch_size : int, optional
+        Patch side, replacing the preset's.
     mask_ratio : float
         Fraction of patches hidden during pretraining (0.75 as in MAE).
     steps, batch_size, grad_accum : int
         Optimiser steps; crops per micro-batch; micro-batches summed per step.
-    lr, weight_decay, warmup : float, float, int
-        AdamW with linear warm-up then cosine decay to zero.
-    checkpoint_dir, checkpoint_every : path or None, int
-        Where and how often to checkpoint; a later ``fit`` with the same folder resumes and
-        reaches the same weights as an uninterrupted run, also after a Ctrl-C in the middle
-        of a step (the step is replayed from the generator state it started with).
-    warm_start : bool
-        ``fit`` continues from the weights the encoder already holds (fine-tuning) instead
-        of a fresh initialisation. :meth:`load` returns encoders with ``warm_start=True``.
+    lr, weight_decay : float
+        AdamW learning rate and weight decay (linear warm-up then cosine decay to zero).
+    warmup : int
+        Warm-up steps.
+    checkpoint_dir : str or os.PathLike, optional
+        Where to checkpoint; a later ``fit`` with the same folder resumes and reaches the same
+        weights as an uninterrupted run, also after a Ctrl-C in the middle of a step (the
+        step is replayed from the generator state it started with).
+    checkpoint_every : int
+        Steps between checkpoints.
     device : str
         "auto" (CUDA, then MPS, then CPU) or a torch device name.
     bf16 : bool
@@ -147,6 +190,13 @@ class MAEEncoder:
     seed : int
         Seeds the encoder's own generators (initialisation, batches, masks); the caller's
         global random state is never read or changed.
+    progress : bool
+        Show a progress bar while training.
+    callbacks : sequence of callable, optional
+        Each called as ``cb(step, loss)`` after every optimiser step.
+    warm_start : bool
+        ``fit`` continues from the weights the encoder already holds (fine-tuning) instead
+        of a fresh initialisation. :meth:`load` returns encoders with ``warm_start=True``.
     """
 
     def __init__(self, size: str = "tiny", *, in_chans: int | None = None,

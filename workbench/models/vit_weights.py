@@ -45,7 +45,23 @@ CHANNEL_ADAPT = ("repeat", "average", "tokens")
 
 
 def read_weights(path_or_state) -> tuple[dict[str, torch.Tensor], ViTConfig | None]:
-    """Read a state dict safely: safetensors, or ``torch.load(weights_only=True)``."""
+    """Read a state dict safely: safetensors, or ``torch.load(weights_only=True)``.
+
+    Common wrappers (``{"model": ...}``, ``state_dict``, ``module``) are unwrapped and the
+    keys brought to timm's names (:func:`remap_state_dict`).
+
+    Parameters
+    ----------
+    path_or_state : str, pathlib.Path or dict
+        A weights file or a state dict already in memory.
+
+    Returns
+    -------
+    state : dict of str to torch.Tensor
+        The remapped tensors.
+    config : ViTConfig or None
+        The architecture a workbench safetensors file records in its metadata, else ``None``.
+    """
     import json
 
     meta_cfg = None
@@ -105,7 +121,18 @@ def _strip(k: str) -> str:
 
 
 def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Bring timm / MAE / DINOv2 / HuggingFace / Phenom key names to timm's names."""
+    """Bring timm / MAE / DINOv2 / HuggingFace / Phenom key names to timm's names.
+
+    Parameters
+    ----------
+    state : dict of str to torch.Tensor
+        The checkpoint's tensors.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The same tensors under timm's names, HuggingFace q/k/v fused into ``attn.qkv``.
+    """
     out = {}
     hf = any("patch_embeddings.projection" in k for k in state)
     for k, v in state.items():
@@ -141,7 +168,22 @@ def _largest_square_grid(n: int) -> int:
 
 def config_from_state_dict(state: dict[str, torch.Tensor], img_size: int | None = None,
                            num_heads: int | None = None) -> ViTConfig:
-    """The architecture (layout, channels, patch, width, depth, heads, decoder) from shapes."""
+    """The architecture (layout, channels, patch, width, depth, heads, decoder) from shapes.
+
+    Parameters
+    ----------
+    state : dict of str to torch.Tensor
+        Tensors under timm's names (:func:`remap_state_dict`).
+    img_size : int, optional
+        Crop side in pixels (default: from the position table, else 8 patches).
+    num_heads : int, optional
+        Attention heads (default: from the q/k norm width, else ``embed_dim // 64``).
+
+    Returns
+    -------
+    ViTConfig
+        The architecture.
+    """
     w = state.get("patch_embed.proj.weight")
     if w is None or w.ndim != 4:
         shown = ", ".join(sorted(state)[:6]) or "none"
@@ -208,6 +250,26 @@ def adapt_channels(state: dict[str, torch.Tensor], cfg: ViTConfig, n_chans: int,
     * ``"tokens"``: the filters are summed into one grey filter applied to each channel
       separately (per-channel tokens, as channel-agnostic models do), the position table
       repeated per channel: no channel is blended with another.
+
+    A channel-agnostic model needs no change of weights: only its configuration follows.
+
+    Parameters
+    ----------
+    state : dict of str to torch.Tensor
+        Tensors under timm's names.
+    cfg : ViTConfig
+        Their architecture.
+    n_chans : int
+        Channels of the crops.
+    how : str
+        One of :data:`CHANNEL_ADAPT`.
+
+    Returns
+    -------
+    state : dict of str to torch.Tensor
+        The adapted tensors.
+    cfg : ViTConfig
+        The adapted architecture.
     """
     if how not in CHANNEL_ADAPT:
         raise ValidationError(f"unknown channel adaptation {how!r}.", f"use one of {CHANNEL_ADAPT}.")
@@ -262,6 +324,28 @@ def load_into(model: MaskedAutoencoderViT, state: dict[str, torch.Tensor], *,
     MAE decoder is optional (a classifier checkpoint has none: it stays at its seeded
     initialisation, reported as such) unless ``strict_decoder``. Heads in
     :data:`IGNORED` are reported as ignored.
+
+    Parameters
+    ----------
+    model : MaskedAutoencoderViT
+        The network to fill (in place).
+    state : dict of str to torch.Tensor
+        Tensors under timm's names; position tables of another grid are interpolated.
+    strict_decoder : bool
+        Require the MAE decoder's keys too.
+    partial : bool
+        Skip what does not fit instead of raising.
+
+    Returns
+    -------
+    dict
+        ``loaded`` (count), ``partial``, ``missing``, ``shape_mismatch``, ``unknown``,
+        ``ignored``, ``kept_init`` and ``decoder_loaded``.
+
+    Raises
+    ------
+    ValidationError
+        When keys are unknown, missing or of the wrong shape and ``partial`` is False.
     """
     own = model.state_dict()
     state = dict(state)
