@@ -14,6 +14,7 @@ written into the Study, so users of one served Study never see or overwrite each
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import weakref
@@ -148,16 +149,27 @@ class NapariLink:
             self._applying = False
         return True
 
+    @property
+    def log_path(self):
+        """Where the napari process's output goes (beside the channel, this user's only):
+        the place to look when the window did not open."""
+        return self.channel.path.with_suffix(".log")
+
     def launch(self) -> subprocess.Popen:
-        """Start napari in its own process (Qt and the Bokeh loop must not share one)."""
-        return subprocess.Popen(napari_command(self.study.path, self.channel.path),
-                                start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        """Start napari in its own process (Qt and the Bokeh loop must not share one), on
+        this session's channel; its output goes to :attr:`log_path`."""
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
+            return subprocess.Popen(napari_command(self.study.path, self.channel.path),
+                                    start_new_session=True, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT)
 
     def close(self) -> None:
-        """Stop writing and remove the channel (the session ended)."""
+        """Stop writing and remove the channel (the session ended); a napari it opened
+        keeps its window and stops following."""
         self.selection.param.unwatch(self._watcher)
         self.channel.close()
+        self.log_path.unlink(missing_ok=True)
 
 
 class Dashboard(pn.viewable.Viewer):
@@ -182,6 +194,8 @@ class Dashboard(pn.viewable.Viewer):
         self._set_landing()
         self.selection.param.watch(self._set_landing, "perturbation")
         self.napari_link: NapariLink | None = None
+        #: The napari processes this session started (newest last).
+        self.napari_processes: list[subprocess.Popen] = []
         self._poller = None
         LIVE.add(self)
 
@@ -205,7 +219,9 @@ class Dashboard(pn.viewable.Viewer):
 
     def open_napari(self) -> subprocess.Popen:
         """Open napari on this session's selection (the "Open in napari" button)."""
-        return self.link_napari().launch()
+        proc = self.link_napari().launch()
+        self.napari_processes = [p for p in self.napari_processes if p.poll() is None] + [proc]
+        return proc
 
     def close(self) -> None:
         """End the napari link of this session, if any."""
