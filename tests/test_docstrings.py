@@ -68,6 +68,7 @@ METHODS_COVERED = (
     "workbench.dashboards.cache.CachedReads",
     "workbench.dashboards.serve.LoginThrottle",
     "workbench.napari._follow.SelectionFollower",
+    "workbench.napari._source.StudySource",
 )
 
 #: Parameters that need no line of their own.

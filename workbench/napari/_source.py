@@ -77,11 +77,24 @@ class StudySource:
         return _crops.contrast_from_controls(self.store, self.obs)
 
     def perturbations(self) -> list[str]:
+        """The perturbations with crops (controls left out), singles before doubles.
+
+        Returns
+        -------
+        list of str
+            The names; empty without images.
+        """
         return _crops.perturbation_names(self.obs) if self.has_images else []
 
     def pairs(self) -> list[str]:
         """Pairs with crops for the double and both singles; pairs named by the
-        ``interactions`` table come first when it exists."""
+        ``interactions`` table come first when it exists.
+
+        Returns
+        -------
+        list of str
+            The pairs, ``"A+B"``; empty without images.
+        """
         if not self.has_images:
             return []
         found = _crops.pair_names(self.obs)
@@ -117,14 +130,26 @@ class StudySource:
 
     def concept_names(self) -> list[str]:
         """Concept labels (the ``concepts`` artefact's row names); empty before
-        ``workbench concepts`` has run."""
+        ``workbench concepts`` has run.
+
+        Returns
+        -------
+        list of str
+            The concept labels, in the artefact's row order.
+        """
         if not self.has_concepts:
             return []
         return self.concepts.obs_names.astype(str).tolist()
 
     def activation_key(self) -> str:
         """The ``profiles.obsm`` key of the per-crop codes, as the concepts step names it
-        (``concepts.uns["workbench"]["profiles_key"]``)."""
+        (``concepts.uns["workbench"]["profiles_key"]``).
+
+        Returns
+        -------
+        str
+            The key.
+        """
         from workbench.data.artefacts import uns_entry
 
         return str(uns_entry("concepts", self.concepts, ("profiles_key",)))
@@ -153,6 +178,25 @@ class StudySource:
 
         The codes are ``profiles.obsm[profiles_key]`` (dense, or CSR for large screens),
         one row per profile; profiles without a crop in the image store are left out.
+
+        Parameters
+        ----------
+        concept : str or int
+            The concept's label, or its row number.
+
+        Returns
+        -------
+        activations : numpy.ndarray
+            The concept's activation on each crop kept.
+        positions : numpy.ndarray
+            Their rows in the image store, aligned with ``activations``.
+        name : str
+            The concept's label.
+
+        Raises
+        ------
+        MissingArtefactError
+            When ``profiles`` no longer holds the codes the concepts step wrote.
         """
         k = self._concept_index(concept)
         key = self.activation_key()
@@ -174,7 +218,23 @@ class StudySource:
     def concept_exemplars(self, concept: str | int) -> np.ndarray:
         """Image-store rows of the exemplars the concepts step chose for a concept (row of
         ``concepts.obsm["exemplar_top_index"]``: profile rows, largest activation first,
-        -1 for none), in its order."""
+        -1 for none), in its order.
+
+        Parameters
+        ----------
+        concept : str or int
+            The concept's label, or its row number.
+
+        Returns
+        -------
+        numpy.ndarray
+            Image-store rows, largest activation first.
+
+        Raises
+        ------
+        MissingArtefactError
+            When the concepts artefact stores no exemplars.
+        """
         k = self._concept_index(concept)
         if "exemplar_top_index" not in self.concepts.obsm:
             raise MissingArtefactError(
@@ -187,7 +247,30 @@ class StudySource:
 
     # ------------------------------------------------------------------ layers
     def conditions(self, kind: str, value: str, n: int = N_CROPS, seed: int = 0):
-        """The condition blocks for ``kind`` in {"perturbation", "pair", "concept"}."""
+        """The condition blocks for ``kind`` in {"perturbation", "pair", "concept"}.
+
+        Parameters
+        ----------
+        kind : str
+            ``"perturbation"``, ``"pair"`` or ``"concept"``.
+        value : str
+            The perturbation, the pair ``"A+B"``, or the concept.
+        n : int
+            Crops per block (at most 8 per quantile for a concept).
+        seed : int
+            Seed of the choice of crops.
+
+        Returns
+        -------
+        list of Condition
+            The blocks, left to right; for a concept the last block holds the exemplars the
+            concepts step chose.
+
+        Raises
+        ------
+        ValueError
+            For another ``kind``.
+        """
         if kind == "perturbation":
             return _crops.perturbation_conditions(self.obs, value, n=n, seed=seed)
         if kind == "pair":
@@ -203,7 +286,24 @@ class StudySource:
         raise ValueError(f"unknown selection kind {kind!r}")
 
     def layers(self, kind: str, value: str, n: int = N_CROPS, seed: int = 0) -> list[tuple]:
-        """napari layer data for one selection (a comparison grid, one layer per channel)."""
+        """napari layer data for one selection (a comparison grid, one layer per channel).
+
+        Parameters
+        ----------
+        kind : str
+            ``"perturbation"``, ``"pair"`` or ``"concept"``.
+        value : str
+            What was chosen (see :meth:`conditions`).
+        n : int
+            Crops per block.
+        seed : int
+            Seed of the choice of crops.
+
+        Returns
+        -------
+        list of tuple
+            ``(data, kwargs, layer_type)`` napari layer data tuples.
+        """
         conds = self.conditions(kind, value, n=n, seed=seed)
         label = f"{kind} {value}"
         if kind == "concept":
@@ -213,7 +313,20 @@ class StudySource:
 
     def overview_layers(self, n_conditions: int = 5, n: int = 4) -> list[tuple]:
         """What opening the Study shows: controls and the first perturbations, a few crops
-        each, side by side."""
+        each, side by side.
+
+        Parameters
+        ----------
+        n_conditions : int
+            Most blocks, the control block included.
+        n : int
+            Crops per block.
+
+        Returns
+        -------
+        list of tuple
+            ``(data, kwargs, layer_type)`` napari layer data tuples.
+        """
         conds = []
         ctrl = np.flatnonzero(_crops.control_mask(self.obs))
         if ctrl.size:
@@ -226,13 +339,30 @@ class StudySource:
                                   study_path=str(self.path), contrast=self.contrast)
 
     def field_layers(self) -> list[tuple]:
-        """Whole fields and their masks, from a ``fields`` artefact."""
+        """Whole fields and their masks, from a ``fields`` artefact.
+
+        Returns
+        -------
+        list of tuple
+            ``(data, kwargs, layer_type)`` napari layer data tuples (pixels read lazily).
+        """
         from workbench.napari import _fields
 
         return _fields.study_field_layers(self)
 
     def open_layers(self) -> list[tuple]:
-        """Layers for opening the Study as a file: fields when it has them, else crops."""
+        """Layers for opening the Study as a file: fields when it has them, else crops.
+
+        Returns
+        -------
+        list of tuple
+            ``(data, kwargs, layer_type)`` napari layer data tuples.
+
+        Raises
+        ------
+        MissingArtefactError
+            When the Study holds neither fields nor images.
+        """
         if self.has_fields:
             return self.field_layers()
         self.require_images()
