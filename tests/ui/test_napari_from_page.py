@@ -129,6 +129,10 @@ def test_open_in_napari_follows_the_page_both_ways(served_study, page, tmp_path,
         expect(page.locator(".wb-grn-centre").first).to_contain_text(f"centred on {back}",
                                                                      timeout=TIMEOUT)
     finally:
+        # the served session ends when the server stops, after this test: leave no channel
+        # file or log in the temporary folder
+        dash.napari_link.channel.close()
+        dash.napari_link.log_path.unlink(missing_ok=True)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # its own session: the whole group
             try:

@@ -35,9 +35,7 @@ def _install(folder: Path) -> None:
         from workbench.napari._widget import StudyBrowser
 
         viewer = napari.current_viewer()
-        docks = [d.widget() for d in viewer.window._dock_widgets.values()]
-        found = [w for d in docks for w in [d, *d.findChildren(StudyBrowser)]
-                 if isinstance(w, StudyBrowser)]
+        found = [w for w in viewer.window.dock_widgets.values() if isinstance(w, StudyBrowser)]
         browser = found[0] if found else None
 
         def write(name: str, data) -> None:
