@@ -159,7 +159,23 @@ class ExchangeablePairModel:
             warm_start: bool = False) -> ExchangeablePairModel:
         """Fit the ensemble to the observed entries ``R[i, j] = y`` (order of i, j ignored).
 
-        ``side`` is an (n_items, p) array of per-gene side features, or None.
+        Parameters
+        ----------
+        i, j : array_like of int
+            The observed pairs.
+        y : array_like of float
+            Their values.
+        side : array_like, optional
+            ``(n_items, p)`` per-gene side features.
+        n_items : int, optional
+            Number of genes (default: the largest index + 1).
+        warm_start : bool
+            Continue from the current fit with fewer steps.
+
+        Returns
+        -------
+        ExchangeablePairModel
+            ``self``.
         """
         dev = resolve_device(self.device)
         i = np.asarray(i, int)
@@ -226,6 +242,18 @@ class ExchangeablePairModel:
         Queries never enter the pools (only observed entries do), so they are scored
         ``chunk_size`` at a time with results identical to one pass: memory is bounded by
         (observed entries + chunk) x width per member, whatever the number of queries.
+
+        Parameters
+        ----------
+        i, j : array_like of int
+            The pairs to score.
+        chunk_size : int
+            Pairs scored at a time.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(E, m)`` samples.
         """
         qi_all, qj_all = np.ascontiguousarray(i, int), np.ascontiguousarray(j, int)
         step = max(1, int(chunk_size))
@@ -250,6 +278,17 @@ class ExchangeablePairModel:
         return to_numpy(out).astype(np.float64) * self.y_scale_ + self.y_mean_
 
     def predict(self, i, j) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble mean and sd of ``R[i, j]``."""
+        """Ensemble mean and sd of ``R[i, j]``.
+
+        Parameters
+        ----------
+        i, j : array_like of int
+            The pairs to score.
+
+        Returns
+        -------
+        mean, sd : numpy.ndarray
+            ``(m,)`` each.
+        """
         s = self.sample(i, j)
         return s.mean(0), s.std(0)

@@ -135,7 +135,23 @@ class LowRankPairModel:
     def fit(self, i, j, y, side=None, n_items: int | None = None, warm_start: bool = False):
         """Fit the ensemble to observed entries ``R[i, j] = y`` (i != j; order ignored).
 
-        ``side`` is an (n_items, p) array of side features (None: no side information).
+        Parameters
+        ----------
+        i, j : array_like of int
+            The observed pairs.
+        y : array_like of float
+            Their values.
+        side : array_like, optional
+            ``(n_items, p)`` per-gene side features.
+        n_items : int, optional
+            Number of genes (default: the largest index + 1).
+        warm_start : bool
+            Continue from the current fit with fewer steps.
+
+        Returns
+        -------
+        LowRankPairModel
+            ``self``.
         """
         dev = resolve_device(self.device)
         i = torch.as_tensor(np.asarray(i), dtype=torch.long, device=dev)
@@ -205,7 +221,18 @@ class LowRankPairModel:
 
     # ------------------------------------------------------------------ posterior
     def sample(self, i, j) -> np.ndarray:
-        """Posterior samples (E, m) of ``R[i, j]`` in the units of the targets."""
+        """Posterior samples (E, m) of ``R[i, j]`` in the units of the targets.
+
+        Parameters
+        ----------
+        i, j : array_like of int
+            The pairs to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(E, m)`` samples.
+        """
         dev = resolve_device(self.device)
         i = torch.as_tensor(np.asarray(i), dtype=torch.long, device=dev)
         j = torch.as_tensor(np.asarray(j), dtype=torch.long, device=dev)
@@ -214,7 +241,18 @@ class LowRankPairModel:
         return to_numpy(f).astype(np.float64) * self.y_scale_ + self.y_mean_
 
     def predict(self, i, j) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and sd of ``R[i, j]``."""
+        """Posterior mean and sd of ``R[i, j]``.
+
+        Parameters
+        ----------
+        i, j : array_like of int
+            The pairs to score.
+
+        Returns
+        -------
+        mean, sd : numpy.ndarray
+            ``(m,)`` each.
+        """
         s = self.sample(i, j)
         return s.mean(0), s.std(0)
 

@@ -236,7 +236,19 @@ class MAEEncoder:
         return make_config(self.size, in_chans=int(c), img_size=int(s), **extra)
 
     def build(self, crops=None) -> MAEEncoder:
-        """Create a randomly initialised model (no training): ``model_`` and ``config_``."""
+        """Create a randomly initialised model (no training): ``model_`` and ``config_``.
+
+        Parameters
+        ----------
+        crops : array_like, optional
+            Crops whose channels and size set ``in_chans`` and ``img_size`` where those are not
+            given.
+
+        Returns
+        -------
+        MAEEncoder
+            ``self``.
+        """
         cfg = self._config(crops)
         self.config_ = cfg
         self.device_ = resolve_device(self.device)
@@ -255,6 +267,18 @@ class MAEEncoder:
         reproducible and resumable. With ``warm_start`` (encoders from :meth:`load`) the
         held weights are fine-tuned. KeyboardInterrupt writes a checkpoint first (when
         ``checkpoint_dir`` is set) holding the state at the last completed step.
+
+        Parameters
+        ----------
+        crops : array_like
+            ``(n, C, H, W)`` crops.
+        y : None
+            Ignored (scikit-learn signature).
+
+        Returns
+        -------
+        MAEEncoder
+            ``self``, with ``model_``, ``n_steps_`` and ``loss_history_``.
         """
         from tqdm.auto import tqdm
 
@@ -367,6 +391,22 @@ class MAEEncoder:
 
         ``mean`` is the average of the patch tokens after block ``l`` (the OpenPhenom
         convention), ``cls`` the class token. ``max_block`` stops the forward pass early.
+
+        Parameters
+        ----------
+        crops : array_like
+            ``(n, C, H, W)`` crops of the encoder's channels and size.
+        batch_size : int
+            Crops per forward pass.
+        max_block : int, optional
+            Last block computed (1-based; default all).
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            ``mean`` and ``cls``, each ``(n, L, D)``.
         """
         from tqdm.auto import tqdm
 
@@ -386,7 +426,22 @@ class MAEEncoder:
         return {"mean": np.concatenate(means), "cls": np.concatenate(clss)}
 
     def transform(self, crops, block: int | None = None, **kw) -> np.ndarray:
-        """Mean-token features of one block (1-based; default the last): ``(n, D)``."""
+        """Mean-token features of one block (1-based; default the last): ``(n, D)``.
+
+        Parameters
+        ----------
+        crops : array_like
+            ``(n, C, H, W)`` crops.
+        block : int, optional
+            The block (1-based; default the last).
+        **kw
+            Passed to :meth:`extract`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, D)``.
+        """
         block = block or self.config_.depth
         return self.extract(crops, max_block=block, **kw)["mean"][:, block - 1]
 
@@ -397,12 +452,29 @@ class MAEEncoder:
 
     # -- persistence
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """The weights as plain numpy arrays (cheap to ship to dask workers)."""
+        """The weights as plain numpy arrays (cheap to ship to dask workers).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            The state dict, on the CPU.
+        """
         self._require_model()
         return {k: v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the weights as ``.safetensors`` with the architecture in its metadata."""
+        """Write the weights as ``.safetensors`` with the architecture in its metadata.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
         import json
 
         from safetensors.torch import save_file
@@ -434,6 +506,38 @@ class MAEEncoder:
         a channel-agnostic model takes any channel count up to its table. ``input_norm``
         sets the input normalisation (:meth:`set_input_norm`); weights without one keep
         the identity until it is set or fitted on crops (:meth:`fit_input_norm`).
+
+        Parameters
+        ----------
+        path_or_state : str, os.PathLike or dict
+            A weights file or a state dict.
+        device : str
+            Torch device.
+        bf16 : bool
+            bf16 autocast where the device supports it.
+        in_chans : int, optional
+            Channels of the crops to embed.
+        img_size : int, optional
+            Crop side in pixels.
+        num_heads : int, optional
+            Attention heads, when the shapes do not tell.
+        strict_decoder : bool
+            Require the MAE decoder's keys.
+        config : ViTConfig or dict, optional
+            The architecture, instead of reading it from the weights.
+        channel_adapt : str, optional
+            ``"repeat"``, ``"average"`` or ``"tokens"``.
+        partial : bool
+            Load what fits and report the rest.
+        input_norm : str or dict, optional
+            Passed to :meth:`set_input_norm`.
+        **kw
+            Further constructor options (``warm_start`` defaults to True).
+
+        Returns
+        -------
+        MAEEncoder
+            The encoder, with ``load_report_``.
         """
         from workbench.models.vit_weights import (
             adapt_channels, config_from_state_dict, load_into, read_weights)
@@ -479,16 +583,30 @@ class MAEEncoder:
 
     # -- input normalisation
     def has_input_norm(self) -> bool:
-        """Whether the model normalises its input (fitted statistics or self-standardising)."""
+        """Whether the model normalises its input (fitted statistics or self-standardising).
+
+        Returns
+        -------
+        bool
+            True when it does.
+        """
         self._require_model()
         return self.config_.input_norm == "self" or _has_pixel_stats(self.model_)
 
     def set_input_norm(self, norm) -> MAEEncoder:
         """Record the input normalisation with the weights (saved by :meth:`save`).
 
-        ``norm`` is "self" (each crop and channel standardised on itself, as Phenom does) or
-        ``{"mean": [...], "std": [...]}`` per channel, or ``{"low": [...], "high": [...]}``
-        (a percentile range mapped to 0..1).
+        Parameters
+        ----------
+        norm : str or dict
+            ``"self"`` (each crop and channel standardised on itself, as Phenom does) or
+            ``{"mean": [...], "std": [...]}`` per channel, or ``{"low": [...], "high": [...]}``
+            (a percentile range mapped to 0..1).
+
+        Returns
+        -------
+        MAEEncoder
+            ``self``.
         """
         self._require_model()
         m = self.model_
@@ -516,7 +634,24 @@ class MAEEncoder:
 
     def fit_input_norm(self, crops, how: str = "mean_std", percentiles=(1.0, 99.0),
                        max_crops: int = 512) -> dict:
-        """Fit the per-channel input normalisation on (a seeded sample of) ``crops``."""
+        """Fit the per-channel input normalisation on (a seeded sample of) ``crops``.
+
+        Parameters
+        ----------
+        crops : array_like
+            ``(n, C, H, W)`` crops.
+        how : str
+            ``"mean_std"``, ``"percentile"`` or ``"self"``.
+        percentiles : tuple of float
+            The low and high percentiles of ``"percentile"``.
+        max_crops : int
+            Largest sample of crops.
+
+        Returns
+        -------
+        dict
+            ``method``, ``n_crops`` and the fitted values.
+        """
         n = int(crops.shape[0])
         idx = np.sort(numpy_generator(self.seed).choice(n, size=min(n, max_crops), replace=False))
         x = take(crops, idx)

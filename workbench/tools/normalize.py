@@ -100,6 +100,23 @@ class TVN:
         return out
 
     def fit(self, X, is_control, batch=None) -> TVN:
+        """Fit the normaliser on the controls of ``X``.
+
+        Parameters
+        ----------
+        X : array_like
+            ``(samples, features)`` profiles.
+        is_control : array_like of bool
+            Which samples are controls (at least two; each batch needs some when batch
+            centring).
+        batch : array_like, optional
+            Batch label per sample.
+
+        Returns
+        -------
+        TVN
+            ``self``, with ``center_``, ``components_``, ``scale_``, ``reg_`` (and ``coral_``).
+        """
         X = _as_float(X)
         ctrl = _check_controls(is_control, len(X))
         Z = self._centre_scale(X, batch, True, ctrl)
@@ -133,6 +150,20 @@ class TVN:
         return ((Z - self.center_) @ self.components_) / self.scale_
 
     def transform(self, X, batch=None) -> np.ndarray:
+        """Apply the fitted normaliser to any profiles of the seen batches.
+
+        Parameters
+        ----------
+        X : array_like
+            ``(samples, features)`` profiles.
+        batch : array_like, optional
+            Batch label per sample (needed when fitted with batches).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(samples, features)`` float32.
+        """
         X = _as_float(X)
         if X.shape[1] != self.n_features_in_:
             raise ValidationError(f"profiles have {X.shape[1]} features; the normaliser was "
@@ -148,6 +179,22 @@ class TVN:
         return W.astype(np.float32)
 
     def fit_transform(self, X, is_control, batch=None) -> np.ndarray:
+        """:meth:`fit` on the controls, then :meth:`transform` of every profile.
+
+        Parameters
+        ----------
+        X : array_like
+            ``(samples, features)`` profiles.
+        is_control : array_like of bool
+            Which samples are controls.
+        batch : array_like, optional
+            Batch label per sample.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(samples, features)`` float32.
+        """
         return self.fit(X, is_control, batch).transform(X, batch)
 
 
