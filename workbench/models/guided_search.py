@@ -185,6 +185,20 @@ class BettingBounds:
         self.total = 0.0
 
     def update(self, x, ranges) -> BettingBounds:
+        """Add terms, in the order drawn.
+
+        Parameters
+        ----------
+        x : array_like of float
+            Nonnegative terms.
+        ranges : array_like of float
+            The range ``R_t`` of each term, known before it was drawn.
+
+        Returns
+        -------
+        BettingBounds
+            ``self``.
+        """
         x = np.asarray(x, float)
         if len(x) == 0:
             return self
@@ -204,6 +218,13 @@ class BettingBounds:
         return self
 
     def interval(self) -> tuple[float, float]:
+        """The current interval, rounded outward to the grid.
+
+        Returns
+        -------
+        tuple of float
+            ``(lower, upper)``; ``(0, 1)`` before any term.
+        """
         if self.n == 0:
             return 0.0, 1.0
         thresh = np.log(2 / self.delta) + np.log(len(BET_FRACTIONS))  # mixture's sum
@@ -289,11 +310,25 @@ class SearchState:
         return max(self.round) + 1 if self.round else 0
 
     def sampled(self) -> np.ndarray:
-        """Positions of the draws made with a known probability (not active learning)."""
+        """Positions of the draws made with a known probability (not active learning).
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Positions in the draw lists.
+        """
         return np.flatnonzero(np.isfinite(np.asarray(self.prob, float)))
 
     def terms(self) -> tuple[np.ndarray, np.ndarray]:
-        """Importance-weighted terms ``y / (N q)`` of the sampled draws, and their ranges."""
+        """Importance-weighted terms ``y / (N q)`` of the sampled draws, and their ranges.
+
+        Returns
+        -------
+        terms : numpy.ndarray
+            ``y / (N q)`` per sampled draw.
+        ranges : numpy.ndarray
+            The range of each draw.
+        """
         k = self.sampled()
         item = np.asarray(self.item, int)[k]
         y = np.array([self.labels.get(int(i), False) for i in item], float)
@@ -354,7 +389,16 @@ class PhenotypeSearch:
     # ------------------------------------------------------------------ interval
     def interval(self) -> tuple[float, float]:
         """Current ``1 - delta`` interval on the prevalence (NaN for least confidence,
-        whose picks have no known probability)."""
+        whose picks have no known probability).
+
+        For the random baseline it is the Clopper-Pearson interval with ``delta`` split over
+        the looks.
+
+        Returns
+        -------
+        tuple of float
+            ``(lower, upper)``.
+        """
         st = self.state
         if self.policy == "least_confidence":
             return float("nan"), float("nan")
@@ -365,6 +409,14 @@ class PhenotypeSearch:
         return self._sync_bounds().interval()
 
     def estimate(self) -> float:
+        """The prevalence estimate: the mean importance-weighted term (guided), else the share of
+        positive labels.
+
+        Returns
+        -------
+        float
+            NaN before any label.
+        """
         st = self.state
         if not st.labels:
             return float("nan")
@@ -374,6 +426,13 @@ class PhenotypeSearch:
         return float(np.mean(list(st.labels.values())))
 
     def status(self) -> str:
+        """``"confirmed_common"``, ``"certified_rare"`` or ``"open"`` against ``tau``.
+
+        Returns
+        -------
+        str
+            The status.
+        """
         lo, hi = self.interval()
         if lo > self.tau:
             return "confirmed_common"
@@ -386,7 +445,13 @@ class PhenotypeSearch:
         return np.random.default_rng([self.seed, self.state.n_rounds, 23])
 
     def proposal(self) -> np.ndarray:
-        """The guided proposal of the next round (uniform in survey mode)."""
+        """The guided proposal of the next round (uniform in survey mode).
+
+        Returns
+        -------
+        numpy.ndarray
+            Sampling probabilities over the pool.
+        """
         est = self.estimate()
         floor = 1.0 if (np.isfinite(est) and est < self.tau) else self.floor
         return guided_proposal(self.d_, self.sigma_, floor)
@@ -397,6 +462,16 @@ class PhenotypeSearch:
         While the status is open, guided or random draws; once decided (or for the
         least-confidence baseline) least-confidence picks among unlabelled items with an
         ``epsilon`` share of uniform ones.
+
+        Parameters
+        ----------
+        classifier : PhenotypeClassifier, optional
+            The current classifier, for the least-confidence picks.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Row indices of the items.
         """
         rng = self._rng()
         st = self.state
@@ -425,7 +500,17 @@ class PhenotypeSearch:
 
     def record(self, items, labels, *, sampled: bool | None = None) -> None:
         """Record the answers of one round; ``sampled`` draws count in the interval
-        (default: while the status was open under a guided or random policy)."""
+        (default: while the status was open under a guided or random policy).
+
+        Parameters
+        ----------
+        items : array_like of int
+            The items shown, as proposed.
+        labels : sequence of bool
+            Their answers (an item already labelled keeps its first answer).
+        sampled : bool, optional
+            Whether the draws count in the interval.
+        """
         st = self.state
         items = np.asarray(items, int)
         if sampled is None:
@@ -450,7 +535,15 @@ class PhenotypeSearch:
             st.labels.setdefault(int(i), bool(y))
 
     def labelled(self) -> tuple[np.ndarray, np.ndarray]:
-        """Labelled items and their labels, exemplars included as positives."""
+        """Labelled items and their labels, exemplars included as positives.
+
+        Returns
+        -------
+        items : numpy.ndarray of int
+            Labelled rows.
+        labels : numpy.ndarray of bool
+            Their labels.
+        """
         lab = dict(self.state.labels)
         for e in self.exemplars:
             lab.setdefault(e, True)
@@ -473,6 +566,20 @@ class PhenotypeClassifier:
         self.trained_ = False
 
     def fit(self, X, y) -> PhenotypeClassifier:
+        """Fit on labelled rows; with one class only it scores every crop with its share.
+
+        Parameters
+        ----------
+        X : array_like
+            ``(n, d)`` embeddings of the labelled items.
+        y : array_like of bool
+            Their labels.
+
+        Returns
+        -------
+        PhenotypeClassifier
+            ``self``.
+        """
         from sklearn.linear_model import LogisticRegression
 
         X = np.asarray(X, float)
@@ -488,6 +595,18 @@ class PhenotypeClassifier:
         return self
 
     def scores(self, X) -> np.ndarray:
+        """The probability of showing the phenotype, per row.
+
+        Parameters
+        ----------
+        X : array_like
+            ``(n, d)`` embeddings.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` in [0, 1].
+        """
         X = np.asarray(X, float)
         if not self.trained_:
             return np.full(len(X), self.constant_)

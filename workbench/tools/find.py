@@ -179,6 +179,34 @@ class FindSession:
     def open(cls, study, exemplars: Sequence[str], *, tau: float = 0.01, delta: float = 0.05,
              batch: int = 20, policy: str = "guided", seed: int = 0,
              embedding: str | None = None, restart: bool = False) -> FindSession:
+        """Open a search on a Study's profiles, resuming the kept one when the exemplars match.
+
+        Parameters
+        ----------
+        study : Study
+            A Study with ``profiles``.
+        exemplars : sequence of str
+            Crop ids of the phenotype.
+        tau : float
+            Prevalence threshold, in (0, 1).
+        delta : float
+            Error probability of the interval, in (0, 1).
+        batch : int
+            Crops drawn per round.
+        policy : str
+            One of :data:`~workbench.models.guided_search.POLICIES`.
+        seed : int
+            Seed of the draws.
+        embedding : str, optional
+            ``"X"`` or an obsm key of the profiles.
+        restart : bool
+            Start afresh, ignoring a kept search (saving then replaces it).
+
+        Returns
+        -------
+        FindSession
+            The session, with the kept answers restored.
+        """
         _check_tau(tau, delta)
         if policy not in POLICIES:
             raise ValidationError(f"unknown search policy {policy!r}.",
@@ -242,7 +270,13 @@ class FindSession:
 
     # ------------------------------------------------------------------ the loop
     def next_batch(self) -> list[str]:
-        """Crop ids to show next (a crop drawn twice appears once; its answer is kept)."""
+        """Crop ids to show next (a crop drawn twice appears once; its answer is kept).
+
+        Returns
+        -------
+        list of str
+            Crop ids not yet answered.
+        """
         self._pending = self.search.propose(self.classifier if self.status != "open"
                                             or self.search.policy == "least_confidence"
                                             else None)
@@ -256,7 +290,21 @@ class FindSession:
     def record(self, answers: dict[str, bool] | Sequence[bool],
                crop_ids: Sequence[str] | None = None) -> dict:
         """Record answers to the last :meth:`next_batch` (a dict id -> yes/no, or a list in
-        its order); returns the round's summary."""
+        its order); returns the round's summary.
+
+        Parameters
+        ----------
+        answers : dict or sequence of bool
+            Crop id -> yes/no, or one answer per id of the last batch.
+        crop_ids : sequence of str, optional
+            The ids a list of answers refers to (default: the batch's).
+
+        Returns
+        -------
+        dict
+            ``round``, ``labels``, ``draws``, ``positives``, ``estimate``, ``lower``,
+            ``upper``, ``status``.
+        """
         items = getattr(self, "_pending", None)
         if items is None:
             raise ValidationError("no batch was proposed to answer.", "call next_batch first.")
@@ -307,12 +355,28 @@ class FindSession:
         return self.search.interval()
 
     def answers(self) -> pd.Series:
+        """The answer of every crop: ``"yes"``, ``"no"`` or ``""``.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by crop id.
+        """
         a = pd.Series("", index=self.crop_ids, dtype=object)
         for i, y in self.search.state.labels.items():
             a.iloc[i] = "yes" if y else "no"
         return a
 
     def positive_calls(self) -> np.ndarray:
+        """Which crops are called positive: the answer where there is one, else the classifier.
+
+        Exemplars are positive; unanswered crops are positive when their score is at least 0.5.
+
+        Returns
+        -------
+        numpy.ndarray of bool
+            One call per crop.
+        """
         call = self.scores >= 0.5
         for i, y in self.search.state.labels.items():
             call[i] = y
@@ -320,14 +384,39 @@ class FindSession:
         return call
 
     def enrichment(self) -> pd.DataFrame:
+        """The perturbations enriched for the phenotype (:func:`enrichment_table`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per perturbation, sorted by q.
+        """
         return enrichment_table(self.obs["perturbation"], self.positive_calls())
 
     def top_crops(self, n: int = 12) -> list[str]:
+        """The crops the classifier scores highest.
+
+        Parameters
+        ----------
+        n : int
+            How many.
+
+        Returns
+        -------
+        list of str
+            Crop ids, best first.
+        """
         return [str(self.crop_ids[i]) for i in np.argsort(-self.scores, kind="stable")[:n]]
 
     # ------------------------------------------------------------------ saving
     def save(self, *, oracle: str = "person") -> None:
-        """Write the session into the Study (the ``phenotype_search`` artefact)."""
+        """Write the session into the Study (the ``phenotype_search`` artefact).
+
+        Parameters
+        ----------
+        oracle : str
+            Who answered, recorded in the settings (``"person"``, a column, a callback name).
+        """
         import anndata as ad
 
         st = self.search.state
