@@ -195,7 +195,20 @@ class KnockoutScorer:
         return mu[first], counts / counts.sum()
 
     def gene_gain(self, i: int, batch) -> float:
-        """Information (nats) of the knock-outs ``batch`` about gene ``i``'s parents."""
+        """Information (nats) of the knock-outs ``batch`` about gene ``i``'s parents.
+
+        Parameters
+        ----------
+        i : int
+            The regulated gene.
+        batch : sequence of int
+            Genes knocked out (``i`` itself is left out).
+
+        Returns
+        -------
+        float
+            Nats.
+        """
         batch = [g for g in batch if g != i]
         if not batch:
             return 0.0
@@ -203,15 +216,52 @@ class KnockoutScorer:
         return mixture_information(mu, pi, self.noise_sd[i], self.eps_)
 
     def gains(self, batch) -> np.ndarray:
-        """Per-gene information ``(d,)`` of a batch of knock-outs."""
+        """Per-gene information ``(d,)`` of a batch of knock-outs.
+
+        Parameters
+        ----------
+        batch : sequence of int
+            Genes knocked out.
+
+        Returns
+        -------
+        numpy.ndarray
+            Nats per gene.
+        """
         return np.array([self.gene_gain(i, batch) for i in range(self.n_genes)])
 
     def score(self, batch) -> float:
-        """Expected information gain (nats) of the batch about the whole graph."""
+        """Expected information gain (nats) of the batch about the whole graph.
+
+        Parameters
+        ----------
+        batch : sequence of int
+            Genes knocked out.
+
+        Returns
+        -------
+        float
+            Nats.
+        """
         return float(self.gains(batch).sum())
 
     def disambiguated(self, g: int, top: int = 3, min_gain: float = 0.01) -> list[tuple]:
-        """Edges ``g -> i`` that knocking out ``g`` informs most: ``(i, gain, P(edge))``."""
+        """Edges ``g -> i`` that knocking out ``g`` informs most: ``(i, gain, P(edge))``.
+
+        Parameters
+        ----------
+        g : int
+            The knocked-out gene.
+        top : int
+            Most entries returned.
+        min_gain : float
+            Smallest gain (nats) reported.
+
+        Returns
+        -------
+        list of tuple
+            ``(i, gain, P(g -> i))``, largest gain first.
+        """
         gain = self.gains([g])
         order = [i for i in np.argsort(-gain) if gain[i] > min_gain and i != g][:top]
         return [(int(i), float(gain[i]), float(self.edge_probability_[i, g])) for i in order]
@@ -308,7 +358,18 @@ class GraphKnockoutScorer:
         return pairwise_information(dist, self.pi_[i], c=self._c)
 
     def gains(self, batch) -> np.ndarray:
-        """Per-gene information ``(d,)`` of the pooled cells of a batch of knock-outs."""
+        """Per-gene information ``(d,)`` of the pooled cells of a batch of knock-outs.
+
+        Parameters
+        ----------
+        batch : sequence of int
+            Genes knocked out.
+
+        Returns
+        -------
+        numpy.ndarray
+            Nats per gene.
+        """
         batch = [int(g) for g in batch]
         if not batch:
             return np.zeros(self.n_genes)
@@ -316,17 +377,52 @@ class GraphKnockoutScorer:
                          for i in range(self.n_genes)])
 
     def score(self, batch) -> float:
-        """Expected information (nats) of the batch about the whole graph."""
+        """Expected information (nats) of the batch about the whole graph.
+
+        Parameters
+        ----------
+        batch : sequence of int
+            Genes knocked out.
+
+        Returns
+        -------
+        float
+            Nats.
+        """
         return float(self.gains(batch).sum())
 
     def single_scores(self, candidates=None) -> np.ndarray:
-        """Score of each single knock-out, vectorised over ``candidates`` (default: all)."""
+        """Score of each single knock-out, vectorised over ``candidates`` (default: all).
+
+        Parameters
+        ----------
+        candidates : array_like of int, optional
+            Genes to score.
+
+        Returns
+        -------
+        numpy.ndarray
+            Nats per candidate.
+        """
         cand = np.arange(self.n_genes) if candidates is None else np.asarray(candidates, int)
         return sum(self._info(i, self.dist_[i][cand].astype(np.float64))
                    for i in range(self.n_genes))
 
     def greedy(self, candidates, budget: int) -> list[tuple[int, float]]:
-        """``budget`` knock-outs by greedy joint gain (first of ``candidates`` wins ties)."""
+        """``budget`` knock-outs by greedy joint gain (first of ``candidates`` wins ties).
+
+        Parameters
+        ----------
+        candidates : sequence of int
+            Genes that may be chosen (duplicates dropped), in tie-break order.
+        budget : int
+            Knock-outs to choose.
+
+        Returns
+        -------
+        list of tuple
+            ``(gene, marginal gain in nats)`` in the order chosen.
+        """
         cand = list(dict.fromkeys(int(g) for g in candidates))      # each gene once
         acc = [np.zeros(p.shape * 2) for p in self.pi_]
         base, out, free = 0.0, [], np.ones(len(cand), bool)
@@ -345,7 +441,22 @@ class GraphKnockoutScorer:
 
     def disambiguated(self, g: int, top: int = 3, min_gain: float = 0.01) -> list[tuple]:
         """Genes whose parents knocking out ``g`` informs most, each with the most uncertain
-        edge into it: ``(i, gain, j, P(j -> i))``."""
+        edge into it: ``(i, gain, j, P(j -> i))``.
+
+        Parameters
+        ----------
+        g : int
+            The knocked-out gene.
+        top : int
+            Most entries returned.
+        min_gain : float
+            Smallest gain (nats) reported.
+
+        Returns
+        -------
+        list of tuple
+            ``(i, gain, j, P(j -> i))``, largest gain first.
+        """
         gain = self.gains([g])
         order = [i for i in np.argsort(-gain) if gain[i] > min_gain][:top]
         out = []

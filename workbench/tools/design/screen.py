@@ -160,6 +160,20 @@ class ScreenModel:
             return LogisticRegression(C=self.C, max_iter=500).fit(X, y)
 
     def fit(self, X, y):
+        """Fit on the measured items (and the bootstrap members, when asked).
+
+        Parameters
+        ----------
+        X : array_like
+            ``(n, k)`` features of the measured items.
+        y : array_like
+            Their labels.
+
+        Returns
+        -------
+        ScreenModel
+            ``self``, with ``classes_``, ``model_`` (``None`` for one class) and ``members_``.
+        """
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         self.model_ = self._one(X, y) if len(self.classes_) > 1 else None
@@ -180,15 +194,50 @@ class ScreenModel:
         return p
 
     def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array_like
+            ``(n, k)`` features.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, K)``; ``(n, 1)`` of 0.5 for a one-class model.
+        """
         if self.model_ is None:
             return np.full((len(X), 1), 0.5)
         return self._proba(self.model_, X)
 
     def predict(self, X) -> np.ndarray:
+        """The most probable class of each item.
+
+        Parameters
+        ----------
+        X : array_like
+            ``(n, k)`` features.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` labels.
+        """
         return self.classes_[np.argmax(self.predict_proba(X), 1)]
 
     def uncertainty(self, X) -> np.ndarray:
-        """Least-confidence ``K/(K-1) (1 - max p)`` in [0, 1] (1 for a one-class model)."""
+        """Least-confidence ``K/(K-1) (1 - max p)`` in [0, 1] (1 for a one-class model).
+
+        Parameters
+        ----------
+        X : array_like
+            ``(n, k)`` features.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` in [0, 1].
+        """
         p = self.predict_proba(X)
         k = max(p.shape[1], 2)
         if self.model_ is None:
@@ -196,7 +245,18 @@ class ScreenModel:
         return np.clip(k / (k - 1) * (1 - p.max(1)), 0, 1)
 
     def disagreement(self, X) -> np.ndarray:
-        """BALD mutual information over the bootstrap members (0 without members)."""
+        """BALD mutual information over the bootstrap members (without members: :meth:`uncertainty`).
+
+        Parameters
+        ----------
+        X : array_like
+            ``(n, k)`` features.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` in nats.
+        """
         if not self.members_:
             return self.uncertainty(X)
         ps = np.stack([self._proba(m, X) for m in self.members_])
