@@ -193,24 +193,55 @@ class StudyView(pn.viewable.Viewer):
         return missing_artefacts(self.study, self.needs)
 
     def opts(self, **extra):
-        """Common Bokeh plot options."""
+        """Common Bokeh plot options.
+
+        Parameters
+        ----------
+        **extra
+            Further options, added to the common ones.
+
+        Returns
+        -------
+        dict
+            Bokeh tools, width, height and the output backend (SVG or canvas), with ``extra``.
+        """
         return dict(tools=list(BASE_TOOLS), width=self.width, height=self.height,
                     backend_opts={"plot.output_backend": "svg" if self.svg else "canvas"},
                     **extra)
 
     def table(self) -> pd.DataFrame:
-        """The table behind the view (exported as CSV). Subclasses override."""
+        """The table behind the view (exported as CSV). Subclasses override.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The table (empty here).
+        """
         return pd.DataFrame()
 
     def _csv(self):
         return csv_bytes(self.table() if not self.missing else pd.DataFrame())
 
     def export_widget(self) -> pn.widgets.FileDownload:
+        """A download button for :meth:`table` as CSV.
+
+        Returns
+        -------
+        panel.widgets.FileDownload
+            The button; its file is built when clicked.
+        """
         return pn.widgets.FileDownload(
             callback=self._csv, filename=f"{self.key}.csv", label=f"{self.label} table (CSV)",
             css_classes=[f"wb-export-{self.key}"], width=220, height=34, embed=False)
 
     def body(self) -> pn.viewable.Viewable:  # pragma: no cover - abstract
+        """The view's content below its header (each view defines it).
+
+        Returns
+        -------
+        panel.viewable.Viewable
+            The view's content.
+        """
         raise NotImplementedError
 
     def __panel__(self):

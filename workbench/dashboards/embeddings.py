@@ -450,13 +450,26 @@ class EmbeddingsView(StudyView):
             self.color_by = "perturbation" if "perturbation" in objects else "none"
 
     def data(self) -> pd.DataFrame:
+        """The points of the drawn level in the chosen layout.
+
+        Returns
+        -------
+        pandas.DataFrame
+            See :func:`points`.
+        """
         if self.level == "perturbations" and not self.study.has("perturbations"):
             self.study.require("perturbations", why="the perturbation-level map needs it")
         basis = self.basis if self.basis in layouts(self.study, self.level) else "pca"
         return points(self.study, self.level, basis)
 
     def layout_note(self) -> str:
-        """How the drawn layout was made (the step's record), as escaped Markdown."""
+        """How the drawn layout was made (the step's record), as escaped Markdown.
+
+        Returns
+        -------
+        str
+            The note, or an empty string.
+        """
         name = "profiles" if self.level == "samples" else "perturbations"
         wb = _read_uns(self.study, name) if self.study.has(name) else {}
         info = (wb.get("embedding") or {}).get("layout") or wb.get("layout") or {}
@@ -492,7 +505,13 @@ class EmbeddingsView(StudyView):
         return df
 
     def figure_data(self) -> pd.DataFrame:
-        """The data behind the drawn map: x, y, id, the hover columns and the colour."""
+        """The data behind the drawn map: x, y, id, the hover columns and the colour.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by point id.
+        """
         df = self._colored()
         color = self._color_column()
         cols = ["x", "y", "id", *[c for c in HOVER_COLS if c in df]]
@@ -501,7 +520,13 @@ class EmbeddingsView(StudyView):
         return df[cols].set_index("id")
 
     def legend(self) -> dict[str, str]:
-        """Category -> colour of a categorical colouring (empty for numeric ones)."""
+        """Category -> colour of a categorical colouring (empty for numeric ones).
+
+        Returns
+        -------
+        dict
+            Category to colour.
+        """
         color = self._color_column()
         df = self.data()
         if not color or color not in df or _numeric(df[color]):
@@ -510,20 +535,46 @@ class EmbeddingsView(StudyView):
 
     def labels(self) -> pd.DataFrame:
         """The points named on the map: at the perturbation level the
-        :data:`MAX_LABELS` most extreme perturbations; none for samples."""
+        :data:`MAX_LABELS` most extreme perturbations; none for samples.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The points to name.
+        """
         df = self.data()
         return extreme(df) if self.level == "perturbations" else df.iloc[:0]
 
     def highlighted(self) -> pd.DataFrame:
-        """Points of the selected perturbation (the overlay)."""
+        """Points of the selected perturbation (the overlay).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows of :meth:`data`.
+        """
         df = self.data()
         return df[highlight_mask(df, self.selection.perturbation)]
 
     def selected(self) -> pd.DataFrame:
+        """Points of the selected samples.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows of :meth:`data`.
+        """
         df = self.data()
         return df[df["id"].isin(set(self.selection.samples))]
 
     def table(self) -> pd.DataFrame:
+        """The selected points, else those of the selected perturbation.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by point id.
+        """
         sel = self.selected()
         return (sel if len(sel) else self.highlighted()).set_index("id")
 
@@ -551,7 +602,13 @@ class EmbeddingsView(StudyView):
         return a * b
 
     def plot(self):
-        """The map with the selection overlay; its streams write the Selection."""
+        """The map with the selection overlay; its streams write the Selection.
+
+        Returns
+        -------
+        holoviews.Overlay
+            The map and its overlays.
+        """
         base = self._base()
         overlay = hv.DynamicMap(self._overlay, streams=[hv.streams.Params(
             self.selection, ["perturbation", "samples"])])
@@ -575,7 +632,13 @@ class EmbeddingsView(StudyView):
 
     def figure(self):
         """The map as a HoloViews object (for :func:`workbench.dashboards.export.export_view`):
-        a categorical colouring carries its legend inside the figure, right of the map."""
+        a categorical colouring carries its legend inside the figure, right of the map.
+
+        Returns
+        -------
+        holoviews.Element
+            The map.
+        """
         fig = self.plot()
         n = len(self.legend())
         if n:
@@ -620,6 +683,13 @@ class EmbeddingsView(StudyView):
         return pn.pane.Markdown(text, css_classes=["wb-emb-status"], margin=(0, 10))
 
     def probe_plot(self):
+        """The linear probe's balanced accuracy per transformer block (see :func:`block_probe`).
+
+        Returns
+        -------
+        holoviews.Element
+            The probe curve with its chance line, or a message when there was no probe.
+        """
         curve = block_probe(self.study)
         if curve is None:
             return no_data("no block probe: these profiles were\nnot embedded from images",
@@ -633,6 +703,14 @@ class EmbeddingsView(StudyView):
         return plot * hv.HLine(curve.attrs["chance"]).opts(color="gray", line_dash="dotted")
 
     def body(self):
+        """The controls and notes above the map, the block probe and benchmark numbers beside
+        it, and a download of the map's data.
+
+        Returns
+        -------
+        panel.Column
+            The view's content.
+        """
         controls = pn.Row(pn.widgets.Select.from_param(self.param.level, width=120),
                           pn.widgets.Select.from_param(self.param.basis, width=90),
                           pn.widgets.Select.from_param(self.param.color_by, width=260,

@@ -282,16 +282,37 @@ class GRNView(StudyView):
             self.param.sample.bounds = (0, int(self.study.read("grn_samples").shape[0]) - 1)
 
     def centre(self) -> str:
+        """The selected perturbation when it is a gene of the network.
+
+        Returns
+        -------
+        str
+            The gene, or an empty string.
+        """
         names, _ = posterior(self.study)
         g = self.selection.perturbation
         return g if g in names else ""
 
     def table(self) -> pd.DataFrame:
+        """The edges around the centre gene, or all likely edges when there is none.
+
+        Returns
+        -------
+        pandas.DataFrame
+            See :func:`subgraph` and :func:`edges`.
+        """
         g = self.centre()
         return subgraph(self.study, g, self.threshold, self.max_nodes)[1] if g else \
             edges(self.study, self.threshold)
 
     def matrix(self):
+        """The edge-probability heatmap; a tap selects the regulator.
+
+        Returns
+        -------
+        holoviews.HeatMap
+            The heatmap.
+        """
         names, prob = posterior(self.study)
         n = len(names)
         df = pd.DataFrame({"regulator": np.tile(names, n), "target": np.repeat(names, n),
@@ -381,7 +402,13 @@ class GRNView(StudyView):
                                 f"{len(e)} edges", css_classes=["wb-grn-centre"])
 
     def graph(self):
-        """The subgraph, redrawn in place when the gene or the filters change."""
+        """The subgraph, redrawn in place when the gene or the filters change.
+
+        Returns
+        -------
+        panel.Column
+            The centre's caption and the plot.
+        """
         dmap = hv.DynamicMap(self._graph_element, streams=[
             hv.streams.Params(self.selection, ["perturbation"]),
             hv.streams.Params(self, ["threshold", "max_nodes"])])
@@ -409,6 +436,13 @@ class GRNView(StudyView):
         return pn.pane.Markdown(md_text(txt), width=260)
 
     def sample_view(self):
+        """The posterior sample chosen by ``sample``, redrawn when it changes.
+
+        Returns
+        -------
+        panel.viewable.Viewable
+            The plot, or a note when no samples are stored.
+        """
         if not self.study.has("grn_samples"):
             return pn.pane.Markdown("No posterior samples stored (`workbench grn STUDY`).")
         dmap = hv.DynamicMap(self._sample_image, streams=[hv.streams.Params(self, ["sample"])])
@@ -422,11 +456,23 @@ class GRNView(StudyView):
         return df[["cycle", "length", "frequency"]].head(20).reset_index(drop=True)
 
     def edges_csv(self) -> str:
-        """The edges shown (around the selected gene, or all) as CSV, effects included."""
+        """The edges shown (around the selected gene, or all) as CSV, effects included.
+
+        Returns
+        -------
+        str
+            The CSV text.
+        """
         return self.table().to_csv(index=False)
 
     def edge_table(self):
-        """The likely edges with weight and effect, and a CSV download of them."""
+        """The likely edges with weight and effect, and a CSV download of them.
+
+        Returns
+        -------
+        panel.Column
+            The table and its download button.
+        """
         tab = pn.widgets.Tabulator(self.table(), show_index=False, disabled=True, height=220,
                                    width=420)
 
@@ -443,6 +489,13 @@ class GRNView(StudyView):
         return pn.Column(tab, download)
 
     def cycle_table(self):
+        """The stored cycles (up to 20; those through the selected gene when there is one).
+
+        Returns
+        -------
+        panel.widgets.Tabulator
+            The table.
+        """
         tab = pn.widgets.Tabulator(self._cycles_for_gene(), show_index=False, disabled=True,
                                    height=150, width=340)
         self.selection.param.watch(lambda e: setattr(tab, "value", self._cycles_for_gene()),
@@ -450,6 +503,14 @@ class GRNView(StudyView):
         return tab
 
     def body(self):
+        """The edge filters above tabs: subgraph, edge probabilities, samples, edges, cycles,
+        reference.
+
+        Returns
+        -------
+        panel.Column
+            The view's content.
+        """
         agree = agreement(self.study)
         return pn.Column(
             pn.Row(pn.widgets.FloatSlider.from_param(self.param.threshold, width=180),

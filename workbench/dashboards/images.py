@@ -147,6 +147,13 @@ class ImagesView(StudyView):
             self.channels = list(names)
 
     def shown_ids(self) -> list[str]:
+        """The crops shown: the selected samples, else the selected perturbation's, else the first.
+
+        Returns
+        -------
+        list of str
+            At most ``n`` crop ids.
+        """
         if self.selection.samples:
             return list(self.selection.samples)[: self.n]
         if self.selection.perturbation:
@@ -154,6 +161,13 @@ class ImagesView(StudyView):
         return crop_table(self.study).index.astype(str)[: self.n].tolist()
 
     def table(self) -> pd.DataFrame:
+        """The table rows of the crops shown.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows of the crop table.
+        """
         obs = crop_table(self.study)
         return obs.loc[[i for i in self.shown_ids() if i in obs.index]]
 
@@ -174,6 +188,13 @@ class ImagesView(StudyView):
                                       width=self.width + 200))
 
     def body(self):
+        """Channel, contrast and count controls above the tiles.
+
+        Returns
+        -------
+        panel.Column
+            The view's content.
+        """
         return pn.Column(
             pn.Row(pn.widgets.CheckButtonGroup.from_param(self.param.channels),
                    pn.widgets.RangeSlider.from_param(self.param.contrast, width=200, step=0.5),

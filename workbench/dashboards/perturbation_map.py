@@ -191,12 +191,26 @@ class PerturbationMapView(StudyView):
     label = "Perturbation map"
 
     def table(self) -> pd.DataFrame:
+        """The neighbours of the selected perturbation, or the whole matrix when none is selected.
+
+        Returns
+        -------
+        pandas.DataFrame
+            See :func:`neighbours`, or the labelled cosine matrix.
+        """
         if self.selection.perturbation:
             return neighbours(self.study, self.selection.perturbation, self.k)
         labels, cos = similarity(self.study)
         return pd.DataFrame(cos, index=labels, columns=labels)
 
     def heatmap(self):
+        """The clustered cosine heatmap; a tap selects the perturbation of its row.
+
+        Returns
+        -------
+        holoviews.HeatMap or holoviews.Image
+            The heatmap (an image above ``MAX_HEATMAP_CELLS`` perturbations).
+        """
         labels, cos = similarity(self.study)
         n = len(labels)
         opts = dict(width=self.width, height=self.height, cmap="RdBu_r", clim=(-1, 1),
@@ -221,11 +235,23 @@ class PerturbationMapView(StudyView):
         return hm
 
     def figure(self):
-        """The heatmap as a HoloViews object (for ``export.export_view``)."""
+        """The heatmap as a HoloViews object (for ``export.export_view``).
+
+        Returns
+        -------
+        holoviews.Element
+            See :meth:`heatmap`.
+        """
         return self.heatmap()
 
     def figure_data(self) -> pd.DataFrame:
-        """The cosine matrix behind the heatmap, in its clustered order."""
+        """The cosine matrix behind the heatmap, in its clustered order.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Perturbations x perturbations.
+        """
         labels, cos = similarity(self.study)
         return pd.DataFrame(cos, index=pd.Index(labels, name="perturbation"), columns=labels)
 
@@ -255,6 +281,13 @@ class PerturbationMapView(StudyView):
                                  show_index=False, disabled=True, height=260, width=340))
 
     def body(self):
+        """The heatmap beside the neighbour table, and the ``k`` slider.
+
+        Returns
+        -------
+        panel.Column
+            The view's content.
+        """
         return pn.Column(pn.Row(pn.pane.HoloViews(self.heatmap(), linked_axes=False),
                                 self._neighbours),
                          pn.widgets.IntSlider.from_param(self.param.k, width=200))

@@ -263,9 +263,23 @@ class PlanView(StudyView):
             self.selection.choose_gene(c)
 
     def table(self) -> pd.DataFrame:
+        """The proposed batch (exported as CSV).
+
+        Returns
+        -------
+        pandas.DataFrame
+            See :func:`proposed_batch`.
+        """
         return proposed_batch(self.study)
 
     def plate_csv(self) -> io.BytesIO:
+        """The plate map of the proposed batch as CSV, with ``controls`` control wells per plate.
+
+        Returns
+        -------
+        io.BytesIO
+            The CSV, rewound.
+        """
         pm = plate_map(proposed_batch(self.study), controls=self.controls,
                        control_label=self.study.control_label)
         buf = io.BytesIO(pm.to_csv(index=False).encode())
@@ -273,6 +287,13 @@ class PlanView(StudyView):
         return buf
 
     def curve(self):
+        """The campaign curve (see :func:`campaign_curve`).
+
+        Returns
+        -------
+        panel.pane.HoloViews or panel.pane.Markdown
+            The plot, or a note while there is no point yet.
+        """
         df = campaign_curve(self.study)
         what = df["what"].iloc[0] if len(df) else "campaign"
         if len(df) == 0:
@@ -285,6 +306,13 @@ class PlanView(StudyView):
         return pn.pane.HoloViews(plot, linked_axes=False, css_classes=["wb-plan-curve"])
 
     def header(self) -> pn.pane.Markdown:
+        """The planner, its policy, how many candidates are proposed, and the stop advice.
+
+        Returns
+        -------
+        panel.pane.Markdown
+            The header pane.
+        """
         batch = proposed_batch(self.study)
         plan = read_plan(self.study)
         planner = str(plan["planner"].iloc[0]) if len(plan) else ""
@@ -295,6 +323,14 @@ class PlanView(StudyView):
             css_classes=["wb-plan-stop"])
 
     def body(self):
+        """The header, the candidate and plate-map controls, then the batch table beside the
+        campaign curve.
+
+        Returns
+        -------
+        panel.Column
+            The view's content.
+        """
         batch = escaped(proposed_batch(self.study))
         batch["score"] = batch["score"].astype(float).round(4)
         cols = [c for c in ("candidate", "rank", "score", "reason") if c in batch]
