@@ -105,20 +105,60 @@ class GRN:
         return (self.weights != 0).astype(np.int8)
 
     def drift(self, x: np.ndarray) -> np.ndarray:
-        """``dx/dt`` for states ``x`` of shape ``(..., g)``."""
+        """``dx/dt`` for states ``x`` of shape ``(..., g)``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            States, ``(..., g)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``x``.
+        """
         return self.alpha * sigmoid(x @ self.weights.T + self.bias) - self.gamma * x
 
     def unspliced(self, x: np.ndarray) -> np.ndarray:
-        """Quasi-steady-state unspliced RNA for spliced state ``x``."""
+        """Quasi-steady-state unspliced RNA for spliced state ``x``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            States, ``(..., g)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The shape of ``x``.
+        """
         return self.alpha * sigmoid(x @ self.weights.T + self.bias) / self.beta
 
     def jacobian(self, x: np.ndarray | None = None) -> np.ndarray:
+        """The Jacobian ``d drift_i / d x_j`` at a state (default: the fixed point).
+
+        Parameters
+        ----------
+        x : numpy.ndarray, optional
+            ``(g,)`` state.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(g, g)``.
+        """
         x = self.fixed_point if x is None else x
         s = sigmoid(self.weights @ x + self.bias)
         return (self.alpha * s * (1 - s))[:, None] * self.weights - np.diag(self.gamma)
 
     def ancestors(self) -> np.ndarray:
-        """``R[i, j]`` is True when gene ``j`` is upstream of gene ``i`` (path j -> ... -> i)."""
+        """``R[i, j]`` is True when gene ``j`` is upstream of gene ``i`` (path j -> ... -> i).
+
+        Returns
+        -------
+        numpy.ndarray of bool
+            ``(g, g)``, computed once and kept.
+        """
         cached = getattr(self, "_ancestors", None)
         if cached is not None:
             return cached
@@ -134,7 +174,18 @@ class GRN:
 
     def knockout_response(self, targets: list[int] | tuple[int, ...]) -> np.ndarray:
         """Relative steady-state change ``dx / x*`` of every gene when ``targets`` are knocked
-        out (clamped to zero); the targets themselves get ``-1``."""
+        out (clamped to zero); the targets themselves get ``-1``.
+
+        Parameters
+        ----------
+        targets : sequence of int
+            The knocked-out genes.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(g,)`` relative changes.
+        """
         g = self.n_genes
         x0 = self.fixed_point
         ko = np.zeros(g, bool)

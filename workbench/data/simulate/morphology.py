@@ -107,6 +107,18 @@ class Morphology:
         return self.grn.genes
 
     def index(self, gene: str) -> int:
+        """The index of a gene, with an error naming the unknown gene.
+
+        Parameters
+        ----------
+        gene : str
+            A gene name.
+
+        Returns
+        -------
+        int
+            Its position in :attr:`genes`.
+        """
         from workbench.data.schema import check_names
 
         check_names([gene], self.genes, where="the simulated world")
@@ -114,7 +126,18 @@ class Morphology:
 
     # ------------------------------------------------------------------ conditions
     def parse(self, condition: str | tuple | list) -> tuple[int, ...]:
-        """``"control"`` -> (), ``"A"`` -> (a,), ``"A+B"`` -> (a, b); also lists of names."""
+        """``"control"`` -> (), ``"A"`` -> (a,), ``"A+B"`` -> (a, b); also lists of names.
+
+        Parameters
+        ----------
+        condition : str or sequence of str
+            A condition name or gene names.
+
+        Returns
+        -------
+        tuple of int
+            Sorted, distinct gene indices.
+        """
         if isinstance(condition, str):
             names = [] if condition in ("control", "") else condition.split("+")
         else:
@@ -123,7 +146,18 @@ class Morphology:
         return idx
 
     def knockout_shift(self, idx: tuple[int, ...]) -> np.ndarray:
-        """Latent shift of knocking out ``idx`` through the network, before interactions."""
+        """Latent shift of knocking out ``idx`` through the network, before interactions.
+
+        Parameters
+        ----------
+        idx : tuple of int
+            Knocked-out gene indices (none, one or two).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(len(PROPERTIES),)`` shift.
+        """
         if not idx:
             return np.zeros(len(PROPERTIES))
         if len(idx) == 1:
@@ -138,7 +172,19 @@ class Morphology:
         return shift
 
     def pair_type(self, a: int, b: int) -> str:
-        """Ground-truth type of the pair (see the module docstring)."""
+        """Ground-truth type of the pair (see the module docstring).
+
+        Parameters
+        ----------
+        a, b : int
+            Gene indices.
+
+        Returns
+        -------
+        str
+            A planted interaction type, ``network``, ``additive_shared`` or
+            ``additive_disjoint``.
+        """
         key = (min(a, b), max(a, b))
         if key in self.planted:
             return self.planted[key]
@@ -149,7 +195,18 @@ class Morphology:
         return "additive_shared" if shared.any() else "additive_disjoint"
 
     def condition_params(self, condition) -> tuple[np.ndarray, float, float]:
-        """``(mean shift, noise sd, survival)`` of a condition's latent distribution."""
+        """``(mean shift, noise sd, survival)`` of a condition's latent distribution.
+
+        Parameters
+        ----------
+        condition : str or sequence of str
+            ``"control"``, a gene, or a double (at most two genes).
+
+        Returns
+        -------
+        tuple
+            ``(mean shift, noise sd, survival)``.
+        """
         idx = self.parse(condition)
         if len(idx) > 2:
             raise ValueError("only control, single and double knockouts are modelled")
@@ -168,7 +225,13 @@ class Morphology:
         return self.knockout_shift(idx), 1.0, 1.0
 
     def all_pairs(self) -> list[dict]:
-        """Every unordered gene pair with its type and its deviation from additivity."""
+        """Every unordered gene pair with its type and its deviation from additivity.
+
+        Returns
+        -------
+        list of dict
+            ``pair``, ``type``, ``deviation``, ``survival`` per pair.
+        """
         out = []
         for a, b in combinations(range(len(self.genes)), 2):
             mean, sd, surv = self.condition_params((self.genes[a], self.genes[b]))

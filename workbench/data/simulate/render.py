@@ -79,7 +79,20 @@ class TextureBank:
         self.noise = rng.standard_normal(max(1 << 22, 64 * size * size), dtype=np.float32)
 
     def noise_fields(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        """Standard-normal fields of ``shape`` (..., H, W): windows of the pool."""
+        """Standard-normal fields of ``shape`` (..., H, W): windows of the pool.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Chooses the windows.
+        shape : tuple of int
+            ``(..., H, W)`` with ``H = W = size``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 of ``shape`` (a view of the pool).
+        """
         hw = self.size * self.size
         windows = np.lib.stride_tricks.sliding_window_view(self.noise, hw)[:: 7]
         starts = rng.integers(0, len(windows), int(np.prod(shape[:-2])))

@@ -72,20 +72,50 @@ class World:
         return self.grn.genes
 
     def pair_name(self, a: int, b: int) -> str:
+        """The condition name ``"A+B"`` of a gene pair.
+
+        Parameters
+        ----------
+        a, b : int
+            Gene indices.
+
+        Returns
+        -------
+        str
+            The name.
+        """
         return f"{self.genes[a]}+{self.genes[b]}"
 
     def groups(self) -> dict[str, list[str]]:
-        """Module name -> member genes (the "complexes" of the annotation file)."""
+        """Module name -> member genes (the "complexes" of the annotation file).
+
+        Returns
+        -------
+        dict of str to list of str
+            Members of each module.
+        """
         return {name: [self.genes[g] for g in mod]
                 for name, mod in zip(self.morphology.module_names, self.grn.modules)}
 
     def relationships(self) -> pd.DataFrame:
-        """EFAAR-format table: ``entity1, entity2`` for every ordered pair within a group."""
+        """EFAAR-format table: ``entity1, entity2`` for every ordered pair within a group.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``entity1``, ``entity2``, both directions.
+        """
         rows = [(a, b) for members in self.groups().values() for a, b in permutations(members, 2)]
         return pd.DataFrame(rows, columns=["entity1", "entity2"])
 
     def ground_truth(self) -> dict:
-        """The JSON document documented in :mod:`workbench.data.simulate`."""
+        """The JSON document documented in :mod:`workbench.data.simulate`.
+
+        Returns
+        -------
+        dict
+            JSON-ready.
+        """
         g, m = self.grn, self.morphology
         pairs: dict[str, list] = {"interacting": [], "additive_disjoint": [],
                                   "additive_shared": [], "network": []}
