@@ -326,3 +326,16 @@ def test_combined_call_is_the_bonferroni_minimum_with_its_own_q():
         warnings.simplefilter("ignore")
         alone, _ = test_pairs(adata.X, adata.obs, n_permutations=50, tests=("additivity",))
     assert COMBINED not in set(alone.test)
+
+
+def test_additivity_target_reaches_the_test_and_is_recorded():
+    from workbench.tools.interactions import test_pairs
+
+    adata = _screen()
+    for target in ("pooled", "diagonal"):
+        table, _ = test_pairs(adata.X, adata.obs, tests=("additivity",), n_permutations=50,
+                              additivity_target=target)
+        assert {json.loads(p)["shrinkage_target"] for p in table.params} == {target}
+    with pytest.raises(ValidationError, match="not a shrinkage target"):
+        test_pairs(adata.X, adata.obs, tests=("additivity",), n_permutations=50,
+                   additivity_target="identity")
