@@ -219,6 +219,18 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x):
+        """Self-attention over the tokens.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, tokens, dim)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The same shape.
+        """
         b, n, d = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if self.qk_norm:
@@ -243,6 +255,18 @@ class LayerScale(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim,), init))
 
     def forward(self, x):
+        """``x * gamma``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, tokens, dim)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The same shape.
+        """
         return x * self.gamma
 
 
@@ -262,6 +286,18 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x):
+        """``fc2(gelu(fc1(x)))``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, tokens, dim)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The same shape.
+        """
         return self.fc2(F.gelu(self.fc1(x)))
 
 
@@ -297,6 +333,18 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim) if layer_scale else nn.Identity()
 
     def forward(self, x):
+        """Attention then MLP, each a pre-norm residual branch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, tokens, dim)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The same shape.
+        """
         x = x + self.ls1(self.attn(self.norm1(x)))
         return x + self.ls2(self.mlp(self.norm2(x)))
 
@@ -341,6 +389,18 @@ class ParallelBlock(nn.Module):
         self.ls = LayerScale(dim) if layer_scale else nn.Identity()
 
     def forward(self, x):
+        """Attention and MLP from one normalised input, added to the residual.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, tokens, dim)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The same shape.
+        """
         b, n, d = x.shape
         y = self.in_norm(x)
         if self.mlp_bias is not None:
@@ -373,6 +433,19 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(c, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size)
 
     def forward(self, x):
+        """Patch tokens of normalised crops.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, C, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, patches, embed_dim)``, or ``(batch, C * patches, embed_dim)`` when
+            channel-agnostic (channel-major).
+        """
         if self.channel_agnostic:
             b, c, h, w = x.shape
             t = self.proj(x.reshape(b * c, 1, h, w)).flatten(2).transpose(1, 2)
@@ -455,7 +528,18 @@ class MaskedAutoencoderViT(nn.Module):
 
     # -- pieces
     def normalize(self, x):
-        """The recorded input normalisation (see :class:`ViTConfig`), applied to raw crops."""
+        """The recorded input normalisation (see :class:`ViTConfig`), applied to raw crops.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, C, H, W)`` raw crops.
+
+        Returns
+        -------
+        torch.Tensor
+            The normalised crops, same shape.
+        """
         if self.cfg.pixel_scale != 1.0:
             x = x / self.cfg.pixel_scale
         if self.cfg.input_norm == "self":
@@ -464,6 +548,18 @@ class MaskedAutoencoderViT(nn.Module):
         return (x - self.pixel_mean[None, :c, None, None]) / self.pixel_std[None, :c, None, None]
 
     def patchify(self, x):
+        """Cut crops into flattened patches, ``(batch, patches, p * p * C)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, C, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Patches in row-major grid order, each flattened as ``(p, p, C)``.
+        """
         p, g = self.cfg.patch_size, self.cfg.grid
         b, c = x.shape[:2]
         x = x.reshape(b, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
@@ -475,7 +571,18 @@ class MaskedAutoencoderViT(nn.Module):
         return 1 + self.cfg.n_registers
 
     def tokens(self, x):
-        """Patch tokens with position codes (no class or register token yet)."""
+        """Patch tokens with position codes (no class or register token yet).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, C, H, W)`` raw crops.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, patches, embed_dim)``.
+        """
         t = self.patch_embed(self.normalize(x))
         start = self.n_prefix if self.cfg.pos_prefix else 0
         return t + self.pos_embed[:, start: start + t.shape[1]]
@@ -494,7 +601,22 @@ class MaskedAutoencoderViT(nn.Module):
 
     # -- pretraining
     def forward_loss(self, x, mask_ratio: float, generator: torch.Generator | None = None):
-        """Masked-reconstruction loss: MSE on the hidden patches, per-patch normalised target."""
+        """Masked-reconstruction loss: MSE on the hidden patches, per-patch normalised target.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, C, H, W)`` raw crops.
+        mask_ratio : float
+            Share of patches hidden.
+        generator : torch.Generator, optional
+            Draws the masks.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
         tok = self.tokens(x)
         b, n, d = tok.shape
         keep = max(1, int(round(n * (1 - mask_ratio))))
@@ -525,8 +647,19 @@ class MaskedAutoencoderViT(nn.Module):
     def block_features(self, x, max_block: int | None = None):
         """Run the encoder once; per block, the mean patch token and the class token.
 
-        Returns two tensors of shape ``(batch, n_blocks, embed_dim)``; blocks after
-        ``max_block`` (1-based) are not computed ("trimming").
+        Blocks after ``max_block`` (1-based) are not computed ("trimming").
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, C, H, W)`` raw crops.
+        max_block : int, optional
+            Last block computed.
+
+        Returns
+        -------
+        means, cls : torch.Tensor
+            Each ``(batch, n_blocks, embed_dim)``, float32.
         """
         h = self._with_cls(self.tokens(x))
         means, clss = [], []
