@@ -1,7 +1,11 @@
 """In the browser: the embedding view of a Study holding a phenotype search colours its
-map by the search's score when asked, and the gene card names the enriched pair."""
+map by the search's score when asked, the choice goes into the page's URL so a bookmark
+restores it, and the gene card names the enriched pair."""
 
 from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
@@ -50,6 +54,7 @@ def test_phenotype_colouring_changes_the_map(searched, serve, page, screenshot_d
     expect(page.locator(".wb-emb-color-note").first).to_contain_text(
         f"{n} of {n} crops have a value", timeout=TIMEOUT)
     expect(legend).to_be_hidden(timeout=TIMEOUT)  # a colour bar replaces the legend
+    expect(page).to_have_url(re.compile(r"phenotype="), timeout=TIMEOUT)
     canvas = page.locator(".wb-view-embeddings canvas").first
     canvas.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
@@ -61,4 +66,15 @@ def test_phenotype_colouring_changes_the_map(searched, serve, page, screenshot_d
     table = page.locator(".wb-gene-card-table").first
     expect(table).to_contain_text(f"{PHENO} (", timeout=TIMEOUT)
     expect(table).to_contain_text("ranking score", timeout=TIMEOUT)
+
+    # the bookmarked URL restores the colouring (and the gene) in a new session
+    query = parse_qs(urlparse(page.url).query)
+    assert query["phenotype"] == [ph.search_name(searched)] and query["gene"] == ["G08"]
+    page.goto(page.url, timeout=120_000)
+    expect(page.locator(".wb-emb-color-note").first).to_contain_text(
+        f"{n} of {n} crops have a value", timeout=TIMEOUT)
+    expect(page.locator(".wb-emb-color select").first).to_have_value(label)
+    expect(legend).to_be_hidden(timeout=TIMEOUT)
+    expect(page.locator(".wb-gene-card-table").first).to_contain_text(f"{PHENO} (",
+                                                                      timeout=TIMEOUT)
     assert not errors
