@@ -73,8 +73,10 @@ METHODS_COVERED = (
     "workbench.dashboards.perturbation_map.PerturbationMapView",
     "workbench.dashboards.plan.PlanView",
     "workbench.dashboards.serve.LoginThrottle",
+    "workbench.napari._find.FindWidget",
     "workbench.napari._follow.SelectionFollower",
     "workbench.napari._source.StudySource",
+    "workbench.napari._widget.StudyBrowser",
 )
 
 #: Parameters that need no line of their own.

@@ -178,7 +178,22 @@ class FindWidget(MessageLine, QWidget):
     def start(self, study: str | Path | None = None,
               exemplar: str | list[str] | None = None, restart: bool = False) -> bool:
         """Open (or resume) the search and show its first batch; False and a message on
-        error (no Study, unknown crop, tau out of range, no images)."""
+        error (no Study, unknown crop, tau out of range, no images).
+
+        Parameters
+        ----------
+        study : str, pathlib.Path or None
+            The Study folder; None keeps the one typed in the widget.
+        exemplar : str, list of str or None
+            The exemplar crop id(s); None keeps those typed in the widget.
+        restart : bool
+            Replace a kept search instead of resuming it.
+
+        Returns
+        -------
+        bool
+            True when the search is open.
+        """
         from workbench.napari._source import open_source
         from workbench.tools.find import FindSession
 
@@ -207,7 +222,13 @@ class FindWidget(MessageLine, QWidget):
         return self.next_batch()
 
     def next_batch(self) -> bool:
-        """Ask the session for the next candidates and show them."""
+        """Ask the session for the next candidates and show them.
+
+        Returns
+        -------
+        bool
+            True when a batch is on screen; False when there is none to ask (or on error).
+        """
         if self.session is None:
             return self._fail(ValidationError("no search is open.", "press Start first."))
         try:
@@ -225,7 +246,19 @@ class FindWidget(MessageLine, QWidget):
         return bool(ids)
 
     def answer(self, yes: bool) -> bool:
-        """Answer the framed crop; the last answer of a batch records and saves it."""
+        """Answer the framed crop; the last answer of a batch records and saves it.
+
+        Parameters
+        ----------
+        yes : bool
+            Whether the framed crop shows the phenotype.
+
+        Returns
+        -------
+        bool
+            False when no crop is framed; after the last answer of a batch, whether the batch
+            was recorded and the next one shown; otherwise True.
+        """
         crop = self.current
         if crop is None:
             return False
@@ -371,7 +404,20 @@ class FindWidget(MessageLine, QWidget):
 
     def show_results(self, n_perturbations: int = 8, n_crops: int = 12) -> bool:
         """Show the perturbations enriched for the phenotype (q-values) and a grid of the
-        top-scoring crops."""
+        top-scoring crops.
+
+        Parameters
+        ----------
+        n_perturbations : int
+            Most perturbations listed.
+        n_crops : int
+            Most crops in the grid.
+
+        Returns
+        -------
+        bool
+            True when the results are shown.
+        """
         if self.session is None:
             return self._fail(ValidationError("no search is open.", "press Start first."))
         try:
@@ -394,5 +440,12 @@ class FindWidget(MessageLine, QWidget):
         return True
 
     def closeEvent(self, event):  # noqa: N802 - Qt's name
+        """Release the answer keys when the widget closes (Qt's close handler).
+
+        Parameters
+        ----------
+        event : QCloseEvent
+            The close event, passed on to Qt.
+        """
         self._unbind_keys()
         super().closeEvent(event)

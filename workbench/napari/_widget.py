@@ -145,7 +145,18 @@ class StudyBrowser(MessageLine, QWidget):
             self.open_study(path)
 
     def open_study(self, path: str | Path) -> bool:
-        """Open the Study at ``path``; False (and a message) when it cannot be browsed."""
+        """Open the Study at ``path``; False (and a message) when it cannot be browsed.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The ``NAME.study`` folder (it must hold images).
+
+        Returns
+        -------
+        bool
+            True when the Study is open and its choices are listed.
+        """
         from workbench.napari._source import open_source
 
         self.path_edit.setText(str(path))
@@ -188,7 +199,22 @@ class StudyBrowser(MessageLine, QWidget):
     # ------------------------------------------------------------------ showing
     def load(self, kind: str, value: str, n: int | None = None) -> bool:
         """Load the comparison grid for ``kind`` ("perturbation", "pair" or "concept") and
-        ``value``; replaces what the browser showed before. False (and a message) on error."""
+        ``value``; replaces what the browser showed before. False (and a message) on error.
+
+        Parameters
+        ----------
+        kind : str
+            ``"perturbation"``, ``"pair"`` or ``"concept"``.
+        value : str
+            What to show.
+        n : int or None
+            Crops per block; None takes the widget's count.
+
+        Returns
+        -------
+        bool
+            True when the grid is shown.
+        """
         if self.source is None:
             return self._fail(WorkbenchError("no Study is open.",
                                              "open a NAME.study folder first."))
@@ -213,7 +239,20 @@ class StudyBrowser(MessageLine, QWidget):
 
     def choose(self, kind: str, value: str) -> bool:
         """Show ``value`` (what the Show button does) and, when following a dashboard
-        session, select it there too."""
+        session, select it there too.
+
+        Parameters
+        ----------
+        kind : str
+            ``"perturbation"``, ``"pair"`` or ``"concept"``.
+        value : str
+            What to show.
+
+        Returns
+        -------
+        bool
+            True when it is shown.
+        """
         shown = self.load(kind, value)
         if shown and self.follower is not None:
             self.follower.choose(kind, value)
@@ -221,7 +260,18 @@ class StudyBrowser(MessageLine, QWidget):
 
     def click(self, world_position) -> dict | None:
         """A click at a world position: the crop there becomes the dashboard session's
-        selected sample, and its perturbation the selected gene. Returns the crop hit."""
+        selected sample, and its perturbation the selected gene. Returns the crop hit.
+
+        Parameters
+        ----------
+        world_position : sequence of float
+            The click's world coordinates.
+
+        Returns
+        -------
+        dict or None
+            See :meth:`crop_under`.
+        """
         hit = self.crop_under(world_position)
         if hit is not None:
             self.selected_crop = hit["crop_id"]
@@ -247,7 +297,21 @@ class StudyBrowser(MessageLine, QWidget):
 
     def find_more_like_this(self, crop_id: str | None = None, **kw):
         """Dock a guided phenotype search (:mod:`workbench.napari._find`) started from
-        ``crop_id`` (default: the crop last clicked); returns the widget."""
+        ``crop_id`` (default: the crop last clicked); returns the widget.
+
+        Parameters
+        ----------
+        crop_id : str or None
+            The exemplar crop; None takes the crop last clicked.
+        **kw
+            Passed to :class:`~workbench.napari._find.FindWidget` (``tau``, ``batch``, ``seed``,
+            ``start``).
+
+        Returns
+        -------
+        FindWidget or None
+            The docked widget, or None (with a message) without an open Study or a crop.
+        """
         from workbench.napari._find import FindWidget
 
         crop = crop_id or self.selected_crop
@@ -260,12 +324,54 @@ class StudyBrowser(MessageLine, QWidget):
         return self.find_widget
 
     def show_perturbation(self, name: str, n: int | None = None) -> bool:
+        """Show controls beside the crops of perturbation ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The perturbation.
+        n : int or None
+            Crops per block; None takes the widget's count.
+
+        Returns
+        -------
+        bool
+            True when the grid is shown.
+        """
         return self.load("perturbation", name, n)
 
     def show_pair(self, pair: str, n: int | None = None) -> bool:
+        """Show control, A, B and A+B side by side.
+
+        Parameters
+        ----------
+        pair : str
+            The pair, ``"A+B"``.
+        n : int or None
+            Crops per block; None takes the widget's count.
+
+        Returns
+        -------
+        bool
+            True when the grid is shown.
+        """
         return self.load("pair", pair, n)
 
     def show_concept(self, concept, n: int | None = None) -> bool:
+        """Show a concept's exemplars at activation quantiles.
+
+        Parameters
+        ----------
+        concept : str or int
+            The concept's label, or its row number.
+        n : int or None
+            Crops per block; None takes the widget's count.
+
+        Returns
+        -------
+        bool
+            True when the grid is shown.
+        """
         return self.load("concept", str(concept), n)
 
     def clear(self) -> None:
@@ -279,7 +385,18 @@ class StudyBrowser(MessageLine, QWidget):
 
     # ------------------------------------------------------------------ cursor
     def crop_under(self, world_position) -> dict | None:
-        """The crop at a world position of the viewer, with its metadata line."""
+        """The crop at a world position of the viewer, with its metadata line.
+
+        Parameters
+        ----------
+        world_position : sequence of float
+            World coordinates in the viewer.
+
+        Returns
+        -------
+        dict or None
+            ``crop_id``, ``condition`` and ``text`` (the status line), or None off the crops.
+        """
         for layer in list(self.layers) + list(self.viewer.layers):
             info = (layer.metadata or {}).get(_crops.META_KEY) if hasattr(layer, "metadata") \
                 else None
@@ -303,7 +420,13 @@ class StudyBrowser(MessageLine, QWidget):
 
     # ------------------------------------------------------------------ following
     def set_follow(self, on: bool) -> None:
-        """Start or stop following the dashboard session's selection channel."""
+        """Start or stop following the dashboard session's selection channel.
+
+        Parameters
+        ----------
+        on : bool
+            Follow (poll the channel) or stop.
+        """
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -320,7 +443,13 @@ class StudyBrowser(MessageLine, QWidget):
             self.follow_box.setChecked(bool(on))
 
     def poll_selection(self) -> bool:
-        """Look at the selection channel now; True when it changed what is shown."""
+        """Look at the selection channel now; True when it changed what is shown.
+
+        Returns
+        -------
+        bool
+            True when a new choice of the dashboard was shown.
+        """
         if self.follower is None:
             return False
         choice = self.follower.poll()
@@ -330,5 +459,12 @@ class StudyBrowser(MessageLine, QWidget):
         return self.load(kind, value)
 
     def closeEvent(self, event):  # noqa: N802 - Qt's name
+        """Stop following the dashboard when the widget closes (Qt's close handler).
+
+        Parameters
+        ----------
+        event : QCloseEvent
+            The close event, passed on to Qt.
+        """
         self.set_follow(False)
         super().closeEvent(event)
