@@ -30,12 +30,21 @@ against the additive ones (disjoint and shared properties), pooled over the Stud
 with a bootstrap interval over pairs, per readout and interacting kind, beside the naive
 norm of the interaction shift.
 
-    python benchmarks/bench_interaction_calibration.py --demo q0.study q1.study ...
+    python benchmarks/bench_interaction_calibration.py --demo q0.study q1.study ... \
+        --demo-tests additivity disjointness viability
+
+(the step's combined call ``additivity_or_viability`` is ranked beside its parts; the
+additivity test and the call are rerun on the same data with the other shrinkage target,
+``--target`` naming the step's).
 
 The additivity test alone (2 and 4 wells per condition; beside it the same statistic with
 every cell its own replicate, i.e. wells ignored):
 
     python benchmarks/bench_interaction_calibration.py --additivity --pairs 100 --power-pairs 30
+
+with the combined call's rows (``additivity or viability (wells)``) beside it; ``--target
+pooled`` for the pooled-correlation shrinkage target, ``--no-wells-ignored`` to leave out
+the cells-as-replicates version.
 
 The graded separability score alone (interval coverage on null pairs, share of intervals
 excluding 0 on interacting pairs, 20 bootstrap replicates):
