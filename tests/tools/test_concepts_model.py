@@ -178,6 +178,50 @@ def test_encode_command_on_a_dask_cluster_equals_the_local_run(fitted, tmp_path)
                                atol=1e-5)
 
 
+def test_step_writes_each_concepts_stability_to_obs_pages_and_provenance(fitted):
+    study, _, _ = fitted
+    c = study.read("concepts")
+    pages = study.read("concept_pages")
+    stab = c.obs["stability"].to_numpy()
+    assert c.uns["workbench"]["stability"]["seeds"] == [1] == pages["stability"]["seeds"]
+    assert study.provenance[-1]["params"]["stability_seeds"] == 1
+    for cid, value in zip(c.obs_names, stab, strict=True):
+        assert pages["concepts"][cid]["stability"] == pytest.approx(value, abs=1e-5)
+    assert np.isfinite(stab).all() and (stab <= 1 + 1e-5).all()
+    with pytest.raises(ValidationError, match="stability_seeds"):
+        C.run_concepts(study, stability_seeds=-1, **KW)
+
+
+def test_planted_concepts_are_stable_across_seeds_and_a_shuffled_control_is_not():
+    from workbench.tools.concept_model import seed_stability
+
+    rng = np.random.default_rng(0)
+    d = 16
+    programs = np.linalg.qr(rng.normal(size=(d, 3)))[0].T
+    x = 0.2 * rng.normal(size=(240, d))
+    for p in range(3):                                   # 60 controls, then 3 x 60 planted
+        x[60 + 60 * p:120 + 60 * p] += 3.0 * programs[p]
+    ctrl = np.arange(240) < 60
+    fit = C.learn_concepts(x.astype(np.float32), ctrl, n_concepts=8, sparsity=1,
+                           max_steps=120, batch_size=128, lr=1e-2, progress=False,
+                           device="cpu")
+    stab, record = C._stability(fit, 0, 2)
+    assert record["seeds"] == [1, 2]
+    cos = fit.whitener.inverse_direction(fit.model.components_) @ programs.T
+    best = cos.argmax(axis=0)
+    assert (cos.max(axis=0) > 0.9).all(), cos.max(axis=0)
+    assert (stab[best] >= 0.9).all(), stab[best]
+    others = np.setdiff1d(np.arange(8), best)           # concepts carved out of noise
+    assert stab[others].max() < 0.8, stab
+    # the same dictionary in another order is fully stable (the match, not the row);
+    # atoms shuffled over their features are a control that matches nothing
+    atoms = fit.model.components_
+    same = seed_stability(atoms, [atoms[rng.permutation(8)]])
+    np.testing.assert_allclose(same, 1.0, atol=1e-5)
+    shuffled = [np.stack([rng.permutation(a) for a in atoms]) for _ in range(2)]
+    assert (seed_stability(atoms, shuffled)[best] < 0.6).all()
+
+
 def test_match_concepts_is_a_one_to_one_assignment():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(6, 10))

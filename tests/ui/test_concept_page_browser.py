@@ -1,4 +1,5 @@
-"""A concept's page in a real browser: exemplar crops with activations, the driver state."""
+"""A concept's page in a real browser: exemplar crops with activations, the driver state,
+the stability across seeds."""
 
 from __future__ import annotations
 
@@ -33,4 +34,7 @@ def test_concept_page_shows_exemplars_with_activations_and_no_driver_state(serve
     expect(drivers).to_contain_text("not significant")
     expect(drivers).not_to_contain_text("Driving perturbations")
     expect(page.locator(".wb-concept-quantiles").first).to_contain_text("q50")
+    stability = page.locator(".wb-concept-stability").first
+    expect(stability).to_contain_text(f"Stability across seeds: {pages[cid]['stability']:.2f}")
+    expect(stability).to_contain_text("over 1 other seed")
     assert not errors, errors

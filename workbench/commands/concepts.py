@@ -62,6 +62,9 @@ def add_arguments(parser) -> None:
                         help="ignore a checkpoint left by an interrupted run")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stability-seeds", type=int, default=1,
+                        help="extra seeds fitted to score each concept's stability (matched "
+                             "atom cosine; 0 skips it, each one costs about one more fit)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="with 'encode': a dask.distributed scheduler address; the "
                              "profiles are encoded chunk by chunk on its workers")
@@ -106,7 +109,7 @@ def run(args) -> int:
                        use_rep=args.use_rep, labels=args.labels, run=args.run,
                        max_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        alpha=args.alpha, device=args.device, seed=args.seed,
-                       resume=not args.no_resume)
+                       stability_seeds=args.stability_seeds, resume=not args.no_resume)
     print(f"{res['n_concepts']} concepts ({args.method}), dead {res['dead_fraction']:.1%}, "
           f"R2 {res['r2']:.3f} (training), {res['n_technical']} flagged as batch/plate")
     if "heldout_r2" in res:

@@ -142,6 +142,19 @@ def drivers_markdown(page: dict, alpha: float = 0.05) -> str:
     return "Drivers: not computed for this Study (re-run `workbench concepts`)."
 
 
+def stability_markdown(page: dict, record: dict | None = None) -> str:
+    """The stability line of a page: the matched atom cosine over the extra seeds."""
+    value = page.get("stability")
+    if value is None:
+        return ("Stability across seeds: not computed (run `workbench concepts` with "
+                "--stability-seeds 1 or more).")
+    seeds = (record or {}).get("seeds") or []
+    over = f" over {len(seeds)} other seed{'s' if len(seeds) != 1 else ''}" if seeds else ""
+    word = "stable" if value >= 0.9 else ("partly stable" if value >= 0.5 else "unstable")
+    return (f"**Stability across seeds**: {value:.2f} ({word}; atom cosine of its matched "
+            f"concept{over}, 1 = same direction)")
+
+
 def _similar_markdown(page: dict) -> str:
     sim = page.get("similar") or []
     if not sim:
@@ -224,7 +237,10 @@ class ConceptsView(StudyView):
         hist = hist.opts(width=260, height=160, title="Activation", tools=["hover", "save"])
         drivers = pn.pane.Markdown(drivers_markdown(page, alpha),
                                    css_classes=["wb-concept-drivers"])
-        side = [drivers, pn.pane.Markdown(_similar_markdown(page))]
+        stab = pn.pane.Markdown(stability_markdown(
+            page, concept_pages(self.study).get("stability")),
+            css_classes=["wb-concept-stability"])
+        side = [drivers, stab, pn.pane.Markdown(_similar_markdown(page))]
         table = _selectivity_html(page)
         if table:
             side.append(pn.pane.HTML(table))

@@ -190,6 +190,44 @@ def match_concepts(atoms_a: np.ndarray, atoms_b: np.ndarray, ids_a=None, ids_b=N
                          "cosine": score[ra, cb].astype(np.float32)})
 
 
+def seed_stability(atoms: np.ndarray, others, *, signed: bool = True) -> np.ndarray:
+    """Per concept of ``atoms``: the mean cosine of its Hungarian partner in each other run.
+
+    The stability score of the concept pages: the same data and settings are fitted again
+    with other seeds, each run's atoms are matched one to one to ``atoms``
+    (:func:`match_concepts`), and a concept that comes back in the same direction every
+    time scores near 1; a concept that one seed happened to carve out scores low (random
+    directions in ``d`` dimensions have cosines near ``1/sqrt(d)`` even at their best
+    match). Stability is a graded score, not a test.
+
+    Parameters
+    ----------
+    atoms
+        The main run's dictionary (concepts x features).
+    others
+        The other seeds' dictionaries, each (concepts x features) in the same space.
+    signed
+        False treats an atom and its negative as one concept (absolute-selection pursuits).
+
+    Returns
+    -------
+    ndarray
+        One score per concept of ``atoms`` (float32; NaN when ``others`` is empty).
+    """
+    a = np.asarray(atoms)
+    others = list(others)
+    if not others:
+        return np.full(a.shape[0], np.nan, np.float32)
+    total = np.zeros(a.shape[0])
+    for b in others:
+        m = match_concepts(a, b, signed=signed)
+        rows = np.asarray([int(c[1:]) for c in m["concept_a"]])
+        got = np.zeros(a.shape[0])       # a concept left without a partner scores 0
+        got[rows] = m["cosine"].to_numpy(np.float64)
+        total += got
+    return (total / len(others)).astype(np.float32)
+
+
 def group_means(codes, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean code per group (groups x concepts) and the group names."""
     import scipy.sparse as sp
@@ -219,4 +257,5 @@ def activation_correlation(codes_a, groups_a, codes_b, groups_b) -> np.ndarray:
 
 
 __all__ = ["ConceptModel", "FORMAT", "MODEL_VERSION", "activation_correlation",
-           "align_features", "group_means", "load_model", "match_concepts", "save_model"]
+           "align_features", "group_means", "load_model", "match_concepts", "save_model",
+           "seed_stability"]

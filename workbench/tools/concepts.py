@@ -39,6 +39,9 @@ from workbench.errors import ValidationError
 DEFAULT_LABELS = ("moa", "target", "genes", "perturbation_type")
 #: Above this many code entries (samples x concepts) the codes are stored sparse (CSR).
 DENSE_LIMIT = 20_000_000
+#: Extra seeds the step fits to score each concept's stability (one more fit of the same
+#: size: about the main fit's time again, roughly 10 s on the realistic demo).
+STABILITY_SEEDS = 1
 #: Demo sizes: concepts, sparsity, steps.
 DEMO = {"tiny": dict(n_concepts=16, sparsity=2, max_steps=200),
         "quick": dict(n_concepts=16, sparsity=2, max_steps=300),
@@ -340,7 +343,8 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
                  run: str | None = None, holdout: str = "replicate",
                  max_steps: int | None = None, batch_size: int = 1024, lr: float = 3e-3,
                  alpha: float = 0.05, device: str = "auto", seed: int = 0,
-                 progress: bool = True, resume: bool = True) -> dict:
+                 stability_seeds: int = STABILITY_SEEDS, progress: bool = True,
+                 resume: bool = True) -> dict:
     """Learn, encode and annotate concepts of a Study's profiles; write them back.
 
     The step locks its outputs (:data:`OUTPUTS`) before it reads or fits anything, so a
@@ -363,6 +367,13 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     whitening it a second time on the same few controls only adds estimation noise. The
     decision, and why, is recorded in the provenance (``params["whiten"]``,
     ``params["whitened_by"]``). ``True``/``False`` force it.
+
+    ``stability_seeds`` more dictionaries are fitted on the same training samples with the
+    same settings and seeds ``seed + 1, seed + 2, ...``; each concept's stability is the
+    mean atom cosine of its Hungarian partner in those runs
+    (:func:`~workbench.tools.concept_model.seed_stability`), written to
+    ``concepts.obs["stability"]`` and every concept page (0 skips it; the seeds are
+    recorded in ``uns["workbench"]["stability"]``).
     """
     from workbench.tools.concept_eval import SPLITS, heldout_metrics, split_rows
     from workbench.tools.concept_stream import encode_chunked
@@ -380,11 +391,16 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     if holdout not in SPLITS:
         raise ValidationError(f"unknown held-out split {holdout!r}.",
                               f"use one of {', '.join(SPLITS)} (--holdout).")
+    if int(stability_seeds) != stability_seeds or not 0 <= stability_seeds <= 20:
+        raise ValidationError(f"stability_seeds must be a whole number from 0 to 20, got "
+                              f"{stability_seeds!r}.",
+                              "give --stability-seeds 0 (skip), 1 (default) or a few more.")
     params = {"method": method, "n_concepts": n_concepts, "sparsity": sparsity,
               "atoms_per_round": atoms_per_round,
               "pursuit": pursuit if method == "icfl" else "", "holdout": holdout,
               "shrinkage": shrinkage, "use_rep": use_rep or "X", "run": run,
-              "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "alpha": alpha}
+              "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "alpha": alpha,
+              "stability_seeds": int(stability_seeds)}
     with study.step("concepts", params=params, seed=seed, inputs=["profiles"],
                     outputs=list(OUTPUTS)) as tx:
         profiles = study.read("profiles")
@@ -437,11 +453,16 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
             split["metrics"] = heldout_metrics(
                 xh, fit.model.reconstruct(xh), fit.codes[h], obs.iloc[h],
                 label_columns=label_columns, alpha=alpha)
+        stability, stab = _stability(fit, seed, int(stability_seeds))
         adata, pages = concepts_anndata(fit, obs, is_control=is_control,
                                         control_label=study.control_label,
                                         label_columns=label_columns, run=run, method=method,
-                                        params=params, alpha=alpha)
+                                        params=params, alpha=alpha, stability=stability)
         adata.uns["workbench"]["heldout"] = split
+        if stability is not None:
+            adata.obs["stability"] = stability
+            adata.uns["workbench"]["stability"] = stab
+            pages["stability"] = stab
         _store_codes(profiles, run, fit.codes)
         summary = {**summarise(adata, label_columns, study.control_label), **fit.metrics,
                    **{f"heldout_{k}": v for k, v in split.get("metrics", {}).items()},
@@ -455,6 +476,28 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     if ckpt.exists():
         ckpt.unlink()
     return summary
+
+
+def _stability(fit: ConceptFit, seed: int, n_seeds: int):
+    """Fit ``n_seeds`` more dictionaries like ``fit.model`` on ``fit.x``; score each concept.
+
+    Returns ``(scores, record)``, or ``(None, {})`` when ``n_seeds`` is 0.
+    """
+    from workbench.tools.concept_model import seed_stability
+
+    if n_seeds < 1:
+        return None, {}
+    seeds = [int(seed) + 1 + i for i in range(n_seeds)]
+    params = {**fit.model.get_params(), "progress": False}
+    others = []
+    for s in seeds:
+        other = type(fit.model)(**{**params, "seed": s}).fit(fit.x)
+        others.append(other.components_)
+    signed = getattr(fit.model, "selection", "signed") == "signed"
+    scores = seed_stability(fit.model.components_, others, signed=signed)
+    return scores, {"seeds": seeds, "signed": bool(signed),
+                    "match": "Hungarian assignment on atom cosine, mean over the seeds",
+                    "median": float(np.median(scores))}
 
 
 def control_whitened_by(profiles, use_rep: str | None = None) -> str | None:
