@@ -24,6 +24,9 @@ nonzeros) and the TopK SAE, each with and without control whitening, and scikit-
 MiniBatchDictionaryLearning + OMP (k nonzeros) at its default alpha and at the best alpha
 of a small sweep (chosen on the held-out R^2 itself, which favours the peer). Three seeds
 (seed = split draw and model seed); mean and a 95% t-interval over seeds.
+``--scale`` measures time and memory of the streamed control whitener and encode at 1e5
+and 1e6 rows x 384 features on chunked Zarr, beside scikit-learn
+(``benchmarks/bench_dictionary_scale.py``).
 ``--lincs-encode`` prints the replicate-half transfer: learn on one half, encode the other
 with the saved model, median per-concept correlation of per-compound mean activations.
 """
@@ -286,7 +289,11 @@ def lincs_encode(data_dir, seeds=(0, 1, 2), n_concepts=32, k=3, steps=300):
 if __name__ == "__main__":
     import sys
 
-    if "--lincs" in sys.argv or "--lincs-encode" in sys.argv:
+    if "--scale" in sys.argv:     # streaming whitener and encode at 1e5 / 1e6 x 384
+        from bench_dictionary_scale import main as scale_main
+
+        scale_main()
+    elif "--lincs" in sys.argv or "--lincs-encode" in sys.argv:
         ap = argparse.ArgumentParser()
         ap.add_argument("--lincs", action="store_true")
         ap.add_argument("--lincs-encode", action="store_true")
