@@ -317,3 +317,14 @@ def test_gene_card_says_when_it_is_missing(tiny_study_path, monkeypatch):
         wb.pl.gene_card(tiny_study_path, "G01")
     with pytest.raises(ValidationError, match="gene"):
         wb.pl.gene_card(tiny_study_path, 7)
+
+
+def test_facade_step_defaults_follow_the_steps():
+    """wb.tl passes its own defaults on explicitly, so they must be the step's defaults
+    (a default changed in the step and not here would silently run the old setting)."""
+    import workbench as wb
+    from workbench.tools.grn import run_grn
+
+    face, step = inspect.signature(wb.tl.grn).parameters, inspect.signature(run_grn).parameters
+    for name in ("loss", "ftb_alpha", "max_parents", "method", "sparsity", "reward"):
+        assert face[name].default == step[name].default, name

@@ -94,3 +94,14 @@ def test_map_options_reach_the_profiles_path(tmp_path, flag):
     assert main(["embed", str(out), "--layout", "pca", *flag]) == 0
     pert = Study.open(out).read("perturbations")
     assert "E1@P1" in pert.obs_names and "E1@P2" in pert.obs_names
+
+
+def test_python_face_takes_the_same_arm_table(tmp_path):
+    import workbench as wb
+
+    table, arms = crispr_table(tmp_path)
+    study = wb.io.import_profiles(table, tmp_path / "g.study", control="NTC",
+                                  perturbation_column="Metadata_gene")
+    wb.tl.embed(study, arm_table=arms)
+    step = Study.open(tmp_path / "g.study").provenance[-1]
+    assert step["tool"] == "normalize" and step["params"]["arm_correction"]["arms"] == ["1p"]

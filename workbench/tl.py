@@ -194,7 +194,7 @@ def embed(study: Study | str | os.PathLike, *, weights: str | os.PathLike | None
           block: int | None = None, label: str = "perturbation", map_label: str | None = None,
           coral: bool = False, batch_center: bool = True, scheduler: Any = None,
           batch_size: int = 256, device: str = "auto", seed: int = 0,
-          progress: bool = False) -> Study:
+          progress: bool = False, arm_table: str | os.PathLike | None = None) -> Study:
     """Embed the images (ViT-MAE), choose a block, normalize on controls (TVN), map.
 
     A Study with images gets a masked autoencoder (trained on its crops, or loaded from
@@ -230,6 +230,10 @@ def embed(study: Study | str | os.PathLike, *, weights: str | os.PathLike | None
         Crops per embedding batch.
     device, seed, progress
         See the module docstring.
+    arm_table
+        CSV with columns ``gene``, ``arm`` and ``expressed``: the chromosome-arm correction
+        of a CRISPR gene map (each arm with enough unexpressed genes is centred on them),
+        applied to the map and recorded.
 
     Returns
     -------
@@ -245,10 +249,16 @@ def embed(study: Study | str | os.PathLike, *, weights: str | os.PathLike | None
     if not batch_center:
         tvn_kw["batch_center"] = False
     map_label = check_str("map_label", map_label, optional=True)
+    arms = None
+    if arm_table is not None:
+        from workbench.data.readers.arms import read_arm_table
+
+        arms = read_arm_table(arm_table)
     if not study.has("images") and study.has("profiles"):
         from workbench.tools.embed import normalize_study
 
-        normalize_study(study, label_key=map_label, tvn_kw=tvn_kw, seed=seed)
+        normalize_study(study, label_key=map_label, tvn_kw=tvn_kw, seed=seed,
+                        arm_correction=arms)
         return study.refresh()
     from workbench.tools.embed import embed_study
 
@@ -259,7 +269,7 @@ def embed(study: Study | str | os.PathLike, *, weights: str | os.PathLike | None
                 block=check_int("block", block, minimum=1, optional=True),
                 scheduler=scheduler, batch_size=check_int("batch_size", batch_size, minimum=1),
                 device=device, seed=seed, tvn_kw=tvn_kw, label_key=map_label,
-                progress=bool(progress))
+                progress=bool(progress), arm_correction=arms)
     return study.refresh()
 
 
@@ -499,8 +509,8 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
         tf_list: Sequence[str] | None = None, n_top: int = 20, preset: str = "quick",
         method: str = "auto", max_parents: int = 4, n_steps: int | None = None,
         n_samples: int | None = None, temperature: float | str = "auto",
-        sparsity: float = 70.0, reward: str = "linear", loss: str = "db",
-        ftb_alpha: float | str = 0.0, references: dict[str, Any] | None = None,
+        sparsity: float = 70.0, reward: str = "linear", loss: str = "ftb",
+        ftb_alpha: float | str = 1.0, references: dict[str, Any] | None = None,
         device: str = "auto", seed: int = 0, progress: bool = False) -> Study:
     """Posterior over gene-regulatory networks, cycles allowed, from RNA velocity.
 
@@ -521,7 +531,7 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
     method
         ``"auto"`` (exact where it fits), ``"exact"`` or ``"dyngfn"``.
     max_parents
-        Largest parent set per gene for the exact posterior.
+        Largest parent set per gene (exact posterior and DynGFN).
     n_steps, n_samples
         Training steps and posterior samples (override the preset).
     temperature
@@ -531,10 +541,10 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
     reward
         ``"linear"`` or ``"hyper"``.
     loss, ftb_alpha
-        DynGFN's training loss: ``"db"`` (modified detailed balance, the default) or
-        ``"ftb"`` (f-trajectory balance, Fawkes & Hartford) with ``ftb_alpha`` naming the
-        divergence (0 or ``"reverse_kl"``, 0.5 Hellinger, 1 or ``"forward_kl"``, any alpha);
-        ``benchmarks/results_grn.md`` compares them.
+        DynGFN's training loss: ``"ftb"`` (f-trajectory balance, Fawkes & Hartford, the
+        default) with ``ftb_alpha`` naming the divergence (1 or ``"forward_kl"``, the
+        default; 0 or ``"reverse_kl"``; 0.5 Hellinger; any alpha), or ``"db"`` (modified
+        detailed balance); ``benchmarks/results_grn.md`` compares them at 5-26 genes.
     references
         ``{name: edge list}`` of reference networks to score against
         (:func:`workbench.tools.grn_metrics.read_edge_list` reads them).
