@@ -12,6 +12,13 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench embed``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="path of the Study (NAME.study)")
     parser.add_argument("--weights", help="encoder weights to use instead of training "
                         "(safetensors, timm / MAE / HuggingFace ViTMAE checkpoints)")
@@ -65,6 +72,22 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Embed a Study's images (or normalise its precomputed profiles) and build the map.
+
+    A Study with ``profiles`` and no ``images`` is normalised and mapped directly; the
+    image-only options (``--level``, ``--qc-exclude``, ``--qc-max-intensity-z``) are then an
+    error.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the profiles and the map are written.
+    """
     from workbench.data.study import Study
     from workbench.errors import ValidationError
 

@@ -15,6 +15,13 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench grn``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="path of the Study (NAME.study)")
     pick = parser.add_mutually_exclusive_group()
     pick.add_argument("--genes", help="comma-separated gene names")
@@ -79,6 +86,22 @@ def _alpha(text: str) -> float | str:
 
 
 def run(args) -> int:
+    """Fit the regulatory-network posterior of a Study and print a summary.
+
+    Writes the ``grn`` and ``grn_samples`` artefacts (see :func:`workbench.tools.grn.run_grn`),
+    prints the genes, the metrics against the truth or the given references and the most
+    frequent cycles, and, with ``--export-edges``, writes the likely edges to a CSV file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the posterior is written and the summary printed.
+    """
     from workbench.data.study import Study
     from workbench.tools.grn import run_grn
     import numpy as np

@@ -13,6 +13,13 @@ def _planners():
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench plan-pairs``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="path of the NAME.study folder")
     parser.add_argument("--budget", type=int, default=10,
                         help="pairs to propose (at least 1, at most the untested pairs)")
@@ -32,6 +39,21 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Propose the next double perturbations of a Study and print them.
+
+    A budget below 1 is refused before the Study is opened. Each proposed pair is printed with
+    its rank, predicted value, 90% interval (when the planner gives one) and reason.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the proposals are written and printed.
+    """
     import numpy as np
 
     from workbench.data.study import Study
