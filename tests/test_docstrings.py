@@ -82,6 +82,10 @@ COVERED = (
     "workbench.models.vit_arch",
     "workbench.models.vit_mae",
     "workbench.models.vit_weights",
+    "workbench.models.gflownet.f_losses",
+    "workbench.models.gflownet.losses",
+    "workbench.models.gflownet.enumerated_q",
+    "workbench.models.gflownet.exact_posterior",
 )
 
 #: Classes whose public methods are held to the same rule (``module.Class``).

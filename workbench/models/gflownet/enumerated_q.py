@@ -37,17 +37,17 @@ def log_q_table(policy, env, sets: list[np.ndarray], *, device="cpu",
 
     Parameters
     ----------
-    policy, env
+    policy, env : ForwardPolicy, ParentSetEnv
         A trained :class:`~workbench.models.gflownet.estimators.ForwardPolicy` and its
         :class:`~workbench.models.gflownet.env.ParentSetEnv` (``DynGFN.policy_``,
         ``DynGFN.env_``).
-    sets
+    sets : list of numpy.ndarray
         Parent sets grouped by size, ``sets[k]`` an ``(m_k, k)`` index array holding *every*
         set of size ``k`` (as :func:`~workbench.models.gflownet.exact_posterior.parent_sets`
         returns them), so that each set's subsets are in the table.
-    device
-        Device of the policy.
-    chunk
+    device : str or torch.device
+        Device of the policy (default ``"cpu"``).
+    chunk : int
         Sets per policy call (memory: about ``chunk * d * hidden`` floats per layer).
 
     Returns

@@ -37,19 +37,60 @@ import numpy as np
 
 
 def n_parent_sets(d: int, max_parents: int) -> int:
-    """Number of parent sets of size at most ``max_parents`` over ``d`` candidates."""
+    """Number of parent sets of size at most ``max_parents`` over ``d`` candidates.
+
+    Parameters
+    ----------
+    d : int
+        Number of candidate parents.
+    max_parents : int
+        Largest set size counted (capped at ``d``).
+
+    Returns
+    -------
+    int
+        ``sum_{k <= max_parents} C(d, k)``, the empty set included.
+    """
     return sum(math.comb(d, k) for k in range(min(max_parents, d) + 1))
 
 
 def parent_sets(d: int, max_parents: int) -> list[np.ndarray]:
-    """All parent sets, grouped by size: a list of ``(C(d, k), k)`` index arrays."""
+    """All parent sets, grouped by size: a list of ``(C(d, k), k)`` index arrays.
+
+    Parameters
+    ----------
+    d : int
+        Number of candidate parents.
+    max_parents : int
+        Largest set size listed (capped at ``d``).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Entry ``k`` holds every set of size ``k`` as sorted int64 indices, in
+        lexicographic order; entry 0 is the empty set, shape ``(1, 0)``.
+    """
     return [np.array(list(itertools.combinations(range(d), k)), dtype=np.int64).reshape(
         math.comb(d, k), k) for k in range(min(max_parents, d) + 1)]
 
 
 def sufficient_statistics(x, v) -> dict:
     """Centred per-sample moments: ``gram`` ``(d, d)``, ``cross`` ``(d, d)`` (row ``i`` is
-    ``X^T v_i / n``) and ``vv`` ``(d,)``."""
+    ``X^T v_i / n``) and ``vv`` ``(d,)``.
+
+    Parameters
+    ----------
+    x : array_like
+        States ``(n, d)``; centred on their column means.
+    v : array_like
+        Velocities ``(n, d)``; centred on their column means.
+
+    Returns
+    -------
+    dict
+        ``gram`` (``X^T X / n``), ``cross`` (row ``i`` is ``X^T v_i / n``), ``vv`` (mean
+        square of each centred velocity) and ``n`` (the number of rows).
+    """
     x = np.asarray(x, np.float64)
     v = np.asarray(v, np.float64)
     x = x - x.mean(0)
@@ -62,8 +103,26 @@ def score_parent_sets(stats: dict, sets: list[np.ndarray], *, temperature, ridge
                       occam: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Data terms of every set for every gene: ``-J/T^2 - occam``, one ``(d, m_k)`` array per size.
 
-    Returns the scores and the penalised errors ``J`` (same shapes). ``temperature`` is a
-    scalar or one value per gene.
+    Parameters
+    ----------
+    stats : dict
+        Moments from :func:`sufficient_statistics`.
+    sets : list of numpy.ndarray
+        Parent sets grouped by size, as :func:`parent_sets` returns them.
+    temperature : float or array_like
+        ``T`` of ``J / T^2``: a scalar or one value per gene.
+    ridge : float
+        ``r`` added to the diagonal of every ``C_SS``.
+    occam : bool
+        Subtract the Occam factor ``1/2 log det(I + C_SS / r)`` (default ``True``).
+
+    Returns
+    -------
+    scores : list of numpy.ndarray
+        ``-J / T^2`` (less the Occam factor), one ``(d, m_k)`` array per set size; the edge
+        prior is not included.
+    errors : list of numpy.ndarray
+        The penalised errors ``J``, floored at 0, same shapes.
     """
     gram, cross, vv = stats["gram"], stats["cross"], stats["vv"]
     t2 = np.broadcast_to(np.asarray(temperature, np.float64) ** 2, vv.shape)[:, None]
@@ -99,17 +158,17 @@ class ExactParentPosterior:
 
     Parameters
     ----------
-    max_parents
+    max_parents : int
         Bound ``K`` on the parent-set size (self-loops count as parents).
-    temperature
+    temperature : float or array_like
         ``T`` (scalar or one per gene) of ``J / T^2``.
-    edge_prior
-        Prior probability ``pi`` of each edge.
-    ridge
+    edge_prior : float
+        Prior probability ``pi`` of each edge, in ``(0, 1)``.
+    ridge : float
         ``r``: the noise-to-prior variance ratio per observation.
-    occam
+    occam : bool
         Include the marginal-likelihood Occam factor (``False``: DynGFN's plug-in energy).
-    seed
+    seed : int
         Seed of :meth:`sample` (each call may pass its own).
     """
 
@@ -225,6 +284,21 @@ def parent_set_coefficients(stats: dict, graphs, ridge: float) -> np.ndarray:
     ``v_i`` on its parents, ``w_S = (C_SS + r I)^{-1} c_iS`` (the ridge solution on the
     centred per-sample statistics), so each sample carries edge signs and strengths in the
     units of the data it was fitted on. Each distinct (gene, parent set) is solved once.
+
+    Parameters
+    ----------
+    stats : dict
+        Moments from :func:`sufficient_statistics`.
+    graphs : array_like
+        Graphs ``(n, d, d)``; a positive ``G[i, j]`` makes ``j`` a parent of ``i``.
+    ridge : float
+        ``r`` added to the diagonal of ``C_SS``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, d, d)`` float32 weights, ``W[s, i, j]`` the weight of ``j`` in gene ``i``'s
+        regression of sample ``s``; zero where the graph has no edge.
     """
     g = np.asarray(graphs) > 0
     n, d, _ = g.shape
@@ -248,6 +322,21 @@ def edge_sign_summary(samples, weights) -> tuple[np.ndarray, np.ndarray]:
     """``(mean weight given the edge, share of those samples where it activates)``, each ``(d, d)``.
 
     Entries no sample holds get weight 0 and share ``NaN``.
+
+    Parameters
+    ----------
+    samples : array_like
+        Graphs ``(n, d, d)``; positive entries are edges.
+    weights : array_like
+        Weights ``(n, d, d)`` of the same samples (as :func:`parent_set_coefficients`
+        returns them).
+
+    Returns
+    -------
+    mean_weight : numpy.ndarray
+        ``(d, d)`` mean weight over the samples that hold the edge.
+    share_positive : numpy.ndarray
+        ``(d, d)`` share of those samples whose weight is positive.
     """
     s = np.asarray(samples) > 0
     w = np.asarray(weights, np.float64)
@@ -265,6 +354,25 @@ def held_out_residuals(x, v, *, groups=None, n_folds: int = 5, seed: int = 0) ->
     Folds split whole ``groups`` (trajectories) when given, so correlated points never sit
     on both sides. The ridge is small (``1e-3`` per sample) so the fit is close to OLS.
     Their mean square per gene is the noise variance ``sigma_i^2`` the reward uses.
+
+    Parameters
+    ----------
+    x : array_like
+        States ``(n, d)``.
+    v : array_like
+        Velocities ``(n, d)``.
+    groups : array_like, optional
+        Group label of each row (a trajectory); ``None`` folds single rows.
+    n_folds : int
+        Number of folds (default 5); folds are assigned at random from ``seed``.
+    seed : int
+        Seed of the fold assignment.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, d)`` held-out residuals; rows of a fold whose training part has no more rows
+        than genes are left at 0.
     """
     x = np.asarray(x, np.float64)
     v = np.asarray(v, np.float64)
@@ -286,7 +394,18 @@ def held_out_residuals(x, v, *, groups=None, n_folds: int = 5, seed: int = 0) ->
 
 
 def noise_variance(residuals) -> np.ndarray:
-    """Per-gene mean square of held-out residuals (floored away from zero)."""
+    """Per-gene mean square of held-out residuals (floored away from zero).
+
+    Parameters
+    ----------
+    residuals : array_like
+        Residuals ``(n, d)``, as :func:`held_out_residuals` returns them.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(d,)`` mean squares, at least ``1e-12``.
+    """
     r = np.asarray(residuals, np.float64)
     return np.maximum((r ** 2).mean(0), 1e-12)
 
@@ -300,6 +419,23 @@ def effective_sample_size(x, residuals, *, groups=None, n_neighbors: int = 10) -
     of the velocity residuals (``n_eff`` then lies between the number of groups and ``n``);
     without, the clusters are each cell's ``n_neighbors`` nearest cells in ``x``, since kNN
     smoothing (``Ms``) makes neighbours share noise.
+
+    Parameters
+    ----------
+    x : array_like
+        States ``(n, d)``; used for the nearest neighbours when ``groups`` is ``None``.
+    residuals : array_like
+        Velocity residuals ``(n, d)``; standardised per gene before ``rho`` is estimated.
+    groups : array_like, optional
+        Cluster label of each row; ``None`` uses nearest-neighbour clusters.
+    n_neighbors : int
+        Neighbours per cell without ``groups`` (default 10, at most ``n - 1``).
+
+    Returns
+    -------
+    float
+        ``n_eff``, with ``rho`` clipped to ``[0, 1]`` (at most ``n``; with groups, at
+        least their number).
     """
     x = np.asarray(x, np.float64)
     e = np.asarray(residuals, np.float64)
@@ -344,8 +480,33 @@ def empirical_bayes(stats: dict, sets, sigma2, n_eff: float, *, occam: bool = Tr
     for variable-inclusion priors, Scott & Berger 2010, Ann. Statist. 38:2587; the noise
     scale as in Bishop 2006, section 3.5.2). ``sigma2`` (the held-out estimate) sets the
     noise's shape across genes and ``s`` (from ``noise_scales``) its overall level; pass
-    ``noise_scales=(1.0,)`` to keep ``sigma2`` as given. Returns the chosen values, the
-    temperatures and the ridge they imply, and the grid.
+    ``noise_scales=(1.0,)`` to keep ``sigma2`` as given.
+
+    Parameters
+    ----------
+    stats : dict
+        Moments from :func:`sufficient_statistics`.
+    sets : list of numpy.ndarray
+        Parent sets grouped by size, as :func:`parent_sets` returns them.
+    sigma2 : array_like
+        Held-out noise variance per gene, ``(d,)`` (:func:`noise_variance`).
+    n_eff : float
+        Effective number of observations (:func:`effective_sample_size`).
+    occam : bool
+        Include the Occam factor in the reward (default ``True``).
+    edge_priors : array_like, optional
+        Grid of ``pi``; ``None`` takes 14 values from ``0.2 / d`` to 0.5 on a log scale.
+    prior_sds : sequence of float
+        Grid of the weight prior's standard deviation ``tau``.
+    noise_scales : sequence of float
+        Grid of multipliers ``s`` of ``sigma2`` (default :data:`NOISE_SCALES`).
+
+    Returns
+    -------
+    dict
+        The best ``noise_scale``, ``prior_sd``, ``edge_prior`` and ``evidence``; the
+        ``ridge``, per-gene ``temperature`` and ``noise_variance`` they imply;
+        ``n_effective``; and ``grid``, one record per point searched.
     """
     sigma2_in = np.asarray(sigma2, np.float64)
     d = len(sigma2_in)

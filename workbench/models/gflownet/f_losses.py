@@ -55,7 +55,23 @@ DIVERGENCES = {"reverse_kl": 0.0, "hellinger": 0.5, "forward_kl": 1.0}
 
 
 def resolve_alpha(alpha: float | str) -> float:
-    """``alpha`` from a number or a name in :data:`DIVERGENCES`."""
+    """``alpha`` from a number or a name in :data:`DIVERGENCES`.
+
+    Parameters
+    ----------
+    alpha : float or str
+        A finite number, or ``"reverse_kl"``, ``"hellinger"`` or ``"forward_kl"``.
+
+    Returns
+    -------
+    float
+        The alpha of ``D_alpha(p || q)``.
+
+    Raises
+    ------
+    WorkbenchError
+        For an unknown name or a number that is not finite.
+    """
     if isinstance(alpha, str):
         if alpha not in DIVERGENCES:
             raise WorkbenchError(f"unknown f-divergence {alpha!r}.",
@@ -73,6 +89,19 @@ def ftb_penalty(delta: torch.Tensor, alpha: float) -> torch.Tensor:
 
     This is the form to use with a learned ``log Z`` inside ``Delta``; the exponent is
     clamped at 50 so that a far-off start does not overflow.
+
+    Parameters
+    ----------
+    delta : torch.Tensor
+        Residuals, any shape.
+    alpha : float
+        Member of the family; below ``1e-8`` in size the squared penalty ``Delta^2 / 2``
+        (trajectory balance) is used.
+
+    Returns
+    -------
+    torch.Tensor
+        ``l_alpha`` of every residual, the shape of ``delta``.
     """
     if abs(alpha) < 1e-8:
         return 0.5 * delta.pow(2)
@@ -86,6 +115,26 @@ def shift_invariant_ftb(delta: torch.Tensor, alpha: float,
 
     ``weights`` ``(B,)`` or ``(B, d)`` (non-negative, no gradient) weight the batch mean of
     each column; by default every trajectory counts the same.
+
+    Parameters
+    ----------
+    delta : torch.Tensor
+        Residuals ``(B, d)``, one column per node; a ``(B,)`` vector is one column.
+    alpha : float
+        Member of the family; below ``1e-8`` in size the weighted variance ``L_0`` is used.
+    weights : torch.Tensor, optional
+        Non-negative weights ``(B,)`` or ``(B, d)`` with a positive sum per column,
+        detached; trajectories of weight zero drop out. ``None`` weighs all equally.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar: the mean over columns of ``L_alpha``.
+
+    Raises
+    ------
+    WorkbenchError
+        With fewer than two trajectories, or weights that are negative or sum to zero.
     """
     if delta.dim() == 1:
         delta = delta.unsqueeze(-1)
@@ -125,17 +174,23 @@ def f_trajectory_balance_loss(traj: Trajectories, log_pf: torch.Tensor,
 
     Parameters
     ----------
-    traj
+    traj : Trajectories
         Roll-outs with states ``(T + 1, B, d, d)`` and actions ``(T, B, d)``.
-    log_pf
+    log_pf : torch.Tensor
         Forward log-probabilities at every state, ``(T + 1, B, d, d + 1)``, with gradient.
-    log_reward_final
+    log_reward_final : torch.Tensor
         ``log R`` of each terminal parent set, ``(B, d)``.
-    alpha
-        Member of the family: a number, or ``"reverse_kl"`` (0), ``"hellinger"`` (0.5),
-        ``"forward_kl"`` (1).
-    weights
-        Optional importance weight of each trajectory, ``(B,)`` or ``(B, d)``.
+    alpha : float or str
+        Member of the family: a number, or ``"reverse_kl"`` (0, the default),
+        ``"hellinger"`` (0.5), ``"forward_kl"`` (1).
+    weights : torch.Tensor, optional
+        Importance weight of each trajectory, ``(B,)`` or ``(B, d)``; ``None`` weighs all
+        equally.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss (see :func:`shift_invariant_ftb`).
     """
     delta = trajectory_log_ratio(traj, log_pf, log_reward_final)
     return shift_invariant_ftb(delta, resolve_alpha(alpha), weights)

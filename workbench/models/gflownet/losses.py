@@ -48,12 +48,23 @@ def detailed_balance_loss(
 
     Parameters
     ----------
-    traj
+    traj : Trajectories
         Roll-outs with states ``(T + 1, B, d, d)`` and actions ``(T, B, d)``.
-    log_pf
+    log_pf : torch.Tensor
         Forward log-probabilities at every state, ``(T + 1, B, d, d + 1)``, with gradient.
-    log_reward
+    log_reward : torch.Tensor
         ``log R`` of every state's parent set, ``(T + 1, B, d)``.
+    huber_delta : float, optional
+        Threshold of a Huber penalty on the residual; ``None`` (default) squares it.
+    detach_next_stop : bool
+        Treat ``log P_F(stop | s')`` as a fixed target (no gradient through it), as
+        DynGFN's reference code does; off by default.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar mean penalty over the edge-adding transitions (zero, still attached to
+        ``log_pf``, when the batch has none).
     """
     d = traj.states.shape[-1]
     a = traj.actions
@@ -81,8 +92,23 @@ def trajectory_balance_loss(
 ) -> torch.Tensor:
     """Mean TB penalty over the ``B x d`` node trajectories.
 
-    ``log_reward_final`` is ``(B, d)`` (reward of each terminal parent set) and ``log_z``
-    is ``(d,)``, one learnable log-partition function per node.
+    Parameters
+    ----------
+    traj : Trajectories
+        Roll-outs with states ``(T + 1, B, d, d)`` and actions ``(T, B, d)``.
+    log_pf : torch.Tensor
+        Forward log-probabilities at every state, ``(T + 1, B, d, d + 1)``, with gradient.
+    log_reward_final : torch.Tensor
+        ``log R`` of each terminal parent set, ``(B, d)``.
+    log_z : torch.Tensor
+        One learnable log-partition function per node, ``(d,)``.
+    huber_delta : float, optional
+        Threshold of a Huber penalty on the residual; ``None`` (default) squares it.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar mean penalty of ``log Z + sum log P_F - log R - sum log P_B``.
     """
     residual = log_z + trajectory_log_ratio(traj, log_pf, log_reward_final)
     return _penalty(residual, huber_delta).mean()
@@ -95,6 +121,21 @@ def trajectory_log_ratio(traj: Trajectories, log_pf: torch.Tensor,
     This is the trajectory-balance residual without ``log Z``: the log-ratio of the
     sampler's trajectory probability to the unnormalised target ``R(x) P_B(tau | x)``.
     ``log P_B`` enters once per edge-adding step (the stop step has no backward term).
+
+    Parameters
+    ----------
+    traj : Trajectories
+        Roll-outs with states ``(T + 1, B, d, d)`` and actions ``(T, B, d)``; a negative
+        action marks a step after the trajectory has stopped.
+    log_pf : torch.Tensor
+        Forward log-probabilities at every state, ``(T + 1, B, d, d + 1)``.
+    log_reward_final : torch.Tensor
+        ``log R`` of each terminal parent set, ``(B, d)``.
+
+    Returns
+    -------
+    torch.Tensor
+        The log-ratio ``Delta`` of every node trajectory, ``(B, d)``.
     """
     d = traj.states.shape[-1]
     a = traj.actions
