@@ -36,7 +36,24 @@ PRESETS = {
 
 
 def scale_for_grn(x: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Standardise ``x``; divide ``v`` by the same per-gene ``sigma_x`` (no centring)."""
+    """Standardise ``x``; divide ``v`` by the same per-gene ``sigma_x`` (no centring).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        States, cells x genes.
+    v : numpy.ndarray
+        Velocities, cells x genes.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        Centred ``x`` divided by ``sigma_x``, float32.
+    v : numpy.ndarray
+        ``v / sigma_x``, float32.
+    sigma_x : numpy.ndarray
+        Per-gene standard deviation of ``x`` (1 for a constant gene), float64.
+    """
     x = np.asarray(x, np.float64)
     v = np.asarray(v, np.float64)
     sd = x.std(0)
@@ -51,6 +68,20 @@ def auto_temperature(x: np.ndarray, v: np.ndarray, n_effective: float) -> float:
     variance; ``s^2`` is estimated as the median residual variance of a regression of each
     gene's velocity on all genes. ``n_eff`` counts independent observations (trajectories,
     or cells divided by the smoothing neighbourhood).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        States, cells x genes (as scaled by :func:`scale_for_grn`).
+    v : numpy.ndarray
+        Velocities, cells x genes.
+    n_effective : float
+        Independent observations ``n_eff`` (floored at 1).
+
+    Returns
+    -------
+    float
+        The temperature ``T``.
     """
     xc, vc = x - x.mean(0), v - v.mean(0)
     coef, *_ = np.linalg.lstsq(xc, vc, rcond=None)
@@ -66,6 +97,38 @@ def prepare(adata, *, genes=None, tf_list=None, n_top: int = 20, n_neighbors: in
     it), paired with the smoothed spliced counts ``Ms`` when the data have them (scVelo
     computes its velocity on ``Ms``), else with ``spliced``. Without one, steady-state
     velocity is computed and paired with its own ``Ms``.
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+        Cells x genes with layers ``spliced`` and ``unspliced`` (optionally ``velocity``,
+        ``Ms``) and optionally ``obs["trajectory"]``.
+    genes : sequence of str, optional
+        Named genes; they win over ``tf_list``.
+    tf_list : sequence of str, optional
+        Transcription factors; those present are kept, ranked by dispersion.
+    n_top : int
+        Genes kept from ``tf_list`` or, when neither list is given, by dispersion.
+    n_neighbors : int
+        Cells averaged per cell when steady-state velocity is computed.
+    recompute_velocity : bool
+        Ignore a ``velocity`` layer of the data and compute steady-state velocity.
+    seed : int
+        Seed of the steady-state computation.
+
+    Returns
+    -------
+    dict
+        ``genes`` (the names chosen), ``x`` and ``v`` (cells x genes, float64),
+        ``spliced`` and ``unspliced`` (the selected genes' counts), ``trajectory`` (the
+        ``obs`` column as an array, or ``None``) and ``velocity_source`` (where ``v`` came
+        from).
+
+    Raises
+    ------
+    ValidationError
+        When a layer is missing, fewer than 2 genes are selected, or the data's own
+        velocity is not finite for a selected gene.
     """
     from workbench.tools.velocity import select_genes, steady_state_velocity
 
@@ -108,7 +171,22 @@ def prepare(adata, *, genes=None, tf_list=None, n_top: int = 20, n_neighbors: in
 
 
 def truth_from_study(study, genes) -> np.ndarray | None:
-    """The demo world's dependency graph on ``genes``: its adjacency plus decay self-loops."""
+    """The demo world's dependency graph on ``genes``: its adjacency plus decay self-loops.
+
+    Parameters
+    ----------
+    study : Study
+        The Study; its ``"ground_truth"`` artefact is read when present.
+    genes : sequence of str
+        Genes of the network, in the order of the result's rows and columns.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(d, d)`` uint8, ``[i, j] = 1`` where gene ``j`` acts on gene ``i`` (the diagonal
+        set); ``None`` when the Study has no ground truth with ``adjacency`` and ``genes``,
+        or it lacks one of ``genes``.
+    """
     if not study.has("ground_truth"):
         return None
     gt = study.read("ground_truth")
@@ -126,7 +204,47 @@ def fit_posteriors(x, v, *, n_steps: int, n_envs: int, n_samples: int, n_boot: i
                    temperature: float, sparsity: float, reward: str = "linear",
                    groups=None, seed: int = 0, device: str = "auto",
                    checkpoint_path=None, progress: bool = False, **dyngfn_kw) -> dict:
-    """Train DynGFN and the bootstrap baseline on scaled ``x, v``; return both posteriors."""
+    """Train DynGFN and the bootstrap baseline on scaled ``x, v``; return both posteriors.
+
+    Parameters
+    ----------
+    x, v : numpy.ndarray
+        Scaled states and velocities, cells x genes (:func:`scale_for_grn`).
+    n_steps : int
+        DynGFN training steps.
+    n_envs : int
+        Graphs rolled out per training step.
+    n_samples : int
+        Posterior samples drawn from the trained sampler.
+    n_boot : int
+        Bootstrap resamples of the baseline.
+    temperature : float
+        ``T`` of the reward ``MSE / T^2``.
+    sparsity : float
+        ``lambda`` of the edge prior ``lambda * |parents| / n_genes``.
+    reward : str
+        ``"linear"`` or ``"hyper"`` (hypernetwork) reward model.
+    groups : array_like, optional
+        Trajectory of each cell; the baseline resamples whole groups.
+    seed : int
+        Seed of training, sampling (``seed + 1``) and the bootstrap.
+    device : str
+        Torch device for DynGFN (``"auto"`` picks one).
+    checkpoint_path : str or pathlib.Path, optional
+        Training checkpoint file, for resuming; ``None`` keeps none.
+    progress : bool
+        Show a progress bar.
+    **dyngfn_kw
+        Further arguments of :class:`~workbench.models.gflownet.DynGFN` (loss,
+        ``ftb_alpha``, ``max_parents``, ...).
+
+    Returns
+    -------
+    dict
+        ``model`` (the fitted DynGFN), ``samples`` (graphs, samples x genes x genes),
+        ``edge_probability`` (their mean), ``baseline`` (the fitted
+        ``BootstrapLassoPosterior``) and ``weights`` (each sample's fitted edge weights).
+    """
     from workbench.models.gflownet import DynGFN
     from workbench.models.grn_params import BootstrapLassoPosterior
 
@@ -145,7 +263,27 @@ def fit_posteriors(x, v, *, n_steps: int, n_envs: int, n_samples: int, n_boot: i
 
 
 def evaluate(result: dict, truth: np.ndarray, groups=None, name: str = "dyngfn") -> dict:
-    """Metrics of DynGFN and the baseline against a ground truth (same run, same data)."""
+    """Metrics of DynGFN and the baseline against a ground truth (same run, same data).
+
+    Parameters
+    ----------
+    result : dict
+        Output of :func:`fit_posteriors` or :func:`fit_exact`.
+    truth : numpy.ndarray
+        ``(d, d)`` true graph (:func:`truth_from_study`).
+    groups : array_like, optional
+        Group label of each gene: genes of one group are interchangeable as parents in the
+        admissible set (:meth:`~workbench.tools.grn_metrics.AdmissibleSet.from_truth`);
+        ``None`` puts every gene in a group of its own.
+    name : str
+        Key of the sampler's metrics in the result.
+
+    Returns
+    -------
+    dict
+        ``{name: metrics, "baseline": metrics, "kl_direction": text}``, each metrics dict
+        from :func:`~workbench.tools.grn_metrics.posterior_metrics` (KL included).
+    """
     from workbench.tools.grn_metrics import (AdmissibleSet, bernoulli_row_log_prob,
                                              posterior_metrics)
 
@@ -162,7 +300,26 @@ def evaluate(result: dict, truth: np.ndarray, groups=None, name: str = "dyngfn")
 
 def reference_metrics(edge_probability, genes, references: dict, n_perm: int = 1000,
                       seed: int = 0) -> dict:
-    """AUROC/AUPRC against named edge tables ``{name: DataFrame(source, target)}``."""
+    """AUROC/AUPRC against named edge tables ``{name: DataFrame(source, target)}``.
+
+    Parameters
+    ----------
+    edge_probability : array_like
+        ``(d, d)`` edge probabilities, ``[i, j]`` for ``j -> i``.
+    genes : sequence of str
+        Gene names of the rows and columns.
+    references : dict
+        Name to edge table with ``source`` and ``target`` columns.
+    n_perm : int
+        Permutations of the null of each AUROC.
+    seed : int
+        Seed of the permutations.
+
+    Returns
+    -------
+    dict
+        Name to the result of :func:`~workbench.tools.grn_metrics.reference_auc`.
+    """
     from workbench.tools.grn_metrics import reference_auc, reference_matrix
 
     out = {}
@@ -185,6 +342,29 @@ def fit_exact(x, v, *, max_parents: int, n_samples: int, n_boot: int, groups=Non
     effective sample size from their correlation (Kish's design effect), edge prior and
     weight prior by maximising the exact evidence;
     see :mod:`workbench.models.gflownet.exact_posterior`.
+
+    Parameters
+    ----------
+    x, v : numpy.ndarray
+        Scaled states and velocities, cells x genes (:func:`scale_for_grn`).
+    max_parents : int
+        Largest parent set per gene.
+    n_samples : int
+        Graphs drawn exactly from the posterior.
+    n_boot : int
+        Bootstrap resamples of the baseline.
+    groups : array_like, optional
+        Trajectory of each cell: held-out folds, the design effect and the baseline's
+        bootstrap use whole groups.
+    seed : int
+        Seed of the folds, the samples (``seed + 1``) and the bootstrap.
+
+    Returns
+    -------
+    dict
+        ``model`` (the fitted ``ExactParentPosterior``), ``samples``, ``edge_probability``
+        (exact), ``baseline``, ``chosen`` (the settings chosen from the data and the log
+        evidence) and ``weights`` (each sample's fitted edge weights).
     """
     from workbench.models.gflownet import exact_posterior as ep
     from workbench.models.grn_params import BootstrapLassoPosterior
@@ -237,6 +417,64 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     parent cap are recorded in the step's params. Training checkpoints go to
     ``checkpoint_dir`` (default: ``<study>/.checkpoints/grn``); running the step again after
     an interrupt resumes from there with the same settings.
+
+    Parameters
+    ----------
+    study : Study
+        The Study; needs ``"velocity"``, writes ``"grn"``, ``"grn_samples"`` and
+        ``"grn_sample_weights"``.
+    genes : sequence of str, optional
+        Named genes; they win over ``tf_list``.
+    tf_list : sequence of str, optional
+        Transcription factors; those present are kept, ranked by dispersion.
+    n_top : int
+        Genes kept from ``tf_list`` or, when neither list is given, by dispersion.
+    size : str
+        Preset of :data:`PRESETS`: ``"tiny"``, ``"quick"``, ``"realistic"`` or ``"full"``.
+    n_steps, n_envs, n_samples, n_boot : int, optional
+        Override the preset's training steps, roll-outs per step, posterior samples and
+        bootstrap resamples; ``None`` keeps the preset's.
+    temperature : float or str
+        DynGFN's ``T``, or ``"auto"`` (:func:`auto_temperature`); the exact method chooses
+        its own.
+    sparsity : float
+        DynGFN's edge prior ``lambda``.
+    reward : str
+        ``"linear"`` or ``"hyper"``; a hypernetwork reward rules out the exact method.
+    method : str
+        ``"auto"``, ``"exact"`` or ``"dyngfn"``.
+    max_parents : int
+        Largest parent set per gene (at least 1).
+    loss : str
+        DynGFN's objective: ``"db"``, ``"tb"`` or ``"ftb"``.
+    ftb_alpha : float or str
+        The f-divergence of ``loss="ftb"`` (a number, or a name of
+        :data:`~workbench.models.gflownet.f_losses.DIVERGENCES`).
+    recompute_velocity : bool
+        Ignore the data's own velocity layer and compute steady-state velocity.
+    references : dict, optional
+        Name to edge table (``source``, ``target``) to score both posteriors against.
+    seed : int
+        Seed of every random step.
+    device : str
+        Torch device for DynGFN.
+    checkpoint_dir : str or pathlib.Path, optional
+        Folder of DynGFN's checkpoints; ``None`` uses ``<study>/.checkpoints/grn``.
+    progress : bool
+        Show a progress bar while training.
+
+    Returns
+    -------
+    dict
+        ``settings``, ``orientation``, ``kl_direction``, ``cycles``,
+        ``self_loop_probability`` and ``mean_edges_per_sample``; ``history`` (DynGFN),
+        ``metrics`` and ``true_edges`` (when the Study has a ground truth) and
+        ``reference_metrics`` (with ``references``).
+
+    Raises
+    ------
+    WorkbenchError
+        For an unknown size, method, loss or alpha, or ``max_parents`` below 1.
     """
     from workbench.models.gflownet.exact_posterior import n_parent_sets
     from workbench.tools.grn_metrics import cycle_frequencies, cycle_table
@@ -334,7 +572,19 @@ WEIGHT_UNITS = ("change in the velocity of gene i, in sds of x_i per unit time, 
 
 def effect_label(share: float) -> str:
     """``activates`` / ``represses`` when at least 90 % of the samples holding an edge agree on
-    its sign, ``mixed`` otherwise, ``unknown`` where no sample holds it."""
+    its sign, ``mixed`` otherwise, ``unknown`` where no sample holds it.
+
+    Parameters
+    ----------
+    share : float
+        Share of the samples holding the edge whose weight is positive (``NaN``: none
+        holds it).
+
+    Returns
+    -------
+    str
+        ``"activates"``, ``"represses"``, ``"mixed"`` or ``"unknown"``.
+    """
     share = float(share)
     if not np.isfinite(share):
         return "unknown"
@@ -343,7 +593,27 @@ def effect_label(share: float) -> str:
 
 def edge_frame(names, prob, weight=None, positive_share=None, threshold: float = 0.5):
     """Edges ``source -> target`` with probability at least ``threshold`` (self-loops left
-    out), most probable first, with the mean fitted weight and effect when given."""
+    out), most probable first, with the mean fitted weight and effect when given.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Gene names of the rows and columns.
+    prob : array_like
+        ``(d, d)`` edge probabilities, ``[i, j]`` for ``j -> i``.
+    weight : array_like, optional
+        ``(d, d)`` mean fitted weight given the edge.
+    positive_share : array_like, optional
+        ``(d, d)`` share of samples in which the edge activates; the ``weight`` and
+        ``effect`` columns are added only when both this and ``weight`` are given.
+    threshold : float
+        Smallest probability kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``source``, ``target``, ``probability`` (and ``weight``, ``effect``).
+    """
     import pandas as pd
 
     prob = np.asarray(prob)
@@ -360,7 +630,23 @@ def edge_frame(names, prob, weight=None, positive_share=None, threshold: float =
 
 
 def export_edges(study, path, threshold: float = 0.5):
-    """Write the GRN step's likely edges (probability, weight, effect) to a CSV file."""
+    """Write the GRN step's likely edges (probability, weight, effect) to a CSV file.
+
+    Parameters
+    ----------
+    study : Study
+        A Study on which the GRN step has run.
+    path : str or pathlib.Path
+        CSV file to write.
+    threshold : float
+        Smallest edge probability kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The edges written (:func:`edge_frame`); ``weight`` and ``effect`` only when the
+        step stored them.
+    """
     study.require("grn", why="the edges come from the GRN step")
     g = study.read("grn")
     has = "edge_weight" in g.varp and "edge_positive_share" in g.varp
@@ -426,7 +712,17 @@ def _settings_key(params: dict, seed: int) -> str:
 
 
 def demo_step(study, size: str = "quick", seed: int = 0) -> None:
-    """The GRN view of the demo world: all simulated genes, quick training, metrics vs truth."""
+    """The GRN view of the demo world: all simulated genes, quick training, metrics vs truth.
+
+    Parameters
+    ----------
+    study : Study
+        The demo Study, with ``"velocity"``.
+    size : str
+        Preset of :data:`PRESETS`; ``"tiny"`` and ``"quick"`` train on the CPU.
+    seed : int
+        Seed of the step.
+    """
     genes = [str(g) for g in study.read("velocity").var_names]  # every gene of the world
     run_grn(study, genes=genes, size=size, seed=seed,
             device="cpu" if size in ("tiny", "quick") else "auto")

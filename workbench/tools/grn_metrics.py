@@ -34,7 +34,17 @@ import numpy as np
 
 @dataclass
 class AdmissibleSet:
-    """Graphs equivalent to ``truth`` under swaps within column ``groups``."""
+    """Graphs equivalent to ``truth`` under swaps within column ``groups``.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray
+        ``(d, d)`` 0/1 canonical ground truth, ``truth[i, j] = 1`` for ``j -> i``.
+    groups : numpy.ndarray
+        ``(d,)`` group label of each column; columns sharing a label are interchangeable
+        parents. :meth:`from_truth` builds one from a truth alone (every column its own
+        group).
+    """
 
     truth: np.ndarray
     groups: np.ndarray
@@ -90,14 +100,38 @@ class AdmissibleSet:
 
 
 def bayes_shd(samples, admissible: AdmissibleSet) -> float:
-    """Mean Hamming distance from posterior samples to their nearest admissible graph."""
+    """Mean Hamming distance from posterior samples to their nearest admissible graph.
+
+    Parameters
+    ----------
+    samples : array_like
+        Graphs ``(n, d, d)``; positive entries are edges.
+    admissible : AdmissibleSet
+        The admissible set.
+
+    Returns
+    -------
+    float
+        Bayes-SHD.
+    """
     return float(admissible.nearest_distance(samples).mean())
 
 
 def kl_to_admissible(log_q_row, admissible: AdmissibleSet) -> float:
     """``KL(P* || Q)`` with ``P*`` uniform on the admissible set and ``Q`` row-factorised.
 
-    ``log_q_row(i, parents)`` returns ``log Q_i(parents)`` for row ``i``.
+    Parameters
+    ----------
+    log_q_row : callable
+        ``log_q_row(i, parents)`` returns ``log Q_i(parents)`` for row ``i``, ``parents``
+        a sorted tuple of column indices.
+    admissible : AdmissibleSet
+        The admissible set, the support of ``P*``.
+
+    Returns
+    -------
+    float
+        The KL in nats, summed over rows.
     """
     total = 0.0
     for i in range(admissible.d):
@@ -107,7 +141,23 @@ def kl_to_admissible(log_q_row, admissible: AdmissibleSet) -> float:
 
 
 def bernoulli_row_log_prob(edge_probability, n_samples: int | None = None):
-    """``log_q_row`` for independent Bernoulli edges (Jeffreys-smoothed when ``n_samples``)."""
+    """``log_q_row`` for independent Bernoulli edges (Jeffreys-smoothed when ``n_samples``).
+
+    Parameters
+    ----------
+    edge_probability : array_like
+        ``(d, d)`` edge probabilities, ``[i, j]`` for ``j -> i``.
+    n_samples : int, optional
+        Number of graphs the probabilities were counted from: each becomes
+        ``(p n + 1/2) / (n + 1)``. ``None`` uses them as given. Either way they are clipped
+        to ``[1e-12, 1 - 1e-12]``.
+
+    Returns
+    -------
+    callable
+        ``log_q_row(i, parents) -> float``, the log-probability of row ``i`` having exactly
+        those parents (for :func:`kl_to_admissible`).
+    """
     p = np.asarray(edge_probability, np.float64)
     if n_samples is not None:
         p = (p * n_samples + 0.5) / (n_samples + 1.0)
@@ -122,7 +172,20 @@ def bernoulli_row_log_prob(edge_probability, n_samples: int | None = None):
 
 
 def coverage(samples, admissible: AdmissibleSet) -> float:
-    """Share of the admissible graphs seen at least once among ``samples``."""
+    """Share of the admissible graphs seen at least once among ``samples``.
+
+    Parameters
+    ----------
+    samples : array_like
+        Graphs ``(n, d, d)``; positive entries are edges.
+    admissible : AdmissibleSet
+        The admissible set.
+
+    Returns
+    -------
+    float
+        Distinct admissible graphs among the samples over the size of the set.
+    """
     s = (np.asarray(samples) > 0)
     hits = s[admissible.contains(s)]
     distinct = {h.tobytes() for h in hits}
@@ -130,7 +193,23 @@ def coverage(samples, admissible: AdmissibleSet) -> float:
 
 
 def edge_auc(prob, truth, mask=None) -> dict[str, float]:
-    """AUROC and AUPRC of edge probabilities against a binary truth on ``mask`` entries."""
+    """AUROC and AUPRC of edge probabilities against a binary truth on ``mask`` entries.
+
+    Parameters
+    ----------
+    prob : array_like
+        Edge scores, the shape of ``truth``.
+    truth : array_like
+        True edges; positive entries are edges.
+    mask : array_like of bool, optional
+        Entries scored; ``None`` scores all.
+
+    Returns
+    -------
+    dict
+        ``auroc``, ``auprc`` (both ``NaN`` when the masked truth is all one class) and
+        ``prevalence`` (share of true edges among the masked entries).
+    """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     prob = np.asarray(prob, np.float64)
@@ -145,7 +224,27 @@ def edge_auc(prob, truth, mask=None) -> dict[str, float]:
 
 def posterior_metrics(samples, admissible: AdmissibleSet, log_q_row=None,
                       edge_probability=None) -> dict[str, float]:
-    """Bayes-SHD, KL(P*||Q) (when ``log_q_row`` is given), coverage, identifiable AUROC/AUPRC."""
+    """Bayes-SHD, KL(P*||Q) (when ``log_q_row`` is given), coverage, identifiable AUROC/AUPRC.
+
+    Parameters
+    ----------
+    samples : array_like
+        Posterior graphs ``(n, d, d)``.
+    admissible : AdmissibleSet
+        The admissible set of the ground truth.
+    log_q_row : callable, optional
+        The model's row log-probability (see :func:`kl_to_admissible`); ``None`` leaves the
+        KL out.
+    edge_probability : array_like, optional
+        ``(d, d)`` edge marginals for the AUROC; ``None`` uses the samples' mean.
+
+    Returns
+    -------
+    dict
+        ``bayes_shd``, ``coverage``, ``admissible_size``, ``share_admissible``,
+        ``mean_edges``, ``auroc`` and ``auprc`` (on the identifiable entries), and
+        ``kl_pstar_q`` when ``log_q_row`` is given.
+    """
     samples = np.asarray(samples)
     prob = samples.mean(0) if edge_probability is None else np.asarray(edge_probability)
     out = {"bayes_shd": bayes_shd(samples, admissible),
@@ -162,7 +261,22 @@ def posterior_metrics(samples, admissible: AdmissibleSet, log_q_row=None,
 
 # ---------------------------------------------------------------------- reference networks
 def reference_matrix(edges, genes, source: str = "source", target: str = "target") -> np.ndarray:
-    """``(d, d)`` 0/1 matrix from an edge table: ``R[target, source] = 1`` (case-insensitive)."""
+    """``(d, d)`` 0/1 matrix from an edge table: ``R[target, source] = 1`` (case-insensitive).
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        Edge table.
+    genes : sequence of str
+        Genes of the rows and columns; edges naming other genes are dropped.
+    source, target : str
+        Column names of the regulator and the regulated gene.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(d, d)`` uint8 reference matrix.
+    """
     index = {str(g).upper(): k for k, g in enumerate(genes)}
     ref = np.zeros((len(genes), len(genes)), np.uint8)
     src = edges[source].astype(str).str.upper().map(index)
@@ -180,6 +294,26 @@ def reference_auc(prob, reference, *, n_perm: int = 1000, seed: int = 0,
     keeping the posterior's structure but breaking its alignment with the reference. The
     p-value is ``(1 + #{null >= observed}) / (1 + n_perm)``. Self-loops are excluded unless
     ``include_self`` (reference networks rarely list them).
+
+    Parameters
+    ----------
+    prob : array_like
+        ``(d, d)`` edge probabilities, ``[i, j]`` for ``j -> i``.
+    reference : array_like
+        ``(d, d)`` reference network in the same orientation (:func:`reference_matrix`).
+    n_perm : int
+        Label permutations of the null.
+    seed : int
+        Seed of the permutations.
+    include_self : bool
+        Score the diagonal too.
+
+    Returns
+    -------
+    dict
+        ``auroc``, ``auprc``, ``n_edges`` and ``n_pairs`` scored, ``random_auroc`` (0.5),
+        ``random_auprc`` (the prevalence), and ``p_auroc``, ``p_auprc`` (``NaN`` when the
+        reference has no edge or no non-edge among the scored pairs).
     """
     prob = np.asarray(prob, np.float64)
     reference = np.asarray(reference) > 0
@@ -209,6 +343,18 @@ def simple_cycles(graph, max_length: int = 4) -> list[tuple[int, ...]]:
 
     An edge ``j -> i`` exists where ``graph[i, j] = 1``. Each cycle is returned once, as the
     tuple of genes in regulation order starting from its smallest index.
+
+    Parameters
+    ----------
+    graph : array_like
+        ``(d, d)`` adjacency; positive entries are edges.
+    max_length : int
+        Longest cycle listed.
+
+    Returns
+    -------
+    list of tuple of int
+        The cycles.
     """
     g = np.asarray(graph) > 0
     d = g.shape[0]
@@ -228,7 +374,25 @@ def simple_cycles(graph, max_length: int = 4) -> list[tuple[int, ...]]:
 
 
 def cycle_frequencies(samples, names=None, max_length: int = 4, top: int = 20) -> list[dict]:
-    """The most frequent cycles across posterior samples, with their sample frequency."""
+    """The most frequent cycles across posterior samples, with their sample frequency.
+
+    Parameters
+    ----------
+    samples : array_like
+        Posterior graphs ``(n, d, d)``.
+    names : sequence of str, optional
+        Gene names; ``None`` labels genes by index.
+    max_length : int
+        Longest cycle counted (see :func:`simple_cycles`).
+    top : int
+        Cycles kept.
+
+    Returns
+    -------
+    list of dict
+        Most frequent first (ties by cycle): ``cycle`` (gene names or indices as strings,
+        in regulation order), ``length`` and ``frequency`` (share of samples holding it).
+    """
     counts: dict[tuple, int] = {}
     samples = np.asarray(samples)
     for g in samples:
@@ -256,6 +420,16 @@ def cycle_table(records: list[dict]):
     cycle's genes in regulation order, joined by ``","``), ``length`` and ``frequency``
     (share of posterior samples that contain the cycle). A table rather than a list of
     dicts because AnnData stores tables in ``uns`` but not lists of mappings.
+
+    Parameters
+    ----------
+    records : list of dict
+        Cycles from :func:`cycle_frequencies`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`CYCLE_COLUMNS`.
     """
     import pandas as pd
 
@@ -270,6 +444,21 @@ def cycles_from_table(table) -> list[dict]:
 
     Anything else (the older dict keyed by index, a list of gene lists) is refused with a
     message that names the step to rerun: no reader guesses at a layout.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The stored cycle table (:func:`cycle_table`).
+
+    Returns
+    -------
+    list of dict
+        One record per row, in the table's order.
+
+    Raises
+    ------
+    ValidationError
+        When ``table`` is not a DataFrame with the columns of :data:`CYCLE_COLUMNS`.
     """
     import pandas as pd
 
@@ -292,6 +481,25 @@ def read_edge_list(path, *, confidence=("A", "B", "C")):
     Accepts BEELINE files (``Gene1, Gene2``: TF -> target), DoRothEA regulons (``tf``,
     ``target``, ``confidence``: rows with a confidence in ``confidence`` are kept) and plain
     ``source, target`` CSV/TSV files (gzip allowed).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file; a name containing ``.tsv`` or ``.txt`` is read as tab-separated, any other
+        as comma-separated. Column names are matched case-insensitively.
+    confidence : sequence of str, optional
+        Confidence levels kept when the file has a ``confidence`` column; ``None`` keeps
+        every row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``source`` and ``target`` (strings).
+
+    Raises
+    ------
+    InputFormatError
+        When the file cannot be read or has none of the column pairs.
     """
     import pandas as pd
 
@@ -323,6 +531,23 @@ def reference_gene_set(edges, candidates, *, n_genes: int = 26, n_regulators: in
     choice reads only the reference and the candidate list (never the data a method is
     scored on), so it does not bias a method's AUROC; it makes the reference large enough
     (dozens of edges among the genes) for a permutation p-value to mean something.
+
+    Parameters
+    ----------
+    edges : pandas.DataFrame
+        Reference edge table with ``source`` and ``target`` columns (self-loops and edges
+        outside ``candidates`` ignored; names matched case-insensitively).
+    candidates : sequence of str
+        Genes that may be chosen (for example those measured).
+    n_genes : int
+        Most genes returned.
+    n_regulators : int
+        Regulators chosen first.
+
+    Returns
+    -------
+    list of str
+        The chosen genes, spelled as in ``candidates``: regulators first.
     """
     cand = {str(g).upper(): str(g) for g in candidates}
     e = edges.assign(s=edges["source"].astype(str).str.upper(),

@@ -34,7 +34,25 @@ def _drift(A: np.ndarray, x: np.ndarray, system: str) -> np.ndarray:
 
 def random_asymmetric_system(p: int = 17, sparsity: float = 0.9, seed: int = 13,
                              scale: tuple[float, float] = (0.1, 0.3)) -> np.ndarray:
-    """A sparse asymmetric ``A`` with off-diagonal magnitudes in ``scale`` and a stable diagonal."""
+    """A sparse asymmetric ``A`` with off-diagonal magnitudes in ``scale`` and a stable diagonal.
+
+    Parameters
+    ----------
+    p : int
+        Number of variables.
+    sparsity : float
+        Probability that an off-diagonal entry is zero.
+    seed : int
+        Seed of the entries.
+    scale : tuple of float
+        Range ``(low, high)`` of the off-diagonal magnitudes; signs are random.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(p, p)`` matrix whose eigenvalues all have a negative real part (the diagonal is
+        shifted by the spectral abscissa plus 0.01 to 0.11).
+    """
     rng = np.random.default_rng(seed)
     keep = rng.random((p, p)) < (1.0 - sparsity)
     np.fill_diagonal(keep, False)
@@ -53,11 +71,34 @@ def simulate_unidentifiable_system(system: str = "linear", p: int = 17, n_copies
                                    seed: int = 13) -> dict:
     """Simulate the benchmark; returns arrays and the admissible-set description.
 
+    Parameters
+    ----------
+    system : str
+        ``"linear"`` (``dx/dt = A x``) or ``"sigmoid"`` (``dx/dt = sigmoid(A x)``).
+    p : int
+        Number of base variables.
+    n_copies : int
+        Negated copies appended, of the first ``n_copies`` variables.
+    sparsity : float
+        Probability that an off-diagonal entry of ``A`` is zero.
+    n_traj : int
+        Trajectories, each from ``x0 ~ N(0, I)``.
+    n_points : int
+        States kept per trajectory, ``dt`` apart (integrated by RK4 in ten sub-steps).
+    dt : float
+        Time between kept states.
+    noise : float
+        Gaussian velocity noise, in velocity sds per variable (0: exact drift).
+    seed : int
+        Seed of ``A`` (``seed``) and of the states and noise (``seed + 1``).
+
     Returns
     -------
-    dict with ``x``, ``v`` ``(n_traj * n_points, p + n_copies)``, ``trajectory``
-    ``(n,)``, ``A`` ``(p, p)``, ``adjacency`` ``(d, d)`` (one admissible graph: copies
-    unused), ``groups`` ``(d,)`` (columns in one group are interchangeable), ``names``.
+    dict
+        ``x``, ``v`` ``(n_traj * n_points, p + n_copies)`` float32, ``trajectory``
+        ``(n,)``, ``A`` ``(p, p)``, ``adjacency`` ``(d, d)`` (one admissible graph: copies
+        unused), ``groups`` ``(d,)`` (columns in one group are interchangeable) and
+        ``names``.
     """
     rng = np.random.default_rng(seed + 1)
     A = random_asymmetric_system(p, sparsity, seed)
@@ -94,7 +135,23 @@ def simulate_unidentifiable_system(system: str = "linear", p: int = 17, n_copies
 
 
 def split_by_trajectory(trajectory: np.ndarray, fractions=(0.8, 0.1, 0.1), seed: int = 42):
-    """Boolean masks (train, val, test) that keep each trajectory's points together."""
+    """Boolean masks (train, val, test) that keep each trajectory's points together.
+
+    Parameters
+    ----------
+    trajectory : numpy.ndarray
+        Trajectory label of each point.
+    fractions : tuple of float
+        Shares of the trajectories for train and validation (rounded); the test part
+        gets the rest, so the third entry is not read.
+    seed : int
+        Seed of the shuffle of trajectories.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Three boolean masks over the points: train, validation, test.
+    """
     ids = np.unique(trajectory)
     rng = np.random.default_rng(seed)
     rng.shuffle(ids)
@@ -115,6 +172,31 @@ def simulate_panel(system: str = "linear", p: int = 10, hidden: int = 0, n_traj:
     variables act on the observed ones without being measured (a partially observed panel:
     their effects show up as confounding between observed genes). ``adjacency`` holds the
     edges among observed variables, self-loops included (the stable diagonal).
+
+    Parameters
+    ----------
+    system : str
+        ``"linear"`` (``dx/dt = A x``) or ``"sigmoid"`` (``dx/dt = sigmoid(A x)``).
+    p : int
+        Observed variables.
+    hidden : int
+        Unobserved variables, simulated and then dropped.
+    n_traj : int
+        Trajectories.
+    n_points : int
+        States kept per trajectory.
+    noise : float
+        Gaussian velocity noise, in velocity sds per variable.
+    sparsity : float
+        Probability that an off-diagonal entry of ``A`` is zero.
+    seed : int
+        Seed of the system and the states.
+
+    Returns
+    -------
+    dict
+        ``x``, ``v`` (points x ``p``), ``trajectory``, ``adjacency`` ``(p, p)`` and
+        ``names``.
     """
     sim = simulate_unidentifiable_system(system, p=p + hidden, n_copies=0, sparsity=sparsity,
                                          n_traj=n_traj, n_points=n_points, noise=noise,
@@ -141,6 +223,28 @@ def simulate_kinetic(p: int = 10, n_traj: int = 30, cells_per_traj: int = 40,
     velocity is returned: it has to come from the steady-state path
     (:func:`workbench.tools.velocity.steady_state_velocity`). ``adjacency[i, j] = 1`` where
     ``s_j`` drives ``alpha_i``; the diagonal is set (``gamma_i s_i`` enters ``ds_i/dt``).
+
+    Parameters
+    ----------
+    p : int
+        Genes.
+    n_traj : int
+        Trajectories.
+    cells_per_traj : int
+        Cells sampled per trajectory, at random times.
+    t_max : float
+        Length of each trajectory (integrated in steps of 0.02).
+    library : float
+        Count scale: the Poisson means are ``library * u`` and ``library * s``.
+    seed : int
+        Seed of the system, the paths, the sampling and the counts.
+
+    Returns
+    -------
+    dict
+        ``unspliced`` and ``spliced`` counts (cells x genes), ``true_velocity`` (the exact
+        ``ds/dt`` of each cell), ``trajectory``, ``W``, ``gamma``, ``adjacency`` ``(p, p)``
+        and ``names``.
     """
     rng = np.random.default_rng(seed)
     keep = rng.random((p, p)) < 2.0 / (p - 1)
