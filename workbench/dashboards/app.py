@@ -53,7 +53,18 @@ VIEW_CLASSES = {"embeddings": "EmbeddingsView", "interactions": "InteractionsVie
 
 
 def view_class(name: str):
-    """The Viewer class of a view name (imported on first use)."""
+    """The Viewer class of a view name (imported on first use).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`~.state.VIEW_NAMES`.
+
+    Returns
+    -------
+    type
+        The view's class, from ``workbench.dashboards.<name>``.
+    """
     import importlib
 
     return getattr(importlib.import_module(f"workbench.dashboards.{name}"), VIEW_CLASSES[name])
@@ -64,7 +75,21 @@ URL_FIELDS = (*URL_KEYS.values(), "views")
 
 
 class UrlState(param.Parameterized):
-    """The Selection as URL-friendly strings (sample lists capped for URL length)."""
+    """The Selection as URL-friendly strings (sample lists capped for URL length).
+
+    Each change of the Selection or of the views shown rewrites the strings, and each
+    change of the strings (the URL) updates the Selection and the views.
+
+    Parameters
+    ----------
+    selection : Selection
+        The session's selection.
+    layout : Layout
+        The session's layout (its ``views`` go to the ``views`` key).
+    **params
+        Parameter values passed on to :class:`param.Parameterized`; they are overwritten
+        from ``selection`` and ``layout`` at once.
+    """
 
     gene = param.String(default="")
     concept = param.String(default="")
@@ -109,7 +134,20 @@ class UrlState(param.Parameterized):
 
 
 def napari_command(study_path, channel_path) -> list[str]:
-    """The command that opens napari on a Study, following the channel at ``channel_path``."""
+    """The command that opens napari on a Study, following the channel at ``channel_path``.
+
+    Parameters
+    ----------
+    study_path : str or os.PathLike
+        The Study's folder.
+    channel_path : str or os.PathLike
+        The session's selection channel file.
+
+    Returns
+    -------
+    list of str
+        ``python -m workbench napari STUDY --channel CHANNEL`` with this interpreter.
+    """
     return [sys.executable, "-m", "workbench", "napari", str(study_path),
             "--channel", str(channel_path)]
 
@@ -120,8 +158,15 @@ class NapariLink:
     The link owns a :class:`~workbench.data.selection.SelectionChannel` (a file named for
     this session alone). Every change of the Selection is written into it, and
     :meth:`poll` applies what napari wrote there (a served session polls twice a second).
-    Parameters: the open ``study``, the session's ``selection``, and the ``directory`` that
-    holds the channel file (default: the temporary folder).
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+    selection : Selection
+        The session's selection.
+    directory : str or os.PathLike, optional
+        Folder of the channel file; ``None`` uses the temporary folder.
     """
 
     def __init__(self, study, selection: Selection, directory=None):
@@ -173,7 +218,20 @@ class NapariLink:
 
 
 class Dashboard(pn.viewable.Viewer):
-    """One session's page: header, view chooser and the linked views."""
+    """One session's page: header, view chooser and the linked views.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+    views : sequence of str, optional
+        The views shown (the first four are kept); ``None`` shows
+        :data:`~.state.DEFAULT_VIEWS`.
+    selection : Selection, optional
+        The session's selection; ``None`` makes a new, empty one.
+    **params
+        Values of the page's other parameters (``local``, ``channel_dir``, ``landing``).
+    """
 
     study = param.Parameter(doc="The open Study.")
     selection = param.ClassSelector(class_=Selection, doc="This session's selection.")
@@ -354,7 +412,25 @@ def build_app(study, views=None, *, local: bool = False, sync_url: bool = True,
     """One session's dashboard for ``study`` (a Study or a path).
 
     The session starts from its URL's selection when served (``sync_url``), else empty.
-    ``channel_dir`` is where its napari channel goes (default: the temporary folder).
+
+    Parameters
+    ----------
+    study : Study or str or os.PathLike
+        The Study, or the path of one to open.
+    views : sequence of str, optional
+        The views shown (two to four of :data:`~.state.VIEW_NAMES`); ``None`` shows
+        :data:`~.state.DEFAULT_VIEWS`.
+    local : bool
+        Served on the user's own machine: the header gets an "Open in napari" button.
+    sync_url : bool
+        Link the Selection to the page URL (takes effect only when served).
+    channel_dir : str or os.PathLike, optional
+        Folder of the session's napari channel; ``None`` uses the temporary folder.
+
+    Returns
+    -------
+    Dashboard
+        The session's page.
     """
     from workbench.data.study import Study
 

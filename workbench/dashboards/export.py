@@ -32,7 +32,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 def selection_table(study, selection) -> pd.DataFrame:
     """One row per selected sample (its id and screen metadata) with the selection's
     perturbation, concept and pair as columns. With no samples selected, the samples of
-    the selected perturbation; with neither, a single row holding the selection."""
+    the selected perturbation; with neither, a single row holding the selection.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study; the samples' metadata come from ``profiles`` or else ``images``.
+    selection : Selection
+        The session's selection.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``sample``, with columns ``selected_perturbation``,
+        ``selected_concept`` and ``selected_pair`` after the samples' metadata.
+    """
     from workbench.dashboards.embeddings import highlight_mask
 
     head = {"selected_perturbation": selection.perturbation,
@@ -59,6 +73,22 @@ def selection_table(study, selection) -> pd.DataFrame:
 
 
 def write_selection_csv(study, selection, path: str | os.PathLike) -> Path:
+    """Write :func:`selection_table` to a CSV file.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+    selection : Selection
+        The session's selection.
+    path : str or os.PathLike
+        The CSV file to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     selection_table(study, selection).to_csv(path)
     return path
@@ -66,7 +96,18 @@ def write_selection_csv(study, selection, path: str | os.PathLike) -> Path:
 
 def extra_tables(view) -> dict[str, pd.DataFrame]:
     """The tables a view exports beside its main one (``{name: table}``; the interactions
-    view's "next pairs to run" when the Study holds a pair plan), or none."""
+    view's "next pairs to run" when the Study holds a pair plan), or none.
+
+    Parameters
+    ----------
+    view : StudyView
+        A dashboard view; one without an ``extra_tables`` method has none.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        The tables by name (empty when there are none).
+    """
     return view.extra_tables() if hasattr(view, "extra_tables") else {}
 
 
@@ -81,7 +122,20 @@ def _write_extra(view, folder: Path, stem: str) -> dict[str, Path]:
 def write_view_tables(views: dict, folder: str | os.PathLike) -> list[Path]:
     """Write ``<view>.csv`` for each view (``{name: view}``) into ``folder``, and each of a
     view's extra tables as ``<view>_<table>.csv`` (the interactions view's
-    ``interactions_next_pairs.csv``)."""
+    ``interactions_next_pairs.csv``).
+
+    Parameters
+    ----------
+    views : dict
+        View name to view; views with missing inputs are skipped.
+    folder : str or os.PathLike
+        Folder to write into (created when absent).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, each view's main table before its extra ones.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -158,6 +212,26 @@ def save_figure(obj, path: str | os.PathLike, *, width: int = 900, height: int =
     PNG and SVG need Playwright and a Chromium (``$WORKBENCH_CHROMIUM`` or
     ``/usr/bin/chromium``); the SVG is the first plot of the figure, drawn by Bokeh's SVG
     backend (vector shapes and text, for a journal figure).
+
+    Parameters
+    ----------
+    obj : object
+        A HoloViews element or layout, or a Panel object (one with ``save`` is saved by
+        its own method for ``.html``).
+    path : str or os.PathLike
+        The file; its suffix picks the format.
+    width, height : int
+        Browser viewport in pixels for PNG and SVG.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    WorkbenchError
+        For another suffix, or PNG/SVG without Playwright or Chromium.
     """
     import holoviews as hv
 
@@ -179,8 +253,32 @@ def export_view(view, folder: str | os.PathLike, *, formats=("png", "svg"),
     ``<key>.csv`` (the view's ``figure_data()`` where it has one, else its table), each of
     its extra tables as ``<key>_<table>.csv`` (the interactions view's "next pairs to run",
     ``interactions_next_pairs.csv``), and ``<key>.png`` / ``<key>.svg`` of its
-    ``figure()``. Returns ``{format: path}``, with the extra tables under their names
-    (``"next_pairs"``)."""
+    ``figure()``.
+
+    Parameters
+    ----------
+    view : StudyView
+        The view, in its current state.
+    folder : str or os.PathLike
+        Folder to write into (created when absent).
+    formats : sequence of str
+        Figure formats among ``"png"``, ``"svg"`` and ``"html"``; empty writes only the
+        CSV files.
+    width, height : int
+        Browser viewport in pixels for the figures.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"csv": path, format: path, ...}``, with the extra tables under their names
+        (``"next_pairs"``).
+
+    Raises
+    ------
+    WorkbenchError
+        For an unknown format, a view with missing inputs, or figure formats for a view
+        without a figure.
+    """
     formats = tuple(formats)
     bad = [f for f in formats if f not in ("png", "svg", "html")]
     if bad:

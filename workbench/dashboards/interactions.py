@@ -55,7 +55,21 @@ TOOLTIPS = {
 
 
 def readout_kind(test: str, p: float) -> str:
-    """How the row's number is to be read: "p-value", "score, not a p-value" or "none"."""
+    """How the row's number is to be read: "p-value", "score, not a p-value" or "none".
+
+    Parameters
+    ----------
+    test : str
+        The row's test; those of :data:`SCORE_TESTS` give a graded score.
+    p : float
+        The row's p-value (``NaN`` when the test gave none).
+
+    Returns
+    -------
+    str
+        :data:`SCORE_NOTE` for a score test, else ``"p-value"``, or
+        ``"none (see status)"`` when ``p`` is not finite.
+    """
     if test in SCORE_TESTS:
         return SCORE_NOTE
     return "p-value" if np.isfinite(p) else "none (see status)"
@@ -72,7 +86,19 @@ def _with_scores(df: pd.DataFrame) -> pd.DataFrame:
 
 def source(study) -> str:
     """``"interactions"`` (the tests' results) or, failing that, ``"gi_scores"`` (an imported
-    genetic-interaction map such as Norman et al. 2019, shown as its score)."""
+    genetic-interaction map such as Norman et al. 2019, shown as its score).
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+
+    Returns
+    -------
+    str
+        ``"gi_scores"`` when the Study has that and no ``interactions``, else
+        ``"interactions"``.
+    """
     return "gi_scores" if not study.has("interactions") and study.has("gi_scores") else "interactions"
 
 
@@ -91,17 +117,58 @@ def _read_pairs(study) -> pd.DataFrame:
 
 def interaction_table(study) -> pd.DataFrame:
     """The tested pairs (``gene_a``, ``gene_b``, ``pair``, ``test``, ``statistic``, ``p``,
-    ``q``, ...) with ``effect``, ``neg_log10_p`` and ``neg_log10_q`` added."""
+    ``q``, ...) with ``effect``, ``neg_log10_p`` and ``neg_log10_q`` added.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study, with ``interactions`` or ``gi_scores``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair and test, with ``readout`` (:func:`readout_kind`); a missing p or
+        q gives 0 in its ``-log10`` column. An imported GI map is one test,
+        ``"gi_score"``, with no p. Cached per artefact version.
+    """
     return cached(study, [source(study)], "interactions", _read_pairs)
 
 
 def genes(study) -> list[str]:
+    """The genes of the tested pairs.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study, with ``interactions`` or ``gi_scores``.
+
+    Returns
+    -------
+    list of str
+        Every ``gene_a`` and ``gene_b`` of :func:`interaction_table`, sorted, once each.
+    """
     df = interaction_table(study)
     return sorted(set(df["gene_a"]) | set(df["gene_b"]))
 
 
 def pair_matrix(study, test: str, value: str = "statistic") -> pd.DataFrame:
-    """Long table gene_a, gene_b, value (both triangles) for one test."""
+    """Long table gene_a, gene_b, value (both triangles) for one test.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study, with ``interactions`` or ``gi_scores``.
+    test : str
+        The test shown; a test the table does not hold shows the rows of every test.
+    value : str
+        Column of :func:`interaction_table` shown; one it lacks shows ``neg_log10_q``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``gene_a``, ``gene_b``, ``value``, ``q`` and ``pair``, each pair in both
+        orders, once per ordered gene pair.
+    """
     df = interaction_table(study)
     df = df[df["test"] == test] if test in set(df["test"]) else df
     v = df[value].astype(float) if value in df else df["neg_log10_q"]
@@ -120,6 +187,20 @@ def pair_summary(study) -> pd.DataFrame:
     a score), the viability result and the status; numeric columns beside them.
 
     Only for the ``interactions`` artefact (an imported GI map has no tests).
+
+    Parameters
+    ----------
+    study : Study
+        The open Study, with ``interactions``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair, sorted by pair: ``pair``, ``gene_a``, ``gene_b``, the text
+        columns ``additivity``, ``disjointness``, ``separability``, ``viability`` and
+        ``status`` for the readouts present, and their numeric columns (``*_p``,
+        ``*_q``, ``additivity_effect``, ``separability_score`` with its interval ends,
+        ``viability_log2``).
     """
     df = interaction_table(study)
     rows = []
@@ -171,7 +252,19 @@ def proposed_table(history: pd.DataFrame) -> pd.DataFrame:
     """The next pairs to run: the proposed rows of ``pair_selection`` in the planner's rank
     order, with ``rank``, ``pair``, ``predicted``, its 90% ``interval`` (as text,
     ``[low, high]``) and ``reason``; the two genes and the numeric ends (``predicted_low``,
-    ``predicted_high``) are kept beside them for export and selection."""
+    ``predicted_high``) are kept beside them for export and selection.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        The ``pair_selection`` table (:func:`selection_history`), with a ``status``
+        column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The proposed pairs, rank 1 first; ``predicted`` rounded to three decimals.
+    """
     nb = next_batch(history).sort_values("rank", kind="stable")
     return pd.DataFrame({
         "rank": nb["rank"].astype(int).to_numpy(),
@@ -197,7 +290,20 @@ def next_pairs_export(history: pd.DataFrame) -> pd.DataFrame:
     """The "next pairs to run" as exported: the proposed rows of ``pair_selection`` in the
     planner's rank order, one row per pair with its rank, the two genes, the predicted
     value and the lower and upper ends of its 90% interval at full precision, the reason,
-    and the planner that ran with why it was used (:data:`EXPORT_COLUMNS`)."""
+    and the planner that ran with why it was used (:data:`EXPORT_COLUMNS`).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        The ``pair_selection`` table (:func:`selection_history`), with a ``status``
+        column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The proposed pairs, rank 1 first, with the columns of :data:`EXPORT_COLUMNS` in
+        that order.
+    """
     nb = next_batch(history).sort_values("rank", kind="stable")
     out = pd.DataFrame({
         "rank": nb["rank"].astype(int).to_numpy(),
@@ -222,7 +328,20 @@ NO_PLAN = ("No pairs proposed yet: run `workbench plan-pairs STUDY --budget N` t
 
 
 def planner_line(history: pd.DataFrame) -> str:
-    """One Markdown line naming the planner that ran and why (Study text escaped)."""
+    """One Markdown line naming the planner that ran and why (Study text escaped).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        The ``pair_selection`` table (:func:`selection_history`), with a ``status``
+        column.
+
+    Returns
+    -------
+    str
+        The line, with the number of proposed pairs and the planner of the first one; a
+        sentence saying no pairs were proposed when there are none.
+    """
     nb = next_batch(history)
     if nb.empty:
         return "The planner proposed no pairs."
@@ -232,17 +351,51 @@ def planner_line(history: pd.DataFrame) -> str:
 
 
 def selection_history(study) -> pd.DataFrame | None:
+    """The Study's ``pair_selection`` table, read once per artefact version.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The table, or ``None`` when the pair-selection step has not run.
+    """
     return (cached(study, ["pair_selection"], "pair-selection", lambda s: s.read("pair_selection"))
             if study.has("pair_selection") else None)
 
 
 def next_batch(history: pd.DataFrame) -> pd.DataFrame:
-    """The pairs the pair-selection step proposes to run next (``status == "proposed"``)."""
+    """The pairs the pair-selection step proposes to run next (``status == "proposed"``).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        The ``pair_selection`` table (:func:`selection_history`), with a ``status``
+        column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Its proposed rows, in their stored order.
+    """
     return history[history["status"] == "proposed"]
 
 
 class InteractionsView(StudyView):
-    """Pair matrix, volcano, pair page, selection curve and next batch."""
+    """Pair matrix, volcano, pair page, selection curve and next batch.
+
+    Parameters
+    ----------
+    study : Study or None
+        The open Study (it needs ``interactions``, or an imported ``gi_scores``).
+    selection : Selection or None
+        The session's shared selection; None makes a new one.
+    **params
+        Values of the view's parameters (``test``, ``value``, ``gene``).
+    """
 
     test = param.Selector(default=None, objects=[], doc="Which interaction test to show.")
     value = param.Selector(default="statistic", objects=["statistic", "neg_log10_q", "effect"],

@@ -36,11 +36,35 @@ FRACTION = "phenotype positive fraction"
 
 
 def has_search(study) -> bool:
+    """Whether the Study holds a phenotype search.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+
+    Returns
+    -------
+    bool
+        True when the :data:`ARTEFACT` artefact exists.
+    """
     return study.has(ARTEFACT)
 
 
 def search_name(study) -> str:
-    """A short name of the search: its exemplar crop ids (``search from c000012 +2``)."""
+    """A short name of the search: its exemplar crop ids (``search from c000012 +2``).
+
+    Parameters
+    ----------
+    study : Study
+        A Study with a phenotype search.
+
+    Returns
+    -------
+    str
+        The first exemplar's id and how many more there are, or ``"search"`` when the
+        search has no exemplars; cached per artefact version.
+    """
     from workbench.dashboards.cache import cached
 
     def _name(study):
@@ -52,7 +76,20 @@ def search_name(study) -> str:
 
 
 def color_label(study, what: str = SCORE) -> str:
-    """The colour choice's text, e.g. ``phenotype score (search from c000012)``."""
+    """The colour choice's text, e.g. ``phenotype score (search from c000012)``.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with a phenotype search.
+    what : str
+        :data:`SCORE` or :data:`FRACTION`.
+
+    Returns
+    -------
+    str
+        ``what`` followed by :func:`search_name` in brackets.
+    """
     return f"{what} ({search_name(study)})"
 
 
@@ -70,14 +107,38 @@ def _calls(study) -> pd.DataFrame:
 
 def sample_scores(study) -> pd.DataFrame:
     """Per crop id of the search: ``score``, ``positive`` (its call), ``answer`` and
-    ``perturbation``. Read once per artefact version; callers must not mutate it."""
+    ``perturbation``. Read once per artefact version; callers must not mutate it.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with a phenotype search.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by crop id. ``positive`` is the answer where a person gave one (``yes`` /
+        ``no``), else ``score >= 0.5``; exemplars are positive.
+    """
     from workbench.dashboards.cache import cached
 
     return cached(study, [ARTEFACT], "phenotype-samples", _calls)
 
 
 def perturbation_scores(study) -> pd.DataFrame:
-    """Per perturbation of the search: ``mean_score``, ``positive_fraction``, ``n_crops``."""
+    """Per perturbation of the search: ``mean_score``, ``positive_fraction``, ``n_crops``.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with a phenotype search.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by perturbation: the mean score of its crops, the fraction called positive
+        (:func:`sample_scores`) and the number of crops; cached per artefact version.
+    """
     from workbench.dashboards.cache import cached
 
     def _agg(study):
@@ -92,7 +153,25 @@ def perturbation_scores(study) -> pd.DataFrame:
 def scores_for(study, ids, level: str, what: str = SCORE) -> np.ndarray:
     """The colour values of a map's points, in the order of ``ids`` (crop ids for
     ``level="samples"``, perturbation names for ``"perturbations"``); NaN where the
-    search holds no value for a point (drawn grey)."""
+    search holds no value for a point (drawn grey).
+
+    Parameters
+    ----------
+    study : Study
+        A Study with a phenotype search.
+    ids : sequence of str
+        The map's point ids.
+    level : str
+        ``"samples"`` (crop ids) or anything else for perturbation names.
+    what : str
+        :data:`SCORE` (the score, or the mean score) or any other value for the positive
+        call (or the positive fraction).
+
+    Returns
+    -------
+    numpy.ndarray
+        Float values, one per id.
+    """
     ids = pd.Index(pd.Series(ids).astype(str))
     if level == "samples":
         col = "score" if what == SCORE else "positive"
@@ -108,7 +187,22 @@ def _involves(name: str, gene: str) -> bool:
 def enriched_for(study, gene: str) -> pd.DataFrame:
     """The search's enrichment rows (``perturbation``, ``n_positive``, ``p``, ``q``) of the
     perturbations holding ``gene`` whose ranking score lies below :data:`ALPHA` (the test is
-    one-sided: more positive crops than the screen-wide rate), with ``n_crops``."""
+    one-sided: more positive crops than the screen-wide rate), with ``n_crops``.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with a phenotype search.
+    gene : str
+        The gene; a perturbation holds it when it is named so or is a combination
+        (``"A+B"``) that includes it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The enrichment rows, lowest ranking score (``q``) first, with ``n_crops`` (crops of
+        the perturbation in the search).
+    """
     enr = study.read_uns(ARTEFACT, "enrichment")
     if not len(enr):
         return enr.assign(n_crops=pd.Series(dtype=int))

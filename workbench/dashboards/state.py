@@ -44,7 +44,20 @@ MAX_NAME = 200
 
 def clean_name(value: Any) -> str:
     """A selection value as plain one-line text: control characters dropped, cut at
-    :data:`MAX_NAME`. (Markup is escaped where it is shown, see ``base.md_text``.)"""
+    :data:`MAX_NAME`. (Markup is escaped where it is shown, see ``base.md_text``.)
+
+    Parameters
+    ----------
+    value : object
+        Any value; bytes are decoded (undecodable bytes replaced), anything else goes
+        through ``str``.
+
+    Returns
+    -------
+    str
+        The printable characters, stripped of surrounding space and cut at
+        :data:`MAX_NAME`; ``""`` for ``None``.
+    """
     if value is None:
         return ""
     if isinstance(value, bytes):
@@ -54,7 +67,18 @@ def clean_name(value: Any) -> str:
 
 
 def split_pair(pair: str) -> tuple[str, str] | None:
-    """``"A+B"`` -> ``("A", "B")``; ``None`` for anything that is not a pair."""
+    """``"A+B"`` -> ``("A", "B")``; ``None`` for anything that is not a pair.
+
+    Parameters
+    ----------
+    pair : str
+        A pair name; it is split at its first ``+``.
+
+    Returns
+    -------
+    tuple of str or None
+        The two genes, or ``None`` when ``pair`` is empty, has no ``+`` or an empty side.
+    """
     if not pair or "+" not in pair:
         return None
     a, _, b = pair.partition("+")
@@ -62,7 +86,18 @@ def split_pair(pair: str) -> tuple[str, str] | None:
 
 
 def make_pair(a: str, b: str) -> str:
-    """The canonical pair name: the two genes sorted, joined by ``+``."""
+    """The canonical pair name: the two genes sorted, joined by ``+``.
+
+    Parameters
+    ----------
+    a, b : str
+        The two genes, in either order.
+
+    Returns
+    -------
+    str
+        ``"A+B"`` with ``A <= B``.
+    """
     a, b = sorted((str(a), str(b)))
     return f"{a}+{b}"
 
@@ -73,6 +108,22 @@ class Selection(param.Parameterized):
     Each session owns its own ``Selection``: two browser tabs never see each other's clicks.
     Views call the ``choose_*`` methods (or set the parameters) and watch the parameters
     they depend on.
+
+    Parameters
+    ----------
+    concept : str, optional
+        Selected concept id (row of the concepts table); default empty.
+    pair : str, optional
+        Selected pair of perturbations, written ``"A+B"``; default empty.
+    perturbation : str, optional
+        Selected perturbation or gene name; default empty.
+    phenotype : str, optional
+        Name of the Study's phenotype search the embedding view colours by; default empty.
+    samples : list of str, optional
+        Ids of the samples selected by box or lasso (``profiles`` obs names); default
+        none.
+    name : str, optional
+        Name of the object (param's own; a generated one when left out).
     """
 
     perturbation = param.String(default="", doc="Selected perturbation or gene name.")
@@ -181,7 +232,20 @@ class Selection(param.Parameterized):
 
 
 def parse_samples(value: Any) -> list[str]:
-    """Sample ids from a URL value: a JSON list, a comma-separated string, or a list."""
+    """Sample ids from a URL value: a JSON list, a comma-separated string, or a list.
+
+    Parameters
+    ----------
+    value : object
+        The query value: ``None`` or ``""``, a list or tuple (one string in it is parsed
+        again, as a query parser hands it over), or a string; a string starting with
+        ``[`` that is not valid JSON is split at commas.
+
+    Returns
+    -------
+    list of str
+        The ids, empty ones dropped from a comma-separated string.
+    """
     if value is None or value == "":
         return []
     if isinstance(value, list | tuple):
@@ -198,7 +262,18 @@ def parse_samples(value: Any) -> list[str]:
 
 
 class Layout(param.Parameterized):
-    """Which views a session shows side by side (two to four of :data:`VIEW_NAMES`)."""
+    """Which views a session shows side by side (two to four of :data:`VIEW_NAMES`).
+
+    Parameters
+    ----------
+    columns : int, optional
+        Views per row, 1 to 4 (default 2).
+    views : list of str, optional
+        The views shown, in order (default :data:`DEFAULT_VIEWS`); more than four are cut
+        to the first four when set.
+    name : str, optional
+        Name of the object (param's own; a generated one when left out).
+    """
 
     views = param.ListSelector(default=list(DEFAULT_VIEWS), objects=list(VIEW_NAMES),
                                doc="The views shown side by side, in order (two to four).")
