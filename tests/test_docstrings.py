@@ -139,6 +139,8 @@ METHODS_COVERED = (
     "workbench.models.vit_arch.ParallelBlock",
     "workbench.models.vit_arch.PatchEmbed",
     "workbench.models.vit_mae.MAEEncoder",
+    "workbench.models.gflownet.exact_posterior.ExactParentPosterior",
+    "workbench.tools.grn_metrics.AdmissibleSet",
 )
 
 #: Parameters that need no line of their own.

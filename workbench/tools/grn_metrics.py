@@ -51,6 +51,20 @@ class AdmissibleSet:
 
     @classmethod
     def from_truth(cls, truth, groups=None) -> AdmissibleSet:
+        """The admissible set of a ground truth and an optional grouping of its columns.
+
+        Parameters
+        ----------
+        truth : array_like
+            ``(d, d)`` ground truth; positive entries are edges (stored as 0/1 uint8).
+        groups : array_like, optional
+            Group label of each column; ``None`` puts every column in its own group.
+
+        Returns
+        -------
+        AdmissibleSet
+            The set.
+        """
         truth = (np.asarray(truth) > 0).astype(np.uint8)
         groups = np.arange(truth.shape[1]) if groups is None else np.asarray(groups)
         return cls(truth, groups)
@@ -66,7 +80,18 @@ class AdmissibleSet:
         return labels, gt
 
     def row_options(self, i: int) -> list[tuple[int, ...]]:
-        """All admissible parent sets of row ``i`` (sorted tuples)."""
+        """All admissible parent sets of row ``i`` (sorted tuples).
+
+        Parameters
+        ----------
+        i : int
+            The row (child).
+
+        Returns
+        -------
+        list of tuple of int
+            One member of every group with a true edge into ``i``, in every combination.
+        """
         labels, gt = self._group_truth()
         choices = [np.flatnonzero(self.groups == g) for g, on in zip(labels, gt[i]) if on]
         return [tuple(sorted(int(c) for c in combo)) for combo in itertools.product(*choices)]
@@ -87,7 +112,18 @@ class AdmissibleSet:
         return np.broadcast_to(single[None, :], (self.d, self.d)).copy()
 
     def nearest_distance(self, graphs) -> np.ndarray:
-        """Hamming distance from each graph ``(n, d, d)`` to the nearest admissible graph."""
+        """Hamming distance from each graph ``(n, d, d)`` to the nearest admissible graph.
+
+        Parameters
+        ----------
+        graphs : array_like
+            Graphs ``(n, d, d)``; positive entries are edges.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` integer distances.
+        """
         g = (np.asarray(graphs) > 0).astype(np.int64)
         labels, gt = self._group_truth()
         onehot = (self.groups[None, :] == labels[:, None]).astype(np.int64)
@@ -96,6 +132,18 @@ class AdmissibleSet:
         return np.where(want == 1, np.abs(k - 1), k).sum((-1, -2))
 
     def contains(self, graphs) -> np.ndarray:
+        """Whether each graph is admissible.
+
+        Parameters
+        ----------
+        graphs : array_like
+            Graphs ``(n, d, d)``; positive entries are edges.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` booleans: distance 0 from the set (:meth:`nearest_distance`).
+        """
         return self.nearest_distance(graphs) == 0
 
 

@@ -182,7 +182,26 @@ class ExactParentPosterior:
         self.seed = seed
 
     def fit(self, x, v) -> ExactParentPosterior:
-        """Score every bounded parent set of every gene on states ``x`` and velocities ``v``."""
+        """Score every bounded parent set of every gene on states ``x`` and velocities ``v``.
+
+        Parameters
+        ----------
+        x : array_like
+            States ``(n, d)``.
+        v : array_like
+            Velocities ``(n, d)``, row by row paired with ``x``.
+
+        Returns
+        -------
+        ExactParentPosterior
+            ``self``, fitted (see :meth:`fit_statistics`).
+
+        Raises
+        ------
+        ValidationError
+            When ``x`` and ``v`` are not 2-D arrays of one shape, or ``edge_prior`` is not
+            in ``(0, 1)``.
+        """
         from workbench.errors import ValidationError
 
         x = np.asarray(x, np.float64)
@@ -196,6 +215,20 @@ class ExactParentPosterior:
         return self.fit_statistics(sufficient_statistics(x, v))
 
     def fit_statistics(self, stats: dict) -> ExactParentPosterior:
+        """Score every bounded parent set from precomputed moments and normalise per gene.
+
+        Parameters
+        ----------
+        stats : dict
+            Moments from :func:`sufficient_statistics`.
+
+        Returns
+        -------
+        ExactParentPosterior
+            ``self``, with ``log_reward_``, ``log_z_``, ``log_posterior_`` (genes x sets),
+            ``error_``, ``sizes_``, ``membership_`` (sets x genes) and
+            ``edge_probability_`` (``[i, j]`` for ``j -> i``) set.
+        """
         d = stats["gram"].shape[0]
         self.n_genes_ = d
         self.stats_ = stats
@@ -216,7 +249,18 @@ class ExactParentPosterior:
         return self
 
     def coefficients(self, graphs) -> np.ndarray:
-        """Fitted weights ``(n, d, d)`` of each graph's parent sets (:func:`parent_set_coefficients`)."""
+        """Fitted weights ``(n, d, d)`` of each graph's parent sets (:func:`parent_set_coefficients`).
+
+        Parameters
+        ----------
+    graphs : array_like
+        Graphs ``(n, d, d)``; a positive ``G[i, j]`` makes ``j`` a parent of ``i``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, d, d)`` float32 weights on the fitted statistics, with the fitted ridge.
+        """
         return parent_set_coefficients(self.stats_, graphs, self.ridge)
 
     def _membership(self) -> np.ndarray:
@@ -234,7 +278,20 @@ class ExactParentPosterior:
         return self.membership_.shape[0]
 
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
-        """``n`` graphs ``(n, d, d)`` uint8 drawn exactly from the posterior (``G[i, j]``: j -> i)."""
+        """``n`` graphs ``(n, d, d)`` uint8 drawn exactly from the posterior (``G[i, j]``: j -> i).
+
+        Parameters
+        ----------
+        n : int
+            Number of graphs; each gene's parent set is drawn independently.
+        seed : int, optional
+            Seed of this draw; ``None`` uses the constructor's ``seed``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, d, d)`` uint8 graphs.
+        """
         rng = np.random.default_rng(self.seed if seed is None else seed)
         d = self.n_genes_
         out = np.zeros((n, d, d), np.uint8)
@@ -250,13 +307,38 @@ class ExactParentPosterior:
         return self._index
 
     def log_prob_parent_set(self, node: int, parents) -> float:
-        """``log P(S)`` of one parent set of ``node`` (``-inf`` beyond ``max_parents``)."""
+        """``log P(S)`` of one parent set of ``node`` (``-inf`` beyond ``max_parents``).
+
+        Parameters
+        ----------
+        node : int
+            The child gene.
+        parents : iterable of int
+            Its parents, in any order.
+
+        Returns
+        -------
+        float
+            The log posterior probability of exactly that set.
+        """
         key = tuple(sorted(int(p) for p in parents))
         k = self._set_index().get(key)
         return float("-inf") if k is None else float(self.log_posterior_[node, k])
 
     def log_prob(self, graphs) -> np.ndarray:
-        """``log P(G) = sum_i log P_i(G_i)`` for each graph ``(n, d, d)``."""
+        """``log P(G) = sum_i log P_i(G_i)`` for each graph ``(n, d, d)``.
+
+        Parameters
+        ----------
+    graphs : array_like
+        Graphs ``(n, d, d)``; a positive ``G[i, j]`` makes ``j`` a parent of ``i``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` log probabilities (``-inf`` for a graph with a row beyond
+            ``max_parents``).
+        """
         g = np.asarray(graphs) > 0
         return np.array([sum(self.log_prob_parent_set(i, np.flatnonzero(row))
                              for i, row in enumerate(graph)) for graph in g])
@@ -266,6 +348,18 @@ class ExactParentPosterior:
 
         Sums over every bounded parent set, so it is exact when ``Q`` puts no mass beyond
         ``max_parents`` (sets ``P_R`` gives no mass do not enter the forward KL).
+
+        Parameters
+        ----------
+        log_q_row : callable
+            ``log_q_row(i, parents) -> float``, the model's log-probability of gene ``i``
+            having exactly ``parents`` (an index array).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(d,)`` KL in nats per gene, over the sets of posterior probability above
+            ``1e-12``.
         """
         out = np.zeros(self.n_genes_)
         for i in range(self.n_genes_):
