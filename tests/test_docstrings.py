@@ -141,6 +141,9 @@ METHODS_COVERED = (
     "workbench.models.vit_mae.MAEEncoder",
     "workbench.models.gflownet.exact_posterior.ExactParentPosterior",
     "workbench.tools.grn_metrics.AdmissibleSet",
+    "workbench.dashboards.state.Selection",
+    "workbench.dashboards.app.NapariLink",
+    "workbench.dashboards.app.Dashboard",
 )
 
 #: Parameters that need no line of their own.

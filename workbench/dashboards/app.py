@@ -183,7 +183,13 @@ class NapariLink:
                                study_id=self.study.id)
 
     def poll(self) -> bool:
-        """Apply a choice napari made since the last look; True when there was one."""
+        """Apply a choice napari made since the last look; True when there was one.
+
+        Returns
+        -------
+        bool
+            True when napari wrote a choice for this Study since the last poll.
+        """
         data = self.channel.poll(me="dashboard")
         if data is None or (data.get("study_id") and data["study_id"] != self.study.id):
             return False
@@ -202,7 +208,13 @@ class NapariLink:
 
     def launch(self) -> subprocess.Popen:
         """Start napari in its own process (Qt and the Bokeh loop must not share one), on
-        this session's channel; its output goes to :attr:`log_path`."""
+        this session's channel; its output goes to :attr:`log_path`.
+
+        Returns
+        -------
+        subprocess.Popen
+            The napari process, in a session of its own.
+        """
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "ab") as log:
             return subprocess.Popen(napari_command(self.study.path, self.channel.path),
@@ -258,7 +270,19 @@ class Dashboard(pn.viewable.Viewer):
         LIVE.add(self)
 
     def view(self, name: str):
-        """The session's instance of a view (built on first use, then kept)."""
+        """The session's instance of a view (built on first use, then kept).
+
+        Parameters
+        ----------
+        name : str
+            One of :data:`~.state.VIEW_NAMES`.
+
+        Returns
+        -------
+        StudyView
+            The view, on this session's Study and Selection (and Layout where it takes
+            one).
+        """
         if name not in self._views:
             cls = view_class(name)
             extra = {"layout": self.layout} if "layout" in cls.param else {}
@@ -267,7 +291,13 @@ class Dashboard(pn.viewable.Viewer):
 
     def link_napari(self) -> NapariLink:
         """This session's napari link (made on first use; served sessions poll it and
-        remove its channel when they end)."""
+        remove its channel when they end).
+
+        Returns
+        -------
+        NapariLink
+            The link.
+        """
         if self.napari_link is None:
             self.napari_link = NapariLink(self.study, self.selection, self.channel_dir)
             if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
@@ -276,7 +306,13 @@ class Dashboard(pn.viewable.Viewer):
         return self.napari_link
 
     def open_napari(self) -> subprocess.Popen:
-        """Open napari on this session's selection (the "Open in napari" button)."""
+        """Open napari on this session's selection (the "Open in napari" button).
+
+        Returns
+        -------
+        subprocess.Popen
+            The napari process (kept in :attr:`napari_processes`).
+        """
         proc = self.link_napari().launch()
         self.napari_processes = [p for p in self.napari_processes if p.poll() is None] + [proc]
         return proc
@@ -291,7 +327,13 @@ class Dashboard(pn.viewable.Viewer):
             self.napari_link = None
 
     def sync_url(self) -> UrlState | None:
-        """Two-way link between the Selection and the page URL (served sessions only)."""
+        """Two-way link between the Selection and the page URL (served sessions only).
+
+        Returns
+        -------
+        UrlState or None
+            The URL state, or ``None`` when the page is not served (no location).
+        """
         loc = pn.state.location
         if loc is None:
             return None
@@ -315,7 +357,18 @@ class Dashboard(pn.viewable.Viewer):
     def panel_of(self, name: str):
         """The laid-out panel of view ``name``, built once per session: showing a view
         again (another landing, another grid) reuses it instead of building it anew, so no
-        extra watchers pile up on the Selection."""
+        extra watchers pile up on the Selection.
+
+        Parameters
+        ----------
+        name : str
+            One of :data:`~.state.VIEW_NAMES`.
+
+        Returns
+        -------
+        panel.viewable.Viewable
+            The view's panel.
+        """
         if name not in self._panels:
             self._panels[name] = pn.panel(self.view(name))
         return self._panels[name]
@@ -355,6 +408,14 @@ class Dashboard(pn.viewable.Viewer):
         return self._grid_box
 
     def header(self):
+        """The page's header: title, selection summary, gene chooser, buttons, view chooser.
+
+        Returns
+        -------
+        panel.Column
+            The header; the gene chooser and the Selection follow each other, and the
+            "Open in napari" button is there only when ``local``.
+        """
         gene = pn.widgets.AutocompleteInput(
             name="Gene / perturbation", options=self._gene_options(), restrict=False,
             value=self.selection.perturbation, min_characters=1, case_sensitive=False,

@@ -138,7 +138,13 @@ class Selection(param.Parameterized):
 
     # ------------------------------------------------------------------ choosing
     def choose_gene(self, gene: str | None) -> None:
-        """Select a perturbation/gene; clears a pair that does not contain it."""
+        """Select a perturbation/gene; clears a pair that does not contain it.
+
+        Parameters
+        ----------
+        gene : str or None
+            The gene, cleaned with :func:`clean_name`; ``None`` or ``""`` clears the choice.
+        """
         gene = clean_name(gene)
         pair = split_pair(self.pair)
         with param.parameterized.batch_call_watchers(self):
@@ -148,7 +154,16 @@ class Selection(param.Parameterized):
 
     def choose_pair(self, a: str, b: str | None = None) -> None:
         """Select a pair (``choose_pair("A+B")`` or ``choose_pair("A", "B")``); the first
-        gene becomes the selected perturbation."""
+        gene becomes the selected perturbation.
+
+        Parameters
+        ----------
+        a : str
+            The first gene, or the whole pair ``"A+B"`` when ``b`` is ``None`` (anything
+            that is not a pair then clears the pair).
+        b : str, optional
+            The second gene.
+        """
         if b is None:
             ab = split_pair(a)
             if ab is None:
@@ -161,16 +176,37 @@ class Selection(param.Parameterized):
             self.perturbation = str(a)
 
     def choose_concept(self, concept: str | None) -> None:
+        """Select a concept.
+
+        Parameters
+        ----------
+        concept : str or None
+            The concept id, cleaned with :func:`clean_name`; ``None`` clears it.
+        """
         self.concept = clean_name(concept)
 
     def choose_phenotype(self, name: str | None) -> None:
+        """Select the phenotype search the embedding view colours by.
+
+        Parameters
+        ----------
+        name : str or None
+            The search's name, cleaned with :func:`clean_name`; ``None`` clears it.
+        """
         self.phenotype = clean_name(name)
 
     def choose_samples(self, ids) -> None:
-        """Select samples by id (a box or lasso selection)."""
+        """Select samples by id (a box or lasso selection).
+
+        Parameters
+        ----------
+        ids : iterable
+            The sample ids, each cleaned with :func:`clean_name`.
+        """
         self.samples = [clean_name(i) for i in ids]
 
     def clear(self) -> None:
+        """Empty every field (one redraw)."""
         self.update(perturbation="", concept="", pair="", samples=[], phenotype="")
 
     @property
@@ -179,12 +215,28 @@ class Selection(param.Parameterized):
 
     # ------------------------------------------------------------------ round trips
     def to_dict(self) -> dict[str, Any]:
+        """The fields the selection channel carries.
+
+        Returns
+        -------
+        dict
+            ``perturbation``, ``concept``, ``pair`` and ``samples`` (a new list); the
+            phenotype is not among them.
+        """
         return {"perturbation": self.perturbation, "concept": self.concept,
                 "pair": self.pair, "samples": list(self.samples)}
 
     def update(self, values: dict[str, Any] | None = None, **kw: Any) -> None:
         """Set several fields at once (one redraw); unknown keys are ignored. Values are
-        cleaned with :func:`clean_name`."""
+        cleaned with :func:`clean_name`.
+
+        Parameters
+        ----------
+        values : dict, optional
+            Field name to value; ``None`` values are skipped.
+        **kw
+            More fields, taking precedence over ``values``.
+        """
         values = {**(values or {}), **kw}
         clean: dict[str, Any] = {}
         for key in ("perturbation", "concept", "pair", "phenotype"):
@@ -197,12 +249,31 @@ class Selection(param.Parameterized):
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Selection:
+        """A new Selection holding ``values`` (see :meth:`update`).
+
+        Parameters
+        ----------
+        values : dict
+            Field name to value.
+
+        Returns
+        -------
+        Selection
+            The new selection.
+        """
         sel = cls()
         sel.update(values)
         return sel
 
     def to_query(self) -> dict[str, str]:
-        """URL query parameters (empty fields are left out)."""
+        """URL query parameters (empty fields are left out).
+
+        Returns
+        -------
+        dict of str to str
+            Query key (:data:`URL_KEYS`) to value; ``samples`` as a JSON list of at most
+            :data:`MAX_URL_SAMPLES` ids.
+        """
         q: dict[str, str] = {}
         for attr, key in URL_KEYS.items():
             value = getattr(self, attr)
@@ -214,7 +285,14 @@ class Selection(param.Parameterized):
         return q
 
     def update_from_query(self, query: dict[str, Any]) -> None:
-        """Apply URL query parameters (values may be strings or lists of strings)."""
+        """Apply URL query parameters (values may be strings or lists of strings).
+
+        Parameters
+        ----------
+        query : dict
+            Query key to value; a list gives its first item (all of it for ``samples``,
+            read with :func:`parse_samples`), bytes are decoded and unknown keys ignored.
+        """
         values: dict[str, Any] = {}
         for attr, key in URL_KEYS.items():
             if key not in query:
