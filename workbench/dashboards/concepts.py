@@ -143,7 +143,21 @@ def drivers_markdown(page: dict, alpha: float = 0.05) -> str:
 
 
 def stability_markdown(page: dict, record: dict | None = None) -> str:
-    """The stability line of a page: the matched atom cosine over the extra seeds."""
+    """The stability line of a page: the matched atom cosine over the extra seeds.
+
+    Parameters
+    ----------
+    page
+        One concept's page (``stability`` is None when the step did not compute it).
+    record
+        The pages' ``stability`` record (the extra seeds), when present.
+
+    Returns
+    -------
+    str
+        Markdown: the score with a plain word (stable >= 0.9, partly stable >= 0.5,
+        unstable), or how to compute it.
+    """
     value = page.get("stability")
     if value is None:
         return ("Stability across seeds: not computed (run `workbench concepts` with "

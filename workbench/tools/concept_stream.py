@@ -35,6 +35,18 @@ CHUNK_ROWS = 65536
 
 
 def check_chunk_size(chunk_size) -> int:
+    """The chunk size as a positive int, or a :class:`ValidationError` that says what to give.
+
+    Parameters
+    ----------
+    chunk_size
+        Rows per chunk, as given by the user.
+
+    Returns
+    -------
+    int
+        The validated number of rows.
+    """
     try:
         step = int(chunk_size)
     except (TypeError, ValueError):
