@@ -144,6 +144,7 @@ METHODS_COVERED = (
     "workbench.dashboards.state.Selection",
     "workbench.dashboards.app.NapariLink",
     "workbench.dashboards.app.Dashboard",
+    "workbench.dashboards.interactions.InteractionsView",
 )
 
 #: Parameters that need no line of their own.

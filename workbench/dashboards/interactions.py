@@ -430,6 +430,14 @@ class InteractionsView(StudyView):
             self.selection.choose_gene(self.gene)
 
     def table(self) -> pd.DataFrame:
+        """The view's table: the tested pairs of the chosen gene, or all of them.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows of :func:`interaction_table` holding the selected perturbation (every row
+            when none is selected).
+        """
         df = interaction_table(self.study)
         g = self.selection.perturbation
         return df[(df["gene_a"] == g) | (df["gene_b"] == g)] if g else df
@@ -437,13 +445,27 @@ class InteractionsView(StudyView):
     def extra_tables(self) -> dict[str, pd.DataFrame]:
         """The tables exported beside :meth:`table`, each as its own file
         (``interactions_<name>.csv``): the "next pairs to run" (:func:`next_pairs_export`)
-        when the Study holds a pair plan, whatever gene is chosen (the plan is one batch)."""
+        when the Study holds a pair plan, whatever gene is chosen (the plan is one batch).
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            ``{NEXT_PAIRS: table}``, or empty without a pair plan.
+        """
         hist = selection_history(self.study)
         return {} if hist is None else {NEXT_PAIRS: next_pairs_export(hist)}
 
     # -- plots
     @param.depends("test", "value", "svg")
     def matrix(self):
+        """The pair matrix of the chosen test and value, gene by gene (tap selects a pair).
+
+        Returns
+        -------
+        holoviews.HeatMap
+            Both triangles, genes in sorted order, with ``q``, ``pair`` and how the value is
+            read in the hover; drawn as SVG when the view's ``svg`` switch is on.
+        """
         long = pair_matrix(self.study, self.test, self.value)
         order = genes(self.study)
         long["readout"] = readout_kind(self.test or "", 0.0) if self.test in SCORE_TESTS \
@@ -488,7 +510,13 @@ class InteractionsView(StudyView):
             color="orange", size=12, marker="star")
 
     def volcano(self):
-        """Effect against -log10 p; the gene's pairs and the chosen pair drawn on top."""
+        """Effect against -log10 p; the gene's pairs and the chosen pair drawn on top.
+
+        Returns
+        -------
+        panel.pane.HoloViews
+            The plot, redrawn when the test or the Selection changes.
+        """
         test = hv.streams.Params(self, ["test"])
         base = hv.DynamicMap(self._volcano_base, streams=[test])
         marks = hv.DynamicMap(self._volcano_marks, streams=[
@@ -497,6 +525,13 @@ class InteractionsView(StudyView):
 
     @param.depends("selection.pair")
     def pair_page(self):
+        """The chosen pair's rows and, when the Study has images, control, A, B and A+B crops.
+
+        Returns
+        -------
+        panel.viewable.Viewable
+            The page, or a line saying how to choose a pair when none is chosen.
+        """
         pair = self.selection.pair_genes
         if not pair:
             return pn.pane.Markdown("Click a cell of the matrix for the pair page.",
@@ -524,7 +559,14 @@ class InteractionsView(StudyView):
         return pn.Column(*parts)
 
     def selection_panel(self):
-        """The selection curve and the "next pairs to run" table (or what makes them)."""
+        """The selection curve and the "next pairs to run" table (or what makes them).
+
+        Returns
+        -------
+        panel.viewable.Viewable
+            The curve of the best measured value by round above :meth:`next_pairs`, or
+            :data:`NO_PLAN` when the Study has no ``pair_selection``.
+        """
         hist = selection_history(self.study)
         if hist is None:
             return pn.pane.Markdown(md_text(NO_PLAN, code=True), css_classes=["wb-next-batch"])
@@ -549,7 +591,18 @@ class InteractionsView(StudyView):
     def next_pairs(self, hist: pd.DataFrame) -> pn.Column:
         """The proposed pairs in rank order under the planner line; choosing a row selects
         the pair (and its first gene) in the Selection, and a pair chosen elsewhere is
-        highlighted when it is one of them."""
+        highlighted when it is one of them.
+
+        Parameters
+        ----------
+        hist : pandas.DataFrame
+            The ``pair_selection`` table (:func:`selection_history`).
+
+        Returns
+        -------
+        panel.Column
+            The planner line, the table and its CSV download (:func:`next_pairs_export`).
+        """
         nb = proposed_table(hist)
         shown = nb[list(NEXT_COLUMNS)]
         keys = [make_pair(a, b) for a, b in zip(nb["gene_a"], nb["gene_b"], strict=True)]
@@ -581,7 +634,14 @@ class InteractionsView(StudyView):
     @param.depends("selection.perturbation")
     def summary_panel(self):
         """Every tested pair (the chosen gene's when one is chosen): which readout gave a
-        p-value, which a score, the viability result and the status."""
+        p-value, which a score, the viability result and the status.
+
+        Returns
+        -------
+        panel.viewable.Viewable
+            A note and the :func:`pair_summary` table, or a line saying an imported GI map
+            has no tests.
+        """
         if source(self.study) != "interactions":
             return pn.pane.Markdown("An imported GI map: one score per pair, no tests.")
         df = pair_summary(self.study)
@@ -600,6 +660,13 @@ class InteractionsView(StudyView):
                                                   if k in TOOLTIPS}))
 
     def body(self):
+        """The view's layout: gene, test and value choosers, matrix, volcano and panels.
+
+        Returns
+        -------
+        panel.Column
+            The view.
+        """
         controls = pn.Row(
             pn.widgets.Select.from_param(self.param.gene, name="Gene", width=120,
                                          css_classes=["wb-gene-select"]),
