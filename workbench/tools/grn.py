@@ -440,7 +440,8 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     sparsity : float
         DynGFN's edge prior ``lambda``.
     reward : str
-        ``"linear"`` or ``"hyper"``; a hypernetwork reward rules out the exact method.
+        DynGFN's reward model, ``"linear"`` or ``"hyper"``; ``method="auto"`` with
+        ``"hyper"`` trains DynGFN (the exact method scores the linear model only).
     method : str
         ``"auto"``, ``"exact"`` or ``"dyngfn"``.
     max_parents : int
