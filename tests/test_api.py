@@ -325,6 +325,14 @@ def test_facade_step_defaults_follow_the_steps():
     import workbench as wb
     from workbench.tools.grn import run_grn
 
+    from workbench.tools.interactions import run_interactions
+
     face, step = inspect.signature(wb.tl.grn).parameters, inspect.signature(run_grn).parameters
     for name in ("loss", "ftb_alpha", "max_parents", "method", "sparsity", "reward"):
         assert face[name].default == step[name].default, name
+    face = inspect.signature(wb.tl.interactions).parameters
+    step = inspect.signature(run_interactions).parameters
+    for name in ("unit", "kernel", "n_permutations", "n_bootstrap", "min_samples", "on_small",
+                 "separability", "cross_batch", "additivity_target"):
+        assert face[name].default == step[name].default, name
+    assert tuple(face["tests"].default) == tuple(step["tests"].default)

@@ -381,17 +381,22 @@ def concepts(study: Study | str | os.PathLike, *, method: str = "icfl",
 
 
 def interactions(study: Study | str | os.PathLike, *, use: str | None = None,
-                 tests: Sequence[str] = ("disjointness", "separability", "viability"),
+                 tests: Sequence[str] = ("additivity", "disjointness", "separability",
+                                         "viability"),
                  unit: str | None = "well", kernel: str = "additive_rbf",
                  separability: str = "classifier", n_permutations: int = 1000,
                  n_bootstrap: int = 100, min_samples: int = 5, on_small: str = "skip",
-                 cross_batch: str = "status", device: str = "auto", seed: int = 0) -> Study:
+                 cross_batch: str = "status", additivity_target: str = "diagonal",
+                 device: str = "auto", seed: int = 0) -> Study:
     """Test every double perturbation against its singles and controls.
 
-    The disjointness test asks whether the double's shift is the sum of the singles'
-    shifts; the separability score grades how far the double sits from the additive
-    prediction (a graded score, no p-value, when replicates are wells); viability compares
-    cell counts.
+    The additivity test asks whether the double's mean shift is the sum of the singles'
+    shifts (well level, parametric bootstrap); the disjointness test whether the singles
+    act on disjoint coordinates; the separability score grades how far the double sits
+    from the additive prediction (a graded score, no p-value, when replicates are wells);
+    viability compares cell counts. With additivity and viability both run, the combined
+    call ``additivity_or_viability`` (their Bonferroni minimum, with its BH q) is written
+    too.
 
     Parameters
     ----------
@@ -401,7 +406,8 @@ def interactions(study: Study | str | os.PathLike, *, use: str | None = None,
         Profiles matrix: ``None`` (``X``), an ``obsm`` key, or ``"latent"`` (the
         simulator's true states: a truth check only).
     tests
-        Any of ``"disjointness"``, ``"separability"``, ``"viability"``.
+        Any of ``"additivity"``, ``"disjointness"``, ``"separability"``, ``"viability"``
+        (all four by default, as the step runs them).
     unit
         ``obs`` column of the replicate unit (within its plate); ``None`` treats cells as
         replicates (not valid under well effects).
@@ -420,6 +426,10 @@ def interactions(study: Study | str | os.PathLike, *, use: str | None = None,
     cross_batch
         A double whose singles ran only in other batches: ``"status"`` (reported untested),
         ``"pool"`` (tested against those singles; batch effects enter) or ``"error"``.
+    additivity_target
+        Shrinkage target of the additivity test's covariances: ``"diagonal"`` (the
+        default) or ``"pooled"`` (each condition's variances joined by the pooled
+        within-well correlation; more power on wide, correlated embeddings).
     device, seed
         See the module docstring.
 
@@ -434,8 +444,8 @@ def interactions(study: Study | str | os.PathLike, *, use: str | None = None,
     seed, device = _common(seed, device)
     tests = _names("tests", tests)
     if not tests:
-        raise ValidationError("tests is empty.", "name at least one of disjointness, "
-                              "separability, viability.")
+        raise ValidationError("tests is empty.", "name at least one of additivity, "
+                              "disjointness, separability, viability.")
     from workbench.tools.interactions import run_interactions
 
     run_interactions(study, use=check_str("use", use, optional=True), tests=tuple(tests),
@@ -449,7 +459,9 @@ def interactions(study: Study | str | os.PathLike, *, use: str | None = None,
                      separability=check_str("separability", separability,
                                             choices=("classifier", "gaussian")),
                      cross_batch=check_str("cross_batch", cross_batch,
-                                           choices=("status", "pool", "error")))
+                                           choices=("status", "pool", "error")),
+                     additivity_target=check_str("additivity_target", additivity_target,
+                                                 choices=("diagonal", "pooled")))
     return study.refresh()
 
 

@@ -4,6 +4,8 @@ line naming the planner."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,13 @@ def test_summary_tells_p_values_from_scores_and_shows_viability_and_status(study
         elif row.test == "viability":
             assert s.viability_log2 == pytest.approx(row.statistic)
             assert f"{row.statistic:+.2f}" in s.viability and "p =" in s.viability
+        elif row.test == "additivity_or_viability":
+            # the call shows the combined p (not either readout's own) and where it came from
+            assert s.call_p == pytest.approx(row.p) and s.call_q == pytest.approx(row.q)
+            assert ("p =" in s.call) == bool(np.isfinite(row.p))
+            smaller = json.loads(row.params).get("smaller", "")
+            if np.isfinite(row.p) and smaller:
+                assert s.call.endswith(f"from {smaller}")
         if "too few cells" in row.status:
             assert "too few cells" in s.status
     # the demo plants a synthetic-lethal pair: too few cells for morphology, counted anyway
@@ -65,6 +74,8 @@ def test_view_shows_summary_tooltips_and_proposed_pairs(study):
     summary = view.summary_panel()
     tab = _tabulators(summary)[0]
     assert SCORE_NOTE in tab.header_tooltips["separability"]
+    assert list(tab.value.columns[:2]) == ["pair", "call"] and "2 min p" in tab.header_tooltips["call"]
+    assert view.test == "additivity_or_viability"
     assert "p-value" in tab.header_tooltips["viability"]
     assert len(tab.value) == study.read("interactions")["pair"].nunique()
     assert any(SCORE_NOTE in str(m.object) for m in summary.select(pn.pane.Markdown))

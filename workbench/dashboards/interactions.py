@@ -35,7 +35,12 @@ from workbench.dashboards.state import make_pair
 SCORE_TESTS = ("separability_score", "gi_score")
 SCORE_NOTE = "score, not a p-value"
 #: Column tooltips of the pair summary and the next batch.
+#: The step's combined call (additivity or viability), shown first where present.
+COMBINED = "additivity_or_viability"
+
 TOOLTIPS = {
+    "call": "additivity or viability: min(1, 2 min p) of the two readouts (valid whatever "
+            "their dependence), BH q across pairs, and which readout gave the smaller p",
     "additivity": "additivity of the mean shifts, wells as replicates: p-value, BH q and the "
                   "interaction effect (debiased norm of the double's departure from the sum "
                   "of the singles) with its interval",
@@ -182,6 +187,17 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def _params(row) -> dict:
+    """The JSON ``params`` of one interactions row as a dict (empty when absent)."""
+    import json
+
+    try:
+        out = json.loads(row.params) if isinstance(row.params, str) else dict(row.params)
+    except (AttributeError, TypeError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
 def pair_summary(study) -> pd.DataFrame:
     """One row per tested pair: each readout as text (saying which is a p-value and which
     a score), the viability result and the status; numeric columns beside them.
@@ -197,7 +213,7 @@ def pair_summary(study) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per pair, sorted by pair: ``pair``, ``gene_a``, ``gene_b``, the text
-        columns ``additivity``, ``disjointness``, ``separability``, ``viability`` and
+        columns ``call`` (the combined additivity-or-viability call), ``additivity``, ``disjointness``, ``separability``, ``viability`` and
         ``status`` for the readouts present, and their numeric columns (``*_p``,
         ``*_q``, ``additivity_effect``, ``separability_score`` with its interval ends,
         ``viability_log2``).
@@ -208,6 +224,13 @@ def pair_summary(study) -> pd.DataFrame:
         t = g.set_index("test")
         row = {"pair": pair, "gene_a": g["gene_a"].iloc[0], "gene_b": g["gene_b"].iloc[0]}
         notes = []
+        if COMBINED in t.index:
+            r = t.loc[COMBINED]
+            row["call_p"], row["call_q"] = float(r.p), float(r.q)
+            smaller = _params(r).get("smaller", "")
+            row["call"] = (f"p = {_fmt(r.p)} (q {_fmt(r.q)})"
+                           + (f", from {smaller}" if smaller else "")
+                           if np.isfinite(r.p) else f"no p-value ({r.status})")
         if "additivity" in t.index:
             r = t.loc["additivity"]
             row["additivity_p"], row["additivity_q"] = float(r.p), float(r.q)
@@ -414,7 +437,8 @@ class InteractionsView(StudyView):
         if not self.missing:
             tests = sorted(set(interaction_table(self.study)["test"]))
             self.param.test.objects = tests
-            self.test = tests[0]
+            # the combined call is what a biologist reads first, where the step wrote it
+            self.test = COMBINED if COMBINED in tests else tests[0]
             self.param.gene.objects = ["", *genes(self.study)]
             self._sync_gene()
             self.selection.param.watch(lambda e: self._sync_gene(), "perturbation")
@@ -648,10 +672,11 @@ class InteractionsView(StudyView):
         g = self.selection.perturbation
         if g:
             df = df[(df["gene_a"] == g) | (df["gene_b"] == g)]
-        cols = [c for c in ("pair", "additivity", "disjointness", "separability", "viability",
-                            "status") if c in df]
+        cols = [c for c in ("pair", "call", "additivity", "disjointness", "separability",
+                            "viability", "status") if c in df]
         return pn.Column(
-            pn.pane.Markdown("Pairs: additivity, disjointness and viability give p-values; "
+            pn.pane.Markdown("Pairs: the call (additivity or viability), additivity, "
+                             "disjointness and viability give p-values; "
                              f"separability is a {SCORE_NOTE} (interval in brackets).",
                              css_classes=["wb-pair-summary"]),
             pn.widgets.Tabulator(df[cols], show_index=False, disabled=True, height=200,
