@@ -194,7 +194,8 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
     ArtefactSpec(
         "concept_pages", "json", "`workbench concepts`",
         "one precomputed page per concept: top and quantile exemplars with activations, "
-        "histogram, selectivity per label, significant drivers with q, similar concepts",
+        "histogram, selectivity per label, significant drivers with q, similar concepts, "
+        "stability across seeds",
         json_keys=(Key("version", "int"), Key("alpha", "number"), Key("concepts", "dict"))),
     ArtefactSpec(
         "interactions", "table", "`workbench interactions`",
