@@ -4,9 +4,10 @@ For each number of genes ``d`` a sparse stable linear system (``grn_synthetic.si
 about two regulators per gene besides the decay self-loop, 200 trajectories of 2 points,
 velocity noise of 2 velocity sds) is fitted by
 
-- DynGFN as the GRN step runs it (linear reward, automatic temperature from the number of
-  trajectories, edge price 70, modified DB with local search), with ``max_parents=4`` and
-  64 roll-outs per step;
+- DynGFN with the GRN step's linear reward, automatic temperature from the number of
+  trajectories and edge price 70, DynGFN's default loss (modified DB with local search;
+  the GRN step itself now defaults to f-TB, ``loss="ftb", ftb_alpha=1``, which has no
+  local search), with ``max_parents=4`` and 64 roll-outs per step;
 - the bootstrap LassoLarsIC baseline (``BootstrapLassoPosterior``, 50 trajectory
   resamples) and ``|OLS|``, on the same data in the same process.
 
