@@ -328,7 +328,8 @@ def test_facade_step_defaults_follow_the_steps():
     from workbench.tools.interactions import run_interactions
 
     face, step = inspect.signature(wb.tl.grn).parameters, inspect.signature(run_grn).parameters
-    for name in ("loss", "ftb_alpha", "max_parents", "method", "sparsity", "reward"):
+    for name in ("loss", "ftb_alpha", "max_parents", "method", "sparsity", "reward",
+                 "warm_start", "warm_start_fit"):
         assert face[name].default == step[name].default, name
     face = inspect.signature(wb.tl.interactions).parameters
     step = inspect.signature(run_interactions).parameters

@@ -522,7 +522,8 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
         method: str = "auto", max_parents: int = 4, n_steps: int | None = None,
         n_samples: int | None = None, temperature: float | str = "auto",
         sparsity: float = 70.0, reward: str = "linear", loss: str = "ftb",
-        ftb_alpha: float | str = 1.0, references: dict[str, Any] | None = None,
+        ftb_alpha: float | str = 1.0, warm_start: int = 0, warm_start_fit: int = 0,
+        references: dict[str, Any] | None = None,
         device: str = "auto", seed: int = 0, progress: bool = False) -> Study:
     """Posterior over gene-regulatory networks, cycles allowed, from RNA velocity.
 
@@ -557,6 +558,9 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
         default) with ``ftb_alpha`` naming the divergence (1 or ``"forward_kl"``, the
         default; 0 or ``"reverse_kl"``; 0.5 Hellinger; any alpha), or ``"db"`` (modified
         detailed balance); ``benchmarks/results_grn.md`` compares them at 5-26 genes.
+    warm_start, warm_start_fit
+        With ``reward="hyper"``: steps of linear DynGFN before the hypernetwork reward
+        takes over from that policy, and hypernetwork updates at the switch (0: none).
     references
         ``{name: edge list}`` of reference networks to score against
         (:func:`workbench.tools.grn_metrics.read_edge_list` reads them).
@@ -587,6 +591,8 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
             method=check_str("method", method, choices=("auto", "exact", "dyngfn")),
             max_parents=check_int("max_parents", max_parents, minimum=1),
             loss=check_str("loss", loss, choices=("db", "ftb")), ftb_alpha=ftb_alpha,
+            warm_start=check_int("warm_start", warm_start, minimum=0),
+            warm_start_fit=check_int("warm_start_fit", warm_start_fit, minimum=0),
             references=references, seed=seed, device=device, progress=bool(progress))
     return study.refresh()
 

@@ -61,3 +61,24 @@ def test_default_dyngfn_step_records_the_loss_it_trained_with(velocity_study):
     info = run_grn(velocity_study, **kw, loss="db")
     assert info["settings"]["loss"] == "db" and "ftb_alpha" not in info["settings"]
     assert np.allclose(_retrain(velocity_study, info["settings"]), info["history"]["loss"])
+
+
+def test_hyper_warm_start_reaches_dyngfn_and_is_recorded(velocity_study):
+    """The step's warm start is what DynGFN trains with: its history holds the linear
+    steps before the switch (no hypernetwork loss there) and the hyper steps after."""
+    from workbench.data.study import Study
+    from workbench.errors import ValidationError
+    from workbench.tools.grn import run_grn
+
+    kw = dict(size="tiny", n_steps=4, n_envs=6, n_samples=10, n_boot=2, method="dyngfn",
+              device="cpu", checkpoint_dir=velocity_study.path / "ckpt_hyper")
+    info = run_grn(velocity_study, reward="hyper", warm_start=2, warm_start_fit=1, **kw)
+    s = info["settings"]
+    assert (s["reward"], s["warm_start"], s["warm_start_fit"]) == ("hyper", 2, 1)
+    params = Study.open(velocity_study.path).provenance[-1]["params"]
+    assert (params["warm_start"], params["warm_start_fit"]) == (2, 1)
+    mse = np.asarray(info["history"]["hyper_mse"], float)
+    assert len(mse) == len(info["history"]["loss"]) == 4
+    assert np.isnan(mse[:2]).all() and np.isfinite(mse[2:]).all()   # linear, then hyper
+    with pytest.raises(ValidationError, match="reward='hyper'"):
+        run_grn(velocity_study, reward="linear", warm_start=2, **kw)

@@ -47,6 +47,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ftb-alpha", default="1",
                         help="the f-divergence of --loss ftb: forward_kl (1, the default), "
                              "hellinger (0.5), reverse_kl (0) or any number")
+    parser.add_argument("--warm-start", type=int, default=0, metavar="N",
+                        help="with --reward hyper: N steps of the linear reward first, then "
+                             "the hypernetwork from that policy (0: none)")
+    parser.add_argument("--warm-start-fit", type=int, default=0, metavar="M",
+                        help="hypernetwork updates at the switch of --warm-start")
     parser.add_argument("--max-parents", type=int, default=4,
                         help="largest parent set per gene (exact posterior and DynGFN)")
     parser.add_argument("--reference", action="append", default=[], metavar="NAME=FILE",
@@ -119,7 +124,9 @@ def run(args) -> int:
                    n_top=args.n_top, size=args.size, n_steps=args.steps,
                    n_samples=args.samples, temperature=temperature, sparsity=args.sparsity,
                    reward=args.reward, method=args.method, max_parents=args.max_parents,
-                   loss=args.loss, ftb_alpha=_alpha(args.ftb_alpha), references=refs or None, seed=args.seed,
+                   loss=args.loss, ftb_alpha=_alpha(args.ftb_alpha),
+                   warm_start=args.warm_start, warm_start_fit=args.warm_start_fit,
+                   references=refs or None, seed=args.seed,
                    device=args.device, progress=args.progress)
     genes = info["settings"]["genes"]
     temp = np.atleast_1d(info["settings"]["temperature"])

@@ -396,6 +396,7 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
             temperature: float | str = "auto", sparsity: float = 70.0,
             reward: str = "linear", method: str = "auto", max_parents: int = 4,
             loss: str = "ftb", ftb_alpha: float | str = 1.0,
+            warm_start: int = 0, warm_start_fit: int = 0,
             recompute_velocity: bool = False, references: dict | None = None, seed: int = 0,
             device: str = "auto", checkpoint_dir=None, progress: bool = False) -> dict:
     """Run the GRN step on a Study's ``"velocity"`` artefact; returns the metrics written.
@@ -451,6 +452,11 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     ftb_alpha : float or str
         The f-divergence of ``loss="ftb"`` (a number, or a name of
         :data:`~workbench.models.gflownet.f_losses.DIVERGENCES`).
+    warm_start, warm_start_fit : int
+        With ``reward="hyper"``: train ``warm_start`` steps of linear DynGFN first, then
+        switch to the hypernetwork reward from that policy, fitting the hypernetwork
+        ``warm_start_fit`` times at the switch (DynGFN's linear-to-hyper pipeline; 0: no
+        warm start). Recorded in the step's params.
     recompute_velocity : bool
         Ignore the data's own velocity layer and compute steady-state velocity.
     references : dict, optional
@@ -509,6 +515,10 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     x, v, sd = scale_for_grn(data["x"], data["v"])
     traj = data["trajectory"]
     d = x.shape[1]
+    if (warm_start or warm_start_fit) and reward != "hyper":
+        raise ValidationError("warm_start trains the linear reward before the hypernetwork "
+                              f"one, so it needs reward='hyper' (got {reward!r}).",
+                              "pass reward='hyper' (--reward hyper), or leave warm_start at 0.")
     if method == "auto":
         fits = n_parent_sets(d, max_parents) * d <= EXACT_LIMIT and reward == "linear"
         method = "exact" if fits else "dyngfn"
@@ -526,12 +536,17 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
         params = {"genes": data["genes"], "size": size, **preset, "temperature": temp,
                   "sparsity": sparsity, "reward": reward, "method": "dyngfn", "loss": loss,
                   **({"ftb_alpha": ftb_alpha} if loss == "ftb" else {}),
-                  "max_parents": int(max_parents), "velocity_source": data["velocity_source"]}
+                  "max_parents": int(max_parents), "velocity_source": data["velocity_source"],
+                  **({"warm_start": int(warm_start), "warm_start_fit": int(warm_start_fit)}
+                     if reward == "hyper" else {})}
         ckpt = ckpt_dir / f"dyngfn-{_settings_key(params, seed)}.pt"
         result = fit_posteriors(x, v, temperature=temp, sparsity=sparsity, reward=reward,
                                 groups=traj, seed=seed, device=device, checkpoint_path=ckpt,
                                 progress=progress, loss=loss, ftb_alpha=ftb_alpha,
-                                max_parents=int(max_parents), **preset)
+                                max_parents=int(max_parents),
+                                **({"warm_start": int(warm_start),
+                                    "warm_start_fit": int(warm_start_fit)}
+                                   if reward == "hyper" else {}), **preset)
         settings = params
     genes_sel = data["genes"]
     info = {"settings": settings, "orientation": "edge_probability[i, j]: gene j regulates "
