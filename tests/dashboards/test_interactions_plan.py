@@ -229,8 +229,8 @@ def test_additivity_readout_equals_the_artefact_beside_the_other_three(study):
     view = InteractionsView(study, Selection())
     panel = view.summary_panel()
     tab = panel.select(pn.widgets.Tabulator)[0]
-    assert list(tab.value.columns) == ["pair", "additivity", "disjointness", "separability",
-                                       "viability", "status"]
+    assert list(tab.value.columns) == ["pair", "call", "additivity", "disjointness",
+                                       "separability", "viability", "status"]
     assert SCORE_NOTE in tab.header_tooltips["separability"]
     assert "p-value" in tab.header_tooltips["additivity"]
     seps = tab.value["separability"].dropna()

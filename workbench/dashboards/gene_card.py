@@ -386,7 +386,18 @@ def _view_class():
 
     class GeneCardView(StudyView):
         """The gene card of the selected gene; a click on a line opens the view with its
-        detail beside it."""
+        detail beside it.
+
+        Parameters
+        ----------
+        study : Study or None
+            The open Study.
+        selection : Selection or None
+            The session's shared selection; None makes a new one.
+        **params
+            Values of the view's parameters (``layout``: the session's layout, so that a
+            line's link can open its view).
+        """
 
         layout = param.ClassSelector(class_=Layout, default=None, allow_None=True,
                                      doc="The session's layout (to open a line's view).")

@@ -159,7 +159,17 @@ def _view_class():
     from workbench.dashboards.base import StudyView, md_text
 
     class OverviewView(StudyView):
-        """What the Study holds and each step's headline against its baseline."""
+        """What the Study holds and each step's headline against its baseline.
+
+        Parameters
+        ----------
+        study : Study or None
+            The open Study.
+        selection : Selection or None
+            The session's shared selection; None makes a new one.
+        **params
+            Values of the view's parameters.
+        """
 
         key = "overview"
         label = "Overview"
