@@ -95,7 +95,7 @@ def test_the_demo_progress_line_estimates_the_time_left_from_this_machine():
     from workbench.commands.demo import TYPICAL_SECONDS, _eta
 
     typical = TYPICAL_SECONDS["realistic"]
-    assert _eta("realistic", {}, ["embed"]) == f"about {typical['embed']} s left"
+    assert _eta("realistic", {}, ["grn"]) == f"about {typical['grn']} s left"
     # the steps so far ran at half the typical speed: the rest is expected to as well
     slow = {"simulate": 2 * typical["simulate"]}
     left = 2 * (typical["embed"] + typical["grn"])

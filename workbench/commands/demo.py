@@ -26,8 +26,8 @@ SIZES = ("tiny", "quick", "realistic")
 #: estimate of the time left (scaled by how fast the steps so far ran on this machine).
 TYPICAL_SECONDS = {
     "tiny": {"simulate": 2, "embed": 8, "concepts": 4, "interactions": 5, "grn": 3},
-    "quick": {"simulate": 4, "embed": 30, "concepts": 10, "interactions": 15, "grn": 5},
-    "realistic": {"simulate": 10, "embed": 70, "concepts": 25, "interactions": 40, "grn": 10},
+    "quick": {"simulate": 4, "embed": 30, "concepts": 13, "interactions": 15, "grn": 5},
+    "realistic": {"simulate": 12, "embed": 94, "concepts": 35, "interactions": 55, "grn": 14},
 }
 
 

@@ -640,6 +640,7 @@ def no_tvn_comparison(study, seed: int = 0) -> dict:
     prof = study.read("profiles")
     info = prof.uns["workbench"]["embedding"]
     raw = prof.copy()
+    raw.uns.pop("workbench", None)   # raw features: there is no TVN fit to hold controls out of
     raw.X = np.asarray(prof.obsm[str(info["source"])], dtype=np.float32)
     pert = perturbation_map(raw.X, raw.obs, study.control_label)
     groups = _groups_from_truth(study.read("ground_truth")) if study.has("ground_truth") else None
