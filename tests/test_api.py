@@ -292,6 +292,25 @@ def test_static_export_without_matplotlib(tiny_study_path, tmp_path, suffix):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
 
 
+@pytest.mark.browser
+def test_static_export_inside_a_running_event_loop(tiny_study_path, tmp_path):
+    """A Jupyter kernel runs an asyncio loop in its main thread, where Playwright's sync
+    API refuses to start: the export must still write the figure there."""
+    import asyncio
+
+    pytest.importorskip("playwright")
+    try:
+        wb.pl._chromium()
+    except WorkbenchError as exc:
+        pytest.skip(str(exc))
+
+    async def in_a_kernel():
+        return wb.pl.save(tiny_study_path, "perturbation_map", tmp_path / "map.png")
+
+    out = asyncio.run(in_a_kernel())
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_gene_card_delegates(tiny_study_path, monkeypatch):
     import types
 

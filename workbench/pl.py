@@ -319,6 +319,13 @@ def _chromium() -> str:
 
 
 def _browser_export(html: str, model_id: str, path: Path, width: int, height: int) -> None:
+    from workbench.dashboards.export import off_running_loop
+
+    off_running_loop(_browser_export_now, html, model_id, path, width, height)
+
+
+def _browser_export_now(html: str, model_id: str, path: Path, width: int,
+                        height: int) -> None:
     import tempfile
 
     try:

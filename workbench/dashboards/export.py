@@ -175,9 +175,43 @@ def _chromium() -> str:
     return chromium
 
 
+def off_running_loop(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, in a worker thread when this thread runs an asyncio loop.
+
+    Playwright's sync API refuses to start inside a running event loop, and JupyterLab's
+    kernel (like a Panel server) runs one in its main thread; a thread of its own has none.
+
+    Parameters
+    ----------
+    fn : callable
+        What to run.
+    *args, **kwargs
+        Its arguments.
+
+    Returns
+    -------
+    object
+        What ``fn`` returns; its exception is raised here.
+    """
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args, **kwargs)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 def _render_in_browser(obj, outputs: dict[str, Path], width: int, height: int) -> None:
     """Open ``obj`` as a standalone Bokeh page in headless Chromium and write each of
-    ``outputs`` (``{"png": path, "svg": path}``)."""
+    ``outputs`` (``{"png": path, "svg": path}``), off any running event loop."""
+    off_running_loop(_render_now, obj, outputs, width, height)
+
+
+def _render_now(obj, outputs: dict[str, Path], width: int, height: int) -> None:
     import holoviews as hv
     from bokeh.resources import INLINE
     from playwright.sync_api import sync_playwright
