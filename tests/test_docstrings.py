@@ -94,6 +94,13 @@ COVERED = (
     "workbench.models.gflownet.losses",
     "workbench.models.gflownet.enumerated_q",
     "workbench.models.gflownet.exact_posterior",
+    "workbench.models.additivity",
+    "workbench.models.replicates",
+    "workbench.models.icfl",
+    "workbench.models.topk_sae",
+    "workbench.models.combined_call",
+    "workbench.tools.concept_encode",
+    "workbench.tools.concept_stream",
 )
 
 #: Classes whose public methods are held to the same rule (``module.Class``).
@@ -145,6 +152,7 @@ METHODS_COVERED = (
     "workbench.dashboards.app.NapariLink",
     "workbench.dashboards.app.Dashboard",
     "workbench.dashboards.interactions.InteractionsView",
+    "workbench.models.icfl.ICFL",
 )
 
 #: Parameters that need no line of their own.

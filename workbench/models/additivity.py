@@ -93,10 +93,29 @@ def _correlation(c: np.ndarray) -> np.ndarray:
 def well_covariance(summaries: list[dict], pooled_cells: np.ndarray) -> tuple[np.ndarray, int]:
     """Method-of-moments well-effect covariance ``T`` from conditions with >= 2 units.
 
-    ``summaries`` (each from :func:`_summaries`, duplicates already removed);
-    ``pooled_cells``: the within-unit cell covariance used where a condition has too few
-    within-unit degrees of freedom. Returns ``(T, df)``; ``df = 0`` when no condition has
-    two units (``T`` is then zero and cannot be used).
+    Each condition with ``U >= 2`` units contributes the scatter of its unit means less the
+    part its within-unit cell covariance explains, ``R - (1 - 1/U) C sum_w 1/m_w``; the sum
+    over conditions is divided by ``sum (U - 1)`` and projected onto the positive
+    semi-definite cone.
+
+    Parameters
+    ----------
+    summaries : list of dict
+        One per distinct condition, as made by the module's private ``_summaries``: keys
+        ``"means"`` (``(U, d)`` unit means), ``"m"`` (``(U,)`` cells per unit),
+        ``"scatter"`` (``(d, d)`` within-unit scatter) and ``"nu"`` (its degrees of
+        freedom). Duplicates must already be removed, or they count twice.
+    pooled_cells : ndarray
+        ``(d, d)`` within-unit cell covariance used for a condition with fewer than 3
+        within-unit degrees of freedom.
+
+    Returns
+    -------
+    T : ndarray
+        ``(d, d)`` positive semi-definite well-effect covariance (zero when ``df`` is 0).
+    df : int
+        Its degrees of freedom, ``sum (U - 1)``; 0 when no condition has two units, and
+        ``T`` then cannot be used.
     """
     d = pooled_cells.shape[0]
     num = np.zeros((d, d))
@@ -146,17 +165,35 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
 
     Parameters
     ----------
-    groups : per pair, condition ("ctrl", "a", "b", "ab") -> ``(n_c, d)`` cells.
-    units : per pair, condition -> ``(n_c,)`` replicate unit of each cell (wells). To treat
-        every cell as its own replicate (a cell-level test, invalid under well effects),
-        give each cell a unit of its own.
-    reference : samples that fix the standardisation (default: all controls pooled).
-    names : pair names for the errors.
-    n_bootstrap : replicates of the parametric bootstrap null (p-values are at least
-        ``1 / (n_bootstrap + 1)``).
-    chunk_pairs, budget : pairs per batch of the bootstrap (default: as many as keep the
-        largest working tensor under ``budget`` elements).
-    target : shrinkage target of each condition's cell covariance: ``"diagonal"`` (its own
+    groups : list of dict of str to ndarray
+        One dict per pair, mapping each condition (``"ctrl"``, ``"a"``, ``"b"``, ``"ab"``)
+        to its ``(n_c, d)`` cell profiles. The same arrays may be shared between pairs
+        (the controls, a single shared by several doubles): their summaries are computed
+        once.
+    units : list of dict of str to ndarray
+        Parallel to ``groups``: per condition, the ``(n_c,)`` replicate unit (well) of each
+        cell. To treat every cell as its own replicate (a cell-level test, invalid under
+        well effects), give each cell a unit of its own.
+    reference : array_like, optional
+        ``(n, d)`` samples whose per-coordinate sd fixes the standardisation; ``None`` pools
+        the controls of every pair. Coordinates constant in it are left out.
+    names : list of str, optional
+        Pair names, used in the error messages only.
+    n_bootstrap : int
+        Replicates of the parametric bootstrap null (at least 1); p-values are at least
+        ``1 / (n_bootstrap + 1)``.
+    seed : int
+        Seed of the bootstrap draws; the same seed gives the same p-values.
+    device : str
+        Torch device of the bootstrap (``"auto"``: a GPU when there is one; float32 there,
+        float64 on the CPU).
+    chunk_pairs : int, optional
+        Pairs per batch of the bootstrap; ``None`` takes as many as keep the largest
+        working tensor under ``budget`` elements.
+    budget : int
+        Element budget of the largest working tensor when ``chunk_pairs`` is ``None``.
+    target : str
+        Shrinkage target of each condition's cell covariance: ``"diagonal"`` (its own
         variances, no correlation) or ``"pooled"`` (its own variances joined by the
         correlation of the within-unit covariance pooled over the call, itself shrunk
         towards its diagonal; the bootstrap redraws that correlation too). With strongly
@@ -165,10 +202,11 @@ def additivity_test(groups: list[dict[str, np.ndarray]], units: list[dict[str, n
 
     Returns
     -------
-    :class:`~workbench.models.replicates.ReplicateResult` with ``statistic`` the
-    Mahalanobis norm ``Q``, ``p_value`` from the bootstrap null, ``effect_size`` the
-    debiased interaction norm (control-sd units) and its 95% interval in
-    ``ci_low``/``ci_high``; ``status`` per pair.
+    ReplicateResult
+        ``statistic`` the Mahalanobis norm ``Q``, ``p_value`` from the bootstrap null,
+        ``effect_size`` the debiased interaction norm (control-sd units) and its 95%
+        interval in ``ci_low``/``ci_high``, one entry per pair (NaN where untested);
+        ``status`` says per pair whether it was tested and, if not, why.
     """
     names = _groups_ok(groups, units, names)
     if target not in ("diagonal", "pooled"):

@@ -139,7 +139,13 @@ class ICFL(SparseDictionary):
         return f"{self.selection}{'+refit' if self.refit else ''}"
 
     def round_sizes(self) -> list[int]:
-        """Atoms chosen in each pursuit round (the last one partial under ``n_nonzero``)."""
+        """Atoms chosen in each pursuit round (the last one partial under ``n_nonzero``).
+
+        Returns
+        -------
+        list of int
+            One entry per round, ``n_rounds`` in all; they sum to :attr:`sparsity`.
+        """
         k, L = self.sparsity, self.atoms_per_round
         return [min(L, k - r * L) for r in range(self.n_rounds)]
 

@@ -51,7 +51,27 @@ CONDITIONS = {"ab": 1.0, "ctrl": 1.0, "a": -1.0, "b": -1.0}
 
 # ---------------------------------------------------------------------------- checks
 def check_finite(x, what: str) -> np.ndarray:
-    """Return ``x`` as float32, or raise naming ``what`` and the first bad row."""
+    """Return ``x`` as float32, or raise naming ``what`` and the first bad row.
+
+    Parameters
+    ----------
+    x : array_like
+        Values to check (any shape).
+    what : str
+        What ``x`` is, as the error message should name it (e.g. ``"pair A+B: condition
+        'ab'"``).
+
+    Returns
+    -------
+    ndarray
+        ``x`` as a float32 array of the same shape.
+
+    Raises
+    ------
+    ValidationError
+        If ``x`` holds a NaN or an infinite value; the message gives their number and the
+        index of the first one.
+    """
     arr = np.asarray(x, np.float32)
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -67,9 +87,24 @@ def check_finite(x, what: str) -> np.ndarray:
 def canonical_pairs(labels) -> tuple[dict[str, tuple[str, str, list[str]]], list[str]]:
     """Parse double labels ``"A+B"``; merge a pair given in both orders; refuse ``"A+A"``.
 
-    Returns ``({canonical label: (gene_a, gene_b, [labels merged into it])}, report)``:
-    the canonical label is the first order seen in sorted input; ``report`` has one line
-    per merge, to be shown to the user.
+    Parameters
+    ----------
+    labels : iterable of str
+        Labels of the double perturbations, each two gene names joined by ``"+"``
+        (whitespace around the names is ignored; repeats are allowed).
+
+    Returns
+    -------
+    pairs : dict of str to tuple
+        Canonical label -> ``(gene_a, gene_b, [labels merged into it])``. The canonical
+        label is the order that comes first in the sorted labels.
+    report : list of str
+        One line per merge of two orders, to be shown to the user.
+
+    Raises
+    ------
+    ValidationError
+        If a label does not name exactly two genes, or names the same gene twice.
     """
     out: dict[str, tuple[str, str, list[str]]] = {}
     key_of: dict[frozenset, str] = {}
@@ -106,13 +141,47 @@ def _unit_index(x: np.ndarray, units):
 
 
 def unit_summaries(x: np.ndarray, units) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of the rows of ``x`` inside each unit: ``(means (U, F), counts (U,), names)``."""
+    """Mean of the rows of ``x`` inside each replicate unit.
+
+    Parameters
+    ----------
+    x : ndarray
+        ``(n, F)`` per-cell features.
+    units : array_like
+        ``(n,)`` unit label of each row (compared as strings).
+
+    Returns
+    -------
+    means : ndarray
+        ``(U, F)`` mean of each unit, in the sorted order of the unit names.
+    counts : ndarray
+        ``(U,)`` rows per unit (float).
+    names : ndarray
+        ``(U,)`` the sorted unit names.
+    """
     return _unit_index(np.asarray(x, float), units)[:3]
 
 
 def unit_means(x: np.ndarray, units=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-unit means of the rows of ``x``, the cells per unit, and each row's residual
-    from its unit's mean (``units`` None: every row is its own unit)."""
+    """Per-unit means of the rows of ``x``, the cells per unit, and each row's residual.
+
+    Parameters
+    ----------
+    x : ndarray
+        ``(n, F)`` per-cell values.
+    units : array_like, optional
+        ``(n,)`` unit label of each row; ``None`` makes every row its own unit (means are
+        the rows, counts 1, residuals 0).
+
+    Returns
+    -------
+    means : ndarray
+        ``(U, F)`` unit means, in the sorted order of the unit names.
+    counts : ndarray
+        ``(U,)`` rows per unit (float).
+    residuals : ndarray
+        ``(n, F)`` each row minus the mean of its unit, in the input order.
+    """
     x = np.asarray(x, float)
     if units is None:
         return x.copy(), np.ones(len(x)), np.zeros_like(x)
@@ -137,8 +206,22 @@ def contrast_test(cells: dict[str, np.ndarray], units: dict[str, np.ndarray] | N
     null pairs at alpha 0.05 with a well sd of a third of the cell sd (2 wells per
     condition, 100 cells), so the smaller df is kept: valid, conservative when wells do
     not differ.
-    Returns ``contrast, se, t, df, p`` (two-sided; NaN when some condition has one unit)
-    and ``units`` (U_c per condition).
+
+    Parameters
+    ----------
+    cells : dict of str to ndarray
+        Condition (``"ctrl"``, ``"a"``, ``"b"``, ``"ab"``) -> ``(n_c, F)`` per-cell
+        features (or per-unit values when ``units`` is ``None``).
+    units : dict of str to ndarray, optional
+        Condition -> ``(n_c,)`` replicate unit of each row; ``None`` makes every row its
+        own unit with no within-unit variance (e.g. one count per well).
+
+    Returns
+    -------
+    dict
+        ``"contrast"`` (``(F,)`` the contrast of the unit means), ``"se"``, ``"t"``,
+        ``"p"`` (``(F,)``, two-sided; NaN when some condition has a single unit), ``"df"``
+        (int, ``sum_c (U_c - 1)``) and ``"units"`` (dict, ``U_c`` per condition).
     """
     mean, var_in, inv_m, counts = {}, {}, {}, {}
     for c in CONDITIONS:
@@ -181,6 +264,19 @@ def normal_scores(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
     A monotone map of a coordinate leaves these scores unchanged, and they are bounded
     (by about ``Phi^-1(1 - 1/(2 m))`` for ``m`` reference samples), so means over a few
     cells behave like means of Gaussians even when the embedding is skewed or heavy-tailed.
+
+    Parameters
+    ----------
+    x : ndarray
+        ``(n, d)`` samples to score.
+    reference : ndarray
+        ``(m, d)`` samples whose per-coordinate distribution the scores are taken against
+        (usually the controls); ties get the mid-rank.
+
+    Returns
+    -------
+    ndarray
+        ``(n, d)`` normal scores, ``Phi^-1((rank + 0.5) / (m + 1))``.
     """
     ref = np.sort(np.asarray(reference, float), axis=0)
     m = len(ref)
@@ -193,7 +289,20 @@ def normal_scores(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def simes(p: np.ndarray) -> float:
-    """Simes' combined p-value ``min_k m p_(k) / k`` of one family (NaN if any is NaN)."""
+    """Simes' combined p-value ``min_k m p_(k) / k`` of one family (Simes 1986).
+
+    Valid for independent and for positively dependent p-values.
+
+    Parameters
+    ----------
+    p : array_like
+        The family's ``m`` p-values.
+
+    Returns
+    -------
+    float
+        The combined p-value, capped at 1; NaN when ``p`` is empty or holds a NaN.
+    """
     p = np.sort(np.asarray(p, float))
     if p.size == 0 or not np.isfinite(p).all():
         return float("nan")
@@ -204,10 +313,28 @@ def simes(p: np.ndarray) -> float:
 class ReplicateResult:
     """Per-pair outcome of a replicate-level test (arrays: one entry per pair).
 
-    ``statistic`` (disjointness: mean squared t over the features; counts: the log2
-    contrast), ``p_value`` (NaN where a condition has a single unit), ``effect_size``
-    (largest |t|; counts: t), ``ci_low``/``ci_high`` (counts: 95% t interval of the
-    contrast), ``status`` per pair, ``units`` (units per condition) and ``params``.
+    Parameters
+    ----------
+    test : str
+        Which test made it: ``"disjointness"``, ``"additivity"`` or ``"viability"``.
+    statistic : ndarray
+        Disjointness: the mean squared t over the features; additivity: the Mahalanobis
+        norm ``Q``; viability: the log2 count contrast.
+    p_value : ndarray
+        The p-values; NaN where the pair was not tested (see ``status``).
+    effect_size : ndarray
+        Disjointness: the largest |t|; additivity: the debiased interaction norm;
+        viability: t.
+    ci_low, ci_high : ndarray
+        95% interval of the effect (viability: of the contrast; additivity: of the
+        interaction norm); NaN for the disjointness test, which gives none.
+    status : list of str
+        ``"tested"``, or why the pair has no p-value.
+    units : list of dict of str to int
+        Replicate units per condition, per pair.
+    params : dict
+        The test's settings and a description of its statistic and calibration, written
+        into provenance.
     """
 
     test: str
@@ -248,15 +375,23 @@ def replicate_disjointness_test(groups: list[dict[str, np.ndarray]],
 
     Parameters
     ----------
-    groups : per pair, condition ("ctrl", "a", "b", "ab") -> ``(n_c, d)`` cells.
-    units : per pair, condition -> ``(n_c,)`` replicate unit of each cell (wells).
-    reference : samples that fix the standardisation (default: all controls pooled).
-    names : pair names for the errors.
+    groups : list of dict of str to ndarray
+        One dict per pair, mapping each condition (``"ctrl"``, ``"a"``, ``"b"``, ``"ab"``)
+        to its ``(n_c, d)`` cell profiles.
+    units : list of dict of str to ndarray
+        Parallel to ``groups``: per condition, the ``(n_c,)`` replicate unit (well) of each
+        cell.
+    reference : array_like, optional
+        ``(n, d)`` samples the normal scores are taken against; ``None`` pools the controls
+        of every pair. Coordinates constant in it are left out.
+    names : list of str, optional
+        Pair names, used in the error messages only.
 
     Returns
     -------
-    :class:`ReplicateResult`; ``p_value`` is Simes' combination over the ``2 d`` features
-    ``u, u^2`` of the per-feature t tests of :func:`contrast_test`.
+    ReplicateResult
+        ``p_value`` is Simes' combination over the ``2 d`` features ``u, u^2`` of the
+        per-feature t tests of :func:`contrast_test`.
     """
     names = _groups_ok(groups, units, names)
     ref = (np.concatenate([g["ctrl"] for g in groups]) if reference is None
@@ -313,6 +448,21 @@ def count_test(counts: list[dict[str, np.ndarray]], *, pseudo: float = 0.5) -> R
     pseudo)``: 0 when the singles' fitness effects multiply; below 0 synthetic
     sickness/lethality, above 0 rescue. Units that lost every cell are invisible when only
     cells are recorded: give them with count 0 where a plate map lists them.
+
+    Parameters
+    ----------
+    counts : list of dict of str to ndarray
+        One dict per pair: condition (``"ctrl"``, ``"a"``, ``"b"``, ``"ab"``) -> ``(U_c,)``
+        cells counted in each replicate unit.
+    pseudo : float
+        Added to every count before the ``log2``, so that an emptied unit has a finite
+        value.
+
+    Returns
+    -------
+    ReplicateResult
+        ``statistic`` the log2 contrast, ``effect_size`` its t, ``ci_low``/``ci_high`` its
+        95% t interval, ``p_value`` two-sided (NaN when a condition has a single unit).
     """
     stat, p, eff, lo, hi, status, ulist = [], [], [], [], [], [], []
     for cnt in counts:
