@@ -23,21 +23,28 @@ help:
 system:
 	bash .ci/system-deps.sh
 
-# torch first: on Linux, pip's plain `torch` would pick a multi-GB CUDA build; the range in
-# pyproject keeps it on the CPU build where one is provided. A GPU user installs the CUDA
-# wheel of their choice into the venv before `make`.
-$(STAMP): pyproject.toml
+# torch first, with pip: on Linux a plain `torch` would pick a multi-GB CUDA build; the
+# range in pyproject keeps pip on the CPU build where one is provided. A GPU user installs
+# the CUDA wheel of their choice into the venv before `make`.
+# The rest with uv into the same venv (about 25 s instead of pip's 3-4 minutes on 2 cores):
+# uv sees the installed torch as satisfying the range and keeps it. uv keeps no cache
+# (nothing is written outside the project); if uv cannot install, pip does the same install.
+# INSTALL_EXTRA: the extras to install (`all` for the demo, `test` for the test suite)
+define install_venv
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q 'torch>=2.4,<2.14' $(PIP_QUIET)
-	$(BIN)/pip install -q -e '.[test]' $(PIP_QUIET)
+	$(BIN)/pip install -q 'torch>=2.4,<2.14' uv $(PIP_QUIET)
+	UV_NO_CACHE=1 $(BIN)/uv pip install -q --python $(BIN)/python -e '.[$(1)]' \
+	  || $(BIN)/pip install -q -e '.[$(1)]' $(PIP_QUIET)
+endef
+
+$(STAMP): pyproject.toml
+	$(call install_venv,test)
 	touch $(STAMP)
 
 # what the demo and a user of it need (dashboards, napari, notebooks), without the test and
 # documentation tools: `make test` adds those to the same environment
 $(DEMO_STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q 'torch>=2.4,<2.14' $(PIP_QUIET)
-	$(BIN)/pip install -q -e '.[all]' $(PIP_QUIET)
+	$(call install_venv,all)
 	touch $(DEMO_STAMP)
 
 venv: $(STAMP)
