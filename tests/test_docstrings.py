@@ -101,6 +101,11 @@ COVERED = (
     "workbench.models.combined_call",
     "workbench.tools.concept_encode",
     "workbench.tools.concept_stream",
+    "workbench.models.kl_additivity",
+    "workbench.models.separability",
+    "workbench.models.interaction_result",
+    "workbench.models.interaction_tests",
+    "workbench.models.interaction_scenarios",
 )
 
 #: Classes whose public methods are held to the same rule (``module.Class``).

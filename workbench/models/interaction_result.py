@@ -14,17 +14,27 @@ __all__ = ["InteractionTestResult"]
 class InteractionTestResult:
     """Per-pair outcome of one test; arrays have one entry per pair.
 
-    Attributes
+    Parameters
     ----------
-    test : "disjointness" or "separability".
-    statistic : the test statistic (unbiased D = 4 MMD^2, or the separability score S).
-    p_value : permutation (disjointness) or parametric-null (separability) p-value; NaN
-        where the method gives only a score (the classifier separability estimator).
-    effect_size : statistic divided by the spread of its null (disjointness: permutation
+    test : str
+        Which test made it: ``"disjointness"``, ``"separability"`` or
+        ``"separability_score"`` (the well-level KL-additivity score).
+    statistic : ndarray
+        The test statistic (unbiased ``D = 4 MMD^2``, or the separability score ``S``).
+    p_value : ndarray
+        Permutation (disjointness) or parametric-null (separability) p-value; NaN where
+        the method gives only a score (the classifier estimator, the KL-additivity score).
+    effect_size : ndarray
+        The statistic divided by the spread of its null (disjointness: permutation
         standard deviation; separability: bootstrap standard error).
-    ci_low, ci_high : 95% interval (separability: S +- 1.96 bootstrap se; disjointness: NaN).
-    terms : extra per-pair arrays (e.g. the four KL estimates).
-    params : kernel, bandwidth rule and bandwidths, sample sizes, permutations, seed.
+    ci_low, ci_high : ndarray
+        95% interval (separability: ``S +- 1.96`` bootstrap se; the KL-additivity score: a
+        percentile interval; disjointness: NaN).
+    terms : dict of str to ndarray
+        Extra per-pair arrays (e.g. the four KL estimates, a status per pair).
+    params : dict
+        Kernel, bandwidth rule and bandwidths, sample sizes, permutations, seed: written
+        into provenance.
     """
 
     test: str

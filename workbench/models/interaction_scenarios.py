@@ -51,7 +51,21 @@ def _mixing_weights(seed: int = 12345):
 
 
 def observe(z: np.ndarray, map: str) -> np.ndarray:
-    """The observation ``g(z)`` of latent states ``(n, LATENT_DIM)``."""
+    """The observation ``g(z)`` of latent states.
+
+    Parameters
+    ----------
+    z : ndarray
+        ``(n, LATENT_DIM)`` latent states.
+    map : str
+        One of :data:`MAPS`: ``"gaussian"`` (the identity), ``"monotone"`` (a monotone
+        function per coordinate) or ``"mixing"`` (a fixed random network).
+
+    Returns
+    -------
+    ndarray
+        ``(n, LATENT_DIM)`` observations, or ``(n, MIXED_DIM)`` for ``"mixing"``.
+    """
     if map == "gaussian":
         return z.copy()
     if map == "monotone":
@@ -91,11 +105,36 @@ def simulate_pairs(n_pairs: int, *, kind: str = "null", map: str = "gaussian", n
                    seed: int = 0):
     """Draw ``n_pairs`` independent pairs of one scenario.
 
+    Parameters
+    ----------
+    n_pairs : int
+        Number of pairs, all of the same scenario.
+    kind : str
+        One of :data:`KINDS`: ``"null"`` (additive, disjoint), ``"buffering"``,
+        ``"synergy"``, ``"synthetic_lethal"`` or ``"new_property"`` (see the module
+        docstring).
+    map : str
+        One of :data:`MAPS`, the observation map ``g`` (see :func:`observe`).
+    n : int
+        Cells seeded per single or double condition (controls ``2 n``); the cells imaged
+        are a Poisson draw around it scaled by the condition's fitness.
+    wells : int
+        Wells per single or double condition (controls ``2 * wells``).
+    well_sd : float
+        Sd of the per-well latent offset, in cell-sd units; 0 leaves wells alike.
+    count_sd : float
+        Sd of the lognormal per-well factor of the cell counts.
+    seed : int
+        Seed of every draw (the mixing map is fixed and does not depend on it).
+
     Returns
     -------
-    groups : per pair, condition -> ``(n_c, d)`` observations.
-    units : per pair, condition -> ``(n_c,)`` well labels.
-    counts : per pair, condition -> ``(wells_c,)`` cells imaged per well (the survivors).
+    groups : list of dict of str to ndarray
+        Per pair, condition -> ``(n_c, d)`` float32 observations.
+    units : list of dict of str to ndarray
+        Per pair, condition -> ``(n_c,)`` well labels (``"ctrl0"``, ``"a1"``, ...).
+    counts : list of dict of str to ndarray
+        Per pair, condition -> ``(wells_c,)`` cells imaged per well (the survivors).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; use one of {KINDS}")

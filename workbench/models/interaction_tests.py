@@ -79,17 +79,30 @@ def equalize_groups(groups: list[dict[str, np.ndarray]], n: int | None = None, *
 
     Parameters
     ----------
-    groups : one dict per pair mapping condition name ("ctrl", "a", "b", "ab") to an
-        ``(n_i, d)`` array.
-    n : the common size; default the smallest group size over all pairs, divided by the
-        multiplier in ``need`` (e.g. ``need={"ctrl": 2}`` asks for 2n controls).
-    need : multiplier of n per condition (default 1 each).
-    names : pair names, used in the error when a group is too small.
+    groups : list of dict of str to ndarray
+        One dict per pair mapping each condition name (``"ctrl"``, ``"a"``, ``"b"``,
+        ``"ab"``) to an ``(n_i, d)`` array; every pair names the same conditions.
+    n : int, optional
+        The common size; ``None`` takes the smallest group size over all pairs, divided by
+        the multiplier in ``need`` (e.g. ``need={"ctrl": 2}`` asks for 2n controls).
+    seed : int
+        Seed of the subsampling (without replacement).
+    need : dict of str to int, optional
+        Multiplier of n per condition; ``None`` means 1 for each.
+    names : list of str, optional
+        Pair names, used in the error when a group is too small.
 
     Returns
     -------
-    stacked : condition -> ``(P, k*n, d)`` float32 array.
-    n : the common size used.
+    stacked : dict of str to ndarray
+        Condition -> ``(P, k * n, d)`` float32 array, ``k`` its multiplier.
+    n : int
+        The common size used.
+
+    Raises
+    ------
+    ValueError
+        If a condition has fewer samples than it needs.
     """
     need = need or {}
     rng = np.random.default_rng(seed)
@@ -110,7 +123,18 @@ def equalize_groups(groups: list[dict[str, np.ndarray]], n: int | None = None, *
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values) for a vector of p-values.
 
-    NaNs are ignored and stay NaN. q_(i) = min_{j>=i} p_(j) m / j, capped at 1.
+    ``q_(i) = min_{j >= i} p_(j) m / j``, capped at 1 (Benjamini and Hochberg 1995); ``m``
+    counts the finite p-values only.
+
+    Parameters
+    ----------
+    p : array_like
+        The p-values; NaNs are ignored and stay NaN.
+
+    Returns
+    -------
+    ndarray
+        The q-values, in the order of ``p``.
     """
     p = np.asarray(p, float)
     q = np.full_like(p, np.nan)
@@ -131,8 +155,18 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 def interaction_shift(ctrl: np.ndarray, a: np.ndarray, b: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """Mean-embedding interaction ``mean(ab) + mean(ctrl) - mean(a) - mean(b)`` per pair.
 
-    Inputs are ``(P, n, d)``; returns ``(P, d)``. Zero in expectation when the effects of A
-    and B add up in the mean (linear-kernel version of the disjointness identity).
+    Zero in expectation when the effects of A and B add up in the mean (the linear-kernel
+    version of the disjointness identity).
+
+    Parameters
+    ----------
+    ctrl, a, b, ab : ndarray
+        ``(P, n, d)`` samples of each condition (``n`` may differ between conditions).
+
+    Returns
+    -------
+    ndarray
+        ``(P, d)`` the interaction shift of each pair.
     """
     return ab.mean(1) + ctrl.mean(1) - a.mean(1) - b.mean(1)
 
@@ -162,6 +196,24 @@ def median_bandwidths(reference: np.ndarray, assign: np.ndarray, max_n: int = 20
     The median is taken over at most ``max_pairs`` random pairs of distinct samples among
     at most ``max_n`` reference samples (a 50,000-pair median is within about 1% of the
     full one).
+
+    Parameters
+    ----------
+    reference : ndarray
+        ``(m, d)`` samples the distances are taken on (usually pooled controls).
+    assign : ndarray
+        ``(d, n_parts)`` 0/1 assignment of coordinates to the kernel's parts.
+    max_n : int
+        Reference samples used at most (a random subset beyond it).
+    seed : int
+        Seed of the subsets.
+    max_pairs : int
+        Sample pairs the median is taken over at most (all pairs when there are fewer).
+
+    Returns
+    -------
+    ndarray
+        ``(n_parts,)`` float32 ``sigma_p^2``; a part whose median is 0 gets 0.5.
     """
     ref = np.asarray(reference, np.float32)
     rng = np.random.default_rng(seed)
@@ -242,27 +294,40 @@ def disjointness_test(ctrl, a, b, ab, *, kernel: str = "additive_rbf", parts=Non
 
     Parameters
     ----------
-    ctrl, a, b, ab : ``(P, n, d)`` arrays, the same ``n`` for all four (use
+    ctrl, a, b, ab : array_like
+        ``(P, n, d)`` arrays, the same ``n >= 2`` for all four (use
         :func:`equalize_groups`). Controls should come from the batches of the pair.
-    kernel : "additive_rbf" (sum of Gaussian kernels, one per part; valid null for effects
-        on disjoint parts), "linear" (mean additivity; rotation invariant), or "rbf" (one
-        Gaussian on the whole vector: *not* additive, so the null need not hold even for
-        disjoint effects; offered for comparison only).
-    parts : None (one part per coordinate), an int (that many contiguous blocks) or a label
-        per coordinate.
-    reference : samples for the bandwidth (median heuristic per part), held out from the
-        tests; default the controls of all pairs pooled.
-    n_permutations : number of random within-quadruple swaps (sign-flip vectors).
-    chunk_pairs : pairs per batch (default: as many as ``budget`` allows).
-    budget : largest working tensor, in elements (default 8 Mi floats, 32 MiB): bounds the
+    kernel : str
+        ``"additive_rbf"`` (sum of Gaussian kernels, one per part; valid null for effects
+        on disjoint parts), ``"linear"`` (mean additivity; rotation invariant), or
+        ``"rbf"`` (one Gaussian on the whole vector: *not* additive, so the null need not
+        hold even for disjoint effects; offered for comparison only).
+    parts : int or array_like, optional
+        ``None`` (one part per coordinate), an int (that many contiguous blocks) or a
+        label per coordinate.
+    reference : array_like, optional
+        ``(m, d)`` samples for the bandwidths (median heuristic per part), best held out
+        from the tests; ``None`` pools the controls of all pairs.
+    n_permutations : int
+        Number of random within-quadruple swaps (sign-flip vectors), shared by all pairs;
+        p-values are at least ``1 / (n_permutations + 1)``.
+    seed : int
+        Seed of the sign flips and of the bandwidth subsample.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    chunk_pairs : int, optional
+        Pairs per batch; ``None`` takes as many as ``budget`` allows.
+    budget : int
+        Largest working tensor, in elements (default 8 Mi floats, 32 MiB): bounds the
         peak memory whatever the number of pairs.
 
     Returns
     -------
-    InteractionTestResult with ``statistic`` the unbiased estimate of
-    ``D = ||mu_ab + mu_0 - mu_a - mu_b||^2`` (= 4 MMD^2 of the pooled groups), p-values
-    ``(1 + #{T_perm >= T}) / (1 + B)`` over B restricted permutations (sign flips of the
-    quadruples) and ``effect_size = (T - mean_null) / sd_null``.
+    InteractionTestResult
+        ``statistic`` the unbiased estimate of ``D = ||mu_ab + mu_0 - mu_a - mu_b||^2``
+        (= 4 MMD^2 of the pooled groups), p-values ``(1 + #{T_perm >= T}) / (1 + B)``
+        over B restricted permutations (sign flips of the quadruples) and
+        ``effect_size = (T - mean_null) / sd_null``.
     """
     if kernel not in ("additive_rbf", "linear", "rbf"):
         raise ValueError(f"unknown kernel {kernel!r}; use 'additive_rbf', 'linear' or 'rbf'")

@@ -103,21 +103,47 @@ def kl_additivity_score(groups: list[dict[str, np.ndarray]], units: list[dict[st
 
     Parameters
     ----------
-    groups : per pair, condition ("ctrl", "a", "b", "ab") -> ``(n_c, d)`` cells.
-    units : per pair, condition -> replicate unit (well) of each cell.
-    n_bootstrap : two-stage (wells, then cells) bootstrap replicates for the interval.
-    max_n : cells per condition used by every KL term (the smallest condition and half the
-        controls bound it too); the same n for all four terms.
-    l2, n_fourier : ridge penalty and number of random Fourier features of the classifier.
-    max_dim : embeddings with more coordinates are projected onto this many principal
-        components of the controls.
+    groups : list of dict of str to ndarray
+        One dict per pair, mapping each condition (``"ctrl"``, ``"a"``, ``"b"``, ``"ab"``)
+        to its ``(n_c, d)`` cell profiles.
+    units : list of dict of str to ndarray
+        Parallel to ``groups``: per condition, the ``(n_c,)`` replicate unit (well) of each
+        cell. The controls are split into the reference and the held-out ``P_0'`` by whole
+        units (by cells when they have a single unit; the status says so).
+    n_bootstrap : int
+        Two-stage (wells, then cells) bootstrap replicates for the interval; with 1 or
+        fewer there is no interval (NaN) and no ``effect_size``.
+    max_n : int
+        Cells per condition used by every KL term (the smallest condition and half the
+        controls bound it too); the same n for all four terms. Pairs with fewer than 4 are
+        not scored.
+    l2 : float
+        Ridge penalty of the logistic classifier.
+    n_fourier : int
+        Number of random Fourier features of the classifier (shared by all pairs).
+    max_dim : int
+        Embeddings with more live coordinates are projected onto this many whitened
+        principal components of the controls.
+    reference : array_like, optional
+        ``(n, d)`` samples that fix the standardisation (and the principal components);
+        ``None`` pools the controls of every pair. The density ratios are always taken
+        against each pair's own reference half of its controls.
+    names : list of str, optional
+        Pair names, used in the error messages only.
+    seed : int
+        Seed of the control split, the bootstrap draws and the Fourier features.
+    device : str
+        Torch device of the classifier fits (``"auto"``: a GPU when there is one).
+    chunk_fits : int
+        Classifier fits solved at once (a memory bound; the result does not depend on it).
 
     Returns
     -------
-    :class:`~workbench.models.interaction_tests.InteractionTestResult` with
-    ``test="separability_score"``, ``p_value`` NaN (a graded score), the percentile
-    interval in ``ci_low``/``ci_high``, ``effect_size = S / bootstrap sd``, the four KLs in
-    ``terms`` and a per-pair ``terms["status"]``.
+    InteractionTestResult
+        ``test="separability_score"``, ``statistic`` the score ``S``, ``p_value`` NaN (a
+        graded score), the percentile interval in ``ci_low``/``ci_high``,
+        ``effect_size = S / bootstrap sd``, the four KLs and the cells used in ``terms``,
+        with a per-pair ``terms["status"]``.
     """
     from workbench.models.interaction_result import InteractionTestResult
 

@@ -225,27 +225,45 @@ def separability_score(ctrl, a, b, ab, *, estimator: str = "gaussian", n_null: i
 
     Parameters
     ----------
-    ctrl : ``(P, 2n, d)`` controls of each pair: the first n are the reference P0 against
-        which every KL is taken; the last n act as a pseudo-condition whose true KL to P0 is
-        zero (bias balance; see the module docstring).
-    a, b, ab : ``(P, n, d)`` samples of the singles and the double.
-    estimator : "gaussian" (diagonal Gaussian density ratios; p-values from the constrained
-        parametric bootstrap) or "classifier" (cross-fitted logistic density ratios; a graded
-        score, ``p_value`` NaN).
-    n_null : synthetic data sets of the parametric null (Gaussian estimator).
-    n_bootstrap : resamples within each condition for the standard error behind the
-        interval ``S +- 1.96 se``.
-    l2 : ridge penalty of the classifier.
-    n_components : fewer than d: project onto this many whitened principal components of the
-        reference; otherwise (or None) keep the standardised coordinates.
-    reference : sample for the whitening; default all reference controls pooled.
-    budget : largest working tensor of the null draws, in elements.
+    ctrl : array_like
+        ``(P, 2n, d)`` controls of each pair (at least ``2n`` of them): the first n are the
+        reference P0 against which every KL is taken; the next n act as a pseudo-condition
+        whose true KL to P0 is zero (bias balance; see the module docstring).
+    a, b, ab : array_like
+        ``(P, n, d)`` samples of the singles and the double, ``n >= 4``.
+    estimator : str
+        ``"gaussian"`` (diagonal Gaussian density ratios; p-values from the constrained
+        parametric bootstrap) or ``"classifier"`` (cross-fitted logistic density ratios; a
+        graded score, ``p_value`` NaN).
+    n_null : int
+        Synthetic data sets of the parametric null (Gaussian estimator only); p-values are
+        at least ``2 / (n_null + 1)``.
+    n_bootstrap : int
+        Resamples within each condition for the standard error behind the interval
+        ``S +- 1.96 se``; with 1 or fewer the interval and ``effect_size`` are NaN.
+    l2 : float
+        Ridge penalty of the classifier (``estimator="classifier"`` only).
+    n_components : int, optional
+        Fewer than d: project onto this many whitened principal components of the
+        reference; otherwise (or ``None``) keep the standardised coordinates.
+    reference : array_like, optional
+        ``(m, d)`` sample for the standardisation and the whitening; ``None`` pools the
+        reference controls of every pair.
+    seed : int
+        Seed of the bootstrap resamples and the null draws.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    chunk_fits : int
+        Classifier fits solved at once (a memory bound; the result does not depend on it).
+    budget : int
+        Largest working tensor of the bootstrap and null draws, in elements.
 
     Returns
     -------
-    :class:`~workbench.models.interaction_tests.InteractionTestResult`; ``terms`` holds the
-    four KL estimates, ``S_raw = KL_ab - KL_a - KL_b`` (the paper's signed difference) and,
-    for the Gaussian estimator, the null mean and sd. ``effect_size`` is ``S / se``.
+    InteractionTestResult
+        ``test="separability"``; ``terms`` holds the four KL estimates,
+        ``S_raw = KL_ab - KL_a - KL_b`` (the paper's signed difference) and, for the
+        Gaussian estimator, the null mean and sd. ``effect_size`` is ``S / se``.
     """
     from workbench.models.interaction_result import InteractionTestResult
 
