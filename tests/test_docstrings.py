@@ -106,6 +106,8 @@ COVERED = (
     "workbench.models.interaction_result",
     "workbench.models.interaction_tests",
     "workbench.models.interaction_scenarios",
+    "workbench.models.dictionary",
+    "workbench.models._checkpoint",
 )
 
 #: Classes whose public methods are held to the same rule (``module.Class``).
@@ -158,6 +160,8 @@ METHODS_COVERED = (
     "workbench.dashboards.app.Dashboard",
     "workbench.dashboards.interactions.InteractionsView",
     "workbench.models.icfl.ICFL",
+    "workbench.models.dictionary.ControlWhitener",
+    "workbench.models.dictionary.SparseDictionary",
 )
 
 #: Parameters that need no line of their own.

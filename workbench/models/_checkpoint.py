@@ -103,10 +103,32 @@ def save_checkpoint(
 ) -> Path:
     """Atomically save ``modules`` (anything with ``state_dict``), RNG states and ``extra``.
 
-    ``generator_states`` (name -> ``Generator.get_state()`` taken earlier) override the
-    current state of the same-named generators: a loop interrupted inside a step passes the
-    states it recorded at the start of that step. ``global_rng=False`` leaves the process's
-    global generators out (for loops that draw only from their own generators).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to write; its folder is created. It is written to a temporary file and
+        renamed into place, so a crash while saving leaves the previous checkpoint intact.
+    step : int
+        The step counter the checkpoint is labelled with.
+    modules : dict
+        Name -> object with ``state_dict`` (models, optimisers, schedulers).
+    generators : dict of str to torch.Generator, optional
+        The loop's own generators, whose current states are saved.
+    extra : dict, optional
+        Further picklable-by-torch values to keep (loss history, counters); loaded back
+        as they are.
+    generator_states : dict of str to torch.Tensor, optional
+        Name -> ``Generator.get_state()`` taken earlier; overrides the current state of
+        the same-named generator: a loop interrupted inside a step passes the states it
+        recorded at the start of that step.
+    global_rng : bool
+        Also save python's, numpy's and torch's global generators (and CUDA's); False
+        leaves them out, for loops that draw only from their own generators.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,9 +152,27 @@ def load_checkpoint(
     map_location: str | torch.device = "cpu",
     global_rng: bool = True,
 ) -> dict[str, Any]:
-    """Restore states saved by :func:`save_checkpoint`; return ``{"step", "extra"}``.
+    """Restore states saved by :func:`save_checkpoint`.
 
-    With ``global_rng=False`` the process's global generators are never touched.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file (read with ``weights_only=True``).
+    modules : dict
+        Name -> object with ``load_state_dict``; every name must be in the checkpoint.
+    generators : dict of str to torch.Generator, optional
+        Generators to restore in place; names missing from the checkpoint are left as
+        they are.
+    map_location : str or torch.device
+        Where tensors are loaded (as for ``torch.load``).
+    global_rng : bool
+        Restore the global generators too, when they were saved; with False the
+        process's global generators are never touched.
+
+    Returns
+    -------
+    dict
+        ``{"step": int, "extra": dict}`` as saved.
     """
     # numpy's RNG state holds numpy arrays/strings: allow-list exactly those types.
     with torch.serialization.safe_globals(_numpy_safe_globals()):

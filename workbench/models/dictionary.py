@@ -54,12 +54,27 @@ class ControlWhitener:
 
     Parameters
     ----------
-    whiten
+    whiten : bool
         False keeps only control centring and unit norm (the "no whitening" ablation).
-    shrinkage
-        Ridge added to every eigenvalue, as a fraction of the mean control eigenvalue.
-    unit_norm
+    shrinkage : float
+        Ridge ``delta`` added to every eigenvalue, as a fraction of the mean control
+        eigenvalue; larger values whiten less.
+    unit_norm : bool
         Scale every transformed sample to unit L2 norm.
+
+    Attributes
+    ----------
+    mean_ : ndarray (d,)
+        The control mean.
+    components_ : ndarray (r, d)
+        Eigenvectors of the control covariance with nonzero eigenvalues (none when
+        ``whiten`` is False).
+    eigenvalues_ : ndarray (r,)
+        Their eigenvalues.
+    delta_ : float
+        The ridge actually added.
+    n_controls_ : int
+        Control rows the whitener was fitted on.
     """
 
     def __init__(self, whiten: bool = True, shrinkage: float = 0.1, unit_norm: bool = True):
@@ -68,6 +83,22 @@ class ControlWhitener:
         self.unit_norm = unit_norm
 
     def fit(self, controls: np.ndarray) -> ControlWhitener:
+        """Fit the control mean and the eigen-decomposition of the control covariance.
+
+        A thin SVD of the centred controls, so that no ``d x d`` matrix is formed when there
+        are fewer controls than features.
+
+        Parameters
+        ----------
+        controls : ndarray
+            ``(n_controls, d)`` control samples, in the coordinates later given to
+            :meth:`transform`.
+
+        Returns
+        -------
+        ControlWhitener
+            ``self``, fitted.
+        """
         c = np.asarray(controls, dtype=np.float64)
         self.mean_ = c.mean(axis=0)
         self.n_controls_ = c.shape[0]
@@ -160,6 +191,18 @@ class ControlWhitener:
 
         Memory beyond the float32 output stays at a few ``chunk x d`` float64 blocks, so a
         screen of a million profiles is never copied whole in float64.
+
+        Parameters
+        ----------
+        x : ndarray
+            ``(n, d)`` samples in the coordinates the whitener was fitted on.
+        chunk : int
+            Rows transformed at a time (memory only; the result does not depend on it).
+
+        Returns
+        -------
+        ndarray
+            ``(n, d)`` float32 whitened rows (unit norm when ``unit_norm``).
         """
         x = np.asarray(x)
         out = np.empty(x.shape, dtype=np.float32)
@@ -180,7 +223,15 @@ class ControlWhitener:
         return xc.astype(np.float32)
 
     def state_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
-        """The fitted whitener as arrays (float32) and settings: what a saved model holds."""
+        """The fitted whitener as arrays (float32) and settings: what a saved model holds.
+
+        Returns
+        -------
+        arrays : dict of str to ndarray
+            ``"mean"``, ``"components"`` and ``"eigenvalues"``, float32.
+        settings : dict
+            The constructor's settings plus the fitted ``"delta"`` and ``"n_controls"``.
+        """
         arrays = {"mean": self.mean_.astype(np.float32),
                   "components": np.ascontiguousarray(self.components_, dtype=np.float32),
                   "eigenvalues": self.eigenvalues_.astype(np.float32)}
@@ -191,7 +242,20 @@ class ControlWhitener:
 
     @classmethod
     def from_state(cls, arrays: dict, settings: dict) -> ControlWhitener:
-        """Rebuild a fitted whitener from :meth:`state_arrays` output."""
+        """Rebuild a fitted whitener from :meth:`state_arrays` output.
+
+        Parameters
+        ----------
+        arrays : dict of str to ndarray
+            The first value :meth:`state_arrays` returns.
+        settings : dict
+            The second value :meth:`state_arrays` returns.
+
+        Returns
+        -------
+        ControlWhitener
+            A fitted whitener that transforms as the saved one did.
+        """
         wh = cls(whiten=bool(settings["whiten"]), shrinkage=float(settings["shrinkage"]),
                  unit_norm=bool(settings["unit_norm"]))
         wh.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
@@ -202,7 +266,21 @@ class ControlWhitener:
         return wh
 
     def inverse_direction(self, directions: np.ndarray) -> np.ndarray:
-        """Map directions of the whitened space back to input coordinates (unit norm rows)."""
+        """Map directions of the whitened space back to input coordinates (unit norm rows).
+
+        The inverse of the whitening's linear part, applied to directions (no centring):
+        how an atom learned on whitened profiles reads in the input features.
+
+        Parameters
+        ----------
+        directions : ndarray
+            ``(k, d)`` directions in the whitened space (e.g. a dictionary's atoms).
+
+        Returns
+        -------
+        ndarray
+            ``(k, d)`` float32 unit-norm directions in the input coordinates.
+        """
         w = np.asarray(directions, dtype=np.float64)
         if self.whiten:
             inv_extra = np.sqrt(self.eigenvalues_ + self.delta_) - math.sqrt(self.delta_)
@@ -217,7 +295,24 @@ def atom_recovery(learned: np.ndarray, planted: np.ndarray, threshold: float = 0
                   signed: bool = False) -> tuple[float, np.ndarray]:
     """Fraction of planted atoms (rows) matched by a learned atom with cosine above threshold.
 
-    Returns the fraction and, per planted atom, its best cosine (absolute unless ``signed``).
+    Parameters
+    ----------
+    learned : ndarray
+        ``(M, d)`` learned atoms (any norm).
+    planted : ndarray
+        ``(K, d)`` the true atoms (any norm).
+    threshold : float
+        Cosine a match must exceed.
+    signed : bool
+        Compare signed cosines; False (default) takes absolute cosines, so that an atom
+        and its negative match.
+
+    Returns
+    -------
+    fraction : float
+        Share of planted atoms matched.
+    best : ndarray
+        ``(K,)`` each planted atom's best cosine (absolute unless ``signed``).
     """
     a = np.asarray(learned, dtype=np.float64)
     b = np.asarray(planted, dtype=np.float64)
@@ -229,7 +324,18 @@ def atom_recovery(learned: np.ndarray, planted: np.ndarray, threshold: float = 0
 
 
 def dead_fraction(codes) -> float:
-    """Fraction of atoms (columns) that are zero on every sample of ``codes``."""
+    """Fraction of atoms (columns) that are zero on every sample of ``codes``.
+
+    Parameters
+    ----------
+    codes : ndarray or scipy.sparse matrix
+        ``(n, M)`` codes, samples by atoms.
+
+    Returns
+    -------
+    float
+        Share of the ``M`` atoms never used.
+    """
     if sp.issparse(codes):
         used = np.asarray((codes != 0).sum(axis=0)).ravel()
     else:
@@ -238,7 +344,21 @@ def dead_fraction(codes) -> float:
 
 
 def r2_score(x: np.ndarray, x_hat: np.ndarray) -> float:
-    """1 - SSE / total sum of squares around the column means (as scikit-learn's bench)."""
+    """1 - SSE / total sum of squares around the column means (as scikit-learn's bench).
+
+    Parameters
+    ----------
+    x : ndarray
+        ``(n, d)`` data.
+    x_hat : ndarray
+        ``(n, d)`` its reconstruction.
+
+    Returns
+    -------
+    float
+        The R^2, 1 for a perfect reconstruction, 0 for the column means, negative when
+        worse.
+    """
     x = np.asarray(x, dtype=np.float64)
     sse = float(((x - np.asarray(x_hat, dtype=np.float64)) ** 2).sum())
     sst = float(((x - x.mean(axis=0)) ** 2).sum())
@@ -259,21 +379,36 @@ class SparseDictionary:
 
     Parameters
     ----------
-    n_atoms
+    n_atoms : int
         Dictionary size ``M``.
-    batch_size, max_steps, lr
-        Minibatch size, number of optimiser steps (Adam), learning rate.
-    resample_every, duplicate_threshold, resample
-        Resampling schedule, duplicate cosine threshold, and the new direction's source
-        ("residual" or "random"); resampling stops after 80% of the steps.
-    init
-        "data": atoms start at random samples; "random": PyTorch's linear-layer init.
-    fit_bias
+    batch_size : int
+        Minibatch size (samples per optimiser step).
+    max_steps : int
+        Number of optimiser (Adam) steps.
+    lr : float
+        Adam learning rate.
+    resample_every : int
+        Steps between checks for duplicated and unused atoms; resampling stops after 80%
+        of the steps.
+    duplicate_threshold : float
+        Cosine above which an atom counts as a duplicate of another.
+    resample : str
+        Source of a re-initialised atom: ``"residual"`` (the residual of a badly
+        reconstructed sample) or ``"random"`` (a random direction).
+    init : str
+        ``"data"``: atoms start at random samples; ``"random"``: PyTorch's linear-layer
+        init.
+    fit_bias : bool
         Learn the pre-bias ``b`` (starts at the data mean); False keeps ``b = 0``.
-    checkpoint_every
-        Steps between checkpoints when ``fit`` is given a checkpoint path.
-    device, seed, progress
-        "auto" (CUDA, MPS, CPU), random seed, tqdm progress bar.
+    checkpoint_every : int
+        Steps between checkpoints when :meth:`fit` is given a checkpoint path.
+    device : str
+        ``"auto"`` (CUDA, MPS, CPU) or a torch device name.
+    seed : int, optional
+        Seed of the model's own generator (initialisation, batches, resampling); ``None``
+        draws a fresh one.
+    progress : bool
+        Show a tqdm progress bar while fitting.
     """
 
     kind = "dictionary"
@@ -338,10 +473,28 @@ class SparseDictionary:
             callback_every: int = 100) -> SparseDictionary:
         """Learn the dictionary from ``x`` (samples x features).
 
-        ``checkpoint``: a file to save to every ``checkpoint_every`` steps (and on
-        KeyboardInterrupt); with ``resume`` an existing file is loaded and training continues
-        where it stopped, bit for bit. ``callback(step, self)`` runs every ``callback_every``
-        steps (with ``components_`` up to date) and stops training when it returns True.
+        Parameters
+        ----------
+        x : array_like
+            ``(n, d)`` training samples (float32 is used).
+        y : None
+            Ignored; present for scikit-learn compatibility.
+        checkpoint : str or os.PathLike, optional
+            A file to save to every ``checkpoint_every`` steps (and on KeyboardInterrupt).
+        resume : bool
+            With a ``checkpoint`` that exists, load it and continue training where it
+            stopped, bit for bit.
+        callback : callable, optional
+            ``callback(step, self)`` runs every ``callback_every`` steps (with
+            ``components_`` up to date) and stops training when it returns True.
+        callback_every : int
+            Steps between calls of ``callback``.
+
+        Returns
+        -------
+        SparseDictionary
+            ``self``, fitted (``components_``, ``bias_``, ``usage_``, ``loss_history_``,
+            ``n_steps_``).
         """
         from tqdm.auto import tqdm
 
@@ -489,7 +642,13 @@ class SparseDictionary:
 
     # -- saving and loading
     def get_params(self) -> dict:
-        """The constructor's settings (scikit-learn style), enough to rebuild the model."""
+        """The constructor's settings (scikit-learn style), enough to rebuild the model.
+
+        Returns
+        -------
+        dict
+            Every constructor parameter of the class and its bases, by name.
+        """
         import inspect
 
         names: list[str] = []
@@ -500,13 +659,35 @@ class SparseDictionary:
         return {n: getattr(self, n) for n in dict.fromkeys(names) if hasattr(self, n)}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """The fitted parameters (atoms, bias, and the encoder of an autoencoder), float32."""
+        """The fitted parameters (atoms, bias, and the encoder of an autoencoder), float32.
+
+        Returns
+        -------
+        dict of str to ndarray
+            The torch module's state, by parameter name (``"atoms"``, ``"bias"``, ...).
+        """
         self._ready()
         return {k: to_numpy(v).astype(np.float32) for k, v in self.module_.state_dict().items()}
 
     @classmethod
     def from_state(cls, params: dict, arrays: dict, *, device: str = "auto") -> SparseDictionary:
-        """A fitted dictionary rebuilt from :meth:`get_params` and :meth:`state_arrays`."""
+        """A fitted dictionary rebuilt from :meth:`get_params` and :meth:`state_arrays`.
+
+        Parameters
+        ----------
+        params : dict
+            The constructor's settings, as :meth:`get_params` returns them.
+        arrays : dict of str to ndarray
+            The fitted parameters, as :meth:`state_arrays` returns them.
+        device : str
+            Device to load onto (replaces the saved setting).
+
+        Returns
+        -------
+        SparseDictionary
+            A fitted model of this class that encodes as the saved one did (its training
+            history is not kept).
+        """
         params = dict(params)
         params["device"] = device
         model = cls(**params)
@@ -540,7 +721,22 @@ class SparseDictionary:
 
     @torch.no_grad()
     def transform(self, x, *, batch_size: int | None = None, dense: bool = False):
-        """Sparse codes of ``x``: a CSR matrix (samples x atoms), or dense with ``dense``."""
+        """Sparse codes of ``x``: a CSR matrix (samples x atoms), or dense with ``dense``.
+
+        Parameters
+        ----------
+        x : array_like
+            ``(n, d)`` samples with the features the dictionary was fitted on.
+        batch_size : int, optional
+            Samples encoded at a time; ``None`` uses the training ``batch_size``.
+        dense : bool
+            Return a dense array instead of a sparse matrix.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix or ndarray
+            ``(n, n_atoms)`` float32 codes.
+        """
         self._ready()
         rows, cols, vals = [], [], []
         n = 0
@@ -559,7 +755,20 @@ class SparseDictionary:
 
     @torch.no_grad()
     def reconstruct(self, x, *, batch_size: int | None = None) -> np.ndarray:
-        """``b + codes @ components_`` for every sample of ``x``."""
+        """``b + codes @ components_`` for every sample of ``x``.
+
+        Parameters
+        ----------
+        x : array_like
+            ``(n, d)`` samples.
+        batch_size : int, optional
+            Samples at a time; ``None`` uses the training ``batch_size``.
+
+        Returns
+        -------
+        ndarray
+            ``(n, d)`` float32 reconstructions.
+        """
         self._ready()
         out = []
         for _, xb in self._batches(x, batch_size):
@@ -567,7 +776,18 @@ class SparseDictionary:
         return np.concatenate(out).astype(np.float32)
 
     def score(self, x) -> float:
-        """Reconstruction R^2 of ``x`` (1 - SSE / SST around the column means)."""
+        """Reconstruction R^2 of ``x`` (1 - SSE / SST around the column means).
+
+        Parameters
+        ----------
+        x : array_like
+            ``(n, d)`` samples.
+
+        Returns
+        -------
+        float
+            The R^2 of :func:`r2_score`.
+        """
         return r2_score(self._check_x(x).numpy(), self.reconstruct(x))
 
 
