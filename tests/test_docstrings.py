@@ -108,6 +108,11 @@ COVERED = (
     "workbench.models.interaction_scenarios",
     "workbench.models.dictionary",
     "workbench.models._checkpoint",
+    "workbench.models.gflownet.dyngfn",
+    "workbench.models.gflownet.env",
+    "workbench.models.gflownet.estimators",
+    "workbench.models.gflownet.exact",
+    "workbench.models.gflownet.sampler",
 )
 
 #: Classes whose public methods are held to the same rule (``module.Class``).
@@ -162,6 +167,9 @@ METHODS_COVERED = (
     "workbench.models.icfl.ICFL",
     "workbench.models.dictionary.ControlWhitener",
     "workbench.models.dictionary.SparseDictionary",
+    "workbench.models.gflownet.dyngfn.DynGFN",
+    "workbench.models.gflownet.env.ParentSetEnv",
+    "workbench.models.gflownet.estimators.ForwardPolicy",
 )
 
 #: Parameters that need no line of their own.

@@ -204,7 +204,18 @@ class DynGFN:
         return mods
 
     def save(self, path: str | Path) -> Path:
-        """Checkpoint the current state (atomic)."""
+        """Checkpoint the current state (atomic).
+
+        Parameters
+        ----------
+        path : str or Path
+            File to write (its folder is created).
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
         return save_checkpoint(path, step=self.step_, modules=self._modules(),
                                generators={"sampler": self.generator_},
                                extra={"history": self.history_})
@@ -326,6 +337,22 @@ class DynGFN:
         ``KeyboardInterrupt`` there (or pressing Ctrl-C) stops at the step boundary after
         writing a checkpoint. The global random generators it seeds for its own use are
         put back as they were when it returns.
+
+        Parameters
+        ----------
+        x : array_like
+            ``(n, d)`` cell states (expression), already scaled as the reward expects.
+        v : array_like
+            ``(n, d)`` their RNA velocities, on the same scale.
+        resume : bool
+            Continue from the checkpoint at ``checkpoint_path`` when there is one.
+        callback : callable, optional
+            ``callback(model)``, run after every step.
+
+        Returns
+        -------
+        DynGFN
+            ``self``, trained (``policy_``, ``history_``, ``step_``).
         """
         with preserved_global_rng():
             return self._fit(x, v, resume=resume, callback=callback)
@@ -373,17 +400,57 @@ class DynGFN:
 
     # ------------------------------------------------------------------ posterior
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
-        """``n`` graphs from ``Q``, ``(n, d, d)`` uint8 (``G[i, j] = 1``: ``j`` -> ``i``)."""
+        """``n`` graphs drawn from the learned posterior ``Q``.
+
+        Parameters
+        ----------
+        n : int
+            Number of graphs.
+        seed : int, optional
+            Seed of the draws; ``None`` uses the model's ``seed``.
+
+        Returns
+        -------
+        ndarray
+            ``(n, d, d)`` uint8 adjacency matrices (``G[i, j] = 1``: ``j`` -> ``i``).
+        """
         gen = torch.Generator(device=self.device_)
         gen.manual_seed(self.seed if seed is None else seed)
         return sample_graphs(self.policy_, self.env_, n, gen, device=self.device_).numpy()
 
     def log_prob(self, graphs) -> np.ndarray:
-        """Exact ``log Q(G)`` of each graph (sum over all edge-addition orders)."""
+        """Exact ``log Q(G)`` of each graph (sum over all edge-addition orders).
+
+        Parent sets larger than ``MAX_EXACT_PARENTS`` of
+        :mod:`workbench.models.gflownet.exact` are estimated by sampling orders.
+
+        Parameters
+        ----------
+        graphs : array_like
+            ``(n, d, d)`` adjacency matrices (``G[i, j]`` nonzero: ``j`` -> ``i``).
+
+        Returns
+        -------
+        ndarray
+            ``(n,)`` log-probabilities.
+        """
         return log_prob_graphs(self.policy_, self.env_, graphs, device=self.device_)
 
     def log_prob_parent_set(self, node: int, parents) -> float:
-        """Exact ``log Q_node(S)`` of one parent set."""
+        """Exact ``log Q_node(S)`` of one parent set.
+
+        Parameters
+        ----------
+        node : int
+            The child node.
+        parents : iterable of int
+            Indices of its parents ``S``.
+
+        Returns
+        -------
+        float
+            ``log Q_node(S)`` (``-inf`` beyond ``max_parents``).
+        """
         from workbench.models.gflownet.exact import log_prob_parent_set
 
         return log_prob_parent_set(self.policy_, self.env_, node, parents, self.device_)

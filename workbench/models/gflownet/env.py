@@ -29,9 +29,9 @@ class ParentSetEnv:
 
     Parameters
     ----------
-    n_nodes
+    n_nodes : int
         Number of variables ``d``; each environment has ``d + 1`` actions.
-    max_parents
+    max_parents : int, optional
         Largest parent set allowed (``None``: up to all ``d``). When a state reaches the
         cap, only "stop" is allowed.
     """
@@ -49,11 +49,35 @@ class ParentSetEnv:
         return self.n_nodes
 
     def initial(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Empty parent sets for ``batch`` graphs: a float tensor ``(batch, d, d)``."""
+        """Empty parent sets for ``batch`` graphs.
+
+        Parameters
+        ----------
+        batch : int
+            Number of graphs ``B``.
+        device : torch.device or str
+            Device of the tensor.
+
+        Returns
+        -------
+        torch.Tensor
+            Zeros, float ``(batch, d, d)``.
+        """
         return torch.zeros(batch, self.n_nodes, self.n_nodes, device=device)
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        """Allowed actions, boolean ``(..., d + 1)``: absent parents, and stop (always)."""
+        """Allowed actions: absent parents (while under ``max_parents``), and stop (always).
+
+        Parameters
+        ----------
+        states : torch.Tensor
+            ``(..., d)`` 0/1 parent sets (e.g. ``(B, d, d)``, one row per node).
+
+        Returns
+        -------
+        torch.Tensor
+            Boolean ``(..., d + 1)``; the last entry is the stop action.
+        """
         allowed_edges = states < 0.5
         if self.max_parents is not None:
             full = states.sum(-1, keepdim=True) >= self.max_parents
@@ -62,10 +86,25 @@ class ParentSetEnv:
         return torch.cat([allowed_edges, stop], dim=-1)
 
     def step(self, states: torch.Tensor, actions: torch.Tensor, done: torch.Tensor):
-        """Apply ``actions`` (long ``(B, d)``) to environments that are not ``done``.
+        """Apply ``actions`` to environments that are not ``done``.
 
-        Returns the new states and the new ``done`` flags; a stop action marks its
-        environment done and leaves its state unchanged.
+        Parameters
+        ----------
+        states : torch.Tensor
+            ``(B, d, d)`` current parent sets, row ``i`` that of node ``i``.
+        actions : torch.Tensor
+            Long ``(B, d)``, one action per node: a parent index ``j < d`` or the stop
+            action ``d``. They are not checked against :meth:`forward_mask`.
+        done : torch.Tensor
+            Boolean ``(B, d)``: environments already stopped, left unchanged.
+
+        Returns
+        -------
+        states : torch.Tensor
+            The new ``(B, d, d)`` states (a new tensor).
+        done : torch.Tensor
+            The new ``(B, d)`` flags; a stop action marks its environment done and leaves
+            its state unchanged.
         """
         add = (actions < self.stop) & ~done
         onehot = torch.zeros_like(states)
@@ -76,4 +115,16 @@ class ParentSetEnv:
 
     @staticmethod
     def n_parents(states: torch.Tensor) -> torch.Tensor:
+        """Size of each parent set.
+
+        Parameters
+        ----------
+        states : torch.Tensor
+            ``(..., d)`` 0/1 parent sets.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(...)`` float counts.
+        """
         return states.sum(-1)

@@ -49,9 +49,9 @@ class ForwardPolicy(nn.Module):
 
     Parameters
     ----------
-    n_nodes
+    n_nodes : int
         Number of variables ``d``.
-    hidden
+    hidden : int
         Width of the trunk and of the stop head (DynGFN uses 128).
     """
 
@@ -74,31 +74,93 @@ class ForwardPolicy(nn.Module):
         return torch.cat([edges, stop], dim=-1)
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
-        """Unmasked logits ``(B, d, d + 1)`` for states ``(B, d, d)``."""
+        """Unmasked logits of every node's actions.
+
+        Parameters
+        ----------
+        states : torch.Tensor
+            ``(B, d, d)`` parent sets, row ``i`` the input of node ``i``'s network.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, d, d + 1)`` logits; the last column is "stop".
+        """
         return self._heads(states, lambda lin, h: lin(h))
 
     def log_probs(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Masked log-probabilities ``(B, d, d + 1)``; disallowed actions get ~``-1e9``."""
+        """Masked log-probabilities of every node's actions.
+
+        Parameters
+        ----------
+        states : torch.Tensor
+            ``(B, d, d)`` parent sets.
+        mask : torch.Tensor
+            Boolean ``(B, d, d + 1)`` allowed actions (``ParentSetEnv.forward_mask``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, d, d + 1)`` log-probabilities; disallowed actions get about ``-1e9``.
+        """
         return masked_log_softmax(self.logits(states), mask)
 
     def log_probs_rows(self, node: torch.Tensor, rows: torch.Tensor,
                        mask: torch.Tensor) -> torch.Tensor:
         """Log-probabilities for single parent sets of given nodes.
 
-        ``node`` long ``(M,)``, ``rows`` ``(M, d)``, ``mask`` ``(M, d + 1)`` -> ``(M, d + 1)``.
         Used by the exact likelihood, which needs many states of one node at a time.
+
+        Parameters
+        ----------
+        node : torch.Tensor
+            Long ``(M,)``: whose network scores each row.
+        rows : torch.Tensor
+            ``(M, d)`` 0/1 parent sets.
+        mask : torch.Tensor
+            Boolean ``(M, d + 1)`` allowed actions.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(M, d + 1)`` masked log-probabilities.
         """
         logits = self._heads(rows, lambda lin, h: lin.forward_rows(node, h))
         return masked_log_softmax(logits, mask)
 
 
 def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Log-softmax over the last axis with disallowed entries pushed to ``NEG_INF``."""
+    """Log-softmax over the last axis with disallowed entries pushed to ``NEG_INF``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(..., A)`` unnormalised scores.
+    mask : torch.Tensor
+        Boolean, broadcastable to ``logits``: True where an action is allowed.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., A)`` log-probabilities; disallowed actions get about ``-1e9`` (finite).
+    """
     logits = torch.where(mask, logits, torch.full_like(logits, NEG_INF))
     return torch.log_softmax(logits, dim=-1)
 
 
 def uniform_backward_log_prob(next_states: torch.Tensor) -> torch.Tensor:
-    """``log P_B(s | s')`` for the uniform backward policy: ``-log |s'|`` (``|s'| >= 1``)."""
+    """``log P_B(s | s')`` for the uniform backward policy: ``-log |s'|``.
+
+    Parameters
+    ----------
+    next_states : torch.Tensor
+        ``(..., d)`` 0/1 parent sets ``s'`` reached by adding a parent (``|s'| >= 1``; an
+        empty set is treated as size 1).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)`` the log-probability of each backward step.
+    """
     k = next_states.sum(-1).clamp(min=1.0)
     return -torch.log(k)

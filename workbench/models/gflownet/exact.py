@@ -35,7 +35,27 @@ MAX_EXACT_PARENTS = 16
 @torch.no_grad()
 def log_prob_parent_set(policy: ForwardPolicy, env: ParentSetEnv, node: int,
                         parents, device: torch.device | str = "cpu") -> float:
-    """``log Q_node(S)`` for one parent set ``S`` (iterable of parent indices)."""
+    """``log Q_node(S)`` for one parent set ``S``, exact up to :data:`MAX_EXACT_PARENTS`.
+
+    Parameters
+    ----------
+    policy : ForwardPolicy
+        The trained forward policy.
+    env : ParentSetEnv
+        The environment (its ``max_parents`` cap applies).
+    node : int
+        The child node ``i``.
+    parents : iterable of int
+        The parent indices of ``S`` (order ignored).
+    device : torch.device or str
+        Device of the policy evaluations.
+
+    Returns
+    -------
+    float
+        ``log Q_node(S)``; ``-inf`` when ``S`` exceeds ``max_parents``; the sampled estimate
+        of :func:`log_prob_parent_set_sampled` beyond :data:`MAX_EXACT_PARENTS` members.
+    """
     parents = sorted(int(p) for p in parents)
     k, d = len(parents), env.n_nodes
     if env.max_parents is not None and k > env.max_parents:
@@ -67,6 +87,28 @@ def log_prob_parent_set_sampled(policy: ForwardPolicy, env: ParentSetEnv, node: 
 
     ``n_orders`` uniformly random orders of ``S`` are scored by the forward policy in one
     batch; ``log Q = log P_F(stop | S) + log k! + log mean_orders prod_t P_F(add j_t)``.
+
+    Parameters
+    ----------
+    policy : ForwardPolicy
+        The trained forward policy.
+    env : ParentSetEnv
+        The environment.
+    node : int
+        The child node ``i``.
+    parents : iterable of int
+        The parent indices of ``S``.
+    n_orders : int
+        Random orders averaged over; the low bias in log space shrinks as it grows.
+    seed : int
+        Seed of the orders (combined with ``node`` and ``|S|``, so each set has its own).
+    device : torch.device or str
+        Device of the policy evaluations.
+
+    Returns
+    -------
+    float
+        The estimate of ``log Q_node(S)``.
     """
     import math
 
@@ -93,7 +135,25 @@ def log_prob_parent_set_sampled(policy: ForwardPolicy, env: ParentSetEnv, node: 
 
 def log_prob_graphs(policy: ForwardPolicy, env: ParentSetEnv, graphs,
                     device: torch.device | str = "cpu") -> np.ndarray:
-    """``log Q(G)`` for each graph in ``graphs`` ``(n, d, d)``; repeated rows are computed once."""
+    """``log Q(G) = sum_i log Q_i(G_i)`` for each graph; repeated rows are computed once.
+
+    Parameters
+    ----------
+    policy : ForwardPolicy
+        The trained forward policy.
+    env : ParentSetEnv
+        The environment.
+    graphs : array_like
+        ``(n, d, d)`` adjacency matrices in the package orientation (``G[i, j]`` nonzero:
+        ``j`` is a parent of ``i``).
+    device : torch.device or str
+        Device of the policy evaluations.
+
+    Returns
+    -------
+    ndarray
+        ``(n,)`` float64 log-probabilities.
+    """
     graphs = np.asarray(graphs) > 0
     cache: dict[tuple, float] = {}
     out = np.zeros(len(graphs))

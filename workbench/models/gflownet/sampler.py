@@ -24,15 +24,23 @@ from workbench.models.gflownet.estimators import ForwardPolicy
 class Trajectories:
     """A batch of ``B`` graphs built edge by edge, ``d`` node environments each.
 
+    Parameters
+    ----------
+    states : torch.Tensor
+        ``(T + 1, B, d, d)``: the parent sets before each step, then the final ones.
+    actions : torch.Tensor
+        ``(T, B, d)`` long: the action taken at step ``t`` (a parent index, or ``d`` for
+        stop); ``-1`` where that environment had already stopped.
+    log_rewards : torch.Tensor, optional
+        ``(T + 1, B, d)`` per-node log-rewards of every visited state, when the roll-out
+        was given a reward tracker; ``None`` otherwise.
+
     Attributes
     ----------
-    states
-        ``(T + 1, B, d, d)``: the parent sets before each step, then the final ones.
-    actions
-        ``(T, B, d)`` long: the action taken at step ``t``; ``-1`` where that environment
-        had already stopped.
-    final
+    final : torch.Tensor
         ``(B, d, d)``: the terminal graphs (the last row of ``states``).
+    active : torch.Tensor
+        ``(T, B, d)`` bool: environment still running at step ``t``.
     """
 
     states: torch.Tensor
@@ -50,7 +58,22 @@ class Trajectories:
 
 
 def temper_schedule(step: int, period: int, c_min: float = 0.05) -> float:
-    """Inverse temperature at ``step``: a cosine wave between ``c_min`` and 1 (period in steps)."""
+    """Inverse temperature at ``step``: a cosine wave between ``c_min`` and 1.
+
+    Parameters
+    ----------
+    step : int
+        Training step; the wave starts at 1 at step 0.
+    period : int
+        Steps per full wave; 0 or less keeps the inverse temperature at 1 (no tempering).
+    c_min : float
+        Lowest inverse temperature, reached half-way through each period.
+
+    Returns
+    -------
+    float
+        The inverse temperature ``c`` of the behaviour policy ``softmax(c * log P_F)``.
+    """
     if period <= 0:
         return 1.0
     mid, amp = (1.0 + c_min) / 2.0, (1.0 - c_min) / 2.0
@@ -75,6 +98,32 @@ def rollout(
     the learned ``Q``; otherwise they come from the tempered behaviour policy. A
     ``reward_tracker`` (see :class:`workbench.models.grn_params.IncrementalRidge`) scores
     each visited state on the way; its values land in ``log_rewards`` ``(T + 1, B, d)``.
+
+    Parameters
+    ----------
+    policy : ForwardPolicy
+        The forward policy ``P_F``.
+    env : ParentSetEnv
+        The environment (its ``max_parents`` cap applies).
+    n_graphs : int
+        Number of graphs ``B`` built together.
+    generator : torch.Generator
+        Source of the action draws.
+    inverse_temperature : float
+        ``c`` of the behaviour policy ``softmax(c * log P_F)``; 1 samples ``P_F`` itself.
+    epsilon : float
+        Share of uniform random allowed actions mixed in, in [0, 1].
+    device : torch.device or str
+        Device of the states.
+    reward_tracker : object, optional
+        Something with a ``log_reward`` tensor ``(B, d)`` and an ``add(actions, active)``
+        method that updates it (an ``IncrementalRidge``).
+
+    Returns
+    -------
+    Trajectories
+        The ``T`` steps taken (``T`` the largest parent set plus the stop), with
+        ``log_rewards`` when a tracker was given.
     """
     d = env.n_nodes
     s = env.initial(n_graphs, device)
@@ -107,7 +156,28 @@ def rollout(
 @torch.no_grad()
 def sample_graphs(policy: ForwardPolicy, env: ParentSetEnv, n: int, generator: torch.Generator,
                   *, batch: int = 1024, device: torch.device | str = "cpu") -> torch.Tensor:
-    """``n`` graphs drawn from ``Q`` (no tempering), ``(n, d, d)`` uint8 on the CPU."""
+    """``n`` graphs drawn from ``Q`` (no tempering).
+
+    Parameters
+    ----------
+    policy : ForwardPolicy
+        The trained forward policy.
+    env : ParentSetEnv
+        The environment.
+    n : int
+        Number of graphs.
+    generator : torch.Generator
+        Source of the draws.
+    batch : int
+        Graphs rolled out at a time (memory only).
+    device : torch.device or str
+        Device of the roll-outs.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, d, d)`` uint8 adjacency matrices on the CPU.
+    """
     out = []
     for start in range(0, n, batch):
         m = min(batch, n - start)
@@ -124,6 +194,19 @@ def backward_trajectories(final: torch.Tensor, generator: torch.Generator) -> Tr
     such trajectories teaches the flows along every route into good graphs, including
     routes the forward policy has not yet found (Zhang et al. 2022; Kim et al. 2023 use
     backward roll-outs from good objects in the same way).
+
+    Parameters
+    ----------
+    final : torch.Tensor
+        ``(B, d, d)`` 0/1 terminal graphs.
+    generator : torch.Generator
+        Source of the random orders (on the device of ``final``).
+
+    Returns
+    -------
+    Trajectories
+        ``states`` ``(T + 1, B, d, d)`` and ``actions`` ``(T, B, d)`` with ``T`` the
+        largest parent set plus one (the stop); no rewards.
     """
     b, d, _ = final.shape
     present = final > 0.5
@@ -150,6 +233,20 @@ def perturb_graphs(graphs: torch.Tensor, generator: torch.Generator,
     """Local moves: in each row, with probability ``rate``, swap one parent for a non-parent.
 
     Rows with no parent gain one; rows with every parent lose one.
+
+    Parameters
+    ----------
+    graphs : torch.Tensor
+        ``(B, d, d)`` 0/1 graphs (not changed).
+    generator : torch.Generator
+        Source of the random moves.
+    rate : float
+        Probability that a row is moved.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, d, d)`` perturbed copies.
     """
     g = graphs.clone()
     bsz, d, _ = g.shape
