@@ -113,6 +113,7 @@ COVERED = (
     "workbench.models.gflownet.estimators",
     "workbench.models.gflownet.exact",
     "workbench.models.gflownet.sampler",
+    "workbench.models.grn_params",
 )
 
 #: Classes whose public methods are held to the same rule (``module.Class``).
@@ -170,6 +171,10 @@ METHODS_COVERED = (
     "workbench.models.gflownet.dyngfn.DynGFN",
     "workbench.models.gflownet.env.ParentSetEnv",
     "workbench.models.gflownet.estimators.ForwardPolicy",
+    "workbench.models.grn_params.LinearVelocityReward",
+    "workbench.models.grn_params.IncrementalRidge",
+    "workbench.models.grn_params.HyperVelocityModel",
+    "workbench.models.grn_params.BootstrapLassoPosterior",
 )
 
 #: Parameters that need no line of their own.

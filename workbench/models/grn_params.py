@@ -38,8 +38,25 @@ def fit_linear_parents(x: np.ndarray, v: np.ndarray, graph: np.ndarray, ridge: f
                        fit_intercept: bool = True) -> np.ndarray:
     """Per-gene least squares of ``v[:, i]`` on the parent columns ``x[:, G[i] == 1]``.
 
-    Returns the coefficient matrix ``W`` ``(d, d)`` with ``W[i, j]`` the effect of gene
-    ``j`` on the velocity of gene ``i`` (zero where ``G[i, j] == 0``).
+    Parameters
+    ----------
+    x : ndarray
+        ``(n, d)`` expression states.
+    v : ndarray
+        ``(n, g)`` velocities (``g`` genes, usually ``g = d``).
+    graph : ndarray
+        ``(g, d)`` 0/1 parent masks, ``G[i, j] = 1``: ``j`` regulates ``i``.
+    ridge : float
+        Ridge penalty on the per-sample scale (``ridge * n`` on the raw sums); the tiny
+        default only keeps collinear parents solvable.
+    fit_intercept : bool
+        Centre ``x`` and ``v`` first (an intercept per gene).
+
+    Returns
+    -------
+    ndarray
+        ``W`` ``(g, d)`` with ``W[i, j]`` the effect of gene ``j`` on the velocity of gene
+        ``i`` (zero where ``G[i, j] == 0``).
     """
     x = np.asarray(x, np.float64)
     v = np.asarray(v, np.float64)
@@ -69,12 +86,19 @@ class LinearVelocityReward:
 
     Parameters
     ----------
-    x, v
+    x, v : array_like
         Expression states and velocities, ``(n, d)`` each (already scaled).
-    temperature, sparsity
-        ``T`` and ``lambda`` of the energy above.
-    ridge
+    temperature : float
+        ``T`` of the energy above (a noise scale in velocity units): smaller makes the
+        reward sharper.
+    sparsity : float
+        ``lambda`` of the energy above, the cost of ``d`` edges in log-reward units.
+    ridge : float
         Ridge penalty on the per-sample scale (``ridge * n`` on raw sums).
+    fit_intercept : bool
+        Centre ``x`` and ``v`` first (an intercept per gene).
+    device : torch.device or str
+        Device of the sufficient statistics (float64).
     """
 
     def __init__(self, x, v, *, temperature: float = 0.01, sparsity: float = 100.0,
@@ -96,10 +120,35 @@ class LinearVelocityReward:
         self.device = device
 
     def start(self, batch: int) -> IncrementalRidge:
-        """A tracker of empty parent sets for ``batch`` graphs, updated one edge at a time."""
+        """A tracker of empty parent sets for ``batch`` graphs, updated one edge at a time.
+
+        Parameters
+        ----------
+        batch : int
+            Number of graphs ``B`` rolled out together.
+
+        Returns
+        -------
+        IncrementalRidge
+            Its ``log_reward`` is that of the empty sets until parents are added.
+        """
         return IncrementalRidge(self, batch)
 
     def energy_from_fit(self, fit: torch.Tensor, n_parents: torch.Tensor) -> torch.Tensor:
+        """``log R = -(fit / T^2 + lambda * |G_i| / d)`` from a fit term and a set size.
+
+        Parameters
+        ----------
+        fit : torch.Tensor
+            Penalised errors ``MSE_i(G_i)``, any shape.
+        n_parents : torch.Tensor
+            Parent-set sizes ``|G_i|``, the same shape.
+
+        Returns
+        -------
+        torch.Tensor
+            float32 log-rewards, the same shape.
+        """
         energy = fit / self.temperature ** 2 + self.sparsity * n_parents.to(torch.float64) / self.d
         return (-energy).to(torch.float32)
 
@@ -114,6 +163,18 @@ class LinearVelocityReward:
         elsewhere, which leave their solution unchanged), so a batch of ``M`` sets costs
         ``O(M K^3)`` time and, in chunks of about ``budget`` matrix entries, bounded memory
         whatever ``d`` is.
+
+        Parameters
+        ----------
+        states : torch.Tensor
+            ``(..., d, d)`` 0/1 parent sets, row ``i`` that of gene ``i``.
+        budget : int
+            Matrix entries solved at a time (memory only).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(..., d)`` float64 penalised errors, clamped at 0.
         """
         shape = states.shape[:-1]
         d = self.d
@@ -141,7 +202,18 @@ class LinearVelocityReward:
         return out.reshape(shape)
 
     def log_reward(self, states: torch.Tensor) -> torch.Tensor:
-        """``log R`` of each node's parent set, ``(..., d, d)`` -> ``(..., d)`` float32."""
+        """``log R`` of each node's parent set.
+
+        Parameters
+        ----------
+        states : torch.Tensor
+            ``(..., d, d)`` 0/1 parent sets.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(..., d)`` float32 log-rewards.
+        """
         return self.energy_from_fit(self.mse(states), states.sum(-1))
 
 
@@ -161,6 +233,22 @@ class IncrementalRidge:
     I)^{-1}`` and the weights live on those slots. The slots grow one at a time as the
     largest set grows, so memory is ``O(B d k^2)`` for sets of at most ``k`` parents
     (instead of ``O(B d^3)`` for inverses over all ``d`` genes).
+
+    Parameters
+    ----------
+    reward : LinearVelocityReward
+        The reward whose sufficient statistics, temperature, sparsity and ridge are used.
+    batch : int
+        Number of graphs ``B``; every gene of every graph starts with no parent.
+
+    Attributes
+    ----------
+    log_reward : torch.Tensor
+        ``(B, d)`` float32 log-reward of the current sets.
+    fit : torch.Tensor
+        ``(B, d)`` their penalised errors.
+    k : torch.Tensor
+        ``(B, d)`` their sizes (float).
     """
 
     def __init__(self, reward: LinearVelocityReward, batch: int):
@@ -188,7 +276,16 @@ class IncrementalRidge:
         self.p = p
 
     def add(self, actions: torch.Tensor, active: torch.Tensor) -> None:
-        """Add parent ``actions[b, i]`` to gene ``i`` of graph ``b`` where ``active``."""
+        """Add parent ``actions[b, i]`` to gene ``i`` of graph ``b`` where ``active``.
+
+        Parameters
+        ----------
+        actions : torch.Tensor
+            Long ``(B, d)`` parent indices (entries where ``active`` is False are ignored,
+            whatever they hold). A parent already in the set must not be added again.
+        active : torch.Tensor
+            Boolean ``(B, d)``: which sets gain a parent.
+        """
         r, d = self.r, self.r.d
         if not bool(active.any()):
             return
@@ -215,7 +312,14 @@ class IncrementalRidge:
         self._count = self._count + active.to(torch.long)
 
     def weights(self) -> torch.Tensor:
-        """Current ridge weights in gene coordinates, ``(B, d, d)`` (``W[b, i, j]``: j -> i)."""
+        """Current ridge weights in gene coordinates.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, d, d)`` float64, ``W[b, i, j]`` the weight of ``j -> i`` in graph ``b``
+            (zero off the parent sets).
+        """
         b, d, m = self.w.shape
         out = self.w.new_zeros(b, d, d)
         filled = torch.arange(m, device=self.w.device) < self._count.unsqueeze(-1)
@@ -252,6 +356,18 @@ class HyperVelocityModel(nn.Module):
     ``v_i = w2 . act(W1^T (G_i * x) + b1) + b2``. ``activation=None`` gives DynGFN's
     reference behaviour (no non-linearity between the two layers, so the model is linear
     in ``x``); the default ``"tanh"`` makes it non-linear, which suits the sigmoid system.
+
+    Parameters
+    ----------
+    n_nodes : int
+        Number of genes ``d``.
+    hidden : tuple of int
+        Hidden sizes of each gene's hypernetwork MLP.
+    width : int
+        Hidden width of the per-gene velocity network it emits.
+    activation : str, optional
+        Non-linearity of the velocity network: ``"tanh"``, ``"elu"`` or ``None`` (linear
+        in ``x``, DynGFN's reference).
     """
 
     def __init__(self, n_nodes: int, hidden: tuple[int, ...] = (64, 64), width: int = 12,
@@ -263,7 +379,20 @@ class HyperVelocityModel(nn.Module):
         self.net = _NodeMLP(n_nodes, [n_nodes, *hidden, n_out])
 
     def predict(self, graphs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Velocities ``(B, n, d)`` predicted under each of ``graphs`` ``(B, d, d)``."""
+        """Velocities predicted under each graph.
+
+        Parameters
+        ----------
+        graphs : torch.Tensor
+            ``(B, d, d)`` 0/1 graphs; gene ``i``'s network sees only ``G_i * x``.
+        x : torch.Tensor
+            ``(n, d)`` states.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, n, d)`` predicted velocities.
+        """
         d, w = self.n_nodes, self.width
         p = self.net(graphs)  # (B, d, n_out)
         w1 = p[..., : d * w].reshape(*p.shape[:2], d, w) * graphs.unsqueeze(-1)
@@ -278,12 +407,44 @@ class HyperVelocityModel(nn.Module):
         return (h * w2.unsqueeze(1)).sum(-1) + b2.unsqueeze(1)
 
     def mse(self, graphs: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Per-graph, per-gene MSE ``(B, d)`` on the data batch ``x, v`` ``(n, d)``."""
+        """Per-graph, per-gene mean squared velocity error on a data batch.
+
+        Parameters
+        ----------
+        graphs : torch.Tensor
+            ``(B, d, d)`` 0/1 graphs.
+        x, v : torch.Tensor
+            ``(n, d)`` states and their velocities.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, d)`` MSE over the ``n`` cells.
+        """
         return (self.predict(graphs, x) - v.unsqueeze(0)).pow(2).mean(1)
 
     def log_reward(self, states: torch.Tensor, x: torch.Tensor, v: torch.Tensor, *,
                    temperature: float, sparsity: float, chunk: int = 256) -> torch.Tensor:
-        """``log R`` with this model's MSE: ``(..., d, d)`` -> ``(..., d)``."""
+        """``log R = -(MSE / T^2 + lambda |G_i| / d)`` with this model's MSE.
+
+        Parameters
+        ----------
+        states : torch.Tensor
+            ``(..., d, d)`` 0/1 parent sets.
+        x, v : torch.Tensor
+            ``(n, d)`` the data batch the MSE is taken on.
+        temperature : float
+            ``T`` of the energy.
+        sparsity : float
+            ``lambda`` of the energy.
+        chunk : int
+            Graphs evaluated at a time (memory only).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(..., d)`` log-rewards.
+        """
         shape = states.shape[:-1]
         flat = states.reshape(-1, self.n_nodes, self.n_nodes)
         mse = torch.cat([self.mse(flat[s:s + chunk], x, v) for s in range(0, len(flat), chunk)])
@@ -309,13 +470,22 @@ class BootstrapLassoPosterior:
 
     Parameters
     ----------
-    n_boot
+    n_boot : int
         Number of bootstrap resamples.
-    seed
+    seed : int
         Seed of the resampling. ``fit(x, v, groups=...)`` resamples whole groups (e.g.
         trajectories, whose points are correlated) instead of single cells.
-    solver
+    solver : str
         ``"gram"`` (default) or ``"sklearn"``; both give the same graphs.
+
+    Attributes
+    ----------
+    samples_ : ndarray (n_boot, g, d)
+        uint8 graph of each resample.
+    coef_ : ndarray (n_boot, g, d)
+        Their Lasso coefficients.
+    edge_probability_ : ndarray (g, d)
+        Edge frequency over the resamples.
     """
 
     def __init__(self, n_boot: int = 50, seed: int = 0, solver: str = "gram"):
@@ -324,6 +494,28 @@ class BootstrapLassoPosterior:
         self.solver = solver
 
     def fit(self, x, v, groups=None) -> BootstrapLassoPosterior:
+        """Fit one BIC-chosen Lasso per gene on each bootstrap resample.
+
+        Parameters
+        ----------
+        x : array_like
+            ``(n, d)`` expression states.
+        v : array_like
+            ``(n, g)`` velocities.
+        groups : array_like, optional
+            ``(n,)`` group of each cell; resamples draw whole groups with replacement.
+            ``None`` draws single cells.
+
+        Returns
+        -------
+        BootstrapLassoPosterior
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValidationError
+            If ``solver`` is not ``"gram"`` or ``"sklearn"``.
+        """
         from workbench.errors import ValidationError
 
         if self.solver not in ("gram", "sklearn"):
@@ -354,7 +546,18 @@ class BootstrapLassoPosterior:
         return self
 
     def log_prob(self, graphs) -> np.ndarray:
-        """``log Q(G)`` under the smoothed independent-edge reading of the ensemble."""
+        """``log Q(G)`` under the smoothed independent-edge reading of the ensemble.
+
+        Parameters
+        ----------
+        graphs : array_like
+            ``(..., g, d)`` graphs (nonzero: an edge).
+
+        Returns
+        -------
+        ndarray
+            ``(...)`` log-probabilities with Jeffreys-smoothed edge frequencies.
+        """
         p = (self.samples_.sum(0) + 0.5) / (self.n_boot + 1.0)
         g = np.asarray(graphs) > 0
         return (np.where(g, np.log(p), np.log1p(-p))).sum((-2, -1))
@@ -426,6 +629,30 @@ def edge_scores(x, v, method: str, *, seed: int = 0, n_trees: int = 200) -> np.n
     randomised trees with ``sqrt(d)`` candidate features per split regressing each
     standardised ``v_i`` on ``x``, scored by impurity importance. These are rankings, not
     probabilities.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(n, d)`` expression states.
+    v : array_like
+        ``(n, g)`` velocities.
+    method : str
+        ``"corr"``, ``"ols"``, ``"ridge"`` or ``"trees"``.
+    seed : int
+        Seed of the trees (gene ``i`` uses ``seed + i``); the other methods are
+        deterministic.
+    n_trees : int
+        Trees per gene for ``"trees"``.
+
+    Returns
+    -------
+    ndarray
+        ``(g, d)`` non-negative scores, row ``i`` the candidate regulators of gene ``i``.
+
+    Raises
+    ------
+    ValidationError
+        If ``method`` is not one of the four.
     """
     from workbench.errors import ValidationError
 
