@@ -76,3 +76,28 @@ def test_kl_additivity_score_is_a_labelled_score_that_sees_synergy():
     # synergy adds KL to the double beyond the singles: S well above the null's
     assert np.median(alt.statistic) > np.median(null.statistic) + 1.0
     assert abs(np.median(null.statistic)) < 0.7
+
+
+def test_batched_newton_logistic_matches_scikit_learn():
+    """The classifier behind the density ratios is a ridge logistic regression: each problem
+    of the batch must give scikit-learn's weights (same penalty, intercept free), whether
+    Newton stops early or not. A transposed Hessian, a dropped penalty or problems mixed
+    within the batch would move them."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from workbench.models.separability import _fit_logistic
+
+    rng = np.random.default_rng(0)
+    m, n, f, l2 = 3, 120, 5, 2.0
+    x = rng.normal(size=(m, n, f - 1))
+    y = (rng.random((m, n)) < 1 / (1 + np.exp(-(x @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.3)))
+         ).astype(float)
+    y[1] = 1 - y[1]   # a different problem in the same batch
+    feat = torch.as_tensor(np.concatenate([np.ones((m, n, 1)), x], -1))
+    for iters in (15, 40):
+        w = _fit_logistic(feat, torch.as_tensor(y), l2, iters=iters).numpy()
+        for i in range(m):
+            ref = LogisticRegression(C=1 / l2, tol=1e-10, max_iter=10_000).fit(x[i], y[i])
+            np.testing.assert_allclose(w[i, 1:], ref.coef_[0], atol=2e-4)
+            np.testing.assert_allclose(w[i, 0], ref.intercept_[0], atol=2e-3)

@@ -154,25 +154,30 @@ def _features(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([ones, x, x * x - 1.0], dim=-1)
 
 
-def _fit_logistic(feat: torch.Tensor, y: torch.Tensor, l2: float, iters: int = 15) -> torch.Tensor:
+def _fit_logistic(feat: torch.Tensor, y: torch.Tensor, l2: float, iters: int = 15,
+                  tol: float = 1e-6) -> torch.Tensor:
     """Batched ridge logistic regression by Newton's method.
 
     feat (M, n, f), y (M, n) in {0, 1}; returns weights (M, f). The intercept is penalised
-    lightly too (tiny), which keeps separable problems finite.
+    lightly too (tiny), which keeps separable problems finite. Stops early once no weight of
+    any problem moved by more than ``tol`` (Newton converges quadratically: typically 6-9 of
+    the ``iters`` steps), which changes the weights by less than ``tol``.
     """
     mm, _, f = feat.shape
     w = torch.zeros(mm, f, dtype=feat.dtype, device=feat.device)
     eye = torch.eye(f, dtype=feat.dtype, device=feat.device)
     pen = eye * l2
     pen[0, 0] = 1e-4
+    ft = feat.transpose(1, 2)
     for _ in range(iters):
-        eta = torch.einsum("mnf,mf->mn", feat, w)
-        prob = torch.sigmoid(eta)
-        grad = torch.einsum("mnf,mn->mf", feat, prob - y) + w @ pen
+        prob = torch.sigmoid(torch.bmm(feat, w.unsqueeze(-1)).squeeze(-1))
+        grad = torch.bmm(ft, (prob - y).unsqueeze(-1)).squeeze(-1) + w @ pen
         wt = (prob * (1 - prob)).clamp_min(1e-6)
-        hess = torch.einsum("mnf,mn,mng->mfg", feat, wt, feat) + pen
+        hess = torch.bmm(ft * wt.unsqueeze(1), feat) + pen
         step = torch.linalg.solve(hess, grad.unsqueeze(-1)).squeeze(-1)
         w = w - step
+        if float(step.abs().max()) < tol:
+            break
     return w
 
 
