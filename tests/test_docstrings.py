@@ -114,6 +114,11 @@ COVERED = (
     "workbench.models.gflownet.exact",
     "workbench.models.gflownet.sampler",
     "workbench.models.grn_params",
+    "workbench.tools.concepts",
+    "workbench.tools.concept_model",
+    "workbench.tools.concept_eval",
+    "workbench.tools.concept_annotation",
+    "workbench.tools.concept_pages",
 )
 
 #: Classes whose public methods are held to the same rule (``module.Class``).
@@ -175,6 +180,7 @@ METHODS_COVERED = (
     "workbench.models.grn_params.IncrementalRidge",
     "workbench.models.grn_params.HyperVelocityModel",
     "workbench.models.grn_params.BootstrapLassoPosterior",
+    "workbench.tools.concept_model.ConceptModel",
 )
 
 #: Parameters that need no line of their own.

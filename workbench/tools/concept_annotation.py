@@ -34,7 +34,18 @@ def _csr(codes) -> sp.csr_matrix:
 
 
 def active_matrix(codes) -> sp.csr_matrix:
-    """Boolean-as-float CSR: 1 where a concept is active (nonzero code)."""
+    """Boolean-as-float CSR: 1 where a concept is active (nonzero code).
+
+    Parameters
+    ----------
+    codes : ndarray or scipy.sparse matrix
+        ``(n, m)`` codes, samples x concepts.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``(n, m)`` float32, 1 on the active entries (no stored zeros).
+    """
     c = _csr(codes)
     a = c.copy()
     a.data = (a.data != 0).astype(np.float32)
@@ -58,9 +69,23 @@ def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 def label_table(active: sp.csr_matrix, labels: pd.Series) -> dict:
     """Selectivity, enrichment p and q (BH) for every concept and every level of ``labels``.
 
-    Samples whose label is missing are left out. Returns ``levels`` (array of names),
-    ``selectivity``, ``p``, ``q``, ``p_in`` (P(active | label)) as (concepts x levels) arrays
-    and ``counts`` (samples per level).
+    Samples whose label is missing are left out. The q-values are Benjamini-Hochberg over
+    every concept x level test of the column.
+
+    Parameters
+    ----------
+    active : scipy.sparse.csr_matrix
+        ``(n, m)`` activity, as :func:`active_matrix` makes it.
+    labels : pandas.Series
+        ``(n,)`` label of each sample (compared as strings; missing values left out), in
+        the row order of ``active`` (a default index).
+
+    Returns
+    -------
+    dict
+        ``levels`` (the sorted label names), ``selectivity``, ``p`` (one-sided
+        hypergeometric), ``q``, ``p_in`` (``P(active | label)``) as ``(m, n_levels)``
+        arrays, and ``counts`` (samples per level).
     """
     from scipy.stats import hypergeom
 
@@ -97,7 +122,31 @@ def _drivers(table: dict, exclude: set[str], alpha: float, top: int) -> list[str
 def technical_flags(active: sp.csr_matrix, obs: pd.DataFrame, is_control: np.ndarray,
                     best_biological: np.ndarray, alpha: float = 0.05,
                     min_selectivity: float = 0.2) -> pd.DataFrame:
-    """Flag concepts that follow batch or plate rather than biology (see module docstring)."""
+    """Flag concepts that follow batch or plate rather than biology (see module docstring).
+
+    Parameters
+    ----------
+    active : scipy.sparse.csr_matrix
+        ``(n, m)`` activity of every sample.
+    obs : pandas.DataFrame
+        The samples' ``obs``; its ``batch`` and ``plate`` columns are read when present (a
+        column that repeats another's grouping is read once).
+    is_control : ndarray
+        ``(n,)`` bool, the control samples.
+    best_biological : ndarray
+        ``(m,)`` each concept's best selectivity for a perturbation other than the control.
+    alpha : float
+        FDR level of the control batch enrichment.
+    min_selectivity : float
+        Batch selectivity a flag needs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per concept: ``technical`` (bool), ``technical_reason`` (empty when not
+        flagged), ``batch_selectivity`` (the best over all samples) and
+        ``control_batch_q`` (the smallest q among the controls; 1 when untested).
+    """
     m = active.shape[1]
     out = pd.DataFrame({"technical": np.zeros(m, bool), "technical_reason": [""] * m,
                         "batch_selectivity": np.zeros(m, np.float32),
@@ -136,10 +185,25 @@ def technical_flags(active: sp.csr_matrix, obs: pd.DataFrame, is_control: np.nda
 def pages(codes, n_top: int = 8, quantiles=QUANTILES, n_bins: int = 20) -> dict[str, np.ndarray]:
     """Exemplar rows and histograms per concept.
 
-    Returns ``top`` (concepts x n_top) row positions of the largest activations (-1 where
-    fewer samples are active), ``quantile`` (concepts x len(quantiles)) the active sample
-    nearest each activation quantile, and ``hist_counts`` / ``hist_edges`` (concepts x bins,
-    concepts x bins+1) of the nonzero activations.
+    Parameters
+    ----------
+    codes : ndarray or scipy.sparse matrix
+        ``(n, m)`` codes, samples x concepts.
+    n_top : int
+        Exemplars of the largest activations per concept.
+    quantiles : sequence of float
+        Activation quantiles (in [0, 1]) at which an exemplar is picked.
+    n_bins : int
+        Bins of each activation histogram.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``top`` (concepts x n_top) row positions of the largest activations (-1 where
+        fewer samples are active), ``quantile`` (concepts x len(quantiles)) the active
+        sample nearest each activation quantile (-1 for a dead concept), and
+        ``hist_counts`` / ``hist_edges`` (concepts x bins, concepts x bins+1) of the
+        nonzero activations.
     """
     csc = _csr(codes).tocsc()
     m = csc.shape[1]
@@ -166,12 +230,39 @@ def pages(codes, n_top: int = 8, quantiles=QUANTILES, n_bins: int = 20) -> dict[
 def annotate(codes, obs: pd.DataFrame, *, is_control: np.ndarray, control_label: str,
              label_columns: list[str], alpha: float = 0.05, n_top: int = 8,
              n_drivers: int = 5) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
-    """Annotate every concept; returns ``(obs table, obsm arrays, uns dict)``.
+    """Annotate every concept: frequency, selectivity, enrichment, drivers, flags, pages.
 
-    ``obs``: ``frequency``, ``dead``, ``mean_activation``, per label column ``<col>_best``,
-    ``<col>_best_selectivity``, ``<col>_best_q``, ``<col>_n_enriched``, ``drivers``
-    (perturbations), and the technical flag columns. ``obsm``: ``selectivity_<col>``,
-    ``enrichment_q_<col>`` and the page arrays. ``uns``: the level names per column.
+    Parameters
+    ----------
+    codes : ndarray or scipy.sparse matrix
+        ``(n, m)`` codes of every sample.
+    obs : pandas.DataFrame
+        The samples' ``obs``, one row per code row.
+    is_control : ndarray
+        ``(n,)`` bool, the control samples; a missing label of a control reads as
+        ``control_label``.
+    control_label : str
+        The control perturbation's name (never a driver).
+    label_columns : list of str
+        ``obs`` columns to annotate; a column with fewer than two labels is skipped.
+    alpha : float
+        FDR level of the enrichment calls.
+    n_top : int
+        Exemplars of the largest activations per concept.
+    n_drivers : int
+        Drivers listed per concept at most.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per concept: ``frequency``, ``dead``, ``mean_activation``, per label
+        column ``<col>_best``, ``<col>_best_selectivity``, ``<col>_best_q``,
+        ``<col>_n_enriched``, ``drivers`` (perturbations), and the columns of
+        :func:`technical_flags`.
+    obsm : dict of str to ndarray
+        ``selectivity_<col>``, ``enrichment_q_<col>`` and the page arrays.
+    uns : dict
+        The level names and counts per column, ``alpha``, and a description of the pages.
     """
     c = _csr(codes)
     act = active_matrix(c)

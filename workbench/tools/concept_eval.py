@@ -35,7 +35,32 @@ DENSE_SHARE = 0.5
 
 
 def split_rows(obs: pd.DataFrame, how: str, seed: int = 0) -> np.ndarray:
-    """Boolean mask of the *held-out* rows of ``obs`` for split ``how`` (see module doc)."""
+    """Boolean mask of the *held-out* rows of ``obs`` for split ``how`` (see module doc).
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        The profiles' ``obs``: needs ``perturbation``; ``plate`` for ``"plate"``;
+        ``is_control`` for ``"dose"`` and for ``"replicate"`` without a ``replicate``
+        column; ``dose`` for ``"dose"``. A ``replicate`` column is used by
+        ``"replicate"`` when present.
+    how : str
+        One of :data:`SPLITS`: ``"replicate"``, ``"dose"``, ``"plate"`` or ``"none"``.
+    seed : int
+        Seed of the random halves (``"replicate"`` without a replicate column, and the
+        controls of ``"dose"``).
+
+    Returns
+    -------
+    ndarray
+        ``(len(obs),)`` bool, True for held-out rows (all False for ``"none"``).
+
+    Raises
+    ------
+    ValidationError
+        If ``how`` is unknown, or the columns it needs are missing (a single plate for
+        ``"plate"``, no dose column for ``"dose"``).
+    """
     n = len(obs)
     if how not in SPLITS:
         raise ValidationError(f"unknown held-out split {how!r}.",
@@ -95,6 +120,29 @@ def heldout_metrics(x_prepared: np.ndarray, x_hat: np.ndarray, codes, obs: pd.Da
     """Quality of the codes of held-out samples (prepared inputs, reconstructions, codes).
 
     Label sets leave out the control samples (see module docstring).
+
+    Parameters
+    ----------
+    x_prepared : ndarray
+        ``(n, d)`` held-out samples in the prepared (whitened, unit-norm) space.
+    x_hat : ndarray
+        ``(n, d)`` their reconstructions by the dictionary.
+    codes : ndarray or scipy.sparse matrix
+        ``(n, m)`` their codes.
+    obs : pandas.DataFrame
+        Their ``obs`` rows (``is_control`` and the label columns).
+    label_columns : list of str
+        Columns to measure selectivity and enrichment for; missing ones are skipped.
+    alpha : float
+        FDR level of the enrichment counts.
+
+    Returns
+    -------
+    dict
+        ``n_samples``, ``r2`` (NaN for one sample), ``dead_fraction``, ``dense_fraction``
+        and per label column ``<col>_selective_0.5``, ``<col>_selective_0.2``,
+        ``<col>_best_selectivity_per_label``, ``<col>_labels_enriched``,
+        ``<col>_n_labels``.
     """
     from workbench.models.dictionary import dead_fraction, r2_score
     from workbench.tools.concept_annotation import active_matrix

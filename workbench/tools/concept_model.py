@@ -41,7 +41,25 @@ REQUIRED = ("format", "version", "class", "params", "whitener", "features", "con
 
 @dataclass
 class ConceptModel:
-    """A loaded model: the fitted whitener and dictionary, feature names, concept ids."""
+    """A loaded model: the fitted whitener and dictionary, feature names, concept ids.
+
+    Made by :func:`load_model`; encodes raw profiles of the model's features in the order
+    of ``features`` (use :func:`align_features` first).
+
+    Parameters
+    ----------
+    model : SparseDictionary
+        The fitted dictionary (:class:`~workbench.models.icfl.ICFL` or
+        :class:`~workbench.models.topk_sae.TopKSAE`).
+    whitener : ControlWhitener
+        The control whitener fitted with it.
+    features : list of str
+        The input feature names, in the order the whitener expects.
+    concept_ids : list of str
+        One id per atom (``c000``, ...), the same as in the Study the model came from.
+    doc : dict
+        The ``model.json`` document (settings, split, checksum, versions).
+    """
 
     model: object
     whitener: object
@@ -50,10 +68,33 @@ class ConceptModel:
     doc: dict
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Whiten raw rows with the model's control whitener (and scale to unit norm).
+
+        Parameters
+        ----------
+        x : ndarray
+            ``(n, len(features))`` raw profiles, columns in the order of ``features``.
+
+        Returns
+        -------
+        ndarray
+            ``(n, len(features))`` float32 prepared rows, ready for the dictionary.
+        """
         return self.whitener.transform(x)
 
     def encode(self, x: np.ndarray):
-        """Sparse codes (CSR, samples x concepts) of raw input rows with these features."""
+        """Sparse codes of raw input rows with these features.
+
+        Parameters
+        ----------
+        x : ndarray
+            ``(n, len(features))`` raw profiles, columns in the order of ``features``.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+            ``(n, len(concept_ids))`` float32 codes.
+        """
         return self.model.transform(self.prepare(x))
 
 
@@ -70,7 +111,33 @@ def _sha(path: Path) -> str:
 
 
 def save_model(folder: Path, fit, *, concept_ids, method: str, run: str, split: dict) -> dict:
-    """Write ``fit`` (a :class:`~workbench.tools.concepts.ConceptFit`) into ``folder``."""
+    """Write ``fit`` (a :class:`~workbench.tools.concepts.ConceptFit`) into ``folder``.
+
+    Writes ``tensors.safetensors`` and ``model.json`` (checked against the artefact
+    schema before it is written).
+
+    Parameters
+    ----------
+    folder : Path
+        Folder to write into (created when missing); usually a transaction's staging path
+        of the ``concept_model`` artefact.
+    fit : ConceptFit
+        The fitted dictionary, whitener and feature names.
+    concept_ids : list of str
+        One id per atom, in atom order.
+    method : str
+        The concept method (``"icfl"``, ``"topk"``), recorded.
+    run : str
+        The run name, recorded.
+    split : dict
+        The training split (its name, sizes and held-out rows), recorded; must be JSON
+        serialisable.
+
+    Returns
+    -------
+    dict
+        The ``model.json`` document written.
+    """
     from safetensors.numpy import save_file
 
     from workbench import __version__
@@ -104,7 +171,27 @@ def _bad(study_name: str, what: str) -> ValidationError:
 
 
 def load_model(study, *, device: str = "auto") -> ConceptModel:
-    """The ``concept_model`` of ``study``, checked (format, version, checksum, shapes)."""
+    """The ``concept_model`` of ``study``, checked (format, version, checksum, shapes).
+
+    Parameters
+    ----------
+    study : Study
+        The Study whose concepts step saved the model.
+    device : str
+        Torch device for the dictionary (``"auto"``: a GPU when there is one).
+
+    Returns
+    -------
+    ConceptModel
+        The model, ready to encode.
+
+    Raises
+    ------
+    ValidationError
+        If the Study has no concept model, or it cannot be read, has another format, a
+        newer version, a tensor file that fails its checksum, an unknown dictionary class
+        or shapes that do not match its ids and features.
+    """
     from safetensors.numpy import load_file
 
     from workbench.models.icfl import ICFL
@@ -150,7 +237,29 @@ def load_model(study, *, device: str = "auto") -> ConceptModel:
 
 
 def align_features(x: np.ndarray, names: list[str], features: list[str], where: str):
-    """Columns of ``x`` (named ``names``) in the model's feature order; error if missing."""
+    """Columns of ``x`` (named ``names``) in the model's feature order.
+
+    Parameters
+    ----------
+    x : ndarray
+        ``(n, len(names))`` profiles.
+    names : list of str
+        The name of each column of ``x``.
+    features : list of str
+        The model's features, in its order.
+    where : str
+        What ``x`` is, as the error should name it.
+
+    Returns
+    -------
+    ndarray
+        ``(n, len(features))`` the selected columns (a copy).
+
+    Raises
+    ------
+    ValidationError
+        If some of the model's features are not among ``names``.
+    """
     pos = {str(n): i for i, n in enumerate(names)}
     missing = [f for f in features if f not in pos]
     if missing:
@@ -166,9 +275,27 @@ def match_concepts(atoms_a: np.ndarray, atoms_b: np.ndarray, ids_a=None, ids_b=N
                    signed: bool = True) -> pd.DataFrame:
     """One-to-one matching of two dictionaries' atoms (Hungarian, maximal total cosine).
 
-    Returns one row per concept of ``a`` that gets a partner: ``concept_a``, ``concept_b``,
-    ``cosine`` (the stability score: 1 = the same direction). ``signed=False`` treats an
-    atom and its negative as the same concept (for absolute-selection pursuits).
+    Parameters
+    ----------
+    atoms_a, atoms_b : ndarray
+        ``(m_a, d)`` and ``(m_b, d)`` atoms in one space (any norm).
+    ids_a, ids_b : list of str, optional
+        Concept ids of each; ``None`` names them ``c0``, ``c1``... by row.
+    signed : bool
+        False treats an atom and its negative as the same concept (for
+        absolute-selection pursuits).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per concept of ``a`` that gets a partner (``min(m_a, m_b)`` rows):
+        ``concept_a``, ``concept_b``, ``cosine`` (the stability score: 1 = the same
+        direction; absolute when not ``signed``).
+
+    Raises
+    ------
+    ValidationError
+        If the two dictionaries have different numbers of features.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -202,11 +329,11 @@ def seed_stability(atoms: np.ndarray, others, *, signed: bool = True) -> np.ndar
 
     Parameters
     ----------
-    atoms
+    atoms : ndarray
         The main run's dictionary (concepts x features).
-    others
+    others : iterable of ndarray
         The other seeds' dictionaries, each (concepts x features) in the same space.
-    signed
+    signed : bool
         False treats an atom and its negative as one concept (absolute-selection pursuits).
 
     Returns
@@ -229,7 +356,22 @@ def seed_stability(atoms: np.ndarray, others, *, signed: bool = True) -> np.ndar
 
 
 def group_means(codes, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean code per group (groups x concepts) and the group names."""
+    """Mean code per group.
+
+    Parameters
+    ----------
+    codes : ndarray or scipy.sparse matrix
+        ``(n, m)`` codes.
+    groups : ndarray
+        ``(n,)`` group of each sample (compared as strings).
+
+    Returns
+    -------
+    means : ndarray
+        ``(n_groups, m)`` mean code of each group, in the sorted order of the names.
+    names : ndarray
+        ``(n_groups,)`` the sorted group names.
+    """
     import scipy.sparse as sp
 
     names, inv = np.unique(np.asarray(groups).astype(str), return_inverse=True)
@@ -242,7 +384,21 @@ def group_means(codes, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def activation_correlation(codes_a, groups_a, codes_b, groups_b) -> np.ndarray:
     """Per concept: Pearson correlation, over the groups present in both sets, of the mean
-    activation in ``a`` and in ``b`` (NaN for a concept constant in either)."""
+    activation in ``a`` and in ``b``.
+
+    Parameters
+    ----------
+    codes_a, codes_b : ndarray or scipy.sparse matrix
+        ``(n_a, m)`` and ``(n_b, m)`` codes of one model on two sets of samples.
+    groups_a, groups_b : ndarray
+        The group (e.g. perturbation) of each sample of each set.
+
+    Returns
+    -------
+    ndarray
+        ``(m,)`` correlations; NaN for a concept constant over the common groups in either
+        set.
+    """
     ma, na = group_means(codes_a, groups_a)
     mb, nb = group_means(codes_b, groups_b)
     common = sorted(set(na) & set(nb))

@@ -38,9 +38,37 @@ def build_pages(codes, obs: pd.DataFrame, concept_ids, atoms: np.ndarray, annota
                 stability=None) -> dict:
     """The ``concept_pages`` document (see the module docstring).
 
-    ``annotation`` is the concepts' ``obs`` table, ``obsm`` and ``labels`` what
-    :func:`~workbench.tools.concept_annotation.annotate` returned (selectivity and q per
-    label column, page indices, level names).
+    Parameters
+    ----------
+    codes : ndarray or scipy.sparse matrix
+        ``(n, m)`` codes of every sample.
+    obs : pandas.DataFrame
+        The samples' ``obs`` (its index gives the crop or well ids; needs
+        ``perturbation``).
+    concept_ids : list of str
+        The ``m`` concept ids.
+    atoms : ndarray
+        ``(m, d)`` the dictionary's atoms, for the similar concepts.
+    annotation : pandas.DataFrame
+        The concepts' ``obs`` table, as
+        :func:`~workbench.tools.concept_annotation.annotate` returned it.
+    obsm : dict of str to ndarray
+        The arrays :func:`~workbench.tools.concept_annotation.annotate` returned
+        (selectivity and q per label column, page indices).
+    labels : dict
+        Its ``uns["labels"]``: the level names per column.
+    control_label : str
+        The control perturbation (not a label on the pages).
+    alpha : float
+        FDR level of the driver calls.
+    stability : array_like, optional
+        Per-concept stability scores; ``None`` writes None on every page.
+
+    Returns
+    -------
+    dict
+        The ``concept_pages`` document: ``version``, ``alpha``, ``control_label``,
+        ``n_top``, ``quantiles`` and ``concepts`` (concept id -> its page).
     """
     import scipy.sparse as sp
 

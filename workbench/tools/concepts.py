@@ -50,7 +50,27 @@ DEMO = {"tiny": dict(n_concepts=16, sparsity=2, max_steps=200),
 
 @dataclass
 class ConceptFit:
-    """What :func:`learn_concepts` returns: the fitted parts and the codes."""
+    """What :func:`learn_concepts` returns: the fitted parts and the codes.
+
+    Parameters
+    ----------
+    model : SparseDictionary
+        The fitted dictionary (ICFL or TopK SAE).
+    whitener : ControlWhitener
+        The control whitener fitted on the training controls.
+    features : ndarray
+        Names of the features kept (constant ones dropped), in column order.
+    codes : scipy.sparse.csr_matrix
+        Codes, samples x concepts (the concepts step replaces them with the codes of every
+        sample of the screen).
+    x : ndarray, optional
+        The prepared (whitened, unit-norm) training samples.
+    metrics : dict
+        Training figures: fit time, dead fraction, R^2, steps, resamples, active atoms per
+        sample, features used and dropped (and the ICFL pursuit).
+    keep : ndarray, optional
+        Boolean mask of the input features used.
+    """
 
     model: Any
     whitener: Any
@@ -63,7 +83,28 @@ class ConceptFit:
 
 # ---------------------------------------------------------------------------- inputs
 def select_representation(profiles, use_rep: str | None = None) -> tuple[np.ndarray, list[str]]:
-    """The matrix to learn concepts on: ``X`` (default) or ``obsm[use_rep]``, with names."""
+    """The matrix to learn concepts on: ``X`` (default) or ``obsm[use_rep]``, with names.
+
+    Parameters
+    ----------
+    profiles : anndata.AnnData
+        The ``profiles`` artefact.
+    use_rep : str, optional
+        ``None`` or ``"X"`` for ``X``; otherwise an ``obsm`` key (a DataFrame gives its
+        column names, an array is named ``<use_rep>_<i>``).
+
+    Returns
+    -------
+    x : ndarray
+        ``(n, d)`` float32 dense matrix.
+    names : list of str
+        The ``d`` feature names.
+
+    Raises
+    ------
+    ValidationError
+        If ``obsm`` has no such key, or the matrix is not 2-D with at least one column.
+    """
     if use_rep in (None, "X"):
         x = profiles.X
         names = [str(v) for v in profiles.var_names]
@@ -96,6 +137,26 @@ def check_inputs(x: np.ndarray, is_control: np.ndarray, n_concepts: int, *,
     Checks: finite values; at least one control (two with whitening); no more concepts than
     samples; features that are constant over all samples are dropped (or refused with
     ``drop_constant=False``), and at least one must vary.
+
+    Parameters
+    ----------
+    x : ndarray
+        ``(n, d)`` samples.
+    is_control : ndarray
+        ``(n,)`` bool, the control samples.
+    n_concepts : int
+        Dictionary size asked for (1 to ``n``).
+    whiten : bool
+        Whether the step will whiten (then two controls are needed).
+    drop_constant : bool
+        Drop constant features (True) or refuse them (False).
+    where : str
+        What ``x`` is, as the errors should name it.
+
+    Returns
+    -------
+    ndarray
+        ``(d,)`` bool mask of the features kept.
     """
     n, d = x.shape
     bad = ~np.isfinite(x)
@@ -150,8 +211,43 @@ def make_model(method: str, n_concepts: int, sparsity: int, *, atoms_per_round: 
     """An unfitted ICFL (``method="icfl"``) or TopK SAE (``"topk"``) of the given size.
 
     Both give exactly ``sparsity`` nonzeros per sample: ICFL's last pursuit round is partial
-    when ``sparsity`` is not a multiple of ``atoms_per_round``. ``pursuit`` names ICFL's
-    pursuit ("signed": the paper's; "abs_refit": absolute selection and a joint re-fit).
+    when ``sparsity`` is not a multiple of ``atoms_per_round``.
+
+    Parameters
+    ----------
+    method : str
+        ``"icfl"`` or ``"topk"`` (also ``"topk_sae"``).
+    n_concepts : int
+        Number of atoms.
+    sparsity : int
+        Nonzeros per code.
+    atoms_per_round : int, optional
+        ICFL atoms chosen per pursuit round; ``None`` takes ``min(5, sparsity)``.
+    pursuit : str
+        ICFL's pursuit: ``"signed"`` (the paper's) or ``"abs_refit"`` (absolute selection
+        and a joint re-fit). Ignored by TopK.
+    max_steps : int
+        Optimiser steps.
+    batch_size : int
+        Samples per step.
+    lr : float
+        Adam learning rate.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    seed : int
+        Seed of the model's generator.
+    progress : bool
+        Show a progress bar while fitting.
+
+    Returns
+    -------
+    SparseDictionary
+        The unfitted model.
+
+    Raises
+    ------
+    ValidationError
+        If ``method`` or ``pursuit`` is unknown.
     """
     if method == "icfl":
         from workbench.models.icfl import ICFL
@@ -172,7 +268,20 @@ def make_model(method: str, n_concepts: int, sparsity: int, *, atoms_per_round: 
 
 
 def default_steps(n: int, batch_size: int) -> int:
-    """About 60 passes over the data, between 300 and 3000 optimiser steps."""
+    """About 60 passes over the data, between 300 and 3000 optimiser steps.
+
+    Parameters
+    ----------
+    n : int
+        Number of training samples.
+    batch_size : int
+        Samples per step (at most ``n`` count).
+
+    Returns
+    -------
+    int
+        The number of optimiser steps.
+    """
     return int(np.clip(60 * n / max(min(batch_size, n), 1), 300, 3000))
 
 
@@ -183,7 +292,52 @@ def learn_concepts(x: np.ndarray, is_control: np.ndarray, *, method: str = "icfl
                    shrinkage: float = 0.1, feature_names=None, max_steps: int | None = None,
                    batch_size: int = 1024, lr: float = 3e-3, device: str = "auto",
                    seed: int = 0, checkpoint=None, progress: bool = True) -> ConceptFit:
-    """Whiten on controls, fit the dictionary, encode every sample (arrays in, no Study)."""
+    """Whiten on controls, fit the dictionary, encode every sample (arrays in, no Study).
+
+    Parameters
+    ----------
+    x : ndarray
+        ``(n, d)`` training samples (checked by :func:`check_inputs`; constant features
+        dropped).
+    is_control : ndarray
+        ``(n,)`` bool, the controls the whitener is fitted on.
+    method : str
+        ``"icfl"`` or ``"topk"``.
+    n_concepts : int, optional
+        Number of concepts; ``None`` takes ``n // 4``, between 2 and 256.
+    sparsity : int
+        Nonzeros per code (capped at ``n_concepts``).
+    atoms_per_round : int, optional
+        ICFL atoms per pursuit round (see :func:`make_model`).
+    pursuit : str
+        ICFL's pursuit, ``"signed"`` or ``"abs_refit"``.
+    whiten : bool
+        Whiten on the controls; False only centres on them and scales to unit norm.
+    shrinkage : float
+        Ridge of the whitener, as a fraction of the mean control eigenvalue.
+    feature_names : list of str, optional
+        Names of the ``d`` features; ``None`` numbers them.
+    max_steps : int, optional
+        Optimiser steps; ``None`` uses :func:`default_steps`.
+    batch_size : int
+        Samples per step.
+    lr : float
+        Adam learning rate.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    seed : int
+        Seed of the dictionary.
+    checkpoint : str or Path, optional
+        Training checkpoint file (resumed when it exists).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ConceptFit
+        The fitted model and whitener, the kept feature names and mask, the codes of the
+        training samples and the training metrics.
+    """
     from workbench.models.dictionary import dead_fraction, r2_score
     from workbench.tools.concept_stream import fit_whitener
 
@@ -225,7 +379,18 @@ def _top_features(directions: np.ndarray, names: np.ndarray, n: int = 3) -> list
 
 
 def concept_ids(m: int) -> list[str]:
-    """Stable concept ids: ``c000``, ``c001``... (the atom's row in the dictionary)."""
+    """Stable concept ids: ``c000``, ``c001``... (the atom's row in the dictionary).
+
+    Parameters
+    ----------
+    m : int
+        Number of concepts.
+
+    Returns
+    -------
+    list of str
+        ``m`` ids, zero-padded to at least three digits.
+    """
     width = max(3, len(str(m - 1)))
     return [f"c{i:0{width}d}" for i in range(m)]
 
@@ -235,8 +400,37 @@ def concepts_anndata(fit: ConceptFit, profiles_obs: pd.DataFrame, *, is_control,
                      names: list[str] | None = None, stability=None):
     """The ``concepts`` AnnData (concepts x features) with its annotation, and the pages.
 
-    Returns ``(adata, pages)``: ``pages`` is the ``concept_pages`` document
-    (:func:`workbench.tools.concept_pages.build_pages`).
+    Parameters
+    ----------
+    fit : ConceptFit
+        The fitted model, whitener and the codes of every sample of ``profiles_obs``.
+    profiles_obs : pandas.DataFrame
+        The profiles' ``obs`` (labels, batch and plate columns), one row per code.
+    is_control : ndarray
+        ``(n,)`` bool, the control samples.
+    control_label : str
+        The control perturbation's name (not counted as a mechanism).
+    label_columns : list of str
+        ``obs`` columns to annotate (selectivity, enrichment).
+    run : str
+        The run name (``obsm["concepts_<run>"]``).
+    method : str
+        The concept method, recorded.
+    params : dict
+        The step's parameters, recorded in ``uns["workbench"]``.
+    alpha : float
+        FDR level of the enrichment calls.
+    names : list of str, optional
+        Concept ids; ``None`` uses :func:`concept_ids`.
+    stability : ndarray, optional
+        Per-concept stability scores for the pages; ``None`` leaves them out.
+
+    Returns
+    -------
+    adata : anndata.AnnData
+        The ``concepts`` AnnData (concepts x features).
+    pages : dict
+        The ``concept_pages`` document (:func:`workbench.tools.concept_pages.build_pages`).
     """
     import anndata as ad
 
@@ -296,6 +490,22 @@ def summarise(adata, label_columns, control_label: str | None = None) -> dict:
 
     ``<col>_labels_enriched`` counts the labels (other than the control label) with an
     FDR-significant enrichment in some concept.
+
+    Parameters
+    ----------
+    adata : anndata.AnnData
+        A ``concepts`` AnnData, as :func:`concepts_anndata` makes it.
+    label_columns : list of str
+        The label columns it was annotated for.
+    control_label : str, optional
+        The control perturbation, left out of the enriched-label counts.
+
+    Returns
+    -------
+    dict
+        ``n_concepts``, ``dead_fraction``, ``n_technical`` and per label column
+        ``<col>_selective_0.5``, ``<col>_selective_0.2``, ``<col>_concepts_enriched`` and
+        ``<col>_labels_enriched``.
     """
     obs = adata.obs
     out = {"n_concepts": int(adata.n_obs), "dead_fraction": float(obs["dead"].mean()),
@@ -374,6 +584,65 @@ def run_concepts(study, *, method: str = "icfl", n_concepts: int | None = None,
     (:func:`~workbench.tools.concept_model.seed_stability`), written to
     ``concepts.obs["stability"]`` and every concept page (0 skips it; the seeds are
     recorded in ``uns["workbench"]["stability"]``).
+
+    Parameters
+    ----------
+    study : Study
+        The Study; it must hold ``profiles``.
+    method : str
+        ``"icfl"`` (default) or ``"topk"`` (the TopK SAE baseline).
+    n_concepts : int, optional
+        Number of concepts; ``None`` takes a quarter of the samples, between 2 and 256.
+    sparsity : int
+        Nonzeros per code.
+    atoms_per_round : int, optional
+        ICFL atoms per pursuit round; ``None`` takes ``min(5, sparsity)``.
+    pursuit : str
+        ICFL's pursuit, ``"signed"`` or ``"abs_refit"``.
+    whiten : bool, optional
+        ``None`` decides as described above; True or False forces it.
+    shrinkage : float
+        Ridge of the whitener, as a fraction of the mean control eigenvalue.
+    use_rep : str, optional
+        The representation: ``None`` or ``"X"``, or an ``obsm`` key of the profiles.
+    labels : list of str, optional
+        Extra ``obs`` columns to annotate, besides ``perturbation`` and those of
+        :data:`DEFAULT_LABELS` that are present.
+    run : str, optional
+        Run name (letters, digits, - or _); ``None`` uses ``method``.
+    holdout : str
+        The held-out split: ``"replicate"``, ``"dose"``, ``"plate"`` or ``"none"``.
+    max_steps : int, optional
+        Optimiser steps; ``None`` uses :func:`default_steps`.
+    batch_size : int
+        Samples per step.
+    lr : float
+        Adam learning rate.
+    alpha : float
+        FDR level of the enrichment calls.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    seed : int
+        Seed of the split and the main dictionary.
+    stability_seeds : int
+        Extra dictionaries fitted for the stability score, 0 to 20.
+    progress : bool
+        Show a progress bar.
+    resume : bool
+        Resume from a matching training checkpoint; False deletes it first.
+
+    Returns
+    -------
+    dict
+        The summary: :func:`summarise`'s numbers, the training metrics, the held-out
+        metrics (``heldout_*``) and the split.
+
+    Raises
+    ------
+    ValidationError
+        On an unknown method, pursuit or split, a bad run name, a label column not in
+        ``obs``, a split that leaves too few training controls, or inputs
+        :func:`check_inputs` refuses.
     """
     from workbench.tools.concept_eval import SPLITS, heldout_metrics, split_rows
     from workbench.tools.concept_stream import encode_chunked
@@ -507,6 +776,20 @@ def control_whitened_by(profiles, use_rep: str | None = None) -> str | None:
     (``workbench embed``) and ``uns["workbench"]["normalization"]["method"]`` (the
     normalisation of imported profiles). Both describe ``X`` only; ``obsm`` keys hold the
     raw features and are never whitened.
+
+    Parameters
+    ----------
+    profiles : anndata.AnnData
+        The ``profiles`` artefact.
+    use_rep : str, optional
+        The representation the concepts would be learned on (``None`` or ``"X"``, or an
+        ``obsm`` key).
+
+    Returns
+    -------
+    str or None
+        A description of the step (``"embed (TVN ...)"``, ``"normalize (TVN ...)"``), or
+        ``None`` when the representation was not whitened on controls.
     """
     if use_rep not in (None, "X"):
         return None
@@ -522,5 +805,16 @@ def control_whitened_by(profiles, use_rep: str | None = None) -> str | None:
 
 
 def already_control_whitened(profiles) -> bool:
-    """Whether ``X`` was already normalised by TVN (control PCA whitening) in a step."""
+    """Whether ``X`` was already normalised by TVN (control PCA whitening) in a step.
+
+    Parameters
+    ----------
+    profiles : anndata.AnnData
+        The ``profiles`` artefact.
+
+    Returns
+    -------
+    bool
+        True when :func:`control_whitened_by` names a step.
+    """
     return control_whitened_by(profiles) is not None
