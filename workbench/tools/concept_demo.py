@@ -19,6 +19,23 @@ def probe_accuracy(x: np.ndarray, mask: np.ndarray, seed: int = 0, folds: int = 
 
     A class-balanced logistic regression (stratified folds). Near 0.5 means the program is
     not linearly visible in the features at all, so no concept over them can pick it out.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(n, d)`` features.
+    mask : numpy.ndarray
+        ``(n,)`` booleans: the samples of the program.
+    seed : int
+        Seed of the fold split.
+    folds : int
+        Cross-validation folds (fewer when the smaller class has fewer samples).
+
+    Returns
+    -------
+    float
+        Balanced accuracy of the out-of-fold predictions; NaN when a class has fewer than
+        two samples.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
@@ -48,6 +65,30 @@ def program_recovery(concepts, profiles_obs: pd.DataFrame, codes, ground_truth: 
     the concepts were learned on), ``probe_balanced_accuracy`` says whether the program is
     visible in it at all (:func:`probe_accuracy`): a program missed by every concept *and* by
     the probe is invisible in the features, not missed by the dictionary.
+
+    Parameters
+    ----------
+    concepts : anndata.AnnData
+        The ``concepts`` artefact (one row per concept, ``obs["drivers"]``).
+    profiles_obs : pandas.DataFrame
+        ``profiles.obs`` (its ``perturbation`` column).
+    codes : array_like
+        ``(n_samples, n_concepts)`` concept activations of the profiles.
+    ground_truth : dict
+        The demo's ``ground_truth`` (``groups``, ``effect_genes``).
+    threshold : float
+        Selectivity at which a program counts as recovered.
+    features : numpy.ndarray, optional
+        The representation the concepts were learned on, for the probe column.
+    seed : int
+        Seed of the probe's folds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per module: ``module``, ``drivers``, ``best_concept``, ``selectivity``,
+        ``recovered``, ``concept_drivers`` (and ``probe_balanced_accuracy`` with
+        ``features``).
     """
     from workbench.tools.concept_annotation import active_matrix
 
@@ -99,6 +140,21 @@ def demo_step(study, size: str = "quick", seed: int = 0) -> None:
     program recovery of ICFL and the dead fraction of a TopK SAE of the same size (and
     the same preparation) are added to the provenance notes and
     ``concepts.uns["workbench"]["demo"]`` (the recovery table as one array per column).
+
+    Parameters
+    ----------
+    study : Study
+        A demo Study after ``embed``.
+    size : str
+        The demo size, which sets the dictionary size and training steps (:data:`DEMO`).
+    seed : int
+        Seed of the dictionary and of the checks.
+
+    Returns
+    -------
+    None
+        Writes ``concepts`` (and the concept model and pages) through the concepts step,
+        and the demo's check as a step of its own.
     """
     cfg = DEMO.get(size, DEMO["quick"])
     profiles = study.read("profiles")

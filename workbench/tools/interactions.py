@@ -75,6 +75,20 @@ def find_doubles(obs: pd.DataFrame, report: list | None = None) -> list[tuple[st
 
     ``"A+A"`` is refused; a pair present in both orders is merged under one label (the
     cells of both are its double) and, when ``report`` is a list, a line says so.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        Sample annotations with ``perturbation`` (and ``perturbation_type``, ``genes`` where
+        the screen has them); a double is a row of type ``"double"`` or, without that
+        column, a perturbation named ``"A+B"``.
+    report : list of str, optional
+        Receives one line per pair merged from both orders.
+
+    Returns
+    -------
+    list of tuple of str
+        ``(label, gene_a, gene_b)`` per distinct double.
     """
     from workbench.models.replicates import canonical_pairs
 
@@ -109,12 +123,43 @@ def gather_pair(X, obs, pair: str, a: str, b: str, min_samples: int,
                 labels: tuple[str, ...] | None = None, cross_batch: str = "status") -> dict:
     """Row indices of ctrl/A/B/A+B for one pair, from the batches the double was run in.
 
-    ``labels``: every label of the double (both orders when they were merged). A single
-    run only in batches the double was not run in cannot be compared within batch:
-    ``cross_batch="status"`` marks the pair (``out["cross_batch"]`` names the single and
-    its batches; the caller gives it a status, no p-value), ``"pool"`` takes that single's
-    samples from the other batches (batch effects then enter the contrast) and
-    ``"error"`` raises.
+    A single run only in batches the double was not run in cannot be compared within batch;
+    ``cross_batch`` says what to do then.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(n_samples, n_features)`` profiles (not read; kept for the callers' signature).
+    obs : pandas.DataFrame
+        Sample annotations with ``perturbation``, ``batch`` and ``is_control`` (and
+        ``genes`` where the screen has it).
+    pair : str
+        The double's label, ``"A+B"``.
+    a, b : str
+        Its two genes.
+    min_samples : int
+        Fewest samples per condition the tests need (not checked here; the caller does).
+    labels : tuple of str, optional
+        Every label of the double (both orders when they were merged); default ``pair``
+        and ``"B+A"``.
+    cross_batch : str
+        ``"status"`` marks the pair (``out["cross_batch"]`` names the single and its
+        batches; the caller gives it a status, no p-value), ``"pool"`` takes that single's
+        samples from the other batches (batch effects then enter the contrast),
+        ``"error"`` raises.
+
+    Returns
+    -------
+    dict
+        ``"ab"``, ``"a"``, ``"b"``, ``"ctrl"``: row indices; ``"batches"``: the double's
+        batches; ``"cross_batch"``: "" or the note on singles from other batches;
+        ``"a_cross_batch"``, ``"b_cross_batch"``: whether that single came from elsewhere.
+
+    Raises
+    ------
+    ValidationError
+        A single that is absent from the screen, no same-batch controls, or singles only
+        in other batches with ``cross_batch="error"``.
     """
     pert = obs["perturbation"].astype(str).to_numpy()
     genes = obs["genes"].astype(str).to_numpy() if "genes" in obs.columns else pert
@@ -255,8 +300,6 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
                ) -> tuple[pd.DataFrame, dict]:
     """Run the tests on every double of ``obs``; return the long table and pair details.
 
-    ``unit`` names the replicate unit (``"well"``: plate and well; any obs column; None:
-    every cell its own replicate, the cell-level kernel and Gaussian tests).
     ``"additivity"`` is :func:`~workbench.models.additivity.additivity_test` with
     ``n_permutations`` bootstrap draws for its null, run on every pair with a cell in each
     condition (cells as units when ``unit`` is None), with the shrinkage target
@@ -276,6 +319,68 @@ def test_pairs(X, obs, *, tests=TESTS, unit: str | None = "well", kernel: str = 
     of pairs given in both orders. When both ``"additivity"`` and ``"viability"`` run, one
     more row per pair, test :data:`COMBINED`, holds their Bonferroni minimum
     ``min(1, 2 min p)`` (the factor 2 kept where one of them gave no p-value) with its BH q.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(n_samples, n_features)`` profiles (embeddings or features), finite.
+    obs : pandas.DataFrame
+        One row per sample: ``perturbation``, ``batch``, ``is_control``, ``plate`` and
+        ``well`` (for the well unit and cell counts), ``genes``/``perturbation_type`` where
+        present.
+    tests : sequence of str
+        Tests to run, among :data:`TESTS`.
+    unit : str or None
+        The replicate unit: ``"well"`` (plate and well), any ``obs`` column, or None (every
+        cell its own replicate: the cell-level kernel and Gaussian tests).
+    kernel : str
+        Kernel of the cell-level disjointness test (``unit=None`` only).
+    n_permutations : int
+        Permutations of the cell-level tests and bootstrap draws of the additivity null;
+        p-values are at least ``1 / (n_permutations + 1)``.
+    n_bootstrap : int
+        Bootstrap draws of the separability score's interval (and the cell-level
+        separability null).
+    min_samples : int
+        Fewest samples per condition for the morphology tests.
+    max_per_group : int
+        Most samples per condition used by the morphology tests (a seeded subsample).
+    on_small : str
+        ``"skip"`` gives pairs with fewer than ``min_samples`` a status; ``"error"`` raises.
+    seed : int
+        Seed of the subsamples, permutations and bootstraps.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    pairs : list of tuple of str, optional
+        ``(label, gene_a, gene_b)`` to test; default every double of ``obs``
+        (:func:`find_doubles`).
+    separability : str
+        Estimator of the separability score: ``"classifier"`` (graded, no p-value) or
+        ``"gaussian"`` (cell level only).
+    report : list of str, optional
+        Receives the notes: merged pair orders, pairs with singles from other batches.
+    cross_batch : str
+        ``"status"``, ``"pool"`` or ``"error"``, see :func:`gather_pair`.
+    additivity_target : str
+        Shrinkage target of the additivity test's cell covariances: ``"diagonal"`` or
+        ``"pooled"``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per pair and test (the ``interactions`` schema): ``pair``, ``test``,
+        ``statistic``, ``p``, ``q`` (BH within each test), ``effect_size``, ``ci_low``,
+        ``ci_high``, ``kernel``, ``bandwidth_rule``, ``params`` (JSON), ``status``.
+    details : dict
+        Per pair (the ``pair_details`` artefact): its genes, exemplar sample names per
+        condition, the mean shifts against control (A, B, A+B and the interaction
+        ``A+B - A - B``) with their norms, and its batches.
+
+    Raises
+    ------
+    ValidationError
+        No doubles, a bad option, non-finite profiles, or too few samples with
+        ``on_small="error"``.
     """
     from workbench.models.interaction_tests import benjamini_hochberg
     from workbench.models.kl_additivity import kl_additivity_score
@@ -448,7 +553,24 @@ def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | 
                      additivity_target: str = "diagonal") -> pd.DataFrame:
     """Test every double of the Study and write ``"interactions"`` and ``"pair_details"``.
 
-    ``use="latent"`` (the demo's truth check) is recorded in provenance as such.
+    Runs :func:`test_pairs` on the Study's profiles inside one ``interactions`` step; the
+    parameters below that are not described are those of :func:`test_pairs`.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``profiles`` holding doubles, their singles and controls.
+    use : str, optional
+        What to test: None (``profiles.X``), an ``obsm`` key of ``profiles``, or
+        ``"latent"`` (the demo's planted latent state: a truth check, recorded as such in
+        provenance).
+    tests, unit, kernel, n_permutations, n_bootstrap, min_samples, on_small, seed, device, separability, cross_batch, additivity_target
+        As in :func:`test_pairs`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table written as ``interactions``.
     """
     X, obs, src = load_profiles(study, use)
     report: list[str] = []
@@ -501,6 +623,18 @@ def readout_scores(table: pd.DataFrame, details: dict | None = None) -> pd.DataF
     way, factor 2 always, for a table written before the step had it). With the
     ``pair_details`` the naive baseline ``|mean(ab) + mean(ctrl) - mean(a) - mean(b)|``
     (the norm of the interaction shift, no test) is added. NaN where a readout gave none.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The ``interactions`` table.
+    details : dict, optional
+        The ``pair_details`` pairs (``{label: details}``), for the naive baseline.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair (index: label), one column per readout.
     """
     out = {}
     for test, g in table.groupby("test"):
@@ -541,6 +675,27 @@ def rank_against_truth(table: pd.DataFrame, truth: dict, details: dict | None = 
     bootstrap over pairs, resampling the interacting and the additive pairs separately.
     ``by_kind`` adds one row per readout and interacting kind (that kind against all
     additive pairs; column ``kind``, "all planted" for the pooled row).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The ``interactions`` table.
+    truth : dict
+        The demo's ``ground_truth`` (its ``all_pairs`` list).
+    details : dict, optional
+        The ``pair_details`` pairs, to add the naive baseline's row.
+    n_boot : int
+        Bootstrap draws of the interval.
+    seed : int
+        Seed of the bootstrap.
+    by_kind : bool
+        Add a row per interacting kind.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``readout``, ``kind``, ``auroc``, ``ci_low``, ``ci_high``, ``n_interacting``,
+        ``n_additive``, ``n_unscored``.
     """
     return auroc_table(readout_scores(table, details), pair_types(table, truth),
                        n_boot=n_boot, seed=seed, by_kind=by_kind)
@@ -581,7 +736,21 @@ def auroc_table(scores: pd.DataFrame, types: pd.Series, *, n_boot: int = 2000, s
 
 # ---------------------------------------------------------------------- planning
 def plan_pairs(study, **kw) -> pd.DataFrame:
-    """Propose the next doubles; see :func:`workbench.tools.pair_planning.plan_pairs`."""
+    """Propose the next doubles; see :func:`workbench.tools.pair_planning.plan_pairs`.
+
+    Parameters
+    ----------
+    study : Study
+        A Study with ``interactions`` (or a GI map).
+    **kw
+        Options of :func:`workbench.tools.pair_planning.plan_pairs` (``budget``,
+        ``planner``, ``seed``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The proposed pairs, as written to ``pair_selection``.
+    """
     from workbench.tools.pair_planning import plan_pairs as _plan
 
     return _plan(study, **kw)
@@ -593,6 +762,20 @@ def demo_step(study, size: str = "quick", seed: int = 0) -> None:
     Tests the embedded ``profiles`` (the demo runs ``embed`` first). Pairs with too few
     surviving cells (synthetic lethality) keep a status for morphology and are tested for
     viability.
+
+    Parameters
+    ----------
+    study : Study
+        A demo Study after ``embed``.
+    size : str
+        The demo size, which sets the permutation and bootstrap counts (:data:`DEMO`).
+    seed : int
+        Seed of the tests and of the planner.
+
+    Returns
+    -------
+    None
+        Writes ``interactions``, ``pair_details`` and ``pair_selection``.
     """
     cfg = DEMO.get(size, DEMO["quick"])
     run_interactions(study, seed=seed, **cfg)
