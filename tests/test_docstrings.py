@@ -119,6 +119,8 @@ COVERED = (
     "workbench.tools.concept_eval",
     "workbench.tools.concept_annotation",
     "workbench.tools.concept_pages",
+    "workbench.commands.concepts",
+    "workbench.commands.interactions",
 )
 
 #: Classes whose public methods are held to the same rule (``module.Class``).

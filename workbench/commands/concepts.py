@@ -18,6 +18,13 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench concepts``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="path of the Study (NAME.study), or 'encode'")
     parser.add_argument("target", nargs="?",
                         help="with 'encode': the Study whose profiles are encoded")
@@ -92,6 +99,28 @@ def _encode(args) -> int:
 
 
 def run(args) -> int:
+    """Learn the concepts of a Study, or encode one Study with another's saved model.
+
+    ``workbench concepts STUDY`` runs :func:`workbench.tools.concepts.run_concepts` and
+    prints the training and held-out figures; ``workbench concepts encode STUDY --model
+    OTHER.study`` runs :func:`workbench.tools.concept_encode.encode_study`.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the concepts are written and the summary printed.
+
+    Raises
+    ------
+    ValidationError
+        If ``encode`` lacks its target or ``--model``, or a target or ``--model`` is given
+        without ``encode``.
+    """
     from workbench.data.study import Study
     from workbench.errors import ValidationError
     from workbench.tools.concepts import run_concepts

@@ -7,6 +7,13 @@ HELP = ("test every double perturbation (additivity, disjointness, separability 
 
 
 def add_arguments(parser) -> None:
+    """Declare the arguments of ``workbench interactions``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser; the arguments are added to it.
+    """
     parser.add_argument("study", help="path of the NAME.study folder")
     parser.add_argument("--use", default=None,
                         help="profiles matrix: 'X' (default), an obsm key, or 'latent' (the "
@@ -50,6 +57,22 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """Test every double perturbation of a Study and print the hits.
+
+    Runs :func:`workbench.tools.interactions.run_interactions`, which writes the
+    ``interactions`` artefact, and prints per test the pairs with q < 0.05 and the pairs
+    with the highest graded separability score.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0 once the table is written and the summary printed.
+    """
     from workbench.data.study import Study
     from workbench.tools.interactions import run_interactions
 
