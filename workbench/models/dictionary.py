@@ -132,7 +132,7 @@ class ControlWhitener:
 
         Parameters
         ----------
-        blocks
+        blocks : iterable of ndarray
             An iterable of ``(rows, d)`` arrays of control samples (any row count, empty
             blocks allowed).
 

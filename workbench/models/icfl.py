@@ -59,25 +59,25 @@ class ICFL(SparseDictionary):
 
     Parameters
     ----------
-    n_atoms
+    n_atoms : int
         Dictionary size ``M`` (the paper uses 8192 on 40 M tokens).
-    n_rounds
+    n_rounds : int
         Pursuit rounds ``J`` (paper: 20).
-    atoms_per_round
+    atoms_per_round : int
         Atoms chosen per round ``L`` (paper: 5). A code has at most ``J * L`` nonzeros.
-    n_nonzero
+    n_nonzero : int, optional
         Exact number of atoms per code (``k``); None keeps the paper's ``n_rounds * L``.
         Given, it sets the number of rounds to ``ceil(k / L)`` with a partial last round.
-    pursuit
+    pursuit : str, optional
         A named pursuit that sets ``selection`` and ``refit`` together: "signed" (the paper:
         signed selection, no re-fit) or "abs_refit" (absolute selection and a joint re-fit).
-    selection
+    selection : str
         "signed" (the paper) or "abs" (largest absolute inner product).
-    refit
+    refit : bool
         After the last round, re-fit all chosen atoms jointly by least squares (the final step
         of orthogonal matching pursuit). Off by default, as in the paper; it lowers the
         reconstruction error at a given sparsity for a small extra cost.
-    bf16_scores
+    bf16_scores : bool or str
         Score atoms in bf16 autocast (the large matrix product); the least squares stay in
         fp32. "auto" uses it on CUDA only.
     **kwargs

@@ -33,9 +33,9 @@ class TopKSAE(SparseDictionary):
 
     Parameters
     ----------
-    n_atoms
+    n_atoms : int
         Dictionary size.
-    k
+    k : int
         Active atoms per sample.
     **kwargs
         Training settings of :class:`~workbench.models.dictionary.SparseDictionary`;

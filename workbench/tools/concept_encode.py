@@ -42,17 +42,23 @@ def encode_study(study, model_study, *, run: str | None = None, use_rep: str | N
 
     Parameters
     ----------
-    study, model_study
+    study, model_study : Study
         The Study whose profiles are encoded, and the Study that holds the concept model.
-    run, use_rep, labels, alpha
-        Run name (default: the model's), representation, extra label columns, FDR level.
-    device
+    run : str, optional
+        Run name; ``None`` uses the model's.
+    use_rep : str, optional
+        The representation: ``None`` or ``"X"``, or an ``obsm`` key of the profiles.
+    labels : list of str, optional
+        Extra ``obs`` columns to annotate.
+    alpha : float
+        FDR level of the enrichment calls.
+    device : str
         Where the dictionary encodes ("auto", "cpu", "cuda"...).
-    scheduler
+    scheduler : str or distributed.Client, optional
         A ``dask.distributed`` scheduler address or ``Client``: the chunks are encoded on
         its workers (:func:`~workbench.tools.concept_stream.encode_chunked`); the codes
         equal the local run's.
-    chunk_size
+    chunk_size : int
         Profiles whitened and encoded at a time (per task with ``scheduler``).
 
     Returns

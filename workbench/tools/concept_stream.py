@@ -39,7 +39,7 @@ def check_chunk_size(chunk_size) -> int:
 
     Parameters
     ----------
-    chunk_size
+    chunk_size : int or str
         Rows per chunk, as given by the user.
 
     Returns
@@ -72,11 +72,11 @@ def row_chunks(x, chunk_size: int = CHUNK_ROWS, columns=None):
 
     Parameters
     ----------
-    x
+    x : array_like
         Any 2-D array that slices by rows: numpy, zarr, dask, h5py, scipy sparse.
-    chunk_size
+    chunk_size : int
         Rows per block (the last block holds the remainder).
-    columns
+    columns : array_like, optional
         Column indices (or a boolean mask) to keep, in that order; None keeps all.
 
     Yields
@@ -97,15 +97,17 @@ def fit_whitener(x, is_control, *, whiten: bool = True, shrinkage: float = 0.1,
 
     Parameters
     ----------
-    x
+    x : array_like
         Samples x features, any row-sliceable array (see :func:`row_chunks`).
-    is_control
+    is_control : array_like
         Boolean mask of the control rows (length ``n``).
-    whiten, shrinkage
+    whiten : bool
         As :class:`~workbench.models.dictionary.ControlWhitener`.
-    chunk_size
+    shrinkage : float
+        As :class:`~workbench.models.dictionary.ControlWhitener`.
+    chunk_size : int
         Rows read at a time.
-    columns
+    columns : array_like, optional
         Features to use (indices or mask), as the dictionary will see them.
 
     Returns
@@ -179,17 +181,17 @@ def encode_chunked(model, whitener, x, *, chunk_size: int = CHUNK_ROWS, columns=
 
     Parameters
     ----------
-    model
+    model : SparseDictionary
         A fitted :class:`~workbench.models.dictionary.SparseDictionary` (ICFL, TopK SAE).
-    whitener
+    whitener : ControlWhitener
         The fitted :class:`~workbench.models.dictionary.ControlWhitener`.
-    x
+    x : array_like
         Raw samples x features, any row-sliceable array (:func:`row_chunks`).
-    chunk_size
+    chunk_size : int
         Rows per chunk (per task with ``scheduler``).
-    columns
+    columns : array_like, optional
         The input columns the model uses, in its feature order (indices or mask).
-    scheduler
+    scheduler : str or distributed.Client, optional
         A ``dask.distributed`` scheduler address or ``Client``; None encodes here.
 
     Returns

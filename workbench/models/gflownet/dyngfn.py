@@ -46,34 +46,40 @@ class DynGFN:
 
     Parameters
     ----------
-    reward
+    reward : str
         ``"linear"`` (l-DynGFN, closed-form ridge) or ``"hyper"`` (h-DynGFN, hypernetwork).
-    temperature, sparsity
+    temperature, sparsity : float
         ``T`` and ``lambda`` of the energy ``MSE / T^2 + lambda * |G_i| / d``.
-    ridge
+    ridge : float
         Ridge penalty of the linear reward.
-    n_steps
+    n_steps : int
         Training steps (each one roll-out batch and one optimiser step).
-    n_envs
+    n_envs : int
         Graphs rolled out per step (each gives one trajectory per node).
-    lr, hidden
-        Adam learning rate and width of the policy networks.
-    loss
+    lr : float
+        Adam learning rate of the policy.
+    hidden : int
+        Width of the policy networks.
+    loss : str
         ``"db"`` (detailed balance with stop terms), ``"tb"`` (trajectory balance) or
         ``"ftb"`` (f-trajectory balance, :mod:`.f_losses`: no ``log Z``, and a dial from
         mode-seeking to mass-covering set by ``ftb_alpha``).
-    ftb_alpha
+    ftb_alpha : float or str
         Member of the f-TB family: ``0`` or ``"reverse_kl"`` (mode-seeking, the gradient of
         squared TB), ``0.5`` or ``"hellinger"``, ``1`` or ``"forward_kl"`` (mass-covering),
         or any other number. Only read when ``loss="ftb"``.
-    huber_delta
+    huber_delta : float, optional
         Huber threshold on the residuals (``None``: squared error).
-    detach_next_stop
+    detach_next_stop : bool
         Treat ``log P_F(stop | s')`` as a target without gradient (the reference's choice).
-    temper_period, temper_min, epsilon
-        Exploration: inverse temperature on a cosine between ``temper_min`` and 1 with this
-        period (in steps), mixed with ``epsilon`` uniform random actions.
-    local_search
+    temper_period : int
+        Exploration: period (in steps) of the cosine the behaviour policy's inverse
+        temperature follows between ``temper_min`` and 1; 0 turns tempering off.
+    temper_min : float
+        Lowest inverse temperature of that cosine.
+    epsilon : float
+        Share of uniform random allowed actions mixed into the behaviour policy.
+    local_search : float, optional
         Share of extra training trajectories (relative to ``n_envs``) that are built
         backward from locally perturbed versions of the graphs just sampled (one parent
         swapped per row with probability 1/2). They are off-policy DB transitions along
@@ -82,12 +88,21 @@ class DynGFN:
         default): 1 for DB, 0 for f-TB, which reached a KL to the exact posterior about 100
         times smaller without them than DB with them (``bench_grn.py --losses``). For f-TB
         they join the roll-outs in one batch with one shift per node; TB ignores them.
-    max_parents
+    max_parents : int, optional
         Cap on parent-set size (``None``: no cap).
-    hyper_hidden, hyper_width, hyper_activation, hyper_steps, hyper_lr, batch_size
-        Hypernetwork variant: MLP sizes, per-gene network width and activation, updates
-        per step, learning rate, and cells per mini-batch.
-    warm_start, warm_start_fit
+    hyper_hidden : tuple of int
+        Hypernetwork variant: hidden sizes of its MLP.
+    hyper_width : int
+        Hidden width of the per-gene velocity network it emits.
+    hyper_activation : str, optional
+        Its non-linearity: ``"tanh"``, ``"elu"`` or ``None`` (linear, the reference).
+    hyper_steps : int
+        Hypernetwork updates per training step.
+    hyper_lr : float
+        Its Adam learning rate.
+    batch_size : int
+        Cells per mini-batch of the hypernetwork reward and updates.
+    warm_start, warm_start_fit : int
         Linear-to-hyper warm start (hypernetwork variant only), as the DynGFN pipeline
         trains h-DynGFN from an l-DynGFN checkpoint: the first ``warm_start`` of the
         ``n_steps`` steps are exactly l-DynGFN's (closed-form ridge reward, the hypernetwork
@@ -95,12 +110,16 @@ class DynGFN:
         Adam state for it. At the switch the hypernetwork first takes ``warm_start_fit``
         updates on graphs drawn from the warm policy (``0``: it starts untrained, as in the
         reference), so that the policy is not steered by an unfitted velocity model.
-    checkpoint_path, checkpoint_every
-        Where and how often to checkpoint (``None``: no checkpoints).
-    progress
+    checkpoint_path : str or Path, optional
+        Where to checkpoint (``None``: no checkpoints).
+    checkpoint_every : int
+        Steps between checkpoints.
+    progress : bool
         Show a tqdm progress bar.
-    device, seed
-        ``"auto"`` picks CUDA, MPS or CPU; ``seed`` fixes initialisation and sampling.
+    device : str
+        ``"auto"`` picks CUDA, MPS or CPU.
+    seed : int
+        Fixes initialisation and sampling.
     """
 
     def __init__(self, reward: str = "linear", temperature: float = 0.01,
