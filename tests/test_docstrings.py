@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import io
 import importlib.util
 import inspect
 import pkgutil
@@ -406,6 +407,44 @@ def _with_methods(mod):
                     yield f"{where}.{name}", fn
 
 
+#: Sphinx's cross-reference roles (``:func:`x```) and its directives that plain docutils
+#: does not know: read as literals and as a generic admonition, which docutils checks the
+#: same way (the rest of the markup is checked as Sphinx would).
+_SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|data|attr|obj|exc|ref|doc):"
+                          r"`([^`]*)`")
+_SPHINX_DIRECTIVE = re.compile(r"^(\s*)\.\. (seealso|versionadded|versionchanged|"
+                               r"deprecated)::", re.M)
+
+
+def _rst_problems(where: str, obj) -> list[str]:
+    """docutils errors and warnings in the reST numpydoc makes of a docstring (an
+    undefined ``|substitution|``, an unclosed ``*emphasis``, a broken list): the Sphinx
+    build, warnings as errors, fails on them when the object is rendered."""
+    from docutils.core import publish_doctree
+    from numpydoc.docscrape_sphinx import SphinxDocString
+
+    text = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+    if not text:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rst = str(SphinxDocString(inspect.cleandoc(text), config={}))
+    rst = _SPHINX_DIRECTIVE.sub(r"\1.. admonition:: \2", rst)
+    rst = _SPHINX_ROLE.sub(lambda m: f"``{m.group(1)}``", rst)
+    stream = io.StringIO()
+    publish_doctree(rst, settings_overrides={"report_level": 2, "halt_level": 5,
+                                             "warning_stream": stream})
+    found = stream.getvalue().strip()
+    return [f"{where}: {line}" for line in found.splitlines()] if found else []
+
+
+@pytest.mark.parametrize("modname", _module_names())
+def test_docstrings_are_valid_restructuredtext(modname):
+    problems = [p for where, obj in _with_methods(_import(modname))
+                for p in _rst_problems(where, obj)]
+    assert not problems, "\n".join(problems)
+
+
 def test_every_untyped_entry_is_a_covered_module():
     """A stale ``UNTYPED`` entry would exempt nothing; a misspelt one would hide nothing."""
     names = set(_module_names())
@@ -467,3 +506,20 @@ def test_the_check_reads_sections_as_numpydoc_does():
     assert _form_problems("untyped", typed, False) == []
     typed.__doc__ = typed.__doc__.replace("    n\n", "    count : int\n")
     assert "does not have" in _form_problems("renamed", typed, False)[0]
+
+    def marked(x):
+        """Do it: see :func:`typed` and :class:`int`.
+
+        Parameters
+        ----------
+        x : int
+            The largest ``|x|``.
+
+        See Also
+        --------
+        typed : Another.
+        """
+
+    assert _rst_problems("marked", marked) == []
+    marked.__doc__ = marked.__doc__.replace("``|x|``", "|x|")
+    assert "Undefined substitution" in _rst_problems("bare", marked)[0]
