@@ -115,8 +115,8 @@ def save_checkpoint(
     generators : dict of str to torch.Generator, optional
         The loop's own generators, whose current states are saved.
     extra : dict, optional
-        Further picklable-by-torch values to keep (loss history, counters); loaded back
-        as they are.
+        Further values to keep (loss history, counters): numbers, strings, lists, dicts,
+        tensors and numpy arrays, what ``torch.load(weights_only=True)`` reads back.
     generator_states : dict of str to torch.Tensor, optional
         Name -> ``Generator.get_state()`` taken earlier; overrides the current state of
         the same-named generator: a loop interrupted inside a step passes the states it

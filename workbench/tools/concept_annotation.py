@@ -78,7 +78,7 @@ def label_table(active: sp.csr_matrix, labels: pd.Series) -> dict:
         ``(n, m)`` activity, as :func:`active_matrix` makes it.
     labels : pandas.Series
         ``(n,)`` label of each sample (compared as strings; missing values left out), in
-        the row order of ``active`` (a default index).
+        the row order of ``active`` (read by position, whatever its index).
 
     Returns
     -------
