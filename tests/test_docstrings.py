@@ -193,7 +193,6 @@ UNTYPED = (
     "workbench.pl",
     "workbench.datasets",
     "workbench.testing",
-    "workbench.data.selection",
     "workbench.data.readers.genetic_interactions",
     "workbench.data.readers.guide_counts",
     "workbench.data.readers.image_fields",
@@ -209,10 +208,7 @@ UNTYPED = (
 
 #: Docstrings known to document a name that is not a parameter, with the reason; an entry
 #: is removed once its docstring is fixed.
-MISREAD = {
-    "workbench.data.selection.SelectionChannel":
-        "the paragraph after its Parameters section is read as two more parameters",
-}
+MISREAD: dict[str, str] = {}
 
 #: Parameters that need no line of their own.
 SKIPPED = {"self", "cls"}

@@ -62,14 +62,14 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 class SelectionChannel:
     """A selection shared by one dashboard session and one napari process.
 
-    Parameters
-    ----------
-    path
-        The channel file. :meth:`create` makes a new one; the napari side opens the path
-        the dashboard gave it.
-
     Each side calls :meth:`write` with its own ``source`` and :meth:`poll` to learn what
     the *other* side wrote since the last look (its own writes are skipped).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The channel file. :meth:`create` makes a new one; the napari side opens the path
+        the dashboard gave it.
     """
 
     def __init__(self, path: str | os.PathLike):
