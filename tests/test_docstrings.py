@@ -109,6 +109,7 @@ COVERED = (
     "workbench.models.interaction_scenarios",
     "workbench.models.dictionary",
     "workbench.models._checkpoint",
+    "workbench.models._device",
     "workbench.models.gflownet.dyngfn",
     "workbench.models.gflownet.env",
     "workbench.models.gflownet.estimators",
@@ -120,6 +121,8 @@ COVERED = (
     "workbench.tools.concept_eval",
     "workbench.tools.concept_annotation",
     "workbench.tools.concept_pages",
+    "workbench.tools.concept_demo",
+    "workbench.tools.interactions",
     "workbench.commands.concepts",
     "workbench.commands.interactions",
 )
@@ -204,6 +207,7 @@ UNTYPED = (
     "workbench.napari._follow",
     "workbench.napari._source",
     "workbench.napari._widget",
+    "workbench.tools.interactions",  # run_interactions groups twelve names untyped
 )
 
 #: Docstrings known to document a name that is not a parameter, with the reason; an entry

@@ -702,7 +702,26 @@ def rank_against_truth(table: pd.DataFrame, truth: dict, details: dict | None = 
 
 
 def pair_types(table: pd.DataFrame, truth: dict) -> pd.Series:
-    """Planted type of every pair of ``table`` (either order), "" where the truth has none."""
+    """Planted type of every pair of ``table`` (either order), "" where the truth has none.
+
+    A pair is matched whatever the order of its two genes (``"A+B"`` finds the truth's
+    ``"B+A"``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table with a ``pair`` column of ``"gene+gene"`` labels (the ``interactions``
+        table).
+    truth : dict
+        The demo's ``ground_truth``: its ``all_pairs`` list of ``{"pair", "type"}``
+        records.
+
+    Returns
+    -------
+    pandas.Series
+        The planted ``type`` (``"synergy"``, ``"additive_shared"``, ...) per pair label of
+        ``table``, ``""`` for a pair the truth does not list.
+    """
     canon = {frozenset(p["pair"].split("+")): p["type"] for p in truth["all_pairs"]}
     return pd.Series({lab: canon.get(frozenset(lab.split("+")), "")
                       for lab in table["pair"].unique()})
@@ -710,7 +729,36 @@ def pair_types(table: pd.DataFrame, truth: dict) -> pd.Series:
 
 def auroc_table(scores: pd.DataFrame, types: pd.Series, *, n_boot: int = 2000, seed: int = 0,
                 by_kind: bool = False) -> pd.DataFrame:
-    """The rows of :func:`rank_against_truth` from readout scores and pair types."""
+    """The rows of :func:`rank_against_truth` from readout scores and pair types.
+
+    The AUROC is the probability that an interacting pair (:data:`INTERACTING`) scores
+    above an additive one (:data:`ADDITIVE`), ties counted half; pairs of any other type
+    (GRN-mediated, untyped) are in neither group. Its interval is the 2.5-97.5 percentile
+    of a bootstrap that resamples the two groups separately; it is NaN where a group is
+    empty.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per pair label, one column per readout, larger meaning more interacting
+        (:func:`readout_scores`); NaN where a readout gave no score.
+    types : pandas.Series
+        The planted type per pair label (:func:`pair_types`); labels it lacks count as
+        untyped.
+    n_boot : int
+        Bootstrap draws of the interval.
+    seed : int
+        Seed of the bootstrap.
+    by_kind : bool
+        Add, per readout, one row for each interacting kind against all additive pairs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per readout (and kind): ``readout``, ``kind`` (``"all planted"`` for the
+        pooled row), ``auroc``, ``ci_low``, ``ci_high``, ``n_interacting``, ``n_additive``
+        (the pairs scored) and ``n_unscored`` (typed pairs the readout left NaN).
+    """
     types = types.reindex(scores.index).fillna("")
     rng = np.random.default_rng(seed)
     rows = []
