@@ -205,32 +205,36 @@ def embed(study: Study | str | os.PathLike, *, weights: str | os.PathLike | None
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study, or the path of its folder.
-    weights
+    weights : str or os.PathLike, optional
         Encoder weights to load instead of training (safetensors, timm, MAE or HuggingFace
         ViTMAE checkpoints).
-    encoder_size
+    encoder_size : str
         ViT preset when training: ``"tiny"`` (CPU friendly), ``"small"``, ``"base"``,
         ``"large"``.
-    train_steps, train_batch_size
+    train_steps, train_batch_size : int
         Pretraining steps and crops per step.
-    block
-        Use this block (1-based) and skip the probe.
-    label
+    block : int or None
+        Use this block (1-based) and skip the probe; None lets the probe choose.
+    label : str
         ``obs`` column the block probe predicts.
-    map_label
+    map_label : str, optional
         ``obs`` column kept on the map for retrieval mAP (e.g. ``"moa"``).
-    coral, batch_center
+    coral, batch_center : bool
         TVN options: add the per-batch covariance (CORAL) step; centre and scale per batch
         (``False``: on all controls together).
-    scheduler
+    scheduler : str or distributed.Client, optional
         A ``dask.distributed`` scheduler address or Client: embed on that cluster.
-    batch_size
+    batch_size : int
         Crops per embedding batch.
-    device, seed, progress
+    device : str
         See the module docstring.
-    arm_table
+    seed : int
+        See the module docstring.
+    progress : bool
+        See the module docstring.
+    arm_table : str or os.PathLike, optional
         CSV with columns ``gene``, ``arm`` and ``expressed``: the chromosome-arm correction
         of a CRISPR gene map (each arm with enough unexpressed genes is centred on them),
         applied to the map and recorded.
@@ -281,17 +285,17 @@ def benchmark(study: Study | str | os.PathLike, *,
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (after :func:`embed`), or its path.
-    relationships
+    relationships : str, os.PathLike or sequence of them
         EFAAR-format annotation files (``entity1,entity2`` CSV or cluster TSV), in addition
         to the Study's own ``relationships`` artefact and a demo world's planted groups.
-    map_label
+    map_label : str, optional
         ``perturbations.obs`` column for same-label retrieval mAP; default: the one the map
         was built with.
-    n_permutations
+    n_permutations : int
         Permutations of the retrieval-mAP null.
-    seed
+    seed : int
         See the module docstring.
 
     Returns
@@ -324,32 +328,40 @@ def concepts(study: Study | str | os.PathLike, *, method: str = "icfl",
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (with ``profiles``), or its path.
-    method
+    method : str
         ``"icfl"`` (dictionary learning with PCA whitening fitted on controls) or ``"topk"``
         (TopK sparse autoencoder, the baseline).
-    n_concepts
+    n_concepts : int, optional
         Dictionary size (default: samples / 4, at most 256).
-    sparsity
+    sparsity : int
         Nonzero codes per sample.
-    whiten
+    whiten : bool or None
         ``None`` whitens on the controls unless the profiles are TVN output already
         (recorded in the provenance); ``True``/``False`` force it.
-    use_rep
+    use_rep : str, optional
         ``obsm`` key of ``profiles`` to use instead of ``X``.
-    labels
+    labels : sequence of str, optional
         Extra ``obs`` columns to test for enrichment (``moa``, ``target``, ``genes`` are
         taken when present).
-    run
+    run : str, optional
         Run name: codes go to ``profiles.obsm["concepts_<run>"]`` (default: the method).
-    max_steps, batch_size, learning_rate
-        Optimizer steps (default about 60 passes), samples per step, learning rate.
-    alpha
+    max_steps : int, optional
+        Optimizer steps (default: about 60 passes over the samples, 300 to 3000 steps).
+    batch_size : int
+        Samples per optimizer step.
+    learning_rate : float
+        Learning rate of the optimizer.
+    alpha : float
         FDR level of the enrichment tests.
-    resume
+    resume : bool
         Resume from the checkpoint an interrupted run left.
-    device, seed, progress
+    device : str
+        See the module docstring.
+    seed : int
+        See the module docstring.
+    progress : bool
         See the module docstring.
 
     Returns
@@ -400,37 +412,39 @@ def interactions(study: Study | str | os.PathLike, *, use: str | None = None,
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (with ``profiles``), or its path.
-    use
+    use : str, optional
         Profiles matrix: ``None`` (``X``), an ``obsm`` key, or ``"latent"`` (the
         simulator's true states: a truth check only).
-    tests
+    tests : str or sequence of str
         Any of ``"additivity"``, ``"disjointness"``, ``"separability"``, ``"viability"``
         (all four by default, as the step runs them).
-    unit
+    unit : str or None
         ``obs`` column of the replicate unit (within its plate); ``None`` treats cells as
         replicates (not valid under well effects).
-    kernel
+    kernel : str
         ``"additive_rbf"``, ``"linear"`` or ``"rbf"``.
-    separability
+    separability : str
         Estimator with ``unit=None``: ``"classifier"`` (graded score) or ``"gaussian"``
         (p-value valid for Gaussian latents only).
-    n_permutations, n_bootstrap
+    n_permutations, n_bootstrap : int
         Permutations of the disjointness test (and null data sets of separability);
         bootstrap resamples of the effect-size intervals.
-    min_samples
+    min_samples : int
         Fewest units per condition for a pair to be tested.
-    on_small
+    on_small : str
         ``"skip"`` keeps pairs with too few cells as rows with a status; ``"error"`` stops.
-    cross_batch
+    cross_batch : str
         A double whose singles ran only in other batches: ``"status"`` (reported untested),
         ``"pool"`` (tested against those singles; batch effects enter) or ``"error"``.
-    additivity_target
+    additivity_target : str
         Shrinkage target of the additivity test's covariances: ``"diagonal"`` (the
         default) or ``"pooled"`` (each condition's variances joined by the pooled
         within-well correlation; more power on wide, correlated embeddings).
-    device, seed
+    device : str
+        See the module docstring.
+    seed : int
         See the module docstring.
 
     Returns
@@ -474,27 +488,29 @@ def plan_pairs(study: Study | str | os.PathLike, *, budget: int = 5, planner: st
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (after :func:`interactions`), or its path.
-    budget
+    budget : int
         Pairs to propose (1 .. the number of untested pairs).
-    planner
+    planner : str
         ``"auto"`` (of the two model-free rules, the exchangeable model and a rank average of
         the better rule with the model, the one that ranks held-out measured pairs best;
         cross-fitted) or a name of :data:`workbench.tools.campaign.PLANNERS`.
-    test, value
+    test, value : str
         Which test's rows of ``interactions`` and which column to model (larger = more
         interacting).
-    genes
+    genes : sequence of str, optional
         Genes to plan over (default: every single perturbation of the screen).
-    use
+    use : str, optional
         Profiles matrix whose singles give the side information.
-    scheduler
+    scheduler : str or distributed.Client, optional
         A ``dask.distributed`` scheduler address or Client: a model planner scores the candidate
         pairs in chunks on its workers (the same numbers as the local run).
-    chunk_size
+    chunk_size : int
         Candidate pairs scored per chunk (per task with a scheduler).
-    device, seed
+    device : str
+        See the module docstring.
+    seed : int
         See the module docstring.
 
     Returns
@@ -532,39 +548,45 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (with ``velocity``), or its path.
-    genes, tf_list
+    genes, tf_list : sequence of str, optional
         Genes to model, or transcription factors of which those present are used;
         default: the ``n_top`` most variable genes.
-    n_top
+    n_top : int
         Number of genes picked when ``genes`` is not given.
-    preset
+    preset : str
         Training preset: ``"tiny"``, ``"quick"`` (CPU friendly), ``"realistic"``, ``"full"``.
-    method
+    method : str
         ``"auto"`` (exact where it fits), ``"exact"`` or ``"dyngfn"``.
-    max_parents
+    max_parents : int
         Largest parent set per gene (exact posterior and DynGFN).
-    n_steps, n_samples
+    n_steps, n_samples : int, optional
         Training steps and posterior samples (override the preset).
-    temperature
+    temperature : float or str
         ``"auto"`` (Gaussian likelihood) or the T of the reward MSE / T^2.
-    sparsity
+    sparsity : float
         Lambda of the edge prior ``lambda * |parents| / n_genes``.
-    reward
+    reward : str
         ``"linear"`` or ``"hyper"``.
-    loss, ftb_alpha
+    loss : str
         DynGFN's training loss: ``"ftb"`` (f-trajectory balance, Fawkes & Hartford, the
-        default) with ``ftb_alpha`` naming the divergence (1 or ``"forward_kl"``, the
-        default; 0 or ``"reverse_kl"``; 0.5 Hellinger; any alpha), or ``"db"`` (modified
-        detailed balance); ``benchmarks/results_grn.md`` compares them at 5-26 genes.
-    warm_start, warm_start_fit
+        default) or ``"db"`` (modified detailed balance); ``benchmarks/results_grn.md``
+        compares them at 5-26 genes.
+    ftb_alpha : float or str
+        The divergence ``"ftb"`` minimises: 1 or ``"forward_kl"`` (the default), 0 or
+        ``"reverse_kl"``, 0.5 (Hellinger), or any other alpha.
+    warm_start, warm_start_fit : int
         With ``reward="hyper"``: steps of linear DynGFN before the hypernetwork reward
         takes over from that policy, and hypernetwork updates at the switch (0: none).
-    references
+    references : dict of str to pandas.DataFrame, optional
         ``{name: edge list}`` of reference networks to score against
         (:func:`workbench.tools.grn_metrics.read_edge_list` reads them).
-    device, seed, progress
+    device : str
+        See the module docstring.
+    seed : int
+        See the module docstring.
+    progress : bool
         See the module docstring.
 
     Returns
@@ -605,21 +627,21 @@ def design_screen(study: Study | str | os.PathLike, *, budget: int = 10,
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (with ``perturbations``), or its path.
-    budget
+    budget : int
         Candidates to propose.
-    policy
+    policy : str
         A name of :data:`workbench.tools.design.screen.SCREEN_POLICIES`.
-    labels
+    labels : str, pathlib.Path, pandas.DataFrame or pandas.Series, optional
         A table (path, DataFrame or Series) with a ``perturbation`` column and the label
         of each measured candidate; ``None`` before anything is measured.
-    column
+    column : str
         Column of ``labels`` to use.
-    gamma, delta
+    gamma, delta : float
         Target accuracy of the measured-plus-predicted table, and the allowed probability
         that the certified bound is wrong.
-    seed
+    seed : int
         See the module docstring.
 
     Returns
@@ -641,21 +663,21 @@ def design_hits(study: Study | str | os.PathLike, *, budget: int = 10, policy: s
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (with ``perturbations``), or its path.
-    budget
+    budget : int
         Candidates to propose.
-    policy
+    policy : str
         A name of :data:`workbench.tools.design.hits.HIT_POLICIES`.
-    labels
+    labels : str, pathlib.Path, pandas.DataFrame or pandas.Series, optional
         A table with a ``perturbation`` column and the phenotype value of each measured
         candidate; ``None`` before anything is measured.
-    column
+    column : str
         Column of ``labels`` to use.
-    prior
+    prior : pandas.Series, optional
         A ``pandas.Series`` of prior scores indexed by perturbation (needed by
         ``policy="prior_nn"``).
-    seed
+    seed : int
         See the module docstring.
 
     Returns
@@ -677,20 +699,20 @@ def design_knockout(study: Study | str | os.PathLike, *, budget: int = 2, policy
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (with ``grn``, ``grn_samples`` and ``grn_sample_weights``: run
         :func:`grn` first), or its path.
-    budget
+    budget : int
         Knock-outs to propose.
-    policy
+    policy : str
         ``"eig"`` (expected information gain), ``"uncertain_edges"`` (summed entropy of a
         gene's outgoing edges) or ``"random"``; see
         :data:`workbench.tools.design.knockout.KNOCKOUT_POLICIES`.
-    candidates
+    candidates : sequence of str, optional
         Genes allowed as knock-outs (default every gene of the GRN).
-    cells_per_knockout
+    cells_per_knockout : int
         Cells the experiment would measure per knock-out (sets the expected noise).
-    seed
+    seed : int
         See the module docstring.
 
     Returns
@@ -722,31 +744,31 @@ def find(study: Study | str | os.PathLike, exemplars: str | Sequence[str], *,
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (with profiles holding an embedding), or its path.
-    exemplars
+    exemplars : str or sequence of str
         Crop id(s) showing the phenotype.
-    tau
+    tau : float
         Prevalence threshold, in (0, 1).
-    label_column
+    label_column : str, optional
         A profiles column that answers the questions (demo data, or a label the data
         carries); give this or ``oracle``.
-    oracle
+    oracle : callable, optional
         A callable taking a list of crop ids and returning one yes/no answer for each
         (a person's answers in a notebook).
-    positive
+    positive : object, optional
         The value of ``label_column`` that means yes (default: the exemplars' value).
-    budget
+    budget : int
         New answers to ask for in this call.
-    batch
+    batch : int
         Crops per round.
-    delta
+    delta : float
         Allowed probability that the stop decision is wrong.
-    policy
+    policy : str
         ``"guided"`` (ours), ``"random"`` or ``"least_confidence"`` (the baselines).
-    restart
+    restart : bool
         Replace a kept search instead of continuing it.
-    seed
+    seed : int
         See the module docstring.
 
     Returns
