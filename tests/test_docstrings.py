@@ -192,7 +192,6 @@ METHODS_COVERED = (
 #: Covered modules whose ``Parameters`` entries may still lack a type (``name`` alone
 #: instead of ``name : type``); every other covered module names a type on every entry.
 UNTYPED = (
-    "workbench.pl",
     "workbench.datasets",
     "workbench.testing",
     "workbench.data.readers.genetic_interactions",

@@ -77,11 +77,12 @@ def embeddings(study: Study | str | os.PathLike, *, selection: Selection | None 
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (after ``wb.tl.embed``), or its path.
-    selection
-        A shared :class:`~workbench.dashboards.state.Selection` (default: a new one).
-    gene
+    selection : Selection, optional
+        A shared :class:`~workbench.dashboards.state.Selection`, such as another view's
+        ``.selection``, to follow it (default: a new one).
+    gene : str, optional
         Select this perturbation first.
     **params
         Parameters of the view (``level``, ``basis``, ``color_by``, ``width``, ``height``,
@@ -101,11 +102,11 @@ def perturbation_map(study: Study | str | os.PathLike, *, selection: Selection |
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (after ``wb.tl.embed``), or its path.
-    selection
-        A shared Selection (default: a new one).
-    gene
+    selection : Selection, optional
+        Another view's ``.selection``, to follow it (default: a new one).
+    gene : str, optional
         Select this perturbation first.
     **params
         Parameters of the view (``k``, ``width``, ``height``, ``svg``).
@@ -125,11 +126,11 @@ def concepts(study: Study | str | os.PathLike, *, selection: Selection | None = 
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (after ``wb.tl.concepts``), or its path.
-    selection
-        A shared Selection (default: a new one).
-    gene
+    selection : Selection, optional
+        Another view's ``.selection``, to follow it (default: a new one).
+    gene : str, optional
         Select this perturbation first (the list then shows its concepts).
     **params
         Parameters of the view.
@@ -148,11 +149,11 @@ def interactions(study: Study | str | os.PathLike, *, selection: Selection | Non
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (after ``wb.tl.interactions``), or its path.
-    selection
-        A shared Selection (default: a new one).
-    gene
+    selection : Selection, optional
+        Another view's ``.selection``, to follow it (default: a new one).
+    gene : str, optional
         Select this perturbation first.
     **params
         Parameters of the view (``test``, ``value``, ``width``, ``height``, ``svg``).
@@ -172,11 +173,11 @@ def grn(study: Study | str | os.PathLike, *, selection: Selection | None = None,
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (after ``wb.tl.grn``), or its path.
-    selection
-        A shared Selection (default: a new one).
-    gene
+    selection : Selection, optional
+        Another view's ``.selection``, to follow it (default: a new one).
+    gene : str, optional
         Centre the subgraph on this gene.
     **params
         Parameters of the view (``threshold``, ``width``, ``height``, ``svg``).
@@ -195,11 +196,11 @@ def images(study: Study | str | os.PathLike, *, selection: Selection | None = No
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study (with ``images``), or its path.
-    selection
-        A shared Selection (default: a new one).
-    gene
+    selection : Selection, optional
+        Another view's ``.selection``, to follow it (default: a new one).
+    gene : str, optional
         Show this perturbation's crops.
     **params
         Parameters of the view.
@@ -218,16 +219,16 @@ def figure(study: Study | str | os.PathLike, view: str, *, gene: str | None = No
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study, or its path.
-    view
+    view : str
         One of ``"embeddings"``, ``"perturbation_map"``, ``"interactions"``, ``"grn"``
         (:data:`PLOT_METHODS`).
-    gene
+    gene : str, optional
         Select this perturbation first (highlighted where the plot shows selections).
-    width, height
+    width, height : int
         Plot size in pixels.
-    svg
+    svg : bool
         Draw with Bokeh's SVG backend (what :func:`save` uses for ``.svg``).
 
     Returns
@@ -254,15 +255,15 @@ def save(study: Study | str | os.PathLike, view: str, path: str | os.PathLike, *
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study, or its path.
-    view
+    view : str
         A view with a data plot (see :func:`figure`).
-    path
+    path : str or os.PathLike
         The file to write; its suffix picks the format.
-    gene
+    gene : str, optional
         Select this perturbation first.
-    width, height
+    width, height : int
         Plot size in pixels.
 
     Returns
@@ -366,9 +367,9 @@ def gene_card(study: Study | str | os.PathLike, gene: str, **kwargs: Any) -> pd.
 
     Parameters
     ----------
-    study
+    study : Study, str or os.PathLike
         The Study, or its path.
-    gene
+    gene : str
         The gene (a perturbation of the screen, or a gene of the GRN).
     **kwargs
         Passed on to :func:`workbench.dashboards.gene_card.gene_card`.
