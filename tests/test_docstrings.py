@@ -192,14 +192,6 @@ METHODS_COVERED = (
 #: Covered modules whose ``Parameters`` entries may still lack a type (``name`` alone
 #: instead of ``name : type``); every other covered module names a type on every entry.
 UNTYPED = (
-    "workbench.datasets",
-    "workbench.testing",
-    "workbench.data.readers.genetic_interactions",
-    "workbench.data.readers.guide_counts",
-    "workbench.data.readers.image_fields",
-    "workbench.data.readers.profiles",
-    "workbench.data.readers.relationships",
-    "workbench.data.readers.velocity",
     "workbench.napari",
     "workbench.napari._find",
     "workbench.napari._follow",

@@ -36,17 +36,17 @@ def demo(size: str = "quick", path: str | os.PathLike | None = None, *, seed: in
 
     Parameters
     ----------
-    size
+    size : str
         ``"tiny"``, ``"quick"`` or ``"realistic"`` (see :data:`SIZES`).
-    path
+    path : str or os.PathLike, optional
         Where the ``NAME.study`` folder goes; default ``demo-<size>.study`` in the current
         folder.
-    seed
+    seed : int
         Seed of the demo world and of every step.
-    analyzed
+    analyzed : bool
         ``False`` stops after the simulation: images, ground truth and velocity only, for
         running the :mod:`workbench.tl` steps yourself.
-    overwrite
+    overwrite : bool
         Rebuild from scratch instead of reusing or resuming.
 
     Returns

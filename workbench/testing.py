@@ -34,13 +34,13 @@ def make_demo_study(path: str | os.PathLike, *, size: str = "tiny", seed: int = 
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         Where to write the ``NAME.study`` folder (replaced if it exists).
-    size
+    size : str
         ``"tiny"`` (seconds; for tests), ``"quick"`` or ``"realistic"``.
-    seed
+    seed : int
         Seed of the demo world and of every step.
-    steps
+    steps : str or list of str
         ``"all"``, or the subset of ``simulate, embed, concepts, interactions, grn`` to
         run (``"simulate"`` alone gives images and ground truth without any analysis).
 

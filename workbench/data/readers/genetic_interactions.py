@@ -144,19 +144,19 @@ def read_gi_matrix(
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         The score matrix (CSV/TSV, gzipped or not), or a folder laid out like the Norman 2019
         data (``processed_emap.csv[.gz]``, ``single_fitnesses.csv[.gz]``,
         ``processed_fitnesses.csv[.gz]``).
-    singles
+    singles : str or os.PathLike, optional
         Table of single phenotypes (gene, value); adds ``phenotype_a``/``phenotype_b``.
-    doubles
+    doubles : str or os.PathLike, optional
         Square matrix of double-perturbation phenotypes; adds ``phenotype_ab``.
-    single_column
+    single_column : str, optional
         Value column of ``singles`` (default: average_fitness, phenotype, a.mean ...).
-    include_diagonal
+    include_diagonal : bool
         Keep gene-with-itself entries (two guides against one gene); off by default.
-    symmetry_tol
+    symmetry_tol : float
         An asymmetric matrix (``|S - S^T|`` above this) is averaged with its transpose, and the
         largest difference is recorded in ``table.attrs["max_asymmetry"]``.
 

@@ -99,16 +99,16 @@ def read_guide_counts(
 
     Parameters
     ----------
-    counts
+    counts : str or os.PathLike
         Count table (TSV/CSV, gzipped or not): an id column (``id``) and one integer column
         per sample; sequence and gene columns are recognised and left out.
-    library
+    library : str or os.PathLike
         Library annotation (see :func:`read_library`).
-    id_column
+    id_column : str, optional
         Name of the id column of ``counts`` (default: id, pgRNA_ID, ...).
-    samples
+    samples : list of str, optional
         Sample columns to keep (default: every numeric column).
-    max_unmatched_fraction
+    max_unmatched_fraction : float
         Constructs whose id is not in the library are dropped (recorded in
         ``attrs["unmatched_ids"]``); more than this fraction is an error (wrong library).
 

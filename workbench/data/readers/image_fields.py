@@ -261,25 +261,25 @@ def scan_fields(
 
     Parameters
     ----------
-    folder
+    folder : str or os.PathLike
         Folder with the TIFFs (sub-folders such as ``images/`` and ``masks/`` are searched).
-    platemap
+    platemap : str, os.PathLike or pandas.DataFrame, optional
         CSV/TSV/Parquet (or DataFrame) with a well column and a perturbation column; its
         other columns are kept in ``obs``.
-    pattern
+    pattern : str
         Regular expression with named groups ``well`` (or ``row`` + ``col``), ``site`` and
         ``channel``; or a preset name: ``"nf1"`` (default) or ``"jump"``.
-    channels
+    channels : mapping of str to str or sequence of str, optional
         Which channel keys to use and what to call them, in order: a mapping
         ``{"5": "DNA", "2": "ER", ...}`` or a list of keys. Default: every key found, sorted.
-    perturbation_column, well_column
+    perturbation_column, well_column : str, optional
         Plate-map columns (default: ``genotype``/``perturbation``/... and ``well_position``...).
-    control
+    control : str, optional
         Control label (e.g. ``"WT"``); default: a usual name found in the plate map.
-    perturbation
+    perturbation : str, optional
         Without a plate map: the perturbation of every field (then it is also the control
         unless ``control`` says otherwise).
-    plate, batch
+    plate, batch : str, optional
         Plate name (default: the folder's name) and batch (default: the plate).
 
     Returns

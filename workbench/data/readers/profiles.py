@@ -55,20 +55,20 @@ def read_profiles_table(
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         The table: one row per well, ``Metadata_*`` columns plus numeric features.
-    perturbation_column, plate_column, well_column, dose_column
+    perturbation_column, plate_column, well_column, dose_column : str, optional
         Columns that hold these fields; by default the usual pycytominer names are looked
         for (``Metadata_broad_sample``, ``Metadata_Plate``, ``Metadata_Well``,
         ``Metadata_mmoles_per_liter`` ...).
-    control
+    control : str, optional
         The control label (e.g. ``"DMSO"``). By default it is found from a
         ``Metadata_pert_type``/``Metadata_control_type`` column or the usual names.
-    batch_column
+    batch_column : str, optional
         Column for ``batch``; by default ``batch = plate``.
-    metadata_prefix
+    metadata_prefix : str
         Prefix of the metadata columns; every other column is a feature and must be numeric.
-    nan_policy
+    nan_policy : str
         ``"error"`` (default), ``"drop_features"`` (drop feature columns with NaN) or
         ``"drop_rows"`` (drop wells with NaN).
 
@@ -188,16 +188,16 @@ def read_deepprofiler(
 
     Parameters
     ----------
-    path
+    path : str, os.PathLike or sequence of them
         One ``.npz`` file, a list of them, or a folder of them. Each holds ``features``
         (cells x dims), ``locations`` (cells x 2, x then y) and ``metadata`` (a dict with
         ``Metadata_Plate``, ``Metadata_Well``, ``Metadata_Site`` and the treatment).
-    index
+    index : str or os.PathLike, optional
         Optional DeepProfiler index CSV; when given, every site must be listed in it and the
         perturbation comes from its ``perturbation_key`` column.
-    perturbation_key
+    perturbation_key : str
         Metadata key (and index column) that names the perturbation.
-    control
+    control : str, optional
         Control label; by default found among the usual names (DMSO, ...).
 
     Returns

@@ -114,10 +114,10 @@ def read_relationships(
 
     Parameters
     ----------
-    path
+    path : str, os.PathLike or sequence of them
         One file or a list. Pair files: CSV/TSV with ``entity1`` and ``entity2`` columns
         (gzipped or not). Cluster files: ``NAME<TAB>GENE GENE ...`` lines, no header.
-    sources
+    sources : sequence of str, optional
         Names for the files (default: the file names without extensions, e.g. ``CORUM``).
 
     Returns

@@ -69,17 +69,17 @@ def read_velocity(
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         ``.h5ad`` or ``.zarr`` AnnData with ``layers["spliced"]`` and ``layers["unspliced"]``.
-    require_integer
+    require_integer : bool
         Refuse layers that are not non-negative integer counts (normalised or smoothed data
         gives wrong velocities). Pass ``False`` for pre-processed data (e.g. scVelo outputs).
-    cell_type_key
+    cell_type_key : str, optional
         ``obs`` column with the cell types; by default ``clusters``, ``cell_type`` ... if
         present. Recorded in ``uns["workbench"]["cell_type_key"]``.
-    keep_layers
+    keep_layers : tuple of str
         Other layers to carry over (e.g. ``("ambiguous",)``).
-    own_velocity
+    own_velocity : bool
         Keep the file's own ``velocity``, ``Ms`` and ``Mu`` layers (scVelo's names) when
         present, so the GRN step uses them; ``False`` drops them and velocity is recomputed.
 
