@@ -192,11 +192,6 @@ METHODS_COVERED = (
 #: Covered modules whose ``Parameters`` entries may still lack a type (``name`` alone
 #: instead of ``name : type``); every other covered module names a type on every entry.
 UNTYPED = (
-    "workbench.napari",
-    "workbench.napari._find",
-    "workbench.napari._follow",
-    "workbench.napari._source",
-    "workbench.napari._widget",
     "workbench.tools.interactions",  # run_interactions groups twelve names untyped
 )
 

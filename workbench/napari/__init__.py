@@ -25,21 +25,24 @@ def view_study(study, *, perturbation: str | None = None, concept: str | None = 
 
     Parameters
     ----------
-    study
+    study : str or os.PathLike
         Path of the ``NAME.study`` folder.
-    perturbation, concept, pair
+    perturbation, concept, pair : str, optional
         At most one: what the browser shows first (otherwise an overview of the Study).
-    channel
+    channel : str or os.PathLike, optional
         The selection channel of a dashboard session (a path): napari follows the session
         and sends its own choices back.
-    viewer
+    viewer : napari.Viewer, optional
         An existing viewer; a new one is made when None.
-    show
+    show : bool
         Show the new viewer's window (ignored when ``viewer`` is given).
 
     Returns
     -------
-    (viewer, browser)
+    viewer : napari.Viewer
+        The viewer (``viewer`` itself when given).
+    browser : StudyBrowser
+        The docked Study browser, with the Study open when it could be browsed.
     """
     import napari
 

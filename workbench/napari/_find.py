@@ -74,17 +74,21 @@ class FindWidget(MessageLine, QWidget):
 
     Parameters
     ----------
-    napari_viewer
+    napari_viewer : napari.Viewer
         The viewer to draw into.
-    study
+    study : str or os.PathLike, optional
         The Study folder (optional; typed in the widget otherwise).
-    exemplar
+    exemplar : str or sequence of str, optional
         Crop id(s) of the phenotype to start from (comma-separated in the widget).
-    tau, batch, seed
-        The search's threshold, crops per batch and seed (the step's settings).
-    start
+    tau : float
+        The prevalence threshold, a fraction in (0, 1) (the widget shows it in percent).
+    batch : int
+        Crops per batch (1 to 100 in the widget).
+    seed : int
+        Seed of the search (the step's setting).
+    start : bool
         Start (or resume) the search straight away when ``study`` and ``exemplar`` are given.
-    parent
+    parent : QWidget, optional
         The parent Qt widget, or None.
     """
 

@@ -30,10 +30,10 @@ class SelectionFollower:
 
     Parameters
     ----------
-    channel
+    channel : str, os.PathLike or SelectionChannel
         The channel file the dashboard gave (a path or a
         :class:`~workbench.data.selection.SelectionChannel`).
-    study_id
+    study_id : str
         When given, a channel written for another Study is ignored.
     """
 

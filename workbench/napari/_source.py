@@ -30,7 +30,7 @@ class StudySource:
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         The ``NAME.study`` folder. Opening fails with a
         :class:`~workbench.errors.WorkbenchError` whose message says what is wrong (not a
         Study, corrupt, ...) and what to do.

@@ -48,13 +48,13 @@ class StudyBrowser(MessageLine, QWidget):
 
     Parameters
     ----------
-    napari_viewer
+    napari_viewer : napari.Viewer
         The viewer to draw into (napari passes it when it docks the widget).
-    study
+    study : str or os.PathLike, optional
         Optional Study folder to open straight away.
-    parent
+    parent : QWidget, optional
         The parent Qt widget, or None.
-    channel
+    channel : str or os.PathLike, optional
         The selection channel of the dashboard session that opened napari (a path), or None.
     """
 
