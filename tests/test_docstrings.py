@@ -192,7 +192,6 @@ METHODS_COVERED = (
 #: Covered modules whose ``Parameters`` entries may still lack a type (``name`` alone
 #: instead of ``name : type``); every other covered module names a type on every entry.
 UNTYPED = (
-    "workbench.tools.interactions",  # run_interactions groups twelve names untyped
 )
 
 #: Docstrings known to document a name that is not a parameter, with the reason; an entry

@@ -564,8 +564,30 @@ def run_interactions(study, *, use: str | None = None, tests=TESTS, unit: str | 
         What to test: None (``profiles.X``), an ``obsm`` key of ``profiles``, or
         ``"latent"`` (the demo's planted latent state: a truth check, recorded as such in
         provenance).
-    tests, unit, kernel, n_permutations, n_bootstrap, min_samples, on_small, seed, device, separability, cross_batch, additivity_target
-        As in :func:`test_pairs`.
+    tests : sequence of str
+        Tests to run, among :data:`TESTS`.
+    unit : str or None
+        The replicate unit (``"well"``, an ``obs`` column, or None for cells).
+    kernel : str
+        Kernel of the cell-level disjointness test.
+    n_permutations : int
+        Permutations of the cell-level tests and bootstrap draws of the additivity null.
+    n_bootstrap : int
+        Bootstrap draws of the separability score's interval.
+    min_samples : int
+        Fewest samples per condition for the morphology tests.
+    on_small : str
+        ``"skip"`` (a status for small pairs) or ``"error"``.
+    seed : int
+        Seed of the subsamples, permutations and bootstraps.
+    device : str
+        Torch device (``"auto"``: a GPU when there is one).
+    separability : str
+        Estimator of the separability score (``"classifier"`` or ``"gaussian"``).
+    cross_batch : str
+        ``"status"``, ``"pool"`` or ``"error"``, see :func:`gather_pair`.
+    additivity_target : str
+        Shrinkage target of the additivity test (``"diagonal"`` or ``"pooled"``).
 
     Returns
     -------
