@@ -488,10 +488,13 @@ def count_test(counts: list[dict[str, np.ndarray]], *, pseudo: float = 0.5,
     The variance of a unit's log count is modelled as ``tau^2 + v(lam_c)``: a
     between-unit (overdispersion) variance ``tau^2`` shared by the conditions, plus the
     Poisson sampling variance :func:`log_count_variance` at the condition's mean count
-    ``lam_c`` (a Poisson-lognormal model of counts). ``tau^2`` is estimated by the method
-    of moments from the spread of the unit log counts around their condition means, less
-    the Poisson part (truncated at 0), and the t statistic has ``df = sum_c (U_c - 1)``
-    (valid whatever the share of the two parts; conservative when ``tau^2`` is small).
+    ``lam_c`` (a Poisson-lognormal model of counts); for the double, at the count the null
+    predicts, ``lam_a lam_b / lam_ctrl`` (as a score test would, so a lethal double's few
+    cells do not inflate the variance it is tested with). ``tau^2`` is estimated by the
+    method of moments from the spread of the unit log counts around their condition means,
+    less the Poisson part (truncated at 0); the variance of the contrast is then scaled by
+    the weighted residual spread over its ``df = sum_c (U_c - 1)`` (Hartung & Knapp 2001,
+    Stat. Med. 20, 3875), and the t statistic has those df.
     ``variance="pooled"`` is the former test: one variance pooled over the four
     conditions, which treats every condition's log counts as equally noisy. When a single
     or the double changes the count (an essential gene, a lethal pair), its log counts are
@@ -559,12 +562,18 @@ def count_test(counts: list[dict[str, np.ndarray]], *, pseudo: float = 0.5,
 
 def _poisson_lognormal_contrast(cnt: dict[str, np.ndarray], pseudo: float) -> dict[str, Any]:
     """The log2 count contrast with variance ``sum_c (tau^2 + v_c) / U_c`` (see count_test)."""
-    y, v, units = {}, {}, {}
+    y, lam, units = {}, {}, {}
     for c in CONDITIONS:
         n = np.asarray(cnt[c], float)
         y[c] = np.log2(n + pseudo)
         units[c] = len(n)
-        v[c] = float(log_count_variance(n.mean() if len(n) else 0.0, pseudo)[0])
+        lam[c] = n.mean() if len(n) else 0.0
+    # the double's Poisson part at the count its singles predict (the null's), as a score
+    # test would: a lethal double's few cells then do not inflate the variance it is
+    # tested with
+    if lam["ctrl"] > 0:
+        lam["ab"] = lam["a"] * lam["b"] / lam["ctrl"]
+    v = {c: float(log_count_variance(lam[c], pseudo)[0]) for c in CONDITIONS}
     contrast = np.array([sum(CONDITIONS[c] * y[c].mean() for c in CONDITIONS if units[c])])
     df = sum(u - 1 for u in units.values())
     if min(units.values()) < 2 or df < 1:
