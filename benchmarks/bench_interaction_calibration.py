@@ -167,6 +167,7 @@ def demo_ranking(paths, seed: int = 0, targets=("diagonal",), tests=None) -> lis
                                     n_permutations=DEMO["quick"]["n_permutations"])
                 alt = alt[alt.test != "viability"]
                 extra.append(alt.assign(test=alt.test + f" ({tg} target)"))
+            extra.append(_pooled_viability(table, obs))
         sc = readout_scores(table, details)
         for alt in extra:
             for test, g in alt.groupby("test"):
@@ -202,6 +203,149 @@ def demo_ranking(paths, seed: int = 0, targets=("diagonal",), tests=None) -> lis
             lo, hi = wilson(k_, len(ok))
             lines.append(f"| {kind} | {test} | {k_}/{len(ok)} = {k_ / max(1, len(ok)):.2f} "
                          f"[{lo:.2f}, {hi:.2f}] |")
+    return lines
+
+
+def demo_count_null(seeds, size: str = "quick", reps: int = 1000, seed: int = 0,
+                    observed: dict[str, int] | None = None,
+                    variances=("poisson_lognormal", "pooled")) -> list[str]:
+    """Markdown table: the viability test's null rate on the demo's own cell counts.
+
+    For each demo world (``seeds``) the simulator's screen layout
+    (:func:`workbench.data.simulate.screen.layout`, the function that sets how many cells
+    a Study's wells hold) is drawn ``reps`` times afresh; the cells per plate and well of
+    every condition go through the step's count test, pair by pair, as in the step (every
+    control well of the double's batches, the singles' wells, the double's wells). The
+    additive pairs' rejections at :data:`ALPHA` are pooled per world set, and the share of
+    screens in which at least ``k`` of the additive-disjoint pairs reject gives the chance
+    of a count seen on one fixed set of worlds (``observed``: readout -> rejections), with
+    the dependence that shared control and single wells create between pairs kept.
+    """
+    from workbench.data.simulate.screen import layout
+    from workbench.data.simulate.world import make_world
+    from workbench.models.replicates import count_test
+
+    rng = np.random.default_rng(seed)
+    kinds = ("additive_disjoint", "additive_shared")
+    rej = {(k, v): np.zeros(reps, int) for k in kinds for v in variances}
+    n_pairs = dict.fromkeys(kinds, 0)
+    for s in seeds:
+        world = make_world(s, size)
+        morph = world.morphology
+        pairs = [(world.genes[a], world.genes[b], world.pair_name(a, b), morph.pair_type(a, b))
+                 for a, b in world.doubles]
+        for k in kinds:
+            n_pairs[k] += sum(t == k for *_, t in pairs)
+        for r in range(reps):
+            obs, _ = layout(world, rng)
+            cpw = obs.groupby(["perturbation", "plate", "well"], observed=True).size()
+            cnt = {c: cpw.loc[c].to_numpy() for c in cpw.index.get_level_values(0).unique()}
+            for k in kinds:
+                sub = [p for p in pairs if p[3] == k]
+                if not sub:
+                    continue
+                cc = [{"ctrl": cnt["control"], "a": cnt[a], "b": cnt[b], "ab": cnt[ab]}
+                      for a, b, ab, _ in sub]
+                for v in variances:
+                    p = count_test(cc, variance=v).p_value
+                    rej[k, v][r] += int((p < ALPHA).sum())
+    lines = ["| additive pairs (simulated screens) | viability variance | pairs per screen | "
+             "screens | null rate [95% CI] | share of screens with >= k rejections |",
+             "|---|---|---|---|---|---|"]
+    for (k, v), by in rej.items():
+        tot, m = int(by.sum()), n_pairs[k] * reps
+        lo, hi = wilson(tot, m)
+        ks = sorted({max(1, round(ALPHA * n_pairs[k])) + j for j in (1, 2, 3)}
+                    | ({observed[k]} if observed and k in observed else set()))
+        tail = ", ".join(f"k={j}: {(by >= j).mean():.3f}" for j in ks)
+        lines.append(f"| {k} | {v} | {n_pairs[k]} | {reps} | {tot / max(1, m):.4f} "
+                     f"[{lo:.4f}, {hi:.4f}] | {tail} |")
+    return lines
+
+
+def _pooled_viability(table, obs):
+    """The former viability test (one variance pooled over the four conditions) and its
+    combined call, on the step's counts (cells per plate and well of every condition)."""
+    import pandas as pd
+
+    from workbench.models.combined_call import bonferroni_min
+    from workbench.models.replicates import count_test
+
+    cpw = obs.groupby(["perturbation", "plate", "well"], observed=True).size()
+    cnt = {c: cpw.loc[c].to_numpy() for c in cpw.index.get_level_values(0).unique()}
+    via = table[table.test == "viability"]
+    pairs = list(via.pair)
+    p_old = count_test([{"ctrl": cnt["control"], "a": cnt[a], "b": cnt[b], "ab": cnt[q]}
+                        for q, a, b in zip(pairs, via.gene_a, via.gene_b)],
+                       variance="pooled").p_value
+    add = table[table.test == "additivity"].set_index("pair")["p"].astype(float)
+    comb, _ = bonferroni_min(np.column_stack([add.reindex(pairs).to_numpy(), p_old]))
+    rows = [dict(pair=q, gene_a=a, gene_b=b, test=t, p=v, ci_low=np.nan, ci_high=np.nan)
+            for q, a, b, po, pc in zip(pairs, via.gene_a, via.gene_b, p_old, comb)
+            for t, v in (("viability (pooled variance)", po),
+                         ("additivity_or_viability (pooled-variance viability)", pc))]
+    return pd.DataFrame(rows)
+
+
+def viability_calibration(n_pairs: int = 2000, n_power: int = 400, lethal: float = 0.3,
+                          seed: int = 0) -> list[str]:
+    """Markdown table: null rate and power of the viability test on counts whose singles
+    change the cell count (:func:`workbench.models.count_scenarios.simulate_counts`), with
+    the step's variance model beside the former pooled one, on the same draws."""
+    from workbench.models.count_scenarios import simulate_counts
+    from workbench.models.replicates import count_test
+
+    designs = [("quick demo", 9, 2, 6), ("realistic demo", 32, 4, 32)]
+    lines = ["| design (cells/well, wells, control wells) | single B fitness | well count sd | "
+             "viability variance | null rate [95% CI] (pairs) | level held | power: double "
+             f"keeps {lethal:g} of the product [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for name, cpw, wells, cw in designs:
+        for fb in (1.0, 0.25, 2.0):
+            for sd in (0.0, 0.2):
+                seed += 1
+                kw = dict(fitness_a=1.0, fitness_b=fb, cells_per_well=cpw, wells=wells,
+                          control_wells=cw, count_sd=sd)
+                null = simulate_counts(n_pairs, seed=seed, **kw)
+                alt = simulate_counts(n_power, lethal=lethal, seed=10_000 + seed, **kw)
+                for v in ("poisson_lognormal", "pooled"):
+                    r, lo, hi, m = rate(count_test(null, variance=v).p_value)
+                    pr, plo, phi, _ = rate(count_test(alt, variance=v).p_value)
+                    lines.append(f"| {name} ({cpw}, {wells}, {cw}) | {fb:g} | {sd:g} | {v} | "
+                                 f"{r:.3f} [{lo:.3f}, {hi:.3f}] ({m}) | "
+                                 f"{'yes' if r <= 0.06 else '**no**'} | "
+                                 f"{pr:.2f} [{plo:.2f}, {phi:.2f}] |")
+                    print(lines[-1], flush=True)
+    return lines
+
+
+def viability_on_scenarios(n_pairs: int, n_power: int) -> list[str]:
+    """Markdown table: the viability rows of the main table (same scenarios, same seeds,
+    hence the same counts), with the step's variance model beside the former pooled one."""
+    from workbench.models.interaction_scenarios import MAPS, simulate_pairs
+    from workbench.models.replicates import count_test
+
+    kinds = ("buffering", "synergy", "synthetic_lethal", "new_property")
+    lines = ["| map | well sd | cells/cond | viability variance | null rate [95% CI] (pairs) | "
+             "level held | " + " | ".join(f"power: {k}" for k in kinds) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(kinds)]
+    seed = 0
+    for map_ in MAPS:
+        for wsd in (0.0, 1 / 3):
+            for n in (20, 100):
+                seed += 1
+                null = simulate_pairs(n_pairs, map=map_, n=n, well_sd=wsd, seed=seed)[2]
+                alt = {k: simulate_pairs(n_power, kind=k, map=map_, n=n, well_sd=wsd,
+                                         seed=1000 + seed)[2] for k in kinds}
+                for v in ("poisson_lognormal", "pooled"):
+                    r, lo, hi, m = rate(count_test(null, variance=v).p_value)
+                    cols = []
+                    for k in kinds:
+                        pr, plo, phi, _ = rate(count_test(alt[k], variance=v).p_value)
+                        cols.append(f"{pr:.2f} [{plo:.2f}, {phi:.2f}]")
+                    lines.append(f"| {map_} | {wsd:.2f} | {n} | {v} | {r:.3f} [{lo:.3f}, "
+                                 f"{hi:.3f}] ({m}) | {'yes' if r <= 0.06 else '**no**'} | "
+                                 + " | ".join(cols) + " |")
+                    print(lines[-1], flush=True)
     return lines
 
 
@@ -335,7 +479,27 @@ def main():
                     help="--demo: the step's tests to run (default all)")
     ap.add_argument("--no-wells-ignored", action="store_true",
                     help="--additivity: leave out the cells-as-replicates version")
+    ap.add_argument("--demo-counts", type=int, nargs="+", default=None, metavar="SEED",
+                    help="the viability test's null rate on freshly drawn cell counts of the "
+                         "demo worlds with these seeds (quick size)")
+    ap.add_argument("--reps", type=int, default=1000, help="--demo-counts: screens per world")
+    ap.add_argument("--observed", type=int, default=None,
+                    help="--demo-counts: rejections seen among the additive-disjoint pairs")
+    ap.add_argument("--viability", action="store_true",
+                    help="only the viability test on counts whose singles change the count")
+    ap.add_argument("--viability-scenarios", action="store_true",
+                    help="only the viability rows of the main table, both variance models")
     args = ap.parse_args()
+    if args.viability_scenarios:
+        viability_on_scenarios(args.pairs, args.power_pairs)
+        return
+    if args.viability:
+        viability_calibration(args.pairs, args.power_pairs)
+        return
+    if args.demo_counts:
+        obs_ = {"additive_disjoint": args.observed} if args.observed is not None else None
+        print("\n".join(demo_count_null(args.demo_counts, reps=args.reps, observed=obs_)))
+        return
     if args.additivity:
         additivity_calibration(args.pairs, args.power_pairs, wells_list=args.wells,
                                maps=args.maps, cells=args.cells, well_sds=args.well_sds,
