@@ -13,6 +13,7 @@ written into the Study, so users of one served Study never see or overwrite each
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ import weakref
 import panel as pn
 import param
 
-from workbench.dashboards.base import csv_bytes, md_text
+from workbench.dashboards.base import csv_bytes, live, md_text
 from workbench.data.selection import FIELDS as CHANNEL_FIELDS
 from workbench.data.selection import SelectionChannel
 from workbench.dashboards.export import selection_table
@@ -229,6 +230,55 @@ class NapariLink:
         self.log_path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _frozen_graph(models):
+    """Bokeh's ``models.freeze()``, except that the graph is walked at the end only when
+    something in the block changed it (Bokeh marks each such change by calling
+    ``models.invalidate()``); a choice whose views all redraw in place walks nothing."""
+    if "invalidate" in vars(models):  # already inside one: the outer block walks
+        yield
+        return
+    changed = []
+    models.invalidate = lambda: changed.append(True)
+    models._push_freeze()
+    try:
+        yield
+    finally:
+        del models.invalidate
+        models._freeze_count -= 1
+        if changed:
+            models.invalidate()  # walks now unless an outer freeze will
+
+
+def held_document() -> contextlib.AbstractContextManager:
+    """The context one change of a Selection runs in, so that it costs one update of the
+    page however many views redraw.
+
+    Each view that redraws adds or swaps Bokeh models, and Bokeh walks the whole model
+    graph of the document after each such change (about 600 models on the realistic demo,
+    0.1-0.2 s a walk); a choice of gene walked it seven times. Inside this context the
+    graph is frozen (walked once, at the end) and, on a served page, Panel holds the
+    document's events, so the browser receives the changes together.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Bokeh's freeze of the current document's models, with Panel's hold when the
+        document belongs to a server session; a context that does nothing when there is
+        no current document.
+    """
+    doc = pn.state.curdoc
+    if doc is None or not hasattr(doc, "models"):
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(_frozen_graph(doc.models))
+    if doc.session_context is not None:
+        from panel.io import hold
+
+        stack.enter_context(hold(doc))
+    return stack
+
+
 class Dashboard(pn.viewable.Viewer):
     """One session's page: header, view chooser and the linked views.
 
@@ -263,6 +313,7 @@ class Dashboard(pn.viewable.Viewer):
         self._landing_box = self._grid_box = None
         self._set_landing()
         self.selection.param.watch(self._set_landing, "perturbation")
+        self.selection.batch_context = held_document
         self.napari_link: NapariLink | None = None
         #: The napari processes this session started (newest last).
         self.napari_processes: list[subprocess.Popen] = []
@@ -455,7 +506,7 @@ class Dashboard(pn.viewable.Viewer):
             items.append(nap)
         title = pn.pane.Markdown(f"## {md_text(self.study.title)}", margin=(0, 10),
                                  css_classes=["wb-study-title"])
-        return pn.Column(pn.Row(title, self._summary), pn.Row(*items, chooser))
+        return pn.Column(pn.Row(title, live(self, "_summary")), pn.Row(*items, chooser))
 
     def _gene_options(self) -> list[str]:
         """Every perturbation and gene the Study's views know (the control left out)."""

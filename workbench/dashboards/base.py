@@ -275,3 +275,95 @@ def no_data(text: str, **opts) -> hv.Text:
         The message, without axes or toolbar.
     """
     return hv.Text(0.5, 0.5, text).opts(xaxis=None, yaxis=None, toolbar=None, **opts)
+
+
+# ---------------------------------------------------------------------- in-place redraws
+def _same_shape(old, new) -> bool:
+    """Whether :func:`update_in_place` can turn ``old`` into ``new``."""
+    if type(old) is not type(new):
+        return False
+    if isinstance(old, pn.layout.ListLike):
+        return len(old) == len(new) and all(_same_shape(a, b) for a, b in
+                                             zip(old, new, strict=True))
+    if isinstance(old, pn.widgets.Tabulator):
+        return True
+    return isinstance(old, pn.pane.Markdown | pn.pane.HTML | pn.pane.Str | pn.pane.Alert)
+
+
+def update_in_place(old, new) -> bool:
+    """Make panel ``old`` show what ``new`` shows, keeping ``old``'s Bokeh models.
+
+    Replacing a panel in a served page costs the browser a new layout of the whole page
+    (every plot repainted, the 7,557-point map included) and the server a walk of the
+    document's model graph; changing a text or a table's rows costs neither. Text panes
+    take the new text, tables the new rows, and layouts of the same length recurse.
+
+    Parameters
+    ----------
+    old : panel.viewable.Viewable
+        The panel on the page.
+    new : panel.viewable.Viewable
+        A freshly built panel of the same structure.
+
+    Returns
+    -------
+    bool
+        True when ``old`` now shows ``new``'s content; False (and ``old`` untouched) when
+        the two differ in structure (other types, other lengths, a plot inside).
+    """
+    if not _same_shape(old, new):
+        return False
+    _copy_content(old, new)
+    return True
+
+
+def _copy_content(old, new) -> None:
+    if isinstance(old, pn.layout.ListLike):
+        for a, b in zip(old, new, strict=True):
+            _copy_content(a, b)
+        if old.visible != new.visible:
+            old.visible = new.visible
+    elif isinstance(old, pn.widgets.Tabulator):
+        if not old.value.equals(new.value) or list(old.value.columns) != list(new.value.columns):
+            old.value = new.value
+    else:
+        changes = {k: getattr(new, k) for k in ("object", "visible", "css_classes")
+                   if getattr(old, k) != getattr(new, k)}
+        if changes:
+            old.param.update(**changes)
+
+
+def live(owner: param.Parameterized, method: str) -> pn.Column:
+    """The panel that a ``param.depends`` method of ``owner`` returns, redrawn in place
+    when one of the method's dependencies changes (see :func:`update_in_place`); when the
+    new panel differs in structure it replaces the old one.
+
+    Panel's own ``ParamMethod`` replaces the whole panel on every change: on a page this
+    size that made each gene choice re-lay out and repaint every view in the browser.
+
+    Parameters
+    ----------
+    owner : param.Parameterized
+        The view that defines the method.
+    method : str
+        The name of a method decorated with ``param.depends`` (without ``watch=True``).
+
+    Returns
+    -------
+    panel.Column
+        A column holding the method's panel.
+    """
+    fn = getattr(owner, method)
+    box = pn.Column(fn())
+
+    def redraw(*_events):
+        new = fn()
+        if not update_in_place(box.objects[0], new):
+            box.objects = [new]
+
+    by_owner: dict[int, tuple[param.Parameterized, list[str]]] = {}
+    for dep in owner.param.method_dependencies(method):
+        by_owner.setdefault(id(dep.inst), (dep.inst, []))[1].append(dep.name)
+    for inst, names in by_owner.values():
+        inst.param.watch(redraw, names)
+    return box

@@ -28,7 +28,7 @@ import panel as pn
 import param
 
 from workbench.dashboards import phenotype as ph
-from workbench.dashboards.base import StudyView, csv_bytes, html_text, md_text, no_data
+from workbench.dashboards.base import StudyView, csv_bytes, html_text, live, md_text, no_data
 from workbench.dashboards.cache import cached
 from workbench.dashboards.map_numbers import (  # noqa: F401 (the view's numbers, re-exported)
     HEADLINE,
@@ -86,7 +86,7 @@ def layouts(study, level: str = "samples") -> list[str]:
     name = "profiles" if level == "samples" else "perturbations"
     if not study.has(name):
         return ["pca"]
-    keys = set(_obsm_keys(study, name))
+    keys = set(cached(study, [name], "obsm-keys", _obsm_keys, name))
     return ["pca"] + [b for b in BASES if b != "pca" and LAYOUT_KEYS[b] in keys]
 
 
@@ -204,6 +204,37 @@ def highlight_mask(df: pd.DataFrame, gene: str) -> np.ndarray:
         mask |= parts.map(lambda g: gene in g).to_numpy(dtype=bool)
     mask |= pert.str.split("+").map(lambda g: gene in g).to_numpy(dtype=bool)
     return mask
+
+
+def _highlight_rows(study, level: str, basis: str, gene: str) -> np.ndarray:
+    df = points(study, level, basis)
+    return np.flatnonzero(highlight_mask(df, gene))
+
+
+def highlight_rows(study, level: str, basis: str, gene: str) -> np.ndarray:
+    """Row numbers of :func:`points` that :func:`highlight_mask` marks for ``gene``,
+    computed once per artefact version and gene and shared by sessions.
+
+    Parameters
+    ----------
+    study : Study
+        The Study.
+    level : str
+        ``"samples"`` or ``"perturbations"``.
+    basis : str
+        The layout (see :func:`layouts`).
+    gene : str
+        The gene; an empty string marks nothing.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Row positions (shared: do not mutate).
+    """
+    if not gene:
+        return np.zeros(0, dtype=np.intp)
+    name = "profiles" if level == "samples" else "perturbations"
+    return cached(study, [name], "highlight-rows", _highlight_rows, level, basis, gene)
 
 
 def ids_in_box(df: pd.DataFrame, bounds) -> list[str]:
@@ -459,8 +490,15 @@ class EmbeddingsView(StudyView):
         """
         if self.level == "perturbations" and not self.study.has("perturbations"):
             self.study.require("perturbations", why="the perturbation-level map needs it")
-        basis = self.basis if self.basis in layouts(self.study, self.level) else "pca"
-        return points(self.study, self.level, basis)
+        return points(self.study, self.level, self._drawn_basis())
+
+    def _drawn_basis(self) -> str:
+        return self.basis if self.basis in layouts(self.study, self.level) else "pca"
+
+    def _highlight(self, gene: str) -> pd.DataFrame:
+        """The rows of :meth:`data` that ``gene`` highlights (cached row numbers)."""
+        return self.data().iloc[highlight_rows(self.study, self.level, self._drawn_basis(),
+                                               gene)]
 
     def layout_note(self) -> str:
         """How the drawn layout was made (the step's record), as escaped Markdown.
@@ -553,8 +591,7 @@ class EmbeddingsView(StudyView):
         pandas.DataFrame
             Rows of :meth:`data`.
         """
-        df = self.data()
-        return df[highlight_mask(df, self.selection.perturbation)]
+        return self._highlight(self.selection.perturbation)
 
     def selected(self) -> pd.DataFrame:
         """Points of the selected samples.
@@ -593,7 +630,7 @@ class EmbeddingsView(StudyView):
 
     def _overlay(self, perturbation, samples):
         df = self.data()
-        hi = df[highlight_mask(df, perturbation)].head(MAX_OVERLAY)
+        hi = self._highlight(perturbation).head(MAX_OVERLAY)
         sel = df[df["id"].isin(set(samples))].head(MAX_OVERLAY)
         a = hv.Points(hi, ["x", "y"], ["id", "perturbation"], label="selected perturbation").opts(
             color="red", size=8, line_color="black", alpha=0.9)
@@ -676,7 +713,7 @@ class EmbeddingsView(StudyView):
     @param.depends("selection.perturbation", "selection.samples")
     def _status(self):
         gene = self.selection.perturbation
-        n_hi = int(highlight_mask(self.data(), gene).sum()) if gene else 0
+        n_hi = len(self._highlight(gene)) if gene else 0
         text = (f"Highlighted: {n_hi} {self.level} of **{md_text(gene)}**" if gene
                 else "Highlighted: none (choose a gene)")
         text += f" · selected: {len(self.selection.samples)}"
@@ -734,7 +771,7 @@ class EmbeddingsView(StudyView):
             callback=lambda: csv_bytes(self.figure_data()), filename="embedding_map.csv",
             label="Map data (CSV)", embed=False, width=160, height=34,
             css_classes=["wb-export-embedding-map"])
-        return pn.Column(controls, self._status, self._color_note, note,
+        return pn.Column(controls, live(self, "_status"), self._color_note, note,
                          pn.Row(self._plot_pane, side), data)
 
     @param.depends("color_by", "level")

@@ -18,7 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, md_text
+from workbench.dashboards.base import StudyView, live, md_text
 from workbench.dashboards.cache import cached
 from workbench.dashboards.concepts import _uns
 from workbench.dashboards.embeddings import flat_numbers
@@ -412,7 +412,7 @@ class GRNView(StudyView):
         dmap = hv.DynamicMap(self._graph_element, streams=[
             hv.streams.Params(self.selection, ["perturbation"]),
             hv.streams.Params(self, ["threshold", "max_nodes"])])
-        return pn.Column(self._centre_text, pn.pane.HoloViews(dmap, linked_axes=False))
+        return pn.Column(live(self, "_centre_text"), pn.pane.HoloViews(dmap, linked_axes=False))
 
     def _sample_image(self, sample=0):
         s = np.asarray(self.study.read("grn_samples")[int(sample)])
@@ -446,7 +446,7 @@ class GRNView(StudyView):
         if not self.study.has("grn_samples"):
             return pn.pane.Markdown("No posterior samples stored (`workbench grn STUDY`).")
         dmap = hv.DynamicMap(self._sample_image, streams=[hv.streams.Params(self, ["sample"])])
-        return pn.Row(pn.pane.HoloViews(dmap, linked_axes=False), self._sample_text)
+        return pn.Row(pn.pane.HoloViews(dmap, linked_axes=False), live(self, "_sample_text"))
 
     def _cycles_for_gene(self) -> pd.DataFrame:
         df = cycles(self.study)

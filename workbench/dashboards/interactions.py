@@ -27,7 +27,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, csv_bytes, md_text, no_data
+from workbench.dashboards.base import StudyView, csv_bytes, live, md_text, no_data
 from workbench.dashboards.cache import cached
 from workbench.dashboards.state import make_pair
 
@@ -216,8 +216,13 @@ def pair_summary(study) -> pd.DataFrame:
         columns ``call`` (the combined additivity-or-viability call), ``additivity``, ``disjointness``, ``separability``, ``viability`` and
         ``status`` for the readouts present, and their numeric columns (``*_p``,
         ``*_q``, ``additivity_effect``, ``separability_score`` with its interval ends,
-        ``viability_log2``).
+        ``viability_log2``). Computed once per artefact version and shared: do not
+        mutate it.
     """
+    return cached(study, [source(study)], "pair-summary", _pair_summary)
+
+
+def _pair_summary(study) -> pd.DataFrame:
     df = interaction_table(study)
     rows = []
     for pair, g in df.groupby("pair", sort=True):
@@ -698,4 +703,4 @@ class InteractionsView(StudyView):
             pn.widgets.Select.from_param(self.param.test, width=140),
             pn.widgets.Select.from_param(self.param.value, width=140))
         return pn.Column(controls, pn.Row(self._matrix_pane(), self.volcano()),
-                         self.summary_panel, self.pair_page, self.selection_panel())
+                         live(self, "summary_panel"), self.pair_page, self.selection_panel())

@@ -23,7 +23,9 @@ It travels three ways:
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import param
@@ -136,6 +138,28 @@ class Selection(param.Parameterized):
                              "the embedding view colours by. Part of the URL, not of the "
                              "napari channel.")
 
+    def __init__(self, **params):
+        super().__init__(**params)
+        #: Set by the page that shows this Selection: a callable returning the context
+        #: every change runs inside (a served page holds its Bokeh document there, so one
+        #: choice reaches the browser as one message and the model graph is walked once).
+        #: ``None``: changes run as they are.
+        self.batch_context: Callable[[], contextlib.AbstractContextManager] | None = None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """A block whose changes are one update: each watcher runs once, after the block,
+        inside :attr:`batch_context` (when set). Blocks may nest.
+
+        Yields
+        ------
+        None
+            Nothing; set the fields inside the block.
+        """
+        outer = self.batch_context() if self.batch_context else contextlib.nullcontext()
+        with outer, param.parameterized.batch_call_watchers(self):
+            yield
+
     # ------------------------------------------------------------------ choosing
     def choose_gene(self, gene: str | None) -> None:
         """Select a perturbation/gene; clears a pair that does not contain it.
@@ -147,7 +171,7 @@ class Selection(param.Parameterized):
         """
         gene = clean_name(gene)
         pair = split_pair(self.pair)
-        with param.parameterized.batch_call_watchers(self):
+        with self.batch():
             if pair and gene and gene not in pair:
                 self.pair = ""
             self.perturbation = gene
@@ -167,11 +191,12 @@ class Selection(param.Parameterized):
         if b is None:
             ab = split_pair(a)
             if ab is None:
-                self.pair = ""
+                with self.batch():
+                    self.pair = ""
                 return
             a, b = ab
         a, b = clean_name(a), clean_name(b)
-        with param.parameterized.batch_call_watchers(self):
+        with self.batch():
             self.pair = make_pair(a, b)
             self.perturbation = str(a)
 
@@ -183,7 +208,8 @@ class Selection(param.Parameterized):
         concept : str or None
             The concept id, cleaned with :func:`clean_name`; ``None`` clears it.
         """
-        self.concept = clean_name(concept)
+        with self.batch():
+            self.concept = clean_name(concept)
 
     def choose_phenotype(self, name: str | None) -> None:
         """Select the phenotype search the embedding view colours by.
@@ -193,7 +219,8 @@ class Selection(param.Parameterized):
         name : str or None
             The search's name, cleaned with :func:`clean_name`; ``None`` clears it.
         """
-        self.phenotype = clean_name(name)
+        with self.batch():
+            self.phenotype = clean_name(name)
 
     def choose_samples(self, ids) -> None:
         """Select samples by id (a box or lasso selection).
@@ -203,7 +230,8 @@ class Selection(param.Parameterized):
         ids : iterable
             The sample ids, each cleaned with :func:`clean_name`.
         """
-        self.samples = [clean_name(i) for i in ids]
+        with self.batch():
+            self.samples = [clean_name(i) for i in ids]
 
     def clear(self) -> None:
         """Empty every field (one redraw)."""
@@ -244,8 +272,10 @@ class Selection(param.Parameterized):
                 clean[key] = clean_name(values[key])
         if "samples" in values and values["samples"] is not None:
             clean["samples"] = [clean_name(s) for s in values["samples"]]
-        if clean:
-            self.param.update(**clean)
+        clean = {k: v for k, v in clean.items() if getattr(self, k) != v}
+        if clean:  # values that change nothing cost nothing
+            with self.batch():
+                self.param.update(**clean)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Selection:

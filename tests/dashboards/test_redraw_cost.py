@@ -1,0 +1,148 @@
+"""What a gene choice costs the page: views redraw in place, and one choice walks Bokeh's
+model graph at most once, however many views redraw."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import pytest
+from bokeh.document import Document
+
+from workbench.dashboards.base import live, update_in_place
+from workbench.dashboards.state import Selection
+
+
+@pytest.fixture
+def count_walks(monkeypatch):
+    """How many times Bokeh walked a document's model graph (``recompute``)."""
+    from bokeh.document.models import DocumentModelManager
+
+    calls = []
+    real = DocumentModelManager.recompute
+
+    def recompute(self):
+        calls.append(1)
+        return real(self)
+
+    monkeypatch.setattr(DocumentModelManager, "recompute", recompute)
+    return calls
+
+
+@pytest.fixture
+def served_doc():
+    """A document that is the current one, as for a served session's callbacks."""
+    doc = Document()
+    old = pn.state.curdoc
+    pn.state.curdoc = doc
+    yield doc
+    pn.state.curdoc = old
+
+
+def test_update_in_place_keeps_the_models_and_copies_text_and_rows():
+    old = pn.Column(pn.pane.Markdown("a"), pn.widgets.Tabulator(pd.DataFrame({"x": [1, 2]})))
+    md, tab = old.objects
+    new = pn.Column(pn.pane.Markdown("b"), pn.widgets.Tabulator(pd.DataFrame({"x": [3]})))
+    assert update_in_place(old, new)
+    assert old.objects[0] is md and old.objects[1] is tab  # nothing replaced
+    assert md.object == "b"
+    assert tab.value["x"].tolist() == [3]
+
+
+def test_update_in_place_refuses_another_structure_and_leaves_it_alone():
+    old = pn.Column(pn.pane.Markdown("a"))
+    assert not update_in_place(old, pn.Column(pn.pane.Markdown("b"), pn.pane.Markdown("c")))
+    assert not update_in_place(old, pn.Row(pn.pane.Markdown("b")))
+    assert not update_in_place(pn.pane.Markdown("a"), pn.pane.HoloViews(None))
+    assert old.objects[0].object == "a"
+
+
+class _Owner(param.Parameterized):
+    selection = param.ClassSelector(class_=Selection)
+    rows = param.Integer(default=1)
+
+    @param.depends("selection.perturbation", "rows")
+    def panel(self):
+        items = [pn.pane.Markdown(f"gene {self.selection.perturbation or '-'}")]
+        if self.rows > 1:
+            items.append(pn.pane.Markdown("more"))
+        return pn.Column(*items)
+
+
+def test_live_follows_a_sub_object_dependency_in_place_and_replaces_on_new_structure():
+    owner = _Owner(selection=Selection())
+    box = live(owner, "panel")
+    first = box.objects[0]
+    owner.selection.choose_gene("G07")  # a dependency on another object (selection.*)
+    assert box.objects[0] is first and first.objects[0].object == "gene G07"
+    owner.rows = 2  # its own parameter, and a panel of another length: replaced
+    assert box.objects[0] is not first
+    assert [p.object for p in box.objects[0].objects] == ["gene G07", "more"]
+
+
+def test_frozen_graph_walks_once_and_only_when_the_graph_changed(served_doc, count_walks):
+    from workbench.dashboards.app import held_document
+
+    root = pn.Column(pn.pane.Markdown("a")).get_root(served_doc)
+    served_doc.add_root(root)
+    count_walks.clear()
+    with held_document():
+        root.children[0].text = "b"  # a property change: no new model
+    assert count_walks == []
+    extra = pn.pane.Markdown("new").get_root(served_doc)
+    with held_document():
+        with held_document():  # nested blocks walk once, at the outer end
+            root.children = [*root.children, extra]
+        assert count_walks == []
+    assert count_walks == [1]
+    assert served_doc.get_model_by_id(extra.id) is extra  # the new model is in the document
+
+
+def test_a_gene_choice_walks_the_model_graph_at_most_once(study, served_doc, count_walks):
+    from workbench.dashboards.app import build_app
+
+    dash = build_app(study, sync_url=False)
+    served_doc.add_root(pn.panel(dash).get_root(served_doc))
+    genes = [g for g in dash._gene_options() if "+" not in g][:3]
+    assert len(genes) == 3
+    dash.selection.choose_gene(genes[0])  # the first choice swaps the overview for the card
+    for g in genes[1:]:
+        count_walks.clear()
+        dash.selection.choose_gene(g)
+        assert len(count_walks) <= 1, g
+    # and the page did follow: the header, the embedding status and the GRN caption
+    texts = html.unescape(" ".join(m.text for m in served_doc.models
+                                   if isinstance(getattr(m, "text", None), str)))
+    assert f"Gene:</strong> {genes[2]} " in texts
+    assert f"samples of <strong>{genes[2]}</strong>" in texts
+    assert f"Subgraph centred on <strong>{genes[2]}</strong>" in texts
+
+
+def test_unchanged_values_cost_no_update():
+    sel = Selection(perturbation="G01")
+    entered = []
+
+    def context():
+        entered.append(1)
+        return contextlib.nullcontext()
+
+    sel.batch_context = context
+    sel.update(perturbation="G01", samples=[])
+    assert entered == []
+    sel.update(perturbation="G02")
+    assert entered == [1] and sel.perturbation == "G02"
+
+
+def test_cached_highlight_rows_match_the_mask(study):
+    from workbench.dashboards.embeddings import highlight_mask, highlight_rows, points
+
+    df = points(study, "samples", "pca")
+    gene = str(df["perturbation"].iloc[0])
+    rows = highlight_rows(study, "samples", "pca", gene)
+    assert len(rows) > 0
+    np.testing.assert_array_equal(rows, np.flatnonzero(highlight_mask(df, gene)))
+    assert len(highlight_rows(study, "samples", "pca", "")) == 0
