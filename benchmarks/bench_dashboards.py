@@ -113,7 +113,7 @@ def first_render(study, use_browser: bool) -> dict:
             for label in ("first page (cold: imports, caches)", "next page (warm)"):
                 page = browser.new_page(viewport={"width": 1500, "height": 1100})
                 t1 = time.perf_counter()
-                page.goto(url)
+                page.goto(url, timeout=300_000)
                 for v in ("embeddings", "interactions", "concepts", "grn"):
                     page.locator(f".wb-view-{v}").first.wait_for(timeout=120_000)
                 page.locator(".wb-view-grn canvas").first.wait_for(state="attached",
@@ -154,7 +154,7 @@ async def _session(browser, url, genes, grn, out, k):
     view shows it), then check the page still shows this user's last choice."""
     page = await browser.new_page(viewport={"width": 1500, "height": 1100})
     t0 = time.perf_counter()
-    await page.goto(url)
+    await page.goto(url, timeout=600_000)  # 20 first pages at once take minutes here
     sel = page.locator(".wb-gene-select select").first
     await sel.wait_for(timeout=600_000)
     out["first render (s)"].append(time.perf_counter() - t0)
@@ -172,44 +172,82 @@ async def _session(browser, url, genes, grn, out, k):
     out["pages"][k] = (page, genes[-1])
 
 
+#: The load test's server: ``serve_study`` (what ``workbench serve`` runs) in a process of
+#: its own, as a lab runs it; SIGUSR1 makes it write how many dashboards are alive (after a
+#: garbage collection) to the file named by its third argument.
+SERVER = """
+import gc, signal, sys
+from pathlib import Path
+from workbench.dashboards import app
+from workbench.dashboards.serve import serve_study
+
+def alive(*_):
+    gc.collect()
+    Path(sys.argv[3]).write_text(str(len(app.LIVE)))
+
+signal.signal(signal.SIGUSR1, alive)
+serve_study(sys.argv[1], port=int(sys.argv[2]), check_unused_sessions_milliseconds=500,
+            unused_session_lifetime_milliseconds=1000)
+"""
+
+
+def _alive(proc, path: Path) -> int:
+    import signal
+
+    path.unlink(missing_ok=True)
+    proc.send_signal(signal.SIGUSR1)
+    for _ in range(200):
+        if path.exists() and path.read_text():
+            return int(path.read_text())
+        time.sleep(0.05)
+    return -1
+
+
 def load_test(study, n_sessions: int, choices: int) -> dict:
-    """``n_sessions`` browser pages at once on one server (127.0.0.1), each choosing
-    ``choices`` genes: latency percentiles, cross-talk, server memory and the sessions left
-    alive after all pages closed."""
+    """``n_sessions`` browser pages at once on one server (127.0.0.1, a process of its own),
+    each choosing ``choices`` genes: latency percentiles, cross-talk, server memory, the
+    sessions left alive after all pages closed, and whether a page opened after they all
+    closed still renders (a long-running server whose sessions come and go)."""
     import asyncio
-    import gc
+    import subprocess
+    import sys
 
+    import psutil
     from playwright.async_api import async_playwright
-
-    from workbench.dashboards import app
-    from workbench.dashboards.serve import serve_study
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
-    thread = serve_study(study.path, port=port, threaded=True,
-                         check_unused_sessions_milliseconds=500,
-                         unused_session_lifetime_milliseconds=1000)
-    _wait_live(url)
+    tmp = Path(tempfile.mkdtemp())
+    alive_file = tmp / "alive"
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(study.path), str(port),
+                             str(alive_file)], stdout=log, stderr=subprocess.STDOUT)
+    server = psutil.Process(proc.pid)
+
+    def rss() -> float:
+        return server.memory_info().rss / 2**20
+
     grn = _grn_genes(study)
     from workbench.dashboards.interactions import genes as pair_genes
 
     # the genes the interaction view's chooser offers (each user picks there)
     options = [str(g) for g in pair_genes(study) if "+" not in str(g)]
-    gc.collect()
     out = {"first render (s)": [], "selection (ms)": [], "pages": {}}
+
+    def scratch():
+        return {"first render (s)": [], "selection (ms)": [], "pages": {}}
 
     async def run():
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
                                               headless=True, args=ARGS)
-            await _session(browser, url, options[:1], grn, {"first render (s)": [],
-                           "selection (ms)": [], "pages": {}}, 0)  # warm-up page
-            rss0 = _rss_mib()
+            await _session(browser, url, options[:1], grn, scratch(), 0)  # warm-up page
+            rss0 = rss()
             plans = [[options[(k * 3 + j) % len(options)] for j in range(choices)]
                      for k in range(n_sessions)]
             await asyncio.gather(*(_session(browser, url, plans[k], grn, out, k)
                                    for k in range(n_sessions)))
-            rss_open = _rss_mib()
+            rss_open = rss()
             crosstalk = 0
             lasts = {last for _, last in out["pages"].values()}
             for page, last in out["pages"].values():  # has_text looks inside shadow roots
@@ -220,21 +258,29 @@ def load_test(study, n_sessions: int, choices: int) -> dict:
                 crosstalk += (not mine) or any(theirs)
             for page, _ in out["pages"].values():
                 await page.close()
+            alive = _alive(proc, alive_file)
+            for _ in range(60):  # the server ends sessions about a second after their pages
+                if alive <= 1:  # the warm-up page is still open
+                    break
+                await asyncio.sleep(0.5)
+                alive = _alive(proc, alive_file)
+            rss_closed = rss()
+            later = scratch()  # a new user once everyone else has left
+            try:
+                await _session(browser, url, options[1:2], grn, later, 0)
+                reopened = "yes"
+            except Exception as exc:  # noqa: BLE001 (reported in the table)
+                reopened = f"no ({type(exc).__name__})"
             await browser.close()
-            return rss0, rss_open, crosstalk
+            return rss0, rss_open, rss_closed, crosstalk, alive, reopened
 
     try:
-        rss0, rss_open, crosstalk = asyncio.run(run())
-        alive = len(app.LIVE)
-        for _ in range(60):  # the server ends sessions about a second after their pages
-            gc.collect()
-            alive = len(app.LIVE)
-            if alive == 0:
-                break
-            time.sleep(0.5)
-        rss_closed = _rss_mib()
+        _wait_live(url)
+        rss0, rss_open, rss_closed, crosstalk, alive, reopened = asyncio.run(run())
     finally:
-        thread.stop()
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
     fr, sl = np.array(out["first render (s)"]), np.array(out["selection (ms)"])
     return {"sessions at once": n_sessions, "gene choices per session": choices,
             "first render, median (s)": float(np.median(fr)),
@@ -246,7 +292,8 @@ def load_test(study, n_sessions: int, choices: int) -> dict:
             "server RSS after one warm-up page (MiB)": rss0,
             "server RSS with all sessions open (MiB)": rss_open,
             "server RSS after all closed (MiB)": rss_closed,
-            "dashboards still alive after close": alive}
+            "dashboards still alive after close (warm-up page open)": alive,
+            "a page opened after all closed renders and follows a choice": reopened}
 
 
 def _wait_live(url: str) -> None:
@@ -261,15 +308,22 @@ def _wait_live(url: str) -> None:
 
 
 def propagation(study, repeats: int = 5) -> dict:
+    """In process: build one session's document and choose genes in it. The page is the
+    root of a Bokeh document that is the current one, as in a served session, so Bokeh's
+    walks of the document's model graph are counted."""
     import holoviews as hv
     import panel as pn
+    from bokeh.document import Document
 
     from workbench.dashboards.app import build_app
 
     hv.extension("bokeh")
+    doc = Document()
+    pn.state.curdoc = doc
     t0 = time.perf_counter()
     dash = build_app(study, sync_url=False)
-    root = pn.panel(dash).get_root()
+    root = pn.panel(dash).get_root(doc)
+    doc.add_root(root)
     build = time.perf_counter() - t0
     genes = dash._gene_options()[:repeats] or [""]
     times = []
@@ -278,6 +332,7 @@ def propagation(study, repeats: int = 5) -> dict:
         dash.selection.choose_gene(g)
         times.append(time.perf_counter() - t)
     del root
+    pn.state.curdoc = None
     return {"in process: session document built (s)": build,
             "in process: selection reaches every view, median (ms)": 1000 * statistics.median(times)}
 
@@ -335,7 +390,10 @@ def main(argv=None) -> int:
     ap.add_argument("--study", default=None, help="a Study to serve (default: synthetic)")
     ap.add_argument("--no-browser", action="store_true", help="server-side timings only")
     ap.add_argument("--sessions", type=int, default=None,
-                    help="browser sessions at once in the load test (default 20, --quick 3)")
+                    help="browser sessions at once in the load test (default 20, --quick 3; "
+                         "0 skips it)")
+    ap.add_argument("--load-only", action="store_true",
+                    help="only the load test (no single-page timings, no scatter table)")
     args = ap.parse_args(argv)
     from workbench.data.study import Study
 
@@ -347,7 +405,8 @@ def main(argv=None) -> int:
     except ImportError:
         use_browser = False
     print(f"## Dashboards on {study.title} ({', '.join(study.artefacts)})\n")
-    timings = {**first_render(study, use_browser), **propagation(study)}
+    timings = {} if args.load_only else {**first_render(study, use_browser),
+                                         **propagation(study)}
     try:
         from tabulate import tabulate  # noqa: F401
         has_tab = True
@@ -356,13 +415,15 @@ def main(argv=None) -> int:
     print("| measure | value |\n|---|---|")
     for k, v in timings.items():
         print(f"| {k} | {v:.3g} |")
-    if use_browser:
-        n = args.sessions or (3 if args.quick else 20)
+    n = (3 if args.quick else 20) if args.sessions is None else args.sessions
+    if use_browser and n > 0:
         load = load_test(study, n, 2 if args.quick else 5)
         print(f"\n## {n} sessions at once on 127.0.0.1 (Playwright pages)\n")
         print("| measure | value |\n|---|---|")
         for k, v in load.items():
             print(f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |")
+    if args.load_only:
+        return 0
     sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]
     print("\n## Embedding scatter (glyphs = the peer; datashaded above the threshold)\n")
     rows = scatter_rows(sizes, glyph_max=10**5 if args.quick else 10**6)

@@ -30,6 +30,9 @@ from pathlib import Path
 from workbench.errors import WorkbenchError
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+#: Seconds a page may take between being served and opening its websocket (Bokeh's
+#: default is 300).
+SESSION_TOKEN_EXPIRATION = 1800
 
 
 def is_local(address: str) -> bool:
@@ -357,6 +360,11 @@ def serve_study(path: str | os.PathLike, address: str = "127.0.0.1", port: int =
                 raise WorkbenchError(f"the TLS file {f} does not exist.",
                                      "give the path of the PEM certificate and key.")
         kw.update(ssl_certfile=str(ssl_certfile), ssl_keyfile=str(ssl_keyfile))
+    # Bokeh refuses a page's websocket when its session token is older than five minutes.
+    # The server builds one page at a time, so when a lab opens twenty pages at once on a
+    # small machine the last pages wait longer than that and never connect ("Token is
+    # expired", found by the 20-session load test); half an hour covers any such queue.
+    kw.setdefault("session_token_expiration", SESSION_TOKEN_EXPIRATION)
     if port == 0 and threaded:
         raise WorkbenchError("port 0 cannot be used with a threaded server here.",
                              "pick a free port.")
