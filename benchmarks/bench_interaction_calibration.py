@@ -349,6 +349,73 @@ def viability_on_scenarios(n_pairs: int, n_power: int) -> list[str]:
     return lines
 
 
+def demo_norms(paths, n_boot: int = 1000, seed: int = 0) -> list[str]:
+    """Markdown table: AUROC of interacting against additive pairs for the naive shift norm
+    on the raw embedding, the same norm on control-standardised coordinates, the squared
+    shift over each pair's own per-coordinate variance of the contrast (a diagonal
+    Mahalanobis norm, no shrinkage, no well covariance) and the additivity statistic Q."""
+    import pandas as pd
+
+    from workbench.data.study import Study
+    from workbench.models.additivity import additivity_test
+    from workbench.tools.interactions import (
+        _units, find_doubles, gather_pair, load_profiles, pair_types,
+    )
+
+    def auc(pos, neg):
+        d = pos[:, None] - neg[None]
+        return float((d > 0).mean() + 0.5 * (d == 0).mean())
+
+    rows = []
+    conds = (("ab", 1), ("ctrl", 1), ("a", -1), ("b", -1))
+    for path in paths:
+        study = Study.open(path)
+        X, obs, _ = load_profiles(study)
+        X = np.asarray(X, float)
+        units = _units(obs, "well")
+        ctrl = obs["is_control"].to_numpy(bool)
+        sd = X[ctrl].std(0)
+        live = sd > 1e-6 * sd.max()
+        Z = X[:, live] / sd[live]
+        pairs = find_doubles(obs)
+        ty = pair_types(pd.DataFrame({"pair": [p[0] for p in pairs]}),
+                        study.read("ground_truth"))
+        groups, ug, first = [], [], len(rows)
+        for lab, a, b in pairs:
+            idx = gather_pair(X, obs, lab, a, b, 1)
+            groups.append({c: X[idx[c]] for c, _ in conds})
+            ug.append({c: units[idx[c]] for c, _ in conds})
+            dz, dx, wv = 0.0, 0.0, 0.0
+            for c, sgn in conds:
+                u = units[idx[c]]
+                dz = dz + sgn * pd.DataFrame(Z[idx[c]]).groupby(u).mean().to_numpy().mean(0)
+                dx = dx + sgn * pd.DataFrame(X[idx[c]]).groupby(u).mean().to_numpy().mean(0)
+                wv = wv + Z[idx[c]].var(0, ddof=1) / len(idx[c])
+            rows.append({"kind": ty[lab], "naive norm (raw)": float(np.linalg.norm(dx)),
+                         "norm (control-standardised)": float(np.linalg.norm(dz)),
+                         "own diagonal variance": float((dz ** 2 / wv).sum())})
+        r = additivity_test(groups, ug, reference=X[ctrl], n_bootstrap=1, device="cpu")
+        for k in range(len(pairs)):
+            rows[first + k]["additivity statistic Q"] = float(r.statistic[k])
+    df = pd.DataFrame(rows)
+    add = df[df.kind.isin(["additive_disjoint", "additive_shared"])]
+    scores = ["naive norm (raw)", "norm (control-standardised)", "own diagonal variance",
+              "additivity statistic Q"]
+    lines = ["| interacting kind | pairs (interacting, additive) | " + " | ".join(scores) + " |",
+             "|---|---|" + "---|" * len(scores)]
+    rng = np.random.default_rng(seed)
+    for kind in ("buffering", "synergy", "synthetic_lethal"):
+        pos = df[df.kind == kind]
+        cells = []
+        for m in scores:
+            pv, nv = pos[m].to_numpy(), add[m].to_numpy()
+            bs = [auc(rng.choice(pv, len(pv)), rng.choice(nv, len(nv))) for _ in range(n_boot)]
+            cells.append(f"{auc(pv, nv):.2f} [{np.percentile(bs, 2.5):.2f}, "
+                         f"{np.percentile(bs, 97.5):.2f}]")
+        lines.append(f"| {kind} | {len(pos)}, {len(add)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _cell_units(units):
     """Every cell its own replicate unit (the wells-ignored version of a test)."""
     return [{c: np.array([f"{c}{i}" for i in range(len(v))]) for c, v in u.items()}
@@ -489,7 +556,12 @@ def main():
                     help="only the viability test on counts whose singles change the count")
     ap.add_argument("--viability-scenarios", action="store_true",
                     help="only the viability rows of the main table, both variance models")
+    ap.add_argument("--demo-norms", nargs="+", default=None, metavar="STUDY",
+                    help="demo Studies: AUROC of the shift norms and of Q (no tests)")
     args = ap.parse_args()
+    if args.demo_norms:
+        print("\n".join(demo_norms(args.demo_norms)))
+        return
     if args.viability_scenarios:
         viability_on_scenarios(args.pairs, args.power_pairs)
         return
