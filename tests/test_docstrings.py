@@ -103,6 +103,7 @@ COVERED = (
     "workbench.models.icfl",
     "workbench.models.topk_sae",
     "workbench.models.combined_call",
+    "workbench.models.count_scenarios",
     "workbench.tools.concept_encode",
     "workbench.tools.concept_stream",
     "workbench.models.kl_additivity",
