@@ -20,8 +20,23 @@ _LAZY = {"Selection": "workbench.dashboards.state", "build_app": "workbench.dash
 def show(study, views=None, *, ipywidget: bool = False, local: bool = True):
     """The dashboard of ``study`` (a Study or a path) for a Jupyter notebook.
 
-    Returns the Panel object, which renders as the cell's output in JupyterLab; with
-    ``ipywidget=True`` it is wrapped as an ipywidget (for ipywidgets layouts and voila).
+    Parameters
+    ----------
+    study : Study, str or os.PathLike
+        The Study, or the path of its folder.
+    views : sequence of str, optional
+        The views shown (two to four of :data:`~workbench.dashboards.state.VIEW_NAMES`);
+        None shows :data:`~workbench.dashboards.state.DEFAULT_VIEWS`.
+    ipywidget : bool
+        Wrap the dashboard as an ipywidget (for ipywidgets layouts and voila).
+    local : bool
+        Running on the user's own machine: the header gets an "Open in napari" button.
+
+    Returns
+    -------
+    Dashboard or ipywidgets.Widget
+        The Panel object, which renders as the cell's output in JupyterLab (or its
+        ipywidget wrapper).
     """
     import holoviews as hv
     import panel as pn
