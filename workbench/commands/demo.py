@@ -27,7 +27,7 @@ SIZES = ("tiny", "quick", "realistic")
 TYPICAL_SECONDS = {
     "tiny": {"simulate": 2, "embed": 8, "concepts": 4, "interactions": 5, "grn": 3},
     "quick": {"simulate": 4, "embed": 30, "concepts": 13, "interactions": 15, "grn": 5},
-    "realistic": {"simulate": 12, "embed": 94, "concepts": 35, "interactions": 55, "grn": 14},
+    "realistic": {"simulate": 13, "embed": 44, "concepts": 22, "interactions": 40, "grn": 10},
 }
 
 
