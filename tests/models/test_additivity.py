@@ -90,3 +90,31 @@ def test_seeded_and_order_free():
     # the statistic of a pair does not depend on the other pairs' order
     rev = additivity_test(groups[::-1], units[::-1], n_bootstrap=100, seed=4, device="cpu")
     np.testing.assert_allclose(rev.statistic[::-1], a.statistic, rtol=1e-8)
+
+
+def test_bootstrap_wishart_draws_have_the_wishart_moments():
+    """The bootstrap redraws each covariance estimate as W / df with W ~ Wishart(df, S):
+    mean S and Var(W_ij / df) = (S_ij^2 + S_ii S_jj) / df, per problem of the batch and
+    for each one's own df. A transposed Cholesky factor (L^T L instead of L L^T), a df
+    mask that lets the padded rows through or the wrong divisor would move them."""
+    import torch
+
+    from workbench.models.additivity import _wishart
+
+    rng = np.random.default_rng(0)
+    d = 3
+    a = rng.normal(size=(2, d, d))
+    s = a @ a.transpose(0, 2, 1) + np.eye(d)            # two different covariances
+    chol = torch.as_tensor(np.linalg.cholesky(s))
+    df = torch.as_tensor([5, 40])                          # and two different df
+    draws = _wishart(chol, df, 20_000, np.random.default_rng(1), cap=128).numpy()
+    for k, nu in enumerate((5, 40)):
+        w = draws[k]
+        np.testing.assert_allclose(w.mean(0), s[k], rtol=0.05, atol=0.05 * s[k].max())
+        var = (s[k] ** 2 + np.outer(np.diag(s[k]), np.diag(s[k]))) / nu
+        np.testing.assert_allclose(w.var(0), var, rtol=0.12)
+    # above the cap the draws are those of df = cap: treated as less well known
+    capped = _wishart(chol[:1], torch.as_tensor([500]), 20_000, np.random.default_rng(2),
+                      cap=50).numpy()[0]
+    var = (s[0] ** 2 + np.outer(np.diag(s[0]), np.diag(s[0]))) / 50
+    np.testing.assert_allclose(capped.var(0), var, rtol=0.12)
