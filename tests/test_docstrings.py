@@ -53,6 +53,7 @@ COVERED = (
     "workbench.dashboards.base",
     "workbench.dashboards.cache",
     "workbench.dashboards.composite",
+    "workbench.dashboards.concepts",
     "workbench.dashboards.embeddings",
     "workbench.dashboards.gene_card",
     "workbench.dashboards.grn",

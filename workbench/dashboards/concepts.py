@@ -40,7 +40,18 @@ def _uns(study, name: str) -> dict:
 
 
 def concept_table(study) -> pd.DataFrame:
-    """The concepts' annotation (``concepts.obs``), one row per concept id."""
+    """The concepts' annotation (``concepts.obs``), one row per concept id.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``concepts.obs`` indexed by concept id (cached per artefact version).
+    """
     def _read(study):
         obs = study.read_obs("concepts").copy()
         obs.index = obs.index.astype(str)
@@ -64,7 +75,18 @@ def top_perturbations(study) -> dict[str, list[str]]:
     """Concept id -> the perturbations it is linked to, for following a gene: the
     significant ``drivers`` the concepts step lists, else (no significant driver) its most
     selective perturbation (``perturbation_best``) when that is not the control. The page
-    shows the second kind as a candidate that is *not* significant."""
+    shows the second kind as a candidate that is *not* significant.
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+
+    Returns
+    -------
+    dict of str to list of str
+        Concept id to its linked perturbations (empty where it has none).
+    """
     def _read(study):
         obs = concept_table(study)
         tops = {cid: _split(v) for cid, v in obs["drivers"].items()}
@@ -77,7 +99,20 @@ def top_perturbations(study) -> dict[str, list[str]]:
 
 
 def concepts_of(study, gene: str) -> list[str]:
-    """Concepts whose driving perturbations include ``gene`` (alone or in a double)."""
+    """Concepts whose driving perturbations include ``gene`` (alone or in a double).
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+    gene : str
+        The gene or perturbation; "" gives no concepts.
+
+    Returns
+    -------
+    list of str
+        Concept ids, in the table's order.
+    """
     if not gene:
         return []
     out = []
@@ -88,7 +123,18 @@ def concepts_of(study, gene: str) -> list[str]:
 
 
 def concept_pages(study) -> dict:
-    """The ``concept_pages`` document the concepts step wrote ({} for older Studies)."""
+    """The ``concept_pages`` document the concepts step wrote ({} for older Studies).
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+
+    Returns
+    -------
+    dict
+        The document (cached per artefact version).
+    """
     def _read(study):
         return study.read("concept_pages") if study.has("concept_pages") else {}
 
@@ -101,7 +147,21 @@ def concept_page(study, concept: str) -> dict:
     ``hist_edges``, ``drivers`` (significant only: perturbation, selectivity, q),
     ``driver_state`` ("significant" or "none"), ``best_candidate``, ``quantiles``,
     ``selectivity`` per label, ``similar`` concepts and ``top_perturbations`` (the gene
-    link, see :func:`top_perturbations`)."""
+    link, see :func:`top_perturbations`).
+
+    Parameters
+    ----------
+    study : Study
+        The open Study.
+    concept : str
+        The concept id.
+
+    Returns
+    -------
+    dict
+        The page; for a Study written before the pages artefact, the exemplar ids and
+        histogram only (``driver_state`` "unknown").
+    """
     def _read(study, concept):
         page = dict(concept_pages(study).get("concepts", {}).get(concept, {}))
         if page:
@@ -128,7 +188,20 @@ def concept_page(study, concept: str) -> dict:
 
 
 def drivers_markdown(page: dict, alpha: float = 0.05) -> str:
-    """The drivers line of a page: significant drivers with q, or the no-driver state."""
+    """The drivers line of a page: significant drivers with q, or the no-driver state.
+
+    Parameters
+    ----------
+    page : dict
+        One concept's page (:func:`concept_page`).
+    alpha : float
+        The q-value threshold the line names.
+
+    Returns
+    -------
+    str
+        Markdown (names escaped).
+    """
     if page.get("driver_state") == "significant":
         items = ", ".join(f"{md_text(d['perturbation'])} (selectivity "
                           f"{d['selectivity']:.2f}, q {d['q']:.2g})" for d in page["drivers"])
@@ -147,9 +220,9 @@ def stability_markdown(page: dict, record: dict | None = None) -> str:
 
     Parameters
     ----------
-    page
+    page : dict
         One concept's page (``stability`` is None when the step did not compute it).
-    record
+    record : dict, optional
         The pages' ``stability`` record (the extra seeds), when present.
 
     Returns
@@ -190,7 +263,17 @@ def _selectivity_html(page: dict) -> str:
 
 
 class ConceptsView(StudyView):
-    """Table of concepts; the selected concept's page."""
+    """Table of concepts; the selected concept's page.
+
+    Parameters
+    ----------
+    study : Study or None
+        The open Study the view reads.
+    selection : Selection or None
+        The session's shared selection; None makes a new one.
+    **params
+        Values of the view's other parameters (``only_gene``, ``svg``, ...).
+    """
 
     only_gene = param.Boolean(default=True, doc="List only the concepts of the selected gene.")
 
