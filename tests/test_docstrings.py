@@ -146,6 +146,8 @@ METHODS_COVERED = (
     "workbench.dashboards.embeddings.EmbeddingsView",
     "workbench.dashboards.grn.GRNView",
     "workbench.dashboards.images.ImagesView",
+    "workbench.dashboards.gene_card.GeneCardView",
+    "workbench.dashboards.overview.OverviewView",
     "workbench.dashboards.perturbation_map.PerturbationMapView",
     "workbench.dashboards.plan.PlanView",
     "workbench.dashboards.serve.LoginThrottle",

@@ -405,13 +405,32 @@ def _view_class():
         label = "Gene card"
 
         def table(self) -> pd.DataFrame:
+            """The card of the selected gene (:func:`gene_card`), empty when none is chosen.
+
+            Returns
+            -------
+            pandas.DataFrame
+                One row per line of the card (columns :data:`COLUMNS`).
+            """
             gene = self.selection.perturbation
             if not gene or gene not in known_genes(self.study):
                 return pd.DataFrame(columns=list(COLUMNS))
             return gene_card(self.study, gene)
 
         def open_view(self, name: str) -> None:
-            """Show view ``name`` beside the card (the line's link)."""
+            """Show view ``name`` beside the card (the line's link).
+
+            Parameters
+            ----------
+            name : str
+                The view's name; nothing happens when it is shown already or the card has
+                no layout.
+
+            Returns
+            -------
+            None
+                The session's layout shows the view (at most four views kept).
+            """
             if self.layout is None or name in self.layout.views:
                 return
             views = [v for v in self.layout.views if v != name]
@@ -419,7 +438,20 @@ def _view_class():
 
         def open_line(self, section: str, view: str) -> None:
             """A click on a line's link: the phenotype line also chooses the search's
-            phenotype, so the embedding view opens coloured by its score."""
+            phenotype, so the embedding view opens coloured by its score.
+
+            Parameters
+            ----------
+            section : str
+                The card line's section (``"phenotype"``, ``"embedding"``, ...).
+            view : str
+                The view that holds that line's detail.
+
+            Returns
+            -------
+            None
+                The view is shown beside the card.
+            """
             from workbench.dashboards import phenotype as ph
 
             if section == "phenotype" and ph.has_search(self.study):
@@ -473,6 +505,13 @@ def _view_class():
             return pn.Column(title, empty, tab, sizing_mode="stretch_width")
 
         def body(self):
+            """The card of the selected gene, and its download as JSON.
+
+            Returns
+            -------
+            panel.Column
+                The view's content.
+            """
             json_dl = pn.widgets.FileDownload(
                 callback=self._json, filename="gene_card.json", label="Gene card (JSON)",
                 embed=False, width=180, height=34, css_classes=["wb-export-gene-card-json"])

@@ -175,9 +175,23 @@ def _view_class():
         label = "Overview"
 
         def table(self) -> pd.DataFrame:
+            """The overview's lines (:func:`overview_table`).
+
+            Returns
+            -------
+            pandas.DataFrame
+                One row per step: its headline number, baseline and where to look.
+            """
             return overview_table(self.study)
 
         def body(self):
+            """What the Study holds, the steps' headline numbers and what to click.
+
+            Returns
+            -------
+            panel.Column
+                The view's content.
+            """
             intro = pn.pane.Markdown(
                 f"**{md_text(self.study.title)}**. Each line is one step: its headline "
                 "number, the baseline or chance level it should beat, and where to look. "
