@@ -244,7 +244,9 @@ def main_exact(args) -> int:
 # ------------------------------------------------------------------ headline benchmark
 HEADLINE = ("noisy velocity", "few cells", "partially observed", "kinetic (steady-state path)",
             "demo world (quick)")
-METHODS = (("exact", "exact posterior (ours)"), ("dyngfn", "DynGFN (ours)"),
+METHODS = (("exact", "exact posterior (ours)"),
+           ("screened", "screened posterior (ours, 12 candidates, 6 parents)"),
+           ("dyngfn", "DynGFN (ours)"),
            ("dyngfn-ftb", "DynGFN (ours, f-TB alpha 1, max 4 parents: the step's default)"),
            ("corr", "\\|corr(v_i, x_j)\\|"), ("ols", "\\|OLS\\|"),
            ("ridge", "\\|ridge\\| (RidgeCV)"),
@@ -301,8 +303,9 @@ def score_method(p, truth, samples=None, probability: bool = True) -> dict:
     return out
 
 
-def run_headline(name: str, n_steps: int, seed: int = 0) -> dict:
-    """Every method of :data:`METHODS` on one system, same data, same run."""
+def run_headline(name: str, n_steps: int, seed: int = 0, dyngfn: bool = True) -> dict:
+    """Every method of :data:`METHODS` on one system, same data, same run (DynGFN only
+    with ``dyngfn``)."""
     import torch
 
     from workbench.models.gflownet import DynGFN
@@ -321,19 +324,29 @@ def run_headline(name: str, n_steps: int, seed: int = 0) -> dict:
     base = ex["baseline"]
     rows["bootstrap"] = score_method(base.edge_probability_, truth, base.samples_)
     t0 = time.perf_counter()
+    from workbench.tools.grn import N_CANDIDATES, SCREEN_MAX_PARENTS
+
+    sc = fit_exact(x, v, max_parents=SCREEN_MAX_PARENTS, n_samples=1000, n_boot=1, groups=traj,
+                   seed=seed, n_candidates=N_CANDIDATES)
+    secs["screened"] = time.perf_counter() - t0
+    rows["screened"] = score_method(sc["edge_probability"], truth, sc["samples"])
+    t0 = time.perf_counter()
     n_eff = len(np.unique(traj))
-    model = DynGFN(temperature=auto_temperature(x, v, n_eff), sparsity=70.0, n_steps=n_steps,
+    if not dyngfn:
+        n_steps = 0
+    model = None if not n_steps else DynGFN(temperature=auto_temperature(x, v, n_eff), sparsity=70.0, n_steps=n_steps,
                    n_envs=32, device="cpu", seed=seed).fit(x, v)
-    samples = model.sample(1000, seed=seed + 1)
-    secs["dyngfn"] = time.perf_counter() - t0
-    rows["dyngfn"] = score_method(samples.mean(0), truth, samples)
-    t0 = time.perf_counter()          # as the GRN step now runs DynGFN
-    model = DynGFN(temperature=auto_temperature(x, v, n_eff), sparsity=70.0, n_steps=n_steps,
-                   n_envs=32, loss="ftb", ftb_alpha=1.0, max_parents=4, device="cpu",
-                   seed=seed).fit(x, v)
-    samples = model.sample(1000, seed=seed + 1)
-    secs["dyngfn-ftb"] = time.perf_counter() - t0
-    rows["dyngfn-ftb"] = score_method(samples.mean(0), truth, samples)
+    if model is not None:
+        samples = model.sample(1000, seed=seed + 1)
+        secs["dyngfn"] = time.perf_counter() - t0
+        rows["dyngfn"] = score_method(samples.mean(0), truth, samples)
+        t0 = time.perf_counter()          # as the GRN step now runs DynGFN
+        model = DynGFN(temperature=auto_temperature(x, v, n_eff), sparsity=70.0,
+                       n_steps=n_steps, n_envs=32, loss="ftb", ftb_alpha=1.0, max_parents=4,
+                       device="cpu", seed=seed).fit(x, v)
+        samples = model.sample(1000, seed=seed + 1)
+        secs["dyngfn-ftb"] = time.perf_counter() - t0
+        rows["dyngfn-ftb"] = score_method(samples.mean(0), truth, samples)
     for key in ("corr", "ols", "ridge", "trees"):
         t0 = time.perf_counter()
         rows[key] = score_method(edge_scores(x, v, key, seed=seed), truth, probability=False)
@@ -344,7 +357,7 @@ def run_headline(name: str, n_steps: int, seed: int = 0) -> dict:
 
 def main_headline(args) -> int:
     names = [n for n in HEADLINE if any(n.startswith(a.strip()) for a in args.systems.split(","))]
-    results = [run_headline(n, args.steps or 150) for n in names]
+    results = [run_headline(n, args.steps or 150, dyngfn=not args.no_dyngfn) for n in names]
     print("\n| system | cells x genes | true edges (off-diag.) | method | AUROC | AUPRC | "
           "Brier | reliability gap | Bayes-SHD | mean edges / sample |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -352,6 +365,8 @@ def main_headline(args) -> int:
     for r in results:
         best = max(m["auroc"] for m in r["rows"].values())
         for key, label in METHODS:
+            if key not in r["rows"]:
+                continue
             m = r["rows"][key]
             tag = " (best)" if round(m["auroc"], 3) == round(best, 3) else ""
             edges = f"{m['edges']:.1f}" if "edges" in m else "n/a"
@@ -367,20 +382,25 @@ def main_headline(args) -> int:
 
 
 def run_pancreas(data_dir: str, n_perm: int = 1000, seed: int = 0,
-                 dyngfn_losses=(("db", 0.0),), dyngfn_size: str = "realistic") -> list:
+                 dyngfn_losses=(("db", 0.0),), dyngfn_size: str = "realistic",
+                 n_genes: int = 26, n_regulators: int = 8) -> list:
     """Pancreas (739 cells) against DoRothEA A-C and BEELINE ChIP, one gene set per reference.
 
-    DynGFN runs as the GRN step's ``method="dyngfn"`` runs it (automatic temperature with
-    cells / 30 as the effective sample size, lambda 70, the ``dyngfn_size`` preset, at most
-    4 parents), once per ``(loss, alpha)`` of ``dyngfn_losses``; its score is the share of
-    1000 posterior samples holding each edge.
+    The enumerated posterior is the one the GRN step's ``method="auto"`` picks for the panel
+    (exact up to ``EXACT_LIMIT``, screened beyond: ``n_genes=60`` is screened). DynGFN runs
+    as the step's ``method="dyngfn"`` runs it (automatic temperature with cells / 30 as the
+    effective sample size, lambda 70, the ``dyngfn_size`` preset, at most 4 parents), once
+    per ``(loss, alpha)`` of ``dyngfn_losses``; its score is the share of 1000 posterior
+    samples holding each edge.
     """
     import torch
 
     from workbench.data.readers.velocity import read_velocity
     from workbench.models.gflownet import DynGFN
     from workbench.models.grn_params import edge_scores
-    from workbench.tools.grn import PRESETS, auto_temperature, fit_exact, prepare, scale_for_grn
+    from workbench.models.gflownet.exact_posterior import n_parent_sets
+    from workbench.tools.grn import (EXACT_LIMIT, N_CANDIDATES, PRESETS, SCREEN_MAX_PARENTS,
+                                     auto_temperature, fit_exact, prepare, scale_for_grn)
     from workbench.tools.grn_metrics import (read_edge_list, reference_auc, reference_gene_set,
                                              reference_matrix)
 
@@ -395,12 +415,19 @@ def run_pancreas(data_dir: str, n_perm: int = 1000, seed: int = 0,
                 root / "beeline_reference_networks" / "mouse" / "Non-Specific-ChIP-seq-network.csv.gz")}
     out = []
     for name, edges in refs.items():
-        genes = reference_gene_set(edges, candidates)
-        data = prepare(adata, genes=genes, seed=seed)
+        genes = reference_gene_set(edges, candidates, n_genes=n_genes,
+                                   n_regulators=n_regulators)
+        data = prepare(adata, genes=genes, n_top=len(genes), seed=seed)
         x, v, _ = scale_for_grn(data["x"], data["v"])
         ref = reference_matrix(edges, data["genes"])
-        ex = fit_exact(x, v, max_parents=4, n_samples=500, n_boot=50, seed=seed)
-        scores = {"exact": ex["edge_probability"], "bootstrap": ex["baseline"].edge_probability_}
+        d = x.shape[1]
+        if n_parent_sets(d, 4) * d <= EXACT_LIMIT:
+            ex = fit_exact(x, v, max_parents=4, n_samples=500, n_boot=50, seed=seed)
+        else:
+            ex = fit_exact(x, v, max_parents=SCREEN_MAX_PARENTS, n_samples=500, n_boot=50,
+                           seed=seed, n_candidates=N_CANDIDATES)
+        scores = {ex["chosen"]["method"]: ex["edge_probability"],
+                  "bootstrap": ex["baseline"].edge_probability_}
         torch.set_num_threads(1)
         preset = PRESETS[dyngfn_size]
         for loss, alpha in dyngfn_losses:
@@ -431,10 +458,11 @@ def parse_losses(text: str) -> tuple:
 
 def main_pancreas(args) -> int:
     losses = parse_losses(args.pancreas_losses)
-    res = run_pancreas(args.data, n_perm=args.n_perm, dyngfn_losses=losses)
+    res = run_pancreas(args.data, n_perm=args.n_perm, dyngfn_losses=losses,
+                       n_genes=args.pancreas_genes, n_regulators=args.pancreas_regulators)
     labels = {dyngfn_key(lo, a): f"DynGFN (ours, {'modified DB' if lo == 'db' else f'f-TB alpha {a:g}'}"
               ", realistic preset)" for lo, a in losses}
-    methods = [METHODS[0], *labels.items(), *METHODS[3:]]
+    methods = [*METHODS[:2], *labels.items(), *METHODS[4:]]
     print("\n| reference | genes | reference edges / pairs | method | AUROC (p) | AUPRC (random) (p) |")
     print("|---|---|---|---|---|---|")
     for r in res:
@@ -471,6 +499,13 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared"
                                           / "data"), help="the shared data folder")
     ap.add_argument("--n-perm", type=int, default=1000)
+    ap.add_argument("--no-dyngfn", action="store_true",
+                    help="with --headline: leave DynGFN out (the enumerated posteriors and "
+                         "the baselines only)")
+    ap.add_argument("--pancreas-genes", type=int, default=26,
+                    help="genes per reference panel (beyond 30 the screened posterior runs)")
+    ap.add_argument("--pancreas-regulators", type=int, default=8,
+                    help="regulators chosen first for each reference panel")
     ap.add_argument("--pancreas-losses", default="db,ftb:1",
                     help="DynGFN losses for --pancreas: db, ftb:ALPHA, comma-separated")
     ap.add_argument("--losses", action="store_true",

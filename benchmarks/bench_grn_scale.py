@@ -35,10 +35,22 @@ velocity MSE of the posterior samples (linear: each sampled graph's ridge fit on
 training cells; hyper: the hypernetwork's prediction for the sampled graph) and the
 training time, next to ``|OLS|`` and the bootstrap Lasso on the same split.
 
+``--posteriors`` runs the third: on the same systems (several seeds), the GRN step's
+enumerated posteriors, the exact one (every set of at most 4 parents, up to
+``--exact-max-d`` genes) and the screened one (``ScreenedParentPosterior``: 12 candidates
+per gene, sets of at most 6 of them, one-step edges outside; what ``method="auto"`` runs
+beyond ``EXACT_LIMIT``), each with its settings chosen from the data by ``fit_exact``, next
+to the bootstrap Lasso (50 resamples), ``|OLS|``, ``|ridge|`` and ``|corr|`` on the same data
+in the same process, methods interleaved per system. It reports off-diagonal edge
+AUROC/AUPRC, Brier score and reliability gap (the largest ``|mean p - share true|`` over
+probability bins of at least 20 entries) of the posteriors, mean edges per sample, the
+probability mass outside the candidates and the fit time.
+
 Usage::
 
     python benchmarks/bench_grn_scale.py [--d 10 25 50 100] [--steps 150] [--json out.json]
     python benchmarks/bench_grn_scale.py --hyper [--steps 100]
+    python benchmarks/bench_grn_scale.py --posteriors [--d 10 25 50 100] [--seeds 13 1 2]
 """
 
 from __future__ import annotations
@@ -55,6 +67,109 @@ import numpy as np
 
 DYNGFN = dict(sparsity=70.0, n_envs=64, max_parents=4, device="cpu")
 AUROC_TARGET = 0.9
+
+
+def reliability_gap(p, truth, bins=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0001), min_entries=20) -> float:
+    """Largest ``|mean probability - share true|`` over bins with at least ``min_entries``."""
+    gaps = []
+    for a, b in zip(bins[:-1], bins[1:]):
+        m = (p >= a) & (p < b)
+        if m.sum() >= min_entries:
+            gaps.append(abs(float(p[m].mean()) - float(truth[m].mean())))
+    return max(gaps) if gaps else float("nan")
+
+
+def run_posteriors(d: int, seed: int, n_boot: int, exact_max_d: int) -> list[dict]:
+    """Every enumerated posterior and baseline on one system, interleaved, one process."""
+    from workbench.models.grn_params import BootstrapLassoPosterior, edge_scores
+    from workbench.tools.grn import N_CANDIDATES, SCREEN_MAX_PARENTS, fit_exact
+
+    data = system(d, seed)
+    x, v, truth, traj = data["x"], data["v"], data["truth"] > 0, data["trajectory"]
+    off = ~np.eye(d, dtype=bool)
+    rows = []
+
+    def add(method, prob, fit_s, samples=None, extra=None):
+        auc = off_diagonal_auc(prob, truth)
+        row = {"d": d, "seed": seed, "method": method, "auroc": auc["auroc"],
+               "auprc": auc["auprc"], "fit_s": fit_s,
+               "true_edges_offdiag": int(truth[off].sum())}
+        if samples is not None:
+            p = np.asarray(prob, np.float64)
+            row.update(brier=float(np.mean((p[off] - truth[off]) ** 2)),
+                       reliability_gap=reliability_gap(p[off], truth[off]),
+                       mean_edges_offdiag=float((samples * off).sum((1, 2)).mean()))
+        rows.append({**row, **(extra or {})})
+
+    if d <= exact_max_d:
+        t0 = time.perf_counter()
+        r = fit_exact(x, v, max_parents=4, n_samples=500, n_boot=1, groups=traj, seed=0)
+        add("exact (4 parents)", r["edge_probability"], time.perf_counter() - t0, r["samples"])
+    t0 = time.perf_counter()
+    r = fit_exact(x, v, max_parents=SCREEN_MAX_PARENTS, n_samples=500, n_boot=1, groups=traj,
+                  seed=0, n_candidates=N_CANDIDATES)
+    add(f"screened ({N_CANDIDATES} candidates, {SCREEN_MAX_PARENTS} parents)",
+        r["edge_probability"], time.perf_counter() - t0, r["samples"],
+        {"outside_mass": r["chosen"]["outside_mass"]})
+    t0 = time.perf_counter()
+    base = BootstrapLassoPosterior(n_boot=n_boot, seed=0).fit(x, v, groups=traj)
+    add(f"bootstrap Lasso ({n_boot})", base.edge_probability_, time.perf_counter() - t0,
+        base.samples_)
+    for name in ("ols", "ridge", "corr"):
+        t0 = time.perf_counter()
+        score = edge_scores(x, v, name)
+        add(f"|{name}|", score, time.perf_counter() - t0)
+    return rows
+
+
+def main_posteriors(args) -> int:
+    rows = []
+    for d in args.d:
+        for seed in args.seeds:
+            rows += run_posteriors(d, seed, args.n_boot, args.exact_max_d)
+            print(f"d={d} seed={seed} done", file=sys.stderr)
+            if args.json:
+                from pathlib import Path
+
+                Path(args.json).write_text(json.dumps({"rows": rows}, default=float))
+    load = os.getloadavg()[0]
+    print(f"\n## Enumerated posteriors and baselines, {len(args.seeds)} systems per size "
+          f"(seeds {', '.join(map(str, args.seeds))}; load average {load:.1f})\n")
+    print("Mean over seeds [min, max]. Brier, reliability gap and edges per sample are for "
+          "the posteriors only (the others are rankings).\n")
+    print("| genes | true edges (off-diag., mean) | method | AUROC | AUPRC | Brier | "
+          "reliability gap | edges / sample (off-diag.) | mass outside candidates | fit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+    def cell(vals, fmt):
+        vals = [x for x in vals if x is not None and np.isfinite(x)]
+        if not vals:
+            return "n/a"
+        if len(vals) == 1:
+            return f"{vals[0]:{fmt}}"
+        return f"{np.mean(vals):{fmt}} [{min(vals):{fmt}}, {max(vals):{fmt}}]"
+
+    for d in args.d:
+        methods = list(dict.fromkeys(r["method"] for r in rows if r["d"] == d))
+        best = max(np.mean([r["auroc"] for r in rows if r["d"] == d and r["method"] == m])
+                   for m in methods)
+        for m in methods:
+            rs = [r for r in rows if r["d"] == d and r["method"] == m]
+            auc = np.mean([r["auroc"] for r in rs])
+            tag = " (best)" if auc == best else ""
+            print(f"| {d} | {np.mean([r['true_edges_offdiag'] for r in rs]):.0f} | "
+                  f"{m.replace('|', chr(92) + '|')} | {cell([r['auroc'] for r in rs], '.3f')}{tag} | "
+                  f"{cell([r['auprc'] for r in rs], '.3f')} | "
+                  f"{cell([r.get('brier') for r in rs], '.4f')} | "
+                  f"{cell([r.get('reliability_gap') for r in rs], '.3f')} | "
+                  f"{cell([r.get('mean_edges_offdiag') for r in rs], '.1f')} | "
+                  f"{cell([r.get('outside_mass') for r in rs], '.1f')} | "
+                  f"{cell([r['fit_s'] for r in rs], '.1f')} |")
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps({"rows": rows, "load": load}, default=float))
+    return 0
 
 
 def system(d: int, seed: int = 13) -> dict:
@@ -254,11 +369,19 @@ def main(argv=None) -> int:
                     help="largest d for the Monte Carlo KL to the enumerated posterior")
     ap.add_argument("--hyper", action="store_true",
                     help="linear vs hypernetwork reward on the sigmoid system")
+    ap.add_argument("--posteriors", action="store_true",
+                    help="the enumerated posteriors (exact, screened) against the baselines")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[13, 1, 2],
+                    help="systems per size, with --posteriors")
+    ap.add_argument("--exact-max-d", type=int, default=50,
+                    help="largest d for the full enumeration, with --posteriors")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     if args.hyper:
         return main_hyper(args)
+    if args.posteriors:
+        return main_posteriors(args)
     if args.one is not None:
         print(json.dumps(run_one(args.one, args.steps, args.eval_every, args.n_boot,
                                  args.kl_max_d)))

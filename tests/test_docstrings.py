@@ -179,6 +179,7 @@ METHODS_COVERED = (
     "workbench.models.vit_arch.PatchEmbed",
     "workbench.models.vit_mae.MAEEncoder",
     "workbench.models.gflownet.exact_posterior.ExactParentPosterior",
+    "workbench.models.gflownet.screened_posterior.ScreenedParentPosterior",
     "workbench.tools.grn_metrics.AdmissibleSet",
     "workbench.dashboards.state.Selection",
     "workbench.dashboards.app.NapariLink",

@@ -535,7 +535,8 @@ def plan_pairs(study: Study | str | os.PathLike, *, budget: int = 5, planner: st
 
 def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
         tf_list: Sequence[str] | None = None, n_top: int = 20, preset: str = "quick",
-        method: str = "auto", max_parents: int = 4, n_steps: int | None = None,
+        method: str = "auto", max_parents: int | None = None, n_candidates: int = 12,
+        n_steps: int | None = None,
         n_samples: int | None = None, temperature: float | str = "auto",
         sparsity: float = 70.0, reward: str = "linear", loss: str = "ftb",
         ftb_alpha: float | str = 1.0, warm_start: int = 0, warm_start_fit: int = 0,
@@ -543,8 +544,9 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
         device: str = "auto", seed: int = 0, progress: bool = False) -> Study:
     """Posterior over gene-regulatory networks, cycles allowed, from RNA velocity.
 
-    Exact enumeration of bounded parent sets where it fits, else DynGFN (Atanackovic et
-    al. 2023), next to a bootstrap sparse-regression baseline.
+    Exact enumeration of bounded parent sets where it fits, the same over each gene's
+    screened candidate parents beyond, or DynGFN (Atanackovic et al. 2023), next to a
+    bootstrap sparse-regression baseline.
 
     Parameters
     ----------
@@ -558,9 +560,13 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
     preset : str
         Training preset: ``"tiny"``, ``"quick"`` (CPU friendly), ``"realistic"``, ``"full"``.
     method : str
-        ``"auto"`` (exact where it fits), ``"exact"`` or ``"dyngfn"``.
-    max_parents : int
-        Largest parent set per gene (exact posterior and DynGFN).
+        ``"auto"`` (exact where it fits, screened beyond), ``"exact"``, ``"screened"``
+        (enumeration over each gene's screened candidates) or ``"dyngfn"``.
+    max_parents : int, optional
+        Largest parent set per gene (exact posterior and DynGFN, default 4; for
+        ``"screened"`` the largest set of candidates, default 6, its one-step edges on top).
+    n_candidates : int
+        Candidate parents per gene of the screened posterior.
     n_steps, n_samples : int, optional
         Training steps and posterior samples (override the preset).
     temperature : float or str
@@ -610,8 +616,10 @@ def grn(study: Study | str | os.PathLike, *, genes: Sequence[str] | None = None,
             n_samples=check_int("n_samples", n_samples, minimum=1, optional=True),
             temperature=temperature, sparsity=check_float("sparsity", sparsity),
             reward=check_str("reward", reward, choices=("linear", "hyper")),
-            method=check_str("method", method, choices=("auto", "exact", "dyngfn")),
-            max_parents=check_int("max_parents", max_parents, minimum=1),
+            method=check_str("method", method,
+                             choices=("auto", "exact", "screened", "dyngfn")),
+            max_parents=check_int("max_parents", max_parents, minimum=1, optional=True),
+            n_candidates=check_int("n_candidates", n_candidates, minimum=1),
             loss=check_str("loss", loss, choices=("db", "ftb")), ftb_alpha=ftb_alpha,
             warm_start=check_int("warm_start", warm_start, minimum=0),
             warm_start_fit=check_int("warm_start_fit", warm_start_fit, minimum=0),

@@ -61,6 +61,36 @@ def test_grn_step_on_demo_world_writes_posterior_and_beats_chance(demo_study):
     assert np.array_equal(again, p)
 
 
+def test_auto_screens_candidates_beyond_the_enumeration_limit(demo_study, monkeypatch):
+    # the screened posterior through the real step, where "auto" would pick it for a large
+    # panel: settings recorded, a schema-valid artefact, ranking and sparsity held
+    import workbench.tools.grn as grn_tool
+    from workbench.tools.grn_metrics import edge_auc
+
+    monkeypatch.setattr(grn_tool, "EXACT_LIMIT", 10)
+    info = grn_tool.run_grn(demo_study, n_samples=400, n_boot=5, n_candidates=6, device="cpu")
+    s = info["settings"]
+    assert s["method"] == "screened" and s["max_parents"] == grn_tool.SCREEN_MAX_PARENTS
+    assert s["n_candidates"] == 6 and s["outside_mass"] >= 0
+    study = Study.open(demo_study.path)
+    study.validate(deep=True)  # raises, naming the key, when the artefact does not match
+    grn = study.read("grn")
+    assert grn.uns["workbench"]["settings"]["method"] == "screened"
+    genes = s["genes"]
+    truth = np.asarray(study.read("ground_truth")["adjacency"]) > 0
+    truth = truth | np.eye(len(genes), dtype=bool)
+    p = grn.varp["edge_probability"]
+    every = np.ones_like(truth)
+    auc = edge_auc(p, truth, every)["auroc"]
+    base = edge_auc(grn.varp["baseline_edge_probability"], truth, every)["auroc"]
+    assert auc > 0.85 and auc >= base - 0.02, (auc, base)
+    assert truth.sum() / 1.5 <= info["mean_edges_per_sample"] <= 1.5 * truth.sum()
+    samples = np.asarray(study.read("grn_samples"))
+    assert np.abs(samples.mean(0) - p).max() < 0.1
+    weights = np.asarray(study.read("grn_sample_weights"))
+    assert ((weights != 0) == (samples > 0)).all()
+
+
 def test_exact_grn_step_on_demo_world_is_sparse_and_records_its_settings(demo_study):
     from workbench.tools.grn import run_grn
     from workbench.tools.grn_metrics import edge_auc

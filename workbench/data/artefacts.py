@@ -266,8 +266,9 @@ ARTEFACTS: dict[str, ArtefactSpec] = {s.name: s for s in (
                      "length, and the share of posterior samples that hold it"),
              Key("metrics", "dict", False),
              Key("settings", "dict", True,
-                 doc="method and the settings it used (exact: temperature per gene, "
-                     "edge_prior, prior_sd, ridge, n_effective, chosen from the data)"))),
+                 doc="method and the settings it used (exact or screened: temperature per "
+                     "gene, edge_prior, prior_sd, ridge, n_effective, chosen from the data; "
+                     "screened also n_candidates and outside_mass)"))),
     ArtefactSpec("grn_samples", "array", "`workbench grn`",
                  "posterior graph samples, samples x genes x genes",
                  array_ndim=3, attrs=(Key("genes", "list"),)),

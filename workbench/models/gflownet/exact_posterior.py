@@ -100,7 +100,8 @@ def sufficient_statistics(x, v) -> dict:
 
 
 def score_parent_sets(stats: dict, sets: list[np.ndarray], *, temperature, ridge: float,
-                      occam: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                      occam: bool = True,
+                      candidates=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Data terms of every set for every gene: ``-J/T^2 - occam``, one ``(d, m_k)`` array per size.
 
     Parameters
@@ -115,6 +116,11 @@ def score_parent_sets(stats: dict, sets: list[np.ndarray], *, temperature, ridge
         ``r`` added to the diagonal of every ``C_SS``.
     occam : bool
         Subtract the Occam factor ``1/2 log det(I + C_SS / r)`` (default ``True``).
+    candidates : array_like, optional
+        ``(d, C)`` candidate parents per gene: ``sets`` then index into each gene's own
+        candidates (row ``i`` of a set is ``candidates[i][set]``), as
+        :class:`~workbench.models.gflownet.screened_posterior.ScreenedParentPosterior`
+        scores them; ``None`` (default) indexes every gene directly.
 
     Returns
     -------
@@ -126,6 +132,9 @@ def score_parent_sets(stats: dict, sets: list[np.ndarray], *, temperature, ridge
     """
     gram, cross, vv = stats["gram"], stats["cross"], stats["vv"]
     t2 = np.broadcast_to(np.asarray(temperature, np.float64) ** 2, vv.shape)[:, None]
+    if candidates is not None:
+        return _score_candidate_sets(stats, sets, np.asarray(candidates, np.int64), t2,
+                                     ridge, occam)
     scores, errors = [], []
     for idx in sets:
         m, k = idx.shape
@@ -145,6 +154,35 @@ def score_parent_sets(stats: dict, sets: list[np.ndarray], *, temperature, ridge
             score = score - 0.5 * (logdet - k * math.log(ridge))[None, :]
         scores.append(score)
         errors.append(err)
+    return scores, errors
+
+
+def _score_candidate_sets(stats, sets, candidates, t2, ridge, occam):
+    """:func:`score_parent_sets` over each gene's own candidates (one gene at a time)."""
+    gram, cross, vv = stats["gram"], stats["cross"], stats["vv"]
+    d = len(vv)
+    scores = [np.empty((d, len(idx))) for idx in sets]
+    errors = [np.empty((d, len(idx))) for idx in sets]
+    for i in range(d):
+        cand = candidates[i]
+        g = gram[np.ix_(cand, cand)]
+        ci = cross[i, cand]
+        for size, idx in enumerate(sets):
+            k = idx.shape[1]
+            if k == 0:
+                errors[size][i] = vv[i]
+                scores[size][i] = -vv[i] / t2[i, 0]
+                continue
+            a = g[idx[:, :, None], idx[:, None, :]] + ridge * np.eye(k)
+            c = ci[idx]                                             # (m, k)
+            quad = np.einsum("mk,mk->m", c, np.linalg.solve(a, c[..., None])[..., 0])
+            err = np.maximum(vv[i] - quad, 0.0)
+            score = -err / t2[i, 0]
+            if occam:
+                _, logdet = np.linalg.slogdet(a)
+                score = score - 0.5 * (logdet - k * math.log(ridge))
+            scores[size][i] = score
+            errors[size][i] = err
     return scores, errors
 
 
@@ -565,7 +603,7 @@ NOISE_SCALES = tuple(float(s) for s in np.geomspace(0.05, 2.0, 9))
 
 def empirical_bayes(stats: dict, sets, sigma2, n_eff: float, *, occam: bool = True,
                     edge_priors=None, prior_sds=(0.3, 1.0, 3.0),
-                    noise_scales=NOISE_SCALES) -> dict:
+                    noise_scales=NOISE_SCALES, candidates=None) -> dict:
     """Edge prior ``pi``, weight prior ``tau`` and noise level that maximise the evidence.
 
     The evidence of the data under ``(pi, tau, s)`` is ``sum_i log sum_S R_i(S)`` plus the
@@ -594,6 +632,10 @@ def empirical_bayes(stats: dict, sets, sigma2, n_eff: float, *, occam: bool = Tr
         Grid of the weight prior's standard deviation ``tau``.
     noise_scales : sequence of float
         Grid of multipliers ``s`` of ``sigma2`` (default :data:`NOISE_SCALES`).
+    candidates : array_like, optional
+        ``(d, C)`` candidate parents per gene (``sets`` then index into them, see
+        :func:`score_parent_sets`); the evidence then sums over the candidates' sets only,
+        with the prior still normalised over every bounded set of all ``d`` genes.
 
     Returns
     -------
@@ -614,7 +656,7 @@ def empirical_bayes(stats: dict, sets, sigma2, n_eff: float, *, occam: bool = Tr
         for tau in prior_sds:
             ridge = float(np.median(s2) / (n_eff * tau ** 2))
             scores, _ = score_parent_sets(stats, sets, temperature=temps, ridge=ridge,
-                                          occam=occam)
+                                          occam=occam, candidates=candidates)
             for pi in edge_priors:
                 logit = math.log(pi / (1.0 - pi))
                 log_r = np.concatenate([s + k * logit for k, s in enumerate(scores)], axis=1)
