@@ -63,12 +63,14 @@ test: system $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -p no:randomly -q -m "not browser and not napari and not slow" tests
 
-# The unit tests in a shuffled order (and reseeded global RNGs): no test may depend on state
-# another test left behind. SEED picks the order; run it with two seeds.
+# The tests in a shuffled order (and reseeded global RNGs): no test may depend on state
+# another test left behind. SEED picks the order; run it with two seeds. MARK picks the
+# tests: the unit tests by default, MARK="browser or napari" for the browser and napari ones.
 SEED ?= 1
+MARK ?= not browser and not napari
 test-shuffled: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider --randomly-seed=$(SEED) -q \
-	  -m "not browser and not napari" tests
+	env -u QT_QPA_PLATFORM -u DISPLAY MPLBACKEND=Agg PYTHONFAULTHANDLER=1 \
+	  $(BIN)/python -m pytest -p no:cacheprovider --randomly-seed=$(SEED) -q -m "$(MARK)" tests
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
