@@ -206,14 +206,23 @@ def highlight_mask(df: pd.DataFrame, gene: str) -> np.ndarray:
     return mask
 
 
-def _highlight_rows(study, level: str, basis: str, gene: str) -> np.ndarray:
-    df = points(study, level, basis)
-    return np.flatnonzero(highlight_mask(df, gene))
+def _gene_index(study, level: str, basis: str) -> dict[str, np.ndarray]:
+    """Every name :func:`highlight_mask` matches, mapped to its row positions (one pass)."""
+    df = points(study, level, basis).reset_index(drop=True)
+    pert = df["perturbation"].astype(str)
+    names = [pert, pert.str.split("+").explode()]
+    if "genes" in df:
+        names.append(df["genes"].astype(str).str.split("+").explode())
+    flat = pd.concat(names)
+    rows = pd.Series(flat.index.to_numpy(), index=flat.to_numpy())
+    return {str(g): np.unique(r.to_numpy()).astype(np.intp)
+            for g, r in rows.groupby(level=0, sort=False)}
 
 
 def highlight_rows(study, level: str, basis: str, gene: str) -> np.ndarray:
-    """Row numbers of :func:`points` that :func:`highlight_mask` marks for ``gene``,
-    computed once per artefact version and gene and shared by sessions.
+    """Row numbers of :func:`points` that :func:`highlight_mask` marks for ``gene``, looked
+    up in an index of every name built once per artefact version and layout (so a gene
+    chosen for the first time costs a lookup) and shared by sessions.
 
     Parameters
     ----------
@@ -234,7 +243,8 @@ def highlight_rows(study, level: str, basis: str, gene: str) -> np.ndarray:
     if not gene:
         return np.zeros(0, dtype=np.intp)
     name = "profiles" if level == "samples" else "perturbations"
-    return cached(study, [name], "highlight-rows", _highlight_rows, level, basis, gene)
+    index = cached(study, [name], "gene-index", _gene_index, level, basis)
+    return index.get(str(gene), np.zeros(0, dtype=np.intp))
 
 
 def ids_in_box(df: pd.DataFrame, bounds) -> list[str]:

@@ -372,7 +372,11 @@ class GRNView(StudyView):
         nodes_el = hv.Points(nd, ["x", "y"], ["gene", "role"]).opts(
             color="role", cmap={"centre": "red", "neighbour": "lightblue"}, size=16,
             line_color="black", tools=["hover"], show_legend=False)
-        labels = hv.Labels(nd, ["x", "y"], "gene").opts(text_font_size="9pt", yoffset=0.08 * r)
+        # the offset is in the data, not a ``yoffset`` option: HoloViews draws that as a new
+        # Bokeh Dodge transform on every redraw, and a new model in a glyph makes Bokeh walk
+        # the page's whole model graph (0.2-0.3 s a gene choice on the realistic demo)
+        labels = hv.Labels(nd.assign(y=nd["y"] + 0.08 * r), ["x", "y"], "gene").opts(
+            text_font_size="9pt")
         title = (f"Around {gene} (p ≥ {self.threshold:g}; green activates, red represses)"
                  if gene else "Subgraph")
         # the empty states say what fills them (one text layer always, so the overlay keeps
