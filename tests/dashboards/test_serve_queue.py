@@ -46,3 +46,44 @@ def test_a_caller_may_still_choose_the_expiration(study, monkeypatch):
     assert seen["session_token_expiration"] == 60
     serve_study(study.path, port=_free_port())
     assert seen["session_token_expiration"] == SESSION_TOKEN_EXPIRATION
+
+
+def test_the_server_builds_a_first_page_before_serving_so_the_first_user_finds_warm_caches(
+        study, monkeypatch):
+    import panel as pn
+
+    from workbench.dashboards import cache
+
+    calls = []
+    monkeypatch.setattr(pn, "serve", lambda *a, **kw: calls.append("serve"))
+    cache.clear()
+    reads = []
+    real_read = type(study).read
+
+    def counting_read(self, name, *a, **kw):
+        reads.append(name)
+        return real_read(self, name, *a, **kw)
+
+    serve_study(study.path, port=_free_port())
+    assert calls == ["serve"]
+    warmed = len(cache._CACHE)
+    assert warmed > 0, "nothing was cached before serving"
+    # a page built now (the first user's) reads no artefact the warm-up did not read
+    monkeypatch.setattr(type(study), "read", counting_read)
+    from bokeh.document import Document
+
+    from workbench.dashboards.serve import make_app
+
+    doc = Document()
+    old = pn.state.curdoc
+    pn.state.curdoc = doc
+    try:
+        doc.add_root(pn.panel(make_app(study.path)()).get_root(doc))
+    finally:
+        pn.state.curdoc = old
+    assert len(cache._CACHE) == warmed  # every cached read was already there
+    assert "profiles" not in reads and "grn" not in reads, reads  # a cold page reads both
+    # and serving without it leaves the caches as they were
+    cache.clear()
+    serve_study(study.path, port=_free_port(), warm=False)
+    assert len(cache._CACHE) == 0

@@ -43,6 +43,9 @@ def add_arguments(parser) -> None:
                         help="comma-separated views to open with (2-4 of embeddings, "
                              "interactions, concepts, grn, perturbation_map, images)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="serve at once, without building a first page off-screen (the "
+                             "first user then waits for the artefact reads)")
 
 
 def run(args) -> int:
@@ -67,5 +70,5 @@ def run(args) -> int:
                 allow_websocket_origin=args.allow_websocket_origin,
                 basic_auth=args.basic_auth, basic_auth_file=args.basic_auth_file,
                 ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-                cookie_secret=args.cookie_secret, views=views)
+                cookie_secret=args.cookie_secret, views=views, warm=not args.no_warm)
     return 0
