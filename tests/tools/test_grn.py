@@ -89,6 +89,28 @@ def test_auto_screens_candidates_beyond_the_enumeration_limit(demo_study, monkey
     assert np.abs(samples.mean(0) - p).max() < 0.1
     weights = np.asarray(study.read("grn_sample_weights"))
     assert ((weights != 0) == (samples > 0)).all()
+    assert grn_tool.density_warnings(info) == []  # a sparse world raises no warning
+
+
+def test_density_warnings_name_a_full_parent_cap_and_a_large_one_step_share():
+    from workbench.tools.grn import density_warnings
+
+    genes = [f"g{i}" for i in range(10)]
+    sparse = {"settings": {"method": "exact", "genes": genes, "max_parents": 4},
+              "mean_edges_per_sample": 25.0}
+    assert density_warnings(sparse) == []
+    full = {**sparse, "mean_edges_per_sample": 36.0}
+    (only,) = density_warnings(full)
+    assert "3.6 of 4 parents" in only
+    outside = {"settings": {"method": "screened", "genes": genes, "max_parents": 6,
+                            "outside_mass": 20.0}, "mean_edges_per_sample": 50.0}
+    (msg,) = density_warnings(outside)
+    assert "2.0 of the 5.0 edges per gene" in msg and "--candidates" in msg
+    both = {**outside, "mean_edges_per_sample": 70.0}
+    assert len(density_warnings(both)) == 2
+    assert density_warnings({"settings": {"method": "dyngfn", "genes": genes,
+                                          "max_parents": 4},
+                             "mean_edges_per_sample": 40.0}) == []
 
 
 def test_exact_grn_step_on_demo_world_is_sparse_and_records_its_settings(demo_study):

@@ -152,6 +152,10 @@ def run(args) -> int:
                   f"AUPRC {m['auprc']:.3f} (random {m['random_auprc']:.3f})")
     for c in info["cycles"][:5]:
         print(f"  cycle {' -> '.join(c['cycle'])}: {c['frequency']:.2f} of samples")
+    from workbench.tools.grn import density_warnings
+
+    for text in density_warnings(info):
+        print(f"  warning: {text}")
     if args.export_edges:
         from workbench.tools.grn import export_edges
 

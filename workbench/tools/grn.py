@@ -631,6 +631,46 @@ def run_grn(study, *, genes=None, tf_list=None, n_top: int = 20, size: str = "qu
     return info
 
 
+def density_warnings(info: dict) -> list[str]:
+    """What a user should know before reading a dense posterior (empty when nothing).
+
+    Two signs, from the step's returned ``info``: most genes fill the parent cap (the data
+    supports many parents at once: on kNN-smoothed real data the linear velocity model is
+    then predicting velocity from co-expression, not identifying regulators), and, for the
+    screened posterior, a large share of each sample's edges coming from the one-step
+    approximation outside the candidates.
+
+    Parameters
+    ----------
+    info : dict
+        What :func:`run_grn` returns.
+
+    Returns
+    -------
+    list of str
+        One sentence per warning.
+    """
+    s = info.get("settings", {})
+    d = len(s.get("genes", []))
+    out = []
+    if not d or s.get("method") not in ("exact", "screened"):
+        return out
+    per_gene = info["mean_edges_per_sample"] / d
+    cap = int(s["max_parents"])
+    outside = float(s.get("outside_mass", 0.0)) / d
+    inside = per_gene - outside
+    if inside >= 0.8 * cap:
+        out.append(f"most genes fill the parent cap ({inside:.1f} of {cap} parents per gene in "
+                   "each sample): the data supports many parents at once, which on smoothed "
+                   "real data usually means co-expression rather than regulation; read the "
+                   "edges as a ranking and check them against a reference network")
+    if s.get("method") == "screened" and outside >= 0.25 * per_gene and outside > 0.5:
+        out.append(f"{outside:.1f} of the {per_gene:.1f} edges per gene in each sample lie "
+                   "outside the screened candidates (one-step approximation); raise "
+                   "--candidates to enumerate more of them")
+    return out
+
+
 #: What the stored per-sample weights mean.
 WEIGHT_UNITS = ("change in the velocity of gene i, in sds of x_i per unit time, per sd of "
                 "x_j (both genes standardised as the GRN step fits them); sign > 0 activates")
