@@ -54,11 +54,29 @@ READER = textwrap.dedent("""
     while time.time() < end:
         s = Study.open(sys.argv[1])
         s.summary()
-        k = int(s.read("results")["k"].iloc[0])
-        x = s.read("profiles").X
+        with s.snapshot():  # both reads of one generation, whatever commits meanwhile
+            k = int(s.read("results")["k"].iloc[0])
+            x = s.read("profiles").X
         assert (x == k).all(), f"half-written: table says {k}, profiles hold {set(x.ravel())}"
         seen.add(k)
     print("seen", sorted(seen), flush=True)
+""")
+
+# The same reads without a snapshot, as many times as the writer allows: each artefact is
+# whole, but a pair may straddle a commit (which is what snapshot() is for).
+PAIR_READER = textwrap.dedent("""
+    import sys, time
+    from workbench.data.study import Study
+    end = time.time() + float(sys.argv[2])
+    mixed = 0
+    while time.time() < end:
+        s = Study.open(sys.argv[1])
+        k = int(s.read("results")["k"].iloc[0])
+        x = s.read("profiles").X
+        vals = set(float(v) for v in x.ravel())
+        assert len(vals) == 1, f"one artefact half-written: profiles hold {vals}"
+        mixed += vals != {float(k)}
+    print("mixed", mixed, flush=True)
 """)
 
 
@@ -91,6 +109,7 @@ def test_readers_in_other_processes_never_break_a_running_step(tmp_path):
     here = Path(__file__).parent
     writer = _py(WRITER, s.path, 6, here, 0.3)
     readers = [_py(READER, s.path, 5) for _ in range(2)]
+    pair = _py(PAIR_READER, s.path, 5)
     out, err = writer.communicate(timeout=300)
     assert writer.returncode == 0, err
     assert out.count("committed") == 6
@@ -98,8 +117,41 @@ def test_readers_in_other_processes_never_break_a_running_step(tmp_path):
         rout, rerr = r.communicate(timeout=300)
         assert r.returncode == 0, rerr
         assert rout.startswith("seen")
+    pout, perr = pair.communicate(timeout=300)
+    assert pair.returncode == 0, perr  # every artefact whole, with or without a snapshot
+    assert pout.startswith("mixed")
     assert _generation(s.path) == 6
     assert not (s.path / STAGING).exists()
+
+
+def test_a_snapshot_reads_one_generation_and_refuses_a_step_inside(study):
+    import threading
+
+    from workbench.errors import WorkbenchError
+
+    s = Study.open(study.path)
+    with s.snapshot():
+        with s.snapshot():  # nested blocks share the outer lock
+            s.read("profiles")
+        with pytest.raises(WorkbenchError, match="snapshot"):
+            with s.step("inside"):
+                pass
+        # a commit from another Study object waits until the block ends
+        other = Study.open(study.path)
+        landed = threading.Event()
+
+        def write():
+            with other.step("later") as tx:
+                tx.write_table("results", pd.DataFrame({"pair": ["C+D"], "p": [0.1]}))
+            landed.set()
+
+        t = threading.Thread(target=write)
+        t.start()
+        assert not landed.wait(1.0), "a commit landed inside the snapshot"
+        assert s.read("results")["pair"].tolist() == ["A+B"]
+    t.join(timeout=60)
+    assert landed.is_set()
+    assert Study.open(study.path).read("results")["pair"].tolist() == ["C+D"]
 
 
 def test_opening_the_study_leaves_a_live_transaction_alone(study):

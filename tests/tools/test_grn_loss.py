@@ -47,7 +47,8 @@ def test_default_dyngfn_step_records_the_loss_it_trained_with(velocity_study):
     s = info["settings"]
     assert s["loss"] == default["loss"].default == "ftb"
     assert s["ftb_alpha"] == default["ftb_alpha"].default == 1.0
-    assert s["max_parents"] == default["max_parents"].default
+    # None picks each method's own bound: 4 for DynGFN (and the exact posterior)
+    assert default["max_parents"].default is None and s["max_parents"] == 4
     params = Study.open(velocity_study.path).provenance[-1]["params"]
     assert (params["loss"], params["ftb_alpha"], params["max_parents"]) == ("ftb", 1.0, 4)
     # what was recorded is what was trained: refitting with the recorded settings gives the

@@ -91,6 +91,7 @@ class Study:
     def __init__(self, path: Path, meta: dict[str, Any]):
         self.path = Path(path)
         self.meta = meta
+        self._in_snapshot = False
 
     # ------------------------------------------------------------------ create / open
     @classmethod
@@ -307,6 +308,34 @@ class Study:
         self.meta = _load_meta(self.path)
         return self
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Study]:
+        """Read several artefacts as of one moment: no commit lands while the block runs.
+
+        Each :meth:`read` on its own returns a whole artefact, never a half-written one,
+        but two reads in a row may straddle a step that another process commits between
+        them (the first read the old generation, the second the new). Inside this block
+        the Study's shared lock is held (a commit's swap waits for it) and ``study.json``
+        is re-read at its start, so every read in the block sees the same generation and
+        :attr:`meta` describes it. Keep the block short, and run no step in it (a step's
+        commit would wait for the lock the block holds; it is refused).
+
+        Yields
+        ------
+        Study
+            This Study, its metadata re-read under the lock.
+        """
+        if self._in_snapshot:  # nested: the outer block holds the lock
+            yield self
+            return
+        with study_lock(self.path, shared=True):
+            self.meta = _load_meta(self.path)
+            self._in_snapshot = True
+            try:
+                yield self
+            finally:
+                self._in_snapshot = False
+
     # ------------------------------------------------------------------ reading
     def read(self, name: str):
         """Read an artefact by name: AnnData, DataFrame, zarr array, ImageStore or dict.
@@ -509,6 +538,10 @@ class Study:
         Transaction
             Stage artefacts on it; they appear together when the block ends without error.
         """
+        if getattr(self, "_in_snapshot", False):
+            raise WorkbenchError(f"the {tool!r} step cannot start inside study.snapshot(): "
+                                 "its commit would wait for the lock the block holds.",
+                                 "run the step after the block ends.")
         for name in inputs or []:
             self.require(name, why=f"the {tool!r} step reads it")
         tx = Transaction(self, tool, params or {}, seed, inputs or [], outputs)
