@@ -186,6 +186,39 @@ def _score_candidate_sets(stats, sets, candidates, t2, ridge, occam):
     return scores, errors
 
 
+def _state_velocity_pairs(x, v) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``v`` as float64 ``(n, d)`` arrays of one shape, or a clear error."""
+    from workbench.errors import ValidationError
+
+    x = np.asarray(x, np.float64)
+    v = np.asarray(v, np.float64)
+    if x.shape != v.shape or x.ndim != 2:
+        raise ValidationError(f"x and v must be (n, d) arrays of one shape, got "
+                              f"{x.shape} and {v.shape}.", "pair each state with its velocity.")
+    return x, v
+
+
+def _edge_logit(edge_prior: float) -> float:
+    """``log(pi / (1 - pi))`` of the edge prior, or a clear error outside ``(0, 1)``."""
+    from workbench.errors import ValidationError
+
+    if not 0.0 < edge_prior < 1.0:
+        raise ValidationError(f"edge_prior must lie in (0, 1), got {edge_prior}.",
+                              "give a prior probability per edge, such as 0.1.")
+    return math.log(edge_prior / (1.0 - edge_prior))
+
+
+def _membership(sets: list[np.ndarray], width: int) -> np.ndarray:
+    """``(n_sets, width)`` 0/1 rows, one per set of ``sets`` (grouped by size), in order."""
+    rows = []
+    for idx in sets:
+        m = np.zeros((len(idx), width))
+        if idx.shape[1]:
+            np.put_along_axis(m, idx, 1.0, axis=1)
+        rows.append(m)
+    return np.concatenate(rows)
+
+
 def _logsumexp(a: np.ndarray, axis: int = -1) -> np.ndarray:
     m = np.max(a, axis=axis, keepdims=True)
     return (m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
@@ -240,16 +273,8 @@ class ExactParentPosterior:
             When ``x`` and ``v`` are not 2-D arrays of one shape, or ``edge_prior`` is not
             in ``(0, 1)``.
         """
-        from workbench.errors import ValidationError
-
-        x = np.asarray(x, np.float64)
-        v = np.asarray(v, np.float64)
-        if x.shape != v.shape or x.ndim != 2:
-            raise ValidationError(f"x and v must be (n, d) arrays of one shape, got "
-                                  f"{x.shape} and {v.shape}.", "pair each state with its velocity.")
-        if not 0.0 < self.edge_prior < 1.0:
-            raise ValidationError(f"edge_prior must lie in (0, 1), got {self.edge_prior}.",
-                                  "give a prior probability per edge, such as 0.1.")
+        x, v = _state_velocity_pairs(x, v)
+        _edge_logit(self.edge_prior)
         return self.fit_statistics(sufficient_statistics(x, v))
 
     def fit_statistics(self, stats: dict) -> ExactParentPosterior:
@@ -273,14 +298,14 @@ class ExactParentPosterior:
         self.sets_ = parent_sets(d, self.max_parents)
         scores, errors = score_parent_sets(stats, self.sets_, temperature=self.temperature,
                                            ridge=self.ridge, occam=self.occam)
-        logit = math.log(self.edge_prior / (1.0 - self.edge_prior))
+        logit = _edge_logit(self.edge_prior)
         log_r = np.concatenate([s + k * logit for k, s in enumerate(scores)], axis=1)
         self.log_reward_ = log_r                                  # (d, n_sets), unnormalised
         self.log_z_ = _logsumexp(log_r, axis=1)
         self.log_posterior_ = log_r - self.log_z_[:, None]
         self.error_ = np.concatenate(errors, axis=1)
         self.sizes_ = np.concatenate([np.full(len(s), k) for k, s in enumerate(self.sets_)])
-        self.membership_ = self._membership()
+        self.membership_ = _membership(self.sets_, d)            # (n_sets, d)
         post = np.exp(self.log_posterior_)
         self.edge_probability_ = post @ self.membership_          # (d, d)
         self._index = None
@@ -300,16 +325,6 @@ class ExactParentPosterior:
             ``(n, d, d)`` float32 weights on the fitted statistics, with the fitted ridge.
         """
         return parent_set_coefficients(self.stats_, graphs, self.ridge)
-
-    def _membership(self) -> np.ndarray:
-        d = self.n_genes_
-        rows = []
-        for idx in self.sets_:
-            m = np.zeros((len(idx), d))
-            if idx.shape[1]:
-                np.put_along_axis(m, idx, 1.0, axis=1)
-            rows.append(m)
-        return np.concatenate(rows)                               # (n_sets, d)
 
     @property
     def n_sets(self) -> int:

@@ -79,10 +79,6 @@ def screen_candidates(stats: dict, n_candidates: int) -> np.ndarray:
     return out
 
 
-def _local_sets(n_candidates: int, max_parents: int) -> list[np.ndarray]:
-    return ep.parent_sets(n_candidates, max_parents)
-
-
 class ScreenedParentPosterior:
     """Bounded-parent posterior over each gene's screened candidates (module docstring).
 
@@ -130,13 +126,7 @@ class ScreenedParentPosterior:
         ScreenedParentPosterior
             ``self``, fitted (see :meth:`fit_statistics`).
         """
-        x = np.asarray(x, np.float64)
-        v = np.asarray(v, np.float64)
-        from workbench.errors import ValidationError
-
-        if x.shape != v.shape or x.ndim != 2:
-            raise ValidationError(f"x and v must be (n, d) arrays of one shape, got "
-                                  f"{x.shape} and {v.shape}.", "pair each state with its velocity.")
+        x, v = ep._state_velocity_pairs(x, v)
         stats = ep.sufficient_statistics(x, v)
         return self.fit_statistics(stats, screen_candidates(stats, self.n_candidates))
 
@@ -158,24 +148,19 @@ class ScreenedParentPosterior:
             zero off their parts), ``edge_probability_`` (their sum, ``[i, j]`` for
             ``j -> i``), ``map_sets_`` and ``outside_mass_`` set.
         """
-        from workbench.errors import ValidationError
-
-        if not 0.0 < self.edge_prior < 1.0:
-            raise ValidationError(f"edge_prior must lie in (0, 1), got {self.edge_prior}.",
-                                  "give a prior probability per edge, such as 0.1.")
+        logit = ep._edge_logit(self.edge_prior)
         cand = np.asarray(candidates, np.int64)
         d = stats["gram"].shape[0]
         self.n_genes_ = d
         self.stats_ = stats
         self.candidates_ = cand
-        self.local_sets_ = _local_sets(cand.shape[1], self.max_parents)
+        self.local_sets_ = ep.parent_sets(cand.shape[1], self.max_parents)
         scores, _ = ep.score_parent_sets(stats, self.local_sets_, temperature=self.temperature,
                                          ridge=self.ridge, occam=self.occam, candidates=cand)
-        logit = math.log(self.edge_prior / (1.0 - self.edge_prior))
         log_r = np.concatenate([s + k * logit for k, s in enumerate(scores)], axis=1)
         self.log_reward_ = log_r
         self.log_posterior_ = log_r - ep._logsumexp(log_r, axis=1)[:, None]
-        local_members = np.concatenate([_members(idx, cand.shape[1]) for idx in self.local_sets_])
+        local_members = ep._membership(self.local_sets_, cand.shape[1])
         self.local_membership_ = local_members                     # (n_local, C)
         post = np.exp(self.log_posterior_)
         inside = np.zeros((d, d))
@@ -290,9 +275,3 @@ class ScreenedParentPosterior:
         """
         return ep.parent_set_coefficients(self.stats_, graphs, self.ridge)
 
-
-def _members(idx: np.ndarray, width: int) -> np.ndarray:
-    m = np.zeros((len(idx), width))
-    if idx.shape[1]:
-        np.put_along_axis(m, idx, 1.0, axis=1)
-    return m
