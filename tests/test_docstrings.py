@@ -182,6 +182,7 @@ METHODS_COVERED = (
     "workbench.models.gflownet.screened_posterior.ScreenedParentPosterior",
     "workbench.tools.grn_metrics.AdmissibleSet",
     "workbench.dashboards.state.Selection",
+    "workbench.dashboards.base.LiveGlyphs",
     "workbench.dashboards.app.NapariLink",
     "workbench.dashboards.app.Dashboard",
     "workbench.dashboards.interactions.InteractionsView",

@@ -125,6 +125,60 @@ def test_a_gene_choice_walks_the_model_graph_not_at_all(study, served_doc, count
     assert f"Subgraph centred on <strong>{genes[2]}</strong>" in texts
 
 
+def test_a_gene_choice_rerenders_no_plot_and_the_glyphs_carry_the_gene(study, served_doc,
+                                                                       monkeypatch):
+    """The map's highlight, the volcano's marks and the GRN subgraph are data of glyphs
+    drawn once: a choice replaces that data and re-renders no HoloViews plot (a re-render
+    recomputes every layer's ranges: most of a choice's server time before)."""
+    from holoviews.plotting.bokeh.element import ElementPlot, OverlayPlot
+
+    from workbench.dashboards.app import build_app
+    from workbench.dashboards.grn import subgraph
+    from workbench.dashboards.interactions import interaction_table
+
+    dash = build_app(study, sync_url=False)
+    served_doc.add_root(pn.panel(dash).get_root(served_doc))
+    emb, inter, grn = (dash.view(n) for n in ("embeddings", "interactions", "grn"))
+    table = interaction_table(study)
+    table = table[table["test"] == inter.test] if inter.test else table
+    paired = set(table["gene_a"]) | set(table["gene_b"])
+    genes = [g for g in dash._gene_options() if "+" not in g and g in paired]
+    assert len(genes) >= 3
+    dash.selection.choose_gene(genes[0])
+    renders = []
+    for cls in (ElementPlot, OverlayPlot):
+        real = cls.update_frame
+        monkeypatch.setattr(cls, "update_frame", lambda self, *a, _real=real, **k: (
+            renders.append(type(self).__name__), _real(self, *a, **k))[1])
+    ids = {m.id for m in served_doc.models}
+    for g in genes[1:3]:
+        dash.selection.choose_gene(g)
+        assert renders == [], g
+        # each view's glyphs are in the page and show this gene
+        (src,) = [s for s in emb._live.sources() if s["highlight"].id in ids]
+        assert sorted(map(str, src["highlight"].data["id"])) == \
+            sorted(map(str, emb.highlighted()["id"].head(len(src["highlight"].data["id"]))))
+        assert len(src["highlight"].data["id"]) > 0
+        assert all(g in str(p).split("+") for p in src["highlight"].data["perturbation"])
+        (src,) = [s for s in inter._live.sources() if s["gene"].id in ids]
+        want = table[(table["gene_a"] == g) | (table["gene_b"] == g)]["pair"]
+        assert sorted(src["gene"].data["pair"]) == sorted(want) and len(want) > 0
+        (src,) = [s for s in grn._live.sources() if s["nodes"].id in ids]
+        nodes, edges = subgraph(study, g, grn.threshold, grn.max_nodes)
+        assert sorted(src["nodes"].data["gene"]) == sorted(nodes)
+        centre = [n for n, r in zip(src["nodes"].data["gene"], src["nodes"].data["role"],
+                                    strict=True) if r == "centre"]
+        assert centre == [g]
+        assert sorted(src["edges"].data["edge"]) == sorted(
+            f"{a} → {b}" for a, b in zip(edges["source"], edges["target"], strict=True))
+    # choosing samples moves the map's second layer, not the first
+    some = emb.data()["id"].head(4).tolist()
+    dash.selection.choose_samples(some)
+    (src,) = [s for s in emb._live.sources() if s["selected"].id in ids]
+    assert sorted(map(str, src["selected"].data["id"])) == sorted(map(str, some))
+    assert renders == []
+
+
 def test_unchanged_values_cost_no_update():
     sel = Selection(perturbation="G01")
     entered = []

@@ -367,3 +367,105 @@ def live(owner: param.Parameterized, method: str) -> pn.Column:
     for inst, names in by_owner.values():
         inst.param.watch(redraw, names)
     return box
+
+
+class LiveGlyphs:
+    """Bokeh glyphs drawn into a HoloViews plot once and fed new data in place.
+
+    A gene choice used to re-render a ``DynamicMap`` layer of an overlay: HoloViews then
+    recomputed the ranges of every layer (the whole map included), rebuilt each glyph and
+    sent range and ``hold_render`` changes to the browser, which was most of a choice's
+    server time. Here a plot hook adds the glyphs to the rendered figure the first time it
+    sees that figure (hooks also run after every later redraw of the plot, for instance a
+    datashaded map re-aggregating on zoom), and :meth:`refresh` replaces the ``data`` of
+    their ColumnDataSources in every figure still alive (held weakly: a closed session's
+    figure is not kept). In a notebook the change is pushed through the plot's comm; in a
+    served session Bokeh sends it with the rest of the callback's changes.
+
+    Parameters
+    ----------
+    data : callable
+        Called with no argument, returns ``{source name: {column: values}}`` (every source
+        always with the same columns) and optionally a key ``"figure"`` holding a callable
+        ``f(figure)`` that sets anything else on the figure (title, ranges).
+    draw : callable
+        ``draw(figure, sources)`` adds the glyphs, given a ``{name: ColumnDataSource}``.
+
+    Attributes
+    ----------
+    hook : callable
+        The HoloViews ``hooks`` entry (``plot.opts(hooks=[live.hook])``). It holds this
+        object only weakly: HoloViews keeps an element's options (hooks included) in a
+        global store, and a hook that held the view would keep every closed session's
+        dashboard alive.
+    """
+
+    def __init__(self, data, draw):
+        import weakref
+
+        self._data = data
+        self._draw = draw
+        self._figures: list = []  # (weakref to figure, sources, weakref to HoloViews plot)
+        ref = weakref.ref(self)
+
+        def hook(plot, element):
+            live = ref()
+            if live is not None:
+                live.attach(plot, element)
+
+        self.hook = hook
+
+    def _split(self):
+        current = dict(self._data())
+        return current.pop("figure", None), current
+
+    def attach(self, plot, element) -> None:
+        """Draw the glyphs into ``plot.state`` unless they are there already (what
+        :attr:`hook` calls).
+
+        Parameters
+        ----------
+        plot : holoviews.plotting.bokeh.ElementPlot
+            The rendered plot.
+        element : holoviews.Element
+            Its element (unused).
+        """
+        import weakref
+
+        from bokeh.models import ColumnDataSource
+
+        fig = plot.state
+        self._figures = [f for f in self._figures if f[0]() is not None]
+        if any(f[0]() is fig for f in self._figures):
+            return
+        extra, current = self._split()
+        sources = {name: ColumnDataSource(dict(cols)) for name, cols in current.items()}
+        self._draw(fig, sources)
+        if extra is not None:
+            extra(fig)
+        self._figures.append((weakref.ref(fig), sources, weakref.ref(plot)))
+
+    def refresh(self, *_events) -> None:
+        """Give every live figure's glyphs the current data (a ``param.watch`` callback)."""
+        self._figures = [f for f in self._figures if f[0]() is not None]
+        if not self._figures:
+            return
+        extra, current = self._split()
+        for ref, sources, plot_ref in self._figures:
+            for name, src in sources.items():
+                src.data = dict(current[name])
+            if extra is not None:
+                extra(ref())
+            plot = plot_ref()
+            if plot is not None and getattr(plot, "comm", None) is not None:
+                plot.push()
+
+    def sources(self) -> list[dict]:
+        """The ColumnDataSources of each live figure (for tests and exports).
+
+        Returns
+        -------
+        list of dict
+            One ``{name: ColumnDataSource}`` per figure still alive.
+        """
+        return [s for ref, s, _ in self._figures if ref() is not None]

@@ -28,7 +28,15 @@ import panel as pn
 import param
 
 from workbench.dashboards import phenotype as ph
-from workbench.dashboards.base import StudyView, csv_bytes, html_text, live, md_text, no_data
+from workbench.dashboards.base import (
+    LiveGlyphs,
+    StudyView,
+    csv_bytes,
+    html_text,
+    live,
+    md_text,
+    no_data,
+)
 from workbench.dashboards.cache import cached
 from workbench.dashboards.map_numbers import (  # noqa: F401 (the view's numbers, re-exported)
     HEADLINE,
@@ -638,27 +646,60 @@ class EmbeddingsView(StudyView):
             base = base.opts(clabel=f"{what} (grey: none)")
         return base
 
-    def _overlay(self, perturbation, samples):
-        df = self.data()
-        hi = self._highlight(perturbation).head(MAX_OVERLAY)
-        sel = df[df["id"].isin(set(samples))].head(MAX_OVERLAY)
-        a = hv.Points(hi, ["x", "y"], ["id", "perturbation"], label="selected perturbation").opts(
+    def _overlay(self, perturbation=None, samples=None):
+        """The selection overlay as HoloViews points (the exported figure's layers)."""
+        cols = self._overlay_data()
+        a = hv.Points(pd.DataFrame(cols["highlight"]), ["x", "y"], ["id", "perturbation"],
+                      label="selected perturbation").opts(
             color="red", size=8, line_color="black", alpha=0.9)
-        b = hv.Points(sel, ["x", "y"], ["id", "perturbation"], label="selected samples").opts(
+        b = hv.Points(pd.DataFrame(cols["selected"]), ["x", "y"], ["id", "perturbation"],
+                      label="selected samples").opts(
             color="orange", marker="square", size=6, alpha=0.9)
         return a * b
 
-    def plot(self):
+    def _overlay_data(self) -> dict:
+        df = self.data()
+        hi = self._highlight(self.selection.perturbation).head(MAX_OVERLAY)
+        sel = df[df["id"].isin(set(self.selection.samples))].head(MAX_OVERLAY)
+        return {name: {c: part[c].to_numpy() for c in ("x", "y", "id", "perturbation")}
+                for name, part in (("highlight", hi), ("selected", sel))}
+
+    @staticmethod
+    def _draw_overlay(fig, sources) -> None:
+        had_legend = bool(fig.legend)
+        fig.scatter("x", "y", source=sources["highlight"], size=8, fill_color="red",
+                    line_color="black", alpha=0.9, legend_label="selected perturbation")
+        fig.scatter("x", "y", source=sources["selected"], marker="square", size=6,
+                    fill_color="orange", line_color="orange", alpha=0.9,
+                    legend_label="selected samples")
+        if not had_legend:
+            fig.legend.location = "bottom_right"
+
+    def _live_overlay(self) -> LiveGlyphs:
+        """The selection overlay, drawn into each rendered map and updated in place when
+        the Selection's perturbation or samples change (see :class:`LiveGlyphs`)."""
+        if getattr(self, "_live", None) is None:
+            self._live = LiveGlyphs(self._overlay_data, self._draw_overlay)
+            self.selection.param.watch(self._live.refresh, ["perturbation", "samples"])
+        return self._live
+
+    def plot(self, live: bool = True):
         """The map with the selection overlay; its streams write the Selection.
+
+        Parameters
+        ----------
+        live : bool
+            Draw the selection as glyphs that later choices update in place (the page);
+            False draws it as HoloViews layers of the current selection (an export).
 
         Returns
         -------
-        holoviews.Overlay
-            The map and its overlays.
+        holoviews.Overlay or holoviews.Element
+            The map, its labels and (when not ``live``) its overlays.
         """
         base = self._base()
-        overlay = hv.DynamicMap(self._overlay, streams=[hv.streams.Params(
-            self.selection, ["perturbation", "samples"])])
+        if live:  # the selection's points: Bokeh glyphs that a choice updates in place
+            base = base.opts(hooks=[self._live_overlay().hook])
         box = hv.streams.BoundsXY(source=base)
         lasso = hv.streams.Lasso(source=base)
         tap = hv.streams.Tap(source=base)
@@ -675,7 +716,9 @@ class EmbeddingsView(StudyView):
             out = out * hv.Labels(names, ["x", "y"], "perturbation").opts(
                 text_font_size="8pt", yoffset=0.02 * max(float(np.ptp(self.data()["y"])), 1e-9),
                 text_color="black")
-        return (out * overlay).opts(hv.opts.Overlay(legend_position="bottom_right"))
+        if not live:
+            out = out * self._overlay()
+        return out.opts(hv.opts.Overlay(legend_position="bottom_right"))
 
     def figure(self):
         """The map as a HoloViews object (for :func:`workbench.dashboards.export.export_view`):
@@ -686,7 +729,7 @@ class EmbeddingsView(StudyView):
         holoviews.Element
             The map.
         """
-        fig = self.plot()
+        fig = self.plot(live=False)
         n = len(self.legend())
         if n:
             cols = max(1, -(-(n + 2) // max(1, (self.height - 60) // 24)))  # entries fit

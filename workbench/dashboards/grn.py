@@ -18,7 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, live, md_text
+from workbench.dashboards.base import LiveGlyphs, StudyView, live, md_text
 from workbench.dashboards.cache import cached
 from workbench.dashboards.concepts import _uns
 from workbench.dashboards.embeddings import flat_numbers
@@ -106,6 +106,8 @@ def edges(study, threshold: float = 0.5) -> pd.DataFrame:
 #: Edge colours of the subgraph by effect.
 EFFECT_COLOURS = {"activates": "#1a9850", "represses": "#d73027", "mixed": "#7f7f7f",
                   "unknown": "#7f7f7f"}
+#: Node colours of the subgraph: the centre gene and its neighbours.
+NODE_COLOURS = {"centre": "red", "neighbour": "lightblue"}
 
 
 def _layout(study):
@@ -327,12 +329,10 @@ class GRNView(StudyView):
         self._tap_stream = tap
         return hm
 
-    def _graph_element(self, perturbation=None, threshold=None, max_nodes=None):
-        """The subgraph around the centre gene as segments, arrowheads, nodes and labels.
-
-        Drawn with plain glyphs rather than ``hv.Graph``: computing directed edge paths
-        dominated the redraw time, and a triangle 80% along each edge shows the direction.
-        """
+    def _graph_parts(self) -> dict:
+        """The subgraph around the centre gene as tables: ``edges`` (segments), ``heads``
+        (an arrowhead 80 % along each edge), ``nodes``, ``labels``, ``note`` (the empty
+        state's message), ``title`` and ``r`` (the half-width of the square drawn)."""
         gene = self.centre()
         nodes, e = (subgraph(self.study, gene, self.threshold, self.max_nodes) if gene
                     else ([], pd.DataFrame(columns=["source", "target", "probability"])))
@@ -360,27 +360,9 @@ class GRNView(StudyView):
                               "angle": np.arctan2(y1 - y0, x1 - x0) - np.pi / 2,
                               "probability": prob, "effect": pd.Series(effect, dtype=object)})
         r = 1.2 * float(np.abs(nd[["x", "y"]].to_numpy()).max()) if len(nd) > 1 else 1.0
-        lim = dict(xlim=(-r, r), ylim=(-r, r), framewise=True)
-        # colour: activating green, repressing red; opacity: posterior probability
-        edges_el = hv.Segments(seg, ["x0", "y0", "x1", "y1"],
-                               ["probability", "effect", "edge"]).opts(
-            color="effect", cmap=EFFECT_COLOURS, alpha=hv.dim("probability"), line_width=2,
-            tools=["hover"], show_legend=False, **lim)
-        heads_el = hv.Points(heads, ["x", "y"], ["angle", "probability", "effect"]).opts(
-            marker="triangle", angle=hv.dim("angle"), size=9, color="effect",
-            cmap=EFFECT_COLOURS, alpha=hv.dim("probability"), show_legend=False)
-        nodes_el = hv.Points(nd, ["x", "y"], ["gene", "role"]).opts(
-            color="role", cmap={"centre": "red", "neighbour": "lightblue"}, size=16,
-            line_color="black", tools=["hover"], show_legend=False)
-        # the offset is in the data, not a ``yoffset`` option: HoloViews draws that as a new
-        # Bokeh Dodge transform on every redraw, and a new model in a glyph makes Bokeh walk
-        # the page's whole model graph (0.2-0.3 s a gene choice on the realistic demo)
-        labels = hv.Labels(nd.assign(y=nd["y"] + 0.08 * r), ["x", "y"], "gene").opts(
-            text_font_size="9pt")
         title = (f"Around {gene} (p ≥ {self.threshold:g}; green activates, red represses)"
                  if gene else "Subgraph")
-        # the empty states say what fills them (one text layer always, so the overlay keeps
-        # its shape between redraws)
+        # the empty states say what fills them
         if not gene:
             msg = "Choose a gene (box above, or click\nthe matrix) to draw its likely\n" \
                   "regulators and targets here"
@@ -388,11 +370,99 @@ class GRNView(StudyView):
             msg = f"No edge with p ≥ {self.threshold:g}\naround {gene}:\nlower the threshold"
         else:
             msg = ""
-        note = hv.Text(0, -0.5 * r if len(e) else 0, msg).opts(text_font_size="10pt",
-                                                              text_color="dimgray")
+        note = pd.DataFrame({"x": [0.0], "y": [-0.5 * r if len(e) else 0.0], "text": [msg]})
+        # the offset is in the data, not a ``yoffset`` option: HoloViews draws that as a new
+        # Bokeh Dodge transform on every redraw, and a new model in a glyph makes Bokeh walk
+        # the page's whole model graph
+        return {"edges": seg, "heads": heads, "nodes": nd,
+                "labels": nd.assign(y=nd["y"] + 0.08 * r), "note": note, "title": title,
+                "r": r}
+
+    def _graph_element(self, perturbation=None, threshold=None, max_nodes=None):
+        """The subgraph around the centre gene as HoloViews segments, arrowheads, nodes and
+        labels (the same tables as the page's glyphs, :meth:`_graph_parts`).
+
+        Plain glyphs rather than ``hv.Graph``: computing directed edge paths dominated the
+        redraw time, and a triangle 80% along each edge shows the direction.
+        """
+        parts = self._graph_parts()
+        r = parts["r"]
+        lim = dict(xlim=(-r, r), ylim=(-r, r), framewise=True)
+        # colour: activating green, repressing red; opacity: posterior probability
+        edges_el = hv.Segments(parts["edges"], ["x0", "y0", "x1", "y1"],
+                               ["probability", "effect", "edge"]).opts(
+            color="effect", cmap=EFFECT_COLOURS, alpha=hv.dim("probability"), line_width=2,
+            tools=["hover"], show_legend=False, **lim)
+        heads_el = hv.Points(parts["heads"], ["x", "y"], ["angle", "probability", "effect"]).opts(
+            marker="triangle", angle=hv.dim("angle"), size=9, color="effect",
+            cmap=EFFECT_COLOURS, alpha=hv.dim("probability"), show_legend=False)
+        nodes_el = hv.Points(parts["nodes"], ["x", "y"], ["gene", "role"]).opts(
+            color="role", cmap=NODE_COLOURS, size=16, line_color="black", tools=["hover"],
+            show_legend=False)
+        labels = hv.Labels(parts["labels"], ["x", "y"], "gene").opts(text_font_size="9pt")
+        note = parts["note"].iloc[0]
+        note = hv.Text(note["x"], note["y"], note["text"]).opts(text_font_size="10pt",
+                                                               text_color="dimgray")
         return (edges_el * heads_el * nodes_el * labels * note).opts(
             hv.opts.Overlay(width=self.width - 160, height=self.height - 60, xaxis=None,
-                            yaxis=None, title=title, tools=["save"]))
+                            yaxis=None, title=parts["title"], tools=["save"]))
+
+    def _graph_data(self) -> dict:
+        parts = self._graph_parts()
+        seg, heads, nd = parts["edges"], parts["heads"], parts["nodes"]
+
+        def colours(values, table):
+            return np.array([table.get(v, table.get("unknown", "#7f7f7f")) for v in values],
+                            dtype=object)
+
+        def cols(df, names):
+            return {c: df[c].to_numpy() for c in names}
+
+        r, title = parts["r"], parts["title"]
+
+        def figure(fig):
+            fig.title.text = title
+            for rng in (fig.x_range, fig.y_range):
+                rng.update(start=-r, end=r, reset_start=-r, reset_end=r)
+
+        return {
+            "edges": {**cols(seg, ["x0", "y0", "x1", "y1", "probability", "effect", "edge"]),
+                      "colour": colours(seg["effect"], EFFECT_COLOURS)},
+            "heads": {**cols(heads, ["x", "y", "angle", "probability", "effect"]),
+                      "colour": colours(heads["effect"], EFFECT_COLOURS)},
+            "nodes": {**cols(nd, ["x", "y", "gene", "role"]),
+                      "colour": colours(nd["role"], NODE_COLOURS)},
+            "labels": cols(parts["labels"], ["x", "y", "gene"]),
+            "note": cols(parts["note"], ["x", "y", "text"]),
+            "figure": figure}
+
+    @staticmethod
+    def _draw_graph(fig, src) -> None:
+        from bokeh.models import HoverTool
+
+        edges = fig.segment("x0", "y0", "x1", "y1", source=src["edges"], line_color="colour",
+                            line_alpha="probability", line_width=2)
+        fig.scatter("x", "y", source=src["heads"], marker="triangle", angle="angle", size=9,
+                    fill_color="colour", line_color="colour", fill_alpha="probability",
+                    line_alpha="probability")
+        nodes = fig.scatter("x", "y", source=src["nodes"], size=16, fill_color="colour",
+                            line_color="black")
+        fig.text("x", "y", text="gene", source=src["labels"], text_font_size="9pt",
+                 text_align="center", text_baseline="middle")
+        fig.text("x", "y", text="text", source=src["note"], text_font_size="10pt",
+                 text_color="dimgray", text_align="center", text_baseline="middle")
+        fig.add_tools(HoverTool(renderers=[edges], tooltips=[
+            ("edge", "@edge"), ("probability", "@probability{0.00}"), ("effect", "@effect")]),
+            HoverTool(renderers=[nodes], tooltips=[("gene", "@gene"), ("role", "@role")]))
+
+    def _live_graph(self) -> LiveGlyphs:
+        """The subgraph's glyphs, drawn into each rendered frame and updated in place when
+        the centre gene or the filters change (see :class:`LiveGlyphs`)."""
+        if getattr(self, "_live", None) is None:
+            self._live = LiveGlyphs(self._graph_data, self._draw_graph)
+            self.selection.param.watch(self._live.refresh, ["perturbation"])
+            self.param.watch(self._live.refresh, ["threshold", "max_nodes"])
+        return self._live
 
     @param.depends("selection.perturbation", "threshold", "max_nodes")
     def _centre_text(self):
@@ -413,10 +483,12 @@ class GRNView(StudyView):
         panel.Column
             The centre's caption and the plot.
         """
-        dmap = hv.DynamicMap(self._graph_element, streams=[
-            hv.streams.Params(self.selection, ["perturbation"]),
-            hv.streams.Params(self, ["threshold", "max_nodes"])])
-        return pn.Column(live(self, "_centre_text"), pn.pane.HoloViews(dmap, linked_axes=False))
+        # a fixed frame; the glyphs inside are data that a choice replaces in place
+        frame = hv.Points([]).opts(
+            width=self.width - 160, height=self.height - 60, xaxis=None, yaxis=None,
+            xlim=(-1, 1), ylim=(-1, 1), tools=["save"], title="Subgraph",
+            hooks=[self._live_graph().hook])
+        return pn.Column(live(self, "_centre_text"), pn.pane.HoloViews(frame, linked_axes=False))
 
     def _sample_image(self, sample=0):
         s = np.asarray(self.study.read("grn_samples")[int(sample)])

@@ -27,7 +27,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.dashboards.base import StudyView, csv_bytes, live, md_text, no_data
+from workbench.dashboards.base import LiveGlyphs, StudyView, csv_bytes, live, md_text, no_data
 from workbench.dashboards.cache import cached
 from workbench.dashboards.state import make_pair
 
@@ -528,15 +528,31 @@ class InteractionsView(StudyView):
             size=6, color="gray", alpha=0.6, tools=["hover", "save"], width=300,
             height=240, title=title, ylabel="-log10 p")
 
-    def _volcano_marks(self, perturbation=None, pair=None, test=None):
+    def _volcano_rows(self):
         df = interaction_table(self.study)
         df = df[df["test"] == self.test] if self.test else df
         g = self.selection.perturbation
         mine = df[(df["gene_a"] == g) | (df["gene_b"] == g)] if g else df.iloc[:0]
-        chosen = df[df["pair"] == self.selection.pair]
-        return hv.Points(mine, ["effect", "neg_log10_p"], ["pair"]).opts(
-            color="red", size=7) * hv.Points(chosen, ["effect", "neg_log10_p"], ["pair"]).opts(
-            color="orange", size=12, marker="star")
+        return mine, df[df["pair"] == self.selection.pair]
+
+    def _marks_data(self) -> dict:
+        return {name: {c: part[c].to_numpy() for c in ("effect", "neg_log10_p", "pair")}
+                for name, part in zip(("gene", "pair"), self._volcano_rows(), strict=True)}
+
+    @staticmethod
+    def _draw_marks(fig, sources) -> None:
+        fig.scatter("effect", "neg_log10_p", source=sources["gene"], size=7, color="red")
+        fig.scatter("effect", "neg_log10_p", source=sources["pair"], size=12, color="orange",
+                    marker="star")
+
+    def _live_marks(self) -> LiveGlyphs:
+        """The volcano's marks, drawn into each rendered volcano and updated in place when
+        the Selection's gene or pair or the test change (see :class:`LiveGlyphs`)."""
+        if getattr(self, "_live", None) is None:
+            self._live = LiveGlyphs(self._marks_data, self._draw_marks)
+            self.selection.param.watch(self._live.refresh, ["perturbation", "pair"])
+            self.param.watch(self._live.refresh, ["test"])
+        return self._live
 
     def volcano(self):
         """Effect against -log10 p; the gene's pairs and the chosen pair drawn on top.
@@ -544,13 +560,12 @@ class InteractionsView(StudyView):
         Returns
         -------
         panel.pane.HoloViews
-            The plot, redrawn when the test or the Selection changes.
+            The plot; the test redraws it, a Selection change only its marks (in place).
         """
         test = hv.streams.Params(self, ["test"])
-        base = hv.DynamicMap(self._volcano_base, streams=[test])
-        marks = hv.DynamicMap(self._volcano_marks, streams=[
-            hv.streams.Params(self.selection, ["perturbation", "pair"]), test])
-        return pn.pane.HoloViews(base * marks, linked_axes=False)
+        base = hv.DynamicMap(self._volcano_base, streams=[test]).opts(
+            hooks=[self._live_marks().hook])
+        return pn.pane.HoloViews(base, linked_axes=False)
 
     @param.depends("selection.pair")
     def pair_page(self):
