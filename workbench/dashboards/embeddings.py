@@ -527,7 +527,9 @@ class EmbeddingsView(StudyView):
             The note, or an empty string.
         """
         name = "profiles" if self.level == "samples" else "perturbations"
-        wb = _read_uns(self.study, name) if self.study.has(name) else {}
+        # cached per artefact version: reading the group costs about 0.1 s a page
+        wb = cached(self.study, [name], "uns-workbench", _read_uns, name) \
+            if self.study.has(name) else {}
         info = (wb.get("embedding") or {}).get("layout") or wb.get("layout") or {}
         note = info.get("note") if isinstance(info, dict) else None
         return md_text(str(note)) if note else "PCA of X, computed for this view (no stored layout)"
