@@ -64,8 +64,16 @@ def test_the_server_builds_a_first_page_before_serving_so_the_first_user_finds_w
         reads.append(name)
         return real_read(self, name, *a, **kw)
 
+    import gc
+
+    from workbench.dashboards import app
+
+    gc.collect()
+    live = len(app.LIVE)
     serve_study(study.path, port=_free_port())
     assert calls == ["serve"]
+    gc.collect()
+    assert len(app.LIVE) == live, "the warm-up page outlives the warm-up"
     warmed = len(cache._CACHE)
     assert warmed > 0, "nothing was cached before serving"
     # a page built now (the first user's) reads no artefact the warm-up did not read

@@ -111,8 +111,16 @@ def warm_up(study_path, views=None, *, local: bool = True) -> float:
     doc = Document()
     pn.state.curdoc = doc
     try:
-        page = make_app(study_path, views, local=local)()
-        doc.add_root(pn.panel(page).get_root(doc))
+        from workbench.dashboards.app import build_app
+
+        # no URL to follow: a Location made for this document would be kept by Panel's
+        # table of locations (keyed weakly by the document it refers to) for good
+        page = pn.panel(build_app(study_path, views=views, local=local, sync_url=False))
+        root = page.get_root(doc)
+        # Panel registers every root it renders until its session ends, and this one has
+        # no session: without the clean-up the page would live as long as the server
+        page._cleanup(root)
+        pn.state._views.pop(root.ref["id"], None)
     finally:
         pn.state.curdoc = old
     return time.perf_counter() - t0
