@@ -179,6 +179,20 @@ def test_concepts_follow_the_gene(study):
     _render(view)
     sel.choose_gene(gene)
     assert list(view.table().index) == concepts_of(study, gene)
+    # the page shows the focused columns, "all columns" every one, the CSV always all
+    from workbench.dashboards.concepts import SHOWN_COLUMNS
+
+    full = ["concept", *view.table().columns]
+    assert list(view._rows().columns) == [c for c in SHOWN_COLUMNS if c in full]
+    assert "drivers" in view._rows().columns and len(view._rows().columns) < len(full)
+    assert list(view._rows()["concept"]) == concepts_of(study, gene)
+    listed = view.table()["drivers"].fillna("").astype(str)
+    shown = view._rows().set_index("concept")["drivers"]
+    assert all(shown[c] == (listed[c] or "no significant driver") for c in listed.index)
+    view.all_columns = True
+    assert list(view._rows().columns) == full
+    view.all_columns = False
+    assert list(pd.read_csv(view._csv()).columns) == full  # the index, "concept", first
     sel.choose_concept(cid)
     texts = _texts(_render(view._page()))
     assert f"Concept {cid}" in texts and texts.count("&lt;img") == min(8, len(page["exemplars"]))

@@ -262,6 +262,17 @@ def _selectivity_html(page: dict) -> str:
             "(selectivity, q)</th></tr>" + "".join(rows) + "</table>")
 
 
+#: The concept table's columns on the page (the rest with "all columns", and always in the
+#: CSV export): which concept, how often it is active, the perturbation it is most
+#: selective for with its q-value, how many perturbations enrich it, whether it looks
+#: technical, the features it is made of and (last, as the longest) its significant
+#: drivers. Twenty-two columns in a
+#: 640-pixel table were unreadable, and resending them cost about 0.1 s a gene choice in the
+#: browser.
+SHOWN_COLUMNS = ("concept", "frequency", "perturbation_best", "perturbation_best_q",
+                 "perturbation_n_enriched", "technical", "top_features", "drivers")
+
+
 class ConceptsView(StudyView):
     """Table of concepts; the selected concept's page.
 
@@ -276,6 +287,9 @@ class ConceptsView(StudyView):
     """
 
     only_gene = param.Boolean(default=True, doc="List only the concepts of the selected gene.")
+    all_columns = param.Boolean(default=False, doc=(
+        "Show every column of the concept table; by default the columns of "
+        ":data:`SHOWN_COLUMNS` (the CSV export always has them all)."))
 
     needs = ("concepts",)
     key = "concepts"
@@ -296,6 +310,10 @@ class ConceptsView(StudyView):
 
     def _rows(self) -> pd.DataFrame:
         df = self.table().reset_index()
+        if not self.all_columns:
+            df = df[[c for c in SHOWN_COLUMNS if c in df.columns]]
+        if "drivers" in df:  # an empty cell would read as "not computed"
+            df["drivers"] = df["drivers"].replace("", "no significant driver")
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].map(lambda v: "; ".join(_split(v)) if not isinstance(v, str) else v)
@@ -317,7 +335,7 @@ class ConceptsView(StudyView):
 
         tab.param.watch(chosen, "selection")
         self.selection.param.watch(refresh, "perturbation")
-        self.param.watch(refresh, "only_gene")
+        self.param.watch(refresh, ["only_gene", "all_columns"])
         return pn.Column(head, tab)
 
     @param.depends("selection.concept")
@@ -366,6 +384,8 @@ class ConceptsView(StudyView):
         return pn.Column(*parts)
 
     def body(self):
-        return pn.Column(pn.widgets.Checkbox.from_param(self.param.only_gene,
-                                                        name="only the selected gene's concepts"),
-                         self._list(), self._page)
+        return pn.Column(pn.Row(
+            pn.widgets.Checkbox.from_param(self.param.only_gene,
+                                           name="only the selected gene's concepts"),
+            pn.widgets.Checkbox.from_param(self.param.all_columns, name="all columns")),
+            self._list(), self._page)
