@@ -66,3 +66,59 @@ def test_napari_link_is_per_session_and_two_way(study, tmp_path):
     assert not la.channel.path.exists() and lb.channel.path.exists()
     a.selection.choose_gene("G04")  # a closed link writes nothing any more
     assert not la.channel.path.exists()
+
+
+def test_a_page_is_built_as_of_one_generation_a_commit_waits_for_it(tiny_study_path, tmp_path,
+                                                                    monkeypatch):
+    """The layout (views reading their artefacts) and the rendering (HoloViews plots reading
+    theirs) happen in one ``study.snapshot()``: a step committed from elsewhere meanwhile
+    lands only after the page is built (fails when the layout is built outside the block,
+    or when the block is dropped)."""
+    import shutil
+    import threading
+
+    import pandas as pd
+    import panel as pn
+    from bokeh.document import Document
+
+    from workbench.dashboards import app
+    from workbench.data.study import Study
+
+    path = tmp_path / "copy.study"
+    shutil.copytree(tiny_study_path, path)
+    dash = app.build_app(Study.open(path), sync_url=False)
+    other = Study.open(path)
+    landed, seen = threading.Event(), []
+    real_grid = app.Dashboard._grid
+
+    def write():
+        with other.step("elsewhere") as tx:
+            tx.write_table("results", pd.DataFrame({"k": [1]}))
+        landed.set()
+
+    def grid(self):  # while the page is being laid out, another writer commits
+        t = threading.Thread(target=write)
+        t.start()
+        seen.append(landed.wait(1.0))
+        self._writer = t
+        return real_grid(self)
+
+    from workbench.dashboards.base import LiveGlyphs
+
+    rendering = []
+    real_attach = LiveGlyphs.attach
+
+    def attach(self, plot, element):  # called as each live plot renders
+        rendering.append(landed.wait(0.2))
+        return real_attach(self, plot, element)
+
+    monkeypatch.setattr(app.Dashboard, "_grid", grid)
+    monkeypatch.setattr(LiveGlyphs, "attach", attach)
+    page = pn.panel(dash)
+    doc = Document()
+    root = page.get_root(doc)
+    assert seen == [False], "a commit landed while the page was laid out"
+    assert rendering and not any(rendering), "a commit landed while the page was rendered"
+    dash._writer.join(timeout=60)
+    assert landed.is_set() and Study.open(path).has("results")
+    assert root is not None and len(page.objects) == 3

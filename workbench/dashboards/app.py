@@ -515,8 +515,54 @@ class Dashboard(pn.viewable.Viewer):
         return known_genes(self.study)
 
     def __panel__(self):
-        return pn.Column(self.header(), self._landing(), self._grid(),
-                         sizing_mode="stretch_width")
+        return _StudyPage(lambda: [self.header(), self._landing(), self._grid()], self.study,
+                          sizing_mode="stretch_width")
+
+
+class _StudyPage(pn.Column):
+    """The page's root column, laid out and rendered as of one generation of the Study.
+
+    Its views read their artefacts while the layout is built and again while the HoloViews
+    plots render. Both happen in one ``study.snapshot()`` block, at the first
+    :meth:`get_root`: a step that another process commits meanwhile waits for the block, so
+    a page never pairs, say, the previous ``grn`` with the new ``grn_samples``.
+
+    Parameters
+    ----------
+    build : callable
+        Returns the page's panels.
+    study : Study
+        The Study the views read.
+    **params
+        Options of :class:`panel.Column`.
+    """
+
+    def __init__(self, build, study, **params):
+        super().__init__(**params)
+        self._build, self._study = build, study
+
+    def get_root(self, doc=None, comm=None, preprocess=True):
+        """The Bokeh root of the page, its panels built first when they are not yet.
+
+        Parameters
+        ----------
+        doc : bokeh.document.Document or None
+            The document.
+        comm : object or None
+            The notebook comm.
+        preprocess : bool
+            Run Panel's preprocessing hooks.
+
+        Returns
+        -------
+        bokeh.model.Model
+            The root model.
+        """
+        with self._study.snapshot():
+            if self._build is not None:
+                build, self._build = self._build, None
+                self.objects = list(build())
+            return super().get_root(doc, comm, preprocess)
 
 
 def build_app(study, views=None, *, local: bool = False, sync_url: bool = True,
