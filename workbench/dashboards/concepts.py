@@ -313,7 +313,8 @@ class ConceptsView(StudyView):
         if not self.all_columns:
             df = df[[c for c in SHOWN_COLUMNS if c in df.columns]]
         if "drivers" in df:  # an empty cell would read as "not computed"
-            df["drivers"] = df["drivers"].replace("", "no significant driver")
+            drivers = df["drivers"].astype(object).fillna("").astype(str)
+            df["drivers"] = drivers.where(drivers != "", "no significant driver")
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].map(lambda v: "; ".join(_split(v)) if not isinstance(v, str) else v)
