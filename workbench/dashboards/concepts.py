@@ -266,9 +266,7 @@ def _selectivity_html(page: dict) -> str:
 #: CSV export): which concept, how often it is active, the perturbation it is most
 #: selective for with its q-value, how many perturbations enrich it, whether it looks
 #: technical, the features it is made of and (last, as the longest) its significant
-#: drivers. Twenty-two columns in a
-#: 640-pixel table were unreadable, and resending them cost about 0.1 s a gene choice in the
-#: browser.
+#: drivers. Twenty-two columns in a 640-pixel table were unreadable.
 SHOWN_COLUMNS = ("concept", "frequency", "perturbation_best", "perturbation_best_q",
                  "perturbation_n_enriched", "technical", "top_features", "drivers")
 
