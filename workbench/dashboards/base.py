@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import weakref
 
 import holoviews as hv
 import pandas as pd
@@ -401,8 +402,6 @@ class LiveGlyphs:
     """
 
     def __init__(self, data, draw):
-        import weakref
-
         self._data = data
         self._draw = draw
         self._figures: list = []  # (weakref to figure, sources, weakref to HoloViews plot)
@@ -430,8 +429,6 @@ class LiveGlyphs:
         element : holoviews.Element
             Its element (unused).
         """
-        import weakref
-
         from bokeh.models import ColumnDataSource
 
         fig = plot.state

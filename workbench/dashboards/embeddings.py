@@ -648,7 +648,7 @@ class EmbeddingsView(StudyView):
             base = base.opts(clabel=f"{what} (grey: none)")
         return base
 
-    def _overlay(self, perturbation=None, samples=None):
+    def _overlay(self):
         """The selection overlay as HoloViews points (the exported figure's layers)."""
         cols = self._overlay_data()
         a = hv.Points(pd.DataFrame(cols["highlight"]), ["x", "y"], ["id", "perturbation"],

@@ -378,7 +378,7 @@ class GRNView(StudyView):
                 "labels": nd.assign(y=nd["y"] + 0.08 * r), "note": note, "title": title,
                 "r": r}
 
-    def _graph_element(self, perturbation=None, threshold=None, max_nodes=None):
+    def _graph_element(self):
         """The subgraph around the centre gene as HoloViews segments, arrowheads, nodes and
         labels (the same tables as the page's glyphs, :meth:`_graph_parts`).
 
