@@ -47,6 +47,11 @@ class StudyConflictError(WorkbenchError):
     written."""
 
 
+class StudyChangedError(WorkbenchError):
+    """An artefact this Study object describes was replaced twice since it read
+    ``study.json``: the generation it names is gone (call ``study.refresh()``)."""
+
+
 class ValidationError(WorkbenchError):
     """Data that can be read but breaks the Study contract (columns, dtypes, NaNs, controls)."""
 
@@ -70,6 +75,7 @@ __all__ = [
     "StudyCorruptError",
     "StudyBusyError",
     "StudyConflictError",
+    "StudyChangedError",
     "ValidationError",
     "MissingArtefactError",
     "InputFormatError",

@@ -91,4 +91,11 @@ def load_meta(path: Path) -> dict[str, Any]:
                 f"{f}: the entry of artefact {name!r} is {entry!r}; expected an object with "
                 f"a kind (one of {sorted(KINDS)}), a path and a version.", restore)
         inside(path, entry.get("path"), what=f"the path of artefact {name!r}")
+        prev = entry.get("previous")
+        if prev is not None:
+            if not isinstance(prev, dict) or not isinstance(prev.get("version"), int):
+                raise StudyCorruptError(
+                    f"{f}: the previous generation of artefact {name!r} is {prev!r}; "
+                    "expected an object with a path and a version.", restore)
+            inside(path, prev.get("path"), what=f"the previous path of artefact {name!r}")
     return meta

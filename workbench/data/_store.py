@@ -310,6 +310,9 @@ def recover(root: Path) -> list[str]:
             journal = tx / "journal.json"
             if journal.is_file() and tx.name != last:
                 _roll_back(root, tx, json.loads(journal.read_text()).get("items", []))
+            elif journal.is_file():  # committed: finish removing the generations it retired
+                for rel in json.loads(journal.read_text()).get("expire", []):
+                    remove(inside(root, rel, what="a journal path"))
             remove(tx)
             done.append(tx.name)
         cleanup_staging_root(root)
@@ -327,7 +330,7 @@ def _roll_back(root: Path, tx: Path, items: list) -> None:
         checked.append((item, new, old))
     for item, new, old in reversed(checked):
         if new is not None and (new.exists() or new.is_symlink()) \
-                and not (tx / "new" / item["path"]).exists():
+                and not (tx / "new" / item.get("staged", item["path"])).exists():
             remove(new)  # the new one had been swapped in
         if old is not None:
             aside = tx / "old" / item["old_path"]

@@ -6,8 +6,9 @@ one entry per step. Every artefact is in an open format: a biologist can read
 ``profiles.zarr`` with :func:`anndata.read_zarr` or ``interactions.parquet`` with pandas,
 without the workbench.
 
-Writes are transactions. A step stages its artefacts under ``.staging/``, then swaps them
-into place and rewrites ``study.json`` last (temporary file, then :func:`os.replace`). A crash
+Writes are transactions. A step stages its artefacts under ``.staging/``, then moves them
+to the paths of their new generation (``grn.zarr``, then ``grn.v2.zarr``; the generation
+replaced stays readable until the next rewrite) and rewrites ``study.json`` last (temporary file, then :func:`os.replace`). A crash
 or interrupt before the swap leaves nothing behind; a crash during the swap is rolled back
 the next time the Study is opened, using the journal the transaction left. Either way the
 Study reads as it was before the step, or as it is after it, never in between.
@@ -50,6 +51,7 @@ from workbench.data.transaction import (  # noqa: F401  (re-exported for callers
 )
 from workbench.errors import (
     MissingArtefactError,
+    StudyChangedError,
     StudyCorruptError,
     StudyNotFoundError,
     WorkbenchError,
@@ -364,11 +366,34 @@ class Study:
         kind = entry["kind"]
         try:
             with study_lock(self.path, shared=True):
+                self._check_generation(name, p)
                 return self._read_kind(name, kind, p)
         except WorkbenchError:
             raise
         except Exception as exc:  # corrupted or truncated files
             raise self._corrupt(name, exc) from exc
+
+    def _check_generation(self, name: str, p: Path) -> None:
+        """Under the shared lock: the generation :attr:`meta` names must still be on disk.
+
+        A rewritten artefact's previous generation is kept until the next rewrite, so an
+        out-of-date Study object still reads a whole, consistent generation; two rewrites
+        behind, its files are gone and this says so (rather than "corrupt")."""
+        if p.exists() or p.is_symlink():
+            return
+        try:
+            now = _load_meta(self.path)["artefacts"].get(name)
+        except WorkbenchError:
+            return
+        if now is None or int(now.get("version", 0)) != self.version_of(name):
+            have = self.version_of(name)
+            by = f" by step {now.get('step')!r} at {now.get('written')}" if now else ""
+            raise StudyChangedError(
+                f"artefact {name!r} of {self.path.name} is now "
+                f"{'version ' + str(now.get('version')) if now else 'removed'}{by}; this "
+                f"Study object still describes version {have}, whose files were removed "
+                "when a newer generation replaced the previous one.",
+                "reload the page (served dashboards) or call study.refresh() and read again.")
 
     def _read_kind(self, name: str, kind: str, p: Path):
         if kind == "anndata":
@@ -434,7 +459,9 @@ class Study:
             from anndata.io import read_elem
 
             with study_lock(self.path, shared=True):
-                return read_elem(zarr.open_group(self.artefact_path(name), mode="r")["obs"])
+                p = self.artefact_path(name)
+                self._check_generation(name, p)
+                return read_elem(zarr.open_group(p, mode="r")["obs"])
         except WorkbenchError:
             raise
         except Exception as exc:

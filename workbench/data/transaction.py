@@ -5,11 +5,19 @@ written under ``.staging/<id>/new/`` (the folder is owned by this process throug
 :mod:`workbench.data._store`) and checked against their declared schema
 (:mod:`workbench.data.artefacts`). :meth:`Transaction.commit` then takes the Study's lock,
 refuses if an artefact the step read or writes changed since the step started (optimistic
-concurrency on artefact versions), writes a journal, moves each current artefact aside and
-the staged one into place (renames, atomic on one file system), and rewrites ``study.json``
-(temporary file, then :func:`os.replace`): that rewrite is the commit point. A swap that
-fails part way is put back at once; one cut short by a dead process is put back by
-:func:`~workbench.data._store.recover` the next time the Study is opened.
+concurrency on artefact versions), writes a journal, moves each staged artefact to the path
+of its new generation (renames, atomic on one file system) and each removed one aside, and
+rewrites ``study.json`` (temporary file, then :func:`os.replace`): that rewrite is the commit
+point. A swap that fails part way is put back at once; one cut short by a dead process is
+put back by :func:`~workbench.data._store.recover` the next time the Study is opened.
+
+Generations: a rewritten artefact's new files go to a path of their own
+(:func:`generation_path`: ``grn.zarr``, then ``grn.v2.zarr``, ...), and the generation it
+replaces stays on disk as the entry's ``previous`` until the next commit of that artefact
+removes it. A reader that opened the Study before the commit (a served page, a notebook,
+a lazy Zarr array) therefore keeps reading one whole generation, never the new files under
+the old version's name; only a reader two commits behind finds its generation gone, and is
+told so (:class:`~workbench.errors.StudyChangedError`).
 """
 
 from __future__ import annotations
@@ -119,6 +127,51 @@ def _json_default(o):
 def _swap(src: Path, dst: Path) -> None:
     """Move one artefact (file or folder) into place; a rename, atomic on one filesystem."""
     os.replace(src, dst)
+
+
+def generation_path(filename: str, version: int, taken: set, txid: str) -> str:
+    """The path of generation ``version`` of an artefact staged as ``filename``.
+
+    The first generation keeps the plain name (``grn.zarr``); later ones carry their
+    version (``grn.v4.zarr``), so that a new generation never replaces the files of the one
+    a reader may still be reading. A name that a generation the Study still names already
+    uses (an unusual ``file`` name) gets the transaction id as well.
+
+    Parameters
+    ----------
+    filename : str
+        The staged file name (``grn.zarr``).
+    version : int
+        The new generation's version.
+    taken : set of str
+        Paths of the generations the Study still names (the current and the previous).
+    txid : str
+        The committing transaction's id.
+
+    Returns
+    -------
+    str
+        The path, relative to the Study folder.
+    """
+    stem, dot, suffix = filename.partition(".")
+    path = filename if version <= 1 else f"{stem}.v{version}{dot}{suffix}"
+    if path in taken:
+        path = f"{stem}.v{version}-{txid[-8:]}{dot}{suffix}"
+    return path
+
+
+def expire_generations(root: Path, paths: list) -> None:
+    """Remove generations no entry of ``study.json`` names any more (after a commit).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The Study folder.
+    paths : list of str
+        The generations' paths, relative to it (each checked to stay inside it).
+    """
+    for rel in paths:
+        remove(inside(root, rel, what="the path of a previous generation"))
 
 
 _remove = remove
@@ -464,7 +517,8 @@ class Transaction:
         value : object
             Its new value (JSON-able).
         """
-        if key in ("artefacts", "provenance", "schema_version", "study_id", "last_transaction"):
+        if key in ("artefacts", "provenance", "schema_version", "study_id", "last_transaction",
+                   "retired_versions"):
             raise ValueError(f"{key!r} is managed by the Study itself")
         self.meta_updates[key] = value
 
@@ -526,20 +580,35 @@ class Transaction:
                 self._check_conflicts(meta)
                 journal = {"txid": self.txid, "items": []}
                 (self.dir / "old").mkdir(exist_ok=True)
-                versions = {}
+                versions, paths, previous = {}, {}, {}
+                retired = meta.get("retired_versions", {})
+                expire = journal["expire"] = []
                 for name, entry in self.staged.items():
                     old = meta["artefacts"].get(name)
-                    journal["items"].append({"name": name, "path": entry["path"],
-                                             "old_path": old["path"] if old else None})
-                    versions[name] = (int(old["version"]) + 1) if old else 1
+                    last = int(old["version"]) if old else int(retired.get(name, 0))
+                    versions[name] = last + 1
+                    taken = {old["path"], (old.get("previous") or {}).get("path")} if old \
+                        else set()
+                    paths[name] = generation_path(entry["path"], versions[name], taken,
+                                                  self.txid)
+                    journal["items"].append({"name": name, "path": paths[name],
+                                             "staged": entry["path"], "old_path": None})
+                    if old:  # the current generation stays readable as the previous one
+                        previous[name] = {"path": old["path"], "version": int(old["version"])}
+                        if old.get("previous"):
+                            expire.append(old["previous"]["path"])
                 for name in self.removed:
                     old = meta["artefacts"][name]
                     journal["items"].append({"name": name, "path": None,
                                              "old_path": old["path"]})
+                    if old.get("previous"):
+                        expire.append(old["previous"]["path"])
                 for item in journal["items"]:  # every target inside the Study
                     for key in ("path", "old_path"):
                         if item[key]:
                             inside(root, item[key], what=f"the path of artefact {item['name']!r}")
+                for rel in expire:
+                    inside(root, rel, what="the path of a previous generation")
                 _write_json_atomic(self.dir / "journal.json", journal)
                 try:
                     self._swap_in(root, journal["items"])
@@ -549,11 +618,17 @@ class Transaction:
                 inputs = {n: self.base.get(n, (0, None))[1] for n in self.inputs}
                 for name, entry in self.staged.items():
                     meta["artefacts"][name] = {
-                        **entry, "version": versions[name], "sha256": digests[name],
-                        "step": self.tool, "written": _now(),
+                        **entry, "path": paths[name], "version": versions[name],
+                        "sha256": digests[name], "step": self.tool, "written": _now(),
+                        **({"previous": previous[name]} if name in previous else {}),
                     }
+                    meta.get("retired_versions", {}).pop(name, None)
                 for name in self.removed:
-                    meta["artefacts"].pop(name, None)
+                    gone = meta["artefacts"].pop(name, None)
+                    if gone:  # a later artefact of that name continues its versions
+                        meta.setdefault("retired_versions", {})[name] = int(gone["version"])
+                if not meta.get("retired_versions"):
+                    meta.pop("retired_versions", None)
                 meta["provenance"].append({
                     "tool": self.tool, "params": self.params, "seed": self.seed,
                     "workbench_version": _version(), "inputs": inputs,
@@ -569,6 +644,7 @@ class Transaction:
                 except BaseException:
                     _roll_back(root, self.dir, journal["items"])
                     raise
+                expire_generations(root, expire)
                 _remove(self.dir)
                 _cleanup_staging_root(root)
         except BaseException:
@@ -578,14 +654,17 @@ class Transaction:
         study.meta = meta
 
     def _swap_in(self, root: Path, items: list) -> None:
-        """Move what is there now aside, then each staged artefact into place."""
+        """Move each removed artefact aside, then each staged one to its generation's path
+        (a path no generation the Study names uses: the current one stays where it is)."""
         for item in items:
             if item["old_path"]:
                 cur = root / item["old_path"]
                 if cur.exists() or cur.is_symlink():
                     _swap(cur, self.dir / "old" / item["old_path"])
             if item["path"]:
-                _swap(self.dir / "new" / item["path"], root / item["path"])
+                dst = root / item["path"]
+                _remove(dst)  # a leftover of a step that died before its commit
+                _swap(self.dir / "new" / item.get("staged", item["path"]), dst)
 
 
 def recover(root: Path) -> list[str]:
