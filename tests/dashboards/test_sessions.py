@@ -121,4 +121,43 @@ def test_a_page_is_built_as_of_one_generation_a_commit_waits_for_it(tiny_study_p
     assert rendering and not any(rendering), "a commit landed while the page was rendered"
     dash._writer.join(timeout=60)
     assert landed.is_set() and Study.open(path).has("results")
-    assert root is not None and len(page.objects) == 3
+    assert root is not None and len(page.objects) == 4
+
+
+def test_a_page_keeps_its_generation_after_a_commit_and_says_there_are_new_results(
+        tiny_study_path, tmp_path):
+    """Another process rewrites ``interactions`` after the page is built: the page keeps
+    reading the generation it was built on (no mix of old version key and new files), and
+    its notice names what changed, by which step, and says to reload (fails when a rewrite
+    replaces the files in place, or when the notice does not compare versions)."""
+    import shutil
+
+    import pandas as pd
+    from bokeh.document import Document
+
+    from workbench.dashboards import app
+    from workbench.data.study import Study
+
+    path = tmp_path / "copy.study"
+    shutil.copytree(tiny_study_path, path)
+    dash = app.build_app(Study.open(path), sync_url=False)
+    pn.panel(dash).get_root(Document())
+    before = dash.study.read("interactions")
+    assert dash.check_for_changes() == [] and not dash.notice.visible
+    other = Study.open(path)
+    new = other.read("interactions").assign(p=1.0, q=1.0)
+    with other.step("rerun-tests") as tx:
+        tx.write_table("interactions", new)
+    assert dash.check_for_changes() == ["interactions"]
+    said = dash.notice.object.replace("\\", "")  # as rendered (Markdown escapes dropped)
+    assert dash.notice.visible and "new results**: interactions (step rerun-tests" in said
+    assert "reload" in said
+    # the page's Study object still describes, and reads, the generation it was built on
+    mine = dash.study.read("interactions")
+    pd.testing.assert_series_equal(mine["p"], before["p"])
+    assert not (mine["p"] == 1.0).all()
+    assert dash.check_for_changes() == ["interactions"]  # unchanged file: same answer
+    later = app.build_app(Study.open(path), sync_url=False)  # a page opened now
+    pn.panel(later).get_root(Document())
+    assert later.check_for_changes() == [] and not later.notice.visible
+    assert (later.study.read("interactions")["p"] == 1.0).all()

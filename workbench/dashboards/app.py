@@ -318,7 +318,77 @@ class Dashboard(pn.viewable.Viewer):
         #: The napari processes this session started (newest last).
         self.napari_processes: list[subprocess.Popen] = []
         self._poller = None
+        self._watcher = None
+        self._seen_meta: tuple | None = None
+        self._changed: list[str] = []
+        #: Shown above the page once another process rewrites an artefact it shows.
+        self.notice = pn.pane.Alert("", alert_type="info", visible=False,
+                                    sizing_mode="stretch_width", css_classes=["wb-changed"])
         LIVE.add(self)
+
+    def check_for_changes(self) -> list[str]:
+        """Compare the Study on disk with the generation this page was built on.
+
+        A step committed by another process after the page was built does not change the
+        page (it keeps reading the generation it opened, see
+        :mod:`workbench.data.transaction`); this says so in :attr:`notice`, naming what
+        changed and how to see it. Served pages call it every few seconds. Only
+        ``study.json``'s modification time is read unless it changed.
+
+        Returns
+        -------
+        list of str
+            The artefacts written, added or removed since the page was built (empty when
+            none).
+        """
+        from workbench.data._meta import load_meta
+        from workbench.data._store import STUDY_FILE
+
+        try:
+            st = os.stat(self.study.path / STUDY_FILE)
+        except OSError:
+            return []
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._seen_meta:
+            return self._changed if self.notice.visible else []
+        self._seen_meta = stamp
+        try:
+            now = load_meta(self.study.path)["artefacts"]
+        except Exception:  # a damaged study.json is the reader's error to report
+            return []
+        mine = self.study.meta["artefacts"]
+        changed = sorted(n for n in set(now) | set(mine)
+                         if (now.get(n) or {}).get("version") != (mine.get(n) or {}).get("version"))
+        self._changed = changed
+        if changed:
+            steps = sorted({now[n].get("step", "?") for n in changed if n in now})
+            when = max((now[n].get("written", "") for n in changed if n in now), default="")
+            self.notice.object = (
+                "**This Study has new results**: "
+                + ", ".join(md_text(n) for n in changed)
+                + (f" (step {', '.join(md_text(x) for x in steps)}" if steps else "")
+                + (f", {md_text(when)})" if steps and when else (")" if steps else ""))
+                + ". This page still shows the results it was opened with; reload it to see "
+                  "the new ones.")
+        self.notice.visible = bool(changed)
+        return changed
+
+    def _watch_study(self) -> None:
+        """In a served session: check for new results every 5 s until the session ends
+        (the callback holds the page weakly, so a closed page is not kept alive)."""
+        if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
+            return
+        self.check_for_changes()
+        ref = weakref.ref(self)
+
+        def tick():
+            page = ref()
+            if page is not None:
+                page.check_for_changes()
+
+        self._watcher = pn.state.add_periodic_callback(tick, period=5000)
+        watcher = self._watcher
+        pn.state.on_session_destroyed(lambda _ctx: watcher.stop())
 
     def view(self, name: str):
         """The session's instance of a view (built on first use, then kept).
@@ -515,8 +585,11 @@ class Dashboard(pn.viewable.Viewer):
         return known_genes(self.study)
 
     def __panel__(self):
-        return _StudyPage(lambda: [self.header(), self._landing(), self._grid()], self.study,
-                          sizing_mode="stretch_width")
+        def build():
+            self._watch_study()
+            return [self.notice, self.header(), self._landing(), self._grid()]
+
+        return _StudyPage(build, self.study, sizing_mode="stretch_width")
 
 
 class _StudyPage(pn.Column):
