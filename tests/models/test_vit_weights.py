@@ -114,8 +114,11 @@ def test_each_layout_round_trips_to_identical_block_features(name):
         enc = MAEEncoder.load(layout(src), device="cpu", bf16=False, num_heads=heads,
                               config={**enc.config_.__dict__, "norm_eps": cfg.norm_eps})
     f = enc.extract(x)
-    assert np.abs(f["mean"] - want_mean).max() == 0.0
-    assert np.abs(f["cls"] - want_cls).max() == 0.0
+    # equal to float32 rounding: the two paths may order reductions differently (with
+    # torch 2.13's CPU kernels they differ by up to 3e-6 after the blocks); the norm epsilon
+    # left at its default is off by 3e-5 (tried), a misplaced weight by far more
+    np.testing.assert_allclose(f["mean"], want_mean, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(f["cls"], want_cls, rtol=0, atol=1e-5)
     rep = enc.load_report_
     assert not rep["missing"] and not rep["unknown"] and not rep["partial"]
     if name == "timm_vit":
