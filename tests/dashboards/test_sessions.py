@@ -161,3 +161,46 @@ def test_a_page_keeps_its_generation_after_a_commit_and_says_there_are_new_resul
     pn.panel(later).get_root(Document())
     assert later.check_for_changes() == [] and not later.notice.visible
     assert (later.study.read("interactions")["p"] == 1.0).all()
+
+
+def test_a_served_page_shows_the_new_results_notice_by_itself(tiny_study_path, tmp_path):
+    """In a real server session the page checks the Study on its own: a step committed
+    from another Study object shows the notice within a few seconds (fails when the
+    periodic check is not registered for served sessions)."""
+    import shutil
+    import socket
+    import time
+    import urllib.request
+
+    from workbench.dashboards import app
+    from workbench.dashboards.serve import serve_study
+    from workbench.data.study import Study
+
+    path = tmp_path / "served.study"
+    shutil.copytree(tiny_study_path, path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    thread = serve_study(path, port=port, threaded=True, warm=False)
+    try:
+        for _ in range(400):
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60)
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert page.status == 200
+        served = [d for d in list(app.LIVE) if d._watcher is not None
+                  and d.study.path == path]
+        assert len(served) == 1 and not served[0].notice.visible
+        other = Study.open(path)
+        with other.step("rerun-tests") as tx:
+            tx.write_table("interactions", other.read("interactions"))
+        for _ in range(150):  # checked every 5 s
+            if served[0].notice.visible:
+                break
+            time.sleep(0.1)
+        assert served[0].notice.visible
+        assert "interactions" in served[0].notice.object
+    finally:
+        thread.stop()

@@ -8,10 +8,11 @@ without the workbench.
 
 Writes are transactions. A step stages its artefacts under ``.staging/``, then moves them
 to the paths of their new generation (``grn.zarr``, then ``grn.v2.zarr``; the generation
-replaced stays readable until the next rewrite) and rewrites ``study.json`` last (temporary file, then :func:`os.replace`). A crash
-or interrupt before the swap leaves nothing behind; a crash during the swap is rolled back
-the next time the Study is opened, using the journal the transaction left. Either way the
-Study reads as it was before the step, or as it is after it, never in between.
+replaced stays readable until the next rewrite) and rewrites ``study.json`` last
+(temporary file, then :func:`os.replace`). A crash or interrupt before the swap leaves
+nothing behind; a crash during the swap is rolled back the next time the Study is opened,
+using the journal the transaction left. Either way the Study reads as it was before the
+step, or as it is after it, never in between.
 
 Example
 -------
