@@ -211,3 +211,51 @@ def test_cached_highlight_rows_match_the_mask(study):
             np.testing.assert_array_equal(rows, np.flatnonzero(highlight_mask(df, gene)))
         assert len(highlight_rows(study, level, "pca", "")) == 0
         assert len(highlight_rows(study, level, "pca", "NOT_A_GENE")) == 0
+
+
+def test_the_subgraph_glyphs_colour_edges_by_effect_and_fade_them_by_probability(
+        study, served_doc):
+    """Each drawn edge's colour is its effect and its opacity its posterior probability,
+    both read here from the ``grn`` artefact itself (``[i, j]`` is ``j -> i``), and the
+    page's glyphs are bound to those columns (fails for a transposed probability or share,
+    colours swapped, or a glyph whose opacity is a constant)."""
+    from bokeh.models import GlyphRenderer, Scatter, Segment
+
+    from workbench.dashboards.app import build_app
+    from workbench.dashboards.grn import EFFECT_COLOURS
+
+    dash = build_app(study, sync_url=False)
+    served_doc.add_root(pn.panel(dash).get_root(served_doc))
+    grn = dash.view("grn")
+    g = study.read("grn")
+    names = list(map(str, g.var_names))
+    prob = np.asarray(g.varp["edge_probability"], float)
+    share = np.asarray(g.varp["edge_positive_share"], float)
+    ids = {m.id for m in served_doc.models}
+    effects, checked = set(), 0
+    for gene in names[:6]:
+        dash.selection.choose_gene(gene)
+        (src,) = [s for s in grn._live.sources() if s["edges"].id in ids]
+        data = src["edges"].data
+        for edge, p, colour in zip(data["edge"], data["probability"], data["colour"],
+                                   strict=True):
+            a, b = edge.split(" → ")
+            i, j = names.index(b), names.index(a)
+            assert p == pytest.approx(prob[i, j]) and p >= grn.threshold
+            s = share[i, j]
+            want = ("activates" if s >= 0.9 else "represses" if s <= 0.1 else "mixed")
+            assert colour == EFFECT_COLOURS[want], edge
+            effects.add(want)
+            checked += 1
+        heads = src["heads"].data
+        assert list(heads["colour"]) == list(data["colour"])
+        assert list(heads["probability"]) == list(data["probability"])
+    assert checked >= 5 and {"activates", "represses"} <= effects
+    renderers = [r for r in served_doc.select({"type": GlyphRenderer})
+                 if r.data_source.id in {src["edges"].id, src["heads"].id}]
+    glyphs = {type(r.glyph): r.glyph for r in renderers}
+    seg = glyphs[Segment]
+    assert seg.line_color == "colour" or getattr(seg.line_color, "field", None) == "colour"
+    assert getattr(seg.line_alpha, "field", seg.line_alpha) == "probability"
+    head = glyphs[Scatter]
+    assert getattr(head.fill_alpha, "field", head.fill_alpha) == "probability"
