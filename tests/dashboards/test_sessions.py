@@ -204,3 +204,22 @@ def test_a_served_page_shows_the_new_results_notice_by_itself(tiny_study_path, t
         assert "interactions" in served[0].notice.object
     finally:
         thread.stop()
+
+
+def test_a_page_builds_its_panels_once_however_often_it_is_rendered(study, monkeypatch):
+    """A second ``get_root`` (a notebook cell shown again, a second document) reuses the
+    panels built at the first (fails when the page rebuilds them every time)."""
+    from bokeh.document import Document
+
+    from workbench.dashboards import app
+
+    calls = []
+    real = app.Dashboard._grid
+    monkeypatch.setattr(app.Dashboard, "_grid",
+                        lambda self: (calls.append(1), real(self))[1])
+    dash = app.build_app(study, sync_url=False)
+    page = pn.panel(dash)
+    page.get_root(Document())
+    first = list(page.objects)
+    page.get_root(Document())
+    assert calls == [1] and page.objects == first
