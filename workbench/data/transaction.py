@@ -17,7 +17,10 @@ replaces stays on disk as the entry's ``previous`` until the next commit of that
 removes it. A reader that opened the Study before the commit (a served page, a notebook,
 a lazy Zarr array) therefore keeps reading one whole generation, never the new files under
 the old version's name; only a reader two commits behind finds its generation gone, and is
-told so (:class:`~workbench.errors.StudyChangedError`).
+told so (:class:`~workbench.errors.StudyChangedError`) when it reads through
+:meth:`~workbench.data.study.Study.read`. A lazy Zarr array kept across two rewrites is not
+told: Zarr reads a missing chunk as its fill value. Re-open arrays with ``study.read``
+rather than keeping them (the dashboards do).
 """
 
 from __future__ import annotations
