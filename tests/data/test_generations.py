@@ -129,3 +129,29 @@ def test_a_previous_path_outside_the_study_is_refused(study, tmp_path):
     with pytest.raises(StudyCorruptError, match="previous path"):
         Study.open(study.path)
     assert (tmp_path / "outside.parquet").read_text() == "keep me"
+
+
+def test_a_handle_names_what_other_processes_changed_on_disk(study):
+    """``changes_on_disk`` compares this handle's versions with study.json on disk: a
+    rewrite, an addition and a removal by another handle are each named, with the step
+    for what is on disk and None for what is gone; the handle itself is not reloaded
+    (fails when it compares against its own meta, or reloads it)."""
+    reader = Study.open(study.path)
+    stamp = reader.meta_stamp()
+    assert stamp is not None and reader.changes_on_disk() == {}
+    other = Study.open(study.path)
+    with other.step("rerun") as tx:
+        tx.write_table("results", pd.DataFrame({"pair": ["A+B"], "p": [0.9]}))
+        tx.write_table("extra", pd.DataFrame({"x": [1]}))
+        tx.remove("grn_samples")
+    assert reader.meta_stamp() != stamp
+    changed = reader.changes_on_disk()
+    assert list(changed) == ["extra", "grn_samples", "results"]
+    assert changed["grn_samples"] is None
+    assert changed["results"]["version"] == 2 and changed["results"]["step"] == "rerun"
+    assert changed["extra"]["step"] == "rerun"
+    assert reader.version_of("results") == 1 and reader.has("grn_samples")  # not reloaded
+    assert reader.refresh().changes_on_disk() == {}
+    (study.path / "study.json").write_text("{not json")
+    with pytest.raises(StudyCorruptError):
+        reader.changes_on_disk()

@@ -26,6 +26,7 @@ import param
 from workbench.dashboards.base import csv_bytes, live, md_text
 from workbench.data.selection import FIELDS as CHANNEL_FIELDS
 from workbench.data.selection import SelectionChannel
+from workbench.errors import WorkbenchError
 from workbench.dashboards.export import selection_table
 from workbench.dashboards.state import (
     DEFAULT_VIEWS,
@@ -341,28 +342,22 @@ class Dashboard(pn.viewable.Viewer):
             The artefacts written, added or removed since the page was built (empty when
             none).
         """
-        from workbench.data._meta import load_meta
-        from workbench.data._store import STUDY_FILE
-
-        try:
-            st = os.stat(self.study.path / STUDY_FILE)
-        except OSError:
+        stamp = self.study.meta_stamp()
+        if stamp is None:
             return []
-        stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._seen_meta:
             return self._changed if self.notice.visible else []
         self._seen_meta = stamp
         try:
-            now = load_meta(self.study.path)["artefacts"]
-        except Exception:  # a damaged study.json is the reader's error to report
+            now = self.study.changes_on_disk()
+        except (OSError, WorkbenchError):  # a damaged study.json: the reader reports it
             return []
-        mine = self.study.meta["artefacts"]
-        changed = sorted(n for n in set(now) | set(mine)
-                         if (now.get(n) or {}).get("version") != (mine.get(n) or {}).get("version"))
+        changed = list(now)
         self._changed = changed
         if changed:
-            steps = sorted({now[n].get("step", "?") for n in changed if n in now})
-            when = max((now[n].get("written", "") for n in changed if n in now), default="")
+            entries = [e for e in now.values() if e]
+            steps = sorted({e.get("step", "?") for e in entries})
+            when = max((e.get("written", "") for e in entries), default="")
             self.notice.object = (
                 "**This Study has new results**: "
                 + ", ".join(md_text(n) for n in changed)

@@ -246,6 +246,48 @@ class Study:
         """
         return int(self.meta["artefacts"][name]["version"]) if self.has(name) else 0
 
+    def meta_stamp(self) -> tuple[int, int] | None:
+        """A cheap token of ``study.json`` on disk now: it changes when any step commits.
+
+        Only the file's status is read, so a page may call it every few seconds; compare
+        two stamps, then call :meth:`changes_on_disk` when they differ.
+
+        Returns
+        -------
+        tuple of int or None
+            ``(modification time in ns, size)``; None when the file cannot be read.
+        """
+        try:
+            st = os.stat(self.path / STUDY_FILE)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def changes_on_disk(self) -> dict[str, dict[str, Any] | None]:
+        """The artefacts that other processes wrote, added or removed since this handle
+        opened the Study (or last reloaded it).
+
+        This handle keeps describing, and reading, the generation it opened (see
+        :mod:`workbench.data.transaction`); this compares its versions with those in
+        ``study.json`` on disk now. Nothing is reloaded.
+
+        Returns
+        -------
+        dict
+            ``{name: entry on disk}`` for each artefact whose version differs, in name
+            order; the entry (with ``version``, ``step``, ``written``) is None for an
+            artefact removed on disk.
+
+        Raises
+        ------
+        StudyCorruptError
+            When ``study.json`` on disk is damaged.
+        """
+        now = _load_meta(self.path)["artefacts"]
+        mine = self.meta["artefacts"]
+        return {n: now.get(n) for n in sorted(set(now) | set(mine))
+                if (now.get(n) or {}).get("version") != (mine.get(n) or {}).get("version")}
+
     def cache_key(self, *names: str) -> tuple:
         """A key that changes whenever one of the artefacts ``names`` is written again.
 
