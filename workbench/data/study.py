@@ -282,6 +282,8 @@ class Study:
         ------
         StudyCorruptError
             When ``study.json`` on disk is damaged.
+        SchemaVersionError
+            When a newer workbench rewrote it.
         """
         now = _load_meta(self.path)["artefacts"]
         mine = self.meta["artefacts"]
